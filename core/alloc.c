@@ -1,0 +1,158 @@
+/*
+ * alloc.c - the heap of array and queue data: 64-byte aligned blocks with
+ * boundary tags, one address-agnostic free list, first fit, coalescing on
+ * free. Everything runs under the store lock. The block headers and the
+ * free list are derived state: atr__heap_rebuild() remakes them from the
+ * live objects after a process died holding the lock.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+
+#define HDR 64u        /* a block's header; its data follows, aligned */
+#define MIN_BLOCK 128u /* header plus one line                       */
+#define FREE_BIT 1u
+
+struct blk {
+  uint64_t size;      /* whole block, a multiple of 64; bit 0: free */
+  uint64_t prev_size; /* size of the block before it, 0 for the first */
+  uint64_t next_free, prev_free;
+};
+
+static struct blk *blk(atr_store *s, uint64_t off) {
+  return (struct blk *)(s->base + off);
+}
+
+static uint64_t heap_end(atr_store *s) {
+  return s->hdr->size / HDR * HDR;
+}
+
+static uint64_t bsize(const struct blk *b) { return b->size & ~(uint64_t)FREE_BIT; }
+
+static void list_push(atr_store *s, uint64_t off) {
+  struct blk *b = blk(s, off);
+  b->prev_free = 0;
+  b->next_free = s->hdr->heap_free;
+  if (b->next_free)
+    blk(s, b->next_free)->prev_free = off;
+  s->hdr->heap_free = off;
+}
+
+static void list_unlink(atr_store *s, uint64_t off) {
+  struct blk *b = blk(s, off);
+  if (b->prev_free)
+    blk(s, b->prev_free)->next_free = b->next_free;
+  else
+    s->hdr->heap_free = b->next_free;
+  if (b->next_free)
+    blk(s, b->next_free)->prev_free = b->prev_free;
+}
+
+/* Sets the block at off to size bytes and tells its successor. */
+static void set_block(atr_store *s, uint64_t off, uint64_t size, bool free,
+                      uint64_t prev_size) {
+  struct blk *b = blk(s, off);
+  b->size = size | (free ? FREE_BIT : 0);
+  b->prev_size = prev_size;
+  if (off + size < heap_end(s))
+    blk(s, off + size)->prev_size = size;
+}
+
+void atr__heap_init(atr_store *s) {
+  uint64_t start = s->hdr->heap_off;
+  s->hdr->heap_free = 0;
+  s->hdr->heap_used = 0;
+  set_block(s, start, heap_end(s) - start, true, 0);
+  list_push(s, start);
+}
+
+uint64_t atr__heap_alloc(atr_store *s, uint64_t n, uint64_t *got) {
+  uint64_t need = atr__round_up(n == 0 ? 1 : n, HDR) + HDR;
+  if (n > heap_end(s))
+    return 0;
+  for (uint64_t off = s->hdr->heap_free; off; off = blk(s, off)->next_free) {
+    struct blk *b = blk(s, off);
+    uint64_t size = bsize(b);
+    if (size < need)
+      continue;
+    uint64_t at = off;
+    if (size - need >= MIN_BLOCK) {
+      /* Carve from the block's end: the free part keeps its place in
+       * the list. */
+      set_block(s, off, size - need, true, b->prev_size);
+      at = off + size - need;
+      set_block(s, at, need, false, size - need);
+    } else {
+      list_unlink(s, off);
+      need = size;
+      b->size = size;
+    }
+    s->hdr->heap_used += need;
+    *got = need - HDR;
+    return at + HDR;
+  }
+  return 0;
+}
+
+void atr__heap_free(atr_store *s, uint64_t data_off) {
+  uint64_t off = data_off - HDR;
+  struct blk *b = blk(s, off);
+  uint64_t size = bsize(b), prev_size = b->prev_size;
+
+  s->hdr->heap_used -= size;
+  if (off + size < heap_end(s) && (blk(s, off + size)->size & FREE_BIT)) {
+    uint64_t next = off + size;
+    list_unlink(s, next);
+    size += bsize(blk(s, next));
+  }
+  if (prev_size != 0 && (blk(s, off - prev_size)->size & FREE_BIT)) {
+    /* Grow the free block before us; it stays in the list. */
+    uint64_t prev = off - prev_size;
+    set_block(s, prev, prev_size + size, true, blk(s, prev)->prev_size);
+    return;
+  }
+  set_block(s, off, size, true, prev_size);
+  list_push(s, off);
+}
+
+struct span {
+  uint64_t off, size;
+};
+
+static int span_cmp(const void *a, const void *b) {
+  const struct span *x = a, *y = b;
+  return x->off < y->off ? -1 : x->off > y->off;
+}
+
+void atr__heap_rebuild(atr_store *s) {
+  struct atr__header *h = s->hdr;
+  struct span *live = calloc(h->max_objects + 1u, sizeof *live);
+  size_t n = 0;
+  uint64_t cur = h->heap_off, prev_size = 0;
+
+  if (live == NULL)
+    abort(); /* recovery cannot proceed without it; never leave it half */
+  for (uint32_t i = 0; i < h->max_objects; i++) {
+    struct atr__obj *o = atr__slot(s, i);
+    if (atomic_load(&o->id) != 0 && o->data_off != 0)
+      live[n++] = (struct span){o->data_off - HDR, o->data_size + HDR};
+  }
+  qsort(live, n, sizeof *live, span_cmp);
+  h->heap_free = 0;
+  h->heap_used = 0;
+  for (size_t i = 0; i <= n; i++) {
+    uint64_t next = i < n ? live[i].off : heap_end(s);
+    if (next > cur) {
+      set_block(s, cur, next - cur, true, prev_size);
+      list_push(s, cur);
+      prev_size = next - cur;
+    }
+    if (i < n) {
+      set_block(s, live[i].off, live[i].size, false, prev_size);
+      h->heap_used += live[i].size;
+      prev_size = live[i].size;
+      cur = live[i].off + live[i].size;
+    }
+  }
+  free(live);
+}

@@ -1,0 +1,424 @@
+/*
+ * atrium.h - libatrium, typed values, arrays and bounded queues shared
+ * between processes through one store file on a tmpfs.
+ *
+ * Conventions, for every call below:
+ * - Functions return 0 (ATR_OK) or a negative ATR_E* code, unless the
+ *   comment says otherwise. atr_strerror() describes a code.
+ * - Handles (atr_handle, atr_cursor) are caller-owned structs filled by
+ *   an _open call; they hold no heap memory and need no close. A handle
+ *   stays valid until its store is closed; once its object is deleted,
+ *   every call on it fails with ATR_ENOENT.
+ * - No call keeps a pointer to the caller's buffers after it returns.
+ * - Calls that may wait take a timeout in seconds: 0 never waits, a
+ *   negative timeout waits for ever. Waiting never spins: it sleeps on a
+ *   futex in the store, so any process can wake it.
+ * - A store may be used by many threads and processes at once. Nothing in
+ *   this API keeps a lock held when it returns.
+ */
+#ifndef ATRIUM_H
+#define ATRIUM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The error codes: name, message. */
+#define ATR_ERRNO_MAP(X)                                                     \
+  X(EINVAL, "invalid argument")                                              \
+  X(ENAME, "invalid object name (1-64 bytes of A-Z a-z 0-9 _ . -)")          \
+  X(ENOENT, "no such object")                                                \
+  X(EEXIST, "object already exists")                                         \
+  X(EKIND, "the name belongs to an object of another kind")                  \
+  X(ETYPE, "wrong type for this object or operation")                        \
+  X(ERANGE, "value does not fit the object's type")                          \
+  X(EOVERFLOW, "result would leave the type's range")                        \
+  X(EVERSION, "version does not match")                                      \
+  X(EBOUNDS, "index or slice out of range")                                  \
+  X(ELENGTH, "length does not match the object's")                           \
+  X(EFULL, "queue is full")                                                  \
+  X(EEMPTY, "queue is empty")                                                \
+  X(ETOOBIG, "item too large")                                               \
+  X(ETIMEDOUT, "timed out")                                                  \
+  X(ENOSPC, "no space left in the store")                                    \
+  X(ETOOMANY, "object limit of the store reached")                           \
+  X(ENOTSTORE, "file is not an atrium store")                                \
+  X(ELAYOUT, "store was made by another layout version")                     \
+  X(ECORRUPT, "store is damaged")                                            \
+  X(EBUSY, "store is still being initialised by another process")           \
+  X(EGAP, "change events were lost: re-read every object")                   \
+  X(ENOMEM, "out of memory")                                                 \
+  X(ESYS, "system call failed (see errno)")
+
+/* Positions in the table; the public codes below are their negations. */
+enum atr__errpos {
+  ATR__FIRST = 0,
+#define ATR__POS(name, msg) ATR__##name,
+  ATR_ERRNO_MAP(ATR__POS)
+#undef ATR__POS
+  ATR__LAST
+};
+enum {
+  ATR_OK = 0,
+#define ATR__CODE(name, msg) ATR_##name = -(int)ATR__##name,
+  ATR_ERRNO_MAP(ATR__CODE)
+#undef ATR__CODE
+};
+
+/* A static string describing code (0 or ATR_E*); never NULL. */
+const char *atr_strerror(int code);
+/* The code's name without the ATR_ prefix ("ENOENT"); "OK" for 0. */
+const char *atr_errname(int code);
+
+#define ATR_NAME_MAX 64
+
+/* 0 if name[0..len) is a valid object name, else ATR_ENAME. */
+int atr_name_check(const char *name, size_t len);
+
+/* ------------------------------------------------------------------ store */
+
+typedef struct atr_store atr_store;
+
+typedef struct atr_store_opts {
+  size_t size;           /* bytes of the store file (default 16 MiB)       */
+  uint32_t max_objects;  /* default 4096                                   */
+  uint32_t feed_entries; /* change feed ring slots (default 4096)          */
+  unsigned mode;         /* file mode when created (default 0600)          */
+  int open_only;         /* 1: fail with ATR_ENOENT rather than create     */
+  double init_timeout;   /* seconds to wait for another creator (default 5) */
+} atr_store_opts;
+
+#define ATR_DEFAULT_PATH "/dev/shm/atrium"
+#define ATR_DEFAULT_SIZE ((size_t)16 << 20)
+
+/* Fills opts with the defaults. */
+void atr_store_opts_init(atr_store_opts *opts);
+
+/*
+ * Opens the store at path, creating it if missing (unless opts->open_only).
+ * opts may be NULL for the defaults; size, max_objects and feed_entries
+ * matter only when creating. Exactly one of several racing creators
+ * initialises the file; the others wait up to init_timeout for it. The
+ * whole size is reserved up front: a full tmpfs fails here with
+ * ATR_ENOSPC (and the file is removed), never later. A file that is not
+ * a store (ATR_ENOTSTORE) or of another layout (ATR_ELAYOUT) is left
+ * untouched. On success *out owns the mapping; free with atr_store_close.
+ */
+int atr_store_open(const char *path, const atr_store_opts *opts,
+                   atr_store **out);
+
+/* Unmaps and frees store (NULL is fine). Handles on it become invalid. */
+void atr_store_close(atr_store *store);
+
+typedef struct atr_store_stats {
+  uint64_t capacity;    /* bytes of the store file                     */
+  uint64_t used;        /* bytes in use: fixed tables plus object data */
+  uint64_t objects;     /* live objects                                */
+  uint64_t max_objects; /* the object limit                            */
+} atr_store_stats;
+
+int atr_store_stats_get(atr_store *store, atr_store_stats *stats);
+
+/* ---------------------------------------------------------------- objects */
+
+typedef enum atr_kind {
+  ATR_ANY = 0,
+  ATR_VALUE = 1,
+  ATR_ARRAY = 2,
+  ATR_QUEUE = 3,
+} atr_kind;
+
+/* "value", "array", "queue" ("any" for ATR_ANY). */
+const char *atr_kind_name(atr_kind kind);
+
+/*
+ * Type codes are Python's: b B h H i I l L q Q f d, plus '?' (bool) and
+ * 'c' (one byte). l/L/q/Q are 64-bit. Returns the element size in bytes,
+ * or 0 if type is not a type code.
+ */
+size_t atr_type_size(char type);
+
+/*
+ * A scalar crosses the API as a union; which member counts follows the
+ * type: i for b h i l q and '?' (0 or 1); u for B H I L Q and 'c'
+ * (0..255); f for f and d.
+ */
+typedef union atr_scalar {
+  int64_t i;
+  uint64_t u;
+  double f;
+} atr_scalar;
+
+/* A snapshot of one object's description, filled by atr_stat/atr_list. */
+typedef struct atr_info {
+  char name[ATR_NAME_MAX + 1];
+  atr_kind kind;
+  char type;        /* value, array: the type code; queue: 0          */
+  uint64_t version; /* grows on every change, never repeats for a name */
+  uint64_t id;      /* this incarnation of the name, never repeats     */
+  uint64_t length;  /* array: elements                                 */
+  uint64_t size;    /* queue: items waiting                            */
+  uint64_t bytes;   /* queue: bytes waiting; array: data bytes         */
+  uint64_t maxsize; /* queue: item bound (0 = only by its byte space)  */
+  uint64_t max_bytes; /* queue: byte capacity of its ring              */
+  uint64_t max_item;  /* queue: largest item accepted                  */
+} atr_info;
+
+/* Fills *info for the object called name (ATR_ENOENT if none). */
+int atr_stat(atr_store *store, const char *name, atr_info *info);
+
+/*
+ * Calls fn once per live object, in no particular order, stopping early
+ * and returning fn's value when fn returns non-zero. Objects created or
+ * deleted during the walk may or may not be seen. No lock is held while
+ * fn runs, so fn may call any function of this API.
+ */
+int atr_list(atr_store *store, int (*fn)(const atr_info *info, void *arg),
+             void *arg);
+
+/*
+ * Deletes the object called name if it is of kind (ATR_ANY: any kind;
+ * otherwise ATR_EKIND on another kind). Its space is free for reuse at
+ * once; handles on it fail with ATR_ENOENT; processes waiting on a queue
+ * wake and get ATR_ENOENT.
+ */
+int atr_delete(atr_store *store, const char *name, atr_kind kind);
+
+/* ---------------------------------------------------------------- handles */
+
+typedef struct atr_handle {
+  atr_store *store;
+  uint64_t id;   /* the incarnation this handle belongs to */
+  void *rec;     /* private: the object's record           */
+  uint32_t slot; /* private: the record's number           */
+  atr_kind kind;
+  char type;
+} atr_handle;
+
+/* Flags of the _open calls. */
+enum {
+  ATR_CREATE = 1, /* create the object if the name is free              */
+  ATR_EXCL = 2,   /* with ATR_CREATE: fail with ATR_EEXIST if it exists */
+};
+/* Positive result of the _open calls when they created the object. */
+#define ATR_CREATED 1
+
+/* ----------------------------------------------------------------- values */
+
+/*
+ * Opens the value called name into *h. With ATR_CREATE a missing value is
+ * created with init (NULL: zero, as multiprocessing does); an existing
+ * one is opened as it is and init is ignored. type 0 opens a value of any
+ * type; otherwise a value of another type is ATR_ETYPE. Returns
+ * ATR_CREATED if it created the value, 0 if it opened an existing one.
+ * Errors: ATR_ENAME, ATR_ENOENT (no ATR_CREATE), ATR_EEXIST (ATR_EXCL),
+ * ATR_EKIND, ATR_ETYPE, ATR_ERANGE (init does not fit the type),
+ * ATR_ENOSPC, ATR_ETOOMANY.
+ */
+int atr_value_open(atr_store *store, const char *name, char type, int flags,
+                   const atr_scalar *init, atr_handle *h);
+
+/* Reads the value and its version together (either pointer may be NULL).
+ * Lock-free. */
+int atr_value_get(const atr_handle *h, atr_scalar *value, uint64_t *version);
+
+/*
+ * Sets the value. If expect is non-zero the set happens only if the
+ * version is exactly expect at that instant (ATR_EVERSION otherwise,
+ * nothing changed). ATR_ERANGE if value does not fit the type.
+ * *version (may be NULL) gets the new version. Lock-free.
+ */
+int atr_value_set(const atr_handle *h, atr_scalar value, uint64_t expect,
+                  uint64_t *version);
+
+/*
+ * Adds delta (delta.i for integer types, delta.f for f and d) and returns
+ * the new value and version (either may be NULL). A result outside the
+ * type's range, or a float result that is not finite, is ATR_EOVERFLOW
+ * and changes nothing. '?' and 'c' values are ATR_ETYPE. Lock-free: it
+ * touches only the value's own cache line.
+ */
+int atr_value_add(const atr_handle *h, atr_scalar delta, atr_scalar *value,
+                  uint64_t *version);
+
+/* ----------------------------------------------------------------- arrays */
+
+/*
+ * Opens the array called name into *h. With ATR_CREATE a missing array is
+ * created with length elements, from init[0..length) when init is given
+ * (zeros otherwise). An existing array of another length is
+ * ATR_ELENGTH (length 0 matches any), of another type ATR_ETYPE (type 0
+ * matches any). Returns ATR_CREATED or 0, as atr_value_open.
+ */
+int atr_array_open(atr_store *store, const char *name, char type,
+                   uint64_t length, int flags, const atr_scalar *init,
+                   atr_handle *h);
+
+/* The array's length (fixed at creation). */
+int atr_array_length(const atr_handle *h, uint64_t *length);
+
+/*
+ * Resolves a Python slice [start:stop] against length: negative indices
+ * count from the end, out-of-range bounds are clamped. Use 0 and
+ * INT64_MAX for an open start and stop. Sets *lo <= *hi.
+ */
+void atr_slice(int64_t start, int64_t stop, uint64_t length, uint64_t *lo,
+               uint64_t *hi);
+
+/*
+ * Reads the slice [start:stop] (Python semantics) into out, which has
+ * room for cap elements; *n gets the count. A reader never sees part of
+ * a concurrent write: the slice is wholly before or after it. *version
+ * (may be NULL) is the array's version matching what was read. ATR_EINVAL
+ * if cap is smaller than the slice.
+ */
+int atr_array_get(const atr_handle *h, int64_t start, int64_t stop,
+                  atr_scalar *out, uint64_t cap, uint64_t *n,
+                  uint64_t *version);
+
+/*
+ * Writes values[0..n) at index start (negative counts from the end),
+ * atomically: readers see all old or all new. If start + n passes the end
+ * it is ATR_EBOUNDS; a value that does not fit the type is ATR_ERANGE;
+ * expect non-zero and not the current version is ATR_EVERSION; in each
+ * case nothing is written. Takes the array's lock.
+ */
+int atr_array_set(const atr_handle *h, int64_t start, const atr_scalar *values,
+                  uint64_t n, uint64_t expect, uint64_t *version);
+
+/* Adds delta to element index (negative counts from the end), as
+ * atr_value_add; ATR_EBOUNDS for a bad index. Takes the array's lock. */
+int atr_array_add(const atr_handle *h, int64_t index, atr_scalar delta,
+                  atr_scalar *value, uint64_t *version);
+
+/* ----------------------------------------------------------------- queues */
+
+typedef struct atr_queue_opts {
+  uint64_t maxsize;   /* most items waiting; 0 = bounded by bytes only */
+  uint64_t max_bytes; /* bytes of the queue's ring (default 1 MiB)     */
+  uint64_t max_item;  /* largest item (default: max_bytes / 4)         */
+} atr_queue_opts;
+
+void atr_queue_opts_init(atr_queue_opts *opts);
+
+/*
+ * Opens the queue called name into *h; with ATR_CREATE a missing queue is
+ * created with opts (NULL: defaults). An existing queue keeps its own
+ * settings. Returns ATR_CREATED or 0, as atr_value_open.
+ */
+int atr_queue_open(atr_store *store, const char *name, int flags,
+                   const atr_queue_opts *opts, atr_handle *h);
+
+/*
+ * Appends one item (len bytes, 0 allowed), waiting up to timeout while
+ * the queue is full. ATR_EFULL when the time is up, ATR_ETOOBIG if len
+ * passes max_item. The item is copied; it is in the queue whole or not at
+ * all, even if the process dies. Items of one producer keep their order.
+ */
+int atr_queue_put(const atr_handle *h, const void *item, size_t len,
+                  double timeout);
+
+/* Appends n items at once, all or none, waiting up to timeout for room
+ * for all of them. ATR_EFULL if they can never fit or time is up. */
+int atr_queue_put_batch(const atr_handle *h, const struct iovec *items,
+                        size_t n, double timeout);
+
+/*
+ * Takes the oldest item into buf (cap bytes), waiting up to timeout while
+ * the queue is empty; *len gets its size. ATR_EEMPTY when the time is up;
+ * ATR_ETOOBIG if it does not fit in cap (*len then gets its size and the
+ * item stays in the queue).
+ */
+int atr_queue_get(const atr_handle *h, void *buf, size_t cap, size_t *len,
+                  double timeout);
+
+/* Items taken by atr_queue_get_batch: item k is data[off[k]..off[k]+len[k]).
+ * Zero-initialise; the library grows the arrays; atr_items_free frees them. */
+typedef struct atr_items {
+  char *data;
+  size_t *off;
+  size_t *len;
+  size_t count;
+  size_t data_cap, item_cap; /* private */
+} atr_items;
+
+void atr_items_free(atr_items *items);
+
+/*
+ * Takes up to max items (at least one; waits up to timeout while empty)
+ * and appends them to *out. ATR_EEMPTY when none came; ATR_ENOMEM if out
+ * cannot grow (nothing taken).
+ */
+int atr_queue_get_batch(const atr_handle *h, size_t max, double timeout,
+                        atr_items *out);
+
+/* Items and bytes waiting now (either pointer may be NULL), and the
+ * queue's version. */
+int atr_queue_size(const atr_handle *h, uint64_t *items, uint64_t *bytes,
+                   uint64_t *version);
+
+/* Removes every waiting item, at once. */
+int atr_queue_clear(const atr_handle *h);
+
+/* ------------------------------------------------------------ change feed */
+
+typedef enum atr_op {
+  ATR_OP_CREATED = 1,
+  ATR_OP_DELETED,
+  ATR_OP_SET,
+  ATR_OP_ADD,
+  ATR_OP_PUT,
+  ATR_OP_POP,
+  ATR_OP_CLEAR,
+} atr_op;
+
+/* "created", "deleted", "set", "add", "put", "pop", "clear". */
+const char *atr_op_name(atr_op op);
+
+/*
+ * One change. A run of the same op on one object may arrive as one event;
+ * read the object's state when the event arrives to get its latest value.
+ */
+typedef struct atr_event {
+  uint64_t seq; /* store-wide, grows by one per event, across restarts */
+  uint64_t id;  /* the object's incarnation                           */
+  atr_kind kind;
+  atr_op op;
+  char name[ATR_NAME_MAX + 1];
+} atr_event;
+
+/* A reader's place in the change feed; caller-owned, no close needed. */
+typedef struct atr_cursor {
+  atr_store *store;
+  uint64_t next; /* the seq expected next */
+} atr_cursor;
+
+/* Places c at the end of the feed: it will see changes made from now on. */
+int atr_feed_open(atr_store *store, atr_cursor *c);
+
+/*
+ * Waits up to timeout for the next event and fills *ev. ATR_ETIMEDOUT if
+ * none came. ATR_EGAP if events were lost (the reader fell a whole ring
+ * behind, or a writer died while publishing): call atr_feed_resync, then
+ * re-read every object. Never blocks a writer.
+ */
+int atr_feed_next(atr_cursor *c, atr_event *ev, double timeout);
+
+/*
+ * After ATR_EGAP: moves c to the end of the feed and makes sure that every
+ * change after this call yields an event. Read every object after it.
+ */
+int atr_feed_resync(atr_cursor *c);
+
+/* Wakes every process waiting in atr_feed_next on this store (they return
+ * ATR_ETIMEDOUT early); for a reader that is shutting down. */
+void atr_feed_wake(atr_store *store);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ATRIUM_H */

@@ -1,0 +1,68 @@
+/* error.c - error strings, names, kinds and ops. */
+#include "internal.h"
+
+ATR__EXPORT const char *atr_strerror(int code) {
+  switch (code) {
+  case ATR_OK:
+    return "success";
+#define ATR__MSG(name, msg)                                                    \
+  case ATR_##name:                                                             \
+    return msg;
+    ATR_ERRNO_MAP(ATR__MSG)
+#undef ATR__MSG
+  default:
+    return "unknown error";
+  }
+}
+
+ATR__EXPORT const char *atr_errname(int code) {
+  switch (code) {
+  case ATR_OK:
+    return "OK";
+#define ATR__NAME(name, msg)                                                   \
+  case ATR_##name:                                                             \
+    return #name;
+    ATR_ERRNO_MAP(ATR__NAME)
+#undef ATR__NAME
+  default:
+    return "EUNKNOWN";
+  }
+}
+
+ATR__EXPORT int atr_name_check(const char *name, size_t len) {
+  if (name == NULL || len == 0 || len > ATR_NAME_MAX)
+    return ATR_ENAME;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)name[i];
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
+    if (!ok)
+      return ATR_ENAME;
+  }
+  return 0;
+}
+
+ATR__EXPORT const char *atr_kind_name(atr_kind kind) {
+  switch (kind) {
+  case ATR_VALUE:
+    return "value";
+  case ATR_ARRAY:
+    return "array";
+  case ATR_QUEUE:
+    return "queue";
+  default:
+    return "any";
+  }
+}
+
+ATR__EXPORT const char *atr_op_name(atr_op op) {
+  static const char *const names[] = {
+      [ATR_OP_CREATED] = "created", [ATR_OP_DELETED] = "deleted",
+      [ATR_OP_SET] = "set",         [ATR_OP_ADD] = "add",
+      [ATR_OP_PUT] = "put",         [ATR_OP_POP] = "pop",
+      [ATR_OP_CLEAR] = "clear",
+  };
+  if (op < ATR_OP_CREATED || op > ATR_OP_CLEAR)
+    return "unknown";
+  return names[op];
+}

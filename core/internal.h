@@ -1,0 +1,257 @@
+/*
+ * internal.h - the store's layout and the core's private interfaces.
+ *
+ * The store file, as every process maps it (offsets, never pointers):
+ *
+ *   [header 4 KiB][name index][object slots][change feed][heap ........]
+ *
+ * - The name index is an open-addressing hash table of 64-bit entries
+ *   (slot number and a hash tag), read lock-free, written under the
+ *   store lock. One aligned store commits an insert or a delete.
+ * - Object slots are fixed 320-byte records, one per object, only ever
+ *   reused for another object's record. Everything a stale handle may
+ *   touch (the value pair, the id, the locks, the futex words) lives here,
+ *   so a handle to a deleted object reads a record, never foreign data.
+ * - The heap holds array and queue data (boundary-tag blocks, first fit).
+ *   Its free list is derived state: after a crash it is rebuilt from the
+ *   live objects.
+ * - The change feed is a ring of events written lock-free by every
+ *   process; readers detect laps and holes by sequence numbers.
+ */
+#ifndef ATRIUM_INTERNAL_H
+#define ATRIUM_INTERNAL_H
+
+#include "atrium.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define ATR__EXPORT __attribute__((visibility("default")))
+
+#define ATR__MAGIC "ATRIUMST"
+#define ATR__LAYOUT 1u
+#define ATR__READY 0x52454459u /* "REDY" */
+#define ATR__HEADER_SIZE 4096u
+#define ATR__SLOT_SIZE 320u
+#define ATR__FEED_ENTRY_SIZE 96u
+#define ATR__ALIGN 64u
+
+/* A version with this bit set belongs to a value that is being deleted. */
+#define ATR__DEAD (UINT64_C(1) << 63)
+/* The waiter bit of a futex eventcount: set by a sleeper, cleared by the
+ * waker that bumps the count (so a killed sleeper costs one wake). */
+#define ATR__EC_WAITERS 0x80000000u
+
+__extension__ typedef unsigned __int128 atr__u128 __attribute__((aligned(16)));
+
+/* Queue state, committed by flipping atr__queue.cur (one aligned store). */
+struct atr__qstate {
+  uint64_t head;  /* ring position of the oldest item (grows forever)  */
+  uint64_t tail;  /* ring position after the newest item               */
+  uint64_t count; /* items waiting                                     */
+  uint64_t version;
+};
+
+struct atr__array {
+  _Atomic uint64_t seq; /* seqlock: odd while the data is being written */
+  uint64_t version;
+  uint64_t length;
+  _Atomic uint32_t log_valid; /* 1: the redo log holds a committed write */
+  uint32_t esize;
+  uint64_t log_start, log_count, log_version;
+};
+
+struct atr__queue {
+  struct atr__qstate st[2];
+  _Atomic uint32_t cur;
+  _Atomic uint32_t ec_put; /* bumped after items arrive (getters sleep) */
+  _Atomic uint32_t ec_get; /* bumped after items leave (putters sleep)  */
+  uint32_t pad;
+  uint64_t maxsize, ring_size, max_item;
+};
+
+/* One object record. The first cache line is all an add touches. */
+struct atr__obj {
+  /* line 0 */
+  _Alignas(64) uint64_t bits; /* value: its bits; pairs with version  */
+  uint64_t version;           /* value: changed only by 16-byte CAS   */
+  _Atomic uint64_t id;        /* incarnation; 0 = free record          */
+  _Atomic uint64_t pend;      /* feed coalescing mark: seq << 8 | op  */
+  uint8_t kind, type, name_len, dead;
+  uint32_t next_free; /* free record list, slot + 1 (0 = end)  */
+  uint64_t data_off;  /* heap block of an array or a queue     */
+  uint64_t data_size;
+  uint64_t hash;
+  /* line 1 */
+  char name[ATR_NAME_MAX];
+  /* lines 2-4: arrays and queues; the mutex is initialised once, at
+   * store creation, and never again (stale handles may lock it). */
+  pthread_mutex_t lock;
+  union {
+    struct atr__array a;
+    struct atr__queue q;
+  } u;
+};
+_Static_assert(sizeof(struct atr__obj) <= ATR__SLOT_SIZE, "slot too small");
+
+struct atr__fentry {
+  _Atomic uint64_t seq; /* the entry's seq once published; 0 while written */
+  uint64_t id;
+  uint32_t slot;
+  uint8_t op, kind, name_len, pad;
+  char name[ATR_NAME_MAX];
+};
+_Static_assert(sizeof(struct atr__fentry) <= ATR__FEED_ENTRY_SIZE, "entry");
+
+struct atr__header {
+  /* fixed at creation, covered by check */
+  char magic[8];
+  uint32_t layout;
+  _Atomic uint32_t ready;
+  uint64_t size;
+  uint32_t max_objects, index_slots, feed_entries, pad0;
+  uint64_t index_off, slots_off, feed_off, heap_off;
+  uint64_t check;
+  /* under the store lock */
+  _Alignas(64) pthread_mutex_t lock;
+  uint64_t next_id;
+  uint64_t version_floor; /* above every version a deleted object had */
+  uint64_t objects;
+  uint64_t heap_used;
+  uint64_t heap_free; /* first free heap block, 0 = none */
+  uint32_t free_slot; /* first free record, slot + 1      */
+  /* the change feed, each on its own line */
+  _Alignas(64) _Atomic uint64_t feed_head; /* next seq to hand out */
+  _Alignas(64) _Atomic uint32_t feed_ec;
+};
+_Static_assert(sizeof(struct atr__header) <= ATR__HEADER_SIZE, "header");
+
+struct atr_store {
+  uint8_t *base;
+  size_t size;
+  struct atr__header *hdr;
+  _Atomic uint64_t *index;
+  uint32_t index_mask;
+};
+
+static inline struct atr__obj *atr__slot(const atr_store *s, uint32_t slot) {
+  return (struct atr__obj *)(s->base + s->hdr->slots_off +
+                             (uint64_t)slot * ATR__SLOT_SIZE);
+}
+
+static inline struct atr__fentry *atr__fentry(const atr_store *s,
+                                              uint64_t seq) {
+  return (struct atr__fentry *)(s->base + s->hdr->feed_off +
+                                (seq % s->hdr->feed_entries) *
+                                    ATR__FEED_ENTRY_SIZE);
+}
+
+/* os.c: time, futexes, robust locks. */
+double atr__now(void);
+/* Sleeps while *word == val, up to timeout seconds (< 0: for ever). */
+void atr__futex_wait(_Atomic uint32_t *word, uint32_t val, double timeout);
+void atr__futex_wake(_Atomic uint32_t *word);
+/* Eventcounts: prepare returns the value to wait on, with the waiter bit
+ * set; signal wakes every sleeper if there is one (force: always). */
+uint32_t atr__ec_prepare(_Atomic uint32_t *ec);
+void atr__ec_signal(_Atomic uint32_t *ec, bool force);
+int atr__mutex_init(pthread_mutex_t *m);
+/* Locks m. If its owner died, recover(arg) repairs the data it guards
+ * before the lock is marked consistent. 0 or ATR_ESYS. */
+int atr__mutex_lock(pthread_mutex_t *m, void (*recover)(void *), void *arg);
+void atr__mutex_unlock(pthread_mutex_t *m);
+/* Remaining seconds until deadline, or -1 for a deadline of "never". */
+double atr__remaining(double deadline);
+double atr__deadline(double timeout);
+
+/* scalar.c: the type codes. */
+bool atr__is_int(char type);
+bool atr__is_signed(char type);
+bool atr__is_float(char type);
+/* Checks v against type and normalises it (a 'f' is rounded to float).
+ * 0 or ATR_ERANGE. */
+int atr__scalar_check(char type, atr_scalar *v);
+/* cur + delta into *out: 0, ATR_EOVERFLOW or ATR_ETYPE. */
+int atr__scalar_add(char type, atr_scalar cur, atr_scalar delta,
+                    atr_scalar *out);
+atr_scalar atr__elem_load(char type, const void *p);
+void atr__elem_store(char type, void *p, atr_scalar v);
+
+/* store.c */
+int atr__store_lock(atr_store *s);
+void atr__store_unlock(atr_store *s);
+
+/* alloc.c: the heap, under the store lock. */
+void atr__heap_init(atr_store *s);
+/* Returns the offset of a block with at least n usable bytes, 0 if none;
+ * *got is the usable size. */
+uint64_t atr__heap_alloc(atr_store *s, uint64_t n, uint64_t *got);
+void atr__heap_free(atr_store *s, uint64_t off);
+/* Rebuilds block headers and the free list around the live objects. */
+void atr__heap_rebuild(atr_store *s);
+
+/* index.c: names, records, create and delete. */
+uint64_t atr__hash(const char *name, size_t len);
+/* Finds name; fills *slot and *id. 0 or ATR_ENOENT. Lock-free. */
+int atr__lookup(atr_store *s, const char *name, size_t len, uint32_t *slot,
+                uint64_t *id);
+/* Kind-specific set-up of a new record, called under the store lock
+ * with the record's name, kind and type set; may allocate heap. */
+typedef int (*atr__init_fn)(atr_store *s, struct atr__obj *o, void *arg);
+/* Opens or creates name as kind. check(o, arg) vets an existing object
+ * (type, length); init sets up a new one. Returns ATR_CREATED or 0. */
+int atr__open(atr_store *s, const char *name, atr_kind kind, char type,
+              int flags, int (*check)(struct atr__obj *o, void *arg),
+              atr__init_fn init, void *arg, atr_handle *h);
+/* The record of a live handle, or NULL if its object is gone. */
+struct atr__obj *atr__obj_of(const atr_handle *h);
+/* Locks a record's mutex. If the last owner died, the record's data is
+ * repaired first, whatever kind the record holds now (a stale handle may
+ * lock a record that was reused for another kind). */
+int atr__record_lock(atr_store *s, struct atr__obj *o);
+/* Locks the handle's record: 0 with the lock held if the handle's object
+ * is still alive, else ATR_ENOENT (lock released). */
+int atr__handle_lock(const atr_handle *h, atr_kind kind,
+                     struct atr__obj **out);
+void atr__index_insert(atr_store *s, uint32_t slot, uint64_t hash);
+/* Called under the store lock after a crash: drops half-made objects and
+ * finishes half-done deletes, then recounts. */
+void atr__index_recover(atr_store *s);
+
+/* value.c, array.c, queue.c: per-kind pieces index.c calls. */
+int atr__value_kill(struct atr__obj *o, uint64_t *last_version);
+void atr__array_repair(atr_store *s, struct atr__obj *o);
+int atr__array_kill(atr_store *s, struct atr__obj *o, uint64_t *last_version);
+int atr__queue_kill(atr_store *s, struct atr__obj *o, uint64_t *last_version);
+void atr__array_info(struct atr__obj *o, atr_info *info);
+int atr__queue_info(atr_store *s, struct atr__obj *o, atr_info *info);
+
+/* feed.c */
+/* Publishes an event for o. With coalesce, skipped when o already has an
+ * unread event of the same op. Never blocks. */
+void atr__feed_push(atr_store *s, struct atr__obj *o, uint32_t slot,
+                    atr_op op, bool coalesce);
+void atr__feed_publish(atr_store *s, struct atr__obj *o, uint32_t slot,
+                       atr_op op, uint64_t mark);
+
+/* atr__feed_push(..., coalesce) for a change made by a locked
+ * read-modify-write, which already orders the change before the mark's
+ * load (x86 and the __sync builtins are full barriers): no extra fence,
+ * and inline, for the hot paths. */
+static inline void atr__feed_push_fenced(atr_store *s, struct atr__obj *o,
+                                         uint32_t slot, atr_op op) {
+  uint64_t mark = atomic_load_explicit(&o->pend, memory_order_relaxed);
+  if (mark != 0 && (mark & 0xff) == (uint64_t)op)
+    return;
+  atr__feed_publish(s, o, slot, op, mark);
+}
+/* An event that tells every reader to re-read everything. */
+void atr__feed_push_resync(atr_store *s);
+
+static inline uint64_t atr__round_up(uint64_t n, uint64_t a) {
+  return (n + a - 1) / a * a;
+}
+
+#endif

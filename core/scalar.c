@@ -1,0 +1,140 @@
+/*
+ * scalar.c - Python's type codes: ranges, checked adds, element access.
+ * Integers are kept as int64 (signed codes, '?') or uint64 (unsigned
+ * codes, 'c'); floats as double, a 'f' always holding a float's value.
+ */
+#include "internal.h"
+
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+ATR__EXPORT size_t atr_type_size(char type) {
+  switch (type) {
+  case 'b': case 'B': case '?': case 'c':
+    return 1;
+  case 'h': case 'H':
+    return 2;
+  case 'i': case 'I': case 'f':
+    return 4;
+  case 'l': case 'L': case 'q': case 'Q': case 'd':
+    return 8;
+  default:
+    return 0;
+  }
+}
+
+bool atr__is_signed(char type) {
+  return type == 'b' || type == 'h' || type == 'i' || type == 'l' ||
+         type == 'q';
+}
+
+bool atr__is_int(char type) {
+  return atr__is_signed(type) || type == 'B' || type == 'H' || type == 'I' ||
+         type == 'L' || type == 'Q';
+}
+
+bool atr__is_float(char type) { return type == 'f' || type == 'd'; }
+
+static int64_t smin(char type) {
+  return atr_type_size(type) == 8 ? INT64_MIN
+                                  : -((int64_t)1 << (8 * atr_type_size(type) - 1));
+}
+
+static int64_t smax(char type) {
+  return atr_type_size(type) == 8 ? INT64_MAX
+                                  : ((int64_t)1 << (8 * atr_type_size(type) - 1)) - 1;
+}
+
+static uint64_t umax(char type) {
+  return atr_type_size(type) == 8 ? UINT64_MAX
+                                  : ((uint64_t)1 << (8 * atr_type_size(type))) - 1;
+}
+
+int atr__scalar_check(char type, atr_scalar *v) {
+  if (atr__is_signed(type))
+    return v->i >= smin(type) && v->i <= smax(type) ? 0 : ATR_ERANGE;
+  if (atr__is_int(type))
+    return v->u <= umax(type) ? 0 : ATR_ERANGE;
+  switch (type) {
+  case '?':
+    return v->i == 0 || v->i == 1 ? 0 : ATR_ERANGE;
+  case 'c':
+    return v->u <= 255 ? 0 : ATR_ERANGE;
+  case 'd':
+    return isfinite(v->f) ? 0 : ATR_ERANGE;
+  case 'f':
+    if (!isfinite(v->f) || fabs(v->f) > FLT_MAX)
+      return ATR_ERANGE;
+    v->f = (float)v->f;
+    return 0;
+  default:
+    return ATR_ETYPE;
+  }
+}
+
+int atr__scalar_add(char type, atr_scalar cur, atr_scalar delta,
+                    atr_scalar *out) {
+  if (atr__is_signed(type)) {
+    if (__builtin_add_overflow(cur.i, delta.i, &out->i))
+      return ATR_EOVERFLOW;
+    return out->i >= smin(type) && out->i <= smax(type) ? 0 : ATR_EOVERFLOW;
+  }
+  if (atr__is_int(type)) {
+    bool wrapped;
+    if (delta.i >= 0)
+      wrapped = __builtin_add_overflow(cur.u, (uint64_t)delta.i, &out->u);
+    else
+      wrapped = __builtin_sub_overflow(cur.u, -(uint64_t)delta.i, &out->u);
+    return !wrapped && out->u <= umax(type) ? 0 : ATR_EOVERFLOW;
+  }
+  if (atr__is_float(type)) {
+    out->f = cur.f + delta.f;
+    if (!isfinite(out->f) || (type == 'f' && fabs(out->f) > FLT_MAX))
+      return ATR_EOVERFLOW;
+    if (type == 'f') {
+      out->f = (float)out->f;
+      if (!isfinite(out->f))
+        return ATR_EOVERFLOW;
+    }
+    return 0;
+  }
+  return ATR_ETYPE;
+}
+
+atr_scalar atr__elem_load(char type, const void *p) {
+  atr_scalar v = {0};
+  switch (type) {
+  case 'b': { int8_t x; memcpy(&x, p, 1); v.i = x; break; }
+  case 'h': { int16_t x; memcpy(&x, p, 2); v.i = x; break; }
+  case 'i': { int32_t x; memcpy(&x, p, 4); v.i = x; break; }
+  case 'l': case 'q': memcpy(&v.i, p, 8); break;
+  case '?': { uint8_t x; memcpy(&x, p, 1); v.i = x; break; }
+  case 'B': case 'c': { uint8_t x; memcpy(&x, p, 1); v.u = x; break; }
+  case 'H': { uint16_t x; memcpy(&x, p, 2); v.u = x; break; }
+  case 'I': { uint32_t x; memcpy(&x, p, 4); v.u = x; break; }
+  case 'L': case 'Q': memcpy(&v.u, p, 8); break;
+  case 'f': { float x; memcpy(&x, p, 4); v.f = x; break; }
+  case 'd': memcpy(&v.f, p, 8); break;
+  default: break;
+  }
+  return v;
+}
+
+/* v has passed atr__scalar_check for type. */
+void atr__elem_store(char type, void *p, atr_scalar v) {
+  switch (type) {
+  case 'b': { int8_t x = (int8_t)v.i; memcpy(p, &x, 1); break; }
+  case 'h': { int16_t x = (int16_t)v.i; memcpy(p, &x, 2); break; }
+  case 'i': { int32_t x = (int32_t)v.i; memcpy(p, &x, 4); break; }
+  case 'l': case 'q': memcpy(p, &v.i, 8); break;
+  case '?': { uint8_t x = (uint8_t)v.i; memcpy(p, &x, 1); break; }
+  case 'B': case 'c': { uint8_t x = (uint8_t)v.u; memcpy(p, &x, 1); break; }
+  case 'H': { uint16_t x = (uint16_t)v.u; memcpy(p, &x, 2); break; }
+  case 'I': { uint32_t x = (uint32_t)v.u; memcpy(p, &x, 4); break; }
+  case 'L': case 'Q': memcpy(p, &v.u, 8); break;
+  case 'f': { float x = (float)v.f; memcpy(p, &x, 4); break; }
+  case 'd': memcpy(p, &v.f, 8); break;
+  default: break;
+  }
+}

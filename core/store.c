@@ -1,0 +1,258 @@
+/*
+ * store.c - the store file: create (one initialiser among racing
+ * processes), open and validate, close, statistics, the store lock.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MIN_HEAP (64u * 1024u)
+
+ATR__EXPORT void atr_store_opts_init(atr_store_opts *opts) {
+  memset(opts, 0, sizeof *opts);
+  opts->size = ATR_DEFAULT_SIZE;
+  opts->max_objects = 4096;
+  opts->feed_entries = 4096;
+  opts->mode = 0600;
+  opts->init_timeout = 5.0;
+}
+
+static uint64_t header_check(const struct atr__header *h) {
+  /* FNV-1a over the fields fixed at creation. */
+  const uint8_t *p = (const uint8_t *)h;
+  uint64_t x = 1469598103934665603ull;
+  for (size_t i = 0; i < offsetof(struct atr__header, check); i++) {
+    if (i >= offsetof(struct atr__header, ready) &&
+        i < offsetof(struct atr__header, ready) + sizeof h->ready)
+      continue;
+    x = (x ^ p[i]) * 1099511628211ull;
+  }
+  return x;
+}
+
+/* Lays out the tables for opts; 0 or ATR_EINVAL if they do not fit. */
+static int plan(const atr_store_opts *o, struct atr__header *h) {
+  uint32_t slots = 16;
+  if (o->max_objects == 0 || o->max_objects > (1u << 24) ||
+      o->feed_entries < 16 || o->feed_entries > (1u << 24))
+    return ATR_EINVAL;
+  while (slots < 2 * o->max_objects)
+    slots *= 2;
+  memset(h, 0, sizeof *h);
+  memcpy(h->magic, ATR__MAGIC, 8);
+  h->layout = ATR__LAYOUT;
+  h->size = o->size;
+  h->max_objects = o->max_objects;
+  h->index_slots = slots;
+  h->feed_entries = o->feed_entries;
+  h->index_off = ATR__HEADER_SIZE;
+  h->slots_off = atr__round_up(h->index_off + 8ull * slots, ATR__ALIGN);
+  h->feed_off = h->slots_off + (uint64_t)ATR__SLOT_SIZE * o->max_objects;
+  h->heap_off = atr__round_up(
+      h->feed_off + (uint64_t)ATR__FEED_ENTRY_SIZE * o->feed_entries, 4096);
+  if (o->size < h->heap_off + MIN_HEAP || o->size > ((uint64_t)1 << 47))
+    return ATR_EINVAL;
+  h->check = header_check(h);
+  return 0;
+}
+
+static void attach(atr_store *s, uint8_t *base, size_t size) {
+  s->base = base;
+  s->size = size;
+  s->hdr = (struct atr__header *)base;
+  s->index = (_Atomic uint64_t *)(base + s->hdr->index_off);
+  s->index_mask = s->hdr->index_slots - 1;
+}
+
+/* Fills a new, reserved, zeroed file mapped at base. */
+static int initialise(atr_store *s, const struct atr__header *plan_hdr) {
+  struct atr__header *h = s->hdr;
+  memcpy(h, plan_hdr, offsetof(struct atr__header, lock));
+  attach(s, s->base, s->size); /* now that the offsets are in place */
+  if (atr__mutex_init(&h->lock) != 0)
+    return ATR_ESYS;
+  h->next_id = 1;
+  h->version_floor = 0;
+  atomic_store(&h->feed_head, 1);
+  for (uint32_t i = 0; i < h->max_objects; i++) {
+    struct atr__obj *o = atr__slot(s, i);
+    if (atr__mutex_init(&o->lock) != 0)
+      return ATR_ESYS;
+    o->next_free = i + 2 <= h->max_objects ? i + 2 : 0;
+  }
+  h->free_slot = 1;
+  atr__heap_init(s);
+  atomic_store_explicit(&h->ready, ATR__READY, memory_order_release);
+  return 0;
+}
+
+/* Checks a header read from an existing file of file_size bytes. */
+static int validate(const struct atr__header *h, uint64_t file_size) {
+  static const char zero[8];
+  if (file_size < sizeof *h || memcmp(h->magic, zero, 8) == 0)
+    return file_size < sizeof *h && file_size > 0 ? ATR_ENOTSTORE : ATR_EBUSY;
+  if (memcmp(h->magic, ATR__MAGIC, 8) != 0)
+    return ATR_ENOTSTORE;
+  if (h->layout != ATR__LAYOUT)
+    return ATR_ELAYOUT;
+  if (atomic_load(&h->ready) != ATR__READY)
+    return ATR_EBUSY;
+  if (h->check != header_check(h) || h->size != file_size ||
+      h->index_slots == 0 || (h->index_slots & (h->index_slots - 1)) != 0 ||
+      h->heap_off >= h->size)
+    return ATR_ECORRUPT;
+  return 0;
+}
+
+static int map_file(int fd, size_t size, uint8_t **base) {
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED)
+    return errno == ENOMEM ? ATR_ENOMEM : ATR_ESYS;
+  *base = p;
+  return 0;
+}
+
+static int create(const char *path, const atr_store_opts *o, atr_store *s) {
+  struct atr__header want;
+  uint8_t *base = NULL;
+  int rc, fd;
+
+  if ((rc = plan(o, &want)) != 0)
+    return rc;
+  fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, o->mode & 07777);
+  if (fd < 0)
+    return errno == EEXIST ? ATR_EEXIST : ATR_ESYS;
+  /* Openers take a shared lock and find the file ready or keep waiting. */
+  if (flock(fd, LOCK_EX) != 0 || fchmod(fd, o->mode & 07777) != 0) {
+    rc = ATR_ESYS;
+    goto fail;
+  }
+  /* Reserve every page now: a full tmpfs fails here, not with SIGBUS. */
+  if ((rc = posix_fallocate(fd, 0, (off_t)o->size)) != 0) {
+    rc = rc == ENOSPC || rc == EFBIG ? ATR_ENOSPC : ATR_ESYS;
+    goto fail;
+  }
+  if ((rc = map_file(fd, o->size, &base)) != 0)
+    goto fail;
+  attach(s, base, o->size);
+  if ((rc = initialise(s, &want)) != 0)
+    goto fail;
+  /* The mapping holds the open file, and with it the lock: drop the
+   * lock by hand. */
+  flock(fd, LOCK_UN);
+  close(fd);
+  return 0;
+fail:
+  if (base != NULL)
+    munmap(base, o->size);
+  unlink(path);
+  close(fd);
+  return rc;
+}
+
+/* Opens an existing store, waiting for its creator up to the deadline. */
+static int open_existing(const char *path, double deadline, atr_store *s) {
+  struct atr__header h;
+  struct stat st;
+  uint8_t *base = NULL;
+  int rc, fd = open(path, O_RDWR | O_CLOEXEC);
+
+  if (fd < 0)
+    return errno == ENOENT ? ATR_ENOENT : ATR_ESYS;
+  for (;;) {
+    if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+      memset(&h, 0, sizeof h);
+      if (fstat(fd, &st) != 0 || pread(fd, &h, sizeof h, 0) < 0) {
+        rc = ATR_ESYS;
+        break;
+      }
+      rc = validate(&h, (uint64_t)st.st_size);
+      if (rc == 0) {
+        if ((rc = map_file(fd, h.size, &base)) == 0)
+          attach(s, base, h.size);
+        flock(fd, LOCK_UN);
+        break;
+      }
+      flock(fd, LOCK_UN);
+      if (rc != ATR_EBUSY)
+        break;
+    } else if (errno != EWOULDBLOCK) {
+      rc = ATR_ESYS;
+      break;
+    }
+    if (atr__now() >= deadline) {
+      rc = ATR_EBUSY;
+      break;
+    }
+    usleep(1000); /* only while another process initialises the file */
+  }
+  close(fd);
+  return rc;
+}
+
+ATR__EXPORT int atr_store_open(const char *path, const atr_store_opts *opts,
+                               atr_store **out) {
+  atr_store_opts defaults;
+  atr_store *s;
+  int rc;
+
+  if (path == NULL || out == NULL)
+    return ATR_EINVAL;
+  if (opts == NULL) {
+    atr_store_opts_init(&defaults);
+    opts = &defaults;
+  }
+  if ((s = calloc(1, sizeof *s)) == NULL)
+    return ATR_ENOMEM;
+  double deadline = atr__now() + opts->init_timeout;
+  rc = opts->open_only ? ATR_EEXIST : create(path, opts, s);
+  if (rc == ATR_EEXIST)
+    rc = open_existing(path, deadline, s);
+  if (rc != 0) {
+    free(s);
+    return rc;
+  }
+  *out = s;
+  return 0;
+}
+
+ATR__EXPORT void atr_store_close(atr_store *s) {
+  if (s == NULL)
+    return;
+  munmap(s->base, s->size);
+  free(s);
+}
+
+ATR__EXPORT int atr_store_stats_get(atr_store *s, atr_store_stats *st) {
+  int rc;
+  if (s == NULL || st == NULL)
+    return ATR_EINVAL;
+  if ((rc = atr__store_lock(s)) != 0)
+    return rc;
+  st->capacity = s->hdr->size;
+  st->used = s->hdr->heap_off + s->hdr->heap_used;
+  st->objects = s->hdr->objects;
+  st->max_objects = s->hdr->max_objects;
+  atr__store_unlock(s);
+  return 0;
+}
+
+static void store_recover(void *arg) {
+  atr_store *s = arg;
+  atr__index_recover(s);
+  atr__heap_rebuild(s);
+  atr__feed_push_resync(s);
+}
+
+int atr__store_lock(atr_store *s) {
+  return atr__mutex_lock(&s->hdr->lock, store_recover, s);
+}
+
+void atr__store_unlock(atr_store *s) { atr__mutex_unlock(&s->hdr->lock); }

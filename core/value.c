@@ -1,0 +1,192 @@
+/*
+ * value.c - typed scalar values, lock-free.
+ *
+ * A value's bits and its version sit side by side in one 16-byte word and
+ * change together with one 16-byte compare-and-swap. So a reader always
+ * gets a value with the version that belongs to it, and a
+ * compare-and-set by version is exact: it cannot succeed once any change
+ * has passed that version, because that change moved the same word.
+ * Measured here, this costs about the same as an 8-byte CAS loop plus a
+ * separate fetch_add of the version, which could not give that
+ * guarantee. An add touches the value's own cache line and nothing else
+ * unless the change feed needs a new event.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+static inline atr__u128 pair_load(struct atr__obj *o) {
+  /* Two plain loads may tear; the CAS that follows catches that. */
+  const volatile uint64_t *p = &o->bits;
+  uint64_t lo = p[0], hi = p[1];
+  return ((atr__u128)hi << 64) | lo;
+}
+
+static inline bool pair_cas(struct atr__obj *o, atr__u128 *expect,
+                            atr__u128 next) {
+  atr__u128 seen =
+      __sync_val_compare_and_swap((atr__u128 *)&o->bits, *expect, next);
+  if (seen == *expect)
+    return true;
+  *expect = seen;
+  return false;
+}
+
+static inline uint64_t pair_bits(atr__u128 p) { return (uint64_t)p; }
+static inline uint64_t pair_version(atr__u128 p) { return (uint64_t)(p >> 64); }
+static inline atr__u128 pair_make(uint64_t bits, uint64_t version) {
+  return ((atr__u128)version << 64) | bits;
+}
+
+static atr_scalar from_bits(uint64_t bits) {
+  atr_scalar v;
+  v.u = bits;
+  return v;
+}
+
+/* The handle's record, if it is a live value. */
+static struct atr__obj *value_of(const atr_handle *h) {
+  struct atr__obj *o = atr__obj_of(h);
+  return o != NULL && h->kind == ATR_VALUE ? o : NULL;
+}
+
+struct value_init {
+  const atr_scalar *init;
+};
+
+static int value_init(atr_store *s, struct atr__obj *o, void *arg) {
+  struct value_init *vi = arg;
+  atr_scalar v = {0};
+  (void)s;
+  if (vi->init != NULL)
+    v = *vi->init;
+  o->bits = v.u;
+  return 0;
+}
+
+ATR__EXPORT int atr_value_open(atr_store *s, const char *name, char type,
+                               int flags, const atr_scalar *init,
+                               atr_handle *h) {
+  struct value_init vi = {init};
+  atr_scalar v;
+  int rc;
+  if (type != 0 && atr_type_size(type) == 0)
+    return ATR_ETYPE;
+  if (flags & ATR_CREATE) {
+    if (type == 0)
+      return ATR_EINVAL;
+    if (init != NULL) {
+      v = *init;
+      if ((rc = atr__scalar_check(type, &v)) != 0)
+        return rc;
+      vi.init = &v;
+    }
+  }
+  return atr__open(s, name, ATR_VALUE, type, flags, NULL, value_init, &vi, h);
+}
+
+ATR__EXPORT int atr_value_get(const atr_handle *h, atr_scalar *value,
+                              uint64_t *version) {
+  struct atr__obj *o = value_of(h);
+  if (o == NULL)
+    return ATR_ENOENT;
+  /* The version is the pair's own sequence count: it changes with every
+   * change of the pair, so equal versions around the read of the bits
+   * mean the bits belong to that version. Read-only, no CAS. */
+  uint64_t ver, bits;
+  do {
+    ver = __atomic_load_n(&o->version, __ATOMIC_ACQUIRE);
+    bits = __atomic_load_n(&o->bits, __ATOMIC_ACQUIRE);
+  } while (__atomic_load_n(&o->version, __ATOMIC_ACQUIRE) != ver);
+  atr__u128 p = pair_make(bits, ver);
+  if ((pair_version(p) & ATR__DEAD) || atomic_load(&o->id) != h->id)
+    return ATR_ENOENT;
+  if (value != NULL)
+    *value = from_bits(pair_bits(p));
+  if (version != NULL)
+    *version = pair_version(p);
+  return 0;
+}
+
+ATR__EXPORT int atr_value_set(const atr_handle *h, atr_scalar value,
+                              uint64_t expect, uint64_t *version) {
+  struct atr__obj *o = value_of(h);
+  int rc;
+  if (o == NULL)
+    return ATR_ENOENT;
+  if ((rc = atr__scalar_check(h->type, &value)) != 0)
+    return rc;
+  atr__u128 p = pair_load(o);
+  for (;;) {
+    uint64_t ver = pair_version(p);
+    if ((ver & ATR__DEAD) || atomic_load(&o->id) != h->id)
+      return ATR_ENOENT;
+    if (expect != 0 && ver != expect) {
+      /* Confirm with a CAS so a torn read never fails a good set. */
+      if (pair_cas(o, &p, p))
+        return ATR_EVERSION;
+      continue;
+    }
+    if (pair_cas(o, &p, pair_make(value.u, ver + 1))) {
+      if (version != NULL)
+        *version = ver + 1;
+      break;
+    }
+  }
+  atr__feed_push_fenced(h->store, o, h->slot, ATR_OP_SET);
+  return 0;
+}
+
+/* cur + delta for the value's type; the common 64-bit case inline. */
+static inline int add_bits(char type, uint64_t cur, atr_scalar delta,
+                           atr_scalar *next) {
+  if (type == 'q' || type == 'l') {
+    int64_t r;
+    if (__builtin_add_overflow((int64_t)cur, delta.i, &r))
+      return ATR_EOVERFLOW;
+    next->i = r;
+    return 0;
+  }
+  return atr__scalar_add(type, from_bits(cur), delta, next);
+}
+
+ATR__EXPORT int atr_value_add(const atr_handle *h, atr_scalar delta,
+                              atr_scalar *value, uint64_t *version) {
+  struct atr__obj *o;
+  atr_scalar next;
+  int rc;
+  if (h == NULL || h->kind != ATR_VALUE || (o = h->rec) == NULL)
+    return ATR_ENOENT;
+  atr__u128 p = pair_load(o);
+  for (;;) {
+    uint64_t ver = pair_version(p);
+    if ((ver & ATR__DEAD) ||
+        atomic_load_explicit(&o->id, memory_order_relaxed) != h->id)
+      return ATR_ENOENT;
+    if ((rc = add_bits(h->type, pair_bits(p), delta, &next)) != 0) {
+      /* Fail only on a pair known to be whole. */
+      if (pair_cas(o, &p, p))
+        return rc;
+      continue;
+    }
+    if (pair_cas(o, &p, pair_make(next.u, ver + 1)))
+      break;
+  }
+  atr__feed_push_fenced(h->store, o, h->slot, ATR_OP_ADD);
+  if (value != NULL)
+    *value = next;
+  if (version != NULL)
+    *version = pair_version(p) + 1;
+  return 0;
+}
+
+/* Marks the value dead so that no change can follow; the last version
+ * is the final one. Under the store lock. */
+int atr__value_kill(struct atr__obj *o, uint64_t *last) {
+  atr__u128 p = pair_load(o);
+  while (!pair_cas(o, &p, pair_make(pair_bits(p), pair_version(p) | ATR__DEAD)))
+    ;
+  o->dead = 1;
+  *last = pair_version(p) & ~ATR__DEAD;
+  return 0;
+}
