@@ -134,8 +134,9 @@ void atr__heap_rebuild(atr_store *s) {
     abort(); /* recovery cannot proceed without it; never leave it half */
   for (uint32_t i = 0; i < h->max_objects; i++) {
     struct atr__obj *o = atr__slot(s, i);
-    if (atomic_load(&o->id) != 0 && o->data_off != 0)
-      live[n++] = (struct span){o->data_off - HDR, o->data_size + HDR};
+    uint64_t size, off = atr__record_data(o, &size);
+    if (atomic_load(&o->id) != 0 && off != 0)
+      live[n++] = (struct span){off - HDR, size + HDR};
   }
   qsort(live, n, sizeof *live, span_cmp);
   h->heap_free = 0;

@@ -163,8 +163,8 @@ typedef struct atr_info {
   uint64_t length;  /* array: elements                                 */
   uint64_t size;    /* queue: items waiting                            */
   uint64_t bytes;   /* queue: bytes waiting; array: data bytes         */
-  uint64_t maxsize; /* queue: item bound (0 = only by its byte space)  */
-  uint64_t max_bytes; /* queue: byte capacity of its ring              */
+  uint64_t maxsize; /* queue: item bound (0 = none)                    */
+  uint64_t max_bytes; /* queue: byte bound (0 = the store's space)     */
   uint64_t max_item;  /* queue: largest item accepted                  */
 } atr_info;
 
@@ -298,9 +298,13 @@ int atr_array_add(const atr_handle *h, int64_t index, atr_scalar delta,
 /* ----------------------------------------------------------------- queues */
 
 typedef struct atr_queue_opts {
-  uint64_t maxsize;   /* most items waiting; 0 = bounded by bytes only */
-  uint64_t max_bytes; /* bytes of the queue's ring (default 1 MiB)     */
-  uint64_t max_item;  /* largest item (default: max_bytes / 4)         */
+  uint64_t maxsize;   /* most items waiting; 0 = no bound on the count  */
+  uint64_t max_bytes; /* bytes of the queue's ring (default 1 MiB); 0 =
+                         bounded only by the store's space: the ring
+                         grows as needed, and a put that finds the store
+                         full fails with ATR_ENOSPC                     */
+  uint64_t max_item;  /* largest item (default: max_bytes / 4, or 1 MiB
+                         when max_bytes is 0)                           */
 } atr_queue_opts;
 
 void atr_queue_opts_init(atr_queue_opts *opts);
@@ -316,7 +320,8 @@ int atr_queue_open(atr_store *store, const char *name, int flags,
 /*
  * Appends one item (len bytes, 0 allowed), waiting up to timeout while
  * the queue is full. ATR_EFULL when the time is up, ATR_ETOOBIG if len
- * passes max_item. The item is copied; it is in the queue whole or not at
+ * passes max_item; a queue without a byte bound that cannot grow any
+ * more answers ATR_ENOSPC (the store is full) at once. The item is copied; it is in the queue whole or not at
  * all, even if the process dies. Items of one producer keep their order.
  */
 int atr_queue_put(const atr_handle *h, const void *item, size_t len,

@@ -211,12 +211,8 @@ int atr__open(atr_store *s, const char *name, atr_kind kind, char type,
   o->data_off = o->data_size = 0;
   o->version = hd->version_floor + 1;
   atomic_store(&o->pend, 0);
-  if ((rc = init(s, o, arg)) != 0) {
-    if (o->data_off != 0)
-      atr__heap_free(s, o->data_off);
-    o->data_off = 0;
-    goto out;
-  }
+  if ((rc = init(s, o, arg)) != 0)
+    goto out; /* init frees what it took */
   /* Publish: the id makes the record live, the index entry makes it
    * findable (the commit point). */
   hd->free_slot = o->next_free;
@@ -235,11 +231,22 @@ out:
   return rc;
 }
 
+uint64_t atr__record_data(struct atr__obj *o, uint64_t *size) {
+  if (o->kind == ATR_QUEUE) {
+    const struct atr__qstate *st = &o->u.q.st[atomic_load(&o->u.q.cur) & 1];
+    *size = st->ring_size;
+    return st->ring_off;
+  }
+  *size = o->data_size;
+  return o->data_off;
+}
+
 /* Frees o's record and data; under the store lock, o already dead. */
 static void release(atr_store *s, uint32_t slot, struct atr__obj *o) {
+  uint64_t size, off = atr__record_data(o, &size);
   atomic_store(&o->id, 0);
-  if (o->data_off != 0)
-    atr__heap_free(s, o->data_off);
+  if (off != 0)
+    atr__heap_free(s, off);
   o->data_off = o->data_size = 0;
   o->next_free = s->hdr->free_slot;
   s->hdr->free_slot = slot + 1;

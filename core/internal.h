@@ -46,12 +46,15 @@
 
 __extension__ typedef unsigned __int128 atr__u128 __attribute__((aligned(16)));
 
-/* Queue state, committed by flipping atr__queue.cur (one aligned store). */
+/* Queue state, committed by flipping atr__queue.cur (one aligned store).
+ * The ring itself is part of it: a growing queue moves to a larger ring
+ * with the same one store. */
 struct atr__qstate {
   uint64_t head;  /* ring position of the oldest item (grows forever)  */
   uint64_t tail;  /* ring position after the newest item               */
   uint64_t count; /* items waiting                                     */
   uint64_t version;
+  uint64_t ring_off, ring_size; /* the ring's heap block: data, bytes */
 };
 
 struct atr__array {
@@ -68,8 +71,8 @@ struct atr__queue {
   _Atomic uint32_t cur;
   _Atomic uint32_t ec_put; /* bumped after items arrive (getters sleep) */
   _Atomic uint32_t ec_get; /* bumped after items leave (putters sleep)  */
-  uint32_t pad;
-  uint64_t maxsize, ring_size, max_item;
+  uint32_t grow; /* no byte bound: the ring grows within the store */
+  uint64_t maxsize, max_item;
 };
 
 /* One object record. The first cache line is all an add touches. */
@@ -81,7 +84,7 @@ struct atr__obj {
   _Atomic uint64_t pend;      /* feed coalescing mark: seq << 8 | op  */
   uint8_t kind, type, name_len, dead;
   uint32_t next_free; /* free record list, slot + 1 (0 = end)  */
-  uint64_t data_off;  /* heap block of an array or a queue     */
+  uint64_t data_off;  /* heap block of an array (queues: in u.q) */
   uint64_t data_size;
   uint64_t hash;
   /* line 1 */
@@ -227,6 +230,8 @@ int atr__array_kill(atr_store *s, struct atr__obj *o, uint64_t *last_version);
 int atr__queue_kill(atr_store *s, struct atr__obj *o, uint64_t *last_version);
 void atr__array_info(struct atr__obj *o, atr_info *info);
 int atr__queue_info(atr_store *s, struct atr__obj *o, atr_info *info);
+/* The heap block a record's committed state uses (usable bytes), or 0. */
+uint64_t atr__record_data(struct atr__obj *o, uint64_t *size);
 
 /* feed.c */
 /* Publishes an event for o. With coalesce, skipped when o already has an

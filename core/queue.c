@@ -8,6 +8,12 @@
  * process killed at any point leaves the old state or the new, never a
  * half item, so recovery has nothing to repair. Waiting uses futex
  * eventcounts in the queue's record, never condition variables.
+ *
+ * A queue without a byte bound starts with a small ring and moves to one
+ * twice as large (or as large as needed) when a put does not fit: under
+ * the store lock and its own, it copies the items over, commits the new
+ * ring like any other state, and frees the old one. It is bounded by the
+ * store's space, and a full store answers ATR_ENOSPC.
  */
 #include "internal.h"
 
@@ -16,6 +22,8 @@
 
 #define WRAP 0xffffffffu
 #define ITEM_HDR 8u
+#define GROW_START ((uint64_t)64 << 10) /* first ring of a growing queue */
+#define GROW_MAX_ITEM ((uint64_t)1 << 20)
 
 static uint64_t need_of(size_t len) {
   return ITEM_HDR + atr__round_up(len, 8);
@@ -26,8 +34,8 @@ static struct atr__obj *queue_of(const atr_handle *h) {
   return o != NULL && h->kind == ATR_QUEUE ? o : NULL;
 }
 
-static uint8_t *ring(const atr_handle *h, struct atr__obj *o) {
-  return h->store->base + o->data_off;
+static uint8_t *ring(const atr_handle *h, const struct atr__qstate *st) {
+  return h->store->base + st->ring_off;
 }
 
 static struct atr__qstate state(struct atr__obj *o) {
@@ -45,6 +53,23 @@ static int queue_lock(const atr_handle *h, struct atr__obj **out) {
   return atr__handle_lock(h, ATR_QUEUE, out);
 }
 
+/* Called holding o's lock, which it releases: sleeps until ec moves or
+ * the deadline passes. 0 to look again, ATR_ETIMEDOUT when time is up.
+ * The waiter bit is set under the lock, so a change committed after it
+ * cannot miss us. */
+static int wait_locked(struct atr__obj *o, _Atomic uint32_t *ec,
+                       double deadline) {
+  double left = atr__remaining(deadline);
+  if (left == 0) {
+    atr__mutex_unlock(&o->lock);
+    return ATR_ETIMEDOUT;
+  }
+  uint32_t seen = atr__ec_prepare(ec);
+  atr__mutex_unlock(&o->lock);
+  atr__futex_wait(ec, seen, left);
+  return 0;
+}
+
 ATR__EXPORT void atr_queue_opts_init(atr_queue_opts *opts) {
   opts->maxsize = 0;
   opts->max_bytes = (uint64_t)1 << 20;
@@ -54,17 +79,23 @@ ATR__EXPORT void atr_queue_opts_init(atr_queue_opts *opts) {
 static int queue_init(atr_store *s, struct atr__obj *o, void *arg) {
   const atr_queue_opts *opts = arg;
   struct atr__queue *q = &o->u.q;
-  uint64_t got, ring_size = atr__round_up(opts->max_bytes, 8);
+  uint64_t got, want = opts->max_bytes != 0 ? opts->max_bytes : GROW_START;
+  uint64_t off = atr__heap_alloc(s, atr__round_up(want, 8), &got);
 
-  if ((o->data_off = atr__heap_alloc(s, ring_size, &got)) == 0)
+  if (off == 0)
     return ATR_ENOSPC;
-  o->data_size = got;
   memset(q->st, 0, sizeof q->st);
   q->st[0].version = o->version;
+  q->st[0].ring_off = off;
+  /* A bounded ring is exactly as large as asked; a growing one uses
+   * the whole block. */
+  q->st[0].ring_size = opts->max_bytes != 0 ? atr__round_up(want, 8) : got;
   atomic_store(&q->cur, 0);
+  q->grow = opts->max_bytes == 0;
   q->maxsize = opts->maxsize;
-  q->ring_size = ring_size;
-  q->max_item = opts->max_item != 0 ? opts->max_item : ring_size / 4;
+  q->max_item = opts->max_item != 0 ? opts->max_item
+                : q->grow          ? GROW_MAX_ITEM
+                                   : q->st[0].ring_size / 4;
   return 0;
 }
 
@@ -72,14 +103,12 @@ ATR__EXPORT int atr_queue_open(atr_store *s, const char *name, int flags,
                                const atr_queue_opts *opts, atr_handle *h) {
   atr_queue_opts o;
   atr_queue_opts_init(&o);
-  if (opts != NULL) {
-    o.maxsize = opts->maxsize;
-    o.max_bytes = opts->max_bytes != 0 ? opts->max_bytes : o.max_bytes;
-    o.max_item = opts->max_item;
-  }
-  if (o.max_bytes < 64 || o.max_bytes > ((uint64_t)1 << 40) ||
-      o.max_item > atr__round_up(o.max_bytes, 8) - ITEM_HDR ||
-      o.max_item > UINT32_MAX - 8)
+  if (opts != NULL)
+    o = *opts;
+  if ((o.max_bytes != 0 && (o.max_bytes < 64 ||
+                            o.max_item > atr__round_up(o.max_bytes, 8) -
+                                             ITEM_HDR)) ||
+      o.max_bytes > ((uint64_t)1 << 40) || o.max_item > UINT32_MAX - 8)
     return ATR_EINVAL;
   return atr__open(s, name, ATR_QUEUE, 0, flags, NULL, queue_init, &o, h);
 }
@@ -88,7 +117,7 @@ ATR__EXPORT int atr_queue_open(atr_store *s, const char *name, int flags,
  * not fit now. An empty queue restarts at the ring's beginning. */
 static bool plan_put(const struct atr__queue *q, struct atr__qstate *st,
                      const struct iovec *items, size_t n, uint64_t *end) {
-  uint64_t R = q->ring_size, pos;
+  uint64_t R = st->ring_size, pos;
   if (q->maxsize != 0 && st->count + n > q->maxsize)
     return false;
   if (st->count == 0)
@@ -122,6 +151,75 @@ static void write_items(uint8_t *base, uint64_t R, uint64_t pos,
   }
 }
 
+/* Reads the item at pos; returns its length and sets *at to its bytes
+ * and *next to the position after it. */
+static uint32_t item_at(uint8_t *base, uint64_t R, uint64_t pos,
+                        const uint8_t **at, uint64_t *next) {
+  uint64_t phys = pos % R;
+  uint32_t len;
+  memcpy(&len, base + phys, 4);
+  if (len == WRAP) {
+    pos += R - phys;
+    phys = 0;
+    memcpy(&len, base, 4);
+  }
+  *at = base + phys + ITEM_HDR;
+  *next = pos + need_of(len);
+  return len;
+}
+
+/* Moves a growing queue to a ring with room for `more` bytes beyond what
+ * it holds. Takes the store lock, then the queue's (the order deletes
+ * use). 0 (also when room appeared meanwhile), ATR_ENOSPC or ATR_ENOENT. */
+static int grow(const atr_handle *h, uint64_t more) {
+  atr_store *s = h->store;
+  struct atr__obj *o;
+  uint64_t got, want, off;
+  int rc;
+
+  if ((rc = atr__store_lock(s)) != 0)
+    return rc;
+  if ((rc = queue_lock(h, &o)) != 0)
+    goto out_store;
+  struct atr__qstate st = state(o);
+  uint64_t used = st.tail - st.head;
+  /* Items wrap whole, wasting less than one item's room; with twice
+   * the room free a put always fits. */
+  if (st.ring_size - used >= 2 * more)
+    goto out; /* drained meanwhile */
+  for (want = 2 * st.ring_size; want < used + more; want *= 2)
+    ;
+  /* Doubling keeps moves rare; near the store's end, take just enough. */
+  if ((off = atr__heap_alloc(s, want, &got)) == 0 &&
+      (off = atr__heap_alloc(s, used + 2 * more, &got)) == 0) {
+    rc = ATR_ENOSPC;
+    goto out;
+  }
+  /* Copy the items, packed from the new ring's start, then commit the
+   * new ring with one store; the old one is free from then on. */
+  uint8_t *from = ring(h, &st), *to = s->base + off;
+  uint64_t pos = st.head, end = 0;
+  for (uint64_t k = 0; k < st.count; k++) {
+    const uint8_t *at;
+    uint32_t len = item_at(from, st.ring_size, pos, &at, &pos);
+    struct iovec one = {(void *)(uintptr_t)at, len};
+    write_items(to, got, end, &one, 1);
+    end += need_of(len);
+  }
+  uint64_t old = st.ring_off;
+  st.head = 0;
+  st.tail = end;
+  st.ring_off = off;
+  st.ring_size = got;
+  commit(o, &st);
+  atr__heap_free(s, old);
+out:
+  atr__mutex_unlock(&o->lock);
+out_store:
+  atr__store_unlock(s);
+  return rc;
+}
+
 ATR__EXPORT int atr_queue_put_batch(const atr_handle *h,
                                     const struct iovec *items, size_t n,
                                     double timeout) {
@@ -143,14 +241,15 @@ ATR__EXPORT int atr_queue_put_batch(const atr_handle *h,
   }
   if (n == 0)
     return 0;
-  if ((o->u.q.maxsize != 0 && n > o->u.q.maxsize) || total > o->u.q.ring_size)
+  if ((o->u.q.maxsize != 0 && n > o->u.q.maxsize) ||
+      (!o->u.q.grow && total > state(o).ring_size))
     return ATR_EFULL; /* could never fit */
   for (;;) {
     if ((rc = queue_lock(h, &o)) != 0)
       return rc;
     struct atr__qstate st = state(o);
     if (plan_put(&o->u.q, &st, items, n, &end)) {
-      write_items(ring(h, o), o->u.q.ring_size, st.tail, items, n);
+      write_items(ring(h, &st), st.ring_size, st.tail, items, n);
       st.tail = end;
       st.count += n;
       st.version++;
@@ -160,14 +259,16 @@ ATR__EXPORT int atr_queue_put_batch(const atr_handle *h,
       atr__feed_push(h->store, o, h->slot, ATR_OP_PUT, true);
       return 0;
     }
-    double left = atr__remaining(deadline);
-    if (left == 0) {
+    if (o->u.q.grow &&
+        (o->u.q.maxsize == 0 || st.count + n <= o->u.q.maxsize)) {
+      /* Short of bytes, not of items: move to a larger ring. */
       atr__mutex_unlock(&o->lock);
-      return ATR_EFULL;
+      if ((rc = grow(h, total)) != 0)
+        return rc;
+      continue;
     }
-    uint32_t seen = atr__ec_prepare(&o->u.q.ec_get);
-    atr__mutex_unlock(&o->lock);
-    atr__futex_wait(&o->u.q.ec_get, seen, left);
+    if (wait_locked(o, &o->u.q.ec_get, deadline) != 0)
+      return ATR_EFULL;
   }
 }
 
@@ -175,23 +276,6 @@ ATR__EXPORT int atr_queue_put(const atr_handle *h, const void *item,
                               size_t len, double timeout) {
   struct iovec one = {(void *)(uintptr_t)item, len};
   return atr_queue_put_batch(h, &one, 1, timeout);
-}
-
-/* Reads the item at pos; returns its length and sets *at to its bytes
- * and *next to the position after it. */
-static uint32_t item_at(uint8_t *base, uint64_t R, uint64_t pos,
-                        const uint8_t **at, uint64_t *next) {
-  uint64_t phys = pos % R;
-  uint32_t len;
-  memcpy(&len, base + phys, 4);
-  if (len == WRAP) {
-    pos += R - phys;
-    phys = 0;
-    memcpy(&len, base, 4);
-  }
-  *at = base + phys + ITEM_HDR;
-  *next = pos + need_of(len);
-  return len;
 }
 
 /* Copies up to max items out of the queue; the sink takes each item and
@@ -218,8 +302,8 @@ static int take(const atr_handle *h, size_t max, double timeout, sink_fn sink,
       while (k < max && k < st.count) {
         const uint8_t *at;
         uint64_t next;
-        uint32_t len = item_at(ring(h, o), o->u.q.ring_size, pos, &at, &next);
-        if (len > o->u.q.ring_size - ITEM_HDR) {
+        uint32_t len = item_at(ring(h, &st), st.ring_size, pos, &at, &next);
+        if (len > st.ring_size - ITEM_HDR) {
           rc = ATR_ECORRUPT;
           break;
         }
@@ -242,14 +326,8 @@ static int take(const atr_handle *h, size_t max, double timeout, sink_fn sink,
       }
       return rc;
     }
-    double left = atr__remaining(deadline);
-    if (left == 0) {
-      atr__mutex_unlock(&o->lock);
+    if (wait_locked(o, &o->u.q.ec_put, deadline) != 0)
       return ATR_EEMPTY;
-    }
-    uint32_t seen = atr__ec_prepare(&o->u.q.ec_put);
-    atr__mutex_unlock(&o->lock);
-    atr__futex_wait(&o->u.q.ec_put, seen, left);
   }
 }
 
@@ -388,7 +466,7 @@ int atr__queue_info(atr_store *s, struct atr__obj *o, atr_info *info) {
   info->bytes = st.tail - st.head;
   info->version = st.version;
   info->maxsize = o->u.q.maxsize;
-  info->max_bytes = o->u.q.ring_size;
+  info->max_bytes = o->u.q.grow ? 0 : st.ring_size;
   info->max_item = o->u.q.max_item;
   atr__mutex_unlock(&o->lock);
   return 0;

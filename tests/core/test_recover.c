@@ -1,8 +1,9 @@
 /*
  * test_recover.c - a process killed while it holds the store lock (in the
- * middle of creating or deleting objects) leaves a store that the next
- * locker repairs: the object count matches the objects listed, no space
- * is lost, and readers of the change feed are told to re-read.
+ * middle of creating or deleting objects, or moving a queue to a larger
+ * ring) leaves a store that the next locker repairs: the object count
+ * matches the objects listed, no space is lost, no item is torn, and
+ * readers of the change feed are told to re-read.
  */
 #include "testutil.h"
 
@@ -143,12 +144,70 @@ static void test_dead_writer_repaired_by_reader(void **state) {
   }
 }
 
+/* Puts numbered items of varying size into a growing queue, taking one
+ * back now and then, so that the ring keeps moving to larger ones. */
+static int grower(void *arg) {
+  atr_store *s = tu_child_open(arg);
+  uint8_t item[3000];
+  atr_handle h;
+  size_t len;
+  TU_CHILD_CHECK(atr_queue_open(s, "grow", 0, NULL, &h) == 0);
+  for (uint32_t k = 0;; k++) {
+    size_t n = 8 + k % 2900;
+    memcpy(item, &k, 4);
+    memset(item + 4, (int)(k & 0xff), n - 4);
+    if (atr_queue_put(&h, item, n, 0) == ATR_ENOSPC) {
+      atr_queue_clear(&h);
+      continue;
+    }
+    if (k % 4 == 0)
+      atr_queue_get(&h, item, sizeof item, &len, 0);
+  }
+  return 0;
+}
+
+static void test_kill_while_growing(void **state) {
+  tu_fixture *f = *state;
+  atr_queue_opts qo = {0}; /* no byte bound: the ring grows */
+  atr_store_stats base, st;
+  uint64_t seed = tu_seed();
+  uint8_t item[3000];
+  atr_handle h;
+  size_t len;
+
+  tu_ok(atr_store_stats_get(f->store, &base));
+  tu_assert_rc(atr_queue_open(f->store, "grow", ATR_CREATE, &qo, &h),
+               ATR_CREATED);
+  for (int trial = 0; trial < 200; trial++) {
+    pid_t pid = tu_spawn(grower, (void *)f->path);
+    tu_sleep((double)tu_rand_below(&seed, 5000) * 1e-6);
+    tu_kill(pid);
+    tu_ok(atr_store_stats_get(f->store, &st)); /* repairs the store */
+    /* Every item is whole: its bytes match its number. */
+    int rc;
+    while ((rc = atr_queue_get(&h, item, sizeof item, &len, 0)) == 0) {
+      uint32_t k;
+      assert_true(len >= 8);
+      memcpy(&k, item, 4);
+      tu_assert_u64(len, 8 + k % 2900);
+      for (size_t i = 4; i < len; i++)
+        assert_int_equal(item[i], k & 0xff);
+    }
+    tu_assert_rc(rc, ATR_EEMPTY);
+  }
+  tu_ok(atr_delete(f->store, "grow", ATR_QUEUE));
+  tu_ok(atr_store_stats_get(f->store, &st));
+  tu_assert_u64(st.used, base.used);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_kill_during_create_delete, tu_setup,
                                       tu_teardown),
       cmocka_unit_test_setup_teardown(test_dead_writer_repaired_by_reader,
                                       tu_setup, tu_teardown),
+      cmocka_unit_test_setup_teardown(test_kill_while_growing, tu_setup,
+                                      tu_teardown),
       cmocka_unit_test(tu_test_no_leftovers),
   };
   return cmocka_run_group_tests_name("recover", tests, NULL, NULL);
