@@ -100,7 +100,17 @@ endif
 $(BUILD)/gateway/%.o: gateway/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(GW_CFLAGS) -Icore -c $< -o $@
-$(ATRIUMD): $(GW_OBJ) $(LIB_A)
+# The OpenAPI document is compiled in, as a byte array made with od.
+GW_OPENAPI := $(BUILD)/gateway/openapi_json.o
+$(BUILD)/gateway/openapi_json.c: gateway/openapi.json
+	@mkdir -p $(dir $@)
+	{ printf '#include <stddef.h>\nconst unsigned char gw_openapi_json[] = {\n'; \
+	  od -An -v -tx1 $< | sed -e 's/\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	  printf '0};\nconst size_t gw_openapi_json_len = sizeof(gw_openapi_json) - 1;\n'; \
+	} > $@
+$(GW_OPENAPI): $(BUILD)/gateway/openapi_json.c
+	$(CC) $(CFLAGS) -c $< -o $@
+$(ATRIUMD): $(GW_OBJ) $(GW_OPENAPI) $(LIB_A)
 	$(CC) $(LDFLAGS) -o $@ $^ $(GW_LIBS)
 
 # ---------------------------------------------------------------- tests
@@ -123,7 +133,7 @@ tests: $(TEST_BIN)
 
 # ---------------------------------------------------------------- run
 run: $(DEPS_STAMP) all
-	$(BUILD)/atrium info
+	$(BUILD)/atriumd
 
 # ---------------------------------------------------------------- bench
 # The benchmarks' peers (wrk, Redis, Webdis, nginx) are installed only here.

@@ -359,7 +359,7 @@ static int cli_set(atr_store *store, const char *name, const char *type_arg,
   if ((rv = cli_parse_scalar(type, text, &v)) < 0) {
     if (rv == ATR_EINVAL)
       return cli_usage_error("not a value of that type", text);
-    return cli_fail(text, rv);
+    return cli_fail(name, rv);
   }
   if ((rv = atr_value_open(store, name, type, ATR_CREATE, &v, &h)) < 0)
     return cli_fail(name, rv);
@@ -383,7 +383,7 @@ static int cli_add(atr_store *store, const char *name, const char *text) {
   if (rv == ATR_EINVAL)
     return cli_usage_error("not a number", text);
   if (rv < 0)
-    return cli_fail(text, rv);
+    return cli_fail(name, rv);
   if ((rv = atr_value_add(&h, delta, &v, NULL)) < 0)
     return cli_fail(name, rv);
   cli_format_scalar(h.type, v, out, sizeof out);

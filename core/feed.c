@@ -13,6 +13,9 @@
  * same op skips publishing while that is set. A reader clears `pend`
  * (compare-and-swap, so only that exact mark) before it reads the object,
  * so a change after its read always finds `pend` clear and publishes.
+ * A cursor that starts later than a mark's event will never read it: so
+ * opening (or resyncing) a cursor raises the feed's epoch to where it
+ * starts, and marks older than the epoch no longer count.
  */
 #include "internal.h"
 
@@ -54,7 +57,7 @@ void atr__feed_push(atr_store *s, struct atr__obj *o, uint32_t slot, atr_op op,
      * reader could clear it and read the old state in between. */
     atomic_thread_fence(memory_order_seq_cst);
     mark = atomic_load_explicit(&o->pend, memory_order_relaxed);
-    if (mark != 0 && (mark & 0xff) == (uint64_t)op)
+    if (atr__feed_covered(s, mark, op))
       return;
   }
   if (coalesce) {
@@ -76,11 +79,21 @@ void atr__feed_push_resync(atr_store *s) {
   publish(s, atomic_fetch_add(&s->hdr->feed_head, 1), NULL, 0, 0);
 }
 
+/* Starts c at the feed's end; from here on no older mark hides a change. */
+static void start_at_end(atr_store *s, atr_cursor *c) {
+  uint64_t head = atomic_load(&s->hdr->feed_head);
+  uint64_t epoch = atomic_load(&s->hdr->feed_epoch);
+  while (epoch < head &&
+         !atomic_compare_exchange_weak(&s->hdr->feed_epoch, &epoch, head))
+    ;
+  c->store = s;
+  c->next = head;
+}
+
 ATR__EXPORT int atr_feed_open(atr_store *s, atr_cursor *c) {
   if (s == NULL || c == NULL)
     return ATR_EINVAL;
-  c->store = s;
-  c->next = atomic_load(&s->hdr->feed_head);
+  start_at_end(s, c);
   return 0;
 }
 
@@ -159,15 +172,11 @@ ATR__EXPORT int atr_feed_next(atr_cursor *c, atr_event *ev, double timeout) {
 }
 
 ATR__EXPORT int atr_feed_resync(atr_cursor *c) {
-  atr_store *s;
   if (c == NULL || c->store == NULL)
     return ATR_EINVAL;
-  s = c->store;
-  /* Take the head first: what comes after it is read as events; what
-   * came before is covered by the caller's full re-read. */
-  c->next = atomic_load(&s->hdr->feed_head);
-  for (uint32_t i = 0; i < s->hdr->max_objects; i++)
-    atomic_store(&atr__slot(s, i)->pend, 0);
+  /* What comes after the end is read as events (no older mark hides a
+   * change any more); what came before, the caller's full re-read covers. */
+  start_at_end(c->store, c);
   return 0;
 }
 

@@ -128,6 +128,9 @@ struct atr__header {
   /* the change feed, each on its own line */
   _Alignas(64) _Atomic uint64_t feed_head; /* next seq to hand out */
   _Alignas(64) _Atomic uint32_t feed_ec;
+  /* Where the newest cursor started: a coalescing mark older than this
+   * may belong to an event no reader will see. Read-mostly. */
+  _Alignas(64) _Atomic uint64_t feed_epoch;
 };
 _Static_assert(sizeof(struct atr__header) <= ATR__HEADER_SIZE, "header");
 
@@ -245,10 +248,17 @@ void atr__feed_publish(atr_store *s, struct atr__obj *o, uint32_t slot,
  * read-modify-write, which already orders the change before the mark's
  * load (x86 and the __sync builtins are full barriers): no extra fence,
  * and inline, for the hot paths. */
+static inline bool atr__feed_covered(atr_store *s, uint64_t mark,
+                                     atr_op op) {
+  return mark != 0 && (mark & 0xff) == (uint64_t)op &&
+         (mark >> 8) >=
+             atomic_load_explicit(&s->hdr->feed_epoch, memory_order_relaxed);
+}
+
 static inline void atr__feed_push_fenced(atr_store *s, struct atr__obj *o,
                                          uint32_t slot, atr_op op) {
   uint64_t mark = atomic_load_explicit(&o->pend, memory_order_relaxed);
-  if (mark != 0 && (mark & 0xff) == (uint64_t)op)
+  if (atr__feed_covered(s, mark, op))
     return;
   atr__feed_publish(s, o, slot, op, mark);
 }

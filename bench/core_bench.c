@@ -1,0 +1,389 @@
+/*
+ * core_bench.c - libatrium's hot paths beside a bare atomic on shared
+ * memory. Prints one `name: value unit` line per measurement.
+ *
+ *   core_bench [NAME...]     run only the named measurements
+ *
+ * Each measurement is sized (by a short calibration run) to take about
+ * ATRIUM_BENCH_TIME seconds (default 1.2), runs three times, and reports
+ * the best. Stores live under /dev/shm with unique names and are removed
+ * afterwards. Nothing here asserts a time: the numbers are for people.
+ */
+#include "atrium.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BENCH_REPEATS 3
+#define BENCH_ITEM_SIZE 64
+#define BENCH_BATCH 16
+#define BENCH_VALUE "bench.counter"
+#define BENCH_QUEUE "bench.queue"
+
+/* The store of the running measurement, removed on exit and on a signal. */
+static char bench_store_path[96];
+static double bench_target_s = 1.2;
+
+static void bench_die(const char *what, int code) {
+  fprintf(stderr, "core_bench: %s: %s\n", what,
+          code ? atr_strerror(code) : strerror(errno));
+  if (bench_store_path[0])
+    unlink(bench_store_path);
+  exit(1);
+}
+
+static void bench_on_signal(int sig) {
+  if (bench_store_path[0])
+    unlink(bench_store_path);
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+static double bench_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* A fresh store under /dev/shm, with a name no other run uses. */
+static atr_store *bench_store_new(void) {
+  static int seq;
+  atr_store *store;
+  int rv;
+
+  snprintf(bench_store_path, sizeof bench_store_path,
+           "/dev/shm/atrium-bench-%ld-%d", (long)getpid(), seq++);
+  unlink(bench_store_path);
+  if ((rv = atr_store_open(bench_store_path, NULL, &store)) < 0)
+    bench_die(bench_store_path, rv);
+  return store;
+}
+
+static void bench_store_free(atr_store *store) {
+  atr_store_close(store);
+  unlink(bench_store_path);
+  bench_store_path[0] = '\0';
+}
+
+static atr_store *bench_store_attach(void) {
+  atr_store_opts opts;
+  atr_store *store;
+  int rv;
+
+  atr_store_opts_init(&opts);
+  opts.open_only = 1;
+  if ((rv = atr_store_open(bench_store_path, &opts, &store)) < 0)
+    bench_die(bench_store_path, rv);
+  return store;
+}
+
+/* ------------------------------------------------------------ processes */
+
+/* What a child process does: set up (filling the handle it is given),
+ * then, after the start signal, run count operations on that handle. */
+typedef struct bench_role {
+  void (*setup)(void *ctx);
+  void (*run)(void *ctx, uint64_t count);
+} bench_role;
+
+/*
+ * Forks one child per role; each sets up (opening the store by path, as
+ * an unrelated process would), reports ready, and waits for the start.
+ * Returns the seconds from the start until both have exited.
+ */
+static double bench_fork2(const bench_role roles[2], uint64_t count) {
+  int ready[2], start[2];
+  pid_t pids[2];
+  double t0, t1;
+  char byte = 0;
+  int k;
+
+  if (pipe(ready) < 0 || pipe(start) < 0)
+    bench_die("pipe", 0);
+  for (k = 0; k < 2; k++) {
+    if ((pids[k] = fork()) < 0)
+      bench_die("fork", 0);
+    if (pids[k] == 0) {
+      atr_handle handle = {0};
+      close(ready[0]);
+      close(start[1]);
+      roles[k].setup(&handle);
+      if (write(ready[1], &byte, 1) != 1 || read(start[0], &byte, 1) != 1)
+        _exit(3);
+      roles[k].run(&handle, count);
+      _exit(0);
+    }
+  }
+  close(ready[1]);
+  close(start[0]);
+  for (k = 0; k < 2; k++)
+    if (read(ready[0], &byte, 1) != 1)
+      bench_die("a child failed to start", 0);
+  t0 = bench_now();
+  if (write(start[1], "gg", 2) != 2)
+    bench_die("write", 0);
+  for (k = 0; k < 2; k++) {
+    int status;
+    if (waitpid(pids[k], &status, 0) < 0)
+      bench_die("waitpid", 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      errno = ECHILD;
+      bench_die("a child process failed", 0);
+    }
+  }
+  t1 = bench_now();
+  close(ready[0]);
+  close(start[1]);
+  return t1 - t0;
+}
+
+/* ------------------------------------------------------------ raw atomic */
+
+static _Atomic int64_t *bench_raw_counter;
+
+static void bench_raw_map(void) {
+  void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                 -1, 0);
+  if (p == MAP_FAILED)
+    bench_die("mmap", 0);
+  bench_raw_counter = p;
+  atomic_init(bench_raw_counter, 0);
+}
+
+static void bench_raw_setup(void *ctx) {
+  (void)ctx;
+}
+
+static void bench_raw_run(void *ctx, uint64_t count) {
+  _Atomic int64_t *counter = bench_raw_counter;
+  (void)ctx;
+  for (uint64_t n = 0; n < count; n++)
+    atomic_fetch_add(counter, 1);
+}
+
+static double raw_atomic_add_1p(uint64_t count) {
+  double t0 = bench_now();
+  bench_raw_run(NULL, count);
+  return bench_now() - t0;
+}
+
+static double raw_atomic_add_2p(uint64_t count) {
+  static const bench_role roles[2] = {{bench_raw_setup, bench_raw_run},
+                                      {bench_raw_setup, bench_raw_run}};
+  return bench_fork2(roles, count);
+}
+
+/* ------------------------------------------------------------ values */
+
+static atr_store *bench_value_store;
+
+static void bench_value_open(atr_store *store, atr_handle *h) {
+  int rv = atr_value_open(store, BENCH_VALUE, 'q', ATR_CREATE, NULL, h);
+  if (rv < 0)
+    bench_die("atr_value_open", rv);
+}
+
+static void bench_value_run(void *ctx, uint64_t count) {
+  const atr_handle *h = ctx;
+  atr_scalar one = {.i = 1};
+  int rv;
+
+  for (uint64_t n = 0; n < count; n++)
+    if ((rv = atr_value_add(h, one, NULL, NULL)) != 0)
+      bench_die("atr_value_add", rv);
+}
+
+static double core_value_add_1p(uint64_t count) {
+  atr_handle h;
+  double t0;
+
+  bench_value_open(bench_value_store, &h);
+  t0 = bench_now();
+  bench_value_run(&h, count);
+  return bench_now() - t0;
+}
+
+/* A child opens the store by path and the value by name, into ctx. */
+static void bench_value_setup(void *ctx) {
+  bench_value_open(bench_store_attach(), ctx);
+}
+
+static double core_value_add_2p(uint64_t count) {
+  static const bench_role roles[2] = {{bench_value_setup, bench_value_run},
+                                      {bench_value_setup, bench_value_run}};
+  return bench_fork2(roles, count);
+}
+
+/* ------------------------------------------------------------ queues */
+
+static void bench_queue_setup(void *ctx) {
+  int rv = atr_queue_open(bench_store_attach(), BENCH_QUEUE, 0, NULL, ctx);
+  if (rv < 0)
+    bench_die("atr_queue_open", rv);
+}
+
+static void bench_queue_produce(void *ctx, uint64_t count) {
+  const atr_handle *h = ctx;
+  char item[BENCH_ITEM_SIZE];
+  int rv;
+
+  memset(item, 'x', sizeof item);
+  for (uint64_t n = 0; n < count; n++) {
+    memcpy(item, &n, sizeof n);
+    if ((rv = atr_queue_put(h, item, sizeof item, -1)) != 0)
+      bench_die("atr_queue_put", rv);
+  }
+}
+
+static void bench_queue_consume(void *ctx, uint64_t count) {
+  const atr_handle *h = ctx;
+  char item[BENCH_ITEM_SIZE];
+  size_t len;
+  int rv;
+
+  for (uint64_t n = 0; n < count; n++) {
+    if ((rv = atr_queue_get(h, item, sizeof item, &len, -1)) != 0)
+      bench_die("atr_queue_get", rv);
+    if (len != BENCH_ITEM_SIZE)
+      bench_die("atr_queue_get: wrong item size", ATR_ECORRUPT);
+  }
+}
+
+static void bench_queue_produce_batch(void *ctx, uint64_t count) {
+  const atr_handle *h = ctx;
+  char items[BENCH_BATCH][BENCH_ITEM_SIZE];
+  struct iovec iov[BENCH_BATCH];
+  int rv;
+
+  memset(items, 'x', sizeof items);
+  for (int k = 0; k < BENCH_BATCH; k++)
+    iov[k] = (struct iovec){.iov_base = items[k], .iov_len = BENCH_ITEM_SIZE};
+  for (uint64_t n = 0; n < count; n += BENCH_BATCH)
+    if ((rv = atr_queue_put_batch(h, iov, BENCH_BATCH, -1)) != 0)
+      bench_die("atr_queue_put_batch", rv);
+}
+
+static void bench_queue_consume_batch(void *ctx, uint64_t count) {
+  const atr_handle *h = ctx;
+  atr_items items = {0};
+  uint64_t got = 0;
+  int rv;
+
+  while (got < count) {
+    items.count = 0; /* reuse the arrays: take the next batch from the start */
+    if ((rv = atr_queue_get_batch(h, BENCH_BATCH, -1, &items)) != 0)
+      bench_die("atr_queue_get_batch", rv);
+    got += items.count;
+  }
+  atr_items_free(&items);
+}
+
+static double core_queue_2p(uint64_t count) {
+  static const bench_role roles[2] = {{bench_queue_setup, bench_queue_produce},
+                                      {bench_queue_setup, bench_queue_consume}};
+  return bench_fork2(roles, count);
+}
+
+static double core_queue_batch_2p(uint64_t count) {
+  static const bench_role roles[2] = {
+      {bench_queue_setup, bench_queue_produce_batch},
+      {bench_queue_setup, bench_queue_consume_batch}};
+  count -= count % BENCH_BATCH;
+  return bench_fork2(roles, count);
+}
+
+/* ------------------------------------------------------------ driver */
+
+typedef struct bench_case {
+  const char *name;
+  double (*fn)(uint64_t count); /* seconds for count (per process) */
+  double ops_per_count;         /* operations counted per unit of count */
+  const char *unit;
+  int store; /* 1: needs a store with the value; 2: with the queue */
+} bench_case;
+
+static const bench_case bench_cases[] = {
+    {"raw_atomic_add_1p", raw_atomic_add_1p, 1, "ops/s", 0},
+    {"core_value_add_1p", core_value_add_1p, 1, "ops/s", 1},
+    {"raw_atomic_add_2p", raw_atomic_add_2p, 2, "ops/s", 0},
+    {"core_value_add_2p", core_value_add_2p, 2, "ops/s", 1},
+    {"core_queue_2p", core_queue_2p, 1, "items/s", 2},
+    {"core_queue_batch_2p", core_queue_batch_2p, 1, "items/s", 2},
+};
+
+/* Grows count until a run takes 0.1 s, then scales it to the target. */
+static uint64_t bench_calibrate(const bench_case *c) {
+  uint64_t count = 4096;
+  double t;
+
+  for (;;) {
+    t = c->fn(count);
+    if (t >= 0.1 || count >= ((uint64_t)1 << 40))
+      break;
+    count *= t < 0.01 ? 16 : 4;
+  }
+  return (uint64_t)((double)count * bench_target_s / t) + BENCH_BATCH;
+}
+
+static void bench_measure(const bench_case *c) {
+  atr_store *store = NULL;
+  double best = 0;
+  uint64_t count;
+
+  if (c->store) {
+    store = bench_store_new();
+    if (c->store == 1) {
+      atr_handle h;
+      bench_value_open(store, &h);
+    } else {
+      atr_handle h;
+      int rv = atr_queue_open(store, BENCH_QUEUE, ATR_CREATE, NULL, &h);
+      if (rv < 0)
+        bench_die("atr_queue_open", rv);
+    }
+  }
+  bench_value_store = store;
+  count = bench_calibrate(c);
+  for (int rep = 0; rep < BENCH_REPEATS; rep++) {
+    double rate = c->ops_per_count * (double)count / c->fn(count);
+    best = rate > best ? rate : best;
+  }
+  if (store)
+    bench_store_free(store);
+  printf("%s: %.0f %s\n", c->name, best, c->unit);
+  fflush(stdout);
+}
+
+int main(int argc, char **argv) {
+  const char *target = getenv("ATRIUM_BENCH_TIME");
+  size_t k;
+  int found = 0;
+
+  if (target && atof(target) > 0)
+    bench_target_s = atof(target);
+  signal(SIGINT, bench_on_signal);
+  signal(SIGTERM, bench_on_signal);
+  bench_raw_map();
+  for (k = 0; k < sizeof bench_cases / sizeof bench_cases[0]; k++) {
+    int wanted = argc < 2;
+    for (int a = 1; a < argc; a++)
+      wanted |= !strcmp(argv[a], bench_cases[k].name);
+    if (wanted) {
+      bench_measure(&bench_cases[k]);
+      found++;
+    }
+  }
+  if (!found) {
+    fprintf(stderr, "core_bench: no such measurement\n");
+    return 2;
+  }
+  return 0;
+}

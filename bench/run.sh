@@ -1,0 +1,64 @@
+#!/bin/sh
+# bench/run.sh BUILD - runs the core benchmarks and their multiprocessing
+# peers, then prints how they compare with the targets. Informational
+# only: a number below its target is reported, never a failure.
+#   ATRIUM_BENCH_TIME=SECONDS   time per repetition (default 1.2)
+set -eu
+
+build=${1:-build}
+bench=$build/bench/core_bench
+here=$(dirname "$0")
+[ -x "$bench" ] || {
+  echo "bench: $bench not built (run make bench)" >&2
+  exit 1
+}
+
+results=$(mktemp "${TMPDIR:-/tmp}/atrium-bench.XXXXXX")
+trap 'rm -f "$results" "$results.failed"' EXIT
+trap 'exit 130' INT TERM
+
+# run TITLE CMD...: shows CMD's lines as they come and keeps them; a
+# benchmark that fails (not one that is slow) fails the run.
+run() {
+  echo "# $1 (best of 3)"
+  shift
+  { "$@" || echo "$*" >"$results.failed"; } | tee -a "$results"
+  if [ -e "$results.failed" ]; then
+    echo "bench: failed: $(cat "$results.failed")" >&2
+    exit 1
+  fi
+}
+run "libatrium" "$bench"
+run "Python multiprocessing" python3 "$here/mp_bench.py"
+
+echo "# ratios (targets are goals, not tests)"
+awk '
+  $1 ~ /^[a-z0-9_]+:$/ { v[substr($1, 1, length($1) - 1)] = $2 }
+  # ratio(a, b, target, style): a/b marked against target; style "x"
+  # prints 350x, else 0.45.
+  function ratio(a, b, target, style,   r, text, tgt, mark) {
+    if (!(a in v) || !(b in v) || v[b] <= 0) {
+      printf "ratio %s/%s: missing\n", a, b
+      return
+    }
+    r = v[a] / v[b]
+    if (style == "x") {
+      text = sprintf(r >= 10 ? "%.0fx" : "%.1fx", r)
+      tgt = sprintf("%gx", target)
+    } else {
+      text = sprintf("%.2f", r)
+      tgt = sprintf("%g", target)
+    }
+    mark = r >= target ? "ok" : "below target"
+    printf "ratio %s/%s: %s  %s (target >= %s)\n", a, b, text, mark, tgt
+  }
+  END {
+    ratio("core_value_add_1p", "mp_value_add_1p", 100, "x")
+    ratio("core_value_add_1p", "raw_atomic_add_1p", 0.4, "")
+    ratio("core_value_add_2p", "mp_value_add_2p", 100, "x")
+    ratio("core_value_add_2p", "raw_atomic_add_2p", 0.4, "")
+    ratio("core_queue_2p", "mp_queue_2p", 40, "x")
+    ratio("core_queue_batch_2p", "mp_queue_2p", 40, "x")
+  }
+' "$results"
+exit 0

@@ -1,0 +1,968 @@
+/*
+ * json.c - the gateway's JSON codec; the only file that includes cJSON.
+ *
+ * cJSON alone is not exact enough for atrium: it keeps numbers as doubles
+ * (an int64 beyond 2^53 loses digits), prints them with "%1.15g" (which
+ * does not read back), passes invalid UTF-8 through and accepts some
+ * non-JSON ("01", "1."). So every body first goes through a strict
+ * scanner of our own, which checks the grammar, UTF-8 and the nesting
+ * depth, and notes where each value's text lies. cJSON then builds the
+ * tree, and each node is tied to its text by its position in document
+ * order (cJSON builds nodes in exactly that pre-order): numbers are read
+ * from their own text, never from cJSON's double. Output is printed here
+ * too, numbers by hand.
+ */
+#include <cjson/cJSON.h>
+
+#include <errno.h>
+#include <float.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gw.h"
+
+/* -------------------------------------------------------------- out buffer */
+
+void gw_buf_init(gw_buf *b) {
+  memset(b, 0, sizeof(*b));
+}
+
+void gw_buf_fini(gw_buf *b) {
+  free(b->data);
+  memset(b, 0, sizeof(*b));
+}
+
+static int buf_reserve(gw_buf *b, size_t extra) {
+  size_t want, cap;
+  char *p;
+
+  if (b->failed)
+    return -1;
+  if (extra > SIZE_MAX / 2 - b->len) {
+    b->failed = 1;
+    return -1;
+  }
+  want = b->len + extra + 1;
+  if (want <= b->cap)
+    return 0;
+  cap = b->cap ? b->cap : 256;
+  while (cap < want)
+    cap *= 2;
+  p = realloc(b->data, cap);
+  if (p == NULL) {
+    b->failed = 1;
+    return -1;
+  }
+  b->data = p;
+  b->cap = cap;
+  return 0;
+}
+
+void gw_buf_add(gw_buf *b, const void *p, size_t n) {
+  if (buf_reserve(b, n) != 0)
+    return;
+  memcpy(b->data + b->len, p, n);
+  b->len += n;
+  b->data[b->len] = '\0';
+}
+
+void gw_buf_str(gw_buf *b, const char *s) {
+  gw_buf_add(b, s, strlen(s));
+}
+
+void gw_buf_fmt(gw_buf *b, const char *fmt, ...) {
+  va_list ap;
+  int n;
+
+  if (buf_reserve(b, 64) != 0)
+    return;
+  va_start(ap, fmt);
+  n = vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
+  va_end(ap);
+  if (n < 0) {
+    b->failed = 1;
+    return;
+  }
+  if ((size_t)n >= b->cap - b->len) {
+    if (buf_reserve(b, (size_t)n) != 0)
+      return;
+    va_start(ap, fmt);
+    n = vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+  }
+  b->len += (size_t)n;
+}
+
+char *gw_buf_take(gw_buf *b, size_t *len) {
+  char *p = b->data;
+
+  *len = b->len;
+  memset(b, 0, sizeof(*b));
+  return p;
+}
+
+/* ---------------------------------------------------------------- scanner */
+
+/* What the scanner notes: every value's span, or only the elements of a
+ * top-level array. */
+enum { SCAN_NONE, SCAN_ALL, SCAN_ELEMS };
+
+struct scan {
+  const unsigned char *p;
+  size_t len, pos;
+  unsigned max_depth;
+  int record;
+  size_t *spans; /* pairs start, end */
+  size_t n, cap;
+  const char *why;
+  int err;
+};
+
+static int scan_fail(struct scan *s, int err, const char *why) {
+  if (s->err == 0) {
+    s->err = err;
+    s->why = why;
+  }
+  return -1;
+}
+
+static void scan_ws(struct scan *s) {
+  while (s->pos < s->len) {
+    unsigned char c = s->p[s->pos];
+    if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
+      break;
+    s->pos++;
+  }
+}
+
+static int scan_hex4(struct scan *s, unsigned *out) {
+  unsigned v = 0;
+
+  if (s->len - s->pos < 4)
+    return scan_fail(s, GW_JSON_ESYNTAX, "bad \\u escape");
+  for (int i = 0; i < 4; i++) {
+    unsigned char c = s->p[s->pos++];
+    v <<= 4;
+    if (c >= '0' && c <= '9')
+      v |= (unsigned)(c - '0');
+    else if (c >= 'a' && c <= 'f')
+      v |= (unsigned)(c - 'a' + 10);
+    else if (c >= 'A' && c <= 'F')
+      v |= (unsigned)(c - 'A' + 10);
+    else
+      return scan_fail(s, GW_JSON_ESYNTAX, "bad \\u escape");
+  }
+  *out = v;
+  return 0;
+}
+
+/* Length of the valid UTF-8 sequence at p[0..n), or 0 if invalid. */
+static size_t utf8_seq(const unsigned char *p, size_t n) {
+  unsigned char c = p[0];
+  unsigned char lo = 0x80, hi = 0xBF;
+  size_t k;
+
+  if (c < 0x80)
+    return 1;
+  if (c >= 0xC2 && c <= 0xDF)
+    k = 2;
+  else if (c >= 0xE0 && c <= 0xEF) {
+    k = 3;
+    if (c == 0xE0)
+      lo = 0xA0;
+    if (c == 0xED)
+      hi = 0x9F; /* no UTF-16 surrogates */
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    k = 4;
+    if (c == 0xF0)
+      lo = 0x90;
+    if (c == 0xF4)
+      hi = 0x8F;
+  } else
+    return 0;
+  if (n < k)
+    return 0;
+  if (p[1] < lo || p[1] > hi)
+    return 0;
+  for (size_t i = 2; i < k; i++)
+    if (p[i] < 0x80 || p[i] > 0xBF)
+      return 0;
+  return k;
+}
+
+static int scan_string(struct scan *s) {
+  s->pos++; /* the opening quote */
+  while (s->pos < s->len) {
+    unsigned char c = s->p[s->pos];
+    if (c == '"') {
+      s->pos++;
+      return 0;
+    }
+    if (c < 0x20)
+      return scan_fail(s, GW_JSON_ESYNTAX, "control character in a string");
+    if (c == '\\') {
+      unsigned u, u2;
+      s->pos++;
+      if (s->pos >= s->len)
+        break;
+      c = s->p[s->pos++];
+      if (c == 'u') {
+        if (scan_hex4(s, &u) != 0)
+          return -1;
+        if (u >= 0xDC00 && u <= 0xDFFF)
+          return scan_fail(s, GW_JSON_ESYNTAX, "lone UTF-16 surrogate");
+        if (u >= 0xD800 && u <= 0xDBFF) {
+          if (s->len - s->pos < 2 || s->p[s->pos] != '\\' ||
+              s->p[s->pos + 1] != 'u')
+            return scan_fail(s, GW_JSON_ESYNTAX, "lone UTF-16 surrogate");
+          s->pos += 2;
+          if (scan_hex4(s, &u2) != 0)
+            return -1;
+          if (u2 < 0xDC00 || u2 > 0xDFFF)
+            return scan_fail(s, GW_JSON_ESYNTAX, "lone UTF-16 surrogate");
+        }
+      } else if (strchr("\"\\/bfnrt", c) == NULL || c == '\0')
+        return scan_fail(s, GW_JSON_ESYNTAX, "bad escape in a string");
+      continue;
+    }
+    if (c >= 0x80) {
+      size_t k = utf8_seq(s->p + s->pos, s->len - s->pos);
+      if (k == 0)
+        return scan_fail(s, GW_JSON_ESYNTAX, "invalid UTF-8");
+      s->pos += k;
+      continue;
+    }
+    s->pos++;
+  }
+  return scan_fail(s, GW_JSON_ESYNTAX, "unterminated string");
+}
+
+static int is_digit(unsigned char c) {
+  return c >= '0' && c <= '9';
+}
+
+static int scan_number(struct scan *s) {
+  const unsigned char *p = s->p;
+
+  if (s->pos < s->len && p[s->pos] == '-')
+    s->pos++;
+  if (s->pos >= s->len || !is_digit(p[s->pos]))
+    return scan_fail(s, GW_JSON_ESYNTAX, "bad number");
+  if (p[s->pos] == '0')
+    s->pos++;
+  else
+    while (s->pos < s->len && is_digit(p[s->pos]))
+      s->pos++;
+  if (s->pos < s->len && p[s->pos] == '.') {
+    s->pos++;
+    if (s->pos >= s->len || !is_digit(p[s->pos]))
+      return scan_fail(s, GW_JSON_ESYNTAX, "bad number");
+    while (s->pos < s->len && is_digit(p[s->pos]))
+      s->pos++;
+  }
+  if (s->pos < s->len && (p[s->pos] == 'e' || p[s->pos] == 'E')) {
+    s->pos++;
+    if (s->pos < s->len && (p[s->pos] == '+' || p[s->pos] == '-'))
+      s->pos++;
+    if (s->pos >= s->len || !is_digit(p[s->pos]))
+      return scan_fail(s, GW_JSON_ESYNTAX, "bad number");
+    while (s->pos < s->len && is_digit(p[s->pos]))
+      s->pos++;
+  }
+  return 0;
+}
+
+static int scan_word(struct scan *s, const char *word) {
+  size_t n = strlen(word);
+
+  if (s->len - s->pos < n || memcmp(s->p + s->pos, word, n) != 0)
+    return scan_fail(s, GW_JSON_ESYNTAX, "unexpected character");
+  s->pos += n;
+  return 0;
+}
+
+static int scan_value(struct scan *s, unsigned depth);
+
+static int scan_note(struct scan *s, unsigned depth, size_t *slot) {
+  if (s->record == SCAN_NONE || (s->record == SCAN_ELEMS && depth != 1)) {
+    *slot = SIZE_MAX;
+    return 0;
+  }
+  if (s->n == s->cap) {
+    size_t cap = s->cap ? s->cap * 2 : 64;
+    size_t *p = realloc(s->spans, cap * 2 * sizeof(*p));
+    if (p == NULL)
+      return scan_fail(s, GW_JSON_ENOMEM, "out of memory");
+    s->spans = p;
+    s->cap = cap;
+  }
+  *slot = s->n++;
+  s->spans[2 * *slot] = s->pos;
+  return 0;
+}
+
+static int scan_container(struct scan *s, unsigned depth, int is_object) {
+  unsigned char close = is_object ? '}' : ']';
+
+  if (depth >= s->max_depth)
+    return scan_fail(s, GW_JSON_EDEPTH, "nested too deep");
+  s->pos++;
+  scan_ws(s);
+  if (s->pos < s->len && s->p[s->pos] == close) {
+    s->pos++;
+    return 0;
+  }
+  for (;;) {
+    if (is_object) {
+      if (s->pos >= s->len || s->p[s->pos] != '"')
+        return scan_fail(s, GW_JSON_ESYNTAX, "expected a member name");
+      if (scan_string(s) != 0)
+        return -1;
+      scan_ws(s);
+      if (s->pos >= s->len || s->p[s->pos] != ':')
+        return scan_fail(s, GW_JSON_ESYNTAX, "expected ':'");
+      s->pos++;
+      scan_ws(s);
+    }
+    if (scan_value(s, depth + 1) != 0)
+      return -1;
+    scan_ws(s);
+    if (s->pos >= s->len)
+      return scan_fail(s, GW_JSON_ESYNTAX, "unexpected end");
+    if (s->p[s->pos] == close) {
+      s->pos++;
+      return 0;
+    }
+    if (s->p[s->pos] != ',')
+      return scan_fail(s, GW_JSON_ESYNTAX, "expected ',' or a closing bracket");
+    s->pos++;
+    scan_ws(s);
+  }
+}
+
+/* Scans one value at s->pos (no leading white space). depth counts the
+ * containers around it. */
+static int scan_value(struct scan *s, unsigned depth) {
+  size_t slot;
+  int rv;
+
+  if (s->pos >= s->len)
+    return scan_fail(s, GW_JSON_ESYNTAX, "unexpected end");
+  if (scan_note(s, depth, &slot) != 0)
+    return -1;
+  switch (s->p[s->pos]) {
+  case '{':
+    rv = scan_container(s, depth, 1);
+    break;
+  case '[':
+    rv = scan_container(s, depth, 0);
+    break;
+  case '"':
+    rv = scan_string(s);
+    break;
+  case 't':
+    rv = scan_word(s, "true");
+    break;
+  case 'f':
+    rv = scan_word(s, "false");
+    break;
+  case 'n':
+    rv = scan_word(s, "null");
+    break;
+  default:
+    rv = scan_number(s);
+    break;
+  }
+  if (rv == 0 && slot != SIZE_MAX)
+    s->spans[2 * slot + 1] = s->pos;
+  return rv;
+}
+
+static int scan_run(struct scan *s, size_t *start, size_t *end) {
+  scan_ws(s);
+  *start = s->pos;
+  if (s->pos >= s->len)
+    return scan_fail(s, GW_JSON_ESYNTAX, "empty body");
+  if (scan_value(s, 0) != 0)
+    return -1;
+  *end = s->pos;
+  scan_ws(s);
+  if (s->pos != s->len)
+    return scan_fail(s, GW_JSON_ESYNTAX, "trailing characters after the value");
+  return 0;
+}
+
+int gw_json_check(const char *text, size_t len, unsigned max_depth,
+                  size_t *start, size_t *end, size_t **elems, size_t *n_elems,
+                  const char **why) {
+  struct scan s;
+
+  memset(&s, 0, sizeof(s));
+  s.p = (const unsigned char *)text;
+  s.len = len;
+  s.max_depth = max_depth;
+  s.record = elems ? SCAN_ELEMS : SCAN_NONE;
+  if (scan_run(&s, start, end) != 0)
+    goto fail;
+  if (elems) {
+    if (text[*start] != '[') {
+      scan_fail(&s, GW_JSON_EVALUE, "expected a JSON array");
+      goto fail;
+    }
+    *elems = s.spans;
+    *n_elems = s.n;
+  }
+  return GW_JSON_OK;
+fail:
+  free(s.spans);
+  if (why)
+    *why = s.why;
+  return s.err;
+}
+
+/* ---------------------------------------------------------------- the tree */
+
+struct gw_json {
+  cJSON *root;
+  const char *text;
+  size_t *spans;
+  size_t n;
+};
+
+/* Ties every node to its span: the k-th node in pre-order is the k-th
+ * value the scanner met. valueint is otherwise unused by us. */
+static int tie_nodes(cJSON *node, size_t *k, size_t n) {
+  for (; node != NULL; node = node->next) {
+    if (*k >= n || *k > INT32_MAX)
+      return -1;
+    node->valueint = (int)(*k)++;
+    if (node->child != NULL && tie_nodes(node->child, k, n) != 0)
+      return -1;
+  }
+  return 0;
+}
+
+int gw_json_parse(const char *text, size_t len, unsigned max_depth,
+                  gw_json **out, const char **why) {
+  struct scan s;
+  gw_json *doc = NULL;
+  const char *parse_end = NULL;
+  size_t start, end, k = 0;
+  int rv;
+
+  *out = NULL;
+  memset(&s, 0, sizeof(s));
+  s.p = (const unsigned char *)text;
+  s.len = len;
+  s.max_depth = max_depth;
+  s.record = SCAN_ALL;
+  if (scan_run(&s, &start, &end) != 0) {
+    rv = s.err;
+    goto fail;
+  }
+  doc = calloc(1, sizeof(*doc));
+  if (doc == NULL) {
+    s.why = "out of memory";
+    rv = GW_JSON_ENOMEM;
+    goto fail;
+  }
+  doc->text = text;
+  doc->spans = s.spans;
+  doc->n = s.n;
+  s.spans = NULL;
+  doc->root = cJSON_ParseWithLengthOpts(text, len, &parse_end, 0);
+  if (doc->root == NULL) {
+    /* Valid JSON that cJSON refuses: numbers over 63 characters. */
+    s.why = "value not supported (a number too long?)";
+    rv = GW_JSON_ESYNTAX;
+    goto fail;
+  }
+  /* cJSON_ParseWithLength would accept trailing garbage: only white
+   * space may follow (the scanner checked it too). */
+  for (const char *p = parse_end; p < text + len; p++)
+    if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+      s.why = "trailing characters after the value";
+      rv = GW_JSON_ESYNTAX;
+      goto fail;
+    }
+  if (tie_nodes(doc->root, &k, doc->n) != 0 || k != doc->n) {
+    s.why = "value not supported";
+    rv = GW_JSON_ESYNTAX;
+    goto fail;
+  }
+  *out = doc;
+  return GW_JSON_OK;
+fail:
+  free(s.spans);
+  gw_json_free(doc);
+  if (why)
+    *why = s.why;
+  return rv;
+}
+
+void gw_json_free(gw_json *doc) {
+  if (doc == NULL)
+    return;
+  cJSON_Delete(doc->root);
+  free(doc->spans);
+  free(doc);
+}
+
+const gw_jnode *gw_json_root(const gw_json *doc) {
+  return (const gw_jnode *)doc->root;
+}
+
+gw_jtype gw_json_type(const gw_jnode *node) {
+  const cJSON *j = (const cJSON *)node;
+
+  switch (j->type & 0xFF) {
+  case cJSON_False:
+    return GW_JFALSE;
+  case cJSON_True:
+    return GW_JTRUE;
+  case cJSON_Number:
+    return GW_JNUMBER;
+  case cJSON_String:
+    return GW_JSTRING;
+  case cJSON_Array:
+    return GW_JARRAY;
+  case cJSON_Object:
+    return GW_JOBJECT;
+  default:
+    return GW_JNULL;
+  }
+}
+
+const gw_jnode *gw_json_get(const gw_jnode *obj, const char *key) {
+  const cJSON *j = (const cJSON *)obj;
+
+  if (j == NULL || !cJSON_IsObject(j))
+    return NULL;
+  return (const gw_jnode *)cJSON_GetObjectItemCaseSensitive(j, key);
+}
+
+const gw_jnode *gw_json_child(const gw_jnode *node) {
+  return (const gw_jnode *)((const cJSON *)node)->child;
+}
+
+const gw_jnode *gw_json_next(const gw_jnode *node) {
+  return (const gw_jnode *)((const cJSON *)node)->next;
+}
+
+const char *gw_json_key(const gw_jnode *node) {
+  return ((const cJSON *)node)->string;
+}
+
+size_t gw_json_count(const gw_jnode *node) {
+  size_t n = 0;
+
+  for (const cJSON *c = ((const cJSON *)node)->child; c; c = c->next)
+    n++;
+  return n;
+}
+
+const char *gw_json_string(const gw_jnode *node) {
+  const cJSON *j = (const cJSON *)node;
+
+  return cJSON_IsString(j) ? j->valuestring : NULL;
+}
+
+/* The text of node: [*p, *p + *len). */
+static void node_span(const gw_json *doc, const gw_jnode *node, const char **p,
+                      size_t *len) {
+  size_t k = (size_t)((const cJSON *)node)->valueint;
+
+  *p = doc->text + doc->spans[2 * k];
+  *len = doc->spans[2 * k + 1] - doc->spans[2 * k];
+}
+
+/* --------------------------------------------------------- exact numbers */
+
+/* Parses the integer text p[0..n) (JSON grammar, already checked): its
+ * magnitude and sign. EVALUE for a fraction or exponent, ERANGE past 64
+ * bits. */
+static int int_text(const char *p, size_t n, uint64_t *mag, int *neg) {
+  uint64_t v = 0;
+  size_t i = 0;
+
+  *neg = 0;
+  if (i < n && p[i] == '-') {
+    *neg = 1;
+    i++;
+  }
+  if (i == n)
+    return GW_JSON_EVALUE;
+  for (; i < n; i++) {
+    unsigned d;
+    if (!is_digit((unsigned char)p[i]))
+      return GW_JSON_EVALUE;
+    d = (unsigned)(p[i] - '0');
+    if (v > (UINT64_MAX - d) / 10)
+      return GW_JSON_ERANGE;
+    v = v * 10 + d;
+  }
+  *mag = v;
+  return 0;
+}
+
+static int to_int64(uint64_t mag, int neg, int64_t *out) {
+  if (neg) {
+    if (mag > (uint64_t)INT64_MAX + 1)
+      return GW_JSON_ERANGE;
+    *out = mag == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)mag;
+  } else {
+    if (mag > (uint64_t)INT64_MAX)
+      return GW_JSON_ERANGE;
+    *out = (int64_t)mag;
+  }
+  return 0;
+}
+
+int gw_json_int64(const gw_json *doc, const gw_jnode *node, int64_t *out) {
+  const char *p;
+  size_t n;
+  uint64_t mag;
+  int neg, rv;
+
+  if (gw_json_type(node) != GW_JNUMBER)
+    return GW_JSON_EVALUE;
+  node_span(doc, node, &p, &n);
+  if ((rv = int_text(p, n, &mag, &neg)) != 0)
+    return rv;
+  return to_int64(mag, neg, out);
+}
+
+int gw_json_uint64(const gw_json *doc, const gw_jnode *node, uint64_t *out) {
+  const char *p;
+  size_t n;
+  uint64_t mag;
+  int neg, rv;
+
+  if (gw_json_type(node) != GW_JNUMBER)
+    return GW_JSON_EVALUE;
+  node_span(doc, node, &p, &n);
+  if ((rv = int_text(p, n, &mag, &neg)) != 0)
+    return rv;
+  if (neg && mag != 0)
+    return GW_JSON_ERANGE;
+  *out = mag;
+  return 0;
+}
+
+/* A finite double from the number's own text. */
+static int json_double(const gw_json *doc, const gw_jnode *node, double *out) {
+  const char *p;
+  size_t n;
+  char small[128];
+  char *copy = small, *end;
+  double d;
+  int rv;
+
+  if (gw_json_type(node) != GW_JNUMBER)
+    return GW_JSON_EVALUE;
+  node_span(doc, node, &p, &n);
+  if (n >= sizeof(small)) {
+    copy = malloc(n + 1);
+    if (copy == NULL)
+      return GW_JSON_ENOMEM;
+  }
+  memcpy(copy, p, n);
+  copy[n] = '\0';
+  d = strtod(copy, &end);
+  rv = (end == copy + n && isfinite(d)) ? 0 : GW_JSON_ERANGE;
+  if (copy != small)
+    free(copy);
+  if (rv == 0)
+    *out = d;
+  return rv;
+}
+
+/* Decodes one \u escape or UTF-8 character of a string's raw text;
+ * returns its length or 0. */
+static size_t string_char(const char *p, size_t n, unsigned *cp) {
+  const unsigned char *u = (const unsigned char *)p;
+  size_t k;
+
+  if (n == 0)
+    return 0;
+  if (u[0] == '\\') {
+    static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+    const char *e;
+    if (n < 2)
+      return 0;
+    if (u[1] == 'u') {
+      unsigned v = 0;
+      if (n < 6)
+        return 0;
+      for (int i = 2; i < 6; i++) {
+        unsigned char c = u[i];
+        v = v * 16 + (unsigned)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+      }
+      if (v >= 0xD800 && v <= 0xDFFF) {
+        *cp = 0x10000; /* any astral character: never one byte */
+        return n >= 12 ? 12 : 0;
+      }
+      *cp = v;
+      return 6;
+    }
+    e = strchr(from, u[1]);
+    if (e == NULL)
+      return 0;
+    *cp = (unsigned char)to[e - from];
+    return 2;
+  }
+  k = utf8_seq(u, n);
+  if (k == 1)
+    *cp = u[0];
+  else if (k == 2)
+    *cp = ((unsigned)(u[0] & 0x1F) << 6) | (u[1] & 0x3F);
+  else
+    *cp = 0x10000; /* three or four bytes: above U+00FF */
+  return k;
+}
+
+int gw_json_scalar(const gw_json *doc, const gw_jnode *node, char type,
+                   atr_scalar *out) {
+  int64_t i;
+  uint64_t u;
+  double d;
+  int rv;
+
+  switch (type) {
+  case 'b':
+  case 'h':
+  case 'i':
+  case 'l':
+  case 'q': {
+    int64_t lo = type == 'b'   ? INT8_MIN
+                 : type == 'h' ? INT16_MIN
+                 : type == 'i' ? INT32_MIN
+                               : INT64_MIN;
+    int64_t hi = type == 'b'   ? INT8_MAX
+                 : type == 'h' ? INT16_MAX
+                 : type == 'i' ? INT32_MAX
+                               : INT64_MAX;
+    if ((rv = gw_json_int64(doc, node, &i)) != 0)
+      return rv;
+    if (i < lo || i > hi)
+      return GW_JSON_ERANGE;
+    out->i = i;
+    return 0;
+  }
+  case 'B':
+  case 'H':
+  case 'I':
+  case 'L':
+  case 'Q': {
+    uint64_t hi = type == 'B'   ? UINT8_MAX
+                  : type == 'H' ? UINT16_MAX
+                  : type == 'I' ? UINT32_MAX
+                                : UINT64_MAX;
+    if ((rv = gw_json_uint64(doc, node, &u)) != 0)
+      return rv;
+    if (u > hi)
+      return GW_JSON_ERANGE;
+    out->u = u;
+    return 0;
+  }
+  case 'f':
+    if ((rv = json_double(doc, node, &d)) != 0)
+      return rv;
+    if (!isfinite((float)d))
+      return GW_JSON_ERANGE;
+    out->f = (double)(float)d;
+    return 0;
+  case 'd':
+    if ((rv = json_double(doc, node, &d)) != 0)
+      return rv;
+    out->f = d;
+    return 0;
+  case '?':
+    if (gw_json_type(node) == GW_JTRUE)
+      out->i = 1;
+    else if (gw_json_type(node) == GW_JFALSE)
+      out->i = 0;
+    else
+      return GW_JSON_EVALUE;
+    return 0;
+  case 'c': {
+    const char *p;
+    size_t n, k;
+    unsigned cp;
+    if (gw_json_type(node) != GW_JSTRING)
+      return GW_JSON_EVALUE;
+    node_span(doc, node, &p, &n);
+    p++; /* the quotes */
+    n -= 2;
+    k = string_char(p, n, &cp);
+    if (k == 0 || k != n)
+      return GW_JSON_EVALUE; /* empty, or more than one character */
+    if (cp > 0xFF)
+      return GW_JSON_ERANGE;
+    out->u = cp;
+    return 0;
+  }
+  default:
+    return GW_JSON_EVALUE;
+  }
+}
+
+int gw_parse_int64(const char *s, int64_t *out) {
+  uint64_t mag;
+  int neg, rv;
+
+  if (s == NULL || *s == '\0')
+    return GW_JSON_EVALUE;
+  if ((rv = int_text(s, strlen(s), &mag, &neg)) != 0)
+    return rv;
+  return to_int64(mag, neg, out);
+}
+
+int gw_parse_double(const char *s, double *out) {
+  char *end;
+  double d;
+
+  if (s == NULL || *s == '\0' || strspn(s, "0123456789.eE+-") != strlen(s))
+    return GW_JSON_EVALUE;
+  errno = 0;
+  d = strtod(s, &end);
+  if (*end != '\0' || end == s)
+    return GW_JSON_EVALUE;
+  if (!isfinite(d))
+    return GW_JSON_ERANGE;
+  *out = d;
+  return 0;
+}
+
+/* ------------------------------------------------------------------ output */
+
+void gw_json_put_string(gw_buf *b, const char *s, size_t len) {
+  static const char hex[] = "0123456789abcdef";
+  size_t run = 0;
+
+  gw_buf_add(b, "\"", 1);
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    char esc[6];
+    if (c >= 0x20 && c != '"' && c != '\\')
+      continue;
+    gw_buf_add(b, s + run, i - run);
+    run = i + 1;
+    if (c == '"' || c == '\\') {
+      esc[0] = '\\';
+      esc[1] = (char)c;
+      gw_buf_add(b, esc, 2);
+    } else {
+      memcpy(esc, "\\u00", 4);
+      esc[4] = hex[c >> 4];
+      esc[5] = hex[c & 15];
+      gw_buf_add(b, esc, 6);
+    }
+  }
+  gw_buf_add(b, s + run, len - run);
+  gw_buf_add(b, "\"", 1);
+}
+
+void gw_json_put_bytes(gw_buf *b, const char *p, size_t len) {
+  const unsigned char *u = (const unsigned char *)p;
+  size_t i = 0, run = 0;
+
+  gw_buf_add(b, "\"", 1);
+  while (i < len) {
+    size_t k = utf8_seq(u + i, len - i);
+    if (k == 1 && u[i] >= 0x20 && u[i] != '"' && u[i] != '\\') {
+      i++;
+      continue;
+    }
+    if (k > 1) {
+      i += k;
+      continue;
+    }
+    /* Flush the clean run, then this byte escaped or replaced. */
+    gw_buf_add(b, p + run, i - run);
+    if (k == 0) {
+      gw_buf_str(b, "\\ufffd");
+    } else {
+      size_t mark = b->len;
+      gw_json_put_string(b, p + i, 1);
+      if (!b->failed) { /* keep the escape, drop the quotes around it */
+        memmove(b->data + mark, b->data + mark + 1, b->len - mark - 2);
+        b->len -= 2;
+        b->data[b->len] = '\0';
+      }
+    }
+    i++;
+    run = i;
+  }
+  gw_buf_add(b, p + run, len - run);
+  gw_buf_add(b, "\"", 1);
+}
+
+void gw_json_put_scalar(gw_buf *b, char type, atr_scalar v) {
+  char text[64];
+  int prec;
+
+  switch (type) {
+  case 'b':
+  case 'h':
+  case 'i':
+  case 'l':
+  case 'q':
+    gw_buf_fmt(b, "%" PRId64, v.i);
+    return;
+  case 'B':
+  case 'H':
+  case 'I':
+  case 'L':
+  case 'Q':
+    gw_buf_fmt(b, "%" PRIu64, v.u);
+    return;
+  case '?':
+    gw_buf_str(b, v.i ? "true" : "false");
+    return;
+  case 'c': {
+    unsigned char c = (unsigned char)v.u;
+    char u8[2];
+    if (c < 0x80) {
+      u8[0] = (char)c;
+      gw_json_put_string(b, u8, 1);
+    } else { /* U+0080..U+00FF as UTF-8 */
+      u8[0] = (char)(0xC0 | (c >> 6));
+      u8[1] = (char)(0x80 | (c & 0x3F));
+      gw_json_put_string(b, u8, 2);
+    }
+    return;
+  }
+  case 'f':
+    if (!isfinite(v.f)) {
+      gw_buf_str(b, "null");
+      return;
+    }
+    /* The shortest text that reads back to the same float. */
+    for (prec = 1; prec < 9; prec++) {
+      snprintf(text, sizeof(text), "%.*g", prec, v.f);
+      if (strtof(text, NULL) == (float)v.f)
+        break;
+    }
+    snprintf(text, sizeof(text), "%.*g", prec, v.f);
+    gw_buf_str(b, text);
+    return;
+  case 'd':
+  default:
+    if (!isfinite(v.f)) {
+      gw_buf_str(b, "null");
+      return;
+    }
+    for (prec = 15; prec < 17; prec++) {
+      snprintf(text, sizeof(text), "%.*g", prec, v.f);
+      if (strtod(text, NULL) == v.f)
+        break;
+    }
+    snprintf(text, sizeof(text), "%.*g", prec, v.f);
+    gw_buf_str(b, text);
+    return;
+  }
+}

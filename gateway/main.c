@@ -1,0 +1,485 @@
+/*
+ * main.c - atriumd: configuration (flags and ATRIUM_* environment), start,
+ * signals, orderly stop.
+ */
+#include <nng/nng.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "gw.h"
+
+struct gw_server *gw_srv;
+
+static const char gw_usage[] =
+    "usage: atriumd [options]\n"
+    "  --store PATH        store file (ATRIUM_STORE, default " ATR_DEFAULT_PATH
+    ")\n"
+    "  --store-size SIZE   size when creating it, e.g. 64M "
+    "(ATRIUM_STORE_SIZE)\n"
+    "  --listen HOST:PORT  HTTP address (ATRIUM_LISTEN, default "
+    "127.0.0.1:7450)\n"
+    "  --events URL        nng events URL (ATRIUM_EVENTS, default "
+    "tcp://127.0.0.1:7451)\n"
+    "  --token-file FILE   require Authorization: Bearer <its content>\n"
+    "                      (ATRIUM_TOKEN_FILE)\n"
+    "  --insecure          allow a non-loopback events URL "
+    "(ATRIUM_INSECURE=1)\n"
+    "  --max-wait SECONDS  cap of every timeout (ATRIUM_MAX_WAIT, default "
+    "300)\n"
+    "  --max-body BYTES    request body limit (ATRIUM_MAX_BODY, default 1M)\n"
+    "  --max-conns N       connection limit (ATRIUM_MAX_CONNS, default: what\n"
+    "                      the open-file limit allows, at most 65536)\n"
+    "  --threads N         HTTP worker threads (ATRIUM_THREADS, default: "
+    "CPUs)\n"
+    "  --max-depth N       JSON nesting limit (ATRIUM_MAX_DEPTH, default 64)\n"
+    "  --cors-origin LIST  origins allowed by CORS, comma separated, or *\n"
+    "                      (ATRIUM_CORS_ORIGIN; default: CORS off)\n"
+    "  --help              this text\n"
+    "A non-loopback --listen needs --token-file.\n";
+
+/* ------------------------------------------------------------ parsing */
+
+static int parse_size(const char *s, size_t *out) {
+  char *end;
+  unsigned long long v;
+  unsigned shift = 0;
+
+  if (s == NULL || *s < '0' || *s > '9')
+    return -1;
+  errno = 0;
+  v = strtoull(s, &end, 10);
+  if (errno != 0)
+    return -1;
+  switch (*end) {
+  case 'k':
+  case 'K':
+    shift = 10;
+    end++;
+    break;
+  case 'm':
+  case 'M':
+    shift = 20;
+    end++;
+    break;
+  case 'g':
+  case 'G':
+    shift = 30;
+    end++;
+    break;
+  default:
+    break;
+  }
+  if (shift && (*end == 'i' || *end == 'I'))
+    end++;
+  if (*end == 'b' || *end == 'B')
+    end++;
+  if (*end != '\0' || v > (SIZE_MAX >> shift))
+    return -1;
+  *out = (size_t)(v << shift);
+  return 0;
+}
+
+static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out) {
+  int64_t v;
+
+  if (gw_parse_int64(s, &v) != 0 || v < lo || v > hi)
+    return -1;
+  *out = (unsigned)v;
+  return 0;
+}
+
+/* "HOST:PORT" or "[V6]:PORT". */
+static int parse_listen(const char *s, struct gw_config *cfg) {
+  const char *colon;
+  size_t hlen;
+
+  if (s[0] == '[') {
+    const char *close = strchr(s, ']');
+    if (close == NULL || close[1] != ':')
+      return -1;
+    hlen = (size_t)(close - s - 1);
+    s++;
+    colon = close + 1;
+  } else {
+    colon = strrchr(s, ':');
+    if (colon == NULL)
+      return -1;
+    hlen = (size_t)(colon - s);
+  }
+  if (hlen == 0 || hlen >= sizeof(cfg->listen_host))
+    return -1;
+  memcpy(cfg->listen_host, s, hlen);
+  cfg->listen_host[hlen] = '\0';
+  return parse_uint(colon + 1, 0, 65535, &cfg->listen_port);
+}
+
+static int parse_origins(char *list, struct gw_config *cfg) {
+  char *save = NULL;
+
+  for (char *o = strtok_r(list, ", ", &save); o;
+       o = strtok_r(NULL, ", ", &save)) {
+    if (cfg->n_origins == GW_MAX_ORIGINS)
+      return -1;
+    cfg->origins[cfg->n_origins++] = o;
+  }
+  return 0;
+}
+
+static int host_is_loopback(const char *host) {
+  struct addrinfo hints, *res = NULL, *ai;
+  int all = 1;
+
+  if (host[0] == '\0')
+    return 0;
+  memset(&hints, 0, sizeof(hints));
+  hints.ai_socktype = SOCK_STREAM;
+  if (getaddrinfo(host, NULL, &hints, &res) != 0)
+    return 0;
+  for (ai = res; ai; ai = ai->ai_next) {
+    if (ai->ai_family == AF_INET) {
+      const struct sockaddr_in *a = (const void *)ai->ai_addr;
+      if ((ntohl(a->sin_addr.s_addr) >> 24) != 127)
+        all = 0;
+    } else if (ai->ai_family == AF_INET6) {
+      const struct sockaddr_in6 *a = (const void *)ai->ai_addr;
+      if (!IN6_IS_ADDR_LOOPBACK(&a->sin6_addr))
+        all = 0;
+    } else
+      all = 0;
+  }
+  freeaddrinfo(res);
+  return all;
+}
+
+/* Checks the nng URL; the publisher itself is not opened yet. */
+static int check_events(const struct gw_config *cfg) {
+  nng_url *url = NULL;
+  int rv = -1;
+
+  if (nng_url_parse(&url, cfg->events_url) != 0) {
+    fprintf(stderr, "atriumd: bad --events URL %s\n", cfg->events_url);
+    return -1;
+  }
+  if (strcmp(url->u_scheme, "ipc") == 0 ||
+      strcmp(url->u_scheme, "inproc") == 0 ||
+      strcmp(url->u_scheme, "abstract") == 0) {
+    rv = 0;
+  } else if (strncmp(url->u_scheme, "tcp", 3) == 0 ||
+             strncmp(url->u_scheme, "ws", 2) == 0) {
+    if (!cfg->insecure && !host_is_loopback(url->u_hostname))
+      fprintf(stderr,
+              "atriumd: refusing events on %s: nng has no authentication; "
+              "use a loopback address or --insecure\n",
+              cfg->events_url);
+    else
+      rv = 0;
+  } else {
+    fprintf(stderr, "atriumd: unsupported --events scheme %s\n", url->u_scheme);
+  }
+  nng_url_free(url);
+  return rv;
+}
+
+enum {
+  OPT_STORE = 256,
+  OPT_STORE_SIZE,
+  OPT_LISTEN,
+  OPT_EVENTS,
+  OPT_TOKEN_FILE,
+  OPT_INSECURE,
+  OPT_MAX_WAIT,
+  OPT_MAX_BODY,
+  OPT_MAX_CONNS,
+  OPT_THREADS,
+  OPT_MAX_DEPTH,
+  OPT_CORS,
+  OPT_HELP,
+};
+
+static const struct {
+  int opt;
+  const char *env;
+} gw_env[] = {
+    {OPT_STORE, "ATRIUM_STORE"},
+    {OPT_STORE_SIZE, "ATRIUM_STORE_SIZE"},
+    {OPT_LISTEN, "ATRIUM_LISTEN"},
+    {OPT_EVENTS, "ATRIUM_EVENTS"},
+    {OPT_TOKEN_FILE, "ATRIUM_TOKEN_FILE"},
+    {OPT_INSECURE, "ATRIUM_INSECURE"},
+    {OPT_MAX_WAIT, "ATRIUM_MAX_WAIT"},
+    {OPT_MAX_BODY, "ATRIUM_MAX_BODY"},
+    {OPT_MAX_CONNS, "ATRIUM_MAX_CONNS"},
+    {OPT_THREADS, "ATRIUM_THREADS"},
+    {OPT_MAX_DEPTH, "ATRIUM_MAX_DEPTH"},
+    {OPT_CORS, "ATRIUM_CORS_ORIGIN"},
+};
+
+/* Applies one setting; arg belongs to argv or the environment. */
+static int apply(struct gw_config *cfg, int opt, char *arg) {
+  double d;
+
+  switch (opt) {
+  case OPT_STORE:
+    if (arg[0] == '\0')
+      return -1;
+    cfg->store_path = arg;
+    return 0;
+  case OPT_STORE_SIZE:
+    return parse_size(arg, &cfg->store_size);
+  case OPT_LISTEN:
+    return parse_listen(arg, cfg);
+  case OPT_EVENTS:
+    cfg->events_url = arg;
+    return 0;
+  case OPT_TOKEN_FILE:
+    cfg->token_file = arg;
+    return 0;
+  case OPT_INSECURE:
+    cfg->insecure = arg == NULL || strcmp(arg, "0") != 0;
+    return 0;
+  case OPT_MAX_WAIT:
+    if (gw_parse_double(arg, &d) != 0 || d < 0 || d > 86400)
+      return -1;
+    cfg->max_wait = d;
+    return 0;
+  case OPT_MAX_BODY:
+    return parse_size(arg, &cfg->max_body) != 0 || cfg->max_body == 0 ? -1 : 0;
+  case OPT_MAX_CONNS:
+    return parse_uint(arg, 1, 1000000, &cfg->max_conns);
+  case OPT_THREADS:
+    return parse_uint(arg, 1, 1024, &cfg->threads);
+  case OPT_MAX_DEPTH:
+    return parse_uint(arg, 1, 512, &cfg->max_depth);
+  case OPT_CORS:
+    return parse_origins(arg, cfg);
+  default:
+    return -1;
+  }
+}
+
+static int configure(struct gw_config *cfg, int argc, char **argv) {
+  static const struct option opts[] = {
+      {"store", required_argument, NULL, OPT_STORE},
+      {"store-size", required_argument, NULL, OPT_STORE_SIZE},
+      {"listen", required_argument, NULL, OPT_LISTEN},
+      {"events", required_argument, NULL, OPT_EVENTS},
+      {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
+      {"insecure", no_argument, NULL, OPT_INSECURE},
+      {"max-wait", required_argument, NULL, OPT_MAX_WAIT},
+      {"max-body", required_argument, NULL, OPT_MAX_BODY},
+      {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
+      {"threads", required_argument, NULL, OPT_THREADS},
+      {"max-depth", required_argument, NULL, OPT_MAX_DEPTH},
+      {"cors-origin", required_argument, NULL, OPT_CORS},
+      {"help", no_argument, NULL, OPT_HELP},
+      {NULL, 0, NULL, 0}};
+  int opt;
+  long n;
+
+  cfg->store_path = ATR_DEFAULT_PATH;
+  parse_listen("127.0.0.1:7450", cfg);
+  cfg->events_url = "tcp://127.0.0.1:7451";
+  cfg->max_wait = 300;
+  cfg->max_body = (size_t)1 << 20;
+  cfg->max_depth = 64;
+  n = sysconf(_SC_NPROCESSORS_ONLN);
+  cfg->threads = n > 0 ? (unsigned)n : 1;
+
+  /* The environment first, so flags win. */
+  for (size_t i = 0; i < sizeof(gw_env) / sizeof(gw_env[0]); i++) {
+    char *v = getenv(gw_env[i].env);
+    if (v == NULL)
+      continue;
+    if (apply(cfg, gw_env[i].opt, v) != 0) {
+      fprintf(stderr, "atriumd: bad %s=%s\n", gw_env[i].env, v);
+      return 2;
+    }
+  }
+  while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    if (opt == OPT_HELP) {
+      fputs(gw_usage, stdout);
+      return 1;
+    }
+    if (opt == '?' || opt == ':') {
+      fputs(gw_usage, stderr);
+      return 2;
+    }
+    if (apply(cfg, opt, optarg) != 0) {
+      for (size_t i = 0; opts[i].name; i++)
+        if (opts[i].val == opt)
+          fprintf(stderr, "atriumd: bad --%s %s\n", opts[i].name,
+                  optarg ? optarg : "");
+      return 2;
+    }
+  }
+  if (optind < argc) {
+    fprintf(stderr, "atriumd: unexpected argument %s\n", argv[optind]);
+    return 2;
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------ start */
+
+/* Raises the open-file limit to its hard limit and sizes the connection
+ * limit from it (a waiting client holds one descriptor). */
+static void raise_nofile(struct gw_config *cfg) {
+  struct rlimit rl;
+  rlim_t room;
+
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+    rl.rlim_cur = 1024;
+  room = rl.rlim_cur > 128 ? rl.rlim_cur - 64 : 64;
+  if (cfg->max_conns == 0)
+    cfg->max_conns = room > 65536 ? 65536 : (unsigned)room;
+  else if (cfg->max_conns > room)
+    fprintf(stderr,
+            "atriumd: warning: --max-conns %u is above what the open-file "
+            "limit allows (%llu)\n",
+            cfg->max_conns, (unsigned long long)room);
+}
+
+/* Binds and listens; fills the real port (for port 0) into cfg. */
+static int open_listener(struct gw_config *cfg, int *out) {
+  struct addrinfo hints, *res = NULL;
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof(ss);
+  char port[8];
+  int fd = -1, one = 1, rv;
+
+  memset(&hints, 0, sizeof(hints));
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  snprintf(port, sizeof(port), "%u", cfg->listen_port);
+  if ((rv = getaddrinfo(cfg->listen_host, port, &hints, &res)) != 0) {
+    fprintf(stderr, "atriumd: cannot resolve %s: %s\n", cfg->listen_host,
+            gai_strerror(rv));
+    goto fail;
+  }
+  fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0)
+    goto fail_errno;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 4096) != 0 ||
+      getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
+    goto fail_errno;
+  cfg->listen_port =
+      ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                     : ((struct sockaddr_in *)&ss)->sin_port);
+  freeaddrinfo(res);
+  *out = fd;
+  return 0;
+fail_errno:
+  fprintf(stderr, "atriumd: cannot listen on %s:%u: %s\n", cfg->listen_host,
+          cfg->listen_port, strerror(errno));
+fail:
+  if (fd >= 0)
+    close(fd);
+  if (res)
+    freeaddrinfo(res);
+  return -1;
+}
+
+int main(int argc, char **argv) {
+  static struct gw_server srv;
+  struct gw_config *cfg = &srv.cfg;
+  atr_store_opts so;
+  sigset_t sigs;
+  int listen_fd = -1, quiesced_fd, sig, rv, status = 1;
+
+  gw_srv = &srv;
+  rv = configure(cfg, argc, argv);
+  if (rv != 0)
+    return rv == 1 ? 0 : 2;
+  if (!host_is_loopback(cfg->listen_host) && cfg->token_file == NULL) {
+    fprintf(stderr,
+            "atriumd: refusing to listen on %s without --token-file "
+            "(anyone who can reach it could change the store)\n",
+            cfg->listen_host);
+    return 2;
+  }
+  if (check_events(cfg) != 0 || gw_auth_load(cfg) != 0)
+    return 2;
+  raise_nofile(cfg);
+
+  /* Signals are taken by sigwait below; every thread inherits the mask. */
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  atr_store_opts_init(&so);
+  if (cfg->store_size)
+    so.size = cfg->store_size;
+  rv = atr_store_open(cfg->store_path, &so, &srv.store);
+  if (rv != 0) {
+    fprintf(stderr, "atriumd: cannot open store %s: %s\n", cfg->store_path,
+            atr_strerror(rv));
+    goto done;
+  }
+  if (gw_metrics_init() != 0) {
+    fprintf(stderr, "atriumd: out of memory\n");
+    goto done;
+  }
+  if (open_listener(cfg, &listen_fd) != 0)
+    goto done;
+  if (gw_wait_start(srv.store) != 0) {
+    fprintf(stderr, "atriumd: cannot start the change-feed follower\n");
+    goto done;
+  }
+  if (gw_http_start(listen_fd) != 0) {
+    fprintf(stderr, "atriumd: cannot start the HTTP daemon\n");
+    goto done;
+  }
+  fprintf(stderr, "atriumd: listening on http://%s%s%s:%u, events on %s\n",
+          strchr(cfg->listen_host, ':') ? "[" : "", cfg->listen_host,
+          strchr(cfg->listen_host, ':') ? "]" : "", cfg->listen_port,
+          cfg->events_url);
+  fflush(stderr);
+
+  do {
+    if (sigwait(&sigs, &sig) != 0)
+      sig = SIGTERM;
+  } while (sig != SIGTERM && sig != SIGINT);
+
+  /* Stop taking connections, answer every waiting request as if its time
+   * had come, let those answers go out, then stop. */
+  quiesced_fd = gw_http_quiesce();
+  gw_wait_shutdown(2.0);
+  gw_wait_join();
+  gw_http_stop();
+  if (quiesced_fd < 0)
+    listen_fd = -1; /* not handed back: MHD closed it */
+  else if (quiesced_fd != listen_fd)
+    close(quiesced_fd);
+  status = 0;
+done:
+  gw_wait_shutdown(0);
+  gw_wait_join();
+  gw_http_stop();
+  if (listen_fd >= 0)
+    close(listen_fd);
+  gw_metrics_fini();
+  atr_store_close(srv.store);
+  free(cfg->token);
+  return status;
+}

@@ -1,0 +1,197 @@
+/*
+ * metrics.c - /metrics in Prometheus text format: requests by route and
+ * status, a latency histogram per route, store usage, parked requests,
+ * and every value as a gauge labelled by its name.
+ *
+ * Counters are relaxed atomics in one table allocated at start: counting
+ * a request takes no lock.
+ */
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gw.h"
+
+#define M_STATUS_MIN 100
+#define M_STATUS_N 500 /* 100..599 */
+
+static const double m_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                  0.05,   0.1,   0.25,   0.5,   1,    2.5,
+                                  5,      10,    30,     60,    300};
+#define M_BUCKETS (sizeof(m_bounds) / sizeof(m_bounds[0]) + 1)
+
+struct m_route {
+  atomic_uint_fast64_t status[M_STATUS_N];
+  atomic_uint_fast64_t bucket[M_BUCKETS];
+  atomic_uint_fast64_t sum_us;
+};
+
+static struct m_route *m_routes; /* gw_route_count() + 1 (unrouted) */
+
+int gw_metrics_init(void) {
+  size_t n = gw_route_count() + 1;
+
+  m_routes = calloc(n, sizeof(*m_routes));
+  if (m_routes == NULL)
+    return -1;
+  for (size_t r = 0; r < n; r++) {
+    for (size_t i = 0; i < M_STATUS_N; i++)
+      atomic_init(&m_routes[r].status[i], 0);
+    for (size_t i = 0; i < M_BUCKETS; i++)
+      atomic_init(&m_routes[r].bucket[i], 0);
+    atomic_init(&m_routes[r].sum_us, 0);
+  }
+  return 0;
+}
+
+void gw_metrics_fini(void) {
+  free(m_routes);
+  m_routes = NULL;
+}
+
+void gw_metrics_count(const struct gw_route *route, unsigned status,
+                      double seconds) {
+  struct m_route *m;
+  size_t b = 0;
+
+  if (m_routes == NULL || status < M_STATUS_MIN ||
+      status >= M_STATUS_MIN + M_STATUS_N)
+    return; /* never answered (client left) */
+  m = &m_routes[gw_route_index(route)];
+  atomic_fetch_add_explicit(&m->status[status - M_STATUS_MIN], 1,
+                            memory_order_relaxed);
+  while (b < M_BUCKETS - 1 && seconds > m_bounds[b])
+    b++;
+  atomic_fetch_add_explicit(&m->bucket[b], 1, memory_order_relaxed);
+  if (seconds < 0)
+    seconds = 0;
+  atomic_fetch_add_explicit(&m->sum_us, (uint_fast64_t)(seconds * 1e6),
+                            memory_order_relaxed);
+}
+
+static const char *m_label(size_t r) {
+  return r < gw_route_count() ? gw_route_at(r)->id : "unrouted";
+}
+
+static void m_requests(gw_buf *b) {
+  size_t n = gw_route_count() + 1;
+
+  gw_buf_str(b, "# HELP atrium_http_requests_total HTTP requests answered, "
+                "by route and status.\n"
+                "# TYPE atrium_http_requests_total counter\n");
+  for (size_t r = 0; r < n; r++)
+    for (size_t s = 0; s < M_STATUS_N; s++) {
+      uint_fast64_t c =
+          atomic_load_explicit(&m_routes[r].status[s], memory_order_relaxed);
+      if (c)
+        gw_buf_fmt(b,
+                   "atrium_http_requests_total{route=\"%s\",status=\"%zu\"} "
+                   "%llu\n",
+                   m_label(r), s + M_STATUS_MIN, (unsigned long long)c);
+    }
+  gw_buf_str(b, "# HELP atrium_http_request_duration_seconds Time from "
+                "request to answer (waiting included).\n"
+                "# TYPE atrium_http_request_duration_seconds histogram\n");
+  for (size_t r = 0; r < n; r++) {
+    uint_fast64_t cum = 0;
+    for (size_t i = 0; i < M_BUCKETS; i++)
+      cum += atomic_load_explicit(&m_routes[r].bucket[i], memory_order_relaxed);
+    if (cum == 0)
+      continue;
+    cum = 0;
+    for (size_t i = 0; i < M_BUCKETS; i++) {
+      cum += atomic_load_explicit(&m_routes[r].bucket[i], memory_order_relaxed);
+      if (i < M_BUCKETS - 1)
+        gw_buf_fmt(b,
+                   "atrium_http_request_duration_seconds_bucket{route=\"%s\","
+                   "le=\"%g\"} %llu\n",
+                   m_label(r), m_bounds[i], (unsigned long long)cum);
+      else
+        gw_buf_fmt(b,
+                   "atrium_http_request_duration_seconds_bucket{route=\"%s\","
+                   "le=\"+Inf\"} %llu\n",
+                   m_label(r), (unsigned long long)cum);
+    }
+    gw_buf_fmt(b,
+               "atrium_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n"
+               "atrium_http_request_duration_seconds_count{route=\"%s\"} "
+               "%llu\n",
+               m_label(r),
+               (double)atomic_load_explicit(&m_routes[r].sum_us,
+                                            memory_order_relaxed) /
+                   1e6,
+               m_label(r), (unsigned long long)cum);
+  }
+}
+
+struct m_values {
+  gw_buf *b;
+};
+
+static int m_value(const atr_info *info, void *arg) {
+  struct m_values *mv = arg;
+  atr_handle h;
+  atr_scalar v;
+  uint64_t ver;
+
+  if (info->kind != ATR_VALUE)
+    return 0;
+  if (atr_value_open(gw_srv->store, info->name, 0, 0, NULL, &h) < 0 ||
+      atr_value_get(&h, &v, &ver) != 0)
+    return 0; /* deleted meanwhile */
+  /* Names hold no character that needs escaping in a label. */
+  gw_buf_fmt(mv->b, "atrium_value{name=\"%s\",type=\"%c\"} ", info->name,
+             h.type);
+  if (h.type == 'f' || h.type == 'd')
+    gw_json_put_scalar(mv->b, h.type, v);
+  else if (h.type == '?')
+    gw_buf_str(mv->b, v.i ? "1" : "0");
+  else
+    gw_json_put_scalar(mv->b, h.type == 'c' ? 'Q' : h.type, v);
+  gw_buf_add(mv->b, "\n", 1);
+  return 0;
+}
+
+int gw_metrics(struct gw_req *req) {
+  atr_store_stats st;
+  struct m_values mv;
+  gw_buf b;
+  char *body;
+  size_t len;
+
+  gw_buf_init(&b);
+  m_requests(&b);
+  if (atr_store_stats_get(gw_srv->store, &st) == 0)
+    gw_buf_fmt(&b,
+               "# HELP atrium_store_capacity_bytes Size of the store file.\n"
+               "# TYPE atrium_store_capacity_bytes gauge\n"
+               "atrium_store_capacity_bytes %llu\n"
+               "# HELP atrium_store_used_bytes Bytes in use in the store.\n"
+               "# TYPE atrium_store_used_bytes gauge\n"
+               "atrium_store_used_bytes %llu\n"
+               "# HELP atrium_store_objects Live objects.\n"
+               "# TYPE atrium_store_objects gauge\n"
+               "atrium_store_objects %llu\n"
+               "# HELP atrium_store_max_objects The object limit.\n"
+               "# TYPE atrium_store_max_objects gauge\n"
+               "atrium_store_max_objects %llu\n",
+               (unsigned long long)st.capacity, (unsigned long long)st.used,
+               (unsigned long long)st.objects,
+               (unsigned long long)st.max_objects);
+  gw_buf_fmt(&b,
+             "# HELP atrium_parked_requests Requests waiting without a "
+             "thread.\n"
+             "# TYPE atrium_parked_requests gauge\n"
+             "atrium_parked_requests %llu\n",
+             (unsigned long long)gw_wait_parked());
+  gw_buf_str(&b, "# HELP atrium_value Every value in the store.\n"
+                 "# TYPE atrium_value gauge\n");
+  mv.b = &b;
+  atr_list(gw_srv->store, m_value, &mv);
+  if (b.failed) {
+    gw_buf_fini(&b);
+    return gw_reply_error(req, 500, "out_of_memory", "out of memory");
+  }
+  body = gw_buf_take(&b, &len);
+  return gw_reply(req, 200, body, len, "text/plain; version=0.0.4", 0);
+}

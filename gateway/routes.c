@@ -1,0 +1,234 @@
+/*
+ * routes.c - the route table and the checks every route shares.
+ *
+ * The checks run once, in this order, before any handler: token (401),
+ * path (404), method (405 with Allow), object name on the raw path (400
+ * bad_name), body size (413), content type (415), body present and JSON
+ * (400). Handlers then only do their own work.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "gw.h"
+
+#define BODY (GW_R_BODY | GW_R_PARSE)
+#define NEED (GW_R_BODY | GW_R_PARSE | GW_R_NEED)
+
+static const struct gw_route gw_routes[] = {
+    {GW_GET, "/healthz", gw_healthz, GW_R_OPEN, "healthz"},
+    {GW_GET, "/openapi.json", gw_openapi, GW_R_OPEN, "openapi"},
+    {GW_GET, "/metrics", gw_metrics, 0, "metrics"},
+    {GW_GET, "/v1/objects", gw_objects_list, 0, "objects_list"},
+    {GW_GET, "/v1/store", gw_store_info, 0, "store_info"},
+    {GW_GET, "/v1/values", gw_value_list, 0, "values_list"},
+    {GW_PUT, "/v1/values/{name}", gw_value_put, GW_R_NAME | NEED, "value_put"},
+    {GW_GET, "/v1/values/{name}", gw_value_get, GW_R_NAME, "value_get"},
+    {GW_DELETE, "/v1/values/{name}", gw_value_delete, GW_R_NAME,
+     "value_delete"},
+    {GW_POST, "/v1/values/{name}/add", gw_value_add, GW_R_NAME | BODY,
+     "value_add"},
+    {GW_PUT, "/v1/arrays/{name}", gw_array_put, GW_R_NAME | NEED, "array_put"},
+    {GW_GET, "/v1/arrays/{name}", gw_array_get, GW_R_NAME, "array_get"},
+    {GW_PATCH, "/v1/arrays/{name}", gw_array_patch, GW_R_NAME | NEED,
+     "array_patch"},
+    {GW_DELETE, "/v1/arrays/{name}", gw_array_delete, GW_R_NAME,
+     "array_delete"},
+    {GW_POST, "/v1/arrays/{name}/add", gw_array_add, GW_R_NAME | NEED,
+     "array_add"},
+    {GW_PUT, "/v1/queues/{name}", gw_queue_put, GW_R_NAME | BODY, "queue_put"},
+    {GW_GET, "/v1/queues/{name}", gw_queue_get, GW_R_NAME, "queue_get"},
+    {GW_DELETE, "/v1/queues/{name}", gw_queue_delete, GW_R_NAME,
+     "queue_delete"},
+    /* Items are kept as their own text: checked, never parsed to a tree. */
+    {GW_POST, "/v1/queues/{name}/items", gw_queue_push,
+     GW_R_NAME | GW_R_BODY | GW_R_NEED, "queue_push"},
+    {GW_DELETE, "/v1/queues/{name}/items", gw_queue_clear, GW_R_NAME,
+     "queue_clear"},
+    {GW_POST, "/v1/queues/{name}/batch", gw_queue_batch,
+     GW_R_NAME | GW_R_BODY | GW_R_NEED, "queue_batch"},
+    {GW_POST, "/v1/queues/{name}/pop", gw_queue_pop, GW_R_NAME, "queue_pop"},
+};
+
+#define N_ROUTES (sizeof(gw_routes) / sizeof(gw_routes[0]))
+
+size_t gw_route_count(void) {
+  return N_ROUTES;
+}
+
+const struct gw_route *gw_route_at(size_t i) {
+  return &gw_routes[i];
+}
+
+size_t gw_route_index(const struct gw_route *r) {
+  return r ? (size_t)(r - gw_routes) : N_ROUTES;
+}
+
+void gw_methods_str(unsigned methods, char *out, size_t cap) {
+  static const struct {
+    unsigned bit;
+    const char *name;
+  } names[] = {{GW_GET, "GET"},        {GW_HEAD, "HEAD"},
+               {GW_PUT, "PUT"},        {GW_POST, "POST"},
+               {GW_PATCH, "PATCH"},    {GW_DELETE, "DELETE"},
+               {GW_OPTIONS, "OPTIONS"}};
+  size_t len = 0;
+
+  out[0] = '\0';
+  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+    int n;
+    if (!(methods & names[i].bit))
+      continue;
+    n = snprintf(out + len, cap - len, "%s%s", len ? ", " : "", names[i].name);
+    if (n < 0 || (size_t)n >= cap - len)
+      return;
+    len += (size_t)n;
+  }
+}
+
+/* Matches path[0..len) against pattern; a "{name}" segment takes any run
+ * of characters up to the next '/' (it is checked later, so that a bad
+ * name is a 400 and not a 404). */
+static int route_match(const char *pattern, const char *path, size_t len,
+                       const char **name, size_t *name_len) {
+  size_t i = 0;
+
+  while (*pattern) {
+    if (strncmp(pattern, "{name}", 6) == 0) {
+      size_t start = i;
+      while (i < len && path[i] != '/')
+        i++;
+      *name = path + start;
+      *name_len = i - start;
+      pattern += 6;
+      continue;
+    }
+    if (i >= len || path[i] != *pattern)
+      return 0;
+    i++;
+    pattern++;
+  }
+  return i == len;
+}
+
+int gw_route_find(struct gw_req *req, const char *path, size_t len) {
+  const struct gw_route *found = NULL;
+  const char *name = NULL;
+  size_t name_len = 0;
+  unsigned want = req->method == GW_HEAD ? GW_GET : req->method;
+  unsigned allow = 0;
+  int open = 0;
+
+  for (size_t i = 0; i < N_ROUTES; i++) {
+    const char *n = NULL;
+    size_t nl = 0;
+    if (!route_match(gw_routes[i].pattern, path, len, &n, &nl))
+      continue;
+    allow |= gw_routes[i].method;
+    if (gw_routes[i].flags & GW_R_OPEN)
+      open = 1;
+    if (gw_routes[i].method == want && found == NULL) {
+      found = &gw_routes[i];
+      name = n;
+      name_len = nl;
+    }
+  }
+  if (allow & GW_GET)
+    allow |= GW_HEAD;
+  req->allow = allow;
+  /* A CORS preflight carries no token: answer it before the token check. */
+  if (req->method == GW_OPTIONS && gw_srv->cfg.n_origins > 0 && allow != 0) {
+    req->allow |= GW_OPTIONS;
+    gw_reply_empty(req);
+    return -1;
+  }
+  if (!open && !gw_auth_ok(req)) {
+    gw_reply_error(req, 401, "unauthorized",
+                   "this route needs an Authorization: Bearer token");
+    return -1;
+  }
+  if (allow == 0) {
+    gw_reply_error(req, 404, "not_found", "no such route");
+    return -1;
+  }
+  if (found == NULL) {
+    char methods[128];
+    gw_methods_str(allow, methods, sizeof(methods));
+    gw_reply_error(req, 405, "method_not_allowed", "this path takes %s",
+                   methods);
+    return -1;
+  }
+  req->route = found;
+  if (found->flags & GW_R_NAME) {
+    /* The raw path: MHD would have turned %00 or %2F into bytes. */
+    if (memchr(name, '%', name_len) != NULL) {
+      gw_reply_error(req, 400, "bad_name",
+                     "object names need no %%-escapes and may not hold them");
+      return -1;
+    }
+    if (name_len > ATR_NAME_MAX || atr_name_check(name, name_len) != 0) {
+      gw_reply_error(req, 400, "bad_name",
+                     "names are 1-64 bytes of A-Z a-z 0-9 _ . -");
+      return -1;
+    }
+    memcpy(req->name, name, name_len);
+    req->name[name_len] = '\0';
+  }
+  return 0;
+}
+
+int gw_route_precheck(struct gw_req *req) {
+  const char *cl = gw_req_header(req, "Content-Length");
+  int64_t n;
+
+  if (cl != NULL && gw_parse_int64(cl, &n) == 0 &&
+      (uint64_t)n > gw_srv->cfg.max_body) {
+    gw_reply_error(req, 413, "body_too_large",
+                   "the body is larger than %zu bytes", gw_srv->cfg.max_body);
+    return -1;
+  }
+  return 0;
+}
+
+/* "application/json", any case, maybe with parameters. */
+static int route_is_json(const char *ctype) {
+  size_t n = strlen("application/json");
+
+  if (ctype == NULL)
+    return 0;
+  while (*ctype == ' ')
+    ctype++;
+  if (strncasecmp(ctype, "application/json", n) != 0)
+    return 0;
+  return ctype[n] == '\0' || ctype[n] == ';' || ctype[n] == ' ';
+}
+
+int gw_route_run(struct gw_req *req) {
+  const struct gw_route *r = req->route;
+
+  if (req->runs == 0) {
+    if (req->body_too_big)
+      return gw_reply_error(req, 413, "body_too_large",
+                            "the body is larger than %zu bytes",
+                            gw_srv->cfg.max_body);
+    if (r->flags & GW_R_BODY) {
+      if (req->body_len > 0 &&
+          !route_is_json(gw_req_header(req, "Content-Type")))
+        return gw_reply_error(req, 415, "unsupported_media_type",
+                              "a body must be application/json");
+      if (req->body_len == 0 && (r->flags & GW_R_NEED))
+        return gw_reply_error(req, 400, "invalid_body",
+                              "this route needs a JSON body");
+      if (req->body_len > 0 && (r->flags & GW_R_PARSE)) {
+        const char *why = NULL;
+        int rv = gw_json_parse(req->body, req->body_len, gw_srv->cfg.max_depth,
+                               &req->doc, &why);
+        if (rv != GW_JSON_OK)
+          return gw_reply_json_error(req, rv, "body", why);
+      }
+    }
+  }
+  req->runs++;
+  return r->handler(req);
+}

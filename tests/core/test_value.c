@@ -1,0 +1,476 @@
+/*
+ * test_value.c - typed values: every type code, range edges, overflow,
+ * floats, compare-and-set by version, open flags.
+ */
+#include "testutil.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static tu_fixture *fixture(void **state) { return *state; }
+
+enum vclass { SIGNED, UNSIGNED, FLOAT, BOOL, CHAR };
+
+static const struct vtype {
+  char type;
+  enum vclass cls;
+  int bits;
+} vtypes[] = {
+    {'b', SIGNED, 8},    {'B', UNSIGNED, 8},  {'h', SIGNED, 16},
+    {'H', UNSIGNED, 16}, {'i', SIGNED, 32},   {'I', UNSIGNED, 32},
+    {'l', SIGNED, 64},   {'L', UNSIGNED, 64}, {'q', SIGNED, 64},
+    {'Q', UNSIGNED, 64}, {'f', FLOAT, 32},    {'d', FLOAT, 64},
+    {'?', BOOL, 1},      {'c', CHAR, 8},
+};
+#define NTYPES (sizeof vtypes / sizeof vtypes[0])
+
+static int64_t smin(int bits) {
+  return bits == 64 ? INT64_MIN : -((int64_t)1 << (bits - 1));
+}
+static int64_t smax(int bits) {
+  return bits == 64 ? INT64_MAX : ((int64_t)1 << (bits - 1)) - 1;
+}
+static uint64_t umax(int bits) {
+  return bits == 64 ? UINT64_MAX : ((uint64_t)1 << bits) - 1;
+}
+
+static atr_scalar si(int64_t i) { return (atr_scalar){.i = i}; }
+static atr_scalar su(uint64_t u) { return (atr_scalar){.u = u}; }
+static atr_scalar sf(double f) { return (atr_scalar){.f = f}; }
+
+static void vnew(atr_store *s, const char *name, char type, atr_scalar init,
+                 atr_handle *h) {
+  tu_assert_rc(atr_value_open(s, name, type, ATR_CREATE | ATR_EXCL, &init, h),
+               ATR_CREATED);
+}
+
+/* Reads h; asserts the raw 64 bits and the version. */
+static void assert_value(const atr_handle *h, atr_scalar want,
+                         uint64_t want_version) {
+  atr_scalar v;
+  uint64_t version;
+  tu_ok(atr_value_get(h, &v, &version));
+  tu_assert_u64(v.u, want.u);
+  tu_assert_u64(version, want_version);
+}
+
+static uint64_t version_of(const atr_handle *h) {
+  uint64_t version;
+  tu_ok(atr_value_get(h, NULL, &version));
+  return version;
+}
+
+/* A set that must fail with rc and change nothing. */
+static void set_fails(const atr_handle *h, atr_scalar v, int rc) {
+  atr_scalar before;
+  uint64_t version;
+  tu_ok(atr_value_get(h, &before, &version));
+  tu_assert_rc(atr_value_set(h, v, 0, NULL), rc);
+  assert_value(h, before, version);
+}
+
+static void add_fails(const atr_handle *h, atr_scalar delta, int rc) {
+  atr_scalar before;
+  uint64_t version;
+  tu_ok(atr_value_get(h, &before, &version));
+  tu_assert_rc(atr_value_add(h, delta, NULL, NULL), rc);
+  assert_value(h, before, version);
+}
+
+/* Set v, check it reads back as v (a 'f' as v rounded to float) and that
+ * the version grew. */
+static void set_ok(const atr_handle *h, atr_scalar v) {
+  uint64_t before = version_of(h), after;
+  tu_ok(atr_value_set(h, v, 0, &after));
+  assert_true(after > before);
+  if (h->type == 'f')
+    v.f = (double)(float)v.f;
+  assert_value(h, v, after);
+}
+
+static void test_every_type_basic(void **state) {
+  tu_fixture *f = fixture(state);
+  for (size_t t = 0; t < NTYPES; t++) {
+    const struct vtype *vt = &vtypes[t];
+    char name[8] = {'v', '_', 0};
+    name[2] = vt->type == '?' ? 'x' : vt->type;
+    tu_case("type '%c'", vt->type);
+    atr_handle h;
+    atr_scalar init = vt->cls == FLOAT  ? sf(1.5)
+                      : vt->cls == CHAR ? su('a')
+                      : vt->cls == BOOL ? si(1)
+                                        : si(5);
+    vnew(f->store, name, vt->type, init, &h);
+    assert_int_equal(h.kind, ATR_VALUE);
+    assert_int_equal(h.type, vt->type);
+    uint64_t v0 = version_of(&h);
+    assert_true(v0 >= 1);
+    assert_value(&h, init, v0);
+    atr_info info;
+    tu_ok(atr_stat(f->store, name, &info));
+    assert_int_equal(info.type, vt->type);
+    assert_int_equal(info.kind, ATR_VALUE);
+
+    atr_scalar got;
+    uint64_t version;
+    switch (vt->cls) {
+    case SIGNED:
+      set_ok(&h, si(-7));
+      version = version_of(&h);
+      tu_ok(atr_value_add(&h, si(10), &got, &version));
+      tu_assert_i64(got.i, 3);
+      assert_value(&h, si(3), version);
+      tu_ok(atr_value_add(&h, si(-4), &got, NULL));
+      tu_assert_i64(got.i, -1);
+      break;
+    case UNSIGNED:
+      set_ok(&h, su(7));
+      tu_ok(atr_value_add(&h, si(10), &got, NULL));
+      tu_assert_u64(got.u, 17);
+      tu_ok(atr_value_add(&h, si(-4), &got, NULL));
+      tu_assert_u64(got.u, 13);
+      break;
+    case FLOAT:
+      set_ok(&h, sf(2.25));
+      tu_ok(atr_value_add(&h, sf(0.5), &got, NULL));
+      tu_assert_f64(got.f, 2.75);
+      tu_ok(atr_value_add(&h, sf(-3.0), &got, NULL));
+      tu_assert_f64(got.f, -0.25);
+      break;
+    case BOOL:
+      set_ok(&h, si(0));
+      set_ok(&h, si(1));
+      add_fails(&h, si(1), ATR_ETYPE);
+      break;
+    case CHAR:
+      set_ok(&h, su(0));
+      set_ok(&h, su(255));
+      add_fails(&h, si(1), ATR_ETYPE);
+      break;
+    }
+    /* Each add moves the version by exactly one, and returns what a get
+     * then reads. */
+    if (vt->cls == SIGNED || vt->cls == UNSIGNED || vt->cls == FLOAT) {
+      uint64_t before = version_of(&h), after;
+      tu_ok(atr_value_add(&h, vt->cls == FLOAT ? sf(1) : si(1), &got, &after));
+      tu_assert_u64(after, before + 1);
+      atr_scalar want = vt->cls == SIGNED     ? si(0)
+                        : vt->cls == UNSIGNED ? su(14)
+                                              : sf(0.75);
+      tu_assert_u64(got.u, want.u);
+      assert_value(&h, want, after);
+    }
+  }
+}
+
+/* Integer range edges: set min/max, min-1/max+1, add past either end. */
+static void test_integer_edges(void **state) {
+  tu_fixture *f = fixture(state);
+  for (size_t t = 0; t < NTYPES; t++) {
+    const struct vtype *vt = &vtypes[t];
+    if (vt->cls != SIGNED && vt->cls != UNSIGNED)
+      continue;
+    tu_case("type '%c'", vt->type);
+    char name[8] = {'e', vt->type, 0};
+    atr_handle h;
+    vnew(f->store, name, vt->type, si(0), &h);
+    if (vt->cls == SIGNED) {
+      int64_t lo = smin(vt->bits), hi = smax(vt->bits);
+      set_ok(&h, si(lo));
+      add_fails(&h, si(-1), ATR_EOVERFLOW);
+      add_fails(&h, si(INT64_MIN), ATR_EOVERFLOW);
+      set_ok(&h, si(hi));
+      add_fails(&h, si(1), ATR_EOVERFLOW);
+      add_fails(&h, si(INT64_MAX), ATR_EOVERFLOW);
+      if (vt->bits < 64) {
+        set_fails(&h, si(lo - 1), ATR_ERANGE);
+        set_fails(&h, si(hi + 1), ATR_ERANGE);
+        set_fails(&h, si(INT64_MIN), ATR_ERANGE);
+        set_fails(&h, si(INT64_MAX), ATR_ERANGE);
+      }
+      /* Back from the edges by adds. */
+      atr_scalar got;
+      tu_ok(atr_value_add(&h, si(-1), &got, NULL));
+      tu_assert_i64(got.i, hi - 1);
+      set_ok(&h, si(lo + 1));
+      tu_ok(atr_value_add(&h, si(-1), &got, NULL));
+      tu_assert_i64(got.i, lo);
+      /* The whole range in one add. */
+      tu_ok(atr_value_add(&h, si(hi), &got, NULL));
+      tu_assert_i64(got.i, -1);
+    } else {
+      uint64_t hi = umax(vt->bits);
+      set_ok(&h, su(0));
+      add_fails(&h, si(-1), ATR_EOVERFLOW);
+      add_fails(&h, si(INT64_MIN), ATR_EOVERFLOW);
+      set_ok(&h, su(hi));
+      add_fails(&h, si(1), ATR_EOVERFLOW);
+      add_fails(&h, si(INT64_MAX), ATR_EOVERFLOW);
+      if (vt->bits < 64) {
+        set_fails(&h, su(hi + 1), ATR_ERANGE);
+        set_fails(&h, su(UINT64_MAX), ATR_ERANGE); /* "-1" */
+      }
+      atr_scalar got;
+      tu_ok(atr_value_add(&h, si(-1), &got, NULL));
+      tu_assert_u64(got.u, hi - 1);
+      set_ok(&h, su(1));
+      tu_ok(atr_value_add(&h, si(-1), &got, NULL));
+      tu_assert_u64(got.u, 0);
+    }
+    /* An out-of-range init creates nothing. */
+    if (vt->bits < 64) {
+      char bad[8] = {'r', vt->type, 0};
+      atr_handle hb;
+      atr_scalar init =
+          vt->cls == SIGNED ? si(smax(vt->bits) + 1) : su(umax(vt->bits) + 1);
+      tu_assert_rc(atr_value_open(f->store, bad, vt->type, ATR_CREATE, &init,
+                                  &hb),
+                   ATR_ERANGE);
+      atr_info info;
+      tu_assert_rc(atr_stat(f->store, bad, &info), ATR_ENOENT);
+    }
+  }
+}
+
+static void test_q_edges(void **state) {
+  tu_fixture *f = fixture(state);
+  atr_handle h;
+  atr_scalar got;
+  vnew(f->store, "q", 'q', si(INT64_MAX - 1), &h);
+  tu_ok(atr_value_add(&h, si(1), &got, NULL));
+  tu_assert_i64(got.i, INT64_MAX);
+  add_fails(&h, si(1), ATR_EOVERFLOW);
+  tu_ok(atr_value_add(&h, si(INT64_MIN), &got, NULL));
+  tu_assert_i64(got.i, -1);
+  set_ok(&h, si(1));
+  add_fails(&h, si(INT64_MAX), ATR_EOVERFLOW);
+  set_ok(&h, si(-2));
+  add_fails(&h, si(INT64_MIN), ATR_EOVERFLOW);
+  tu_ok(atr_value_add(&h, si(INT64_MIN + 2), &got, NULL));
+  tu_assert_i64(got.i, INT64_MIN);
+
+  /* 2^53 + 1 is not a double: it must not pass through one. */
+  int64_t big = ((int64_t)1 << 53) + 1;
+  set_ok(&h, si(big));
+  tu_ok(atr_value_add(&h, si(2), &got, NULL));
+  tu_assert_i64(got.i, big + 2);
+  set_ok(&h, si(-big));
+  set_ok(&h, si(INT64_MAX - 1));
+  set_ok(&h, si(INT64_MIN + 1));
+}
+
+static void test_Q_edges(void **state) {
+  tu_fixture *f = fixture(state);
+  atr_handle h;
+  atr_scalar got;
+  vnew(f->store, "Q", 'Q', su(UINT64_MAX - 1), &h);
+  tu_ok(atr_value_add(&h, si(1), &got, NULL));
+  tu_assert_u64(got.u, UINT64_MAX);
+  add_fails(&h, si(1), ATR_EOVERFLOW);
+  tu_ok(atr_value_add(&h, si(INT64_MIN), &got, NULL));
+  tu_assert_u64(got.u, UINT64_MAX - ((uint64_t)1 << 63));
+  /* Climbing above INT64_MAX by positive deltas. */
+  set_ok(&h, su(0));
+  tu_ok(atr_value_add(&h, si(INT64_MAX), &got, NULL));
+  tu_ok(atr_value_add(&h, si(INT64_MAX), &got, NULL));
+  tu_assert_u64(got.u, UINT64_MAX - 1);
+  tu_ok(atr_value_add(&h, si(1), &got, NULL));
+  tu_assert_u64(got.u, UINT64_MAX);
+  add_fails(&h, si(1), ATR_EOVERFLOW);
+  /* Down from the top by a big negative delta, and one too far. */
+  set_ok(&h, su((uint64_t)1 << 63));
+  tu_ok(atr_value_add(&h, si(INT64_MIN), &got, NULL));
+  tu_assert_u64(got.u, 0);
+  set_ok(&h, su(((uint64_t)1 << 63) - 1));
+  add_fails(&h, si(INT64_MIN), ATR_EOVERFLOW);
+
+  uint64_t big = ((uint64_t)1 << 53) + 1;
+  set_ok(&h, su(big));
+  tu_ok(atr_value_add(&h, si(2), &got, NULL));
+  tu_assert_u64(got.u, big + 2);
+  set_ok(&h, su(UINT64_MAX - 2));
+}
+
+static void test_floats(void **state) {
+  tu_fixture *f = fixture(state);
+  atr_handle hd, hf;
+  vnew(f->store, "d", 'd', sf(0), &hd);
+  vnew(f->store, "f", 'f', sf(0), &hf);
+  static const char *const labels[] = {"d", "f"};
+  const atr_handle *hs[] = {&hd, &hf};
+  for (int k = 0; k < 2; k++) {
+    const atr_handle *h = hs[k];
+    tu_case("type '%s'", labels[k]);
+    set_fails(h, sf(NAN), ATR_ERANGE);
+    set_fails(h, sf(-NAN), ATR_ERANGE);
+    set_fails(h, sf(INFINITY), ATR_ERANGE);
+    set_fails(h, sf(-INFINITY), ATR_ERANGE);
+    set_ok(h, sf(-0.0));
+    set_ok(h, sf(1.0));
+    add_fails(h, sf(NAN), ATR_EOVERFLOW);
+    add_fails(h, sf(INFINITY), ATR_EOVERFLOW);
+    add_fails(h, sf(-INFINITY), ATR_EOVERFLOW);
+  }
+  tu_case("type 'd'");
+  set_ok(&hd, sf(DBL_MAX));
+  add_fails(&hd, sf(DBL_MAX), ATR_EOVERFLOW);
+  set_ok(&hd, sf(-DBL_MAX));
+  add_fails(&hd, sf(-DBL_MAX), ATR_EOVERFLOW);
+  set_ok(&hd, sf(0.1));
+  set_ok(&hd, sf(DBL_MIN / 4)); /* subnormals are finite */
+  set_ok(&hd, sf(1e300));
+
+  tu_case("type 'f'");
+  set_fails(&hf, sf(1e39), ATR_ERANGE);
+  set_fails(&hf, sf(-1e39), ATR_ERANGE);
+  set_fails(&hf, sf(DBL_MAX), ATR_ERANGE);
+  set_ok(&hf, sf(FLT_MAX));
+  add_fails(&hf, sf(FLT_MAX), ATR_EOVERFLOW);
+  /* Finite as a double, but not as a float. */
+  set_ok(&hf, sf(3e38));
+  add_fails(&hf, sf(3e38), ATR_EOVERFLOW);
+  set_ok(&hf, sf(-FLT_MAX));
+  add_fails(&hf, sf(-FLT_MAX), ATR_EOVERFLOW);
+  /* A 'f' keeps float precision: 0.1 reads back as (float)0.1. */
+  uint64_t before = version_of(&hf), after;
+  tu_ok(atr_value_set(&hf, sf(0.1), 0, &after));
+  assert_true(after > before);
+  atr_scalar got;
+  tu_ok(atr_value_get(&hf, &got, NULL));
+  tu_assert_f64(got.f, (double)(float)0.1);
+  tu_ok(atr_value_add(&hf, sf(0.1), &got, NULL));
+  tu_assert_f64(got.f, (double)((float)0.1 + (float)0.1));
+  /* Init out of range creates nothing. */
+  atr_handle hb;
+  atr_scalar bad = sf(NAN);
+  tu_assert_rc(atr_value_open(f->store, "fnan", 'd', ATR_CREATE, &bad, &hb),
+               ATR_ERANGE);
+  bad = sf(1e39);
+  tu_assert_rc(atr_value_open(f->store, "fbig", 'f', ATR_CREATE, &bad, &hb),
+               ATR_ERANGE);
+  atr_info info;
+  tu_assert_rc(atr_stat(f->store, "fnan", &info), ATR_ENOENT);
+  tu_assert_rc(atr_stat(f->store, "fbig", &info), ATR_ENOENT);
+}
+
+static void test_bool_char(void **state) {
+  tu_fixture *f = fixture(state);
+  atr_handle hb, hc;
+  vnew(f->store, "b", '?', si(0), &hb);
+  vnew(f->store, "c", 'c', su(0), &hc);
+  set_ok(&hb, si(1));
+  set_ok(&hb, si(0));
+  set_fails(&hb, si(2), ATR_ERANGE);
+  set_fails(&hb, si(-1), ATR_ERANGE);
+  set_fails(&hb, si(INT64_MIN), ATR_ERANGE);
+  add_fails(&hb, si(1), ATR_ETYPE);
+  add_fails(&hb, si(0), ATR_ETYPE);
+  for (unsigned c = 0; c < 256; c++)
+    set_ok(&hc, su(c));
+  set_fails(&hc, su(256), ATR_ERANGE);
+  set_fails(&hc, su(UINT64_MAX), ATR_ERANGE);
+  add_fails(&hc, si(1), ATR_ETYPE);
+  atr_handle hx;
+  atr_scalar two = si(2);
+  tu_assert_rc(atr_value_open(f->store, "b2", '?', ATR_CREATE, &two, &hx),
+               ATR_ERANGE);
+}
+
+/* ------------------------------------------------------- compare-and-set */
+
+static void test_compare_and_set(void **state) {
+  tu_fixture *f = fixture(state);
+  atr_handle h;
+  vnew(f->store, "cas", 'q', si(10), &h);
+  uint64_t v1 = version_of(&h), v2, v3;
+  tu_ok(atr_value_set(&h, si(11), v1, &v2));
+  assert_true(v2 > v1);
+  assert_value(&h, si(11), v2);
+  /* Stale: the version has moved on. */
+  tu_assert_rc(atr_value_set(&h, si(99), v1, &v3), ATR_EVERSION);
+  assert_value(&h, si(11), v2);
+  /* A version not reached yet. */
+  tu_assert_rc(atr_value_set(&h, si(99), v2 + 1, NULL), ATR_EVERSION);
+  tu_assert_rc(atr_value_set(&h, si(99), UINT64_MAX, NULL), ATR_EVERSION);
+  assert_value(&h, si(11), v2);
+  /* An add moves the version: the old one no longer matches. */
+  tu_ok(atr_value_add(&h, si(1), NULL, &v3));
+  tu_assert_rc(atr_value_set(&h, si(99), v2, NULL), ATR_EVERSION);
+  assert_value(&h, si(12), v3);
+  /* A failed set (range) with the right version changes nothing either. */
+  atr_handle hb;
+  vnew(f->store, "casb", 'b', si(1), &hb);
+  uint64_t vb = version_of(&hb);
+  tu_assert_rc(atr_value_set(&hb, si(1000), vb, NULL), ATR_ERANGE);
+  assert_value(&hb, si(1), vb);
+  tu_ok(atr_value_set(&hb, si(-5), vb, NULL));
+  /* Same for floats. */
+  atr_handle hd;
+  vnew(f->store, "casd", 'd', sf(1.0), &hd);
+  uint64_t vd = version_of(&hd);
+  tu_ok(atr_value_set(&hd, sf(2.0), vd, NULL));
+  tu_assert_rc(atr_value_set(&hd, sf(3.0), vd, NULL), ATR_EVERSION);
+  atr_scalar got;
+  tu_ok(atr_value_get(&hd, &got, NULL));
+  tu_assert_f64(got.f, 2.0);
+}
+
+/* ------------------------------------------------------------ open flags */
+
+static void test_open_flags(void **state) {
+  tu_fixture *f = fixture(state);
+  atr_handle h, h2;
+  atr_scalar init = si(3);
+  tu_assert_rc(atr_value_open(f->store, "v", 'i', ATR_CREATE, &init, &h),
+               ATR_CREATED);
+  /* Existing: 0, init ignored. */
+  init = si(77);
+  tu_assert_rc(atr_value_open(f->store, "v", 'i', ATR_CREATE, &init, &h2), 0);
+  assert_value(&h2, si(3), version_of(&h));
+  assert_int_equal(h2.id, h.id);
+  tu_assert_rc(atr_value_open(f->store, "v", 'i', 0, NULL, &h2), 0);
+  tu_assert_rc(
+      atr_value_open(f->store, "v", 'i', ATR_CREATE | ATR_EXCL, &init, &h2),
+      ATR_EEXIST);
+  /* Wrong type; type 0 opens any. */
+  tu_assert_rc(atr_value_open(f->store, "v", 'q', 0, NULL, &h2), ATR_ETYPE);
+  tu_assert_rc(atr_value_open(f->store, "v", 'I', ATR_CREATE, NULL, &h2),
+               ATR_ETYPE);
+  tu_assert_rc(atr_value_open(f->store, "v", 0, 0, NULL, &h2), 0);
+  assert_int_equal(h2.type, 'i');
+  assert_value(&h2, si(3), version_of(&h));
+  /* NULL init: zero, as multiprocessing does. */
+  tu_assert_rc(atr_value_open(f->store, "z", 'd', ATR_CREATE, NULL, &h2),
+               ATR_CREATED);
+  assert_value(&h2, sf(0.0), version_of(&h2));
+  tu_assert_rc(atr_value_open(f->store, "zq", 'Q', ATR_CREATE, NULL, &h2),
+               ATR_CREATED);
+  assert_value(&h2, su(0), version_of(&h2));
+  /* No such type code, or no type to create with: refused, nothing made. */
+  atr_info info;
+  assert_true(atr_value_open(f->store, "bad", 'x', ATR_CREATE, NULL, &h2) < 0);
+  assert_true(atr_value_open(f->store, "bad", 0, ATR_CREATE, NULL, &h2) < 0);
+  tu_assert_rc(atr_stat(f->store, "bad", &info), ATR_ENOENT);
+  /* Either out-pointer of get may be NULL. */
+  tu_ok(atr_value_get(&h, NULL, NULL));
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_every_type_basic, tu_setup,
+                                      tu_teardown),
+      cmocka_unit_test_setup_teardown(test_integer_edges, tu_setup,
+                                      tu_teardown),
+      cmocka_unit_test_setup_teardown(test_q_edges, tu_setup, tu_teardown),
+      cmocka_unit_test_setup_teardown(test_Q_edges, tu_setup, tu_teardown),
+      cmocka_unit_test_setup_teardown(test_floats, tu_setup, tu_teardown),
+      cmocka_unit_test_setup_teardown(test_bool_char, tu_setup, tu_teardown),
+      cmocka_unit_test_setup_teardown(test_compare_and_set, tu_setup,
+                                      tu_teardown),
+      cmocka_unit_test_setup_teardown(test_open_flags, tu_setup, tu_teardown),
+      cmocka_unit_test(tu_test_no_leftovers),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,55 @@
+#!/bin/sh
+# Runs every test: the cmocka binaries given as arguments, then every
+# tests/*/test_*.py (python3) and tests/*/test_*.sh (sh), with BUILD passed
+# on. Sums their counts and ends with one line "N passed, N failed"; exits
+# non-zero if anything failed, crashed or timed out.
+#   BUILD=build sh tests/run.sh build/tests/test_*
+tests_dir=$(dirname "$0")
+passed=0
+failed=0
+log=$(mktemp) || exit 2
+trap 'rm -f "$log" "$log.rc"' EXIT INT TERM
+
+# The last number matching the sed pattern in the log, or 0.
+count() {
+	n=$(sed -n "s/$1/\\1/p" "$log" | tail -n 1)
+	echo "${n:-0}"
+}
+
+# run KIND COMMAND...: runs it under a timeout, shows its output as it
+# comes, and adds its counts.
+run() {
+	kind=$1
+	shift
+	echo "== $*"
+	{ timeout 600 "$@" 2>&1; echo $? >"$log.rc"; } | tee "$log"
+	rc=$(cat "$log.rc")
+	if [ "$kind" = cmocka ]; then
+		p=$(count '^\[  PASSED  \] \([0-9]*\) test(s)\..*')
+		f=$(count '^\[  FAILED  \] \([0-9]*\) test(s).*')
+	else
+		p=$(count '^\([0-9]*\) passed, [0-9]* failed$')
+		f=$(count '^[0-9]* passed, \([0-9]*\) failed$')
+	fi
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		# Crashed, timed out (124) or failed without saying how much.
+		echo "== $1: exit status $rc, counted as one failure"
+		f=1
+	fi
+	passed=$((passed + p))
+	failed=$((failed + f))
+}
+
+export BUILD
+for bin in "$@"; do
+	run cmocka "$bin"
+done
+for script in "$tests_dir"/*/test_*.py; do
+	[ -e "$script" ] && run script python3 "$script"
+done
+for script in "$tests_dir"/*/test_*.sh; do
+	[ -e "$script" ] && run script sh "$script"
+done
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
