@@ -9,11 +9,19 @@
 #include <stdio.h>
 #include <string.h>
 
-static tu_fixture *fixture(void **state) { return *state; }
+static tu_fixture *fixture(void **state) {
+  return *state;
+}
 
-static atr_scalar si(int64_t i) { return (atr_scalar){.i = i}; }
-static atr_scalar su(uint64_t u) { return (atr_scalar){.u = u}; }
-static atr_scalar sf(double f) { return (atr_scalar){.f = f}; }
+static atr_scalar si(int64_t i) {
+  return (atr_scalar){.i = i};
+}
+static atr_scalar su(uint64_t u) {
+  return (atr_scalar){.u = u};
+}
+static atr_scalar sf(double f) {
+  return (atr_scalar){.f = f};
+}
 
 /* a[start:stop] as Python resolves it (slice.indices, then lo <= hi). */
 static const struct slice_case {
@@ -153,9 +161,18 @@ static void test_create(void **state) {
                ATR_ELENGTH);
   tu_assert_rc(atr_array_open(f->store, "init", 'i', 4, 0, NULL, &h2),
                ATR_ETYPE);
-  tu_assert_rc(atr_array_open(f->store, "init", 'h', 4,
-                              ATR_CREATE | ATR_EXCL, NULL, &h2),
+  tu_assert_rc(atr_array_open(f->store, "init", 'h', 4, ATR_CREATE | ATR_EXCL,
+                              NULL, &h2),
                ATR_EEXIST);
+  /* Get-or-create of an existing array: length 0 and type 0 match, and
+   * init is ignored even when it would not fit. */
+  tu_assert_rc(atr_array_open(f->store, "init", 0, 0, ATR_CREATE, NULL, &h2),
+               0);
+  assert_int_equal(h2.type, 'h');
+  atr_scalar wide[4] = {si(1), si(1 << 20), si(1), si(1)};
+  tu_assert_rc(atr_array_open(f->store, "init", 'h', 4, ATR_CREATE, wide, &h2),
+               0);
+  assert_array(&h2, (const int64_t[]){-1, 2, -3, 4}, 4);
   /* An init value out of the type creates nothing. */
   atr_scalar bad[3] = {si(1), si(2), si(128)};
   tu_assert_rc(atr_array_open(f->store, "bad", 'b', 3, ATR_CREATE, bad, &h2),
@@ -172,12 +189,28 @@ static const struct atype {
 } atypes[] = {
     {'b', {.i = -128}, {.i = 127}, {.i = -129}, {.i = 128}, 1, 1},
     {'B', {.u = 0}, {.u = 255}, {.u = UINT64_MAX}, {.u = 256}, 1, 1},
-    {'h', {.i = INT16_MIN}, {.i = INT16_MAX}, {.i = -32769}, {.i = 32768}, 1, 1},
+    {'h',
+     {.i = INT16_MIN},
+     {.i = INT16_MAX},
+     {.i = -32769},
+     {.i = 32768},
+     1,
+     1},
     {'H', {.u = 0}, {.u = 65535}, {.u = UINT64_MAX}, {.u = 65536}, 1, 1},
-    {'i', {.i = INT32_MIN}, {.i = INT32_MAX}, {.i = (int64_t)INT32_MIN - 1},
-     {.i = (int64_t)INT32_MAX + 1}, 1, 1},
-    {'I', {.u = 0}, {.u = UINT32_MAX}, {.u = UINT64_MAX},
-     {.u = (uint64_t)UINT32_MAX + 1}, 1, 1},
+    {'i',
+     {.i = INT32_MIN},
+     {.i = INT32_MAX},
+     {.i = (int64_t)INT32_MIN - 1},
+     {.i = (int64_t)INT32_MAX + 1},
+     1,
+     1},
+    {'I',
+     {.u = 0},
+     {.u = UINT32_MAX},
+     {.u = UINT64_MAX},
+     {.u = (uint64_t)UINT32_MAX + 1},
+     1,
+     1},
     {'l', {.i = INT64_MIN}, {.i = INT64_MAX}, {0}, {0}, 0, 0},
     {'L', {.u = 0}, {.u = UINT64_MAX}, {0}, {0}, 0, 0},
     {'q', {.i = INT64_MIN}, {.i = ((int64_t)1 << 53) + 1}, {0}, {0}, 0, 0},
@@ -307,8 +340,7 @@ static void test_add(void **state) {
   uint64_t before = array_version(&h);
   tu_assert_rc(atr_array_add(&h, 1, si(1), NULL, NULL), ATR_EOVERFLOW);
   tu_assert_rc(atr_array_add(&h, 2, si(-2), NULL, NULL), ATR_EOVERFLOW);
-  tu_assert_rc(atr_array_add(&h, 2, si(INT64_MIN), NULL, NULL),
-               ATR_EOVERFLOW);
+  tu_assert_rc(atr_array_add(&h, 2, si(INT64_MIN), NULL, NULL), ATR_EOVERFLOW);
   tu_assert_rc(atr_array_add(&h, 4, si(1), NULL, NULL), ATR_EBOUNDS);
   tu_assert_rc(atr_array_add(&h, -5, si(1), NULL, NULL), ATR_EBOUNDS);
   tu_assert_rc(atr_array_add(&h, INT64_MIN, si(1), NULL, NULL), ATR_EBOUNDS);

@@ -5,12 +5,17 @@
  */
 #include "testutil.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 
-static tu_fixture *fixture(void **state) { return *state; }
+static tu_fixture *fixture(void **state) {
+  return *state;
+}
 
-static atr_scalar si(int64_t i) { return (atr_scalar){.i = i}; }
+static atr_scalar si(int64_t i) {
+  return (atr_scalar){.i = i};
+}
 
 /* The next event must be (kind, op, name), with seq one past *seq (when
  * *seq is non-zero); *seq gets its seq. */
@@ -37,8 +42,8 @@ static void expect_nothing(atr_cursor *c) {
   atr_event ev;
   int rv = atr_feed_next(c, &ev, 0);
   if (rv == 0)
-    print_error("unexpected event %s/%s/%s\n", atr_kind_name(ev.kind),
-                ev.name, atr_op_name(ev.op));
+    print_error("unexpected event %s/%s/%s\n", atr_kind_name(ev.kind), ev.name,
+                atr_op_name(ev.op));
   tu_assert_rc(rv, ATR_ETIMEDOUT);
 }
 
@@ -125,6 +130,13 @@ static void test_every_op(void **state) {
   expect_event(&c, ATR_QUEUE, ATR_OP_DELETED, "q", &seq, NULL);
   tu_assert_rc(atr_delete(s, "q", ATR_ANY), ATR_ENOENT);
   expect_nothing(&c);
+
+  /* The longest name travels whole. */
+  const char *longest =
+      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.";
+  tu_assert_rc(atr_value_open(s, longest, 'q', ATR_CREATE, NULL, &v),
+               ATR_CREATED);
+  expect_event(&c, ATR_VALUE, ATR_OP_CREATED, longest, &seq, NULL);
 }
 
 /* A cursor opened later sees only what comes after it. */
@@ -347,10 +359,17 @@ static int adder_child(void *arg) {
   atr_store *s = tu_child_open(a->path);
   atr_handle h;
   TU_CHILD_CHECK(atr_value_open(s, "n", 'q', 0, NULL, &h) == 0);
+  TU_CHILD_CHECK(tu_write_full(a->ready[1], "r", 1) == 0);
   for (long i = 0; i < a->adds; i++)
     TU_CHILD_CHECK(atr_value_add(&h, si(1), NULL, NULL) == 0);
+  TU_CHILD_CHECK(tu_write_full(a->result[1], "d", 1) == 0);
   atr_store_close(s);
   return 0;
+}
+
+static int readable(int fd) {
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  return poll(&p, 1, 0) > 0;
 }
 
 /* Another process adds as fast as it can while this one follows the
@@ -363,21 +382,28 @@ static void test_coalesce_concurrent(void **state) {
                ATR_CREATED);
   tu_ok(atr_feed_open(f->store, &c));
   for (int round = 0; round < 5; round++) {
-    struct feed_child_arg a = {.path = f->path, .adds = 100000};
+    struct feed_child_arg a = {.path = f->path, .adds = 200000};
+    tu_pipe(a.ready);
+    tu_pipe(a.result);
     atr_scalar start;
     tu_ok(atr_value_get(&h, &start, NULL));
     pid_t pid = tu_spawn(adder_child, &a);
+    char ch;
+    assert_int_equal(tu_read_full(a.ready[0], &ch, 1, 10), 0);
     int64_t seen = -1;
     int gaps = 0;
-    while (seen != start.i + a.adds) {
-      int64_t before = seen;
-      drain(&c, &h, &seen, 0.5, &gaps);
-      if (seen == before)
-        break; /* half a second without an event */
+    long rounds = 0;
+    /* Follow the feed while the adds go on. */
+    while (!readable(a.result[0])) {
+      drain(&c, &h, &seen, 0.01, &gaps);
+      rounds++;
     }
     assert_int_equal(tu_wait(pid, 30), 0);
+    tu_close_pipe(a.ready);
+    tu_close_pipe(a.result);
     drain(&c, &h, &seen, 0.05, &gaps);
     tu_assert_i64(seen, start.i + a.adds);
+    assert_true(rounds > 0);
   }
 }
 

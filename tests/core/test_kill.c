@@ -11,9 +11,13 @@
 #include <stdio.h>
 #include <string.h>
 
-static tu_fixture *fixture(void **state) { return *state; }
+static tu_fixture *fixture(void **state) {
+  return *state;
+}
 
-static atr_scalar si(int64_t i) { return (atr_scalar){.i = i}; }
+static atr_scalar si(int64_t i) {
+  return (atr_scalar){.i = i};
+}
 
 enum { TRIALS = 1000, KILLED = 128 + SIGKILL };
 
@@ -301,8 +305,7 @@ static void kill_queue_writers(tu_fixture *f, uint64_t max_bytes, int puts,
   atr_queue_opts_init(&qo);
   qo.max_bytes = max_bytes;
   qo.max_item = 4096;
-  tu_assert_rc(atr_queue_open(f->store, "q", ATR_CREATE, &qo, &h),
-               ATR_CREATED);
+  tu_assert_rc(atr_queue_open(f->store, "q", ATR_CREATE, &qo, &h), ATR_CREATED);
   struct writer_arg a = {.path = f->path, .queue = "q", .puts = puts};
   tu_pipe(a.ready);
   uint64_t rnd = tu_seed();
@@ -400,8 +403,7 @@ static void test_kill_waiters(void **state) {
   atr_queue_opts_init(&qo);
   qo.maxsize = 1;
   qo.max_bytes = 4096;
-  tu_assert_rc(atr_queue_open(f->store, "w", ATR_CREATE, &qo, &h),
-               ATR_CREATED);
+  tu_assert_rc(atr_queue_open(f->store, "w", ATR_CREATE, &qo, &h), ATR_CREATED);
   struct waiter_arg a = {.path = f->path};
   tu_pipe(a.ready);
   char buf[16];
@@ -454,8 +456,7 @@ int main(void) {
                                       tu_teardown),
       cmocka_unit_test_setup_teardown(test_kill_growing_queue, tu_setup,
                                       tu_teardown),
-      cmocka_unit_test_setup_teardown(test_kill_waiters, tu_setup,
-                                      tu_teardown),
+      cmocka_unit_test_setup_teardown(test_kill_waiters, tu_setup, tu_teardown),
       cmocka_unit_test(tu_test_no_leftovers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

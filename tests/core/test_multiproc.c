@@ -5,13 +5,18 @@
  */
 #include "testutil.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static tu_fixture *fixture(void **state) { return *state; }
+static tu_fixture *fixture(void **state) {
+  return *state;
+}
 
-static atr_scalar si(int64_t i) { return (atr_scalar){.i = i}; }
+static atr_scalar si(int64_t i) {
+  return (atr_scalar){.i = i};
+}
 
 #define MAXCHILD 8
 
@@ -326,16 +331,15 @@ static void test_producers_consumers(void **state) {
   atr_queue_opts_init(&qo);
   qo.maxsize = 64;
   qo.max_bytes = 16384;
-  tu_assert_rc(atr_queue_open(f->store, "q", ATR_CREATE, &qo, &h),
-               ATR_CREATED);
+  tu_assert_rc(atr_queue_open(f->store, "q", ATR_CREATE, &qo, &h), ATR_CREATED);
   struct child_arg args[PRODUCERS + CONSUMERS];
   pid_t pids[PRODUCERS + CONSUMERS];
   int go[2];
   tu_pipe(go);
   for (int i = 0; i < PRODUCERS + CONSUMERS; i++) {
     int is_producer = i < PRODUCERS;
-    args[i] = (struct child_arg){
-        .path = f->path, .index = is_producer ? i : i - PRODUCERS};
+    args[i] = (struct child_arg){.path = f->path,
+                                 .index = is_producer ? i : i - PRODUCERS};
     memcpy(args[i].go, go, sizeof go);
     tu_pipe(args[i].out);
     pids[i] = tu_spawn(is_producer ? producer : consumer, &args[i]);
@@ -484,13 +488,13 @@ static int slice_reader(void *arg) {
   wait_go(a);
   while (last < a->count) {
     uint64_t n, version;
-    TU_CHILD_CHECK(atr_array_get(&h, 0, INT64_MAX, v, SLICE_LEN, &n,
-                                 &version) == 0);
+    TU_CHILD_CHECK(
+        atr_array_get(&h, 0, INT64_MAX, v, SLICE_LEN, &n, &version) == 0);
     TU_CHILD_CHECK(n == SLICE_LEN);
     for (int i = 1; i < SLICE_LEN; i++)
       if (v[i].i != v[0].i) {
-        fprintf(stderr, "torn read: [0]=%lld [%d]=%lld\n",
-                (long long)v[0].i, i, (long long)v[i].i);
+        fprintf(stderr, "torn read: [0]=%lld [%d]=%lld\n", (long long)v[0].i, i,
+                (long long)v[i].i);
         return 1;
       }
     /* Values and versions move forward together. */
@@ -530,6 +534,236 @@ static void test_whole_slices(void **state) {
   assert_int_equal(failed, 0);
 }
 
+/* ------------------------------------------- racing creates and deletes */
+
+enum { RACE_NAMES = 64, RACERS = 6 };
+
+struct race_report {
+  unsigned char created[RACE_NAMES];
+  unsigned char deleted[RACE_NAMES];
+  uint64_t ids[RACE_NAMES];
+};
+
+/* Every racer get-or-creates every name, then (after a second barrier)
+ * deletes every name: each name is created once and deleted once. */
+static int racer(void *arg) {
+  struct child_arg *a = arg;
+  atr_store *s = tu_child_open(a->path);
+  static struct race_report r;
+  char name[16];
+  memset(&r, 0, sizeof r);
+  wait_go(a);
+  for (int k = 0; k < RACE_NAMES; k++) {
+    int i = (k + a->index * 7) % RACE_NAMES; /* each racer its own order */
+    atr_handle h;
+    snprintf(name, sizeof name, "r%d", i);
+    int rv = i % 2 ? atr_value_open(s, name, 'q', ATR_CREATE, NULL, &h)
+                   : atr_array_open(s, name, 'q', 8, ATR_CREATE, NULL, &h);
+    TU_CHILD_CHECK(rv == ATR_CREATED || rv == 0);
+    r.created[i] = rv == ATR_CREATED;
+    r.ids[i] = h.id;
+  }
+  TU_CHILD_CHECK(tu_write_full(a->out[1], "c", 1) == 0);
+  wait_go(a);
+  for (int k = 0; k < RACE_NAMES; k++) {
+    int i = (k + a->index * 11) % RACE_NAMES;
+    snprintf(name, sizeof name, "r%d", i);
+    int rv = atr_delete(s, name, ATR_ANY);
+    TU_CHILD_CHECK(rv == 0 || rv == ATR_ENOENT);
+    r.deleted[i] = rv == 0;
+  }
+  TU_CHILD_CHECK(tu_write_full(a->out[1], &r, sizeof r) == 0);
+  atr_store_close(s);
+  return 0;
+}
+
+static void test_racing_creates_deletes(void **state) {
+  tu_fixture *f = fixture(state);
+  struct child_arg args[RACERS];
+  pid_t pids[RACERS];
+  int go[2];
+  tu_pipe(go);
+  for (int i = 0; i < RACERS; i++) {
+    args[i] = (struct child_arg){.path = f->path, .index = i};
+    memcpy(args[i].go, go, sizeof go);
+    tu_pipe(args[i].out);
+    pids[i] = tu_spawn(racer, &args[i]);
+  }
+  static struct race_report r[RACERS];
+  int failed = 0;
+  for (int round = 0; round < 2; round++) {
+    release(go, RACERS);
+    for (int i = 0; i < RACERS && round == 0; i++) {
+      char c;
+      failed += tu_read_full(args[i].out[0], &c, 1, 30) != 0;
+    }
+  }
+  for (int i = 0; i < RACERS; i++) {
+    failed += tu_read_full(args[i].out[0], &r[i], sizeof r[i], 30) != 0;
+    failed += tu_wait(pids[i], 30) != 0;
+  }
+  tu_close_pipe(go);
+  close_outs(args, RACERS);
+  assert_int_equal(failed, 0);
+  for (int n = 0; n < RACE_NAMES; n++) {
+    int created = 0, deleted = 0;
+    for (int i = 0; i < RACERS; i++) {
+      created += r[i].created[n];
+      deleted += r[i].deleted[n];
+      /* Everyone opened the one object that was made. */
+      tu_assert_u64(r[i].ids[n], r[0].ids[n]);
+    }
+    tu_case("name r%d", n);
+    tu_assert_i64(created, 1);
+    tu_assert_i64(deleted, 1);
+  }
+  atr_store_stats st;
+  tu_ok(atr_store_stats_get(f->store, &st));
+  assert_int_equal(st.objects, 0);
+}
+
+/* ------------------------------------------------- listing under churn */
+
+static int churner(void *arg) {
+  struct child_arg *a = arg;
+  atr_store *s = tu_child_open(a->path);
+  atr_handle h;
+  char name[16];
+  wait_go(a);
+  for (long i = 0; i < a->count; i++) {
+    snprintf(name, sizeof name, "c%d_%ld", a->index, i % 20);
+    int rv = i % 40 < 20 ? atr_value_open(s, name, 'q', ATR_CREATE, NULL, &h)
+                         : atr_delete(s, name, ATR_ANY);
+    TU_CHILD_CHECK(rv >= 0);
+  }
+  atr_store_close(s);
+  return 0;
+}
+
+struct list_check {
+  atr_store *store;
+  long bad;
+  long seen;
+};
+
+static int list_one(const atr_info *info, void *arg) {
+  struct list_check *lc = arg;
+  atr_info again;
+  lc->seen++;
+  size_t len = strnlen(info->name, sizeof info->name);
+  if (len == sizeof info->name || atr_name_check(info->name, len) != 0 ||
+      info->kind != ATR_VALUE || info->type != 'q') {
+    lc->bad++;
+    return 0;
+  }
+  /* Deleted meanwhile, or the same object (or a later incarnation). */
+  int rv = atr_stat(lc->store, info->name, &again);
+  if (rv != ATR_ENOENT && (rv != 0 || again.id < info->id))
+    lc->bad++;
+  return 0;
+}
+
+static int lister(void *arg) {
+  struct child_arg *a = arg;
+  atr_store *s = tu_child_open(a->path);
+  struct list_check lc = {.store = s};
+  wait_go(a);
+  for (long i = 0; i < a->count; i++) {
+    TU_CHILD_CHECK(atr_list(s, list_one, &lc) == 0);
+    atr_store_stats st;
+    TU_CHILD_CHECK(atr_store_stats_get(s, &st) == 0);
+    TU_CHILD_CHECK(st.objects <= 40);
+  }
+  if (lc.bad != 0)
+    fprintf(stderr, "lister: %ld bad entries of %ld\n", lc.bad, lc.seen);
+  TU_CHILD_CHECK(lc.bad == 0);
+  atr_store_close(s);
+  return 0;
+}
+
+static void test_list_under_churn(void **state) {
+  tu_fixture *f = fixture(state);
+  struct child_arg args[3];
+  pid_t pids[3];
+  int go[2];
+  tu_pipe(go);
+  for (int i = 0; i < 3; i++) {
+    args[i] = (struct child_arg){
+        .path = f->path, .index = i, .count = i < 2 ? 200000 : 2000};
+    memcpy(args[i].go, go, sizeof go);
+    tu_pipe(args[i].out);
+    pids[i] = tu_spawn(i < 2 ? churner : lister, &args[i]);
+  }
+  release(go, 3);
+  int failed = 0;
+  for (int i = 0; i < 3; i++)
+    failed += tu_wait(pids[i], 120) != 0;
+  tu_close_pipe(go);
+  close_outs(args, 3);
+  assert_int_equal(failed, 0);
+  /* Each churner ends with all its names deleted. */
+  atr_store_stats st;
+  tu_ok(atr_store_stats_get(f->store, &st));
+  assert_int_equal(st.objects, 0);
+}
+
+/* ------------------------------------------------------------- threads */
+
+struct thread_arg {
+  atr_store *store;
+  long count;
+  long errors;
+};
+
+static void *thread_adder(void *arg) {
+  struct thread_arg *t = arg;
+  atr_handle h;
+  if (atr_value_open(t->store, "n", 'q', 0, NULL, &h) != 0) {
+    t->errors++;
+    return NULL;
+  }
+  for (long i = 0; i < t->count; i++)
+    if (atr_value_add(&h, si(1), NULL, NULL) != 0)
+      t->errors++;
+  return NULL;
+}
+
+/* Threads of one process and another process, on one value. */
+static void test_threads(void **state) {
+  tu_fixture *f = fixture(state);
+  enum { THREADS = 3, ADDS = 300000 };
+  atr_handle h;
+  tu_assert_rc(atr_value_open(f->store, "n", 'q', ATR_CREATE, NULL, &h),
+               ATR_CREATED);
+  struct child_arg child = {.path = f->path, .index = -1, .count = ADDS};
+  int go[2];
+  tu_pipe(go);
+  memcpy(child.go, go, sizeof go);
+  tu_pipe(child.out);
+  pid_t pid = tu_spawn(adder, &child);
+  release(go, 1);
+  pthread_t tids[THREADS];
+  struct thread_arg targs[THREADS];
+  for (int i = 0; i < THREADS; i++) {
+    targs[i] = (struct thread_arg){.store = f->store, .count = ADDS};
+    assert_int_equal(pthread_create(&tids[i], NULL, thread_adder, &targs[i]),
+                     0);
+  }
+  long errors = 0;
+  for (int i = 0; i < THREADS; i++) {
+    pthread_join(tids[i], NULL);
+    errors += targs[i].errors;
+  }
+  int status = tu_wait(pid, 60);
+  tu_close_pipe(go);
+  tu_close_pipe(child.out);
+  assert_int_equal(status, 0);
+  assert_int_equal(errors, 0);
+  atr_scalar v;
+  tu_ok(atr_value_get(&h, &v, NULL));
+  tu_assert_i64(v.i, (int64_t)(THREADS + 1) * ADDS);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_adds_exact, tu_setup, tu_teardown),
@@ -537,10 +771,13 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_cas_exact, tu_setup, tu_teardown),
       cmocka_unit_test_setup_teardown(test_producers_consumers, tu_setup,
                                       tu_teardown),
-      cmocka_unit_test_setup_teardown(test_wake_latency, tu_setup,
+      cmocka_unit_test_setup_teardown(test_wake_latency, tu_setup, tu_teardown),
+      cmocka_unit_test_setup_teardown(test_whole_slices, tu_setup, tu_teardown),
+      cmocka_unit_test_setup_teardown(test_racing_creates_deletes, tu_setup,
                                       tu_teardown),
-      cmocka_unit_test_setup_teardown(test_whole_slices, tu_setup,
+      cmocka_unit_test_setup_teardown(test_list_under_churn, tu_setup,
                                       tu_teardown),
+      cmocka_unit_test_setup_teardown(test_threads, tu_setup, tu_teardown),
       cmocka_unit_test(tu_test_no_leftovers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static tu_fixture *fixture(void **state) { return *state; }
+static tu_fixture *fixture(void **state) {
+  return *state;
+}
 
 static void qnew(atr_store *s, const char *name, uint64_t maxsize,
                  uint64_t max_bytes, uint64_t max_item, atr_handle *h) {
@@ -81,9 +83,9 @@ static void test_defaults(void **state) {
   tu_ok(atr_stat(f->store, "q", &info));
   assert_int_equal(info.maxsize, 0);
   assert_int_equal(info.max_bytes, 1 << 20);
-  tu_assert_rc(atr_queue_open(f->store, "q", ATR_CREATE | ATR_EXCL, &other,
-                              &h2),
-               ATR_EEXIST);
+  tu_assert_rc(
+      atr_queue_open(f->store, "q", ATR_CREATE | ATR_EXCL, &other, &h2),
+      ATR_EEXIST);
   assert_int_equal(h.kind, ATR_QUEUE);
 }
 
@@ -285,8 +287,8 @@ static void test_get_batch(void **state) {
   tu_ok(atr_queue_get_batch(&h, 100, 0, &got));
   assert_int_equal(got.count, 10); /* appended */
   for (size_t i = 0; i < got.count; i++) {
-    int n = snprintf(item, sizeof item, "item-%zu%.*s", i, (int)i,
-                     "xxxxxxxxxx");
+    int n =
+        snprintf(item, sizeof item, "item-%zu%.*s", i, (int)i, "xxxxxxxxxx");
     tu_assert_u64(got.len[i], (uint64_t)n);
     assert_memory_equal(got.data + got.off[i], item, (size_t)n);
   }
@@ -517,7 +519,10 @@ static int waiter_child(void *arg) {
   return 0;
 }
 
-static void delete_wakes(tu_fixture *f, int put) {
+/* recreate: the name comes back at once as a new queue holding one item;
+ * the old waiter must still get ATR_ENOENT and leave the new queue
+ * alone (neither take its item nor add one). */
+static void delete_wakes(tu_fixture *f, int put, int recreate) {
   atr_handle h;
   qnew(f->store, "q", 1, 0, 0, &h);
   if (put)
@@ -530,6 +535,10 @@ static void delete_wakes(tu_fixture *f, int put) {
   assert_int_equal(tu_wait_blocked(pid, 10), 0);
   double t0 = tu_now();
   tu_ok(atr_delete(f->store, "q", ATR_QUEUE));
+  if (recreate) {
+    qnew(f->store, "q", 1, 0, 0, &h);
+    put_str(&h, "new");
+  }
   int status = tu_wait(pid, 10);
   double took = tu_now() - t0;
   tu_close_pipe(a.ready);
@@ -537,14 +546,26 @@ static void delete_wakes(tu_fixture *f, int put) {
   if (took > 1.0)
     print_error("waiter took %.3f s to notice the delete\n", took);
   assert_true(took < 1.0);
+  if (recreate) {
+    assert_int_equal(qsize(&h), 1);
+    get_str(&h, "new");
+  }
 }
 
 static void test_delete_wakes_get(void **state) {
-  delete_wakes(fixture(state), 0);
+  delete_wakes(fixture(state), 0, 0);
 }
 
 static void test_delete_wakes_put(void **state) {
-  delete_wakes(fixture(state), 1);
+  delete_wakes(fixture(state), 1, 0);
+}
+
+static void test_delete_recreate_wakes_get(void **state) {
+  delete_wakes(fixture(state), 0, 1);
+}
+
+static void test_delete_recreate_wakes_put(void **state) {
+  delete_wakes(fixture(state), 1, 1);
 }
 
 int main(void) {
@@ -570,6 +591,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_delete_wakes_get, tu_setup,
                                       tu_teardown),
       cmocka_unit_test_setup_teardown(test_delete_wakes_put, tu_setup,
+                                      tu_teardown),
+      cmocka_unit_test_setup_teardown(test_delete_recreate_wakes_get, tu_setup,
+                                      tu_teardown),
+      cmocka_unit_test_setup_teardown(test_delete_recreate_wakes_put, tu_setup,
                                       tu_teardown),
       cmocka_unit_test(tu_test_no_leftovers),
   };

@@ -6,13 +6,17 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-static tu_fixture *fixture(void **state) { return *state; }
+static tu_fixture *fixture(void **state) {
+  return *state;
+}
 
 static int value_get_i(atr_store *store, const char *name, int64_t *v,
                        uint64_t *version) {
@@ -228,8 +232,7 @@ static void test_truncated(void **state) {
     struct truncated_arg a = {f->path};
     int status = tu_run(open_truncated_child, &a, 10);
     if (status != 0)
-      print_error("store cut to %zu bytes: child status %d\n", cuts[i],
-                  status);
+      print_error("store cut to %zu bytes: child status %d\n", cuts[i], status);
     assert_int_equal(status, 0);
     /* The file is left as it is. */
     struct stat st;
@@ -404,6 +407,78 @@ static void test_racing_creators(void **state) {
   }
 }
 
+/* --------------------------------------------- bad options, dead creator */
+
+static void test_bad_opts(void **state) {
+  tu_fixture *f = fixture(state);
+  static const struct {
+    const char *label;
+    size_t size;
+    uint32_t max_objects, feed_entries;
+  } cases[] = {
+      {"size 0", 0, 16, 64},
+      {"size 1000", 1000, 16, 64},
+      {"no objects", (size_t)4 << 20, 0, 64},
+      {"tables larger than the file", (size_t)1 << 20, 1u << 20, 64},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    tu_case("%s", cases[i].label);
+    atr_store_opts o;
+    atr_store_opts_init(&o);
+    o.size = cases[i].size;
+    o.max_objects = cases[i].max_objects;
+    o.feed_entries = cases[i].feed_entries;
+    atr_store *s = NULL;
+    int rv = atr_store_open(f->path, &o, &s);
+    if (rv == 0)
+      atr_store_close(s);
+    tu_assert_rc(rv, ATR_EINVAL);
+    /* A refused create leaves no file. */
+    assert_int_equal(access(f->path, F_OK), -1);
+  }
+}
+
+struct creator_arg {
+  const char *path;
+  size_t size;
+};
+
+static int slow_creator(void *arg) {
+  struct creator_arg *a = arg;
+  atr_store_opts o;
+  tu_small_opts(&o);
+  o.size = a->size;
+  atr_store *s = NULL;
+  atr_store_open(a->path, &o, &s);
+  return 0;
+}
+
+/* A creator killed while it initialises the file (reserving 512 MiB takes
+ * a while) must not leave a file that every later open refuses with
+ * ATR_EBUSY for ever: no process is initialising it any more. */
+static void test_creator_killed_while_initialising(void **state) {
+  tu_fixture *f = fixture(state);
+  struct creator_arg a = {.path = f->path, .size = (size_t)512 << 20};
+  pid_t pid = tu_spawn(slow_creator, &a);
+  double deadline = tu_now() + 10;
+  while (access(f->path, F_OK) != 0 && tu_now() < deadline)
+    sched_yield();
+  assert_int_equal(access(f->path, F_OK), 0);
+  assert_int_equal(tu_kill(pid), 128 + SIGKILL);
+
+  atr_store_opts o;
+  tu_small_opts(&o);
+  o.init_timeout = 1.0;
+  atr_store *s = NULL;
+  int rv = atr_store_open(f->path, &o, &s);
+  if (rv == 0)
+    f->stores[0] = s;
+  tu_ok(rv);
+  atr_handle h;
+  tu_assert_rc(atr_value_open(s, "after", 'q', ATR_CREATE, NULL, &h),
+               ATR_CREATED);
+}
+
 /* ---------------------------------------------------------------- stats */
 
 static void test_stats(void **state) {
@@ -416,9 +491,9 @@ static void test_stats(void **state) {
   assert_true(base.used > 0 && base.used < base.capacity);
 
   atr_handle h;
-  tu_assert_rc(atr_array_open(f->store, "arr", 'd', 10000,
-                              ATR_CREATE, NULL, &h),
-               ATR_CREATED);
+  tu_assert_rc(
+      atr_array_open(f->store, "arr", 'd', 10000, ATR_CREATE, NULL, &h),
+      ATR_CREATED);
   tu_ok(atr_store_stats_get(f->store, &st));
   assert_int_equal(st.objects, 1);
   assert_true(st.used >= base.used + 10000 * 8);
@@ -427,8 +502,7 @@ static void test_stats(void **state) {
   atr_queue_opts qo;
   atr_queue_opts_init(&qo);
   qo.max_bytes = 100000;
-  tu_assert_rc(atr_queue_open(f->store, "q", ATR_CREATE, &qo, &h),
-               ATR_CREATED);
+  tu_assert_rc(atr_queue_open(f->store, "q", ATR_CREATE, &qo, &h), ATR_CREATED);
   value_new(f->store, "v", 0);
   tu_ok(atr_store_stats_get(f->store, &st));
   assert_int_equal(st.objects, 3);
@@ -450,8 +524,8 @@ int main(void) {
                                       tu_teardown),
       cmocka_unit_test_setup_teardown(test_null_opts, tu_setup_path,
                                       tu_teardown),
-      cmocka_unit_test_setup_teardown(test_reopen_keeps_objects,
-                                      tu_setup_path, tu_teardown),
+      cmocka_unit_test_setup_teardown(test_reopen_keeps_objects, tu_setup_path,
+                                      tu_teardown),
       cmocka_unit_test_setup_teardown(test_mode_0600, tu_setup_path,
                                       tu_teardown),
       cmocka_unit_test_setup_teardown(test_foreign_random, tu_setup_path,
@@ -472,6 +546,10 @@ int main(void) {
                                       tu_teardown),
       cmocka_unit_test_setup_teardown(test_racing_creators, tu_setup_path,
                                       tu_teardown),
+      cmocka_unit_test_setup_teardown(test_bad_opts, tu_setup_path,
+                                      tu_teardown),
+      cmocka_unit_test_setup_teardown(test_creator_killed_while_initialising,
+                                      tu_setup_path, tu_teardown),
       cmocka_unit_test_setup_teardown(test_stats, tu_setup, tu_teardown),
       cmocka_unit_test(tu_test_no_leftovers),
   };

@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <string.h>
 
-static tu_fixture *fixture(void **state) { return *state; }
+static tu_fixture *fixture(void **state) {
+  return *state;
+}
 
 enum vclass { SIGNED, UNSIGNED, FLOAT, BOOL, CHAR };
 
@@ -36,9 +38,15 @@ static uint64_t umax(int bits) {
   return bits == 64 ? UINT64_MAX : ((uint64_t)1 << bits) - 1;
 }
 
-static atr_scalar si(int64_t i) { return (atr_scalar){.i = i}; }
-static atr_scalar su(uint64_t u) { return (atr_scalar){.u = u}; }
-static atr_scalar sf(double f) { return (atr_scalar){.f = f}; }
+static atr_scalar si(int64_t i) {
+  return (atr_scalar){.i = i};
+}
+static atr_scalar su(uint64_t u) {
+  return (atr_scalar){.u = u};
+}
+static atr_scalar sf(double f) {
+  return (atr_scalar){.f = f};
+}
 
 static void vnew(atr_store *s, const char *name, char type, atr_scalar init,
                  atr_handle *h) {
@@ -225,9 +233,9 @@ static void test_integer_edges(void **state) {
       atr_handle hb;
       atr_scalar init =
           vt->cls == SIGNED ? si(smax(vt->bits) + 1) : su(umax(vt->bits) + 1);
-      tu_assert_rc(atr_value_open(f->store, bad, vt->type, ATR_CREATE, &init,
-                                  &hb),
-                   ATR_ERANGE);
+      tu_assert_rc(
+          atr_value_open(f->store, bad, vt->type, ATR_CREATE, &init, &hb),
+          ATR_ERANGE);
       atr_info info;
       tu_assert_rc(atr_stat(f->store, bad, &info), ATR_ENOENT);
     }
@@ -448,6 +456,14 @@ static void test_open_flags(void **state) {
   tu_assert_rc(atr_value_open(f->store, "zq", 'Q', ATR_CREATE, NULL, &h2),
                ATR_CREATED);
   assert_value(&h2, su(0), version_of(&h2));
+  /* Get-or-create of an existing value: init is ignored even when it would
+   * not fit, and type 0 opens it whatever its type. */
+  atr_scalar too_big = si(1LL << 40);
+  tu_assert_rc(atr_value_open(f->store, "v", 'i', ATR_CREATE, &too_big, &h2),
+               0);
+  assert_value(&h2, si(3), version_of(&h));
+  tu_assert_rc(atr_value_open(f->store, "v", 0, ATR_CREATE, NULL, &h2), 0);
+  assert_int_equal(h2.type, 'i');
   /* No such type code, or no type to create with: refused, nothing made. */
   atr_info info;
   assert_true(atr_value_open(f->store, "bad", 'x', ATR_CREATE, NULL, &h2) < 0);

@@ -154,8 +154,8 @@ pid_t tu_spawn(tu_child_fn fn, void *arg) {
   if (pid == 0) {
     /* cmocka's handlers would jump back into the runner: a crash in a
      * child must end the child. */
-    static const int sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT,
-                               SIGSYS};
+    static const int sigs[] = {SIGSEGV, SIGBUS,  SIGFPE,
+                               SIGILL,  SIGABRT, SIGSYS};
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
       signal(sigs[i], SIG_DFL);
     _exit(fn(arg) & 0xff);
@@ -276,14 +276,16 @@ atr_store *tu_child_open(const char *path) {
   atr_store *store = NULL;
   int rv = atr_store_open(path, NULL, &store);
   if (rv != 0) {
-    fprintf(stderr, "child %ld: atr_store_open(%s): %s\n", (long)getpid(),
-            path, atr_errname(rv));
+    fprintf(stderr, "child %ld: atr_store_open(%s): %s\n", (long)getpid(), path,
+            atr_errname(rv));
     _exit(1);
   }
   return store;
 }
 
-void tu_pipe(int fds[2]) { assert_int_equal(pipe(fds), 0); }
+void tu_pipe(int fds[2]) {
+  assert_int_equal(pipe(fds), 0);
+}
 
 void tu_close_pipe(int fds[2]) {
   close(fds[0]);
@@ -365,8 +367,8 @@ uint64_t tu_seed(void) {
   } else {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    seed = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^
-           (uint64_t)getpid();
+    seed =
+        (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)getpid();
   }
   if (seed == 0)
     seed = 1;
@@ -412,8 +414,8 @@ static void tu_print_case(void) {
     print_error("case: %s\n", tu_case_text);
 }
 
-void tu_assert_rc_at(int got, int expected, const char *what,
-                     const char *file, int line) {
+void tu_assert_rc_at(int got, int expected, const char *what, const char *file,
+                     int line) {
   if (got == expected)
     return;
   tu_print_case();

@@ -77,7 +77,7 @@ void tu_kill_children(void);
 
 /* In a child: print where and what failed, then _exit(1). */
 _Noreturn void tu_child_fail(const char *file, int line, const char *what);
-#define TU_CHILD_CHECK(cond)                                                 \
+#define TU_CHILD_CHECK(cond)                                                   \
   ((cond) ? (void)0 : tu_child_fail(__FILE__, __LINE__, #cond))
 /* In a child: atr_store_open(path) with defaults, or _exit(1). */
 atr_store *tu_child_open(const char *path);
@@ -107,24 +107,23 @@ unsigned char *tu_read_file(const char *path, size_t *len);
 void tu_write_file(const char *path, const void *buf, size_t len);
 
 /* Assert a core call returned the expected code, naming both codes. */
-#define tu_assert_rc(call, expected)                                         \
+#define tu_assert_rc(call, expected)                                           \
   tu_assert_rc_at((call), (expected), #call, __FILE__, __LINE__)
-void tu_assert_rc_at(int got, int expected, const char *what,
-                     const char *file, int line);
+void tu_assert_rc_at(int got, int expected, const char *what, const char *file,
+                     int line);
 #define tu_ok(call) tu_assert_rc((call), 0)
 
 /* Names the case a table-driven test is on; failures of the tu_assert
  * macros print it. Reset by the fixtures. */
 void tu_case(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-#define tu_assert_i64(got, expected)                                         \
-  tu_assert_i64_at((int64_t)(got), (int64_t)(expected), #got, __FILE__,     \
+#define tu_assert_i64(got, expected)                                           \
+  tu_assert_i64_at((int64_t)(got), (int64_t)(expected), #got, __FILE__,        \
                    __LINE__)
-#define tu_assert_u64(got, expected)                                         \
-  tu_assert_u64_at((uint64_t)(got), (uint64_t)(expected), #got, __FILE__,   \
+#define tu_assert_u64(got, expected)                                           \
+  tu_assert_u64_at((uint64_t)(got), (uint64_t)(expected), #got, __FILE__,      \
                    __LINE__)
-#define tu_assert_f64(got, expected)                                         \
-  tu_assert_f64_at((double)(got), (double)(expected), #got, __FILE__,       \
-                   __LINE__)
+#define tu_assert_f64(got, expected)                                           \
+  tu_assert_f64_at((double)(got), (double)(expected), #got, __FILE__, __LINE__)
 void tu_assert_i64_at(int64_t got, int64_t expected, const char *what,
                       const char *file, int line);
 void tu_assert_u64_at(uint64_t got, uint64_t expected, const char *what,
