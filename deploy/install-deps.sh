@@ -13,9 +13,16 @@
 set -eu
 
 # Build and test: compiler and make, pkg-config, the unit test framework,
-# the gateway's libraries, curl and python3 for the tests, clang for fuzzing.
+# the gateway's libraries, curl and python3 for the tests, clang (its
+# libFuzzer) for fuzzing, promtool (in prometheus) to check /metrics,
+# chromium for the dashboard's browser test, clang-format for the style.
 BASE_PKGS="build-essential pkg-config libcmocka-dev libmicrohttpd-dev
-libcjson-dev libnng-dev nng-utils curl python3 clang"
+libcjson-dev libnng-dev nng-utils curl python3 clang libclang-rt-14-dev
+clang-format prometheus chromium"
+# Node.js runs the OpenAPI linter and the browser test (npm packages, pinned
+# by their package-lock.json). A machine that has node already keeps it.
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
+  BASE_PKGS="$BASE_PKGS nodejs npm"
 # Benchmarks only: the HTTP load generator and the peers we compare with.
 BENCH_PKGS="wrk redis-server webdis nginx-light"
 
