@@ -69,14 +69,24 @@ static int array_check(struct atr__obj *o, void *arg) {
   return ai->length == 0 || ai->length == o->u.a.length ? 0 : ATR_ELENGTH;
 }
 
+/* Sets up a new array; its arguments are checked only now, when it is
+ * created: opening an existing array ignores them. */
 static int array_init(atr_store *s, struct atr__obj *o, void *arg) {
   struct array_init *ai = arg;
   struct atr__array *a = &o->u.a;
   size_t esize = atr_type_size((char)o->type);
-  uint64_t got, bytes = ai->length * esize * 2; /* data and redo log */
+  uint64_t got, bytes;
 
-  if (ai->length == 0 || ai->length > ((uint64_t)1 << 40) / esize)
-    return ai->length == 0 ? ATR_EINVAL : ATR_ENOSPC;
+  if (esize == 0 || ai->length == 0)
+    return ATR_EINVAL; /* a new array needs a type and a length */
+  if (ai->length > ((uint64_t)1 << 40) / esize)
+    return ATR_ENOSPC;
+  for (uint64_t i = 0; ai->init != NULL && i < ai->length; i++) {
+    atr_scalar v = ai->init[i];
+    if (atr__scalar_check((char)o->type, &v) != 0)
+      return ATR_ERANGE;
+  }
+  bytes = ai->length * esize * 2; /* data and redo log */
   if ((o->data_off = atr__heap_alloc(s, bytes, &got)) == 0)
     return ATR_ENOSPC;
   o->data_size = got;
@@ -87,8 +97,11 @@ static int array_init(atr_store *s, struct atr__obj *o, void *arg) {
   atomic_store(&a->log_valid, 0);
   uint8_t *d = data_of(s, o);
   memset(d, 0, bytes);
-  for (uint64_t i = 0; ai->init != NULL && i < ai->length; i++)
-    atr__elem_store((char)o->type, d + i * esize, ai->init[i]);
+  for (uint64_t i = 0; ai->init != NULL && i < ai->length; i++) {
+    atr_scalar v = ai->init[i];
+    atr__scalar_check((char)o->type, &v); /* normalises a 'f' */
+    atr__elem_store((char)o->type, d + i * esize, v);
+  }
   return 0;
 }
 
@@ -98,15 +111,6 @@ ATR__EXPORT int atr_array_open(atr_store *s, const char *name, char type,
   struct array_init ai = {length, init};
   if (type != 0 && atr_type_size(type) == 0)
     return ATR_ETYPE;
-  if (flags & ATR_CREATE) {
-    if (type == 0 || length == 0)
-      return ATR_EINVAL;
-    for (uint64_t i = 0; init != NULL && i < length; i++) {
-      atr_scalar v = init[i];
-      if (atr__scalar_check(type, &v) != 0)
-        return ATR_ERANGE;
-    }
-  }
   return atr__open(s, name, ATR_ARRAY, type, flags, array_check, array_init,
                    &ai, h);
 }

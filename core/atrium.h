@@ -162,7 +162,8 @@ typedef struct atr_info {
   uint64_t id;      /* this incarnation of the name, never repeats     */
   uint64_t length;  /* array: elements                                 */
   uint64_t size;    /* queue: items waiting                            */
-  uint64_t bytes;   /* queue: bytes waiting; array: data bytes         */
+  uint64_t bytes;   /* queue: ring bytes in use (see atr_queue_size);
+                       array: data bytes                              */
   uint64_t maxsize; /* queue: item bound (0 = none)                    */
   uint64_t max_bytes; /* queue: byte bound (0 = the store's space)     */
   uint64_t max_item;  /* queue: largest item accepted                  */
@@ -361,8 +362,9 @@ void atr_items_free(atr_items *items);
 int atr_queue_get_batch(const atr_handle *h, size_t max, double timeout,
                         atr_items *out);
 
-/* Items and bytes waiting now (either pointer may be NULL), and the
- * queue's version. */
+/* Items waiting now, the ring bytes they hold (with their 8-byte
+ * headers, padding to 8 and any space skipped at the ring's end), and the
+ * queue's version; any pointer may be NULL. */
 int atr_queue_size(const atr_handle *h, uint64_t *items, uint64_t *bytes,
                    uint64_t *version);
 

@@ -24,7 +24,7 @@
 
 /* How long a handed-out but unpublished slot may stay so before the
  * reader decides its writer died. */
-#define HOLE_WAIT 0.05
+#define HOLE_WAIT 0.2
 
 static void fill(struct atr__fentry *e, struct atr__obj *o, uint32_t slot,
                  atr_op op) {

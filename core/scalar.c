@@ -51,6 +51,12 @@ static uint64_t umax(char type) {
                                   : ((uint64_t)1 << (8 * atr_type_size(type))) - 1;
 }
 
+/* Whether x rounds to a finite float, as Python's struct does it: below
+ * the midpoint between FLT_MAX and 2^128 it rounds to at most FLT_MAX. */
+static bool fits_float(double x) {
+  return isfinite(x) && fabs(x) < 0x1.ffffffp+127;
+}
+
 int atr__scalar_check(char type, atr_scalar *v) {
   if (atr__is_signed(type))
     return v->i >= smin(type) && v->i <= smax(type) ? 0 : ATR_ERANGE;
@@ -64,7 +70,7 @@ int atr__scalar_check(char type, atr_scalar *v) {
   case 'd':
     return isfinite(v->f) ? 0 : ATR_ERANGE;
   case 'f':
-    if (!isfinite(v->f) || fabs(v->f) > FLT_MAX)
+    if (!fits_float(v->f))
       return ATR_ERANGE;
     v->f = (float)v->f;
     return 0;
@@ -90,13 +96,10 @@ int atr__scalar_add(char type, atr_scalar cur, atr_scalar delta,
   }
   if (atr__is_float(type)) {
     out->f = cur.f + delta.f;
-    if (!isfinite(out->f) || (type == 'f' && fabs(out->f) > FLT_MAX))
+    if (!isfinite(out->f) || (type == 'f' && !fits_float(out->f)))
       return ATR_EOVERFLOW;
-    if (type == 'f') {
+    if (type == 'f')
       out->f = (float)out->f;
-      if (!isfinite(out->f))
-        return ATR_EOVERFLOW;
-    }
     return 0;
   }
   return ATR_ETYPE;

@@ -93,22 +93,36 @@ static int initialise(atr_store *s, const struct atr__header *plan_hdr) {
   return 0;
 }
 
-/* Checks a header read from an existing file of file_size bytes. */
+/* Checks a header read from an existing file of file_size bytes.
+ * ATR_EBUSY: not ready yet (its creator is at work, or died at it). */
 static int validate(const struct atr__header *h, uint64_t file_size) {
-  static const char zero[8];
-  if (file_size < sizeof *h || memcmp(h->magic, zero, 8) == 0)
-    return file_size < sizeof *h && file_size > 0 ? ATR_ENOTSTORE : ATR_EBUSY;
-  if (memcmp(h->magic, ATR__MAGIC, 8) != 0)
+  if (file_size == 0)
+    return ATR_EBUSY; /* created, nothing written yet */
+  if (file_size < sizeof h->magic || memcmp(h->magic, ATR__MAGIC, 8) != 0)
     return ATR_ENOTSTORE;
-  if (h->layout != ATR__LAYOUT)
+  if (file_size >= offsetof(struct atr__header, ready) &&
+      h->layout != ATR__LAYOUT)
     return ATR_ELAYOUT;
+  /* A creator writes the header's fixed part with one call: a shorter
+   * file is a store cut short, not one being made. */
+  if (file_size < offsetof(struct atr__header, lock))
+    return ATR_ECORRUPT;
   if (atomic_load(&h->ready) != ATR__READY)
-    return ATR_EBUSY;
-  if (h->check != header_check(h) || h->size != file_size ||
+    return ATR_EBUSY; /* never finished */
+  if (file_size < sizeof *h || h->check != header_check(h) ||
+      h->size != file_size ||
       h->index_slots == 0 || (h->index_slots & (h->index_slots - 1)) != 0 ||
       h->heap_off >= h->size)
     return ATR_ECORRUPT;
   return 0;
+}
+
+static int inspect(int fd, struct atr__header *h) {
+  struct stat st;
+  memset(h, 0, sizeof *h);
+  if (fstat(fd, &st) != 0 || pread(fd, h, sizeof *h, 0) < 0)
+    return ATR_ESYS;
+  return validate(h, (uint64_t)st.st_size);
 }
 
 static int map_file(int fd, size_t size, uint8_t **base) {
@@ -119,48 +133,63 @@ static int map_file(int fd, size_t size, uint8_t **base) {
   return 0;
 }
 
-static int create(const char *path, const atr_store_opts *o, atr_store *s) {
+/*
+ * Makes the file behind fd (locked exclusively by us) a new store: the
+ * header's fixed part first (so a file abandoned half-way is recognisably
+ * ours), then every page reserved, then the tables, then `ready`.
+ */
+static int build(int fd, const atr_store_opts *o, atr_store *s) {
+  size_t fixed = offsetof(struct atr__header, lock);
   struct atr__header want;
   uint8_t *base = NULL;
-  int rc, fd;
+  int rc;
 
   if ((rc = plan(o, &want)) != 0)
     return rc;
+  if (ftruncate(fd, 0) != 0 || pwrite(fd, &want, fixed, 0) != (ssize_t)fixed)
+    return ATR_ESYS;
+  /* Reserve every page now: a full tmpfs fails here, not with SIGBUS. */
+  if ((rc = posix_fallocate(fd, 0, (off_t)o->size)) != 0)
+    return rc == ENOSPC || rc == EFBIG ? ATR_ENOSPC : ATR_ESYS;
+  if ((rc = map_file(fd, o->size, &base)) != 0)
+    return rc;
+  attach(s, base, o->size);
+  if ((rc = initialise(s, &want)) != 0) {
+    munmap(base, o->size);
+    return rc;
+  }
+  return 0;
+}
+
+/* Creates path as a new store; ATR_EEXIST if it is there already. */
+static int create(const char *path, const atr_store_opts *o, atr_store *s) {
+  struct atr__header h;
+  int rc, fd;
+
   fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, o->mode & 07777);
   if (fd < 0)
     return errno == EEXIST ? ATR_EEXIST : ATR_ESYS;
-  /* Openers take a shared lock and find the file ready or keep waiting. */
+  /* We hold the lock until the store is ready: openers that find it not
+   * ready and unlocked know its creator died, and take over. */
   if (flock(fd, LOCK_EX) != 0 || fchmod(fd, o->mode & 07777) != 0) {
     rc = ATR_ESYS;
-    goto fail;
+  } else if (inspect(fd, &h) == 0) {
+    rc = ATR_EEXIST; /* taken over and finished before we got the lock */
+  } else if ((rc = build(fd, o, s)) != 0) {
+    unlink(path);
   }
-  /* Reserve every page now: a full tmpfs fails here, not with SIGBUS. */
-  if ((rc = posix_fallocate(fd, 0, (off_t)o->size)) != 0) {
-    rc = rc == ENOSPC || rc == EFBIG ? ATR_ENOSPC : ATR_ESYS;
-    goto fail;
-  }
-  if ((rc = map_file(fd, o->size, &base)) != 0)
-    goto fail;
-  attach(s, base, o->size);
-  if ((rc = initialise(s, &want)) != 0)
-    goto fail;
   /* The mapping holds the open file, and with it the lock: drop the
    * lock by hand. */
   flock(fd, LOCK_UN);
   close(fd);
-  return 0;
-fail:
-  if (base != NULL)
-    munmap(base, o->size);
-  unlink(path);
-  close(fd);
   return rc;
 }
 
-/* Opens an existing store, waiting for its creator up to the deadline. */
-static int open_existing(const char *path, double deadline, atr_store *s) {
+/* Opens an existing store, waiting for its creator up to the deadline;
+ * finishes the work of a creator that died. */
+static int open_existing(const char *path, const atr_store_opts *o,
+                         double deadline, atr_store *s) {
   struct atr__header h;
-  struct stat st;
   uint8_t *base = NULL;
   int rc, fd = open(path, O_RDWR | O_CLOEXEC);
 
@@ -168,21 +197,22 @@ static int open_existing(const char *path, double deadline, atr_store *s) {
     return errno == ENOENT ? ATR_ENOENT : ATR_ESYS;
   for (;;) {
     if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
-      memset(&h, 0, sizeof h);
-      if (fstat(fd, &st) != 0 || pread(fd, &h, sizeof h, 0) < 0) {
-        rc = ATR_ESYS;
-        break;
-      }
-      rc = validate(&h, (uint64_t)st.st_size);
-      if (rc == 0) {
-        if ((rc = map_file(fd, h.size, &base)) == 0)
-          attach(s, base, h.size);
-        flock(fd, LOCK_UN);
-        break;
-      }
+      rc = inspect(fd, &h);
+      if (rc == 0 && (rc = map_file(fd, h.size, &base)) == 0)
+        attach(s, base, h.size);
       flock(fd, LOCK_UN);
       if (rc != ATR_EBUSY)
         break;
+      /* Not ready and not locked: its creator died before finishing. */
+      if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+        if ((rc = inspect(fd, &h)) == ATR_EBUSY &&
+            (rc = build(fd, o, s)) != 0)
+          unlink(path); /* an abandoned, never finished store */
+        flock(fd, LOCK_UN);
+        if (rc == 0 && s->base == NULL)
+          continue; /* someone else finished it: map it */
+        break;
+      }
     } else if (errno != EWOULDBLOCK) {
       rc = ATR_ESYS;
       break;
@@ -214,7 +244,7 @@ ATR__EXPORT int atr_store_open(const char *path, const atr_store_opts *opts,
   double deadline = atr__now() + opts->init_timeout;
   rc = opts->open_only ? ATR_EEXIST : create(path, opts, s);
   if (rc == ATR_EEXIST)
-    rc = open_existing(path, deadline, s);
+    rc = open_existing(path, opts, deadline, s);
   if (rc != 0) {
     free(s);
     return rc;

@@ -54,12 +54,20 @@ struct value_init {
   const atr_scalar *init;
 };
 
+/* Sets up a new value; its arguments are checked only now, when it is
+ * created: opening an existing value ignores them. */
 static int value_init(atr_store *s, struct atr__obj *o, void *arg) {
   struct value_init *vi = arg;
   atr_scalar v = {0};
+  int rc;
   (void)s;
-  if (vi->init != NULL)
+  if (o->type == 0)
+    return ATR_EINVAL; /* a new value needs a type */
+  if (vi->init != NULL) {
     v = *vi->init;
+    if ((rc = atr__scalar_check((char)o->type, &v)) != 0)
+      return rc;
+  }
   o->bits = v.u;
   return 0;
 }
@@ -68,20 +76,8 @@ ATR__EXPORT int atr_value_open(atr_store *s, const char *name, char type,
                                int flags, const atr_scalar *init,
                                atr_handle *h) {
   struct value_init vi = {init};
-  atr_scalar v;
-  int rc;
   if (type != 0 && atr_type_size(type) == 0)
     return ATR_ETYPE;
-  if (flags & ATR_CREATE) {
-    if (type == 0)
-      return ATR_EINVAL;
-    if (init != NULL) {
-      v = *init;
-      if ((rc = atr__scalar_check(type, &v)) != 0)
-        return rc;
-      vi.init = &v;
-    }
-  }
   return atr__open(s, name, ATR_VALUE, type, flags, NULL, value_init, &vi, h);
 }
 
