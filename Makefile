@@ -4,6 +4,7 @@
 #   make check         install what is missing, build with -Werror, run every test
 #   make check SANITIZER=address,undefined   the same under ASan and UBSan
 #   make bench         benchmarks beside their peers
+#   make fuzz          the request fuzz target for 5 minutes (FUZZ_TIME=seconds)
 #   make install PREFIX=/usr/local DESTDIR=
 #   make format        clang-format the tree (make format-check: check only)
 
@@ -41,7 +42,7 @@ LDFLAGS += $(SANFLAGS) -pthread
 WERROR  ?=
 CFLAGS  += $(WERROR)
 
-.PHONY: all lib run check test bench fuzz install uninstall clean format format-check deps
+.PHONY: all lib run check test bench fuzz fuzz-build install uninstall clean format format-check deps
 all: lib tools
 
 # ---------------------------------------------------------------- deps
@@ -100,17 +101,48 @@ endif
 $(BUILD)/gateway/%.o: gateway/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(GW_CFLAGS) -Icore -c $< -o $@
-# The OpenAPI document is compiled in, as a byte array made with od.
+# Files compiled in as byte arrays made with od: the OpenAPI document, and
+# every file of web/ (the dashboard; no build step of its own). In a recipe,
+# $(call gw_embed,FILE,SYMBOL) prints the C definition of SYMBOL[]: FILE's
+# bytes and one NUL that is not counted.
+gw_embed = printf 'const unsigned char %s[] = {\n' "$(2)"; \
+	  od -An -v -tx1 "$(1)" | sed -e 's/\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	  printf '0};\n'
 GW_OPENAPI := $(BUILD)/gateway/openapi_json.o
 $(BUILD)/gateway/openapi_json.c: gateway/openapi.json
 	@mkdir -p $(dir $@)
-	{ printf '#include <stddef.h>\nconst unsigned char gw_openapi_json[] = {\n'; \
-	  od -An -v -tx1 $< | sed -e 's/\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
-	  printf '0};\nconst size_t gw_openapi_json_len = sizeof(gw_openapi_json) - 1;\n'; \
+	{ printf '#include <stddef.h>\n'; \
+	  $(call gw_embed,$<,gw_openapi_json); \
+	  printf 'const size_t gw_openapi_json_len = sizeof(gw_openapi_json) - 1;\n'; \
 	} > $@
 $(GW_OPENAPI): $(BUILD)/gateway/openapi_json.c
 	$(CC) $(CFLAGS) -c $< -o $@
-$(ATRIUMD): $(GW_OBJ) $(GW_OPENAPI) $(LIB_A)
+# web/NAME is served at /web/NAME (web.c gives the content type by the
+# extension); its ETag is the file's cksum. The folder is a prerequisite so
+# that removing a file rebuilds the table.
+WEB_FILES := $(sort $(wildcard web/*))
+GW_WEB := $(BUILD)/gateway/web_files.o
+$(BUILD)/gateway/web_files.c: $(WEB_FILES) web
+	@mkdir -p $(dir $@)
+	@echo "embed $(WEB_FILES) in $@"
+	@{ set -e; printf '#include "gw.h"\n'; i=0; \
+	  for f in $(WEB_FILES); do \
+	    case $${f#web/} in *[!A-Za-z0-9_.-]*) \
+	      echo "$$f: web file names are A-Z a-z 0-9 _ . - only" >&2; exit 1;; \
+	    esac; \
+	    $(call gw_embed,$$f,gw_web_$$i); i=$$((i + 1)); \
+	  done; \
+	  printf 'const struct gw_web_file gw_web_files[] = {\n'; i=0; \
+	  for f in $(WEB_FILES); do \
+	    sum=$$(cksum < "$$f" | cut -d' ' -f1); \
+	    printf '    {"%s", gw_web_%d, sizeof(gw_web_%d) - 1, "\\"%s\\""},\n' \
+	      "$${f#web/}" $$i $$i "$$sum"; i=$$((i + 1)); \
+	  done; \
+	  printf '    {NULL, NULL, 0, NULL}};\n'; \
+	} > $@.tmp && mv $@.tmp $@
+$(GW_WEB): $(BUILD)/gateway/web_files.c
+	$(CC) $(CFLAGS) -Igateway -Icore -c $< -o $@
+$(ATRIUMD): $(GW_OBJ) $(GW_OPENAPI) $(GW_WEB) $(LIB_A)
 	$(CC) $(LDFLAGS) -o $@ $^ $(GW_LIBS)
 
 # ---------------------------------------------------------------- tests
@@ -130,6 +162,32 @@ check: $(DEPS_STAMP) check-boundaries
 	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN)
 test: check
 tests: $(TEST_BIN)
+# The helper of tests/events: an nng subscriber, fast libatrium writers.
+EVENTS_TOOL := $(BUILD)/tests/events/ev_tool
+tests: $(EVENTS_TOOL)
+$(EVENTS_TOOL): $(BUILD)/tests/events/ev_tool.o $(LIB_A)
+	$(CC) $(LDFLAGS) -o $@ $^ -lnng
+
+# ---------------------------------------------------------------- fuzz
+# A libFuzzer target over request decoding (routing, query parameters,
+# JSON bodies; gateway/fuzz_request.c): the gateway (but main.c) and the
+# core built again with clang, coverage, ASan and UBSan, in FUZZ_BUILD.
+# make fuzz runs it FUZZ_TIME seconds on the seeds of tests/fuzz/corpus,
+# which it only reads: what it learns goes to FUZZ_BUILD/corpus, a crash
+# to FUZZ_BUILD/crash-*. make check runs it briefly (tests/fuzz).
+FUZZ_BUILD ?= build/fuzz
+FUZZ_TIME  ?= 300
+fuzz: $(DEPS_STAMP) fuzz-build
+	@mkdir -p $(FUZZ_BUILD)/corpus
+	$(FUZZ_BUILD)/fuzz_request -max_total_time=$(FUZZ_TIME) \
+	  -artifact_prefix=$(FUZZ_BUILD)/ $(FUZZ_BUILD)/corpus tests/fuzz/corpus
+fuzz-build:
+	@$(MAKE) --no-print-directory CC=clang BUILD=$(FUZZ_BUILD) \
+	  SANITIZER=fuzzer-no-link,address,undefined WERROR=$(WERROR) \
+	  $(FUZZ_BUILD)/fuzz_request
+$(BUILD)/fuzz_request: $(BUILD)/gateway/fuzz_request.o \
+    $(filter-out $(BUILD)/gateway/main.o,$(GW_OBJ)) $(GW_OPENAPI) $(GW_WEB) $(LIB_A)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(GW_LIBS)
 
 # ---------------------------------------------------------------- run
 run: $(DEPS_STAMP) all
@@ -144,6 +202,11 @@ $(DEPS_BENCH_STAMP): deploy/install-deps.sh
 bench: $(DEPS_BENCH_STAMP)
 	@$(MAKE) --no-print-directory all $(BUILD)/bench/core_bench
 	@sh bench/run.sh $(BUILD)
+	@$(MAKE) --no-print-directory $(BUILD)/bench/events_bench
+	@sh bench/events_bench.sh $(BUILD)
+# Events: from a local put to nng and SSE subscribers, beside bare nng.
+$(BUILD)/bench/events_bench: $(BUILD)/bench/events_bench.o $(LIB_A)
+	$(CC) $(LDFLAGS) -o $@ $^ -lnng
 $(BUILD)/bench/core_bench: $(BUILD)/bench/core_bench.o $(LIB_A)
 	$(CC) $(LDFLAGS) -o $@ $^
 $(BUILD)/bench/%.o: bench/%.c

@@ -1,7 +1,8 @@
 #!/bin/sh
 # bench/run.sh BUILD - runs the core benchmarks and their multiprocessing
-# peers, then prints how they compare with the targets. Informational
-# only: a number below its target is reported, never a failure.
+# peers, then prints how they compare with the targets; then the gateway's
+# HTTP benchmarks (bench/http_bench.sh). Informational only: a number below
+# its target is reported, never a failure.
 #   ATRIUM_BENCH_TIME=SECONDS   time per repetition (default 1.2)
 set -eu
 
@@ -61,4 +62,11 @@ awk '
     ratio("core_queue_batch_2p", "mp_queue_2p", 40, "x")
   }
 ' "$results"
+
+# The gateway over HTTP, beside Webdis+Redis and nginx: its own servers,
+# checks and ratios. A failed benchmark there (not a slow one) fails the run.
+sh "$here/http_bench.sh" "$build" || {
+  echo "bench: failed: $here/http_bench.sh" >&2
+  exit 1
+}
 exit 0

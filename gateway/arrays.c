@@ -170,13 +170,13 @@ int gw_array_get(struct gw_req *req) {
   const char *qs = gw_req_query(req, "start");
   const char *qe = gw_req_query(req, "stop");
   int64_t start = 0, stop = INT64_MAX;
+  const char *why = NULL;
   atr_handle h;
   int rv;
 
-  if ((qs && gw_parse_int64(qs, &start) != 0) ||
-      (qe && gw_parse_int64(qe, &stop) != 0))
-    return gw_reply_error(req, 400, "invalid_query",
-                          "start and stop must be integers");
+  if ((qs && gw_query_index_parse(qs, &start, &why) != 0) ||
+      (qe && gw_query_index_parse(qe, &stop, &why) != 0))
+    return gw_reply_error(req, 400, "invalid_query", "%s", why);
   rv = atr_array_open(gw_srv->store, req->name, 0, 0, 0, NULL, &h);
   if (rv < 0)
     return gw_reply_core(req, rv);

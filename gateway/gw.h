@@ -19,6 +19,8 @@
 
 struct MHD_Connection;
 struct MHD_Daemon;
+struct MHD_Response;
+struct gw_sse;
 
 /* ----------------------------------------------------------------- config */
 
@@ -30,6 +32,9 @@ struct gw_config {
   char listen_host[256]; /* as given, without brackets               */
   unsigned listen_port;
   const char *events_url;
+  int events_given;     /* --events or ATRIUM_EVENTS was set        */
+  double sse_heartbeat; /* seconds between SSE comment lines        */
+  size_t sse_buffer;    /* bytes queued per SSE stream at most      */
   const char *token_file;
   int insecure;
   double max_wait; /* seconds, caps every timeout              */
@@ -127,9 +132,13 @@ const gw_jnode *gw_json_next(const gw_jnode *node);
 /* The key of an object member; NULL for array elements. */
 const char *gw_json_key(const gw_jnode *node);
 size_t gw_json_count(const gw_jnode *node);
-/* A string's text (decoded, NUL-terminated; embedded NULs cut it short). */
-const char *gw_json_string(const gw_jnode *node);
+/* A string's text, decoded and NUL-terminated; NULL if node is not a
+ * string, or holds U+0000 (which a C string cannot). */
+const char *gw_json_string(const gw_json *doc, const gw_jnode *node);
 
+/* The text of node in the parsed document (not NUL-terminated: *len
+ * bytes), as the client sent it. */
+const char *gw_json_text(const gw_json *doc, const gw_jnode *node, size_t *len);
 /* node as an atr_scalar of type code type: 0, EVALUE or ERANGE. */
 int gw_json_scalar(const gw_json *doc, const gw_jnode *node, char type,
                    atr_scalar *out);
@@ -226,6 +235,7 @@ struct gw_req {
   unsigned status;             /* answered status, for metrics      */
   double t_start;
   struct gw_waiter wait;
+  struct gw_sse *sse; /* an event stream (events.c); freed on completion */
 };
 
 /* A request header or query argument (NULL if absent). */
@@ -253,6 +263,16 @@ int gw_reply_json_error(struct gw_req *req, int rv, const char *what,
                         const char *why);
 /* Answers 204 No Content. */
 int gw_reply_empty(struct gw_req *req);
+/* Answers req with status and the static bytes body[0..len) (not copied,
+ * never freed), content type ctype (if not NULL), and the extra headers
+ * hdrs: name, value, ..., NULL (hdrs may be NULL). Unlike gw_reply it adds
+ * no Cache-Control: hdrs say what may be cached. */
+int gw_reply_static(struct gw_req *req, unsigned status, const void *body,
+                    size_t len, const char *ctype, const char *const *hdrs);
+/* Queues resp (the caller's reference is dropped) with status, adding
+ * the CORS headers; for answers built by hand (an event stream). */
+int gw_reply_response(struct gw_req *req, unsigned status,
+                      struct MHD_Response *resp);
 /* Extra response headers for the next reply (Allow). */
 int gw_reply_allow(struct gw_req *req, unsigned methods);
 
@@ -267,6 +287,20 @@ void gw_http_resume(struct gw_req *req);
 
 /* Monotonic seconds. */
 double gw_now(void);
+
+/* The query parameters, judged from their text (query.c; pure, so the
+ * fuzz target calls them too). Each returns 0, or -1 with *why set to the
+ * message of a 400 invalid_query. ?timeout=: seconds >= 0, fractions
+ * allowed, capped at max_wait; dflt when s is NULL. ?wait=: a version.
+ * ?start= / ?stop=: any int64 (Python slice bounds). ?max=: 1..GW_POP_MAX. */
+#define GW_POP_MAX 10000
+#define GW_STR_(x) #x
+#define GW_STR(x) GW_STR_(x)
+int gw_query_timeout_parse(const char *s, double dflt, double max_wait,
+                           double *out, const char **why);
+int gw_query_version_parse(const char *s, uint64_t *out, const char **why);
+int gw_query_index_parse(const char *s, int64_t *out, const char **why);
+int gw_query_max_parse(const char *s, size_t *out, const char **why);
 
 /* The value of ?timeout= capped by --max-wait; dflt when absent. 0 or
  * -1 (after answering 400). */
@@ -283,6 +317,27 @@ const struct gw_errmap *gw_error_lookup(int code);
 
 /* ------------------------------------------------------------------ routes */
 
+/* What gw_route_match finds for a method and a raw path. */
+struct gw_match {
+  const struct gw_route *route; /* for the method; NULL: none        */
+  unsigned allow;               /* methods of the path (HEAD if GET) */
+  int open;                     /* a route of the path needs no token */
+  char name[ATR_NAME_MAX + 1];  /* the {name} segment (GW_ROUTE_OK)  */
+};
+/* Results of gw_route_match, each an answer of gw_route_find. */
+enum {
+  GW_ROUTE_OK = 0,
+  GW_ROUTE_ENOPATH = -1, /* no route has this path: 404             */
+  GW_ROUTE_EMETHOD = -2, /* the path takes other methods: 405       */
+  GW_ROUTE_EESCAPE = -3, /* a %-escape in the name: 400 bad_name    */
+  GW_ROUTE_ENAME = -4,   /* not a valid object name: 400 bad_name   */
+};
+/* Matches method (one gw_method bit; HEAD routes as GET) and the raw
+ * request target path[0..len) (before any '?', not unescaped) against
+ * the route table; fills *m. Pure (no I/O, no allocation): the daemon
+ * and the fuzz target call it. */
+int gw_route_match(unsigned method, const char *path, size_t len,
+                   struct gw_match *m);
 /* Finds the route for method and raw path; fills req->route and
  * req->name, or answers the request (404, 405, 400 bad_name) and returns
  * -1. Returns 0 when routed. */
@@ -326,6 +381,8 @@ int gw_store_info(struct gw_req *req);
 int gw_healthz(struct gw_req *req);
 int gw_openapi(struct gw_req *req);
 int gw_metrics(struct gw_req *req);
+int gw_web_index(struct gw_req *req);
+int gw_web_file(struct gw_req *req);
 
 /* Writes a value's GET representation into b. */
 void gw_value_repr(gw_buf *b, const char *name, char type, atr_scalar v,
@@ -382,6 +439,40 @@ uint64_t gw_wait_parked(void);
 /* Whether the daemon is stopping. */
 int gw_stopping(void);
 
+/* ------------------------------------------------------------------ events */
+
+/*
+ * The change events (events.c): an nng pub socket and SSE streams. Open
+ * binds the publisher on cfg.events_url (a busy default address falls
+ * back to a free port with a warning; a busy address that was asked for
+ * fails); 0 or -1 with a message on stderr. gw_events_url is what it
+ * listens on (the real port, when 0 was asked). Shutdown ends every SSE
+ * stream (their queued bytes go out first) and waits up to grace seconds
+ * for them; close frees everything (after the follower and MHD stopped).
+ */
+int gw_events_open(atr_store *store);
+const char *gw_events_url(void);
+/* Prints the warnings of gw_events_open (after the ready line, which
+ * starters wait for as the first line). */
+void gw_events_warn(void);
+void gw_events_shutdown(double grace);
+void gw_events_close(void);
+/* The follower thread's side, in feed order: begin with the cursor's first
+ * seq; publish one event; resync after ATR_EGAP (next: the cursor's seq
+ * after atr_feed_resync); tick serves new streams and heartbeats and
+ * returns when it wants to run next (monotonic seconds). */
+void gw_events_begin(uint64_t next);
+void gw_events_publish(const atr_event *ev);
+void gw_events_resync(uint64_t next);
+double gw_events_tick(double now);
+/* GET /v1/events (the token or a ticket), POST /v1/events/tickets. */
+int gw_events_stream(struct gw_req *req);
+int gw_events_ticket(struct gw_req *req);
+/* Called by the completion callback: frees req's stream, if any. */
+void gw_events_forget(struct gw_req *req);
+/* Open SSE streams now (metrics). */
+size_t gw_events_streams(void);
+
 /* -------------------------------------------------------------------- auth */
 
 /* Reads the token file (content with surrounding white space stripped).
@@ -400,5 +491,15 @@ void gw_metrics_count(const struct gw_route *route, unsigned status,
 /* The OpenAPI document (generated from gateway/openapi.json). */
 extern const unsigned char gw_openapi_json[];
 extern const size_t gw_openapi_json_len;
+
+/* The dashboard: every file of web/ (generated by the Makefile), ended by
+ * an entry whose name is NULL. */
+struct gw_web_file {
+  const char *name;          /* "app.js"                              */
+  const unsigned char *data; /* the bytes, then a NUL (not in len)    */
+  size_t len;
+  const char *etag; /* "\"<cksum>\""                          */
+};
+extern const struct gw_web_file gw_web_files[];
 
 #endif /* ATRIUM_GW_H */

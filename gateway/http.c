@@ -14,6 +14,7 @@
 #include <microhttpd.h>
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,19 +42,13 @@ const char *gw_req_query(struct gw_req *req, const char *name) {
 }
 
 int gw_query_timeout(struct gw_req *req, double dflt, double *out) {
-  const char *s = gw_req_query(req, "timeout");
-  double t = dflt;
+  const char *why = NULL;
 
-  if (s != NULL) {
-    if (gw_parse_double(s, &t) != 0 || t < 0) {
-      gw_reply_error(req, 400, "invalid_query",
-                     "timeout must be a number of seconds >= 0");
-      return -1;
-    }
+  if (gw_query_timeout_parse(gw_req_query(req, "timeout"), dflt,
+                             gw_srv->cfg.max_wait, out, &why) != 0) {
+    gw_reply_error(req, 400, "invalid_query", "%s", why);
+    return -1;
   }
-  if (t > gw_srv->cfg.max_wait)
-    t = gw_srv->cfg.max_wait;
-  *out = t;
   return 0;
 }
 
@@ -145,6 +140,36 @@ int gw_reply_empty(struct gw_req *req) {
   return gw_reply(req, 204, NULL, 0, NULL, 0);
 }
 
+int gw_reply_static(struct gw_req *req, unsigned status, const void *body,
+                    size_t len, const char *ctype, const char *const *hdrs) {
+  struct MHD_Response *resp;
+
+  /* PERSISTENT: MHD neither copies nor frees the bytes (it never writes
+   * them either; the cast only fits its signature). */
+  resp = MHD_create_response_from_buffer(len, (void *)(uintptr_t)body,
+                                         MHD_RESPMEM_PERSISTENT);
+  if (resp == NULL)
+    return MHD_NO;
+  if (ctype != NULL)
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+  for (size_t i = 0; hdrs != NULL && hdrs[i] != NULL && hdrs[i + 1] != NULL;
+       i += 2)
+    MHD_add_response_header(resp, hdrs[i], hdrs[i + 1]);
+  return gw_reply_response(req, status, resp);
+}
+
+int gw_reply_response(struct gw_req *req, unsigned status,
+                      struct MHD_Response *resp) {
+  enum MHD_Result rv;
+
+  http_cors(req, resp);
+  rv = MHD_queue_response(req->conn, status, resp);
+  MHD_destroy_response(resp);
+  req->status = status;
+  req->phase = PHASE_ANSWERED;
+  return rv;
+}
+
 int gw_client_gone(struct gw_req *req) {
   const union MHD_ConnectionInfo *info;
   char c;
@@ -209,6 +234,7 @@ static void http_on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
     return;
   *con_cls = NULL;
   gw_wait_forget(req);
+  gw_events_forget(req);
   gw_metrics_count(req->route, req->status, gw_now() - req->t_start);
   gw_json_free(req->doc);
   free(req->body);

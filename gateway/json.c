@@ -117,6 +117,7 @@ struct scan {
   int record;
   size_t *spans; /* pairs start, end */
   size_t n, cap;
+  int nul_key; /* a member name holds a \u0000 */
   const char *why;
   int err;
 };
@@ -193,7 +194,7 @@ static size_t utf8_seq(const unsigned char *p, size_t n) {
   return k;
 }
 
-static int scan_string(struct scan *s) {
+static int scan_string(struct scan *s, int is_key) {
   s->pos++; /* the opening quote */
   while (s->pos < s->len) {
     unsigned char c = s->p[s->pos];
@@ -212,6 +213,8 @@ static int scan_string(struct scan *s) {
       if (c == 'u') {
         if (scan_hex4(s, &u) != 0)
           return -1;
+        if (u == 0 && is_key)
+          s->nul_key = 1;
         if (u >= 0xDC00 && u <= 0xDFFF)
           return scan_fail(s, GW_JSON_ESYNTAX, "lone UTF-16 surrogate");
         if (u >= 0xD800 && u <= 0xDBFF) {
@@ -319,7 +322,7 @@ static int scan_container(struct scan *s, unsigned depth, int is_object) {
     if (is_object) {
       if (s->pos >= s->len || s->p[s->pos] != '"')
         return scan_fail(s, GW_JSON_ESYNTAX, "expected a member name");
-      if (scan_string(s) != 0)
+      if (scan_string(s, 1) != 0)
         return -1;
       scan_ws(s);
       if (s->pos >= s->len || s->p[s->pos] != ':')
@@ -361,7 +364,7 @@ static int scan_value(struct scan *s, unsigned depth) {
     rv = scan_container(s, depth, 0);
     break;
   case '"':
-    rv = scan_string(s);
+    rv = scan_string(s, 0);
     break;
   case 't':
     rv = scan_word(s, "true");
@@ -461,6 +464,15 @@ int gw_json_parse(const char *text, size_t len, unsigned max_depth,
   s.record = SCAN_ALL;
   if (scan_run(&s, &start, &end) != 0) {
     rv = s.err;
+    goto fail;
+  }
+  /* cJSON's member names end at a U+0000, so {"type\u0000x":...} would
+   * read as "type": refuse what would be misread. (Bodies that are parsed
+   * have fixed member names; queue items are only checked, and keep any
+   * name.) */
+  if (s.nul_key) {
+    s.why = "a member name holds \\u0000";
+    rv = GW_JSON_ESYNTAX;
     goto fail;
   }
   doc = calloc(1, sizeof(*doc));
@@ -564,10 +576,31 @@ size_t gw_json_count(const gw_jnode *node) {
   return n;
 }
 
-const char *gw_json_string(const gw_jnode *node) {
-  const cJSON *j = (const cJSON *)node;
+static void node_span(const gw_json *doc, const gw_jnode *node, const char **p,
+                      size_t *len);
 
-  return cJSON_IsString(j) ? j->valuestring : NULL;
+/* Whether the raw string text p[0..n) (quotes included) escapes U+0000. */
+static int span_has_nul(const char *p, size_t n) {
+  for (size_t i = 1; i + 1 < n; i++) {
+    if (p[i] != '\\')
+      continue;
+    if (p[i + 1] == 'u' && n - i >= 6 && memcmp(p + i + 2, "0000", 4) == 0)
+      return 1;
+    i++; /* the escaped character */
+  }
+  return 0;
+}
+
+const char *gw_json_string(const gw_json *doc, const gw_jnode *node) {
+  const cJSON *j = (const cJSON *)node;
+  const char *p;
+  size_t n;
+
+  if (!cJSON_IsString(j))
+    return NULL;
+  /* cJSON's copy would end at the U+0000: "i\u0000x" is not "i". */
+  node_span(doc, node, &p, &n);
+  return span_has_nul(p, n) ? NULL : j->valuestring;
 }
 
 /* The text of node: [*p, *p + *len). */
@@ -577,6 +610,14 @@ static void node_span(const gw_json *doc, const gw_jnode *node, const char **p,
 
   *p = doc->text + doc->spans[2 * k];
   *len = doc->spans[2 * k + 1] - doc->spans[2 * k];
+}
+
+const char *gw_json_text(const gw_json *doc, const gw_jnode *node,
+                         size_t *len) {
+  const char *p;
+
+  node_span(doc, node, &p, len);
+  return p;
 }
 
 /* --------------------------------------------------------- exact numbers */
@@ -595,11 +636,13 @@ static int int_text(const char *p, size_t n, uint64_t *mag, int *neg) {
   }
   if (i == n)
     return GW_JSON_EVALUE;
-  for (; i < n; i++) {
-    unsigned d;
-    if (!is_digit((unsigned char)p[i]))
+  /* A fraction or an exponent is the wrong kind of number, however big:
+   * look at every character before judging the range. */
+  for (size_t k = i; k < n; k++)
+    if (!is_digit((unsigned char)p[k]))
       return GW_JSON_EVALUE;
-    d = (unsigned)(p[i] - '0');
+  for (; i < n; i++) {
+    unsigned d = (unsigned)(p[i] - '0');
     if (v > (UINT64_MAX - d) / 10)
       return GW_JSON_ERANGE;
     v = v * 10 + d;
@@ -652,8 +695,13 @@ int gw_json_uint64(const gw_json *doc, const gw_jnode *node, uint64_t *out) {
   return 0;
 }
 
-/* A finite double from the number's own text. */
-static int json_double(const gw_json *doc, const gw_jnode *node, double *out) {
+/* A finite double (or, with as_float, float) from the number's own text.
+ * A float is read with strtof, never through a double: rounding twice
+ * can land on the other neighbour (1.00000005960464477539062500001 is
+ * just above the midpoint between 1 and the next float, but its nearest
+ * double is the midpoint itself, which then rounds to even, down to 1). */
+static int json_double(const gw_json *doc, const gw_jnode *node, int as_float,
+                       double *out) {
   const char *p;
   size_t n;
   char small[128];
@@ -671,7 +719,7 @@ static int json_double(const gw_json *doc, const gw_jnode *node, double *out) {
   }
   memcpy(copy, p, n);
   copy[n] = '\0';
-  d = strtod(copy, &end);
+  d = as_float ? (double)strtof(copy, &end) : strtod(copy, &end);
   rv = (end == copy + n && isfinite(d)) ? 0 : GW_JSON_ERANGE;
   if (copy != small)
     free(copy);
@@ -769,14 +817,12 @@ int gw_json_scalar(const gw_json *doc, const gw_jnode *node, char type,
     return 0;
   }
   case 'f':
-    if ((rv = json_double(doc, node, &d)) != 0)
+    if ((rv = json_double(doc, node, 1, &d)) != 0)
       return rv;
-    if (!isfinite((float)d))
-      return GW_JSON_ERANGE;
-    out->f = (double)(float)d;
+    out->f = d;
     return 0;
   case 'd':
-    if ((rv = json_double(doc, node, &d)) != 0)
+    if ((rv = json_double(doc, node, 0, &d)) != 0)
       return rv;
     out->f = d;
     return 0;
@@ -956,7 +1002,11 @@ void gw_json_put_scalar(gw_buf *b, char type, atr_scalar v) {
       gw_buf_str(b, "null");
       return;
     }
-    for (prec = 15; prec < 17; prec++) {
+    /* Any decimal of up to 15 digits survives a trip through a normal
+     * double, so a shorter text that reads back is also what %.15g
+     * prints; a subnormal holds fewer digits and may need fewer. */
+    prec = fpclassify(v.f) == FP_SUBNORMAL ? 1 : 15;
+    for (; prec < 17; prec++) {
       snprintf(text, sizeof(text), "%.*g", prec, v.f);
       if (strtod(text, NULL) == v.f)
         break;

@@ -48,6 +48,11 @@ static const char gw_usage[] =
     "  --max-depth N       JSON nesting limit (ATRIUM_MAX_DEPTH, default 64)\n"
     "  --cors-origin LIST  origins allowed by CORS, comma separated, or *\n"
     "                      (ATRIUM_CORS_ORIGIN; default: CORS off)\n"
+    "  --sse-heartbeat SECONDS  comment line on idle event streams\n"
+    "                      (ATRIUM_SSE_HEARTBEAT, default 15)\n"
+    "  --sse-buffer BYTES  queued per event stream before its events are\n"
+    "                      dropped for a resync (ATRIUM_SSE_BUFFER, default "
+    "1M)\n"
     "  --help              this text\n"
     "A non-loopback --listen needs --token-file.\n";
 
@@ -207,6 +212,8 @@ enum {
   OPT_THREADS,
   OPT_MAX_DEPTH,
   OPT_CORS,
+  OPT_SSE_HEARTBEAT,
+  OPT_SSE_BUFFER,
   OPT_HELP,
 };
 
@@ -226,6 +233,8 @@ static const struct {
     {OPT_THREADS, "ATRIUM_THREADS"},
     {OPT_MAX_DEPTH, "ATRIUM_MAX_DEPTH"},
     {OPT_CORS, "ATRIUM_CORS_ORIGIN"},
+    {OPT_SSE_HEARTBEAT, "ATRIUM_SSE_HEARTBEAT"},
+    {OPT_SSE_BUFFER, "ATRIUM_SSE_BUFFER"},
 };
 
 /* Applies one setting; arg belongs to argv or the environment. */
@@ -244,6 +253,7 @@ static int apply(struct gw_config *cfg, int opt, char *arg) {
     return parse_listen(arg, cfg);
   case OPT_EVENTS:
     cfg->events_url = arg;
+    cfg->events_given = 1;
     return 0;
   case OPT_TOKEN_FILE:
     cfg->token_file = arg;
@@ -266,6 +276,15 @@ static int apply(struct gw_config *cfg, int opt, char *arg) {
     return parse_uint(arg, 1, 512, &cfg->max_depth);
   case OPT_CORS:
     return parse_origins(arg, cfg);
+  case OPT_SSE_HEARTBEAT:
+    if (gw_parse_double(arg, &d) != 0 || d < 0.01 || d > 86400)
+      return -1;
+    cfg->sse_heartbeat = d;
+    return 0;
+  case OPT_SSE_BUFFER:
+    if (parse_size(arg, &cfg->sse_buffer) != 0 || cfg->sse_buffer < 1024)
+      return -1;
+    return 0;
   default:
     return -1;
   }
@@ -285,6 +304,8 @@ static int configure(struct gw_config *cfg, int argc, char **argv) {
       {"threads", required_argument, NULL, OPT_THREADS},
       {"max-depth", required_argument, NULL, OPT_MAX_DEPTH},
       {"cors-origin", required_argument, NULL, OPT_CORS},
+      {"sse-heartbeat", required_argument, NULL, OPT_SSE_HEARTBEAT},
+      {"sse-buffer", required_argument, NULL, OPT_SSE_BUFFER},
       {"help", no_argument, NULL, OPT_HELP},
       {NULL, 0, NULL, 0}};
   int opt;
@@ -296,6 +317,8 @@ static int configure(struct gw_config *cfg, int argc, char **argv) {
   cfg->max_wait = 300;
   cfg->max_body = (size_t)1 << 20;
   cfg->max_depth = 64;
+  cfg->sse_heartbeat = 15;
+  cfg->sse_buffer = (size_t)1 << 20;
   n = sysconf(_SC_NPROCESSORS_ONLN);
   cfg->threads = n > 0 ? (unsigned)n : 1;
 
@@ -442,6 +465,8 @@ int main(int argc, char **argv) {
   }
   if (open_listener(cfg, &listen_fd) != 0)
     goto done;
+  if (gw_events_open(srv.store) != 0)
+    goto done;
   if (gw_wait_start(srv.store) != 0) {
     fprintf(stderr, "atriumd: cannot start the change-feed follower\n");
     goto done;
@@ -453,7 +478,8 @@ int main(int argc, char **argv) {
   fprintf(stderr, "atriumd: listening on http://%s%s%s:%u, events on %s\n",
           strchr(cfg->listen_host, ':') ? "[" : "", cfg->listen_host,
           strchr(cfg->listen_host, ':') ? "]" : "", cfg->listen_port,
-          cfg->events_url);
+          gw_events_url());
+  gw_events_warn();
   fflush(stderr);
 
   do {
@@ -464,6 +490,7 @@ int main(int argc, char **argv) {
   /* Stop taking connections, answer every waiting request as if its time
    * had come, let those answers go out, then stop. */
   quiesced_fd = gw_http_quiesce();
+  gw_events_shutdown(1.0);
   gw_wait_shutdown(2.0);
   gw_wait_join();
   gw_http_stop();
@@ -475,7 +502,9 @@ int main(int argc, char **argv) {
 done:
   gw_wait_shutdown(0);
   gw_wait_join();
+  gw_events_shutdown(0);
   gw_http_stop();
+  gw_events_close();
   if (listen_fd >= 0)
     close(listen_fd);
   gw_metrics_fini();

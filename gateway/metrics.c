@@ -142,8 +142,10 @@ static int m_value(const atr_info *info, void *arg) {
   /* Names hold no character that needs escaping in a label. */
   gw_buf_fmt(mv->b, "atrium_value{name=\"%s\",type=\"%c\"} ", info->name,
              h.type);
+  /* Prometheus reads a float64: a float's exact value is its double
+   * (0.1f is 0.10000000149011612, which "0.1" would not be). */
   if (h.type == 'f' || h.type == 'd')
-    gw_json_put_scalar(mv->b, h.type, v);
+    gw_json_put_scalar(mv->b, 'd', v);
   else if (h.type == '?')
     gw_buf_str(mv->b, v.i ? "1" : "0");
   else
@@ -193,5 +195,6 @@ int gw_metrics(struct gw_req *req) {
     return gw_reply_error(req, 500, "out_of_memory", "out of memory");
   }
   body = gw_buf_take(&b, &len);
-  return gw_reply(req, 200, body, len, "text/plain; version=0.0.4", 0);
+  return gw_reply(req, 200, body, len,
+                  "text/plain; version=0.0.4; charset=utf-8", 0);
 }

@@ -93,7 +93,7 @@ int gw_body_members(struct gw_req *req, const char *const *allowed) {
 
 int gw_body_type(struct gw_req *req, char *type) {
   const gw_jnode *t = gw_body_get(req, "type");
-  const char *s = t ? gw_json_string(t) : NULL;
+  const char *s = t ? gw_json_string(req->doc, t) : NULL;
 
   if (t == NULL) {
     gw_reply_error(req, 400, "invalid_type", "\"type\" is required");

@@ -15,7 +15,6 @@
 
 #include "gw.h"
 
-#define QUEUE_POP_MAX 10000  /* most items one pop may ask for  */
 #define QUEUE_ITEM_DEPTH 512 /* nesting checked on popped items */
 
 static int queue_answer(struct gw_req *req, unsigned status) {
@@ -215,12 +214,11 @@ int gw_queue_pop(struct gw_req *req) {
 
   if (req->runs == 1) {
     const char *m = gw_req_query(req, "max");
-    int64_t max = 1;
-    if (m && (gw_parse_int64(m, &max) != 0 || max < 1 || max > QUEUE_POP_MAX))
-      return gw_reply_error(req, 400, "invalid_query",
-                            "max must be an integer from 1 to %d",
-                            QUEUE_POP_MAX);
-    req->wait.max = (size_t)max;
+    const char *why = NULL;
+    size_t max = 1;
+    if (m && gw_query_max_parse(m, &max, &why) != 0)
+      return gw_reply_error(req, 400, "invalid_query", "%s", why);
+    req->wait.max = max;
     if (queue_begin(req, GW_WAIT_POP) != 0)
       return MHD_YES;
   } else if (gw_client_gone(req)) {

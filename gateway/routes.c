@@ -19,6 +19,9 @@
 static const struct gw_route gw_routes[] = {
     {GW_GET, "/healthz", gw_healthz, GW_R_OPEN, "healthz"},
     {GW_GET, "/openapi.json", gw_openapi, GW_R_OPEN, "openapi"},
+    /* The dashboard's files hold no data: no token (the page asks for it). */
+    {GW_GET, "/", gw_web_index, GW_R_OPEN, "web_index"},
+    {GW_GET, "/web/{name}", gw_web_file, GW_R_OPEN | GW_R_NAME, "web_file"},
     {GW_GET, "/metrics", gw_metrics, 0, "metrics"},
     {GW_GET, "/v1/objects", gw_objects_list, 0, "objects_list"},
     {GW_GET, "/v1/store", gw_store_info, 0, "store_info"},
@@ -49,6 +52,10 @@ static const struct gw_route gw_routes[] = {
     {GW_POST, "/v1/queues/{name}/batch", gw_queue_batch,
      GW_R_NAME | GW_R_BODY | GW_R_NEED, "queue_batch"},
     {GW_POST, "/v1/queues/{name}/pop", gw_queue_pop, GW_R_NAME, "queue_pop"},
+    /* Open: a browser's EventSource cannot send the token, so the handler
+     * takes it or a single-use ticket from the route below. */
+    {GW_GET, "/v1/events", gw_events_stream, GW_R_OPEN, "events"},
+    {GW_POST, "/v1/events/tickets", gw_events_ticket, 0, "events_ticket"},
 };
 
 #define N_ROUTES (sizeof(gw_routes) / sizeof(gw_routes[0]))
@@ -112,69 +119,86 @@ static int route_match(const char *pattern, const char *path, size_t len,
   return i == len;
 }
 
-int gw_route_find(struct gw_req *req, const char *path, size_t len) {
-  const struct gw_route *found = NULL;
+int gw_route_match(unsigned method, const char *path, size_t len,
+                   struct gw_match *m) {
   const char *name = NULL;
   size_t name_len = 0;
-  unsigned want = req->method == GW_HEAD ? GW_GET : req->method;
-  unsigned allow = 0;
-  int open = 0;
+  unsigned want = method == GW_HEAD ? GW_GET : method;
 
+  memset(m, 0, sizeof(*m));
   for (size_t i = 0; i < N_ROUTES; i++) {
     const char *n = NULL;
     size_t nl = 0;
     if (!route_match(gw_routes[i].pattern, path, len, &n, &nl))
       continue;
-    allow |= gw_routes[i].method;
+    m->allow |= gw_routes[i].method;
     if (gw_routes[i].flags & GW_R_OPEN)
-      open = 1;
-    if (gw_routes[i].method == want && found == NULL) {
-      found = &gw_routes[i];
+      m->open = 1;
+    if (gw_routes[i].method == want && m->route == NULL) {
+      m->route = &gw_routes[i];
       name = n;
       name_len = nl;
     }
   }
-  if (allow & GW_GET)
-    allow |= GW_HEAD;
-  req->allow = allow;
+  if (m->allow & GW_GET)
+    m->allow |= GW_HEAD;
+  if (m->allow == 0)
+    return GW_ROUTE_ENOPATH;
+  if (m->route == NULL)
+    return GW_ROUTE_EMETHOD;
+  if (m->route->flags & GW_R_NAME) {
+    /* The raw path: MHD would have turned %00 or %2F into bytes. */
+    if (memchr(name, '%', name_len) != NULL)
+      return GW_ROUTE_EESCAPE;
+    if (name_len > ATR_NAME_MAX || atr_name_check(name, name_len) != 0)
+      return GW_ROUTE_ENAME;
+    memcpy(m->name, name, name_len);
+    m->name[name_len] = '\0';
+  }
+  return GW_ROUTE_OK;
+}
+
+int gw_route_find(struct gw_req *req, const char *path, size_t len) {
+  struct gw_match m;
+  char methods[128];
+  int rv = gw_route_match(req->method, path, len, &m);
+
+  req->allow = m.allow;
   /* A CORS preflight carries no token: answer it before the token check. */
-  if (req->method == GW_OPTIONS && gw_srv->cfg.n_origins > 0 && allow != 0) {
+  if (req->method == GW_OPTIONS && gw_srv->cfg.n_origins > 0 && m.allow != 0) {
     req->allow |= GW_OPTIONS;
     gw_reply_empty(req);
     return -1;
   }
-  if (!open && !gw_auth_ok(req)) {
+  if (!m.open && !gw_auth_ok(req)) {
     gw_reply_error(req, 401, "unauthorized",
                    "this route needs an Authorization: Bearer token");
     return -1;
   }
-  if (allow == 0) {
+  switch (rv) {
+  case GW_ROUTE_OK:
+    break;
+  case GW_ROUTE_ENOPATH:
     gw_reply_error(req, 404, "not_found", "no such route");
     return -1;
-  }
-  if (found == NULL) {
-    char methods[128];
-    gw_methods_str(allow, methods, sizeof(methods));
+  case GW_ROUTE_EMETHOD:
+    gw_methods_str(m.allow, methods, sizeof(methods));
     gw_reply_error(req, 405, "method_not_allowed", "this path takes %s",
                    methods);
     return -1;
+  case GW_ROUTE_EESCAPE:
+    req->route = m.route;
+    gw_reply_error(req, 400, "bad_name",
+                   "object names need no %%-escapes and may not hold them");
+    return -1;
+  default:
+    req->route = m.route;
+    gw_reply_error(req, 400, "bad_name",
+                   "names are 1-64 bytes of A-Z a-z 0-9 _ . -");
+    return -1;
   }
-  req->route = found;
-  if (found->flags & GW_R_NAME) {
-    /* The raw path: MHD would have turned %00 or %2F into bytes. */
-    if (memchr(name, '%', name_len) != NULL) {
-      gw_reply_error(req, 400, "bad_name",
-                     "object names need no %%-escapes and may not hold them");
-      return -1;
-    }
-    if (name_len > ATR_NAME_MAX || atr_name_check(name, name_len) != 0) {
-      gw_reply_error(req, 400, "bad_name",
-                     "names are 1-64 bytes of A-Z a-z 0-9 _ . -");
-      return -1;
-    }
-    memcpy(req->name, name, name_len);
-    req->name[name_len] = '\0';
-  }
+  req->route = m.route;
+  memcpy(req->name, m.name, sizeof(req->name));
   return 0;
 }
 

@@ -92,18 +92,18 @@ int gw_value_get(struct gw_req *req) {
 
   if (req->runs == 1) {
     const char *wait = gw_req_query(req, "wait");
-    int64_t since = 0;
+    const char *why = NULL;
+    uint64_t since = 0;
     double t = 0;
-    if (wait != NULL && (gw_parse_int64(wait, &since) != 0 || since < 0))
-      return gw_reply_error(req, 400, "invalid_query",
-                            "wait must be a version (an integer >= 0)");
+    if (wait != NULL && gw_query_version_parse(wait, &since, &why) != 0)
+      return gw_reply_error(req, 400, "invalid_query", "%s", why);
     if (gw_query_timeout(req, gw_srv->cfg.max_wait, &t) != 0)
       return MHD_YES;
     rv = atr_value_open(gw_srv->store, req->name, 0, 0, NULL, &w->h);
     if (rv < 0)
       return gw_reply_core(req, rv);
     w->kind = GW_WAIT_WATCH;
-    w->version = (uint64_t)since;
+    w->version = since;
     w->may_wait = wait != NULL && t > 0;
     w->deadline = gw_now() + t;
   }

@@ -15,6 +15,10 @@
  * As a second net (a waker that leaves, a coalesced or lost event), the
  * follower re-checks every group with parked requests ten times a second.
  *
+ * The follower is also the one reader of the feed for events.c: it hands
+ * it every event (after W.mu is let go) and lets it serve new event
+ * streams and heartbeats between two events.
+ *
  * Lock order: W.mu, then libmicrohttpd's own (suspend/resume take it).
  */
 #include <pthread.h>
@@ -339,9 +343,11 @@ static void *w_follow(void *arg) {
     fprintf(stderr, "atriumd: cannot read the change feed\n");
     return NULL;
   }
+  gw_events_begin(cur.next);
   for (;;) {
-    double now = gw_now(), wait;
+    double now = gw_now(), wait, due;
 
+    due = gw_events_tick(now);
     pthread_mutex_lock(&W.mu);
     if (W.quit) {
       pthread_mutex_unlock(&W.mu);
@@ -359,6 +365,8 @@ static void *w_follow(void *arg) {
     wait = W.parked > 0 ? W_TICK : W_IDLE;
     if (W.next_deadline - now < wait)
       wait = W.next_deadline - now > 0 ? W.next_deadline - now : 0;
+    if (due - now < wait)
+      wait = due - now > 0 ? due - now : 0;
     W.follower_wake_at = now + wait;
     pthread_mutex_unlock(&W.mu);
 
@@ -378,6 +386,10 @@ static void *w_follow(void *arg) {
       complained = 1;
     }
     pthread_mutex_unlock(&W.mu);
+    if (rv == 0)
+      gw_events_publish(&ev);
+    else if (rv == ATR_EGAP)
+      gw_events_resync(cur.next);
     if (rv != 0 && rv != ATR_ETIMEDOUT && rv != ATR_EGAP) {
       struct timespec ts = {0, 10 * 1000 * 1000};
       nanosleep(&ts, NULL); /* no busy loop on a broken feed */

@@ -19,7 +19,7 @@ static atr_scalar si(int64_t i) {
   return (atr_scalar){.i = i};
 }
 
-enum { TRIALS = 1000, KILLED = 128 + SIGKILL };
+enum { TRIALS = 600, KILLED = 128 + SIGKILL };
 
 struct writer_arg {
   const char *path;
@@ -27,8 +27,7 @@ struct writer_arg {
   int stop[2]; /* the reader: stops when this pipe gets a byte */
   int out[2];
   uint64_t seed;
-  const char *queue; /* queue writers: the queue's name */
-  int puts;          /* queue writers: puts in 10 operations        */
+  int puts; /* queue writers: puts in 10 operations */
 };
 
 /* Starts fn, waits until it says it is running, lets it run 0-3 ms, kills
@@ -260,7 +259,7 @@ static int queue_writer(void *arg) {
   atr_handle h;
   static unsigned char items[4][MAX_LEN], buf[MAX_LEN];
   uint64_t rnd = a->seed;
-  TU_CHILD_CHECK(atr_queue_open(s, a->queue, 0, NULL, &h) == 0);
+  TU_CHILD_CHECK(atr_queue_open(s, "q", 0, NULL, &h) == 0);
   TU_CHILD_CHECK(tu_write_full(a->ready[1], "r", 1) == 0);
   for (;;) {
     int put = tu_rand_below(&rnd, 10) < (uint64_t)a->puts;
@@ -306,7 +305,7 @@ static void kill_queue_writers(tu_fixture *f, uint64_t max_bytes, int puts,
   qo.max_bytes = max_bytes;
   qo.max_item = 4096;
   tu_assert_rc(atr_queue_open(f->store, "q", ATR_CREATE, &qo, &h), ATR_CREATED);
-  struct writer_arg a = {.path = f->path, .queue = "q", .puts = puts};
+  struct writer_arg a = {.path = f->path, .puts = puts};
   tu_pipe(a.ready);
   uint64_t rnd = tu_seed();
   uint64_t drained = 0;

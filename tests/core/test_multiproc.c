@@ -27,6 +27,7 @@ struct child_arg {
   int index;
   long count;
   int go[2];
+  int go2[2]; /* a second barrier, for children with two phases */
   int out[2]; /* the child's report to the parent */
 };
 
@@ -564,7 +565,8 @@ static int racer(void *arg) {
     r.ids[i] = h.id;
   }
   TU_CHILD_CHECK(tu_write_full(a->out[1], "c", 1) == 0);
-  wait_go(a);
+  char c;
+  TU_CHILD_CHECK(tu_read_full(a->go2[0], &c, 1, 30) == 0);
   for (int k = 0; k < RACE_NAMES; k++) {
     int i = (k + a->index * 11) % RACE_NAMES;
     snprintf(name, sizeof name, "r%d", i);
@@ -581,28 +583,30 @@ static void test_racing_creates_deletes(void **state) {
   tu_fixture *f = fixture(state);
   struct child_arg args[RACERS];
   pid_t pids[RACERS];
-  int go[2];
+  int go[2], go2[2];
   tu_pipe(go);
+  tu_pipe(go2);
   for (int i = 0; i < RACERS; i++) {
     args[i] = (struct child_arg){.path = f->path, .index = i};
     memcpy(args[i].go, go, sizeof go);
+    memcpy(args[i].go2, go2, sizeof go2);
     tu_pipe(args[i].out);
     pids[i] = tu_spawn(racer, &args[i]);
   }
   static struct race_report r[RACERS];
   int failed = 0;
-  for (int round = 0; round < 2; round++) {
-    release(go, RACERS);
-    for (int i = 0; i < RACERS && round == 0; i++) {
-      char c;
-      failed += tu_read_full(args[i].out[0], &c, 1, 30) != 0;
-    }
+  release(go, RACERS);
+  for (int i = 0; i < RACERS; i++) {
+    char c;
+    failed += tu_read_full(args[i].out[0], &c, 1, 30) != 0;
   }
+  release(go2, RACERS);
   for (int i = 0; i < RACERS; i++) {
     failed += tu_read_full(args[i].out[0], &r[i], sizeof r[i], 30) != 0;
     failed += tu_wait(pids[i], 30) != 0;
   }
   tu_close_pipe(go);
+  tu_close_pipe(go2);
   close_outs(args, RACERS);
   assert_int_equal(failed, 0);
   for (int n = 0; n < RACE_NAMES; n++) {

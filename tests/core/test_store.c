@@ -121,7 +121,7 @@ static void test_mode_0600(void **state) {
   int rv = atr_store_open(f->path, NULL, &s);
   umask(old);
   tu_ok(rv);
-  f->stores[0] = s;
+  tu_store_keep(f, s);
   struct stat st;
   assert_int_equal(stat(f->path, &st), 0);
   assert_int_equal(st.st_mode & 07777, 0600);
@@ -472,7 +472,7 @@ static void test_creator_killed_while_initialising(void **state) {
   atr_store *s = NULL;
   int rv = atr_store_open(f->path, &o, &s);
   if (rv == 0)
-    f->stores[0] = s;
+    tu_store_keep(f, s);
   tu_ok(rv);
   atr_handle h;
   tu_assert_rc(atr_value_open(s, "after", 'q', ATR_CREATE, NULL, &h),

@@ -43,6 +43,17 @@ const char *tu_path_new(tu_fixture *f) {
   return path;
 }
 
+void tu_store_keep(tu_fixture *f, atr_store *store) {
+  for (int i = 0; i < TU_STORES_MAX; i++) {
+    if (f->stores[i] == NULL) {
+      f->stores[i] = store;
+      return;
+    }
+  }
+  atr_store_close(store);
+  fail_msg("too many stores in one test");
+}
+
 atr_store *tu_store_open(tu_fixture *f, const char *path,
                          const atr_store_opts *opts) {
   atr_store *store = NULL;
@@ -51,15 +62,8 @@ atr_store *tu_store_open(tu_fixture *f, const char *path,
     print_error("atr_store_open(%s): %s\n", path, atr_errname(rv));
   assert_int_equal(rv, 0);
   assert_non_null(store);
-  for (int i = 0; i < TU_STORES_MAX; i++) {
-    if (f->stores[i] == NULL) {
-      f->stores[i] = store;
-      return store;
-    }
-  }
-  atr_store_close(store);
-  fail_msg("too many stores in one test");
-  return NULL;
+  tu_store_keep(f, store);
+  return store;
 }
 
 void tu_store_close(tu_fixture *f, atr_store *store) {

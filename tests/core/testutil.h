@@ -48,6 +48,8 @@ const char *tu_path_new(tu_fixture *f);
 /* Opens (asserting success) and registers a store for teardown. */
 atr_store *tu_store_open(tu_fixture *f, const char *path,
                          const atr_store_opts *opts);
+/* Registers a store the test opened itself, for teardown to close. */
+void tu_store_keep(tu_fixture *f, atr_store *store);
 /* Closes a registered store now (NULL is fine). */
 void tu_store_close(tu_fixture *f, atr_store *store);
 

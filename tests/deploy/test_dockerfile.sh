@@ -31,7 +31,11 @@ stage 0 | awk '$1 == "COPY" && $2 !~ /^--/ {print $2}' | while read -r src; do
   cp -r "$top/$src" "$scratch/" || exit 1
 done
 make_cmd=$(stage 0 | awk '$1 == "RUN" && $2 == "make" {sub(/^RUN /, ""); print}')
-if [ -n "$make_cmd" ] && (cd "$scratch" && eval "$make_cmd") >"$scratch/build.log" 2>&1 &&
+# A make of its own, as in the image: not the variables of a make check
+# around us (BUILD=build/san or SANITIZER=... would build elsewhere).
+if [ -n "$make_cmd" ] && (cd "$scratch" &&
+  unset MAKEFLAGS MFLAGS MAKELEVEL BUILD SANITIZER &&
+  eval "$make_cmd") >"$scratch/build.log" 2>&1 &&
   [ -x "$scratch/build/atriumd" ] && [ -x "$scratch/build/atrium" ]; then
   ok "build stage builds from the files it copies ($make_cmd)"
 else

@@ -25,7 +25,12 @@ class ApiTest(gw.GatewayCase):
         self.assertGreater(s["capacity"], 0)
         self.assertLessEqual(s["used"], s["capacity"])
         self.assertIn("objects", s)
+        # The dashboard (web/) at /, its files under /web/.
         r = self.gw.get("/")
+        self.assertEqual(r.status, 200)
+        self.assertTrue(r.header("Content-Type").startswith("text/html"))
+        self.assertIn("default-src 'self'", r.header("Content-Security-Policy"))
+        r = self.gw.get("/web/nothing.js")
         self.assertEqual((r.status, r.error), (404, "not_found"))
 
     def test_value_lifecycle(self):
@@ -101,6 +106,15 @@ class ApiTest(gw.GatewayCase):
         # Adding to 2^53 + 1 stays exact.
         r = self.gw.post("/v1/values/num0/add", {"delta": 2})
         self.assertIn(b'"value":%d,' % (2**53 + 3), r.body)
+        # A float is rounded once, from the text: just above the midpoint
+        # between 1 and the next float is the next float (through a
+        # double, it rounded twice, down to 1).
+        r = self.gw.request("PUT", "/v1/values/flt2",
+                            body='{"type":"f","value":1.00000005960464477539062500001}')
+        self.assertIn(b'"value":1.0000001,', r.body)
+        # The shortest text that reads back, subnormals too.
+        r = self.gw.request("PUT", "/v1/values/sub", body='{"type":"d","value":5e-324}')
+        self.assertIn(b'"value":5e-324,', r.body)
 
     def test_bool_and_char(self):
         r = self.gw.put("/v1/values/flag", {"type": "?", "value": True})

@@ -1,0 +1,130 @@
+#!/bin/sh
+# bench/events_bench.sh BUILD - the change events of atriumd: latency from
+# a change made by a local process (libatrium) to its receipt by an nng
+# subscriber and by an SSE client, beside a bare nng pub -> sub on the
+# same transport at the same rate (bench/events_bench.c); and HTTP add
+# throughput (wrk -t2 -c50) with and without an SSE client that has
+# stopped reading.
+#
+# Runs atriumd on its own store under /dev/shm, HTTP and events on free
+# loopback ports; both are removed on exit. Prints `name: value unit`
+# lines, then ratios against the targets. Informational: a number off its
+# target is reported, never a failure; a run that does not work is.
+#   ATRIUM_EVENTS_BENCH_TIME=SECONDS   duration of each run (default 5)
+#   ATRIUM_EVENTS_BENCH_RATE=N         changes a second (default 10000)
+set -eu
+
+build=${1:-build}
+here=$(dirname "$0")
+dur=${ATRIUM_EVENTS_BENCH_TIME:-5}
+rate=${ATRIUM_EVENTS_BENCH_RATE:-10000}
+atriumd=$build/atriumd
+bench=$build/bench/events_bench
+
+for tool in wrk curl; do
+  command -v "$tool" >/dev/null 2>&1 || {
+    echo "events_bench: $tool not found (make bench installs it)" >&2
+    exit 1
+  }
+done
+for bin in "$atriumd" "$bench"; do
+  [ -x "$bin" ] || {
+    echo "events_bench: $bin not built (run make bench)" >&2
+    exit 1
+  }
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/atrium-evbench.XXXXXX")
+store=/dev/shm/atrium-evbench-$$
+gw_pid=
+stall_pid=
+cleanup() {
+  [ -n "$stall_pid" ] && kill "$stall_pid" 2>/dev/null
+  if [ -n "$gw_pid" ]; then
+    kill "$gw_pid" 2>/dev/null
+    wait "$gw_pid" 2>/dev/null || true
+  fi
+  rm -rf "$tmp"
+  rm -f "$store"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+"$atriumd" --store "$store" --listen 127.0.0.1:0 --events tcp://127.0.0.1:0 \
+  2>"$tmp/atriumd.err" &
+gw_pid=$!
+# The ready line names the ports; wait for it (10 s at most).
+i=0
+until grep -q '^atriumd: listening on' "$tmp/atriumd.err" 2>/dev/null; do
+  i=$((i + 1))
+  if [ $i -gt 200 ] || ! kill -0 "$gw_pid" 2>/dev/null; then
+    echo "events_bench: atriumd did not start:" >&2
+    cat "$tmp/atriumd.err" >&2
+    exit 1
+  fi
+  sleep 0.05
+done
+ready=$(grep '^atriumd: listening on' "$tmp/atriumd.err")
+port=$(echo "$ready" | sed -n 's|.*http://127\.0\.0\.1:\([0-9]*\),.*|\1|p')
+events=$(echo "$ready" | sed -n 's|.*events on \(.*\)$|\1|p')
+base=http://127.0.0.1:$port
+
+results=$tmp/results
+echo "# events: latency at $rate changes/s, from a local set to its receipt"
+"$bench" latency "$events" "$port" "$store" "$rate" 3 | tee "$results"
+
+# wrk_add NAME: one wrk run of POST .../add; prints NAME: req/s.
+wrk_add() {
+  out=$(wrk -t2 -c50 -d"${dur}s" -s "$here/events_add.lua" "$base/")
+  if echo "$out" | grep -q 'Non-2xx\|Socket errors'; then
+    echo "events_bench: $1: errors:" >&2
+    echo "$out" >&2
+    exit 1
+  fi
+  rps=$(echo "$out" | sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p')
+  printf '%s: %.0f req/s\n' "$1" "$rps"
+}
+
+curl -sf -X PUT -H 'Content-Type: application/json' -d '{"type":"q"}' \
+  "$base/v1/values/evbench.add" >/dev/null
+echo "# events: HTTP add throughput, wrk -t2 -c50, ${dur}s"
+# One SSE client of every topic that reads nothing (also a healthy one
+# would not change much: the point is the stalled one costs nothing).
+wrk_add http_value_add | tee -a "$results"
+"$bench" stall "$port" >"$tmp/stall.out" &
+stall_pid=$!
+i=0
+until grep -q stalled "$tmp/stall.out" 2>/dev/null; do
+  i=$((i + 1))
+  [ $i -le 200 ] || {
+    echo "events_bench: the stalled client did not connect" >&2
+    exit 1
+  }
+  sleep 0.05
+done
+wrk_add http_value_add_stalled_sub | tee -a "$results"
+kill "$stall_pid"
+wait "$stall_pid" 2>/dev/null || true
+stall_pid=
+
+echo "# events: ratios (targets are goals, not tests)"
+awk '
+  $1 ~ /^[a-z0-9_]+:$/ { v[substr($1, 1, length($1) - 1)] = $2 }
+  # ratio(a, b, target, dir): a/b against target; dir "<=" or ">=".
+  function ratio(a, b, target, dir,   r, ok) {
+    if (!(a in v) || !(b in v) || v[b] <= 0) {
+      printf "ratio %s/%s: missing\n", a, b
+      return
+    }
+    r = v[a] / v[b]
+    ok = dir == "<=" ? r <= target : r >= target
+    printf "ratio %s/%s: %.2f  %s (target %s %g)\n", a, b, r,
+      ok ? "ok" : "off target", dir, target
+  }
+  END {
+    ratio("event_latency_nng_p99", "nng_raw_latency_p99", 2, "<=")
+    ratio("event_latency_sse_p99", "nng_raw_latency_p99", 2, "<=")
+    ratio("http_value_add_stalled_sub", "http_value_add", 0.95, ">=")
+  }
+' "$results"
+exit 0

@@ -1,0 +1,1157 @@
+// atrium dashboard: the state comes from the REST API (/v1), changes from
+// the event stream (/v1/events, Server-Sent Events). It uses the documented
+// HTTP API only, builds every node with the DOM API (names and values are
+// set as text, never parsed as HTML), and needs no build step.
+
+const TOKEN_KEY = 'atrium.token';
+const HISTORY_SECONDS = 120; // what a sparkline shows
+const RATE_SECONDS = 10; // the sliding window of queue rates
+const FETCH_INTERVAL_MS = 250; // at most one GET per object this often
+const MAX_BARS_LISTED = 256; // arrays up to this length list their values
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+const TYPE_NAMES = {
+  b: 'int8', B: 'uint8', h: 'int16', H: 'uint16', i: 'int32', I: 'uint32',
+  l: 'int64', L: 'uint64', q: 'int64', Q: 'uint64', f: 'float', d: 'double',
+  '?': 'bool', c: 'char',
+};
+const KIND_PATHS = { value: 'values', array: 'arrays', queue: 'queues' };
+
+const state = {
+  token: sessionStorage.getItem(TOKEN_KEY),
+  objects: new Map(), // name -> model (see newModel)
+  tombs: new Map(), // name -> version it had when deleted
+  lastSeq: null,
+  stream: null,
+  streamOpened: false, // a stream was open before (for the header)
+  retryTimer: 0,
+  retryDelay: 1000,
+  reloadTimer: 0,
+  reloading: null,
+  reloadAgain: false,
+  dirty: new Set(),
+  frame: 0,
+  started: false,
+  storeTimer: 0,
+  filter: '',
+};
+
+const byId = (id) => document.getElementById(id);
+const now = () => performance.now() / 1000;
+
+// ------------------------------------------------------------------ DOM
+
+// el('p', {class: 'x', text: 'hi', 'aria-label': '…'}, child, …)
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  setAttrs(node, attrs);
+  for (const c of children) node.append(c);
+  return node;
+}
+
+function svgEl(tag, attrs = {}) {
+  const node = document.createElementNS(SVG_NS, tag);
+  setAttrs(node, attrs);
+  return node;
+}
+
+function setAttrs(node, attrs) {
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'text') node.textContent = v;
+    else node.setAttribute(k, v === true ? '' : String(v));
+  }
+}
+
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
+// ------------------------------------------------------------------ JSON
+
+// JSON.parse, but integers beyond 2^53 stay exact (as BigInt).
+function parseJSON(text) {
+  return JSON.parse(text, (key, value, ctx) => {
+    if (typeof value === 'number' && !Number.isSafeInteger(value) &&
+        ctx && typeof ctx.source === 'string' && /^-?\d+$/.test(ctx.source)) {
+      return BigInt(ctx.source);
+    }
+    return value;
+  });
+}
+
+// The JSON text of a value of type code type from what a person typed;
+// throws an Error whose message says what is wrong.
+function encodeValue(type, input) {
+  const text = input.trim();
+  if (type === '?') {
+    if (/^(true|1)$/i.test(text)) return 'true';
+    if (/^(false|0)$/i.test(text)) return 'false';
+    throw new Error('a bool is true or false');
+  }
+  if (type === 'c') {
+    const chars = Array.from(input);
+    if (chars.length !== 1 || chars[0].codePointAt(0) > 0xff) {
+      throw new Error('a char is one character, U+0000 to U+00FF');
+    }
+    return JSON.stringify(chars[0]);
+  }
+  if (type === 'f' || type === 'd') {
+    if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(text)) {
+      throw new Error('not a number');
+    }
+    const n = Number(text);
+    if (!Number.isFinite(n)) throw new Error('the number is too large');
+    return String(n);
+  }
+  if (!/^[+-]?\d+$/.test(text)) throw new Error('not an integer');
+  if (/^[BHILQ]$/.test(type) && text.startsWith('-')) {
+    throw new Error(`type ${type} holds no negative numbers`);
+  }
+  return BigInt(text).toString(); // exact, without '+' or leading zeros
+}
+
+// ----------------------------------------------------------------- API
+
+class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+// One request to the gateway; body is JSON text. Resolves {status, json}
+// for 2xx, rejects with an ApiError otherwise.
+async function api(method, path, body, headers = {}) {
+  const init = { method, headers: { ...headers }, cache: 'no-store' };
+  if (state.token) init.headers.Authorization = `Bearer ${state.token}`;
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = body;
+  }
+  let resp;
+  try {
+    resp = await fetch(path, init);
+  } catch {
+    throw new ApiError(0, 'network', 'the gateway does not answer');
+  }
+  const text = await resp.text();
+  let json = null;
+  if (text) {
+    try {
+      json = parseJSON(text);
+    } catch {
+      json = null;
+    }
+  }
+  if (resp.status === 401) needToken(Boolean(state.token));
+  if (!resp.ok) {
+    const err = (json && json.error) || {};
+    throw new ApiError(resp.status, err.code || `http_${resp.status}`,
+      err.message || resp.statusText || `HTTP ${resp.status}`);
+  }
+  return { status: resp.status, json };
+}
+
+const objectPath = (kind, name) =>
+  `/v1/${KIND_PATHS[kind]}/${encodeURIComponent(name)}`;
+
+// ---------------------------------------------------------------- model
+
+function newModel(name, kind) {
+  return {
+    name,
+    kind,
+    type: undefined,
+    version: undefined,
+    value: undefined, // value
+    length: undefined, // array
+    values: undefined, // array
+    size: undefined, // queue
+    maxsize: undefined, // queue
+    hist: [], // [seconds, number]: values and queue depths
+    puts: [], // [seconds, items] from events, for rates
+    pops: [],
+    since: now(), // watched since (rates divide by at most this)
+    touched: 0, // last change seen (seconds)
+    fetchAt: 0,
+    fetching: false,
+    fetchAgain: false,
+    fresh: false,
+    view: null,
+  };
+}
+
+// Numbers for charts: bools as 0/1, chars as their code, BigInt as Number.
+function toNumber(v) {
+  if (typeof v === 'boolean') return v ? 1 : 0;
+  if (typeof v === 'string') return v.length ? v.charCodeAt(0) : 0;
+  if (typeof v === 'bigint') return Number(v);
+  return typeof v === 'number' ? v : NaN;
+}
+
+function pushHistory(o, v) {
+  const t = now();
+  const n = toNumber(v);
+  if (!Number.isFinite(n)) return;
+  const h = o.hist;
+  // Many changes within 100 ms draw as one step.
+  if (h.length > 1 && t - h[h.length - 1][0] < 0.1 && t - h[h.length - 2][0] >= 0.1) {
+    h[h.length - 1][1] = n;
+  } else {
+    h.push([t, n]);
+  }
+  trimHistory(o, t);
+}
+
+function trimHistory(o, t) {
+  const start = t - HISTORY_SECONDS;
+  let drop = 0;
+  // Keep the last point before the window: it is the line's left end.
+  while (drop + 1 < o.hist.length && o.hist[drop + 1][0] <= start) drop++;
+  if (drop) o.hist.splice(0, drop);
+  for (const list of [o.puts, o.pops]) {
+    let k = 0;
+    while (k < list.length && list[k][0] < t - RATE_SECONDS) k++;
+    if (k) list.splice(0, k);
+  }
+}
+
+function sameValue(a, b) {
+  return a === b || (typeof a === 'bigint' && typeof b === 'bigint' && a === b);
+}
+
+// Applies what the gateway says of an object: a REST answer (op undefined)
+// or an event (op = snapshot, created, set, add, put, pop, clear, resync).
+function apply(info, op) {
+  const name = info.name;
+  const kind = info.kind;
+  if (typeof name !== 'string' || !KIND_PATHS[kind]) return;
+  if (op === 'deleted') {
+    removeObject(name, info.version);
+    return;
+  }
+  const version = info.version;
+  const tomb = state.tombs.get(name);
+  if (tomb !== undefined && version !== undefined && version <= tomb) return;
+  let o = state.objects.get(name);
+  if (o && version !== undefined && o.version !== undefined && version < o.version) {
+    return; // older than what we show
+  }
+  if (o && o.kind !== kind) {
+    dropView(o); // the name was deleted and made again as another kind
+    state.objects.delete(name);
+    o = undefined;
+  }
+  const isNew = !o;
+  if (isNew) {
+    o = newModel(name, kind);
+    o.fresh = op === 'created' && state.started;
+    state.objects.set(name, o);
+    state.tombs.delete(name);
+  }
+  const repeat = version !== undefined && version === o.version;
+  if (info.type !== undefined) o.type = info.type;
+  if (kind === 'value' && 'value' in info) {
+    if (!sameValue(o.value, info.value) || !o.hist.length) {
+      o.changed = o.value !== undefined;
+      o.value = info.value;
+      pushHistory(o, info.value);
+    }
+  }
+  if (kind === 'array') {
+    if (info.length !== undefined) o.length = Number(info.length);
+    if (Array.isArray(info.values)) o.values = info.values;
+    else if (!repeat && op !== undefined) o.needFetch = true;
+    if (o.values && o.length !== undefined && o.values.length !== o.length) {
+      o.needFetch = true;
+    }
+  }
+  if (kind === 'queue') {
+    if (info.maxsize !== undefined) o.maxsize = Number(info.maxsize);
+    if (info.size !== undefined) {
+      const size = Number(info.size);
+      const prev = o.size;
+      if (!repeat && (op === 'put' || op === 'pop')) {
+        // A run of puts (or pops) may come as one event: the depth tells
+        // how many it was.
+        const moved = op === 'put' ? size - (prev ?? size) : (prev ?? size) - size;
+        (op === 'put' ? o.puts : o.pops).push([now(), moved > 0 ? moved : 1]);
+      }
+      if (size !== prev || !o.hist.length) {
+        o.changed = prev !== undefined;
+        o.size = size;
+        pushHistory(o, size);
+      }
+    }
+    if (o.maxsize === undefined) o.needFetch = true;
+  }
+  if (o.type === undefined && kind !== 'queue') o.needFetch = true;
+  if (version !== undefined && (o.version === undefined || version > o.version)) {
+    o.version = version;
+  }
+  o.touched = now();
+  if (o.needFetch) fetchObject(o);
+  markDirty(o);
+  if (isNew) scheduleStoreInfo();
+}
+
+function removeObject(name, version) {
+  const o = state.objects.get(name);
+  if (version !== undefined) state.tombs.set(name, version);
+  else if (o && o.version !== undefined) state.tombs.set(name, o.version);
+  if (!o) return;
+  state.objects.delete(name);
+  dropView(o);
+  updateCounts();
+  scheduleStoreInfo();
+}
+
+// GET one object (at most one request at a time and FETCH_INTERVAL_MS
+// apart per object): for what an event did not carry.
+async function fetchObject(o) {
+  o.needFetch = false;
+  if (o.fetching) {
+    o.fetchAgain = true;
+    return;
+  }
+  const wait = o.fetchAt + FETCH_INTERVAL_MS / 1000 - now();
+  o.fetching = true;
+  if (wait > 0) await new Promise((r) => setTimeout(r, wait * 1000));
+  const asked = now();
+  o.fetchAt = asked;
+  try {
+    const r = await api('GET', objectPath(o.kind, o.name));
+    if (state.objects.get(o.name) === o) apply({ ...r.json, kind: o.kind });
+  } catch (e) {
+    const cur = state.objects.get(o.name);
+    if (e.status === 404 && cur === o && o.touched < asked) removeObject(o.name);
+  } finally {
+    o.fetching = false;
+    if (o.fetchAgain && state.objects.get(o.name) === o) {
+      o.fetchAgain = false;
+      fetchObject(o);
+    }
+  }
+}
+
+// Reads every object through REST: at the start, and after a resync or a
+// gap in the event sequence. Runs one at a time.
+function scheduleReload(delay = 200) {
+  if (state.reloadTimer) return;
+  state.reloadTimer = setTimeout(() => {
+    state.reloadTimer = 0;
+    reload().catch(() => {});
+  }, delay);
+}
+
+async function reload() {
+  if (state.reloading) {
+    state.reloadAgain = true;
+    return state.reloading;
+  }
+  state.reloading = (async () => {
+    const started = now();
+    const [objects, values] = await Promise.all([
+      api('GET', '/v1/objects'), api('GET', '/v1/values')]);
+    const valueOf = new Map(values.json.values.map((v) => [v.name, v]));
+    const seen = new Set();
+    for (const info of objects.json.objects) {
+      seen.add(info.name);
+      if (info.kind === 'value' && valueOf.has(info.name)) {
+        apply({ ...info, ...valueOf.get(info.name), kind: 'value' });
+      } else {
+        apply(info);
+      }
+    }
+    for (const info of values.json.values) {
+      if (!seen.has(info.name)) {
+        seen.add(info.name);
+        apply({ ...info, kind: 'value' });
+      }
+    }
+    for (const [name, o] of state.objects) {
+      if (!seen.has(name) && o.touched < started) removeObject(name);
+    }
+    const arrays = [...state.objects.values()].filter((o) => o.kind === 'array');
+    await Promise.all(arrays.map((o) => fetchObject(o)));
+    refreshStoreInfo();
+  })();
+  try {
+    await state.reloading;
+  } finally {
+    state.reloading = null;
+    if (state.reloadAgain) {
+      state.reloadAgain = false;
+      scheduleReload(0);
+    }
+  }
+}
+
+// -------------------------------------------------------------- stream
+
+// Every topic: then any jump in seq means lost events. A stream opened by
+// hand (not by the browser's own retry) resumes after the last event seen:
+// the gateway replays what we missed, or sends a resync batch.
+function streamUrl(ticket) {
+  const query = new URLSearchParams();
+  if (ticket) query.set('ticket', ticket);
+  if (state.lastSeq !== null) query.set('lastEventId', String(state.lastSeq));
+  const q = query.toString();
+  return q ? `/v1/events?${q}` : '/v1/events';
+}
+
+async function openStream() {
+  closeStream();
+  clearTimeout(state.retryTimer);
+  state.retryTimer = 0;
+  setConn(state.streamOpened ? 'reconnecting' : 'connecting');
+  let ticket = null;
+  if (state.token) {
+    // A browser cannot put a header on an EventSource: with a token, the
+    // stream takes a short-lived ticket bought with it.
+    try {
+      const r = await api('POST', '/v1/events/tickets');
+      ticket = r.json && r.json.ticket;
+    } catch (e) {
+      if (e.status !== 401) retryStream();
+      return;
+    }
+  }
+  const es = new EventSource(streamUrl(ticket));
+  state.stream = es;
+  es.onopen = () => {
+    state.retryDelay = 1000;
+    state.streamOpened = true;
+    setConn('connected');
+  };
+  es.onmessage = onEvent;
+  es.onerror = () => {
+    if (state.stream !== es) return;
+    // The browser reconnects by itself (sending Last-Event-ID), unless the
+    // stream was refused or is bound to a ticket that is now spent.
+    if (es.readyState === EventSource.CLOSED || ticket) {
+      closeStream();
+      retryStream();
+    }
+    setConn('reconnecting');
+  };
+}
+
+function closeStream() {
+  if (state.stream) {
+    state.stream.onopen = state.stream.onmessage = state.stream.onerror = null;
+    state.stream.close();
+    state.stream = null;
+  }
+}
+
+function retryStream() {
+  clearTimeout(state.retryTimer);
+  state.retryTimer = setTimeout(openStream, state.retryDelay);
+  state.retryDelay = Math.min(state.retryDelay * 2, 15000);
+}
+
+function onEvent(message) {
+  let ev;
+  try {
+    ev = parseJSON(message.data);
+  } catch {
+    return;
+  }
+  if (!ev || typeof ev !== 'object') return;
+  const seq = typeof ev.seq === 'bigint' ? Number(ev.seq) : ev.seq;
+  if (typeof seq === 'number') {
+    if (ev.op === 'snapshot' || ev.op === 'resync') {
+      // A batch names the point the live events go on from (on another
+      // store, that may be below what we had seen).
+      state.lastSeq = seq;
+    } else {
+      // Every event comes (no topic filter): a jump means some were lost.
+      if (state.lastSeq !== null && seq > state.lastSeq + 1) scheduleReload();
+      if (state.lastSeq === null || seq > state.lastSeq) state.lastSeq = seq;
+    }
+    showSeq();
+  }
+  // A resync batch gives every object's state but cannot name the ones
+  // deleted meanwhile: read the list again.
+  if (ev.op === 'resync') scheduleReload(0);
+  // An event without state is about an object gone by the time it was
+  // read: its deletion (or the next incarnation) comes next.
+  if (ev.op === 'deleted' || ev.version !== undefined) apply(ev, ev.op);
+}
+
+// ----------------------------------------------------------- formatting
+
+const intFormat = new Intl.NumberFormat(undefined);
+const floatFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 6 });
+const shortFormat = new Intl.NumberFormat(undefined, {
+  notation: 'compact', maximumFractionDigits: 2,
+});
+
+function formatValue(type, v) {
+  if (v === undefined || v === null) return '–';
+  if (type === '?' || typeof v === 'boolean') return v ? 'true' : 'false';
+  if (type === 'c' || typeof v === 'string') {
+    const code = v.charCodeAt(0);
+    if (code < 0x20 || (code >= 0x7f && code < 0xa0)) {
+      return `'\\x${code.toString(16).padStart(2, '0')}'`;
+    }
+    return `'${v}'`;
+  }
+  if (typeof v === 'bigint') return intFormat.format(v);
+  if (type === 'f' || type === 'd' || !Number.isInteger(v)) {
+    const a = Math.abs(v);
+    if (a !== 0 && (a >= 1e15 || a < 1e-4)) return v.toExponential(4);
+    return floatFormat.format(v);
+  }
+  return intFormat.format(v);
+}
+
+function formatShort(n) {
+  if (!Number.isFinite(n)) return '–';
+  if (Math.abs(n) >= 1e15) return n.toExponential(3);
+  if (Math.abs(n) < 10000) return floatFormat.format(Math.round(n * 100) / 100);
+  return shortFormat.format(n);
+}
+
+function formatBytes(n) {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let u = 0;
+  n = Number(n);
+  while (n >= 1024 && u < units.length - 1) {
+    n /= 1024;
+    u++;
+  }
+  return `${n >= 100 || u === 0 ? Math.round(n) : n.toFixed(1)} ${units[u]}`;
+}
+
+function formatRate(r) {
+  return r >= 100 ? Math.round(r).toString() : r.toFixed(1);
+}
+
+// ---------------------------------------------------------------- views
+
+function markDirty(o) {
+  state.dirty.add(o);
+  if (!state.frame) state.frame = requestAnimationFrame(renderDirty);
+}
+
+function renderDirty() {
+  state.frame = 0;
+  const list = [...state.dirty];
+  state.dirty.clear();
+  for (const o of list) {
+    if (state.objects.get(o.name) !== o) continue;
+    if (!o.view) createView(o);
+    updateView(o);
+  }
+  updateCounts();
+}
+
+function dropView(o) {
+  if (o.view) o.view.card.remove();
+  o.view = null;
+  state.dirty.delete(o);
+}
+
+function grid(kind) {
+  return byId(KIND_PATHS[kind]);
+}
+
+// Cards stay sorted by name (byte order, as the gateway lists them).
+function insertSorted(container, card, name) {
+  for (const c of container.children) {
+    if (c.dataset.name > name) {
+      container.insertBefore(card, c);
+      return;
+    }
+  }
+  container.append(card);
+}
+
+function cardHead(o, extra) {
+  const head = el('div', { class: 'card-head' });
+  head.append(el('h3', { text: o.name }));
+  if (extra) head.append(extra);
+  const meta = el('span', { class: 'meta' });
+  head.append(meta);
+  return { head, meta };
+}
+
+function sparkline(label) {
+  const svg = svgEl('svg', { class: 'spark', role: 'img', 'aria-label': label });
+  const area = svgEl('path', { class: 'area' });
+  const line = svgEl('path', { class: 'line' });
+  const end = svgEl('circle', { class: 'end', r: 2.75 });
+  svg.append(area, line, end);
+  return { svg, area, line, end };
+}
+
+function createView(o) {
+  const card = el('article', { class: 'card', 'data-name': o.name, 'data-kind': o.kind });
+  const v = { card };
+  if (o.kind === 'value') {
+    v.badge = el('span', { class: 'badge' });
+    const { head, meta } = cardHead(o, v.badge);
+    v.meta = meta;
+    v.num = el('div', { class: 'num' });
+    v.spark = sparkline(`history of ${o.name}`);
+    v.lo = el('span');
+    v.span = el('span');
+    v.hi = el('span');
+    v.controls = el('div', { class: 'controls' });
+    v.msg = el('p', { class: 'msg', role: 'status' });
+    v.scale = el('div', { class: 'scale' }, v.lo, v.span, v.hi);
+    card.append(head, v.num, v.spark.svg, v.scale, v.controls, v.msg);
+  } else if (o.kind === 'queue') {
+    const { head, meta } = cardHead(o);
+    v.meta = meta;
+    v.num = el('div', { class: 'num' });
+    v.meterFill = el('span');
+    v.meter = el('div', {
+      class: 'meter', role: 'meter', 'aria-label': `${o.name} fill`, 'aria-valuemin': 0,
+    }, v.meterFill);
+    v.put = el('b');
+    v.pop = el('b');
+    const rates = el('div', { class: 'rates' },
+      el('span', {}, 'put ', v.put, '/s'),
+      el('span', {}, 'pop ', v.pop, '/s'));
+    rates.title = `items per second over the last ${RATE_SECONDS} s`;
+    v.spark = sparkline(`depth of ${o.name}`);
+    v.lo = el('span');
+    v.span = el('span');
+    v.hi = el('span');
+    card.append(head, v.num, v.meter, rates, v.spark.svg,
+      el('div', { class: 'scale' }, v.lo, v.span, v.hi));
+  } else {
+    v.badge = el('span', { class: 'badge' });
+    const { head, meta } = cardHead(o, v.badge);
+    v.meta = meta;
+    v.bars = svgEl('svg', { class: 'bars', role: 'img' });
+    v.lo = el('span');
+    v.mid = el('span');
+    v.hi = el('span');
+    v.list = el('ol', { class: 'values-list', start: 0 });
+    v.details = el('details', { class: 'values' }, el('summary', { text: 'Values' }), v.list);
+    card.append(head, v.bars, el('div', { class: 'scale' }, v.lo, v.mid, v.hi), v.details);
+  }
+  o.view = v;
+  if (o.fresh) card.classList.add('fresh');
+  card.hidden = !matchesFilter(o.name);
+  insertSorted(grid(o.kind), card, o.name);
+}
+
+function updateView(o) {
+  const v = o.view;
+  if (o.kind === 'value') updateValueView(o, v);
+  else if (o.kind === 'queue') updateQueueView(o, v);
+  else updateArrayView(o, v);
+}
+
+function flash(node) {
+  node.classList.remove('flash');
+  void node.offsetWidth; // restart the animation
+  node.classList.add('flash');
+}
+
+function updateValueView(o, v) {
+  setText(v.badge, o.type || '?');
+  v.badge.title = TYPE_NAMES[o.type] || '';
+  setText(v.meta, o.version !== undefined ? `v${o.version}` : '');
+  const text = formatValue(o.type, o.value);
+  if (v.num.textContent !== text) {
+    v.num.textContent = text;
+    // Smaller type for long numbers, so that 64-bit ones fit a phone.
+    v.num.classList.toggle('long', text.length > 12 && text.length <= 18);
+    v.num.classList.toggle('longer', text.length > 18);
+    v.num.dataset.value = o.value === undefined ? '' : String(o.value);
+    v.num.title = String(o.value);
+    if (o.changed) flash(v.num);
+  }
+  o.changed = false;
+  if (v.controlsType !== o.type && o.type !== undefined) buildValueControls(o, v);
+  // A char has no meaningful history line.
+  v.spark.svg.toggleAttribute('hidden', o.type === 'c');
+  v.scale.hidden = o.type === 'c';
+  if (o.type !== 'c') drawSpark(o, v);
+}
+
+function buildValueControls(o, v) {
+  v.controlsType = o.type;
+  v.controls.replaceChildren();
+  const name = o.name;
+  if (o.type === '?') {
+    const toggle = el('button', { type: 'button', text: 'Toggle', 'aria-label': `Toggle ${name}` });
+    toggle.addEventListener('click', () => setValue(o, o.value ? 'false' : 'true', toggle));
+    v.controls.append(toggle);
+  } else if (o.type !== 'c') {
+    const minus = el('button', {
+      type: 'button', class: 'step', text: '−1', 'aria-label': `Subtract 1 from ${name}`,
+      'data-action': 'sub',
+    });
+    const plus = el('button', {
+      type: 'button', class: 'step', text: '+1', 'aria-label': `Add 1 to ${name}`,
+      'data-action': 'add',
+    });
+    minus.addEventListener('click', () => addTo(o, -1, minus));
+    plus.addEventListener('click', () => addTo(o, 1, plus));
+    v.controls.append(minus, plus);
+  }
+  const id = `set-${name}`;
+  const input = el('input', {
+    id, name: 'value', autocomplete: 'off', spellcheck: 'false',
+    placeholder: o.type === '?' ? 'true / false' : o.type === 'c' ? 'one char' : 'value',
+    inputmode: /^[fd]$/.test(o.type) ? 'decimal' : /^[bhilq]$/.test(o.type) ? 'text' : 'numeric',
+  });
+  const label = el('label', { for: id, class: 'sr-only', text: `New value for ${name}` });
+  const button = el('button', { type: 'submit', text: 'Set' });
+  const form = el('form', { 'aria-label': `Set ${name}` }, label, input, button);
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    let body;
+    try {
+      body = encodeValue(o.type, input.value);
+    } catch (err) {
+      say(v.msg, err.message, true);
+      input.focus();
+      return;
+    }
+    setValue(o, body, button).then((ok) => {
+      if (ok) input.value = '';
+    });
+  });
+  v.controls.append(form);
+}
+
+function updateQueueView(o, v) {
+  setText(v.meta, o.version !== undefined ? `v${o.version}` : '');
+  const size = o.size ?? 0;
+  const text = formatValue('q', size);
+  const of = o.maxsize ? ` / ${formatValue('q', o.maxsize)}` : ' / ∞';
+  if (v.num.dataset.value !== String(size) || v.num.dataset.of !== of) {
+    v.num.replaceChildren(text, el('span', { class: 'of', text: of }));
+    v.num.dataset.value = String(size);
+    v.num.dataset.of = of;
+    if (o.changed) flash(v.num);
+  }
+  o.changed = false;
+  v.meter.hidden = !o.maxsize;
+  if (o.maxsize) {
+    const frac = Math.min(1, size / o.maxsize);
+    v.meterFill.style.width = `${(frac * 100).toFixed(1)}%`;
+    v.meter.classList.toggle('high', frac >= 0.8 && frac < 1);
+    v.meter.classList.toggle('full', frac >= 1);
+    v.meter.setAttribute('aria-valuemax', o.maxsize);
+    v.meter.setAttribute('aria-valuenow', size);
+  }
+  updateRates(o, v);
+  drawSpark(o, v);
+}
+
+function updateRates(o, v) {
+  const t = now();
+  trimHistory(o, t);
+  const span = Math.max(1, Math.min(RATE_SECONDS, t - o.since));
+  const sum = (list) => list.reduce((a, [, n]) => a + n, 0);
+  setText(v.put, formatRate(sum(o.puts) / span));
+  setText(v.pop, formatRate(sum(o.pops) / span));
+}
+
+function updateArrayView(o, v) {
+  setText(v.badge, o.type || '?');
+  v.badge.title = TYPE_NAMES[o.type] || '';
+  setText(v.meta, `${o.length ?? '?'} long${o.version !== undefined ? ` · v${o.version}` : ''}`);
+  drawBars(o, v);
+}
+
+// Step line of o.hist over the last HISTORY_SECONDS, in pixels of the
+// element's own width (so nothing is stretched).
+function drawSpark(o, v) {
+  const s = v.spark;
+  const w = Math.max(60, Math.round(s.svg.clientWidth || 260));
+  const h = Math.max(20, Math.round(s.svg.clientHeight || 46));
+  s.svg.setAttribute('viewBox', `0 0 ${w} ${h}`);
+  const t = now();
+  // The time axis grows with what we have seen, up to HISTORY_SECONDS.
+  const spanSeconds = Math.min(HISTORY_SECONDS, Math.max(10, t - o.since));
+  const t0 = t - spanSeconds;
+  const pts = [];
+  for (const [pt, val] of o.hist) {
+    if (pt < t0) {
+      pts.length = 0;
+      pts.push([t0, val]);
+    } else {
+      pts.push([pt, val]);
+    }
+  }
+  if (!pts.length) {
+    s.line.setAttribute('d', '');
+    s.area.setAttribute('d', '');
+    s.end.setAttribute('r', 0);
+    return;
+  }
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const [, val] of pts) {
+    lo = Math.min(lo, val);
+    hi = Math.max(hi, val);
+  }
+  const pad = 4;
+  const y = (val) => (hi === lo ? h / 2 : pad + (h - 2 * pad) * (1 - (val - lo) / (hi - lo)));
+  const x = (pt) => ((pt - t0) / spanSeconds) * w;
+  let d = `M${x(pts[0][0]).toFixed(1)},${y(pts[0][1]).toFixed(1)}`;
+  for (let k = 1; k < pts.length; k++) {
+    d += `H${x(pts[k][0]).toFixed(1)}V${y(pts[k][1]).toFixed(1)}`;
+  }
+  const lastY = y(pts[pts.length - 1][1]);
+  d += `H${w}`;
+  s.line.setAttribute('d', d);
+  s.area.setAttribute('d', `${d}V${h}H${x(pts[0][0]).toFixed(1)}Z`);
+  s.end.setAttribute('cx', w);
+  s.end.setAttribute('cy', lastY.toFixed(1));
+  s.end.setAttribute('r', 2.75);
+  const what = o.kind === 'queue' ? 'depth' : 'value';
+  const span = spanSeconds >= 90 ? `${Math.round(spanSeconds / 60)} min` : `${Math.round(spanSeconds)} s`;
+  const show = o.type === '?' ? (n) => (n ? 'true' : 'false') : formatShort;
+  setText(v.lo, `min ${show(lo)}`);
+  setText(v.span, `${o.kind === 'queue' ? 'depth, ' : ''}last ${span}`);
+  setText(v.hi, `max ${show(hi)}`);
+  s.svg.setAttribute('aria-label',
+    `${what} of ${o.name} over the last ${span}: from ${show(lo)} to ${show(hi)}`);
+}
+
+// Bars of an array; long arrays are averaged into buckets of neighbours.
+function drawBars(o, v) {
+  const svg = v.bars;
+  const w = Math.max(60, Math.round(svg.clientWidth || 400));
+  const h = Math.max(40, Math.round(svg.clientHeight || 130));
+  svg.setAttribute('viewBox', `0 0 ${w} ${h}`);
+  const vals = (o.values || []).map(toNumber);
+  svg.replaceChildren();
+  if (!vals.length) {
+    svg.setAttribute('aria-label', `${o.name}: no values read yet`);
+    return;
+  }
+  const n = vals.length;
+  const buckets = Math.max(1, Math.min(n, Math.floor(w / 4)));
+  const per = n / buckets;
+  const bars = [];
+  for (let b = 0; b < buckets; b++) {
+    const from = Math.floor(b * per);
+    const to = Math.max(from + 1, Math.floor((b + 1) * per));
+    let sum = 0;
+    for (let k = from; k < to; k++) sum += vals[k];
+    bars.push({ from, to, val: sum / (to - from) });
+  }
+  let lo = Math.min(0, ...vals);
+  let hi = Math.max(0, ...vals);
+  if (lo === hi) hi = lo + 1;
+  const top = 4;
+  const bottom = h - 14;
+  const y = (val) => top + (bottom - top) * (1 - (val - lo) / (hi - lo));
+  const zero = y(0);
+  const slot = w / buckets;
+  const gap = slot > 6 ? Math.min(slot * 0.2, 6) : 0;
+  for (const bar of bars) {
+    const left = (bar.from / per) * (w / n) * per;
+    const yv = y(bar.val);
+    const rect = svgEl('rect', {
+      class: bar.val < 0 ? 'bar neg' : 'bar',
+      x: (left + gap / 2).toFixed(1),
+      y: Math.min(yv, zero).toFixed(1),
+      width: Math.max(1, slot - gap).toFixed(1),
+      height: Math.max(bar.val === 0 ? 0 : 1, Math.abs(zero - yv)).toFixed(1),
+      rx: slot - gap > 6 ? 2 : 0,
+    });
+    const where = bar.to - bar.from > 1 ? `[${bar.from}–${bar.to - 1}] mean` : `[${bar.from}]`;
+    rect.append(svgEl('title', { text: `${where} ${formatShort(bar.val)}` }));
+    svg.append(rect);
+  }
+  svg.append(svgEl('line', { class: 'axis', x1: 0, x2: w, y1: zero, y2: zero }));
+  svg.append(svgEl('text', { x: 0, y: h - 2, text: '0' }));
+  svg.append(svgEl('text', { x: w, y: h - 2, 'text-anchor': 'end', text: String(n - 1) }));
+  const min = Math.min(...vals);
+  const max = Math.max(...vals);
+  const mean = vals.reduce((a, b) => a + b, 0) / n;
+  setText(v.lo, `min ${formatShort(min)}`);
+  setText(v.mid, `mean ${formatShort(mean)}`);
+  setText(v.hi, `max ${formatShort(max)}`);
+  svg.setAttribute('aria-label',
+    `${o.name}: ${n} values from ${formatShort(min)} to ${formatShort(max)}` +
+    (per > 1 ? `, drawn as ${buckets} averages` : ''));
+  // The exact values, for reading and for screen readers.
+  v.details.hidden = n > MAX_BARS_LISTED;
+  if (n <= MAX_BARS_LISTED) {
+    const items = o.values.map((val) => el('li', { text: formatValue(o.type, val) }));
+    v.list.replaceChildren(...items);
+  }
+}
+
+function updateCounts() {
+  for (const kind of Object.keys(KIND_PATHS)) {
+    const cards = [...grid(kind).children];
+    const shown = cards.filter((c) => !c.hidden).length;
+    const count = byId(`${KIND_PATHS[kind]}-count`);
+    setText(count, cards.length === shown ? String(cards.length) : `${shown} of ${cards.length}`);
+    const empty = byId(`${KIND_PATHS[kind]}-empty`);
+    empty.hidden = shown > 0;
+    setText(empty, cards.length ? 'None matches the filter.' : `No ${KIND_PATHS[kind]} yet.`);
+  }
+}
+
+function matchesFilter(name) {
+  return !state.filter || name.toLowerCase().includes(state.filter);
+}
+
+// A message in a status line, cleared after a while.
+function say(node, text, isError) {
+  node.textContent = text;
+  node.classList.toggle('error', Boolean(isError));
+  node.classList.toggle('ok', !isError);
+  clearTimeout(node.sayTimer);
+  node.sayTimer = setTimeout(() => {
+    node.textContent = '';
+  }, isError ? 8000 : 4000);
+}
+
+function describe(e) {
+  if (!(e instanceof ApiError)) return String(e.message || e);
+  if (e.status === 0) return e.message;
+  return `${e.message} (${e.status} ${e.code})`;
+}
+
+// ------------------------------------------------------------- actions
+
+async function addTo(o, delta, button) {
+  button.disabled = true;
+  try {
+    const r = await api('POST', `${objectPath('value', o.name)}/add`, `{"delta":${delta}}`);
+    apply({ ...r.json, kind: 'value' });
+  } catch (e) {
+    if (o.view) say(o.view.msg, describe(e), true);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function setValue(o, jsonText, button) {
+  button.disabled = true;
+  try {
+    const r = await api('PUT', objectPath('value', o.name),
+      `{"type":${JSON.stringify(o.type)},"value":${jsonText}}`);
+    apply({ ...r.json, kind: 'value' });
+    return true;
+  } catch (e) {
+    if (o.view) say(o.view.msg, describe(e), true);
+    return false;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function createKind() {
+  return byId('create-form').elements.kind.value;
+}
+
+function showCreateFields() {
+  const kind = createKind();
+  for (const f of byId('create-form').querySelectorAll('[data-for]')) {
+    f.hidden = !f.dataset.for.split(' ').includes(kind);
+  }
+}
+
+async function create(e) {
+  e.preventDefault();
+  const form = byId('create-form');
+  const msg = byId('create-msg');
+  const kind = createKind();
+  const name = form.elements.name.value.trim();
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) {
+    say(msg, 'A name is 1 to 64 of A–Z a–z 0–9 _ . -', true);
+    form.elements.name.focus();
+    return;
+  }
+  const type = form.elements.type.value;
+  let body;
+  const headers = {};
+  try {
+    if (kind === 'value') {
+      const start = form.elements.value.value;
+      body = start.trim() === '' ? `{"type":${JSON.stringify(type)}}`
+        : `{"type":${JSON.stringify(type)},"value":${encodeValue(type, start)}}`;
+      headers['If-None-Match'] = '*';
+    } else if (kind === 'array') {
+      const length = form.elements.length.value.trim();
+      if (!/^\d+$/.test(length) || Number(length) < 1) throw new Error('the length is a whole number, 1 or more');
+      body = `{"type":${JSON.stringify(type)},"length":${BigInt(length)}}`;
+      headers['If-None-Match'] = '*';
+    } else {
+      const maxsize = form.elements.maxsize.value.trim() || '0';
+      if (!/^\d+$/.test(maxsize)) throw new Error('the max size is a whole number, 0 or more');
+      body = `{"maxsize":${BigInt(maxsize)}}`;
+    }
+  } catch (err) {
+    say(msg, err.message, true);
+    return;
+  }
+  const submit = form.querySelector('button[type="submit"]');
+  submit.disabled = true;
+  try {
+    const r = await api('PUT', objectPath(kind, name), body, headers);
+    apply({ ...r.json, kind }, r.status === 201 ? 'created' : undefined);
+    if (r.status === 201) {
+      say(msg, `Created ${kind} “${name}”.`, false);
+      form.elements.name.value = '';
+    } else {
+      say(msg, `A ${kind} “${name}” was there already; it is left as it was.`, false);
+    }
+  } catch (err) {
+    say(msg, err.status === 412 ? `“${name}” exists already.` : describe(err), true);
+  } finally {
+    submit.disabled = false;
+  }
+}
+
+// ------------------------------------------------------- header, token
+
+function setConn(which) {
+  const conn = byId('conn');
+  conn.dataset.state = which;
+  const text = {
+    connecting: 'Connecting…',
+    connected: 'Connected',
+    reconnecting: 'Reconnecting…',
+    offline: 'Gateway unreachable',
+    token: 'Token needed',
+  }[which];
+  setText(byId('conn-text'), text);
+  showSeq();
+}
+
+function showSeq() {
+  setText(byId('conn-seq'), state.lastSeq === null ? '' : `· seq ${state.lastSeq}`);
+}
+
+function scheduleStoreInfo() {
+  if (state.storeTimer) return;
+  state.storeTimer = setTimeout(() => {
+    state.storeTimer = 0;
+    refreshStoreInfo();
+  }, 1000);
+}
+
+async function refreshStoreInfo() {
+  try {
+    const r = await api('GET', '/v1/store');
+    const s = r.json;
+    const node = byId('store');
+    setText(node, `${s.objects} object${Number(s.objects) === 1 ? '' : 's'} · ` +
+      `${formatBytes(s.used)} of ${formatBytes(s.capacity)} used`);
+    node.title = `store ${s.path}`;
+  } catch {
+    // The header line is a nicety; the next change asks again.
+  }
+}
+
+function needToken(rejected) {
+  if (!byId('token-panel').hidden) return;
+  if (rejected) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    state.token = null;
+  }
+  closeStream();
+  clearTimeout(state.retryTimer);
+  state.started = false;
+  setConn('token');
+  byId('dash').hidden = true;
+  byId('forget').hidden = true;
+  byId('token-panel').hidden = false;
+  const error = byId('token-error');
+  error.textContent = rejected ? 'The gateway did not accept that token.' : '';
+  byId('token-input').focus();
+}
+
+function forgetToken() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  state.token = null;
+  closeStream();
+  for (const o of state.objects.values()) dropView(o);
+  state.objects.clear();
+  state.lastSeq = null;
+  state.streamOpened = false;
+  updateCounts();
+  start();
+}
+
+// --------------------------------------------------------------- start
+
+async function start() {
+  try {
+    await reload();
+  } catch (e) {
+    if (e.status === 401) return; // needToken showed the form
+    setConn('offline');
+    clearTimeout(state.retryTimer);
+    state.retryTimer = setTimeout(start, 3000);
+    return;
+  }
+  state.started = true;
+  byId('token-panel').hidden = true;
+  byId('dash').hidden = false;
+  byId('forget').hidden = !state.token;
+  updateCounts();
+  openStream();
+}
+
+function tick() {
+  if (document.hidden) return;
+  for (const o of state.objects.values()) {
+    if (!o.view) continue;
+    if (o.kind === 'value' && o.type !== 'c') drawSpark(o, o.view);
+    else if (o.kind === 'queue') {
+      updateRates(o, o.view);
+      drawSpark(o, o.view);
+    }
+  }
+}
+
+function init() {
+  // On a phone the objects come first; the form opens on a tap.
+  if (window.matchMedia('(max-width: 560px)').matches) byId('create').open = false;
+  byId('create-form').addEventListener('submit', create);
+  byId('create-form').addEventListener('change', (e) => {
+    if (e.target.name === 'kind') showCreateFields();
+  });
+  showCreateFields();
+  byId('token-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const token = byId('token-input').value.trim();
+    if (!token) return;
+    state.token = token;
+    sessionStorage.setItem(TOKEN_KEY, token);
+    byId('token-input').value = '';
+    byId('token-panel').hidden = true;
+    setConn('connecting');
+    start();
+  });
+  byId('forget').addEventListener('click', forgetToken);
+  byId('filter').addEventListener('input', (e) => {
+    state.filter = e.target.value.trim().toLowerCase();
+    for (const o of state.objects.values()) {
+      if (o.view) o.view.card.hidden = !matchesFilter(o.name);
+    }
+    updateCounts();
+  });
+  document.addEventListener('visibilitychange', () => {
+    if (!document.hidden) for (const o of state.objects.values()) markDirty(o);
+  });
+  window.addEventListener('resize', () => {
+    for (const o of state.objects.values()) markDirty(o);
+  });
+  setInterval(tick, 1000);
+  start();
+}
+
+init();
