@@ -8,7 +8,7 @@ import http.client
 import json
 import os
 import re
-import select
+import queue
 import signal
 import subprocess
 import sys
@@ -81,26 +81,27 @@ class Gateway:
             [ATRIUMD, "--store", self.store, "--listen", "127.0.0.1:0"] + self.args,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, env=env)
+        # One thread reads stderr from the start (so the daemon never blocks
+        # on a full pipe) and hands lines over; select() on the buffered
+        # pipe could miss lines that arrived together.
+        self.ready_lines = queue.Queue()
+        self.reader = threading.Thread(target=self._drain, daemon=True)
+        self.reader.start()
         deadline = time.monotonic() + timeout
-        err = self.proc.stderr
         while self.port is None:
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([err], [], [], left)[0]:
+            try:
+                text = self.ready_lines.get(timeout=max(left, 0))
+            except queue.Empty:
                 self.proc.kill()
                 raise AssertionError("atriumd did not get ready: %r" % self.lines)
-            line = err.readline()
-            if not line:
+            if text is None:
                 self.proc.wait()
                 raise AssertionError("atriumd exited (%s) before it was ready: %s"
                                      % (self.proc.returncode, "".join(self.lines)))
-            text = line.decode("utf-8", "replace")
-            self.lines.append(text)
             m = READY.match(text.rstrip("\n"))
             if m:
                 self.host, self.port = m.group(1), int(m.group(2))
-        # Keep reading stderr so the daemon never blocks on a full pipe.
-        self.reader = threading.Thread(target=self._drain, daemon=True)
-        self.reader.start()
         # Ready means bound and serving: /healthz must answer at once.
         r = self.request("GET", "/healthz")
         if r.status != 200:
@@ -109,7 +110,10 @@ class Gateway:
 
     def _drain(self):
         for line in self.proc.stderr:
-            self.lines.append(line.decode("utf-8", "replace"))
+            text = line.decode("utf-8", "replace")
+            self.lines.append(text)
+            self.ready_lines.put(text)
+        self.ready_lines.put(None)
 
     @property
     def stderr(self):
