@@ -108,23 +108,9 @@ wait "$stall_pid" 2>/dev/null || true
 stall_pid=
 
 echo "# events: ratios (targets are goals, not tests)"
-awk '
-  $1 ~ /^[a-z0-9_]+:$/ { v[substr($1, 1, length($1) - 1)] = $2 }
-  # ratio(a, b, target, dir): a/b against target; dir "<=" or ">=".
-  function ratio(a, b, target, dir,   r, ok) {
-    if (!(a in v) || !(b in v) || v[b] <= 0) {
-      printf "ratio %s/%s: missing\n", a, b
-      return
-    }
-    r = v[a] / v[b]
-    ok = dir == "<=" ? r <= target : r >= target
-    printf "ratio %s/%s: %.2f  %s (target %s %g)\n", a, b, r,
-      ok ? "ok" : "off target", dir, target
-  }
-  END {
-    ratio("event_latency_nng_p99", "nng_raw_latency_p99", 2, "<=")
-    ratio("event_latency_sse_p99", "nng_raw_latency_p99", 2, "<=")
-    ratio("http_value_add_stalled_sub", "http_value_add", 0.95, ">=")
-  }
-' "$results"
+awk -f "$here/ratios.awk" "$results" - <<'EOF'
+event_latency_nng_p99      nng_raw_latency_p99 <= 2
+event_latency_sse_p99      nng_raw_latency_p99 <= 2
+http_value_add_stalled_sub http_value_add      >= 0.95
+EOF
 exit 0

@@ -527,42 +527,16 @@ done
 
 echo "# ratios (targets are goals, not tests)"
 sort -u "$tmp/failed" | sed 's/^/failed /' >>"$results"
-awk '
-  $1 == "failed" { bad[$2] = 1; next }
-  { v[$1] = $2 }
-  function ratio(a, b, target, style, runa, runb,   r, text, tgt, mark) {
-    if (!(a in v) || !(b in v) || v[b] <= 0) {
-      printf "ratio %s/%s: missing\n", a, b
-      return
-    }
-    r = v[a] / v[b]
-    if (style == "x") {
-      text = sprintf(r >= 10 ? "%.0fx" : "%.1fx", r)
-      tgt = sprintf("%gx", target)
-    } else {
-      text = sprintf("%.2f", r)
-      tgt = sprintf("%g", target)
-    }
-    mark = r >= target ? "ok" : "below target"
-    if ((runa ? runa : a) in bad || (runb ? runb : b) in bad)
-      mark = "failed benchmark"
-    printf "ratio %s/%s: %s  %s (target >= %s)\n", a, b, text, mark, tgt
-  }
-  END {
-    ratio("http_value_add", "webdis_incr", 2, "x")
-    ratio("http_value_get", "webdis_get", 2, "x")
-    ratio("http_queue_put", "webdis_lpush", 2, "x")
-    ratio("http_queue_pop", "webdis_rpop", 2, "x")
-    ratio("http_value_add", "nginx_fixed", 0.8, "")
-    ratio("http_value_add_c1", "webdis_incr_c1", 3, "x")
-    ratio("http_queue_batch100_items", "webdis_lpush_items", 20, "x",
-          "http_queue_batch100", "webdis_lpush")
-    ratio("http_value_add_parked", "http_value_add", 0.8, "")
-    if ("gateway_idle_rss" in v)
-      printf "limit gateway_idle_rss: %.1f MiB  %s (target <= 8 MiB)\n",
-        v["gateway_idle_rss"] / 1024,
-        v["gateway_idle_rss"] <= 8192 ? "ok" : "below target"
-  }
-' "$results"
+awk -f "$here/ratios.awk" "$results" - <<'EOF'
+http_value_add    webdis_incr    >= 2 x
+http_value_get    webdis_get     >= 2 x
+http_queue_put    webdis_lpush   >= 2 x
+http_queue_pop    webdis_rpop    >= 2 x
+http_value_add    nginx_fixed    >= 0.8
+http_value_add_c1 webdis_incr_c1 >= 3 x
+http_queue_batch100_items webdis_lpush_items >= 20 x http_queue_batch100 webdis_lpush
+http_value_add_parked http_value_add >= 0.8
+limit gateway_idle_rss <= 8 1024 MiB
+EOF
 [ $status -eq 0 ] || echo "http_bench: failed benchmarks: $(sort -u "$tmp/failed" | tr '\n' ' ')" >&2
 exit $status

@@ -33,35 +33,14 @@ run "libatrium" "$bench"
 run "Python multiprocessing" python3 "$here/mp_bench.py"
 
 echo "# ratios (targets are goals, not tests)"
-awk '
-  $1 ~ /^[a-z0-9_]+:$/ { v[substr($1, 1, length($1) - 1)] = $2 }
-  # ratio(a, b, target, style): a/b marked against target; style "x"
-  # prints 350x, else 0.45.
-  function ratio(a, b, target, style,   r, text, tgt, mark) {
-    if (!(a in v) || !(b in v) || v[b] <= 0) {
-      printf "ratio %s/%s: missing\n", a, b
-      return
-    }
-    r = v[a] / v[b]
-    if (style == "x") {
-      text = sprintf(r >= 10 ? "%.0fx" : "%.1fx", r)
-      tgt = sprintf("%gx", target)
-    } else {
-      text = sprintf("%.2f", r)
-      tgt = sprintf("%g", target)
-    }
-    mark = r >= target ? "ok" : "below target"
-    printf "ratio %s/%s: %s  %s (target >= %s)\n", a, b, text, mark, tgt
-  }
-  END {
-    ratio("core_value_add_1p", "mp_value_add_1p", 100, "x")
-    ratio("core_value_add_1p", "raw_atomic_add_1p", 0.4, "")
-    ratio("core_value_add_2p", "mp_value_add_2p", 100, "x")
-    ratio("core_value_add_2p", "raw_atomic_add_2p", 0.4, "")
-    ratio("core_queue_2p", "mp_queue_2p", 40, "x")
-    ratio("core_queue_batch_2p", "mp_queue_2p", 40, "x")
-  }
-' "$results"
+awk -f "$here/ratios.awk" "$results" - <<'EOF'
+core_value_add_1p   mp_value_add_1p   >= 100 x
+core_value_add_1p   raw_atomic_add_1p >= 0.4
+core_value_add_2p   mp_value_add_2p   >= 100 x
+core_value_add_2p   raw_atomic_add_2p >= 0.4
+core_queue_2p       mp_queue_2p       >= 40 x
+core_queue_batch_2p mp_queue_2p       >= 40 x
+EOF
 
 # The gateway over HTTP, beside Webdis+Redis and nginx: its own servers,
 # checks and ratios. A failed benchmark there (not a slow one) fails the run.
