@@ -221,13 +221,15 @@ install: all
 	install -m 755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/libatrium.so.$(SOVER)
 	ln -sf libatrium.so.$(SOVER) $(DESTDIR)$(LIBDIR)/libatrium.so
 	install -m 755 $(BUILD)/atrium $(DESTDIR)$(BINDIR)/atrium
+	install -m 755 $(ATRIUMD) $(DESTDIR)$(BINDIR)/atriumd
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCDIR@|$(INCDIR)|' \
 	  core/atrium.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/atrium.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(INCDIR)/atrium.h $(DESTDIR)$(LIBDIR)/libatrium.a \
 	  $(DESTDIR)$(LIBDIR)/libatrium.so $(DESTDIR)$(LIBDIR)/libatrium.so.$(SOVER) \
-	  $(DESTDIR)$(BINDIR)/atrium $(DESTDIR)$(LIBDIR)/pkgconfig/atrium.pc
+	  $(DESTDIR)$(BINDIR)/atrium $(DESTDIR)$(BINDIR)/atriumd \
+	  $(DESTDIR)$(LIBDIR)/pkgconfig/atrium.pc
 
 # ---------------------------------------------------------------- misc
 FORMAT_SRC = $(wildcard core/*.c core/*.h tests/core/*.c tests/core/*.h bench/*.c gateway/*.c gateway/*.h)

@@ -401,7 +401,8 @@ typedef struct atr_event {
 /* A reader's place in the change feed; caller-owned, no close needed. */
 typedef struct atr_cursor {
   atr_store *store;
-  uint64_t next; /* the seq expected next */
+  uint64_t next;  /* the seq expected next                 */
+  uint32_t wakes; /* private: the atr_feed_wake calls seen */
 } atr_cursor;
 
 /* Places c at the end of the feed: it will see changes made from now on. */
@@ -421,8 +422,10 @@ int atr_feed_next(atr_cursor *c, atr_event *ev, double timeout);
  */
 int atr_feed_resync(atr_cursor *c);
 
-/* Wakes every process waiting in atr_feed_next on this store (they return
- * ATR_ETIMEDOUT early); for a reader that is shutting down. */
+/* Makes every reader of this store that waits in atr_feed_next, or
+ * that would wait in its next call, return ATR_ETIMEDOUT at once (events
+ * that are there are delivered first): a reader told to look at
+ * something else, or to stop, hears it even if it was not yet asleep. */
 void atr_feed_wake(atr_store *store);
 
 #ifdef __cplusplus

@@ -88,6 +88,7 @@ static void start_at_end(atr_store *s, atr_cursor *c) {
     ;
   c->store = s;
   c->next = head;
+  c->wakes = atomic_load(&s->hdr->feed_wakes);
 }
 
 ATR__EXPORT int atr_feed_open(atr_store *s, atr_cursor *c) {
@@ -160,14 +161,17 @@ ATR__EXPORT int atr_feed_next(atr_cursor *c, atr_event *ev, double timeout) {
     double left = atr__remaining(deadline);
     if (left == 0)
       return ATR_ETIMEDOUT;
+    /* Announce the sleep first, then look for a wake: atr_feed_wake
+     * counts first, then signals, so one of the two sees the other. */
     uint32_t seen = atr__ec_prepare(&s->hdr->feed_ec);
+    uint32_t wakes = atomic_load(&s->hdr->feed_wakes);
+    if (wakes != c->wakes) {
+      c->wakes = wakes;
+      return ATR_ETIMEDOUT;
+    }
     if (atomic_load(&s->hdr->feed_head) != head)
       continue;
     atr__futex_wait(&s->hdr->feed_ec, seen, left);
-    /* The count moved but no event came: atr_feed_wake was called. */
-    if (atomic_load(&s->hdr->feed_head) == head &&
-        ((atomic_load(&s->hdr->feed_ec) ^ seen) & ~ATR__EC_WAITERS) != 0)
-      return ATR_ETIMEDOUT;
   }
 }
 
@@ -181,6 +185,8 @@ ATR__EXPORT int atr_feed_resync(atr_cursor *c) {
 }
 
 ATR__EXPORT void atr_feed_wake(atr_store *s) {
-  if (s != NULL)
-    atr__ec_signal(&s->hdr->feed_ec, true);
+  if (s == NULL)
+    return;
+  atomic_fetch_add(&s->hdr->feed_wakes, 1);
+  atr__ec_signal(&s->hdr->feed_ec, true);
 }

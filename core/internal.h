@@ -128,6 +128,7 @@ struct atr__header {
   /* the change feed, each on its own line */
   _Alignas(64) _Atomic uint64_t feed_head; /* next seq to hand out */
   _Alignas(64) _Atomic uint32_t feed_ec;
+  _Atomic uint32_t feed_wakes; /* atr_feed_wake calls */
   /* Where the newest cursor started: a coalescing mark older than this
    * may belong to an event no reader will see. Read-mostly. */
   _Alignas(64) _Atomic uint64_t feed_epoch;

@@ -33,6 +33,10 @@
  * state is published with op "resync" (seq: the last one before the
  * resync point), the ring is emptied and every stream gets a resync batch.
  *
+ * Nobody listening (no stream, no nng subscriber, counted with
+ * nng_pipe_notify): nothing is formatted; the ring is marked
+ * discontinuous instead, so an older Last-Event-ID gets a resync.
+ *
  * Lock order: E.mu, then libmicrohttpd's own (suspend and resume take
  * it). E.mu is never held while the follower reads object state.
  */
@@ -131,6 +135,7 @@ static struct {
   double next_beat;
   struct ev_ticket tickets[EV_TICKETS];
   int complained;
+  int pipes; /* nng subscribers connected (atomic) */
   double retry_at; /* a batch failed for want of memory: not before */
   /* The follower's scratch buffers. */
   gw_buf json, msg, frame, batch_out, frame_out;
@@ -365,7 +370,7 @@ static ssize_t ev_read(void *cls, uint64_t pos, char *buf, size_t max) {
   }
   pthread_mutex_unlock(&E.mu);
   if (kick)
-    atr_feed_wake(E.store);
+    gw_wait_kick();
   return rv;
 }
 
@@ -451,7 +456,7 @@ static void ev_emit(uint64_t seq, const char *topic, size_t topic_len,
     ev_complain("out of memory");
     return;
   }
-  if (E.pub_open)
+  if (E.pub_open && __atomic_load_n(&E.pipes, __ATOMIC_RELAXED) > 0)
     nng_send(E.pub, m->data, m->len, NNG_FLAG_NONBLOCK); /* drops if full */
   if (!to_streams)
     return;
@@ -470,12 +475,57 @@ void gw_events_begin(uint64_t next) {
   pthread_mutex_unlock(&E.mu);
 }
 
+int gw_events_interest(void) {
+  size_t n;
+
+  if (__atomic_load_n(&E.pipes, __ATOMIC_RELAXED) > 0)
+    return 1;
+  pthread_mutex_lock(&E.mu);
+  n = E.n_streams;
+  pthread_mutex_unlock(&E.mu);
+  return n > 0;
+}
+
+/* Forgets the ring: a resume from before seq gets a resync. E.mu held. */
+static void ev_discontinue(uint64_t seq) {
+  ev_ring_clear();
+  E.last_seq = E.min_id = seq;
+}
+
+void gw_events_rebase(uint64_t next) {
+  pthread_mutex_lock(&E.mu);
+  if (next - 1 != E.last_seq) {
+    ev_discontinue(next - 1);
+    /* (A stream live before the pause cannot be, but if it were, it
+     * needs the state again.) */
+    for (struct gw_sse *s = E.streams; s; s = s->next) {
+      if (s->state != EV_LIVE)
+        continue;
+      s->state = EV_PENDING;
+      s->start = EV_RESYNC;
+      E.n_pending++;
+    }
+  }
+  pthread_mutex_unlock(&E.mu);
+}
+
 void gw_events_publish(const atr_event *ev) {
   const char *op = atr_op_name(ev->op);
   char topic[EV_TOPIC_BUF];
-  size_t tl = ev_topic(topic, sizeof(topic), ev->kind, ev->name, op);
+  size_t tl;
   gw_buf *j = &E.json;
 
+  if (__atomic_load_n(&E.pipes, __ATOMIC_RELAXED) == 0) {
+    int none;
+    pthread_mutex_lock(&E.mu);
+    none = E.n_streams == 0;
+    if (none)
+      ev_discontinue(ev->seq); /* nobody takes it: not even formatted */
+    pthread_mutex_unlock(&E.mu);
+    if (none)
+      return;
+  }
+  tl = ev_topic(topic, sizeof(topic), ev->kind, ev->name, op);
   ev_buf_reset(j);
   ev_head(j, ev->seq, ev->kind, ev->name, op);
   if (ev->op != ATR_OP_DELETED)
@@ -866,7 +916,7 @@ int gw_events_stream(struct gw_req *req) {
   E.n_pending++;
   req->sse = s;
   pthread_mutex_unlock(&E.mu);
-  atr_feed_wake(E.store); /* the follower serves pending streams */
+  gw_wait_kick(); /* the follower serves pending streams */
   return gw_reply_response(req, 200, resp);
 }
 
@@ -901,6 +951,19 @@ size_t gw_events_streams(void) {
 }
 
 /* ------------------------------------------------------------ lifecycle */
+
+/* Counts the nng subscribers; the first one wakes the follower. (nng
+ * runs REM_POST only for a pipe it ran ADD_PRE for.) */
+static void ev_pipe_cb(nng_pipe p, nng_pipe_ev what, void *arg) {
+  (void)p;
+  (void)arg;
+  if (what == NNG_PIPE_EV_ADD_PRE) {
+    if (__atomic_fetch_add(&E.pipes, 1, __ATOMIC_SEQ_CST) == 0)
+      gw_wait_kick();
+  } else if (what == NNG_PIPE_EV_REM_POST) {
+    __atomic_fetch_sub(&E.pipes, 1, __ATOMIC_SEQ_CST);
+  }
+}
 
 /* Listens on url; with fallback a busy address is tried again on port 0.
  * 0 or an nng error. */
@@ -962,6 +1025,14 @@ int gw_events_open(atr_store *store) {
   }
   E.pub_open = 1;
   nng_socket_set_int(E.pub, NNG_OPT_SENDBUF, EV_SENDBUF);
+  if ((rv = nng_pipe_notify(E.pub, NNG_PIPE_EV_ADD_PRE, ev_pipe_cb, NULL)) !=
+          0 ||
+      (rv = nng_pipe_notify(E.pub, NNG_PIPE_EV_REM_POST, ev_pipe_cb, NULL)) !=
+          0) {
+    fprintf(stderr, "atriumd: cannot watch the events socket: %s\n",
+            nng_strerror(rv));
+    return -1;
+  }
   if ((rv = ev_listen(cfg->events_url, !cfg->events_given)) != 0) {
     fprintf(stderr, "atriumd: cannot listen for events on %s: %s\n",
             cfg->events_url, nng_strerror(rv));

@@ -434,6 +434,10 @@ int gw_wait_park(struct gw_req *req);
 void gw_wait_forget(struct gw_req *req);
 /* 1 if the client of a resumed request has closed its side. */
 int gw_client_gone(struct gw_req *req);
+/* Says interest in the change feed may have appeared (a new event stream
+ * or nng subscriber, a stream to serve): the follower wakes, from a pause
+ * or from the feed. */
+void gw_wait_kick(void);
 /* Parked requests now (metrics). */
 uint64_t gw_wait_parked(void);
 /* Whether the daemon is stopping. */
@@ -462,6 +466,11 @@ void gw_events_close(void);
  * after atr_feed_resync); tick serves new streams and heartbeats and
  * returns when it wants to run next (monotonic seconds). */
 void gw_events_begin(uint64_t next);
+/* Whether anyone takes events: an SSE stream or an nng subscriber. */
+int gw_events_interest(void);
+/* The follower paused and resynced at next: if events were missed, the
+ * replay ring is no longer continuous (older resumes get a resync). */
+void gw_events_rebase(uint64_t next);
 void gw_events_publish(const atr_event *ev);
 void gw_events_resync(uint64_t next);
 double gw_events_tick(double now);

@@ -24,6 +24,8 @@
 
 #include "gw.h"
 
+#define HTTP_POOL (16 * 1024) /* bytes of MHD memory per connection */
+
 enum { PHASE_NEW, PHASE_BODY, PHASE_RUN, PHASE_ANSWERED };
 
 double gw_now(void) {
@@ -100,8 +102,14 @@ int gw_reply(struct gw_req *req, unsigned status, char *body, size_t len,
                             ctype ? ctype : "application/json");
   MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
   if (version != 0) {
-    snprintf(etag, sizeof(etag), "\"%llu\"", (unsigned long long)version);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+    char *e = etag + sizeof(etag); /* "<version>", printed backwards */
+    *--e = '\0';
+    *--e = '"';
+    do
+      *--e = (char)('0' + version % 10);
+    while ((version /= 10) != 0);
+    *--e = '"';
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, e);
   }
   if (req->allow != 0 && (status == 405 || req->method == GW_OPTIONS)) {
     char methods[128];
@@ -321,6 +329,9 @@ int gw_http_start(int listen_fd) {
       0, NULL, NULL, http_on_request, NULL, MHD_OPTION_LISTEN_SOCKET, listen_fd,
       MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
       MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_conns,
+      /* MHD clears a connection's pool after every request: a smaller
+       * one costs less (headers fit; bodies come in chunks). */
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_POOL,
       MHD_OPTION_PER_IP_CONNECTION_LIMIT, 0u, MHD_OPTION_CONNECTION_TIMEOUT,
       idle, MHD_OPTION_URI_LOG_CALLBACK, http_on_uri, NULL,
       MHD_OPTION_NOTIFY_COMPLETED, http_on_done, NULL, MHD_OPTION_END);

@@ -96,27 +96,27 @@ void gw_methods_str(unsigned methods, char *out, size_t cap) {
 
 /* Matches path[0..len) against pattern; a "{name}" segment takes any run
  * of characters up to the next '/' (it is checked later, so that a bad
- * name is a 400 and not a 404). */
+ * name is a 400 and not a 404). A pattern holds one at most. */
 static int route_match(const char *pattern, const char *path, size_t len,
                        const char **name, size_t *name_len) {
-  size_t i = 0;
+  const char *brace, *suffix, *slash;
+  size_t plen, slen, end;
 
-  while (*pattern) {
-    if (strncmp(pattern, "{name}", 6) == 0) {
-      size_t start = i;
-      while (i < len && path[i] != '/')
-        i++;
-      *name = path + start;
-      *name_len = i - start;
-      pattern += 6;
-      continue;
-    }
-    if (i >= len || path[i] != *pattern)
-      return 0;
-    i++;
-    pattern++;
-  }
-  return i == len;
+  if (len < 2 || pattern[1] != path[1]) /* a cheap first test */
+    return pattern[1] == '\0' && len == 1 && path[0] == '/';
+  brace = strchr(pattern, '{');
+  plen = brace ? (size_t)(brace - pattern) : strlen(pattern);
+  if (len < plen || memcmp(pattern, path, plen) != 0)
+    return 0;
+  if (brace == NULL)
+    return len == plen;
+  slash = memchr(path + plen, '/', len - plen);
+  end = slash ? (size_t)(slash - path) : len;
+  *name = path + plen;
+  *name_len = end - plen;
+  suffix = brace + 6; /* after "{name}" */
+  slen = strlen(suffix);
+  return len - end == slen && memcmp(path + end, suffix, slen) == 0;
 }
 
 int gw_route_match(unsigned method, const char *path, size_t len,

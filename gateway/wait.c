@@ -19,12 +19,29 @@
  * it every event (after W.mu is let go) and lets it serve new event
  * streams and heartbeats between two events.
  *
+ * Interest. The feed matters only while someone listens: a parked
+ * request, an SSE stream or an nng subscriber. With none, the follower
+ * stops reading the feed and sleeps on a process-local condition until
+ * gw_wait_kick says interest appeared; the core's coalescing then keeps
+ * writers from publishing at all (an unread mark stays set), so writes
+ * cost nothing here. On waking it resyncs its cursor (every change from
+ * then on yields an event), tells events.c (its replay ring is no longer
+ * continuous, unless the feed did not move) and re-checks every group.
+ *
+ * Bursts. At a high event rate a futex wake per write would cost the
+ * writers a syscall and the follower a context switch each: after a
+ * short sleep the follower first naps briefly (writers see no waiter and
+ * do not wake it), then handles what came as one coalesced batch; at a
+ * low rate it sleeps on the feed at once.
+ *
  * Lock order: W.mu, then libmicrohttpd's own (suspend/resume take it).
  */
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 
 #include "gw.h"
@@ -32,6 +49,9 @@
 #define W_BUCKETS 1024
 #define W_TICK 0.1 /* seconds between re-checks while requests wait */
 #define W_IDLE 1.0 /* follower's wait when nothing is parked         */
+#define W_SHORT 200e-6 /* a sleep on the feed this short: a burst      */
+#define W_NAP_NS 50000L /* then nap this long before sleeping again    */
+#define W_TRIM_AT 1024  /* parked requests released: give memory back  */
 
 enum { W_OFF = 0, W_ARMED, W_SUSPENDED };
 
@@ -56,6 +76,10 @@ static struct {
   size_t draining; /* resumed for shutdown, not yet completed   */
   double next_deadline;
   double follower_wake_at;
+  pthread_cond_t idle; /* the follower sleeps here without interest */
+  int paused;          /* ... and does now                          */
+  int kicked;          /* interest may have appeared                */
+  uint64_t peak;       /* most requests parked since the last trim  */
 } W = {.mu = PTHREAD_MUTEX_INITIALIZER, .drained = PTHREAD_COND_INITIALIZER};
 
 static struct gw_req *w_req(struct gw_waiter *w) {
@@ -201,7 +225,13 @@ int gw_wait_park(struct gw_req *req) {
     w->group->suspended++;
     if (w->deadline < W.next_deadline)
       W.next_deadline = w->deadline;
+    if (W.parked > W.peak)
+      W.peak = W.parked;
     kick = w->deadline < W.follower_wake_at;
+    if (W.paused) {
+      W.kicked = 1; /* the follower starts following the feed */
+      pthread_cond_signal(&W.idle);
+    }
     rv = GW_PARKED;
   }
   pthread_mutex_unlock(&W.mu);
@@ -332,13 +362,89 @@ static void w_expire(struct gw_wgroup *g, void *arg) {
   }
 }
 
+/* After a pause: a request armed meanwhile tries again (an event it
+ * missed was not seen), a parked one is checked against the state now. */
+static void w_resume_check(struct gw_wgroup *g, void *arg) {
+  (void)arg;
+  for (struct gw_waiter *w = g->head; w; w = w->next)
+    if (w->state == W_ARMED)
+      w->woken = 1;
+  if (g->suspended)
+    w_group_check(g, 0); /* may free g */
+}
+
+/* Whether anyone listens: a parked request, an event stream or an nng
+ * subscriber. Clears the kick first, so a kick after this is not lost. */
+static int w_interest(double now, double *trim_at) {
+  uint64_t parked;
+
+  pthread_mutex_lock(&W.mu);
+  W.kicked = 0;
+  parked = W.parked;
+  /* Many parked requests were let go: their connections' memory goes
+   * back to the heap as they close, and glibc keeps it; give it back
+   * to the system a little later (twice: closes take a while). */
+  if (W.peak >= W_TRIM_AT && parked < W.peak / 4) {
+    W.peak = parked;
+    trim_at[0] = now + 0.5;
+    trim_at[1] = now + 2.0;
+  }
+  pthread_mutex_unlock(&W.mu);
+  for (int i = 0; i < 2; i++)
+    if (trim_at[i] > 0 && now >= trim_at[i]) {
+      trim_at[i] = 0;
+      malloc_trim(0);
+    }
+  return parked > 0 || gw_events_interest();
+}
+
+/* Sleeps without reading the feed until a kick, quit, or W_IDLE. */
+static void w_idle(void) {
+  struct timespec until;
+
+  clock_gettime(CLOCK_MONOTONIC, &until);
+  until.tv_sec += (time_t)W_IDLE;
+  pthread_mutex_lock(&W.mu);
+  W.paused = 1;
+  while (!W.kicked && !W.quit)
+    if (pthread_cond_timedwait(&W.idle, &W.mu, &until) != 0)
+      break;
+  W.paused = 0;
+  pthread_mutex_unlock(&W.mu);
+}
+
+/* The next event, waiting up to wait seconds. *last_sleep: how long the
+ * last sleep on the feed took; after a short one (a burst) nap first, so
+ * that writers meanwhile find no waiter to wake. */
+static int w_next(atr_cursor *cur, atr_event *ev, double wait,
+                  double *last_sleep) {
+  int rv = atr_feed_next(cur, ev, 0);
+  double t0;
+
+  if (rv != ATR_ETIMEDOUT || wait <= 0)
+    return rv;
+  if (*last_sleep < W_SHORT && wait * 1e9 > (double)W_NAP_NS) {
+    struct timespec nap = {0, W_NAP_NS};
+    nanosleep(&nap, NULL);
+    rv = atr_feed_next(cur, ev, 0);
+    if (rv != ATR_ETIMEDOUT)
+      return rv;
+    wait -= W_NAP_NS * 1e-9;
+  }
+  t0 = gw_now();
+  rv = atr_feed_next(cur, ev, wait);
+  *last_sleep = rv == 0 ? gw_now() - t0 : 1;
+  return rv;
+}
+
 static void *w_follow(void *arg) {
   atr_cursor cur;
   atr_event ev;
-  double last_check = 0;
-  int rv, complained = 0;
+  double last_check = 0, last_sleep = 1, trim_at[2] = {0, 0};
+  int rv, complained = 0, following = 1;
 
   (void)arg;
+  prctl(PR_SET_TIMERSLACK, 1000UL); /* naps of tens of microseconds */
   if (atr_feed_open(W.store, &cur) != 0) {
     fprintf(stderr, "atriumd: cannot read the change feed\n");
     return NULL;
@@ -347,6 +453,29 @@ static void *w_follow(void *arg) {
   for (;;) {
     double now = gw_now(), wait, due;
 
+    if (!w_interest(now, trim_at)) {
+      int quit;
+      following = 0;
+      w_idle();
+      pthread_mutex_lock(&W.mu);
+      quit = W.quit;
+      pthread_mutex_unlock(&W.mu);
+      if (quit)
+        break;
+      continue;
+    }
+    if (!following) {
+      /* Every change from here on yields an event; what came before,
+       * the re-checks read. */
+      following = 1;
+      last_sleep = 1;
+      atr_feed_resync(&cur);
+      gw_events_rebase(cur.next);
+      pthread_mutex_lock(&W.mu);
+      w_for_each_group(w_resume_check, NULL);
+      pthread_mutex_unlock(&W.mu);
+      now = gw_now();
+    }
     due = gw_events_tick(now);
     pthread_mutex_lock(&W.mu);
     if (W.quit) {
@@ -367,10 +496,12 @@ static void *w_follow(void *arg) {
       wait = W.next_deadline - now > 0 ? W.next_deadline - now : 0;
     if (due - now < wait)
       wait = due - now > 0 ? due - now : 0;
+    if (W.kicked)
+      wait = 0; /* a new stream or a drained one: serve it first */
     W.follower_wake_at = now + wait;
     pthread_mutex_unlock(&W.mu);
 
-    rv = atr_feed_next(&cur, &ev, wait);
+    rv = w_next(&cur, &ev, wait, &last_sleep);
     pthread_mutex_lock(&W.mu);
     W.follower_wake_at = 0; /* awake: a new deadline needs no kick */
     if (rv == 0) {
@@ -398,7 +529,27 @@ static void *w_follow(void *arg) {
   return NULL;
 }
 
+void gw_wait_kick(void) {
+  int paused;
+
+  pthread_mutex_lock(&W.mu);
+  W.kicked = 1;
+  paused = W.paused;
+  if (paused)
+    pthread_cond_signal(&W.idle);
+  pthread_mutex_unlock(&W.mu);
+  if (!paused)
+    atr_feed_wake(W.store); /* it may sleep on the feed */
+}
+
 int gw_wait_start(atr_store *store) {
+  pthread_condattr_t attr;
+
+  if (pthread_condattr_init(&attr) != 0 ||
+      pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
+      pthread_cond_init(&W.idle, &attr) != 0)
+    return -1;
+  pthread_condattr_destroy(&attr);
   W.store = store;
   W.next_deadline = 1e300;
   W.follower_wake_at = 0;
@@ -435,6 +586,7 @@ void gw_wait_join(void) {
     return;
   pthread_mutex_lock(&W.mu);
   W.quit = 1;
+  pthread_cond_signal(&W.idle);
   pthread_mutex_unlock(&W.mu);
   atr_feed_wake(W.store);
   pthread_join(W.thread, NULL);

@@ -304,6 +304,27 @@ static void test_feed_wake(void **state) {
   atr_feed_wake(NULL);
 }
 
+/* A wake that comes before the reader sleeps is not lost: the next wait
+ * returns at once, after the events already there. */
+static void test_feed_wake_before_wait(void **state) {
+  tu_fixture *f = fixture(state);
+  atr_cursor c;
+  atr_event ev;
+  atr_handle h;
+  tu_ok(atr_feed_open(f->store, &c));
+  tu_assert_rc(atr_value_open(f->store, "w", 'q', ATR_CREATE, NULL, &h),
+               ATR_CREATED);
+  atr_feed_wake(f->store);
+  tu_ok(atr_feed_next(&c, &ev, 5.0)); /* the event first */
+  double t0 = tu_now();
+  tu_assert_rc(atr_feed_next(&c, &ev, 5.0), ATR_ETIMEDOUT);
+  assert_true(tu_now() - t0 < 1.0);
+  /* Heard once: the next wait waits. */
+  t0 = tu_now();
+  tu_assert_rc(atr_feed_next(&c, &ev, 0.2), ATR_ETIMEDOUT);
+  assert_true(tu_now() - t0 >= 0.15);
+}
+
 /* ------------------------------------------------------------ coalescing */
 
 /* Reads every event now waiting; on an event for "n" (or a gap) reads
@@ -485,6 +506,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_waiting_reader_wakes, tu_setup,
                                       tu_teardown),
       cmocka_unit_test_setup_teardown(test_feed_wake, tu_setup, tu_teardown),
+      cmocka_unit_test_setup_teardown(test_feed_wake_before_wait, tu_setup,
+                                      tu_teardown),
       cmocka_unit_test_setup_teardown(test_coalesce_in_process, tu_setup,
                                       tu_teardown),
       cmocka_unit_test_setup_teardown(test_coalesce_concurrent, tu_setup,
