@@ -155,15 +155,6 @@ static inline struct atr__fentry *atr__fentry(const atr_store *s,
                                     ATR__FEED_ENTRY_SIZE);
 }
 
-/* A pause in a spin loop. */
-static inline void atr__cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  __asm__ __volatile__("yield");
-#endif
-}
-
 /* os.c: time, futexes, robust locks. */
 double atr__now(void);
 /* Sleeps while *word == val, up to timeout seconds (< 0: for ever). */

@@ -12,8 +12,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LOCK_SPINS 64
-
 double atr__now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -83,17 +81,7 @@ int atr__mutex_init(pthread_mutex_t *m) {
 }
 
 int atr__mutex_lock(pthread_mutex_t *m, void (*recover)(void *), void *arg) {
-  int rc;
-  /* Critical sections here are a few hundred nanoseconds, and a robust
-   * mutex sleeps in the kernel at once when it is taken: try a little
-   * first, so two busy processes hand the lock over without sleeping. */
-  for (int i = 0; i < LOCK_SPINS; i++) {
-    if ((rc = pthread_mutex_trylock(m)) != EBUSY)
-      goto got;
-    atr__cpu_relax();
-  }
-  rc = pthread_mutex_lock(m);
-got:
+  int rc = pthread_mutex_lock(m);
   if (rc == EOWNERDEAD) {
     /* The owner died inside its critical section: repair what it
      * guarded first, then declare the lock usable again. */

@@ -24,7 +24,6 @@
 #define ITEM_HDR 8u
 #define GROW_START ((uint64_t)64 << 10) /* first ring of a growing queue */
 #define GROW_MAX_ITEM ((uint64_t)1 << 20)
-#define SPIN_ROUNDS 200 /* before a getter sleeps */
 
 static uint64_t need_of(size_t len) {
   return ITEM_HDR + atr__round_up(len, 8);
@@ -279,18 +278,6 @@ ATR__EXPORT int atr_queue_put(const atr_handle *h, const void *item,
   return atr_queue_put_batch(h, &one, 1, timeout);
 }
 
-/* Spins a little (about ten microseconds) while the queue looks empty,
- * reading its state without the lock: only a hint, checked again under
- * the lock. */
-static void spin_while_empty(struct atr__obj *o) {
-  for (int i = 0; i < SPIN_ROUNDS; i++) {
-    uint32_t cur = atomic_load_explicit(&o->u.q.cur, memory_order_acquire);
-    if (__atomic_load_n(&o->u.q.st[cur & 1].count, __ATOMIC_RELAXED) != 0)
-      return;
-    atr__cpu_relax();
-  }
-}
-
 /* Copies up to max items out of the queue; the sink takes each item and
  * says whether it took it. Waits while the queue is empty. */
 typedef int (*sink_fn)(void *arg, const uint8_t *item, uint32_t len);
@@ -299,7 +286,6 @@ static int take(const atr_handle *h, size_t max, double timeout, sink_fn sink,
                 void *arg) {
   struct atr__obj *o = queue_of(h);
   double deadline = atr__deadline(timeout);
-  bool spun = false;
   int rc;
 
   if (o == NULL)
@@ -339,14 +325,6 @@ static int take(const atr_handle *h, size_t max, double timeout, sink_fn sink,
         atr__feed_push(h->store, o, h->slot, ATR_OP_POP, true);
       }
       return rc;
-    }
-    if (!spun && timeout != 0) {
-      /* A producer on another core usually delivers within
-       * microseconds; a futex sleep and wake cost far more. */
-      atr__mutex_unlock(&o->lock);
-      spun = true;
-      spin_while_empty(o);
-      continue;
     }
     if (wait_locked(o, &o->u.q.ec_put, deadline) != 0)
       return ATR_EEMPTY;
