@@ -664,30 +664,32 @@ static int to_int64(uint64_t mag, int neg, int64_t *out) {
   return 0;
 }
 
-int gw_json_int64(const gw_json *doc, const gw_jnode *node, int64_t *out) {
+/* A number node's integer magnitude and sign: 0, EVALUE or ERANGE. */
+static int node_int(const gw_json *doc, const gw_jnode *node, uint64_t *mag,
+                    int *neg) {
   const char *p;
   size_t n;
-  uint64_t mag;
-  int neg, rv;
 
   if (gw_json_type(node) != GW_JNUMBER)
     return GW_JSON_EVALUE;
   node_span(doc, node, &p, &n);
-  if ((rv = int_text(p, n, &mag, &neg)) != 0)
+  return int_text(p, n, mag, neg);
+}
+
+int gw_json_int64(const gw_json *doc, const gw_jnode *node, int64_t *out) {
+  uint64_t mag;
+  int neg, rv;
+
+  if ((rv = node_int(doc, node, &mag, &neg)) != 0)
     return rv;
   return to_int64(mag, neg, out);
 }
 
 int gw_json_uint64(const gw_json *doc, const gw_jnode *node, uint64_t *out) {
-  const char *p;
-  size_t n;
   uint64_t mag;
   int neg, rv;
 
-  if (gw_json_type(node) != GW_JNUMBER)
-    return GW_JSON_EVALUE;
-  node_span(doc, node, &p, &n);
-  if ((rv = int_text(p, n, &mag, &neg)) != 0)
+  if ((rv = node_int(doc, node, &mag, &neg)) != 0)
     return rv;
   if (neg && mag != 0)
     return GW_JSON_ERANGE;
