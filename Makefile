@@ -157,7 +157,7 @@ $(BUILD)/tests/core/%.o: tests/core/%.c
 	$(CC) $(CFLAGS) -Icore -Itests/core -c $< -o $@
 
 check: WERROR := -Werror
-check: $(DEPS_STAMP) check-boundaries
+check: $(DEPS_STAMP) check-boundaries format-check
 	@$(MAKE) --no-print-directory WERROR=-Werror all tests
 	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN)
 test: check
@@ -232,11 +232,11 @@ uninstall:
 	  $(DESTDIR)$(LIBDIR)/pkgconfig/atrium.pc
 
 # ---------------------------------------------------------------- misc
-FORMAT_SRC = $(wildcard core/*.c core/*.h tests/core/*.c tests/core/*.h bench/*.c gateway/*.c gateway/*.h)
+FORMAT_SRC = $(wildcard core/*.c core/*.h tests/*/*.c tests/*/*.h bench/*.c gateway/*.c gateway/*.h)
 format:
 	clang-format -i $(FORMAT_SRC)
 format-check:
-	clang-format --dry-run --Werror $(FORMAT_SRC)
+	@clang-format --dry-run --Werror $(FORMAT_SRC)
 
 clean:
 	rm -rf build

@@ -27,7 +27,9 @@ static uint64_t heap_end(atr_store *s) {
   return s->hdr->size / HDR * HDR;
 }
 
-static uint64_t bsize(const struct blk *b) { return b->size & ~(uint64_t)FREE_BIT; }
+static uint64_t bsize(const struct blk *b) {
+  return b->size & ~(uint64_t)FREE_BIT;
+}
 
 static void list_push(atr_store *s, uint64_t off) {
   struct blk *b = blk(s, off);

@@ -271,7 +271,8 @@ ATR__EXPORT int atr_array_add(const atr_handle *h, int64_t index,
   struct atr__array *a = &o->u.a;
   if ((rc = resolve(index, a->length, &at)) != 0)
     goto out;
-  atr_scalar cur = atr__elem_load(h->type, data_of(h->store, o) + at * a->esize);
+  atr_scalar cur =
+      atr__elem_load(h->type, data_of(h->store, o) + at * a->esize);
   if ((rc = atr__scalar_add(h->type, cur, delta, &next)) != 0)
     goto out;
   atr__elem_store(h->type, log_of(h->store, o), next);

@@ -28,30 +28,30 @@ extern "C" {
 #endif
 
 /* The error codes: name, message. */
-#define ATR_ERRNO_MAP(X)                                                     \
-  X(EINVAL, "invalid argument")                                              \
-  X(ENAME, "invalid object name (1-64 bytes of A-Z a-z 0-9 _ . -)")          \
-  X(ENOENT, "no such object")                                                \
-  X(EEXIST, "object already exists")                                         \
-  X(EKIND, "the name belongs to an object of another kind")                  \
-  X(ETYPE, "wrong type for this object or operation")                        \
-  X(ERANGE, "value does not fit the object's type")                          \
-  X(EOVERFLOW, "result would leave the type's range")                        \
-  X(EVERSION, "version does not match")                                      \
-  X(EBOUNDS, "index or slice out of range")                                  \
-  X(ELENGTH, "length does not match the object's")                           \
-  X(EFULL, "queue is full")                                                  \
-  X(EEMPTY, "queue is empty")                                                \
-  X(ETOOBIG, "item too large")                                               \
-  X(ETIMEDOUT, "timed out")                                                  \
-  X(ENOSPC, "no space left in the store")                                    \
-  X(ETOOMANY, "object limit of the store reached")                           \
-  X(ENOTSTORE, "file is not an atrium store")                                \
-  X(ELAYOUT, "store was made by another layout version")                     \
-  X(ECORRUPT, "store is damaged")                                            \
-  X(EBUSY, "store is still being initialised by another process")           \
-  X(EGAP, "change events were lost: re-read every object")                   \
-  X(ENOMEM, "out of memory")                                                 \
+#define ATR_ERRNO_MAP(X)                                                       \
+  X(EINVAL, "invalid argument")                                                \
+  X(ENAME, "invalid object name (1-64 bytes of A-Z a-z 0-9 _ . -)")            \
+  X(ENOENT, "no such object")                                                  \
+  X(EEXIST, "object already exists")                                           \
+  X(EKIND, "the name belongs to an object of another kind")                    \
+  X(ETYPE, "wrong type for this object or operation")                          \
+  X(ERANGE, "value does not fit the object's type")                            \
+  X(EOVERFLOW, "result would leave the type's range")                          \
+  X(EVERSION, "version does not match")                                        \
+  X(EBOUNDS, "index or slice out of range")                                    \
+  X(ELENGTH, "length does not match the object's")                             \
+  X(EFULL, "queue is full")                                                    \
+  X(EEMPTY, "queue is empty")                                                  \
+  X(ETOOBIG, "item too large")                                                 \
+  X(ETIMEDOUT, "timed out")                                                    \
+  X(ENOSPC, "no space left in the store")                                      \
+  X(ETOOMANY, "object limit of the store reached")                             \
+  X(ENOTSTORE, "file is not an atrium store")                                  \
+  X(ELAYOUT, "store was made by another layout version")                       \
+  X(ECORRUPT, "store is damaged")                                              \
+  X(EBUSY, "store is still being initialised by another process")              \
+  X(EGAP, "change events were lost: re-read every object")                     \
+  X(ENOMEM, "out of memory")                                                   \
   X(ESYS, "system call failed (see errno)")
 
 /* Positions in the table; the public codes below are their negations. */
@@ -60,7 +60,7 @@ enum atr__errpos {
 #define ATR__POS(name, msg) ATR__##name,
   ATR_ERRNO_MAP(ATR__POS)
 #undef ATR__POS
-  ATR__LAST
+      ATR__LAST
 };
 enum {
   ATR_OK = 0,
@@ -157,14 +157,14 @@ typedef union atr_scalar {
 typedef struct atr_info {
   char name[ATR_NAME_MAX + 1];
   atr_kind kind;
-  char type;        /* value, array: the type code; queue: 0          */
-  uint64_t version; /* grows on every change, never repeats for a name */
-  uint64_t id;      /* this incarnation of the name, never repeats     */
-  uint64_t length;  /* array: elements                                 */
-  uint64_t size;    /* queue: items waiting                            */
-  uint64_t bytes;   /* queue: ring bytes in use (see atr_queue_size);
-                       array: data bytes                              */
-  uint64_t maxsize; /* queue: item bound (0 = none)                    */
+  char type;          /* value, array: the type code; queue: 0          */
+  uint64_t version;   /* grows on every change, never repeats for a name */
+  uint64_t id;        /* this incarnation of the name, never repeats     */
+  uint64_t length;    /* array: elements                                 */
+  uint64_t size;      /* queue: items waiting                            */
+  uint64_t bytes;     /* queue: ring bytes in use (see atr_queue_size);
+                         array: data bytes                              */
+  uint64_t maxsize;   /* queue: item bound (0 = none)                    */
   uint64_t max_bytes; /* queue: byte bound (0 = the store's space)     */
   uint64_t max_item;  /* queue: largest item accepted                  */
 } atr_info;
@@ -322,8 +322,9 @@ int atr_queue_open(atr_store *store, const char *name, int flags,
  * Appends one item (len bytes, 0 allowed), waiting up to timeout while
  * the queue is full. ATR_EFULL when the time is up, ATR_ETOOBIG if len
  * passes max_item; a queue without a byte bound that cannot grow any
- * more answers ATR_ENOSPC (the store is full) at once. The item is copied; it is in the queue whole or not at
- * all, even if the process dies. Items of one producer keep their order.
+ * more answers ATR_ENOSPC (the store is full) at once. The item is copied; it
+ * is in the queue whole or not at all, even if the process dies. Items of one
+ * producer keep their order.
  */
 int atr_queue_put(const atr_handle *h, const void *item, size_t len,
                   double timeout);

@@ -67,7 +67,7 @@ static int64_t probe(atr_store *s, const char *name, size_t len, uint64_t hash,
 int atr__lookup(atr_store *s, const char *name, size_t len, uint32_t *slot,
                 uint64_t *id) {
   return probe(s, name, len, atr__hash(name, len), slot, id) < 0 ? ATR_ENOENT
-                                                                  : 0;
+                                                                 : 0;
 }
 
 void atr__index_insert(atr_store *s, uint32_t slot, uint64_t hash) {
@@ -101,8 +101,7 @@ struct atr__obj *atr__obj_of(const atr_handle *h) {
   struct atr__obj *o;
   if (h == NULL || (o = h->rec) == NULL)
     return NULL;
-  return atomic_load_explicit(&o->id, memory_order_acquire) == h->id ? o
-                                                                      : NULL;
+  return atomic_load_explicit(&o->id, memory_order_acquire) == h->id ? o : NULL;
 }
 
 struct repair_arg {
@@ -352,9 +351,8 @@ ATR__EXPORT int atr_stat(atr_store *s, const char *name, atr_info *info) {
   return rc;
 }
 
-ATR__EXPORT int atr_list(atr_store *s,
-                         int (*fn)(const atr_info *info, void *arg),
-                         void *arg) {
+ATR__EXPORT int
+atr_list(atr_store *s, int (*fn)(const atr_info *info, void *arg), void *arg) {
   atr_info info;
   if (s == NULL || fn == NULL)
     return ATR_EINVAL;

@@ -71,7 +71,7 @@ struct atr__queue {
   _Atomic uint32_t cur;
   _Atomic uint32_t ec_put; /* bumped after items arrive (getters sleep) */
   _Atomic uint32_t ec_get; /* bumped after items leave (putters sleep)  */
-  uint32_t grow; /* no byte bound: the ring grows within the store */
+  uint32_t grow;           /* no byte bound: the ring grows within the store */
   uint64_t maxsize, max_item;
 };
 
@@ -220,8 +220,7 @@ struct atr__obj *atr__obj_of(const atr_handle *h);
 int atr__record_lock(atr_store *s, struct atr__obj *o);
 /* Locks the handle's record: 0 with the lock held if the handle's object
  * is still alive, else ATR_ENOENT (lock released). */
-int atr__handle_lock(const atr_handle *h, atr_kind kind,
-                     struct atr__obj **out);
+int atr__handle_lock(const atr_handle *h, atr_kind kind, struct atr__obj **out);
 void atr__index_insert(atr_store *s, uint32_t slot, uint64_t hash);
 /* Called under the store lock after a crash: drops half-made objects and
  * finishes half-done deletes, then recounts. */
@@ -240,8 +239,8 @@ uint64_t atr__record_data(struct atr__obj *o, uint64_t *size);
 /* feed.c */
 /* Publishes an event for o. With coalesce, skipped when o already has an
  * unread event of the same op. Never blocks. */
-void atr__feed_push(atr_store *s, struct atr__obj *o, uint32_t slot,
-                    atr_op op, bool coalesce);
+void atr__feed_push(atr_store *s, struct atr__obj *o, uint32_t slot, atr_op op,
+                    bool coalesce);
 void atr__feed_publish(atr_store *s, struct atr__obj *o, uint32_t slot,
                        atr_op op, uint64_t mark);
 
@@ -249,8 +248,7 @@ void atr__feed_publish(atr_store *s, struct atr__obj *o, uint32_t slot,
  * read-modify-write, which already orders the change before the mark's
  * load (x86 and the __sync builtins are full barriers): no extra fence,
  * and inline, for the hot paths. */
-static inline bool atr__feed_covered(atr_store *s, uint64_t mark,
-                                     atr_op op) {
+static inline bool atr__feed_covered(atr_store *s, uint64_t mark, atr_op op) {
   return mark != 0 && (mark & 0xff) == (uint64_t)op &&
          (mark >> 8) >=
              atomic_load_explicit(&s->hdr->feed_epoch, memory_order_relaxed);

@@ -93,4 +93,6 @@ int atr__mutex_lock(pthread_mutex_t *m, void (*recover)(void *), void *arg) {
   return rc == 0 ? 0 : ATR_ESYS;
 }
 
-void atr__mutex_unlock(pthread_mutex_t *m) { pthread_mutex_unlock(m); }
+void atr__mutex_unlock(pthread_mutex_t *m) {
+  pthread_mutex_unlock(m);
+}

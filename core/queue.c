@@ -94,8 +94,8 @@ static int queue_init(atr_store *s, struct atr__obj *o, void *arg) {
   q->grow = opts->max_bytes == 0;
   q->maxsize = opts->maxsize;
   q->max_item = opts->max_item != 0 ? opts->max_item
-                : q->grow          ? GROW_MAX_ITEM
-                                   : q->st[0].ring_size / 4;
+                : q->grow           ? GROW_MAX_ITEM
+                                    : q->st[0].ring_size / 4;
   return 0;
 }
 
@@ -105,9 +105,9 @@ ATR__EXPORT int atr_queue_open(atr_store *s, const char *name, int flags,
   atr_queue_opts_init(&o);
   if (opts != NULL)
     o = *opts;
-  if ((o.max_bytes != 0 && (o.max_bytes < 64 ||
-                            o.max_item > atr__round_up(o.max_bytes, 8) -
-                                             ITEM_HDR)) ||
+  if ((o.max_bytes != 0 &&
+       (o.max_bytes < 64 ||
+        o.max_item > atr__round_up(o.max_bytes, 8) - ITEM_HDR)) ||
       o.max_bytes > ((uint64_t)1 << 40) || o.max_item > UINT32_MAX - 8)
     return ATR_EINVAL;
   return atr__open(s, name, ATR_QUEUE, 0, flags, NULL, queue_init, &o, h);
@@ -272,8 +272,8 @@ ATR__EXPORT int atr_queue_put_batch(const atr_handle *h,
   }
 }
 
-ATR__EXPORT int atr_queue_put(const atr_handle *h, const void *item,
-                              size_t len, double timeout) {
+ATR__EXPORT int atr_queue_put(const atr_handle *h, const void *item, size_t len,
+                              double timeout) {
   struct iovec one = {(void *)(uintptr_t)item, len};
   return atr_queue_put_batch(h, &one, 1, timeout);
 }
@@ -357,8 +357,8 @@ ATR__EXPORT int atr_queue_get(const atr_handle *h, void *buf, size_t cap,
 
 static int items_append(void *arg, const uint8_t *item, uint32_t len) {
   atr_items *it = arg;
-  size_t used = it->count > 0 ? it->off[it->count - 1] + it->len[it->count - 1]
-                              : 0;
+  size_t used =
+      it->count > 0 ? it->off[it->count - 1] + it->len[it->count - 1] : 0;
   if (it->count == it->item_cap) {
     size_t cap = it->item_cap ? 2 * it->item_cap : 16;
     size_t *off = realloc(it->off, cap * sizeof *off);

@@ -11,13 +11,23 @@
 
 ATR__EXPORT size_t atr_type_size(char type) {
   switch (type) {
-  case 'b': case 'B': case '?': case 'c':
+  case 'b':
+  case 'B':
+  case '?':
+  case 'c':
     return 1;
-  case 'h': case 'H':
+  case 'h':
+  case 'H':
     return 2;
-  case 'i': case 'I': case 'f':
+  case 'i':
+  case 'I':
+  case 'f':
     return 4;
-  case 'l': case 'L': case 'q': case 'Q': case 'd':
+  case 'l':
+  case 'L':
+  case 'q':
+  case 'Q':
+  case 'd':
     return 8;
   default:
     return 0;
@@ -34,21 +44,26 @@ bool atr__is_int(char type) {
          type == 'L' || type == 'Q';
 }
 
-bool atr__is_float(char type) { return type == 'f' || type == 'd'; }
+bool atr__is_float(char type) {
+  return type == 'f' || type == 'd';
+}
 
 static int64_t smin(char type) {
-  return atr_type_size(type) == 8 ? INT64_MIN
-                                  : -((int64_t)1 << (8 * atr_type_size(type) - 1));
+  return atr_type_size(type) == 8
+             ? INT64_MIN
+             : -((int64_t)1 << (8 * atr_type_size(type) - 1));
 }
 
 static int64_t smax(char type) {
-  return atr_type_size(type) == 8 ? INT64_MAX
-                                  : ((int64_t)1 << (8 * atr_type_size(type) - 1)) - 1;
+  return atr_type_size(type) == 8
+             ? INT64_MAX
+             : ((int64_t)1 << (8 * atr_type_size(type) - 1)) - 1;
 }
 
 static uint64_t umax(char type) {
-  return atr_type_size(type) == 8 ? UINT64_MAX
-                                  : ((uint64_t)1 << (8 * atr_type_size(type))) - 1;
+  return atr_type_size(type) == 8
+             ? UINT64_MAX
+             : ((uint64_t)1 << (8 * atr_type_size(type))) - 1;
 }
 
 /* Whether x rounds to a finite float, as Python's struct does it: below
@@ -108,18 +123,68 @@ int atr__scalar_add(char type, atr_scalar cur, atr_scalar delta,
 atr_scalar atr__elem_load(char type, const void *p) {
   atr_scalar v = {0};
   switch (type) {
-  case 'b': { int8_t x; memcpy(&x, p, 1); v.i = x; break; }
-  case 'h': { int16_t x; memcpy(&x, p, 2); v.i = x; break; }
-  case 'i': { int32_t x; memcpy(&x, p, 4); v.i = x; break; }
-  case 'l': case 'q': memcpy(&v.i, p, 8); break;
-  case '?': { uint8_t x; memcpy(&x, p, 1); v.i = x; break; }
-  case 'B': case 'c': { uint8_t x; memcpy(&x, p, 1); v.u = x; break; }
-  case 'H': { uint16_t x; memcpy(&x, p, 2); v.u = x; break; }
-  case 'I': { uint32_t x; memcpy(&x, p, 4); v.u = x; break; }
-  case 'L': case 'Q': memcpy(&v.u, p, 8); break;
-  case 'f': { float x; memcpy(&x, p, 4); v.f = x; break; }
-  case 'd': memcpy(&v.f, p, 8); break;
-  default: break;
+  case 'b': {
+    int8_t x;
+    memcpy(&x, p, 1);
+    v.i = x;
+    break;
+  }
+  case 'h': {
+    int16_t x;
+    memcpy(&x, p, 2);
+    v.i = x;
+    break;
+  }
+  case 'i': {
+    int32_t x;
+    memcpy(&x, p, 4);
+    v.i = x;
+    break;
+  }
+  case 'l':
+  case 'q':
+    memcpy(&v.i, p, 8);
+    break;
+  case '?': {
+    uint8_t x;
+    memcpy(&x, p, 1);
+    v.i = x;
+    break;
+  }
+  case 'B':
+  case 'c': {
+    uint8_t x;
+    memcpy(&x, p, 1);
+    v.u = x;
+    break;
+  }
+  case 'H': {
+    uint16_t x;
+    memcpy(&x, p, 2);
+    v.u = x;
+    break;
+  }
+  case 'I': {
+    uint32_t x;
+    memcpy(&x, p, 4);
+    v.u = x;
+    break;
+  }
+  case 'L':
+  case 'Q':
+    memcpy(&v.u, p, 8);
+    break;
+  case 'f': {
+    float x;
+    memcpy(&x, p, 4);
+    v.f = x;
+    break;
+  }
+  case 'd':
+    memcpy(&v.f, p, 8);
+    break;
+  default:
+    break;
   }
   return v;
 }
@@ -127,17 +192,59 @@ atr_scalar atr__elem_load(char type, const void *p) {
 /* v has passed atr__scalar_check for type. */
 void atr__elem_store(char type, void *p, atr_scalar v) {
   switch (type) {
-  case 'b': { int8_t x = (int8_t)v.i; memcpy(p, &x, 1); break; }
-  case 'h': { int16_t x = (int16_t)v.i; memcpy(p, &x, 2); break; }
-  case 'i': { int32_t x = (int32_t)v.i; memcpy(p, &x, 4); break; }
-  case 'l': case 'q': memcpy(p, &v.i, 8); break;
-  case '?': { uint8_t x = (uint8_t)v.i; memcpy(p, &x, 1); break; }
-  case 'B': case 'c': { uint8_t x = (uint8_t)v.u; memcpy(p, &x, 1); break; }
-  case 'H': { uint16_t x = (uint16_t)v.u; memcpy(p, &x, 2); break; }
-  case 'I': { uint32_t x = (uint32_t)v.u; memcpy(p, &x, 4); break; }
-  case 'L': case 'Q': memcpy(p, &v.u, 8); break;
-  case 'f': { float x = (float)v.f; memcpy(p, &x, 4); break; }
-  case 'd': memcpy(p, &v.f, 8); break;
-  default: break;
+  case 'b': {
+    int8_t x = (int8_t)v.i;
+    memcpy(p, &x, 1);
+    break;
+  }
+  case 'h': {
+    int16_t x = (int16_t)v.i;
+    memcpy(p, &x, 2);
+    break;
+  }
+  case 'i': {
+    int32_t x = (int32_t)v.i;
+    memcpy(p, &x, 4);
+    break;
+  }
+  case 'l':
+  case 'q':
+    memcpy(p, &v.i, 8);
+    break;
+  case '?': {
+    uint8_t x = (uint8_t)v.i;
+    memcpy(p, &x, 1);
+    break;
+  }
+  case 'B':
+  case 'c': {
+    uint8_t x = (uint8_t)v.u;
+    memcpy(p, &x, 1);
+    break;
+  }
+  case 'H': {
+    uint16_t x = (uint16_t)v.u;
+    memcpy(p, &x, 2);
+    break;
+  }
+  case 'I': {
+    uint32_t x = (uint32_t)v.u;
+    memcpy(p, &x, 4);
+    break;
+  }
+  case 'L':
+  case 'Q':
+    memcpy(p, &v.u, 8);
+    break;
+  case 'f': {
+    float x = (float)v.f;
+    memcpy(p, &x, 4);
+    break;
+  }
+  case 'd':
+    memcpy(p, &v.f, 8);
+    break;
+  default:
+    break;
   }
 }

@@ -110,9 +110,8 @@ static int validate(const struct atr__header *h, uint64_t file_size) {
   if (atomic_load(&h->ready) != ATR__READY)
     return ATR_EBUSY; /* never finished */
   if (file_size < sizeof *h || h->check != header_check(h) ||
-      h->size != file_size ||
-      h->index_slots == 0 || (h->index_slots & (h->index_slots - 1)) != 0 ||
-      h->heap_off >= h->size)
+      h->size != file_size || h->index_slots == 0 ||
+      (h->index_slots & (h->index_slots - 1)) != 0 || h->heap_off >= h->size)
     return ATR_ECORRUPT;
   return 0;
 }
@@ -205,8 +204,7 @@ static int open_existing(const char *path, const atr_store_opts *o,
         break;
       /* Not ready and not locked: its creator died before finishing. */
       if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
-        if ((rc = inspect(fd, &h)) == ATR_EBUSY &&
-            (rc = build(fd, o, s)) != 0)
+        if ((rc = inspect(fd, &h)) == ATR_EBUSY && (rc = build(fd, o, s)) != 0)
           unlink(path); /* an abandoned, never finished store */
         flock(fd, LOCK_UN);
         if (rc == 0 && s->base == NULL)
@@ -285,4 +283,6 @@ int atr__store_lock(atr_store *s) {
   return atr__mutex_lock(&s->hdr->lock, store_recover, s);
 }
 
-void atr__store_unlock(atr_store *s) { atr__mutex_unlock(&s->hdr->lock); }
+void atr__store_unlock(atr_store *s) {
+  atr__mutex_unlock(&s->hdr->lock);
+}

@@ -32,8 +32,12 @@ static inline bool pair_cas(struct atr__obj *o, atr__u128 *expect,
   return false;
 }
 
-static inline uint64_t pair_bits(atr__u128 p) { return (uint64_t)p; }
-static inline uint64_t pair_version(atr__u128 p) { return (uint64_t)(p >> 64); }
+static inline uint64_t pair_bits(atr__u128 p) {
+  return (uint64_t)p;
+}
+static inline uint64_t pair_version(atr__u128 p) {
+  return (uint64_t)(p >> 64);
+}
 static inline atr__u128 pair_make(uint64_t bits, uint64_t version) {
   return ((atr__u128)version << 64) | bits;
 }

@@ -135,7 +135,7 @@ static struct {
   double next_beat;
   struct ev_ticket tickets[EV_TICKETS];
   int complained;
-  int pipes; /* nng subscribers connected (atomic) */
+  int pipes;       /* nng subscribers connected (atomic) */
   double retry_at; /* a batch failed for want of memory: not before */
   /* The follower's scratch buffers. */
   gw_buf json, msg, frame, batch_out, frame_out;

@@ -47,9 +47,9 @@
 #include "gw.h"
 
 #define W_BUCKETS 1024
-#define W_TICK 0.1 /* seconds between re-checks while requests wait */
-#define W_IDLE 1.0 /* follower's wait when nothing is parked         */
-#define W_SHORT 200e-6 /* a sleep on the feed this short: a burst      */
+#define W_TICK 0.1      /* seconds between re-checks while requests wait */
+#define W_IDLE 1.0      /* follower's wait when nothing is parked         */
+#define W_SHORT 200e-6  /* a sleep on the feed this short: a burst      */
 #define W_NAP_NS 50000L /* then nap this long before sleeping again    */
 #define W_TRIM_AT 1024  /* parked requests released: give memory back  */
 
