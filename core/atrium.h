@@ -85,8 +85,8 @@ typedef struct atr_store atr_store;
 
 typedef struct atr_store_opts {
   size_t size;           /* bytes of the store file (default 16 MiB)       */
-  uint32_t max_objects;  /* default 4096                                   */
-  uint32_t feed_entries; /* change feed ring slots (default 4096)          */
+  uint32_t max_objects;  /* 0 (default): one per 4 KiB of size, 16..4096 */
+  uint32_t feed_entries; /* change feed slots; 0 (default): the same     */
   unsigned mode;         /* file mode when created (default 0600)          */
   int open_only;         /* 1: fail with ATR_ENOENT rather than create     */
   double init_timeout;   /* seconds to wait for another creator (default 5) */

@@ -111,9 +111,12 @@ struct repair_arg {
 
 static void record_repair(void *arg) {
   struct repair_arg *ra = arg;
-  /* Queues need nothing: their state is committed by one store. */
-  if (atomic_load(&ra->o->id) != 0 && ra->o->kind == ATR_ARRAY)
+  if (atomic_load(&ra->o->id) == 0)
+    return;
+  if (ra->o->kind == ATR_ARRAY)
     atr__array_repair(ra->s, ra->o);
+  else if (ra->o->kind == ATR_QUEUE)
+    atr__queue_repair(ra->s, ra->o);
 }
 
 int atr__record_lock(atr_store *s, struct atr__obj *o) {
@@ -232,9 +235,10 @@ out:
 
 uint64_t atr__record_data(struct atr__obj *o, uint64_t *size) {
   if (o->kind == ATR_QUEUE) {
-    const struct atr__qstate *st = &o->u.q.st[atomic_load(&o->u.q.cur) & 1];
-    *size = st->ring_size;
-    return st->ring_off;
+    /* A committed move owns the new ring (the old one is free). */
+    bool moved = atomic_load(&o->u.q.move.valid) != 0;
+    *size = moved ? o->u.q.move.ring_size : o->u.q.ring_size;
+    return moved ? o->u.q.move.ring_off : o->u.q.ring_off;
   }
   *size = o->data_size;
   return o->data_off;
@@ -376,7 +380,7 @@ static uint64_t last_version(struct atr__obj *o) {
   case ATR_ARRAY:
     return o->u.a.version;
   case ATR_QUEUE:
-    return o->u.q.st[atomic_load(&o->u.q.cur) & 1].version;
+    return o->u.q.base + o->u.q.puts + o->u.q.gets;
   default:
     return o->version & ~ATR__DEAD;
   }

@@ -8,7 +8,7 @@
  * - The name index is an open-addressing hash table of 64-bit entries
  *   (slot number and a hash tag), read lock-free, written under the
  *   store lock. One aligned store commits an insert or a delete.
- * - Object slots are fixed 320-byte records, one per object, only ever
+ * - Object slots are fixed 448-byte records, one per object, only ever
  *   reused for another object's record. Everything a stale handle may
  *   touch (the value pair, the id, the locks, the futex words) lives here,
  *   so a handle to a deleted object reads a record, never foreign data.
@@ -26,6 +26,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define ATR__EXPORT __attribute__((visibility("default")))
@@ -34,7 +35,7 @@
 #define ATR__LAYOUT 1u
 #define ATR__READY 0x52454459u /* "REDY" */
 #define ATR__HEADER_SIZE 4096u
-#define ATR__SLOT_SIZE 320u
+#define ATR__SLOT_SIZE 448u
 #define ATR__FEED_ENTRY_SIZE 96u
 #define ATR__ALIGN 64u
 
@@ -46,17 +47,6 @@
 
 __extension__ typedef unsigned __int128 atr__u128 __attribute__((aligned(16)));
 
-/* Queue state, committed by flipping atr__queue.cur (one aligned store).
- * The ring itself is part of it: a growing queue moves to a larger ring
- * with the same one store. */
-struct atr__qstate {
-  uint64_t head;  /* ring position of the oldest item (grows forever)  */
-  uint64_t tail;  /* ring position after the newest item               */
-  uint64_t count; /* items waiting                                     */
-  uint64_t version;
-  uint64_t ring_off, ring_size; /* the ring's heap block: data, bytes */
-};
-
 struct atr__array {
   _Atomic uint64_t seq; /* seqlock: odd while the data is being written */
   uint64_t version;
@@ -66,13 +56,41 @@ struct atr__array {
   uint64_t log_start, log_count, log_version;
 };
 
+/* One side of a queue, committed with one 16-byte compare-and-swap. */
+struct atr__qside {
+  uint64_t pos;   /* ring position (grows for ever)       */
+  uint64_t items; /* items that ever passed this side     */
+};
+
+/* A move to a larger ring, written aside and committed by `valid`;
+ * whoever next takes one of the queue's locks finishes it. */
+struct atr__qmove {
+  _Atomic uint64_t valid;
+  uint64_t ring_off, ring_size, prod_pos, cons_pos;
+};
+
+/*
+ * A queue has two locks: getters take the record's lock, putters
+ * put_lock, so one producer and one consumer never wait for each other.
+ * Each side commits its position with one 16-byte CAS and reads the
+ * other's with one. Changes to the ring itself take both (put, then get).
+ */
 struct atr__queue {
-  struct atr__qstate st[2];
-  _Atomic uint32_t cur;
-  _Atomic uint32_t ec_put; /* bumped after items arrive (getters sleep) */
-  _Atomic uint32_t ec_get; /* bumped after items leave (putters sleep)  */
-  uint32_t grow;           /* no byte bound: the ring grows within the store */
+  /* the getters' side */
+  _Alignas(16) struct atr__qside cons;
+  uint64_t gets;                /* get commits, counted before each      */
+  _Atomic uint32_t ec_get;      /* bumped after items leave (putters sleep) */
+  uint32_t grow;                /* no byte bound: the ring grows          */
+  uint64_t ring_off, ring_size; /* under both locks                 */
+  uint64_t base;                /* version base; under both locks    */
   uint64_t maxsize, max_item;
+  struct atr__qmove move;
+  /* the putters' side, on lines of its own; put_lock is initialised
+   * once, at store creation, like the record's lock */
+  _Alignas(64) pthread_mutex_t put_lock;
+  _Alignas(16) struct atr__qside prod;
+  uint64_t puts;           /* put commits, counted before each      */
+  _Atomic uint32_t ec_put; /* bumped after items arrive (getters sleep) */
 };
 
 /* One object record. The first cache line is all an add touches. */
@@ -89,7 +107,7 @@ struct atr__obj {
   uint64_t hash;
   /* line 1 */
   char name[ATR_NAME_MAX];
-  /* lines 2-4: arrays and queues; the mutex is initialised once, at
+  /* lines 2-6: arrays and queues; the mutex is initialised once, at
    * store creation, and never again (stale handles may lock it). */
   pthread_mutex_t lock;
   union {
@@ -98,6 +116,9 @@ struct atr__obj {
   } u;
 };
 _Static_assert(sizeof(struct atr__obj) <= ATR__SLOT_SIZE, "slot too small");
+_Static_assert(offsetof(struct atr__queue, put_lock) >=
+                   sizeof(struct atr__array),
+               "an array would overwrite a queue lock");
 
 struct atr__fentry {
   _Atomic uint64_t seq; /* the entry's seq once published; 0 while written */
@@ -229,6 +250,7 @@ void atr__index_recover(atr_store *s);
 /* value.c, array.c, queue.c: per-kind pieces index.c calls. */
 int atr__value_kill(struct atr__obj *o, uint64_t *last_version);
 void atr__array_repair(atr_store *s, struct atr__obj *o);
+void atr__queue_repair(atr_store *s, struct atr__obj *o);
 int atr__array_kill(atr_store *s, struct atr__obj *o, uint64_t *last_version);
 int atr__queue_kill(atr_store *s, struct atr__obj *o, uint64_t *last_version);
 void atr__array_info(struct atr__obj *o, atr_info *info);

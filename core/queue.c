@@ -2,18 +2,26 @@
  * queue.c - bounded FIFO queues of byte items.
  *
  * Items live in a byte ring ([u32 length][u32 0][bytes, padded to 8]; a
- * length of WRAP sends the reader back to the ring's start). The queue's
- * state (head, tail, count, version) has two copies; a change writes the
- * items and the spare copy, then flips `cur` with one aligned store. A
- * process killed at any point leaves the old state or the new, never a
- * half item, so recovery has nothing to repair. Waiting uses futex
- * eventcounts in the queue's record, never condition variables.
+ * length of WRAP sends the reader back to the ring's start). Putters and
+ * getters have a lock each, so a producer and a consumer never wait for
+ * one another: a putter writes its items past the tail, then commits the
+ * tail (position and item count together) with one 16-byte CAS; a getter
+ * copies items out from the head, then commits the head the same way.
+ * Each reads the other's side with plain loads. A process
+ * killed at any point leaves each side as it was or as it meant it to
+ * be, never a half item, so a dead owner's lock needs no repair, but for
+ * a move to a larger ring (below). Waiting uses futex eventcounts in the
+ * record, never condition variables.
  *
  * A queue without a byte bound starts with a small ring and moves to one
  * twice as large (or as large as needed) when a put does not fit: under
- * the store lock and its own, it copies the items over, commits the new
- * ring like any other state, and frees the old one. It is bounded by the
- * store's space, and a full store answers ATR_ENOSPC.
+ * the store lock and both of its own, it copies the items over, writes
+ * the new ring and positions aside, commits them with one store and
+ * applies them; a crash half-way is finished by the next locker. It is
+ * bounded by the store's space, and a full store answers ATR_ENOSPC.
+ *
+ * The version is base + put commits + get commits: each side counts its
+ * commit just before making it.
  */
 #include "internal.h"
 
@@ -34,39 +42,121 @@ static struct atr__obj *queue_of(const atr_handle *h) {
   return o != NULL && h->kind == ATR_QUEUE ? o : NULL;
 }
 
-static uint8_t *ring(const atr_handle *h, const struct atr__qstate *st) {
-  return h->store->base + st->ring_off;
+static uint8_t *ring(const atr_handle *h, const struct atr__queue *q) {
+  return h->store->base + q->ring_off;
 }
 
-static struct atr__qstate state(struct atr__obj *o) {
-  return o->u.q.st[atomic_load_explicit(&o->u.q.cur, memory_order_acquire) & 1];
+/*
+ * The other side's committed state, read without writing its line. Both
+ * fields only grow while we hold our own lock (the other side commits
+ * them together; what rewinds them, moving to a new ring, takes both
+ * locks), so a pair read half before and half after a commit errs on the
+ * safe side: less room, or fewer items.
+ */
+static struct atr__qside side_load(const struct atr__qside *side) {
+  struct atr__qside v;
+  v.items = __atomic_load_n(&side->items, __ATOMIC_ACQUIRE);
+  v.pos = __atomic_load_n(&side->pos, __ATOMIC_ACQUIRE);
+  return v;
 }
 
-/* Makes next the queue's state: one store commits it. */
-static void commit(struct atr__obj *o, const struct atr__qstate *next) {
-  uint32_t cur = atomic_load(&o->u.q.cur) & 1;
-  o->u.q.st[cur ^ 1] = *next;
-  atomic_store_explicit(&o->u.q.cur, cur ^ 1, memory_order_release);
+/* Commits our own side (we hold its lock, so nobody else writes it). */
+static void side_store(struct atr__qside *side, struct atr__qside next) {
+  atr__u128 *p = (atr__u128 *)side;
+  atr__u128 want = ((atr__u128)next.items << 64) | next.pos;
+  atr__u128 seen = ((atr__u128)side->items << 64) | side->pos;
+  /* One locked 16-byte store: a reader sees both fields change at once,
+   * and a process killed here leaves the old pair or the new. */
+  while (!__sync_bool_compare_and_swap(p, seen, want))
+    seen = __sync_val_compare_and_swap(p, 0, 0);
 }
 
-static int queue_lock(const atr_handle *h, struct atr__obj **out) {
+static bool side_equal(struct atr__qside a, struct atr__qside b) {
+  return a.pos == b.pos && a.items == b.items;
+}
+
+void atr__queue_repair(atr_store *s, struct atr__obj *o) {
+  struct atr__queue *q = &o->u.q;
+  (void)s;
+  if (atomic_load(&q->move.valid) == 0)
+    return;
+  /* Finish a move to a larger ring: the items are there already. */
+  q->ring_off = q->move.ring_off;
+  q->ring_size = q->move.ring_size;
+  q->prod.pos = q->move.prod_pos;
+  q->cons.pos = q->move.cons_pos;
+  atomic_store(&q->move.valid, 0);
+}
+
+struct repair_arg {
+  atr_store *s;
+  struct atr__obj *o;
+};
+
+static void put_repair(void *arg) {
+  struct repair_arg *ra = arg;
+  if (atomic_load(&ra->o->id) != 0 && ra->o->kind == ATR_QUEUE)
+    atr__queue_repair(ra->s, ra->o);
+}
+
+/* The getters' lock (the record's), with the object still alive. */
+static int lock_get(const atr_handle *h, struct atr__obj **out) {
   return atr__handle_lock(h, ATR_QUEUE, out);
 }
 
-/* Called holding o's lock, which it releases: sleeps until ec moves or
- * the deadline passes. 0 to look again, ATR_ETIMEDOUT when time is up.
- * The waiter bit is set under the lock, so a change committed after it
- * cannot miss us. */
-static int wait_locked(struct atr__obj *o, _Atomic uint32_t *ec,
-                       double deadline) {
+/* The putters' lock, with the object still alive. */
+static int lock_put(const atr_handle *h, struct atr__obj **out) {
+  struct atr__obj *o = queue_of(h);
+  int rc;
+  if (o == NULL)
+    return ATR_ENOENT;
+  struct repair_arg ra = {h->store, o};
+  if ((rc = atr__mutex_lock(&o->u.q.put_lock, put_repair, &ra)) != 0)
+    return rc;
+  if (atomic_load(&o->id) != h->id || o->dead || o->kind != ATR_QUEUE) {
+    atr__mutex_unlock(&o->u.q.put_lock);
+    return ATR_ENOENT;
+  }
+  *out = o;
+  return 0;
+}
+
+/* Both locks, putters' first (the order every path uses). */
+static int lock_both(const atr_handle *h, struct atr__obj **out) {
+  int rc;
+  if ((rc = lock_put(h, out)) != 0)
+    return rc;
+  if ((rc = lock_get(h, out)) != 0)
+    atr__mutex_unlock(&(*out)->u.q.put_lock);
+  return rc;
+}
+
+static void unlock_both(struct atr__obj *o) {
+  atr__mutex_unlock(&o->lock);
+  atr__mutex_unlock(&o->u.q.put_lock);
+}
+
+/*
+ * Called holding lock after the other side showed no room (or no item)
+ * as `seen`: sleeps on ec until it moves or the deadline passes, and
+ * releases lock. The waiter bit is set before the other side is looked
+ * at again, and the other side commits before it looks at the bit, so
+ * one of the two always sees the other. 0 to look again, ATR_ETIMEDOUT
+ * when time is up.
+ */
+static int wait_side(pthread_mutex_t *lock, _Atomic uint32_t *ec,
+                     const struct atr__qside *other, struct atr__qside seen,
+                     double deadline) {
   double left = atr__remaining(deadline);
   if (left == 0) {
-    atr__mutex_unlock(&o->lock);
+    atr__mutex_unlock(lock);
     return ATR_ETIMEDOUT;
   }
-  uint32_t seen = atr__ec_prepare(ec);
-  atr__mutex_unlock(&o->lock);
-  atr__futex_wait(ec, seen, left);
+  uint32_t val = atr__ec_prepare(ec);
+  bool moved = !side_equal(side_load(other), seen);
+  atr__mutex_unlock(lock);
+  if (!moved)
+    atr__futex_wait(ec, val, left);
   return 0;
 }
 
@@ -84,18 +174,21 @@ static int queue_init(atr_store *s, struct atr__obj *o, void *arg) {
 
   if (off == 0)
     return ATR_ENOSPC;
-  memset(q->st, 0, sizeof q->st);
-  q->st[0].version = o->version;
-  q->st[0].ring_off = off;
+  /* Field by field: the locks in this struct are never rewritten. */
+  q->cons = (struct atr__qside){0, 0};
+  q->prod = (struct atr__qside){0, 0};
+  q->gets = q->puts = 0;
+  q->base = o->version;
+  q->ring_off = off;
   /* A bounded ring is exactly as large as asked; a growing one uses
    * the whole block. */
-  q->st[0].ring_size = opts->max_bytes != 0 ? atr__round_up(want, 8) : got;
-  atomic_store(&q->cur, 0);
+  q->ring_size = opts->max_bytes != 0 ? atr__round_up(want, 8) : got;
+  atomic_store(&q->move.valid, 0);
   q->grow = opts->max_bytes == 0;
   q->maxsize = opts->maxsize;
   q->max_item = opts->max_item != 0 ? opts->max_item
                 : q->grow           ? GROW_MAX_ITEM
-                                    : q->st[0].ring_size / 4;
+                                    : q->ring_size / 4;
   return 0;
 }
 
@@ -113,16 +206,14 @@ ATR__EXPORT int atr_queue_open(atr_store *s, const char *name, int flags,
   return atr__open(s, name, ATR_QUEUE, 0, flags, NULL, queue_init, &o, h);
 }
 
-/* Where n items of the given sizes would end, from st; false if they do
- * not fit now. An empty queue restarts at the ring's beginning. */
-static bool plan_put(const struct atr__queue *q, struct atr__qstate *st,
-                     const struct iovec *items, size_t n, uint64_t *end) {
-  uint64_t R = st->ring_size, pos;
-  if (q->maxsize != 0 && st->count + n > q->maxsize)
+/* Where n items would end if written from prod.pos; false if they do
+ * not fit beside what cons has not taken yet. */
+static bool plan_put(const struct atr__queue *q, struct atr__qside prod,
+                     struct atr__qside cons, const struct iovec *items,
+                     size_t n, uint64_t *end) {
+  uint64_t R = q->ring_size, pos = prod.pos;
+  if (q->maxsize != 0 && prod.items - cons.items + n > q->maxsize)
     return false;
-  if (st->count == 0)
-    st->head = st->tail = atr__round_up(st->tail, R);
-  pos = st->tail;
   for (size_t i = 0; i < n; i++) {
     uint64_t need = need_of(items[i].iov_len), phys = pos % R;
     if (R - phys < need)
@@ -130,7 +221,7 @@ static bool plan_put(const struct atr__queue *q, struct atr__qstate *st,
     pos += need;
   }
   *end = pos;
-  return pos - st->head <= R;
+  return pos - cons.pos <= R;
 }
 
 static void write_items(uint8_t *base, uint64_t R, uint64_t pos,
@@ -169,8 +260,8 @@ static uint32_t item_at(uint8_t *base, uint64_t R, uint64_t pos,
 }
 
 /* Moves a growing queue to a ring with room for `more` bytes beyond what
- * it holds. Takes the store lock, then the queue's (the order deletes
- * use). 0 (also when room appeared meanwhile), ATR_ENOSPC or ATR_ENOENT. */
+ * it holds. Takes the store lock, then the queue's two. 0 (also when
+ * room appeared meanwhile), ATR_ENOSPC or ATR_ENOENT. */
 static int grow(const atr_handle *h, uint64_t more) {
   atr_store *s = h->store;
   struct atr__obj *o;
@@ -179,15 +270,15 @@ static int grow(const atr_handle *h, uint64_t more) {
 
   if ((rc = atr__store_lock(s)) != 0)
     return rc;
-  if ((rc = queue_lock(h, &o)) != 0)
+  if ((rc = lock_both(h, &o)) != 0)
     goto out_store;
-  struct atr__qstate st = state(o);
-  uint64_t used = st.tail - st.head;
+  struct atr__queue *q = &o->u.q;
+  uint64_t used = q->prod.pos - q->cons.pos;
   /* Items wrap whole, wasting less than one item's room; with twice
    * the room free a put always fits. */
-  if (st.ring_size - used >= 2 * more)
+  if (q->ring_size - used >= 2 * more)
     goto out; /* drained meanwhile */
-  for (want = 2 * st.ring_size; want < used + more; want *= 2)
+  for (want = 2 * q->ring_size; want < used + more; want *= 2)
     ;
   /* Doubling keeps moves rare; near the store's end, take just enough. */
   if ((off = atr__heap_alloc(s, want, &got)) == 0 &&
@@ -195,29 +286,55 @@ static int grow(const atr_handle *h, uint64_t more) {
     rc = ATR_ENOSPC;
     goto out;
   }
-  /* Copy the items, packed from the new ring's start, then commit the
-   * new ring with one store; the old one is free from then on. */
-  uint8_t *from = ring(h, &st), *to = s->base + off;
-  uint64_t pos = st.head, end = 0;
-  for (uint64_t k = 0; k < st.count; k++) {
+  /* Copy the items, packed from the new ring's start; then write the
+   * move aside, commit it with one store and apply it. */
+  uint8_t *from = ring(h, q), *to = s->base + off;
+  uint64_t pos = q->cons.pos, end = 0;
+  for (uint64_t k = q->cons.items; k != q->prod.items; k++) {
     const uint8_t *at;
-    uint32_t len = item_at(from, st.ring_size, pos, &at, &pos);
+    uint32_t len = item_at(from, q->ring_size, pos, &at, &pos);
     struct iovec one = {(void *)(uintptr_t)at, len};
     write_items(to, got, end, &one, 1);
     end += need_of(len);
   }
-  uint64_t old = st.ring_off;
-  st.head = 0;
-  st.tail = end;
-  st.ring_off = off;
-  st.ring_size = got;
-  commit(o, &st);
+  uint64_t old = q->ring_off;
+  q->move.ring_off = off;
+  q->move.ring_size = got;
+  q->move.prod_pos = end;
+  q->move.cons_pos = 0;
+  atomic_store(&q->move.valid, 1);
+  atr__queue_repair(s, o);
   atr__heap_free(s, old);
 out:
-  atr__mutex_unlock(&o->lock);
+  unlock_both(o);
 out_store:
   atr__store_unlock(s);
   return rc;
+}
+
+/*
+ * An empty queue whose ends stand mid-ring may not fit a batch that the
+ * ring from its start would: move both ends to the next lap. Holding
+ * put_lock; takes the getters' lock too. A WRAP marker goes first, so a
+ * getter at the old head follows even if we die between the commits.
+ */
+static void restart_empty(const atr_handle *h, struct atr__obj *o) {
+  struct atr__queue *q = &o->u.q;
+  if (atr__record_lock(h->store, o) != 0)
+    return;
+  struct atr__qside prod = q->prod, cons = q->cons;
+  if (atomic_load(&o->id) == h->id && !o->dead && prod.items == cons.items) {
+    if (prod.pos % q->ring_size != 0) {
+      uint32_t wrap = WRAP;
+      memcpy(ring(h, q) + prod.pos % q->ring_size, &wrap, 4);
+      prod.pos = atr__round_up(prod.pos, q->ring_size);
+      side_store(&q->prod, prod);
+    }
+    /* Also finishes a restart whose maker died between the two. */
+    if (cons.pos != prod.pos)
+      side_store(&q->cons, (struct atr__qside){prod.pos, cons.items});
+  }
+  atr__mutex_unlock(&o->lock);
 }
 
 ATR__EXPORT int atr_queue_put_batch(const atr_handle *h,
@@ -242,32 +359,37 @@ ATR__EXPORT int atr_queue_put_batch(const atr_handle *h,
   if (n == 0)
     return 0;
   if ((o->u.q.maxsize != 0 && n > o->u.q.maxsize) ||
-      (!o->u.q.grow && total > state(o).ring_size))
+      (!o->u.q.grow && total > o->u.q.ring_size))
     return ATR_EFULL; /* could never fit */
   for (;;) {
-    if ((rc = queue_lock(h, &o)) != 0)
+    if ((rc = lock_put(h, &o)) != 0)
       return rc;
-    struct atr__qstate st = state(o);
-    if (plan_put(&o->u.q, &st, items, n, &end)) {
-      write_items(ring(h, &st), st.ring_size, st.tail, items, n);
-      st.tail = end;
-      st.count += n;
-      st.version++;
-      commit(o, &st);
-      atr__mutex_unlock(&o->lock);
-      atr__ec_signal(&o->u.q.ec_put, false);
-      atr__feed_push(h->store, o, h->slot, ATR_OP_PUT, true);
+    struct atr__queue *q = &o->u.q;
+    struct atr__qside prod = q->prod, cons = side_load(&q->cons);
+    if (plan_put(q, prod, cons, items, n, &end)) {
+      write_items(ring(h, q), q->ring_size, prod.pos, items, n);
+      q->puts++;
+      side_store(&q->prod, (struct atr__qside){end, prod.items + n});
+      atr__mutex_unlock(&q->put_lock);
+      atr__ec_signal(&q->ec_put, false);
+      atr__feed_push_fenced(h->store, o, h->slot, ATR_OP_PUT);
       return 0;
     }
-    if (o->u.q.grow &&
-        (o->u.q.maxsize == 0 || st.count + n <= o->u.q.maxsize)) {
+    if (prod.items == cons.items &&
+        (prod.pos % q->ring_size != 0 || cons.pos != prod.pos)) {
+      restart_empty(h, o);
+      atr__mutex_unlock(&q->put_lock);
+      continue;
+    }
+    if (q->grow &&
+        (q->maxsize == 0 || prod.items - cons.items + n <= q->maxsize)) {
       /* Short of bytes, not of items: move to a larger ring. */
-      atr__mutex_unlock(&o->lock);
+      atr__mutex_unlock(&q->put_lock);
       if ((rc = grow(h, total)) != 0)
         return rc;
       continue;
     }
-    if (wait_locked(o, &o->u.q.ec_get, deadline) != 0)
+    if (wait_side(&q->put_lock, &q->ec_get, &q->cons, cons, deadline) != 0)
       return ATR_EFULL;
   }
 }
@@ -293,17 +415,19 @@ static int take(const atr_handle *h, size_t max, double timeout, sink_fn sink,
   if (max == 0)
     return ATR_EINVAL;
   for (;;) {
-    if ((rc = queue_lock(h, &o)) != 0)
+    if ((rc = lock_get(h, &o)) != 0)
       return rc;
-    struct atr__qstate st = state(o);
-    if (st.count > 0) {
+    struct atr__queue *q = &o->u.q;
+    struct atr__qside cons = q->cons, prod = side_load(&q->prod);
+    uint64_t waiting = prod.items - cons.items;
+    if (waiting > 0) {
       size_t k = 0;
-      uint64_t pos = st.head;
-      while (k < max && k < st.count) {
+      uint64_t pos = cons.pos;
+      while (k < max && k < waiting) {
         const uint8_t *at;
         uint64_t next;
-        uint32_t len = item_at(ring(h, &st), st.ring_size, pos, &at, &next);
-        if (len > st.ring_size - ITEM_HDR) {
+        uint32_t len = item_at(ring(h, q), q->ring_size, pos, &at, &next);
+        if (len > q->ring_size - ITEM_HDR) {
           rc = ATR_ECORRUPT;
           break;
         }
@@ -313,20 +437,18 @@ static int take(const atr_handle *h, size_t max, double timeout, sink_fn sink,
         k++;
       }
       if (k > 0) {
-        st.head = pos;
-        st.count -= k;
-        st.version++;
-        commit(o, &st);
+        q->gets++;
+        side_store(&q->cons, (struct atr__qside){pos, cons.items + k});
         rc = 0;
       }
       atr__mutex_unlock(&o->lock);
       if (k > 0) {
-        atr__ec_signal(&o->u.q.ec_get, false);
-        atr__feed_push(h->store, o, h->slot, ATR_OP_POP, true);
+        atr__ec_signal(&q->ec_get, false);
+        atr__feed_push_fenced(h->store, o, h->slot, ATR_OP_POP);
       }
       return rc;
     }
-    if (wait_locked(o, &o->u.q.ec_put, deadline) != 0)
+    if (wait_side(&o->lock, &q->ec_put, &q->prod, prod, deadline) != 0)
       return ATR_EEMPTY;
   }
 }
@@ -415,59 +537,70 @@ ATR__EXPORT int atr_queue_size(const atr_handle *h, uint64_t *items,
                                uint64_t *bytes, uint64_t *version) {
   struct atr__obj *o;
   int rc;
-  if ((rc = queue_lock(h, &o)) != 0)
+  if ((rc = lock_both(h, &o)) != 0)
     return rc;
-  struct atr__qstate st = state(o);
-  atr__mutex_unlock(&o->lock);
+  struct atr__queue *q = &o->u.q;
   if (items != NULL)
-    *items = st.count;
+    *items = q->prod.items - q->cons.items;
   if (bytes != NULL)
-    *bytes = st.tail - st.head;
+    *bytes = q->prod.pos - q->cons.pos;
   if (version != NULL)
-    *version = st.version;
+    *version = q->base + q->puts + q->gets;
+  unlock_both(o);
   return 0;
 }
 
 ATR__EXPORT int atr_queue_clear(const atr_handle *h) {
   struct atr__obj *o;
   int rc;
-  if ((rc = queue_lock(h, &o)) != 0)
+  if ((rc = lock_both(h, &o)) != 0)
     return rc;
-  struct atr__qstate st = state(o);
-  st.head = st.tail;
-  st.count = 0;
-  st.version++;
-  commit(o, &st);
-  atr__mutex_unlock(&o->lock);
-  atr__ec_signal(&o->u.q.ec_get, false);
-  atr__feed_push(h->store, o, h->slot, ATR_OP_CLEAR, true);
+  struct atr__queue *q = &o->u.q;
+  q->base++;
+  side_store(&q->cons, q->prod);
+  unlock_both(o);
+  atr__ec_signal(&q->ec_get, false);
+  atr__feed_push_fenced(h->store, o, h->slot, ATR_OP_CLEAR);
   return 0;
 }
 
+/* Under the store lock: no change can follow; the last version is
+ * final. */
 int atr__queue_kill(atr_store *s, struct atr__obj *o, uint64_t *last) {
+  struct atr__queue *q = &o->u.q;
+  struct repair_arg ra = {s, o};
   int rc;
-  if ((rc = atr__record_lock(s, o)) != 0)
+  if ((rc = atr__mutex_lock(&q->put_lock, put_repair, &ra)) != 0)
     return rc;
+  if ((rc = atr__record_lock(s, o)) != 0) {
+    atr__mutex_unlock(&q->put_lock);
+    return rc;
+  }
   o->dead = 1;
-  *last = state(o).version;
-  atr__mutex_unlock(&o->lock);
+  *last = q->base + q->puts + q->gets;
+  unlock_both(o);
   /* Waiters wake, find the record dead and answer ATR_ENOENT. */
-  atr__ec_signal(&o->u.q.ec_put, true);
-  atr__ec_signal(&o->u.q.ec_get, true);
+  atr__ec_signal(&q->ec_put, true);
+  atr__ec_signal(&q->ec_get, true);
   return 0;
 }
 
 int atr__queue_info(atr_store *s, struct atr__obj *o, atr_info *info) {
+  struct atr__queue *q = &o->u.q;
+  struct repair_arg ra = {s, o};
   int rc;
-  if ((rc = atr__record_lock(s, o)) != 0)
+  if ((rc = atr__mutex_lock(&q->put_lock, put_repair, &ra)) != 0)
     return rc;
-  struct atr__qstate st = state(o);
-  info->size = st.count;
-  info->bytes = st.tail - st.head;
-  info->version = st.version;
-  info->maxsize = o->u.q.maxsize;
-  info->max_bytes = o->u.q.grow ? 0 : st.ring_size;
-  info->max_item = o->u.q.max_item;
-  atr__mutex_unlock(&o->lock);
+  if ((rc = atr__record_lock(s, o)) != 0) {
+    atr__mutex_unlock(&q->put_lock);
+    return rc;
+  }
+  info->size = q->prod.items - q->cons.items;
+  info->bytes = q->prod.pos - q->cons.pos;
+  info->version = q->base + q->puts + q->gets;
+  info->maxsize = q->maxsize;
+  info->max_bytes = q->grow ? 0 : q->ring_size;
+  info->max_item = q->max_item;
+  unlock_both(o);
   return 0;
 }

@@ -18,8 +18,8 @@
 ATR__EXPORT void atr_store_opts_init(atr_store_opts *opts) {
   memset(opts, 0, sizeof *opts);
   opts->size = ATR_DEFAULT_SIZE;
-  opts->max_objects = 4096;
-  opts->feed_entries = 4096;
+  opts->max_objects = 0;  /* from the size */
+  opts->feed_entries = 0; /* from the size */
   opts->mode = 0600;
   opts->init_timeout = 5.0;
 }
@@ -40,23 +40,30 @@ static uint64_t header_check(const struct atr__header *h) {
 /* Lays out the tables for opts; 0 or ATR_EINVAL if they do not fit. */
 static int plan(const atr_store_opts *o, struct atr__header *h) {
   uint32_t slots = 16;
-  if (o->max_objects == 0 || o->max_objects > (1u << 24) ||
-      o->feed_entries < 16 || o->feed_entries > (1u << 24))
+  /* By default one object and one feed entry per 4 KiB, 16 to 4096. */
+  uint64_t per_size = o->size / 4096 < 16     ? 16
+                      : o->size / 4096 > 4096 ? 4096
+                                              : o->size / 4096;
+  uint32_t max_objects = o->max_objects ? o->max_objects : (uint32_t)per_size;
+  uint32_t feed_entries =
+      o->feed_entries ? o->feed_entries : (uint32_t)per_size;
+  if (max_objects > (1u << 24) || feed_entries < 16 ||
+      feed_entries > (1u << 24))
     return ATR_EINVAL;
-  while (slots < 2 * o->max_objects)
+  while (slots < 2 * max_objects)
     slots *= 2;
   memset(h, 0, sizeof *h);
   memcpy(h->magic, ATR__MAGIC, 8);
   h->layout = ATR__LAYOUT;
   h->size = o->size;
-  h->max_objects = o->max_objects;
+  h->max_objects = max_objects;
   h->index_slots = slots;
-  h->feed_entries = o->feed_entries;
+  h->feed_entries = feed_entries;
   h->index_off = ATR__HEADER_SIZE;
   h->slots_off = atr__round_up(h->index_off + 8ull * slots, ATR__ALIGN);
-  h->feed_off = h->slots_off + (uint64_t)ATR__SLOT_SIZE * o->max_objects;
+  h->feed_off = h->slots_off + (uint64_t)ATR__SLOT_SIZE * max_objects;
   h->heap_off = atr__round_up(
-      h->feed_off + (uint64_t)ATR__FEED_ENTRY_SIZE * o->feed_entries, 4096);
+      h->feed_off + (uint64_t)ATR__FEED_ENTRY_SIZE * feed_entries, 4096);
   if (o->size < h->heap_off + MIN_HEAP || o->size > ((uint64_t)1 << 47))
     return ATR_EINVAL;
   h->check = header_check(h);
@@ -83,7 +90,8 @@ static int initialise(atr_store *s, const struct atr__header *plan_hdr) {
   atomic_store(&h->feed_head, 1);
   for (uint32_t i = 0; i < h->max_objects; i++) {
     struct atr__obj *o = atr__slot(s, i);
-    if (atr__mutex_init(&o->lock) != 0)
+    if (atr__mutex_init(&o->lock) != 0 ||
+        atr__mutex_init(&o->u.q.put_lock) != 0)
       return ATR_ESYS;
     o->next_free = i + 2 <= h->max_objects ? i + 2 : 0;
   }

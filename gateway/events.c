@@ -78,6 +78,7 @@ struct gw_sse {
   enum ev_state state;
   enum ev_start start; /* what a pending stream needs                */
   uint64_t last_id;    /* EV_REPLAY: resume after this seq           */
+  uint64_t accept_seq; /* the last event followed when it came        */
   int suspended;       /* by ev_read; only the follower resumes      */
   int boundary;        /* what MHD has taken ends at an event's end  */
   int last_nl;         /* ... and its last byte was a newline        */
@@ -685,6 +686,12 @@ static void ev_serve_pending(void) {
       continue;
     s->state = EV_LIVE;
     E.n_pending--;
+    /* Events followed between its request and now: a topic that takes
+     * no snapshot (one op's prefix) would miss them otherwise. */
+    if (s->start == EV_SNAPSHOT && s->accept_seq >= E.min_id) {
+      s->last_id = s->accept_seq;
+      ev_replay(s);
+    }
     ev_batch_send(s, &b, E.last_seq,
                   s->start == EV_SNAPSHOT ? "snapshot" : "resync");
   }
@@ -914,6 +921,7 @@ int gw_events_stream(struct gw_req *req) {
   if (E.n_streams++ == 0)
     E.next_beat = gw_now() + gw_srv->cfg.sse_heartbeat;
   E.n_pending++;
+  s->accept_seq = E.last_seq;
   req->sse = s;
   pthread_mutex_unlock(&E.mu);
   gw_wait_kick(); /* the follower serves pending streams */

@@ -43,8 +43,8 @@ static void test_opts_defaults(void **state) {
   memset(&o, 0xA5, sizeof o);
   atr_store_opts_init(&o);
   assert_int_equal(o.size, ATR_DEFAULT_SIZE);
-  assert_int_equal(o.max_objects, 4096);
-  assert_int_equal(o.feed_entries, 4096);
+  assert_int_equal(o.max_objects, 0);  /* from the size */
+  assert_int_equal(o.feed_entries, 0); /* from the size */
   assert_int_equal(o.mode, 0600);
   assert_int_equal(o.open_only, 0);
   assert_true(o.init_timeout == 5.0);
@@ -76,6 +76,13 @@ static void test_null_opts(void **state) {
   tu_ok(atr_store_stats_get(s, &stats));
   assert_int_equal(stats.capacity, ATR_DEFAULT_SIZE);
   assert_int_equal(stats.max_objects, 4096);
+  /* A smaller store gets fewer objects by default: one per 4 KiB. */
+  atr_store_opts o;
+  atr_store_opts_init(&o);
+  o.size = (size_t)2 << 20;
+  s = tu_store_open(f, tu_path_new(f), &o);
+  tu_ok(atr_store_stats_get(s, &stats));
+  assert_int_equal(stats.max_objects, 512);
 }
 
 static void test_reopen_keeps_objects(void **state) {
@@ -418,7 +425,6 @@ static void test_bad_opts(void **state) {
   } cases[] = {
       {"size 0", 0, 16, 64},
       {"size 1000", 1000, 16, 64},
-      {"no objects", (size_t)4 << 20, 0, 64},
       {"tables larger than the file", (size_t)1 << 20, 1u << 20, 64},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
