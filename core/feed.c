@@ -10,9 +10,10 @@
  *
  * Coalescing keeps hot paths off the shared ring: an object's `pend`
  * holds (seq << 8 | op) of its newest unread event, and a change of the
- * same op skips publishing while that is set. A reader clears `pend`
- * (compare-and-swap, so only that exact mark) before it reads the object,
- * so a change after its read always finds `pend` clear and publishes.
+ * same op skips publishing while that is set (a queue keeps its pops'
+ * mark apart, so puts and pops taking turns coalesce too). A reader clears
+ * `pend` (compare-and-swap, so only that exact mark) before it reads the
+ * object, so a change after its read always finds `pend` clear and publishes.
  * A cursor that starts later than a mark's event will never read it: so
  * opening (or resyncing) a cursor raises the feed's epoch to where it
  * starts, and marks older than the epoch no longer count.
@@ -56,7 +57,7 @@ void atr__feed_push(atr_store *s, struct atr__obj *o, uint32_t slot, atr_op op,
     /* The change must be visible before we look at the mark, or a
      * reader could clear it and read the old state in between. */
     atomic_thread_fence(memory_order_seq_cst);
-    mark = atomic_load_explicit(&o->pend, memory_order_relaxed);
+    mark = atomic_load_explicit(atr__mark(o, op), memory_order_relaxed);
     if (atr__feed_covered(s, mark, op))
       return;
   }
@@ -71,7 +72,8 @@ void atr__feed_push(atr_store *s, struct atr__obj *o, uint32_t slot, atr_op op,
 void atr__feed_publish(atr_store *s, struct atr__obj *o, uint32_t slot,
                        atr_op op, uint64_t mark) {
   uint64_t seq = atomic_fetch_add(&s->hdr->feed_head, 1);
-  atomic_compare_exchange_strong(&o->pend, &mark, seq << 8 | (uint64_t)op);
+  atomic_compare_exchange_strong(atr__mark(o, op), &mark,
+                                 seq << 8 | (uint64_t)op);
   publish(s, seq, o, slot, op);
 }
 
@@ -141,7 +143,8 @@ ATR__EXPORT int atr_feed_next(atr_cursor *c, atr_event *ev, double timeout) {
       if (slot < s->hdr->max_objects) {
         /* Clear the coalescing mark before the caller reads the state. */
         uint64_t mark = want << 8 | (uint64_t)ev->op;
-        atomic_compare_exchange_strong(&atr__slot(s, slot)->pend, &mark, 0);
+        atomic_compare_exchange_strong(atr__mark(atr__slot(s, slot), ev->op),
+                                       &mark, 0);
       }
       return 0;
     }

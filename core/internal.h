@@ -79,6 +79,7 @@ struct atr__queue {
   /* the getters' side */
   _Alignas(16) struct atr__qside cons;
   uint64_t gets;                /* get commits, counted before each      */
+  uint64_t prod_seen;           /* items put, as a getter last read it */
   _Atomic uint32_t ec_get;      /* bumped after items leave (putters sleep) */
   uint32_t grow;                /* no byte bound: the ring grows          */
   uint64_t ring_off, ring_size; /* under both locks                 */
@@ -89,8 +90,12 @@ struct atr__queue {
    * once, at store creation, like the record's lock */
   _Alignas(64) pthread_mutex_t put_lock;
   _Alignas(16) struct atr__qside prod;
-  uint64_t puts;           /* put commits, counted before each      */
-  _Atomic uint32_t ec_put; /* bumped after items arrive (getters sleep) */
+  struct atr__qside cons_seen; /* the getters' side, as last read */
+  uint64_t puts;               /* put commits, counted before each      */
+  _Atomic uint32_t ec_put;     /* bumped after items arrive (getters sleep) */
+  /* The coalescing mark of pops (the record's `pend` serves puts), so
+   * that puts and pops taking turns do not publish an event each. */
+  _Atomic uint64_t pend_pop;
 };
 
 /* One object record. The first cache line is all an add touches. */
@@ -276,9 +281,14 @@ static inline bool atr__feed_covered(atr_store *s, uint64_t mark, atr_op op) {
              atomic_load_explicit(&s->hdr->feed_epoch, memory_order_relaxed);
 }
 
+/* Where o keeps the coalescing mark of op. */
+static inline _Atomic uint64_t *atr__mark(struct atr__obj *o, atr_op op) {
+  return op == ATR_OP_POP && o->kind == ATR_QUEUE ? &o->u.q.pend_pop : &o->pend;
+}
+
 static inline void atr__feed_push_fenced(atr_store *s, struct atr__obj *o,
                                          uint32_t slot, atr_op op) {
-  uint64_t mark = atomic_load_explicit(&o->pend, memory_order_relaxed);
+  uint64_t mark = atomic_load_explicit(atr__mark(o, op), memory_order_relaxed);
   if (atr__feed_covered(s, mark, op))
     return;
   atr__feed_publish(s, o, slot, op, mark);

@@ -75,6 +75,15 @@ static bool side_equal(struct atr__qside a, struct atr__qside b) {
   return a.pos == b.pos && a.items == b.items;
 }
 
+/* Each side keeps what it last read of the other, on its own line, and
+ * reads the other's line again only when that says "full" or "empty":
+ * both only grow, so a stale view errs on the safe side. What moves both
+ * ends (holding both locks) resets the views. */
+static void reset_hints(struct atr__queue *q) {
+  q->cons_seen = q->cons;
+  q->prod_seen = q->prod.items;
+}
+
 void atr__queue_repair(atr_store *s, struct atr__obj *o) {
   struct atr__queue *q = &o->u.q;
   (void)s;
@@ -85,6 +94,7 @@ void atr__queue_repair(atr_store *s, struct atr__obj *o) {
   q->ring_size = q->move.ring_size;
   q->prod.pos = q->move.prod_pos;
   q->cons.pos = q->move.cons_pos;
+  reset_hints(q);
   atomic_store(&q->move.valid, 0);
 }
 
@@ -178,6 +188,8 @@ static int queue_init(atr_store *s, struct atr__obj *o, void *arg) {
   q->cons = (struct atr__qside){0, 0};
   q->prod = (struct atr__qside){0, 0};
   q->gets = q->puts = 0;
+  atomic_store(&q->pend_pop, 0);
+  reset_hints(q);
   q->base = o->version;
   q->ring_off = off;
   /* A bounded ring is exactly as large as asked; a growing one uses
@@ -333,6 +345,7 @@ static void restart_empty(const atr_handle *h, struct atr__obj *o) {
     /* Also finishes a restart whose maker died between the two. */
     if (cons.pos != prod.pos)
       side_store(&q->cons, (struct atr__qside){prod.pos, cons.items});
+    reset_hints(q);
   }
   atr__mutex_unlock(&o->lock);
 }
@@ -365,8 +378,13 @@ ATR__EXPORT int atr_queue_put_batch(const atr_handle *h,
     if ((rc = lock_put(h, &o)) != 0)
       return rc;
     struct atr__queue *q = &o->u.q;
-    struct atr__qside prod = q->prod, cons = side_load(&q->cons);
-    if (plan_put(q, prod, cons, items, n, &end)) {
+    struct atr__qside prod = q->prod, cons = q->cons_seen;
+    bool fits = plan_put(q, prod, cons, items, n, &end);
+    if (!fits) {
+      cons = q->cons_seen = side_load(&q->cons);
+      fits = plan_put(q, prod, cons, items, n, &end);
+    }
+    if (fits) {
       write_items(ring(h, q), q->ring_size, prod.pos, items, n);
       q->puts++;
       side_store(&q->prod, (struct atr__qside){end, prod.items + n});
@@ -418,8 +436,13 @@ static int take(const atr_handle *h, size_t max, double timeout, sink_fn sink,
     if ((rc = lock_get(h, &o)) != 0)
       return rc;
     struct atr__queue *q = &o->u.q;
-    struct atr__qside cons = q->cons, prod = side_load(&q->prod);
+    struct atr__qside cons = q->cons, prod = {0, q->prod_seen};
     uint64_t waiting = prod.items - cons.items;
+    if (waiting == 0) {
+      prod = side_load(&q->prod);
+      q->prod_seen = prod.items;
+      waiting = prod.items - cons.items;
+    }
     if (waiting > 0) {
       size_t k = 0;
       uint64_t pos = cons.pos;
@@ -558,6 +581,7 @@ ATR__EXPORT int atr_queue_clear(const atr_handle *h) {
   struct atr__queue *q = &o->u.q;
   q->base++;
   side_store(&q->cons, q->prod);
+  reset_hints(q);
   unlock_both(o);
   atr__ec_signal(&q->ec_get, false);
   atr__feed_push_fenced(h->store, o, h->slot, ATR_OP_CLEAR);
