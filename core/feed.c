@@ -47,6 +47,7 @@ static void publish(atr_store *s, uint64_t seq, struct atr__obj *o,
   else
     memset(&e->id, 0, sizeof *e - offsetof(struct atr__fentry, id));
   atomic_store_explicit(&e->seq, seq, memory_order_release);
+  atomic_thread_fence(memory_order_seq_cst); /* before the waiter bit */
   atr__ec_signal(&s->hdr->feed_ec, false);
 }
 

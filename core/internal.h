@@ -8,7 +8,7 @@
  * - The name index is an open-addressing hash table of 64-bit entries
  *   (slot number and a hash tag), read lock-free, written under the
  *   store lock. One aligned store commits an insert or a delete.
- * - Object slots are fixed 448-byte records, one per object, only ever
+ * - Object slots are fixed 512-byte records, one per object, only ever
  *   reused for another object's record. Everything a stale handle may
  *   touch (the value pair, the id, the locks, the futex words) lives here,
  *   so a handle to a deleted object reads a record, never foreign data.
@@ -32,10 +32,10 @@
 #define ATR__EXPORT __attribute__((visibility("default")))
 
 #define ATR__MAGIC "ATRIUMST"
-#define ATR__LAYOUT 1u
+#define ATR__LAYOUT 2u
 #define ATR__READY 0x52454459u /* "REDY" */
 #define ATR__HEADER_SIZE 4096u
-#define ATR__SLOT_SIZE 448u
+#define ATR__SLOT_SIZE 512u
 #define ATR__FEED_ENTRY_SIZE 96u
 #define ATR__ALIGN 64u
 
@@ -56,7 +56,7 @@ struct atr__array {
   uint64_t log_start, log_count, log_version;
 };
 
-/* One side of a queue, committed with one 16-byte compare-and-swap. */
+/* One side of a queue (see queue.c for how it is committed). */
 struct atr__qside {
   uint64_t pos;   /* ring position (grows for ever)       */
   uint64_t items; /* items that ever passed this side     */
@@ -72,30 +72,40 @@ struct atr__qmove {
 /*
  * A queue has two locks: getters take the record's lock, putters
  * put_lock, so one producer and one consumer never wait for each other.
- * Each side commits its position with one 16-byte CAS and reads the
- * other's with one. Changes to the ring itself take both (put, then get).
+ * Each side commits its position with plain stores behind an intent,
+ * and reads the other's with plain loads. Changes to the ring itself take both
+ * (put, then get). Every line has one writer in the steady state: what both
+ * sides read on each call is on a line neither writes.
  */
 struct atr__queue {
-  /* the getters' side */
-  _Alignas(16) struct atr__qside cons;
-  uint64_t gets;                /* get commits, counted before each      */
-  uint64_t prod_seen;           /* items put, as a getter last read it */
-  _Atomic uint32_t ec_get;      /* bumped after items leave (putters sleep) */
-  uint32_t grow;                /* no byte bound: the ring grows          */
-  uint64_t ring_off, ring_size; /* under both locks                 */
-  uint64_t base;                /* version base; under both locks    */
+  /* line 3: set at creation or under both locks; read by both sides */
+  _Alignas(64) uint64_t ring_off;
+  uint64_t ring_size;
   uint64_t maxsize, max_item;
-  struct atr__qmove move;
-  /* the putters' side, on lines of its own; put_lock is initialised
-   * once, at store creation, like the record's lock */
-  _Alignas(64) pthread_mutex_t put_lock;
-  _Alignas(16) struct atr__qside prod;
-  struct atr__qside cons_seen; /* the getters' side, as last read */
-  uint64_t puts;               /* put commits, counted before each      */
-  _Atomic uint32_t ec_put;     /* bumped after items arrive (getters sleep) */
+  uint64_t base; /* version base */
+  uint32_t grow; /* no byte bound: the ring grows */
+  /* line 4: the getters' side */
+  _Alignas(64) struct atr__qside cons;
+  struct atr__qside cons_intent;
+  uint64_t gets;      /* get commits, counted before each */
+  uint64_t prod_seen; /* items put, as a getter last read it */
   /* The coalescing mark of pops (the record's `pend` serves puts), so
    * that puts and pops taking turns do not publish an event each. */
   _Atomic uint64_t pend_pop;
+  /* line 5: the putters' lock and what only putters touch; put_lock is
+   * initialised once, at store creation, like the record's lock */
+  _Alignas(64) pthread_mutex_t put_lock;
+  struct atr__qside cons_seen; /* the getters' side, as last read */
+  uint64_t puts;               /* put commits, counted before each */
+  /* line 6: the putters' side, apart from their lock, which a getter
+   * looking at it would otherwise take away from a putter */
+  _Alignas(64) struct atr__qside prod;
+  struct atr__qside prod_intent;
+  /* line 7: the eventcounts, written only by a side about to sleep and
+   * by the other side waking it, and the rare move */
+  _Alignas(64) _Atomic uint32_t ec_put; /* bumped after items arrive */
+  _Atomic uint32_t ec_get;              /* bumped after items leave */
+  struct atr__qmove move;
 };
 
 /* One object record. The first cache line is all an add touches. */
@@ -112,7 +122,7 @@ struct atr__obj {
   uint64_t hash;
   /* line 1 */
   char name[ATR_NAME_MAX];
-  /* lines 2-6: arrays and queues; the mutex is initialised once, at
+  /* lines 2-7: arrays and queues; the mutex is initialised once, at
    * store creation, and never again (stale handles may lock it). */
   pthread_mutex_t lock;
   union {
@@ -187,13 +197,19 @@ double atr__now(void);
 void atr__futex_wait(_Atomic uint32_t *word, uint32_t val, double timeout);
 void atr__futex_wake(_Atomic uint32_t *word);
 /* Eventcounts: prepare returns the value to wait on, with the waiter bit
- * set; signal wakes every sleeper if there is one (force: always). */
+ * set (a full barrier: look at the condition after it); signal wakes
+ * every sleeper if there is one (force: always). Between the change and
+ * the signal there must be a full barrier (a locked instruction, a mutex
+ * unlock, a seq_cst fence), or x86 may read the waiter bit before the
+ * change is visible, and a sleeper that set it would not be woken. */
 uint32_t atr__ec_prepare(_Atomic uint32_t *ec);
 void atr__ec_signal(_Atomic uint32_t *ec, bool force);
 int atr__mutex_init(pthread_mutex_t *m);
 /* Locks m. If its owner died, recover(arg) repairs the data it guards
  * before the lock is marked consistent. 0 or ATR_ESYS. */
 int atr__mutex_lock(pthread_mutex_t *m, void (*recover)(void *), void *arg);
+/* A full barrier on x86: a robust mutex's unlock exchanges its word (to
+ * see its waiters), and every locked instruction orders all memory. */
 void atr__mutex_unlock(pthread_mutex_t *m);
 /* Remaining seconds until deadline, or -1 for a deadline of "never". */
 double atr__remaining(double deadline);

@@ -53,7 +53,7 @@ uint32_t atr__ec_prepare(_Atomic uint32_t *ec) {
 }
 
 void atr__ec_signal(_Atomic uint32_t *ec, bool force) {
-  uint32_t old = atomic_load(ec);
+  uint32_t old = atomic_load_explicit(ec, memory_order_relaxed);
   for (;;) {
     if (!force && !(old & ATR__EC_WAITERS))
       return;

@@ -5,13 +5,14 @@
  * length of WRAP sends the reader back to the ring's start). Putters and
  * getters have a lock each, so a producer and a consumer never wait for
  * one another: a putter writes its items past the tail, then commits the
- * tail (position and item count together) with one 16-byte CAS; a getter
- * copies items out from the head, then commits the head the same way.
- * Each reads the other's side with plain loads. A process
- * killed at any point leaves each side as it was or as it meant it to
- * be, never a half item, so a dead owner's lock needs no repair, but for
- * a move to a larger ring (below). Waiting uses futex eventcounts in the
- * record, never condition variables.
+ * tail; a getter copies items out from the head, then commits the head.
+ * A side (position and item count) is committed with plain stores: its
+ * intent first, then the count, which is the commit point, then the
+ * position. Each reads the other's side with plain loads. A process
+ * killed at any point leaves each side as it was or committed, never a
+ * half item; the next holder of its lock completes a committed intent
+ * (and a move to a larger ring, below). Waiting uses futex eventcounts in
+ * the record, never condition variables.
  *
  * A queue without a byte bound starts with a small ring and moves to one
  * twice as large (or as large as needed) when a put does not fit: under
@@ -48,10 +49,11 @@ static uint8_t *ring(const atr_handle *h, const struct atr__queue *q) {
 
 /*
  * The other side's committed state, read without writing its line. Both
- * fields only grow while we hold our own lock (the other side commits
- * them together; what rewinds them, moving to a new ring, takes both
- * locks), so a pair read half before and half after a commit errs on the
- * safe side: less room, or fewer items.
+ * fields only grow while we hold our own lock (what rewinds them, moving
+ * to a new ring, takes both locks), and the other side moves past its
+ * items (copies them in or out) before it commits either field, so a pair
+ * read half before and half after a commit errs on the safe side: less
+ * room, or fewer items.
  */
 static struct atr__qside side_load(const struct atr__qside *side) {
   struct atr__qside v;
@@ -60,15 +62,29 @@ static struct atr__qside side_load(const struct atr__qside *side) {
   return v;
 }
 
-/* Commits our own side (we hold its lock, so nobody else writes it). */
-static void side_store(struct atr__qside *side, struct atr__qside next) {
-  atr__u128 *p = (atr__u128 *)side;
-  atr__u128 want = ((atr__u128)next.items << 64) | next.pos;
-  atr__u128 seen = ((atr__u128)side->items << 64) | side->pos;
-  /* One locked 16-byte store: a reader sees both fields change at once,
-   * and a process killed here leaves the old pair or the new. */
-  while (!__sync_bool_compare_and_swap(p, seen, want))
-    seen = __sync_val_compare_and_swap(p, 0, 0);
+/*
+ * Commits our own side (we hold its lock, so nobody else writes it).
+ * Plain stores, in this order: the intent, the count (the commit point:
+ * getters act on the putters' count only), the position. x86 keeps
+ * stores in order, and the release stores keep the compiler from moving
+ * them or the item copies before them.
+ */
+static void side_store(struct atr__qside *side, struct atr__qside *intent,
+                       struct atr__qside next) {
+  intent->pos = next.pos;
+  intent->items = next.items;
+  __atomic_store_n(&side->items, next.items, __ATOMIC_RELEASE);
+  __atomic_store_n(&side->pos, next.pos, __ATOMIC_RELEASE);
+}
+
+/* Under a dead holder's lock: a commit killed between its count and its
+ * position gets its position; one killed before its count is undone by
+ * ignoring the intent (the items past the old end are simply unwritten
+ * space). */
+static void side_repair(struct atr__qside *side,
+                        const struct atr__qside *intent) {
+  if (side->items == intent->items)
+    side->pos = intent->pos;
 }
 
 static bool side_equal(struct atr__qside a, struct atr__qside b) {
@@ -84,18 +100,30 @@ static void reset_hints(struct atr__queue *q) {
   q->prod_seen = q->prod.items;
 }
 
+/* Finishes a move to a larger ring (under both locks, or after a crash
+ * under either: a move is made holding both). */
+static void finish_move(struct atr__queue *q) {
+  if (atomic_load(&q->move.valid) == 0)
+    return;
+  /* The items are in the new ring already. */
+  q->ring_off = q->move.ring_off;
+  q->ring_size = q->move.ring_size;
+  side_store(&q->prod, &q->prod_intent,
+             (struct atr__qside){q->move.prod_pos, q->prod.items});
+  side_store(&q->cons, &q->cons_intent,
+             (struct atr__qside){q->move.cons_pos, q->cons.items});
+  reset_hints(q);
+  atomic_store(&q->move.valid, 0);
+}
+
+/* The record's lock (the getters') was found with its holder dead: its
+ * side and what it last saw of the other's are made whole again. */
 void atr__queue_repair(atr_store *s, struct atr__obj *o) {
   struct atr__queue *q = &o->u.q;
   (void)s;
-  if (atomic_load(&q->move.valid) == 0)
-    return;
-  /* Finish a move to a larger ring: the items are there already. */
-  q->ring_off = q->move.ring_off;
-  q->ring_size = q->move.ring_size;
-  q->prod.pos = q->move.prod_pos;
-  q->cons.pos = q->move.cons_pos;
-  reset_hints(q);
-  atomic_store(&q->move.valid, 0);
+  finish_move(q);
+  side_repair(&q->cons, &q->cons_intent);
+  q->prod_seen = side_load(&q->prod).items;
 }
 
 struct repair_arg {
@@ -105,8 +133,12 @@ struct repair_arg {
 
 static void put_repair(void *arg) {
   struct repair_arg *ra = arg;
-  if (atomic_load(&ra->o->id) != 0 && ra->o->kind == ATR_QUEUE)
-    atr__queue_repair(ra->s, ra->o);
+  struct atr__queue *q = &ra->o->u.q;
+  if (atomic_load(&ra->o->id) != 0 && ra->o->kind == ATR_QUEUE) {
+    finish_move(q);
+    side_repair(&q->prod, &q->prod_intent);
+    q->cons_seen = side_load(&q->cons);
+  }
 }
 
 /* The getters' lock (the record's), with the object still alive. */
@@ -185,8 +217,8 @@ static int queue_init(atr_store *s, struct atr__obj *o, void *arg) {
   if (off == 0)
     return ATR_ENOSPC;
   /* Field by field: the locks in this struct are never rewritten. */
-  q->cons = (struct atr__qside){0, 0};
-  q->prod = (struct atr__qside){0, 0};
+  q->cons = q->cons_intent = q->prod = q->prod_intent =
+      (struct atr__qside){0, 0};
   q->gets = q->puts = 0;
   atomic_store(&q->pend_pop, 0);
   reset_hints(q);
@@ -315,7 +347,7 @@ static int grow(const atr_handle *h, uint64_t more) {
   q->move.prod_pos = end;
   q->move.cons_pos = 0;
   atomic_store(&q->move.valid, 1);
-  atr__queue_repair(s, o);
+  finish_move(q);
   atr__heap_free(s, old);
 out:
   unlock_both(o);
@@ -340,11 +372,12 @@ static void restart_empty(const atr_handle *h, struct atr__obj *o) {
       uint32_t wrap = WRAP;
       memcpy(ring(h, q) + prod.pos % q->ring_size, &wrap, 4);
       prod.pos = atr__round_up(prod.pos, q->ring_size);
-      side_store(&q->prod, prod);
+      side_store(&q->prod, &q->prod_intent, prod);
     }
     /* Also finishes a restart whose maker died between the two. */
     if (cons.pos != prod.pos)
-      side_store(&q->cons, (struct atr__qside){prod.pos, cons.items});
+      side_store(&q->cons, &q->cons_intent,
+                 (struct atr__qside){prod.pos, cons.items});
     reset_hints(q);
   }
   atr__mutex_unlock(&o->lock);
@@ -387,7 +420,8 @@ ATR__EXPORT int atr_queue_put_batch(const atr_handle *h,
     if (fits) {
       write_items(ring(h, q), q->ring_size, prod.pos, items, n);
       q->puts++;
-      side_store(&q->prod, (struct atr__qside){end, prod.items + n});
+      side_store(&q->prod, &q->prod_intent,
+                 (struct atr__qside){end, prod.items + n});
       atr__mutex_unlock(&q->put_lock);
       atr__ec_signal(&q->ec_put, false);
       atr__feed_push_fenced(h->store, o, h->slot, ATR_OP_PUT);
@@ -461,7 +495,8 @@ static int take(const atr_handle *h, size_t max, double timeout, sink_fn sink,
       }
       if (k > 0) {
         q->gets++;
-        side_store(&q->cons, (struct atr__qside){pos, cons.items + k});
+        side_store(&q->cons, &q->cons_intent,
+                   (struct atr__qside){pos, cons.items + k});
         rc = 0;
       }
       atr__mutex_unlock(&o->lock);
@@ -580,7 +615,7 @@ ATR__EXPORT int atr_queue_clear(const atr_handle *h) {
     return rc;
   struct atr__queue *q = &o->u.q;
   q->base++;
-  side_store(&q->cons, q->prod);
+  side_store(&q->cons, &q->cons_intent, q->prod);
   reset_hints(q);
   unlock_both(o);
   atr__ec_signal(&q->ec_get, false);
