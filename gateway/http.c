@@ -14,6 +14,7 @@
 #include <microhttpd.h>
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -319,6 +320,18 @@ static enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn,
   }
 }
 
+/* libmicrohttpd's messages, on stderr with our prefix; but for those
+ * that say a client went away while we sent (an event stream closed by
+ * its reader, say): that is the normal end of a connection. */
+__attribute__((format(printf, 2, 0))) static void
+http_log(void *cls, const char *fmt, va_list ap) {
+  (void)cls;
+  if (strncmp(fmt, "Failed to send", 14) == 0)
+    return;
+  fputs("atriumd: http: ", stderr);
+  vfprintf(stderr, fmt, ap);
+}
+
 int gw_http_start(int listen_fd) {
   const struct gw_config *cfg = &gw_srv->cfg;
   unsigned idle = (unsigned)cfg->max_wait + 60;
@@ -326,8 +339,10 @@ int gw_http_start(int listen_fd) {
   gw_srv->daemon = MHD_start_daemon(
       MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
           MHD_USE_ERROR_LOG,
-      0, NULL, NULL, http_on_request, NULL, MHD_OPTION_LISTEN_SOCKET, listen_fd,
-      MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
+      0, NULL, NULL, http_on_request, NULL,
+      /* first, or MHD's own logger prints what comes before it */
+      MHD_OPTION_EXTERNAL_LOGGER, http_log, NULL, MHD_OPTION_LISTEN_SOCKET,
+      listen_fd, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
       MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_conns,
       /* MHD clears a connection's pool after every request: a smaller
        * one costs less (headers fit; bodies come in chunks). */

@@ -24,9 +24,13 @@
  * stops reading the feed and sleeps on a process-local condition until
  * gw_wait_kick says interest appeared; the core's coalescing then keeps
  * writers from publishing at all (an unread mark stays set), so writes
- * cost nothing here. On waking it resyncs its cursor (every change from
- * then on yields an event), tells events.c (its replay ring is no longer
- * continuous, unless the feed did not move) and re-checks every group.
+ * cost nothing here. The first kick re-arms the cursor at the feed's end
+ * (every change from then on yields an event) before its caller answers
+ * its client, so a new stream misses no change made after its answer
+ * however late the follower wakes. Waking, the follower reads on from
+ * there (or from the end, if nobody kicked), tells events.c (its replay
+ * ring is no longer continuous, unless the feed did not move) and
+ * re-checks every group.
  *
  * Bursts. At a high event rate a futex wake per write would cost the
  * writers a syscall and the follower a context switch each: after a
@@ -34,7 +38,8 @@
  * do not wake it), then handles what came as one coalesced batch; at a
  * low rate it sleeps on the feed at once.
  *
- * Lock order: W.mu, then libmicrohttpd's own (suspend/resume take it).
+ * Lock order: W.mu, then E.mu (events.c) or libmicrohttpd's own
+ * (suspend/resume take it).
  */
 #include <malloc.h>
 #include <pthread.h>
@@ -79,6 +84,9 @@ static struct {
   pthread_cond_t idle; /* the follower sleeps here without interest */
   int paused;          /* ... and does now                          */
   int kicked;          /* interest may have appeared                */
+  atr_cursor cur;      /* the follower's place in the feed           */
+  int following;       /* it reads the feed (and owns cur); when not, */
+  int rearmed;         /* a kick may have set cur where interest came */
   uint64_t peak;       /* most requests parked since the last trim  */
 } W = {.mu = PTHREAD_MUTEX_INITIALIZER, .drained = PTHREAD_COND_INITIALIZER};
 
@@ -228,9 +236,10 @@ int gw_wait_park(struct gw_req *req) {
     if (W.parked > W.peak)
       W.peak = W.parked;
     kick = w->deadline < W.follower_wake_at;
-    if (W.paused) {
+    if (!W.following) {
       W.kicked = 1; /* the follower starts following the feed */
-      pthread_cond_signal(&W.idle);
+      if (W.paused)
+        pthread_cond_signal(&W.idle);
     }
     rv = GW_PARKED;
   }
@@ -374,18 +383,22 @@ static void w_resume_check(struct gw_wgroup *g, void *arg) {
 }
 
 /* Whether anyone listens: a parked request, an event stream or an nng
- * subscriber. Clears the kick first, so a kick after this is not lost. */
+ * subscriber. Clears the kick first, so a kick after this is not lost.
+ * Without interest the follower stops following, in the same critical
+ * section: interest that comes after it finds the follower stopped. */
 static int w_interest(double now, double *trim_at) {
-  uint64_t parked;
+  int interest;
 
   pthread_mutex_lock(&W.mu);
   W.kicked = 0;
-  parked = W.parked;
+  interest = W.parked > 0 || gw_events_interest();
+  if (!interest)
+    W.following = W.rearmed = 0;
   /* Many parked requests were let go: their connections' memory goes
    * back to the heap as they close, and glibc keeps it; give it back
    * to the system a little later (twice: closes take a while). */
-  if (W.peak >= W_TRIM_AT && parked < W.peak / 4) {
-    W.peak = parked;
+  if (W.peak >= W_TRIM_AT && W.parked < W.peak / 4) {
+    W.peak = W.parked;
     trim_at[0] = now + 0.5;
     trim_at[1] = now + 2.0;
   }
@@ -395,7 +408,24 @@ static int w_interest(double now, double *trim_at) {
       trim_at[i] = 0;
       malloc_trim(0);
     }
-  return parked > 0 || gw_events_interest();
+  return interest;
+}
+
+/* Follows the feed again after a pause: from where the first kick
+ * re-armed the cursor, or from the end. 1 if it had paused. */
+static int w_resume(void) {
+  int paused;
+
+  pthread_mutex_lock(&W.mu);
+  paused = !W.following;
+  if (paused) {
+    if (!W.rearmed)
+      atr_feed_resync(&W.cur);
+    W.following = 1;
+    W.rearmed = 0;
+  }
+  pthread_mutex_unlock(&W.mu);
+  return paused;
 }
 
 /* Sleeps without reading the feed until a kick, quit, or W_IDLE. */
@@ -438,24 +468,19 @@ static int w_next(atr_cursor *cur, atr_event *ev, double wait,
 }
 
 static void *w_follow(void *arg) {
-  atr_cursor cur;
+  atr_cursor *cur = &W.cur;
   atr_event ev;
   double last_check = 0, last_sleep = 1, trim_at[2] = {0, 0};
-  int rv, complained = 0, following = 1;
+  int rv, complained = 0;
 
   (void)arg;
   prctl(PR_SET_TIMERSLACK, 1000UL); /* naps of tens of microseconds */
-  if (atr_feed_open(W.store, &cur) != 0) {
-    fprintf(stderr, "atriumd: cannot read the change feed\n");
-    return NULL;
-  }
-  gw_events_begin(cur.next);
+  gw_events_begin(cur->next);
   for (;;) {
     double now = gw_now(), wait, due;
 
     if (!w_interest(now, trim_at)) {
       int quit;
-      following = 0;
       w_idle();
       pthread_mutex_lock(&W.mu);
       quit = W.quit;
@@ -464,13 +489,11 @@ static void *w_follow(void *arg) {
         break;
       continue;
     }
-    if (!following) {
+    if (w_resume()) {
       /* Every change from here on yields an event; what came before,
        * the re-checks read. */
-      following = 1;
       last_sleep = 1;
-      atr_feed_resync(&cur);
-      gw_events_rebase(cur.next);
+      gw_events_rebase(cur->next);
       pthread_mutex_lock(&W.mu);
       w_for_each_group(w_resume_check, NULL);
       pthread_mutex_unlock(&W.mu);
@@ -501,7 +524,7 @@ static void *w_follow(void *arg) {
     W.follower_wake_at = now + wait;
     pthread_mutex_unlock(&W.mu);
 
-    rv = w_next(&cur, &ev, wait, &last_sleep);
+    rv = w_next(cur, &ev, wait, &last_sleep);
     pthread_mutex_lock(&W.mu);
     W.follower_wake_at = 0; /* awake: a new deadline needs no kick */
     if (rv == 0) {
@@ -510,7 +533,7 @@ static void *w_follow(void *arg) {
         w_group_check(g, (int)ev.op);
     } else if (rv == ATR_EGAP) {
       enum gw_wake reason = GW_WAKE_EVENT;
-      atr_feed_resync(&cur);
+      atr_feed_resync(cur);
       w_for_each_group(w_wake_all, &reason);
     } else if (rv != ATR_ETIMEDOUT && !complained) {
       fprintf(stderr, "atriumd: change feed: %s\n", atr_strerror(rv));
@@ -520,7 +543,7 @@ static void *w_follow(void *arg) {
     if (rv == 0)
       gw_events_publish(&ev);
     else if (rv == ATR_EGAP)
-      gw_events_resync(cur.next);
+      gw_events_resync(cur->next);
     if (rv != 0 && rv != ATR_ETIMEDOUT && rv != ATR_EGAP) {
       struct timespec ts = {0, 10 * 1000 * 1000};
       nanosleep(&ts, NULL); /* no busy loop on a broken feed */
@@ -534,6 +557,10 @@ void gw_wait_kick(void) {
 
   pthread_mutex_lock(&W.mu);
   W.kicked = 1;
+  if (!W.following && !W.rearmed) {
+    atr_feed_resync(&W.cur); /* see "Interest" above */
+    W.rearmed = 1;
+  }
   paused = W.paused;
   if (paused)
     pthread_cond_signal(&W.idle);
@@ -551,6 +578,9 @@ int gw_wait_start(atr_store *store) {
     return -1;
   pthread_condattr_destroy(&attr);
   W.store = store;
+  if (atr_feed_open(store, &W.cur) != 0)
+    return -1;
+  W.following = 1;
   W.next_deadline = 1e300;
   W.follower_wake_at = 0;
   if (pthread_create(&W.thread, NULL, w_follow, NULL) != 0)

@@ -163,6 +163,22 @@ class Streams(unittest.TestCase):
         self.assertEqual(e.op, "pop")
         self.assertEqual(len(p.data_events()), 1)
 
+    def test_first_change_after_answer(self):
+        """With nobody listening the follower pauses; a stream that comes
+        then gets every change made after its answer, however late the
+        follower wakes (CPU hogs make it late now and then)."""
+        logged = len(self.gw.lines)
+        hogs = [subprocess.Popen(["sh", "-c", "while :; do :; done"]) for _ in range(3)]
+        try:
+            out = evlib.tool("sse-first", self.gw.store, self.gw.port, "first.v", 100)
+        finally:
+            for h in hogs:
+                h.kill()
+                h.wait()
+        self.assertEqual(out, "missed 0 of 100")
+        # Clients that close their streams are no news for the log.
+        self.assertEqual("".join(self.gw.lines[logged:]), "")
+
     def test_heartbeat(self):
         s = self.stream("/v1/events?topics=nothing/")
         s.wait(lambda e: e.comment, timeout=5, what="a heartbeat")
