@@ -264,21 +264,16 @@ class Stalled(unittest.TestCase):
             healthy.wait(ev("big", "snapshot"))
 
             def adds(n):
-                """Best rate of three runs of n adds (the machine is shared:
-                timing is noisy), and the last value."""
-                best = 0
-                for _ in range(3):
-                    conn = g.connect()
-                    t0 = time.monotonic()
-                    for _ in range(n):
-                        r = g.post("/v1/values/st.v/add", conn=conn)
-                        assert r.status == 200, r
-                    best = max(best, n / (time.monotonic() - t0))
-                    conn.close()
-                    healthy.poll(0)
-                return best, r.json["value"]
+                """n adds on one connection; the last value."""
+                conn = g.connect()
+                for _ in range(n):
+                    r = g.post("/v1/values/st.v/add", conn=conn)
+                    assert r.status == 200, r
+                conn.close()
+                healthy.poll(0)
+                return r.json["value"]
 
-            base_rate, _ = adds(300)
+            adds(300)
 
             stalled = evlib.SSE(g, "/v1/events", rcvbuf=4096)
             streams.append(stalled)
@@ -305,8 +300,9 @@ class Stalled(unittest.TestCase):
             grown = evlib.rss_kib(g.proc.pid) - rss0
             self.assertLess(grown, 64 << 10, "atriumd grew %d KiB" % grown)
 
-            # Writers go as fast as before; the other stream gets every add.
-            stall_rate, last = adds(300)
+            # Writers are not held up (how fast they go is make bench's
+            # http_value_add_stalled_sub); the other stream gets every add.
+            last = adds(300)
             healthy.wait(lambda e: ev("st.v")(e) and e.json["value"] == last)
             values = [e.json["value"] for e in healthy.data_events()
                       if e.name == "st.v" and e.op == "add"]
@@ -326,13 +322,6 @@ class Stalled(unittest.TestCase):
             self.assertEqual(big.json["version"], final_version)
             evlib.bump(g, "st.v")
             stalled.wait(lambda e: ev("st.v", "add")(e) and e.json["value"] == last + 1)
-            # The machine is shared, so timing is noisy: the baseline is the
-            # lower of the rates before the stall and after it ended.
-            after_rate, _ = adds(300)
-            base = min(base_rate, after_rate)
-            self.assertGreater(stall_rate, 0.33 * base,
-                               "%.0f adds/s with a stalled reader, %.0f and %.0f without"
-                               % (stall_rate, base_rate, after_rate))
 
             # SIGTERM with a stalled stream open.
             stalled2 = evlib.SSE(g, "/v1/events", rcvbuf=4096)
