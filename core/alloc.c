@@ -96,6 +96,56 @@ uint64_t atr__heap_alloc(atr_store *s, uint64_t n, uint64_t *got) {
   return 0;
 }
 
+/* Takes `need` bytes (or all of it, if the rest would be too small to
+ * be a block) from the free block at off: from its start (front) or its
+ * end. Returns the bytes taken; the rest stays a free block. */
+static uint64_t take_free(atr_store *s, uint64_t off, uint64_t need,
+                          bool front) {
+  struct blk *b = blk(s, off);
+  uint64_t size = bsize(b);
+  if (size - need < MIN_BLOCK) {
+    list_unlink(s, off);
+    return size;
+  }
+  if (!front) {
+    set_block(s, off, size - need, true, b->prev_size); /* stays listed */
+    return need;
+  }
+  /* The rest's prev_size is set when the caller sets the grown block. */
+  list_unlink(s, off);
+  set_block(s, off + need, size - need, true, 0);
+  list_push(s, off + need);
+  return need;
+}
+
+uint64_t atr__heap_extend(atr_store *s, uint64_t data_off, uint64_t more,
+                          bool forward, uint64_t *got) {
+  uint64_t off = data_off - HDR, need = atr__round_up(more, HDR);
+  struct blk *b = blk(s, off);
+  uint64_t size = bsize(b), prev_size = b->prev_size, taken;
+
+  if (forward) {
+    uint64_t next = off + size;
+    if (next >= heap_end(s) || !(blk(s, next)->size & FREE_BIT) ||
+        bsize(blk(s, next)) < need)
+      return 0;
+    taken = take_free(s, next, need, true);
+    set_block(s, off, size + taken, false, prev_size);
+  } else {
+    uint64_t prev = off - prev_size;
+    if (prev_size == 0 || !(blk(s, prev)->size & FREE_BIT) || prev_size < need)
+      return 0;
+    uint64_t before = blk(s, prev)->prev_size;
+    taken = take_free(s, prev, need, false);
+    off -= taken;
+    set_block(s, off, size + taken, false,
+              taken == prev_size ? before : prev_size - taken);
+  }
+  s->hdr->heap_used += taken;
+  *got = size + taken - HDR;
+  return off + HDR;
+}
+
 void atr__heap_free(atr_store *s, uint64_t data_off) {
   uint64_t off = data_off - HDR;
   struct blk *b = blk(s, off);

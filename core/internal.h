@@ -238,6 +238,12 @@ void atr__heap_init(atr_store *s);
  * *got is the usable size. */
 uint64_t atr__heap_alloc(atr_store *s, uint64_t n, uint64_t *got);
 void atr__heap_free(atr_store *s, uint64_t off);
+/* Grows the used block at off by at least more bytes into the free block
+ * after it (forward) or before it. Returns its data offset (lower if it
+ * grew backwards; what it held stays where it was), *got its usable
+ * size; 0 if that neighbour has not the room (nothing changed). */
+uint64_t atr__heap_extend(atr_store *s, uint64_t off, uint64_t more,
+                          bool forward, uint64_t *got);
 /* Rebuilds block headers and the free list around the live objects. */
 void atr__heap_rebuild(atr_store *s);
 

@@ -14,12 +14,13 @@
  * (and a move to a larger ring, below). Waiting uses futex eventcounts in
  * the record, never condition variables.
  *
- * A queue without a byte bound starts with a small ring and moves to one
+ * A queue without a byte bound starts with a small ring and grows to one
  * twice as large (or as large as needed) when a put does not fit: under
- * the store lock and both of its own, it copies the items over, writes
- * the new ring and positions aside, commits them with one store and
- * applies them; a crash half-way is finished by the next locker. It is
- * bounded by the store's space, and a full store answers ATR_ENOSPC.
+ * the store lock and both of its own, into free space next to its ring
+ * if there is enough, else to a new ring; it writes the new ring and
+ * positions aside, commits them with one store and applies them; a crash
+ * half-way is finished by the next locker. It is bounded by the store's
+ * space, and a full store answers ATR_ENOSPC.
  *
  * The version is base + put commits + get commits: each side counts its
  * commit just before making it.
@@ -303,13 +304,55 @@ static uint32_t item_at(uint8_t *base, uint64_t R, uint64_t pos,
   return len;
 }
 
-/* Moves a growing queue to a ring with room for `more` bytes beyond what
+/* Copies the items, packed, into the ring `to` of size R from position
+ * start (the room up to R must hold them); returns where they end. */
+static uint64_t pack_items(const atr_handle *h, const struct atr__queue *q,
+                           uint8_t *to, uint64_t R, uint64_t start) {
+  uint8_t *from = ring(h, q);
+  uint64_t pos = q->cons.pos, end = start;
+  for (uint64_t k = q->cons.items; k != q->prod.items; k++) {
+    const uint8_t *at;
+    uint32_t len = item_at(from, q->ring_size, pos, &at, &pos);
+    struct iovec one = {(void *)(uintptr_t)at, len};
+    write_items(to, R, end, &one, 1);
+    end += need_of(len);
+  }
+  return end;
+}
+
+/* The bytes of the items from head to the ring's end, less the room a
+ * wrap marker leaves unused. */
+static uint64_t lap_items(const uint8_t *r, uint64_t R, uint64_t head) {
+  uint64_t pos = head;
+  while (pos + ITEM_HDR <= R) {
+    uint32_t len;
+    memcpy(&len, r + pos, 4);
+    if (len == WRAP)
+      break;
+    pos += need_of(len);
+  }
+  return pos - head;
+}
+
+/*
+ * Moves a growing queue to a ring with room for `more` bytes beyond what
  * it holds. Takes the store lock, then the queue's two. 0 (also when
- * room appeared meanwhile), ATR_ENOSPC or ATR_ENOENT. */
+ * room appeared meanwhile), ATR_ENOSPC or ATR_ENOENT.
+ *
+ * The ring's own block grows into a free neighbour if one has the room:
+ * then no second ring is needed, and a queue can fill the store. Items
+ * that do not wrap stay where they are. Of wrapped ones, the smaller
+ * part moves, in one copy into the part that was free: the first lap's
+ * items (head to ring end) to just before the second lap's or to the new
+ * ring's end, or the second lap's (ring start to tail) to the new ring's
+ * start or just after the first lap's. Otherwise the items are copied to
+ * a new block. Either way nothing live is overwritten before the move is
+ * committed, and the heap is rebuilt from the records after a crash.
+ */
 static int grow(const atr_handle *h, uint64_t more) {
   atr_store *s = h->store;
   struct atr__obj *o;
-  uint64_t got, want, off;
+  uint64_t got = 0, off = 0;
   int rc;
 
   if ((rc = atr__store_lock(s)) != 0)
@@ -317,38 +360,76 @@ static int grow(const atr_handle *h, uint64_t more) {
   if ((rc = lock_both(h, &o)) != 0)
     goto out_store;
   struct atr__queue *q = &o->u.q;
-  uint64_t used = q->prod.pos - q->cons.pos;
+  uint64_t R = q->ring_size, old = q->ring_off;
+  uint64_t used = q->prod.pos - q->cons.pos, want, least = used + 2 * more;
   /* Items wrap whole, wasting less than one item's room; with twice
    * the room free a put always fits. */
-  if (q->ring_size - used >= 2 * more)
+  if (R - used >= 2 * more)
     goto out; /* drained meanwhile */
-  for (want = 2 * q->ring_size; want < used + more; want *= 2)
+  for (want = 2 * R; want < least; want *= 2)
     ;
+  uint8_t *base = s->base;
+  uint64_t head = q->cons.pos % R, lap_end = q->cons.pos - head + R;
+  bool wrapped = q->prod.pos > lap_end;
+  /* The bytes of the first lap's items and of the second lap's. */
+  uint64_t tail = wrapped ? q->prod.pos - lap_end : 0;
+  uint64_t first = wrapped ? lap_items(base + old, R, head) : 0;
+  /* What moves: backwards, the smaller part; forwards, the first lap's
+   * items unless that lap ends at the ring's end (no wrap marker) and the
+   * second is smaller. */
+  bool tail_moves = tail <= first;
+  bool fwd_first = head + first < R || !tail_moves;
+  uint64_t copy_fwd = !wrapped ? 0 : fwd_first ? first : tail;
+  uint64_t copy_back = !wrapped ? 0 : tail_moves ? tail : first;
+  bool fwd = false;
   /* Doubling keeps moves rare; near the store's end, take just enough. */
-  if ((off = atr__heap_alloc(s, want, &got)) == 0 &&
-      (off = atr__heap_alloc(s, used + 2 * more, &got)) == 0) {
+  for (int i = 0; i < 2 && off == 0; i++) {
+    uint64_t by = (i == 0 ? want : least) - R;
+    off = atr__heap_extend(s, old, by > copy_fwd ? by : copy_fwd, true, &got);
+    if ((fwd = off != 0))
+      break;
+    off =
+        atr__heap_extend(s, old, by > copy_back ? by : copy_back, false, &got);
+  }
+  bool in_place = off != 0;
+  if (in_place) {
+    uint64_t taken = got - R, at = old - off; /* old ring in the new */
+    struct atr__qmove *m = &q->move;
+    if (!wrapped) { /* the items stay */
+      m->cons_pos = at + head;
+      m->prod_pos = m->cons_pos + used;
+    } else if (fwd && fwd_first) { /* first lap to the end */
+      memcpy(base + off + got - first, base + old + head, first);
+      m->cons_pos = got - first;
+      m->prod_pos = got + tail;
+    } else if (fwd) { /* second lap after the first, which ends at R */
+      memcpy(base + old + R, base + old, tail);
+      m->cons_pos = head;
+      m->prod_pos = R + tail;
+    } else if (tail_moves) { /* second lap to the start */
+      memcpy(base + off, base + old, tail);
+      m->cons_pos = at + head;
+      m->prod_pos = got + tail;
+    } else { /* first lap just before the second */
+      memcpy(base + old - first, base + old + head, first);
+      m->cons_pos = taken - first;
+      m->prod_pos = taken + tail;
+    }
+  } else if ((off = atr__heap_alloc(s, want, &got)) != 0 ||
+             (off = atr__heap_alloc(s, least, &got)) != 0) {
+    q->move.cons_pos = 0;
+    q->move.prod_pos = pack_items(h, q, s->base + off, got, 0);
+  } else {
     rc = ATR_ENOSPC;
     goto out;
   }
-  /* Copy the items, packed from the new ring's start; then write the
-   * move aside, commit it with one store and apply it. */
-  uint8_t *from = ring(h, q), *to = s->base + off;
-  uint64_t pos = q->cons.pos, end = 0;
-  for (uint64_t k = q->cons.items; k != q->prod.items; k++) {
-    const uint8_t *at;
-    uint32_t len = item_at(from, q->ring_size, pos, &at, &pos);
-    struct iovec one = {(void *)(uintptr_t)at, len};
-    write_items(to, got, end, &one, 1);
-    end += need_of(len);
-  }
-  uint64_t old = q->ring_off;
+  /* Write the move aside, commit it with one store and apply it. */
   q->move.ring_off = off;
   q->move.ring_size = got;
-  q->move.prod_pos = end;
-  q->move.cons_pos = 0;
   atomic_store(&q->move.valid, 1);
   finish_move(q);
-  atr__heap_free(s, old);
+  if (!in_place)
+    atr__heap_free(s, old);
 out:
   unlock_both(o);
 out_store:

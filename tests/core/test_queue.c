@@ -477,6 +477,87 @@ static void test_growable(void **state) {
   tu_assert_u64(st.used, base.used);
 }
 
+/* A growing ring grows into free space next to it (after it, then before
+ * it), so one queue fills most of the store; gets keep it wrapping on
+ * the way, so wrapped items move too, and all come back in order. With
+ * no free space next to it, it moves to a new ring. */
+struct fill_case {
+  const char *name;
+  int after;       /* free space after the ring too, not only before */
+  int walled;      /* objects on both sides of the first ring        */
+  size_t item;     /* bytes per item (56: items fill rings exactly)  */
+  double min_fill; /* the queue's share of the free space, at least  */
+};
+
+static const struct fill_case fill_cases[] = {
+    {"free space before the ring", 0, 0, 700, 0.75},
+    {"free space after and before the ring", 1, 0, 700, 0.75},
+    {"items that fill a ring exactly", 1, 0, 56, 0.75},
+    {"no free space next to the first ring", 0, 1, 700, 0.75},
+};
+
+static void test_growable_fills_store(void **state) {
+  tu_fixture *f = fixture(state);
+  static unsigned char item[1000], buf[1000];
+  for (size_t c = 0; c < sizeof fill_cases / sizeof fill_cases[0]; c++) {
+    const struct fill_case *fc = &fill_cases[c];
+    atr_store_stats base, st;
+    atr_handle h, a;
+    tu_case("%s", fc->name);
+    tu_ok(atr_store_stats_get(f->store, &base));
+    /* Blocks are carved from the top of the free space down. */
+    if (fc->after || fc->walled)
+      tu_assert_rc(
+          atr_array_open(f->store, "above", 'q', 40000, ATR_CREATE, NULL, &a),
+          ATR_CREATED);
+    qnew_growable(f->store, "g", &h);
+    if (fc->walled)
+      tu_assert_rc(
+          atr_array_open(f->store, "below", 'q', 100, ATR_CREATE, NULL, &a),
+          ATR_CREATED);
+    if (fc->after)
+      tu_ok(atr_delete(f->store, "above", ATR_ARRAY));
+    uint64_t put = 0, got = 0;
+    int rv;
+    for (;;) {
+      memset(item, (int)(put & 0xff), fc->item);
+      memcpy(item, &put, sizeof put);
+      if ((rv = atr_queue_put(&h, item, fc->item, 0)) != 0)
+        break;
+      if (++put % 3 == 0) { /* two in, one out */
+        size_t len;
+        tu_ok(atr_queue_get(&h, buf, sizeof buf, &len, 0));
+        uint64_t k;
+        memcpy(&k, buf, sizeof k);
+        tu_assert_u64(k, got);
+        assert_int_equal(buf[fc->item - 1], (unsigned char)(got & 0xff));
+        got++;
+      }
+    }
+    tu_assert_rc(rv, ATR_ENOSPC);
+    tu_ok(atr_store_stats_get(f->store, &st));
+    double fill =
+        (double)(st.used - base.used) / (double)(st.capacity - base.used);
+    print_message("%s: %.0f%% of the free space\n", fc->name, 100 * fill);
+    assert_true(fill >= fc->min_fill);
+    for (; got < put; got++) {
+      size_t len;
+      uint64_t k;
+      tu_ok(atr_queue_get(&h, buf, sizeof buf, &len, 0));
+      tu_assert_u64(len, fc->item);
+      memcpy(&k, buf, sizeof k);
+      tu_assert_u64(k, got);
+      assert_int_equal(buf[fc->item - 1], (unsigned char)(got & 0xff));
+    }
+    tu_assert_rc(atr_queue_get(&h, buf, sizeof buf, NULL, 0), ATR_EEMPTY);
+    tu_ok(atr_delete(f->store, "g", ATR_QUEUE));
+    atr_delete(f->store, "above", ATR_ARRAY);
+    atr_delete(f->store, "below", ATR_ARRAY);
+    tu_ok(atr_store_stats_get(f->store, &st));
+    tu_assert_u64(st.used, base.used);
+  }
+}
+
 static void test_growable_big_items(void **state) {
   tu_fixture *f = fixture(state);
   atr_handle h;
@@ -586,6 +667,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_wrap_around, tu_setup, tu_teardown),
       cmocka_unit_test_setup_teardown(test_timeouts, tu_setup, tu_teardown),
       cmocka_unit_test_setup_teardown(test_growable, tu_setup, tu_teardown),
+      cmocka_unit_test_setup_teardown(test_growable_fills_store, tu_setup,
+                                      tu_teardown),
       cmocka_unit_test_setup_teardown(test_growable_big_items, tu_setup,
                                       tu_teardown),
       cmocka_unit_test_setup_teardown(test_delete_wakes_get, tu_setup,
