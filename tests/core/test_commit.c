@@ -1,13 +1,13 @@
 /*
- * test_commit.c - a queue side committed with plain stores survives its
- * committer dying between any two of them.
+ * test_commit.c - a queue survives its writer dying at each step of a
+ * commit: between the stores of a side's commit, and in the middle of
+ * growing its ring in place.
  *
- * White-box: a child takes a side's lock as the library does, makes the
- * stores of one commit (queue.c, side_store: intent, count, position) up
- * to a given step, and exits holding the lock. Kills at random (test_kill)
- * rarely land between two adjacent stores; this puts a death at each
- * step. The next locker must see the put or get either not made at all
- * (before the count) or made whole.
+ * White-box: a child takes the locks as the library does, makes the
+ * library's writes up to a given step, and exits holding the locks.
+ * Kills at random (test_kill, test_recover) rarely land between two
+ * adjacent stores; this puts a death at each step. The next locker must
+ * see the operation either not made at all or made whole.
  */
 #include "testutil.h"
 
@@ -115,9 +115,89 @@ static void test_half_commits(void **state) {
   }
 }
 
+/* ------------------------------------------------ growing in place */
+
+struct grow_arg {
+  const char *path;
+  int commit; /* the move record is committed (else: not yet) */
+};
+
+/* Grows the ring of queue "g" backwards into free space as grow() does,
+ * scribbles over that space (where wrapped items would be copied) and,
+ * if asked, commits the move; exits holding all three locks. */
+static int half_grow(void *arg) {
+  const struct grow_arg *a = arg;
+  atr_store *s = tu_child_open(a->path);
+  uint32_t slot;
+  uint64_t id, got;
+  TU_CHILD_CHECK(atr__lookup(s, "g", 1, &slot, &id) == 0);
+  struct atr__obj *o = atr__slot(s, slot);
+  struct atr__queue *q = &o->u.q;
+  TU_CHILD_CHECK(atr__store_lock(s) == 0);
+  TU_CHILD_CHECK(atr__mutex_lock(&q->put_lock, NULL, NULL) == 0);
+  TU_CHILD_CHECK(atr__record_lock(s, o) == 0);
+  uint64_t R = q->ring_size, old = q->ring_off;
+  uint64_t off = atr__heap_extend(s, old, R, false, &got);
+  TU_CHILD_CHECK(off != 0 && off < old && got >= 2 * R);
+  memset(s->base + off, 0xee, old - off);
+  if (a->commit) {
+    q->move.ring_off = off;
+    q->move.ring_size = got;
+    q->move.cons_pos = old - off + q->cons.pos % R;
+    q->move.prod_pos = q->move.cons_pos + (q->prod.pos - q->cons.pos);
+    atomic_store(&q->move.valid, 1);
+  }
+  return 0;
+}
+
+static void test_half_grows(void **state) {
+  tu_fixture *f = *state;
+  atr_store_stats base, before, st;
+  atr_queue_opts qo;
+  atr_queue_opts_init(&qo);
+  qo.max_bytes = 0; /* grows */
+  char item[ITEM], got[ITEM];
+  for (int commit = 0; commit < 2; commit++) {
+    atr_handle h;
+    tu_case(commit ? "grow dies after its commit"
+                   : "grow dies before its commit");
+    tu_ok(atr_store_stats_get(f->store, &base));
+    tu_assert_rc(atr_queue_open(f->store, "g", ATR_CREATE, &qo, &h),
+                 ATR_CREATED);
+    for (char c = 'A'; c <= 'C'; c++) {
+      fill(item, c);
+      tu_ok(atr_queue_put(&h, item, ITEM, 0));
+    }
+    tu_ok(atr_store_stats_get(f->store, &before));
+    struct grow_arg a = {f->path, commit};
+    tu_assert_i64(tu_run(half_grow, &a, 10), 0);
+    /* The store lock's repair rebuilds the heap from the records; the
+     * queue's finishes a committed move. */
+    tu_ok(atr_store_stats_get(f->store, &st));
+    if (commit)
+      assert_true(st.used > before.used);
+    else
+      tu_assert_u64(st.used, before.used);
+    fill(item, 'D');
+    tu_ok(atr_queue_put(&h, item, ITEM, 0));
+    for (char c = 'A'; c <= 'D'; c++) {
+      size_t len;
+      tu_ok(atr_queue_get(&h, got, sizeof got, &len, 0));
+      tu_assert_u64(len, ITEM);
+      tu_assert_i64(got[0], c);
+      tu_assert_i64(got[ITEM - 1], c);
+    }
+    tu_assert_rc(atr_queue_get(&h, got, sizeof got, NULL, 0), ATR_EEMPTY);
+    tu_ok(atr_delete(f->store, "g", ATR_QUEUE));
+    tu_ok(atr_store_stats_get(f->store, &st));
+    tu_assert_u64(st.used, base.used);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_half_commits, tu_setup, tu_teardown),
+      cmocka_unit_test_setup_teardown(test_half_grows, tu_setup, tu_teardown),
       cmocka_unit_test(tu_test_no_leftovers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
