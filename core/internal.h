@@ -62,6 +62,39 @@ struct atr__qside {
   uint64_t items; /* items that ever passed this side     */
 };
 
+/*
+ * A side's commit: plain stores, in this order: the intent's count, the
+ * intent's position, the count (the commit point: getters act on the
+ * putters' count only), the position. A process killed after any prefix
+ * of them leaves a state that atr__qside_repair, run by the next holder
+ * of the side's lock, makes whole: the commit either not made, or made.
+ * Release stores keep the compiler to this order (x86 keeps it anyway)
+ * and the item copies before it. `stores` is ATR__QSIDE_STORES but in
+ * test_commit, which dies after each prefix.
+ */
+#define ATR__QSIDE_STORES 4
+static inline void atr__qside_commit(struct atr__qside *side,
+                                     struct atr__qside *intent,
+                                     struct atr__qside next, int stores) {
+  if (stores > 0)
+    __atomic_store_n(&intent->items, next.items, __ATOMIC_RELEASE);
+  if (stores > 1)
+    __atomic_store_n(&intent->pos, next.pos, __ATOMIC_RELEASE);
+  if (stores > 2)
+    __atomic_store_n(&side->items, next.items, __ATOMIC_RELEASE);
+  if (stores > 3)
+    __atomic_store_n(&side->pos, next.pos, __ATOMIC_RELEASE);
+}
+
+/* After a commit died: one whose count is in gets its position. An
+ * intent whose count is in is whole (its count is written first). One
+ * that changes only the position may be applied either way. */
+static inline void atr__qside_repair(struct atr__qside *side,
+                                     const struct atr__qside *intent) {
+  if (side->items == intent->items)
+    side->pos = intent->pos;
+}
+
 /* A move to a larger ring, written aside and committed by `valid`;
  * whoever next takes one of the queue's locks finishes it. */
 struct atr__qmove {

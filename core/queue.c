@@ -63,29 +63,11 @@ static struct atr__qside side_load(const struct atr__qside *side) {
   return v;
 }
 
-/*
- * Commits our own side (we hold its lock, so nobody else writes it).
- * Plain stores, in this order: the intent, the count (the commit point:
- * getters act on the putters' count only), the position. x86 keeps
- * stores in order, and the release stores keep the compiler from moving
- * them or the item copies before them.
- */
+/* Commits our own side (we hold its lock, so nobody else writes it);
+ * see atr__qside_commit. */
 static void side_store(struct atr__qside *side, struct atr__qside *intent,
                        struct atr__qside next) {
-  intent->pos = next.pos;
-  intent->items = next.items;
-  __atomic_store_n(&side->items, next.items, __ATOMIC_RELEASE);
-  __atomic_store_n(&side->pos, next.pos, __ATOMIC_RELEASE);
-}
-
-/* Under a dead holder's lock: a commit killed between its count and its
- * position gets its position; one killed before its count is undone by
- * ignoring the intent (the items past the old end are simply unwritten
- * space). */
-static void side_repair(struct atr__qside *side,
-                        const struct atr__qside *intent) {
-  if (side->items == intent->items)
-    side->pos = intent->pos;
+  atr__qside_commit(side, intent, next, ATR__QSIDE_STORES);
 }
 
 static bool side_equal(struct atr__qside a, struct atr__qside b) {
@@ -123,7 +105,7 @@ void atr__queue_repair(atr_store *s, struct atr__obj *o) {
   struct atr__queue *q = &o->u.q;
   (void)s;
   finish_move(q);
-  side_repair(&q->cons, &q->cons_intent);
+  atr__qside_repair(&q->cons, &q->cons_intent);
   q->prod_seen = side_load(&q->prod).items;
 }
 
@@ -137,7 +119,7 @@ static void put_repair(void *arg) {
   struct atr__queue *q = &ra->o->u.q;
   if (atomic_load(&ra->o->id) != 0 && ra->o->kind == ATR_QUEUE) {
     finish_move(q);
-    side_repair(&q->prod, &q->prod_intent);
+    atr__qside_repair(&q->prod, &q->prod_intent);
     q->cons_seen = side_load(&q->cons);
   }
 }

@@ -276,11 +276,11 @@ int gw_reply_response(struct gw_req *req, unsigned status,
 /* Extra response headers for the next reply (Allow). */
 int gw_reply_allow(struct gw_req *req, unsigned methods);
 
-/* The daemon (http.c): start on a bound, listening socket; quiesce stops
- * accepting (returns the listen socket, now ours); suspend/resume a
+/* The daemon (http.c): start on a bound, listening socket (stop closes
+ * it); refuse closes every new connection from then on; suspend/resume a
  * request's connection. */
 int gw_http_start(int listen_fd);
-int gw_http_quiesce(void);
+void gw_http_refuse(void);
 void gw_http_stop(void);
 void gw_http_suspend(struct gw_req *req);
 void gw_http_resume(struct gw_req *req);

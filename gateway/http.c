@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -320,6 +321,21 @@ static enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn,
   }
 }
 
+/* Set at shutdown: new connections are accepted and closed at once. Not
+ * MHD_quiesce_daemon: with epoll worker threads it races a worker that
+ * removes the listen socket as well, and one of them aborts the process
+ * (an open libmicrohttpd defect). */
+static _Atomic int http_refusing;
+
+static enum MHD_Result http_on_accept(void *cls, const struct sockaddr *addr,
+                                      socklen_t len) {
+  (void)cls;
+  (void)addr;
+  (void)len;
+  return atomic_load_explicit(&http_refusing, memory_order_relaxed) ? MHD_NO
+                                                                    : MHD_YES;
+}
+
 /* libmicrohttpd's messages, on stderr with our prefix; but for those
  * that say a client went away while we sent (an event stream closed by
  * its reader, say): that is the normal end of a connection. */
@@ -339,7 +355,7 @@ int gw_http_start(int listen_fd) {
   gw_srv->daemon = MHD_start_daemon(
       MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
           MHD_USE_ERROR_LOG,
-      0, NULL, NULL, http_on_request, NULL,
+      0, http_on_accept, NULL, http_on_request, NULL,
       /* first, or MHD's own logger prints what comes before it */
       MHD_OPTION_EXTERNAL_LOGGER, http_log, NULL, MHD_OPTION_LISTEN_SOCKET,
       listen_fd, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
@@ -353,8 +369,8 @@ int gw_http_start(int listen_fd) {
   return gw_srv->daemon ? 0 : -1;
 }
 
-int gw_http_quiesce(void) {
-  return (int)MHD_quiesce_daemon(gw_srv->daemon);
+void gw_http_refuse(void) {
+  atomic_store(&http_refusing, 1);
 }
 
 void gw_http_stop(void) {

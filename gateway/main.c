@@ -426,7 +426,7 @@ int main(int argc, char **argv) {
   struct gw_config *cfg = &srv.cfg;
   atr_store_opts so;
   sigset_t sigs;
-  int listen_fd = -1, quiesced_fd, sig, rv, status = 1;
+  int listen_fd = -1, sig, rv, status = 1;
 
   gw_srv = &srv;
   rv = configure(cfg, argc, argv);
@@ -489,15 +489,12 @@ int main(int argc, char **argv) {
 
   /* Stop taking connections, answer every waiting request as if its time
    * had come, let those answers go out, then stop. */
-  quiesced_fd = gw_http_quiesce();
+  gw_http_refuse();
   gw_events_shutdown(1.0);
   gw_wait_shutdown(2.0);
   gw_wait_join();
   gw_http_stop();
-  if (quiesced_fd < 0)
-    listen_fd = -1; /* not handed back: MHD closed it */
-  else if (quiesced_fd != listen_fd)
-    close(quiesced_fd);
+  listen_fd = -1; /* MHD closed it */
   status = 0;
 done:
   gw_wait_shutdown(0);

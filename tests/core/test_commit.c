@@ -19,18 +19,22 @@
 
 struct commit_case {
   const char *name;
-  int put;          /* a put (else a get) dies                  */
-  int steps;        /* stores it made: 1 intent, 2 + count, 3 + position */
-  const char *left; /* the items then found, one letter each */
+  int put;          /* a put (else a get) dies                    */
+  int stores;       /* the stores of atr__qside_commit it made    */
+  const char *left; /* the items then found, one letter each     */
 };
 
 static const struct commit_case cases[] = {
-    {"put dies after its intent", 1, 1, "AC"},
-    {"put dies after its count", 1, 2, "ABC"},
-    {"put dies after its position", 1, 3, "ABC"},
-    {"get dies after its intent", 0, 1, "ABC"},
-    {"get dies after its count", 0, 2, "BC"},
-    {"get dies after its position", 0, 3, "BC"},
+    {"put dies before its commit", 1, 0, "AC"},
+    {"put dies after its intent's count", 1, 1, "AC"},
+    {"put dies after its intent", 1, 2, "AC"},
+    {"put dies after its count", 1, 3, "ABC"},
+    {"put dies after its position", 1, 4, "ABC"},
+    {"get dies before its commit", 0, 0, "ABC"},
+    {"get dies after its intent's count", 0, 1, "ABC"},
+    {"get dies after its intent", 0, 2, "ABC"},
+    {"get dies after its count", 0, 3, "BC"},
+    {"get dies after its position", 0, 4, "BC"},
 };
 
 struct half_arg {
@@ -42,8 +46,8 @@ static void fill(char *item, char letter) {
   memset(item, letter, ITEM);
 }
 
-/* Puts item B (a put) or takes the head (a get) up to c->steps stores,
- * then exits with the side's lock held. */
+/* Puts item B (a put) or takes the head (a get) with c->stores of the
+ * library's commit, then exits with the side's lock held. */
 static int half_commit(void *arg) {
   const struct half_arg *a = arg;
   atr_store *s = tu_child_open(a->path);
@@ -64,12 +68,7 @@ static int half_commit(void *arg) {
     memcpy(at, hdr, sizeof hdr);
     fill((char *)at + sizeof hdr, 'B');
   }
-  intent->pos = next.pos;
-  intent->items = next.items;
-  if (a->c->steps >= 2)
-    side->items = next.items;
-  if (a->c->steps >= 3)
-    side->pos = next.pos;
+  atr__qside_commit(side, intent, next, a->c->stores);
   return 0; /* _exit, the lock still held: its owner is dead */
 }
 

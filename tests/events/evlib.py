@@ -200,6 +200,9 @@ class Sub:
             self.proc.send_signal(signal.SIGCONT)
             self.proc.kill()
         self.proc.wait()
+        reader = getattr(self, "reader", None)
+        if reader is not None:
+            reader.join(5)  # it ends at the pipe's end; then close it
         self.proc.stdout.close()
         self.proc.stderr.close()
 
