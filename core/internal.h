@@ -86,13 +86,20 @@ static inline void atr__qside_commit(struct atr__qside *side,
     __atomic_store_n(&side->pos, next.pos, __ATOMIC_RELEASE);
 }
 
-/* After a commit died: one whose count is in gets its position. An
- * intent whose count is in is whole (its count is written first). One
- * that changes only the position may be applied either way. */
+/*
+ * After a commit died: one whose count is in gets its position (its
+ * intent is whole: the intent's count is written first); one whose count
+ * is not is forgotten. One that changes only the position may go either
+ * way. Both leave the intent equal to the side, as every whole commit
+ * does: a later commit that dies after its intent's count then finds the
+ * side's own position there, never this dead commit's.
+ */
 static inline void atr__qside_repair(struct atr__qside *side,
-                                     const struct atr__qside *intent) {
+                                     struct atr__qside *intent) {
   if (side->items == intent->items)
     side->pos = intent->pos;
+  else
+    *intent = *side;
 }
 
 /* A move to a larger ring, written aside and committed by `valid`;

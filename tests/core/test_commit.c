@@ -92,10 +92,20 @@ static void test_half_commits(void **state) {
     }
     struct half_arg a = {f->path, c};
     tu_assert_i64(tu_run(half_commit, &a, 10), 0);
-    /* The next put takes the putters' lock, finding its owner dead. */
+    /* Taking both locks repairs the dead side: its intent is the side
+     * again (made or forgotten), so that a later commit's half-written
+     * intent cannot bring this one back. */
+    uint64_t items, bytes;
+    tu_ok(atr_queue_size(&h, &items, &bytes, NULL));
+    const struct atr__queue *q = &atr__slot(f->store, h.slot)->u.q;
+    const struct atr__qside *side = c->put ? &q->prod : &q->cons;
+    const struct atr__qside *intent =
+        c->put ? &q->prod_intent : &q->cons_intent;
+    tu_assert_u64(intent->items, side->items);
+    tu_assert_u64(intent->pos, side->pos);
+    /* The next put takes the putters' lock. */
     fill(item, 'C');
     tu_ok(atr_queue_put(&h, item, ITEM, 0));
-    uint64_t items, bytes;
     tu_ok(atr_queue_size(&h, &items, &bytes, NULL));
     tu_assert_u64(items, strlen(c->left));
     tu_assert_u64(bytes, 16 * strlen(c->left));
