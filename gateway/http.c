@@ -91,7 +91,6 @@ static void http_cors(struct gw_req *req, struct MHD_Response *resp) {
 int gw_reply(struct gw_req *req, unsigned status, char *body, size_t len,
              const char *ctype, uint64_t version) {
   struct MHD_Response *resp;
-  enum MHD_Result rv;
   char etag[32];
 
   resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
@@ -121,12 +120,7 @@ int gw_reply(struct gw_req *req, unsigned status, char *body, size_t len,
   if (status == 401)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                             "Bearer realm=\"atrium\"");
-  http_cors(req, resp);
-  rv = MHD_queue_response(req->conn, status, resp);
-  MHD_destroy_response(resp);
-  req->status = status;
-  req->phase = PHASE_ANSWERED;
-  return rv;
+  return gw_reply_response(req, status, resp);
 }
 
 int gw_reply_buf(struct gw_req *req, unsigned status, gw_buf *b,
