@@ -205,7 +205,7 @@ struct feed_child_arg {
   const char *path;
   int ready[2];
   int result[2];
-  long adds;
+  int stop[2];
 };
 
 static int change_child(void *arg) {
@@ -327,11 +327,11 @@ static void test_feed_wake_before_wait(void **state) {
 
 /* ------------------------------------------------------------ coalescing */
 
-/* Reads every event now waiting; on an event for "n" (or a gap) reads
- * the value into *seen. */
+/* Reads every event now waiting, or the first `most` (0: no limit); on
+ * an event for "n" (or a gap) reads the value into *seen. */
 static void drain(atr_cursor *c, const atr_handle *h, int64_t *seen,
-                  double timeout, int *gaps) {
-  for (;;) {
+                  double timeout, int *gaps, int most) {
+  for (int n = 0; most == 0 || n < most; n++) {
     atr_event ev;
     int rv = atr_feed_next(c, &ev, timeout);
     if (rv == ATR_ETIMEDOUT)
@@ -366,26 +366,13 @@ static void test_coalesce_in_process(void **state) {
   for (int64_t i = 1; i <= 20000; i++) {
     tu_ok(atr_value_add(&h, si(1), NULL, NULL));
     if (tu_rand_below(&r, 8) == 0) {
-      drain(&c, &h, &seen, 0, &gaps);
+      drain(&c, &h, &seen, 0, &gaps, 0);
       tu_assert_i64(seen, i);
     }
   }
-  drain(&c, &h, &seen, 0, &gaps);
+  drain(&c, &h, &seen, 0, &gaps, 0);
   tu_assert_i64(seen, 20000);
   assert_int_equal(gaps, 0);
-}
-
-static int adder_child(void *arg) {
-  struct feed_child_arg *a = arg;
-  atr_store *s = tu_child_open(a->path);
-  atr_handle h;
-  TU_CHILD_CHECK(atr_value_open(s, "n", 'q', 0, NULL, &h) == 0);
-  TU_CHILD_CHECK(tu_write_full(a->ready[1], "r", 1) == 0);
-  for (long i = 0; i < a->adds; i++)
-    TU_CHILD_CHECK(atr_value_add(&h, si(1), NULL, NULL) == 0);
-  TU_CHILD_CHECK(tu_write_full(a->result[1], "d", 1) == 0);
-  atr_store_close(s);
-  return 0;
 }
 
 static int readable(int fd) {
@@ -393,8 +380,28 @@ static int readable(int fd) {
   return poll(&p, 1, 0) > 0;
 }
 
+/* Adds as fast as it can until a byte comes on `stop`; then writes how
+ * many adds it made on `result`. */
+static int adder_child(void *arg) {
+  struct feed_child_arg *a = arg;
+  atr_store *s = tu_child_open(a->path);
+  atr_handle h;
+  long n = 0;
+  TU_CHILD_CHECK(atr_value_open(s, "n", 'q', 0, NULL, &h) == 0);
+  TU_CHILD_CHECK(tu_write_full(a->ready[1], "r", 1) == 0);
+  do {
+    for (int k = 0; k < 1024; k++, n++)
+      TU_CHILD_CHECK(atr_value_add(&h, si(1), NULL, NULL) == 0);
+  } while (!readable(a->stop[0]));
+  TU_CHILD_CHECK(tu_write_full(a->result[1], &n, sizeof n) == 0);
+  atr_store_close(s);
+  return 0;
+}
+
 /* Another process adds as fast as it can while this one follows the
- * feed: the value read on the last event is the final value. */
+ * feed: the value read on the last event is the final value. The adder
+ * stops only once this reader has taken 100 of its events, so the two
+ * surely overlap. */
 static void test_coalesce_concurrent(void **state) {
   tu_fixture *f = fixture(state);
   atr_handle h;
@@ -403,28 +410,27 @@ static void test_coalesce_concurrent(void **state) {
                ATR_CREATED);
   tu_ok(atr_feed_open(f->store, &c));
   for (int round = 0; round < 5; round++) {
-    struct feed_child_arg a = {.path = f->path, .adds = 200000};
+    struct feed_child_arg a = {.path = f->path};
     tu_pipe(a.ready);
     tu_pipe(a.result);
+    tu_pipe(a.stop);
     atr_scalar start;
     tu_ok(atr_value_get(&h, &start, NULL));
     pid_t pid = tu_spawn(adder_child, &a);
     char ch;
+    long adds;
     assert_int_equal(tu_read_full(a.ready[0], &ch, 1, 10), 0);
     int64_t seen = -1;
     int gaps = 0;
-    long rounds = 0;
-    /* Follow the feed while the adds go on. */
-    while (!readable(a.result[0])) {
-      drain(&c, &h, &seen, 0.01, &gaps);
-      rounds++;
-    }
+    drain(&c, &h, &seen, 10, &gaps, 100); /* while the adds go on */
+    assert_int_equal(tu_write_full(a.stop[1], "s", 1), 0);
+    assert_int_equal(tu_read_full(a.result[0], &adds, sizeof adds, 30), 0);
     assert_int_equal(tu_wait(pid, 30), 0);
     tu_close_pipe(a.ready);
     tu_close_pipe(a.result);
-    drain(&c, &h, &seen, 0.05, &gaps);
-    tu_assert_i64(seen, start.i + a.adds);
-    assert_true(rounds > 0);
+    tu_close_pipe(a.stop);
+    drain(&c, &h, &seen, 0.05, &gaps, 0);
+    tu_assert_i64(seen, start.i + adds);
   }
 }
 
