@@ -76,24 +76,14 @@ static int cli_type_is_signed(char type) {
   return strchr("bhilq?", type) != NULL;
 }
 
-static int cli_type_is_float(char type) {
-  return type == 'f' || type == 'd';
-}
-
 /* The shortest %g text that reads back to v (as a float for type 'f'),
  * with ".0" added to whole numbers so that a float looks like one. */
 static void cli_format_float(char type, double v, char *buf, size_t cap) {
-  int prec;
-
   if (isnan(v) || isinf(v)) {
     snprintf(buf, cap, "%s", isnan(v) ? "nan" : (v < 0 ? "-inf" : "inf"));
     return;
   }
-  for (prec = 1; prec <= 17; prec++) {
-    snprintf(buf, cap, "%.*g", prec, v);
-    if (type == 'f' ? strtof(buf, NULL) == (float)v : strtod(buf, NULL) == v)
-      break;
-  }
+  atr_float_format(type, v, buf, cap);
   if (strpbrk(buf, ".e") == NULL && strlen(buf) + 3 <= cap)
     strcat(buf, ".0");
 }
@@ -107,7 +97,7 @@ static void cli_format_scalar(char type, atr_scalar v, char *buf, size_t cap) {
       snprintf(buf, cap, "%c", byte);
     else
       snprintf(buf, cap, "\\x%02x", byte);
-  } else if (cli_type_is_float(type))
+  } else if (atr_type_class(type) == ATR_TFLOAT)
     cli_format_float(type, v.f, buf, cap);
   else if (cli_type_is_signed(type))
     snprintf(buf, cap, "%" PRId64, v.i);
@@ -378,8 +368,8 @@ static int cli_add(atr_store *store, const char *name, const char *text) {
 
   if ((rv = atr_value_open(store, name, 0, 0, NULL, &h)) < 0)
     return cli_fail(name, rv);
-  rv = cli_type_is_float(h.type) ? cli_parse_float(text, &delta)
-                                 : cli_parse_int(text, &delta);
+  rv = atr_type_class(h.type) == ATR_TFLOAT ? cli_parse_float(text, &delta)
+                                            : cli_parse_int(text, &delta);
   if (rv == ATR_EINVAL)
     return cli_usage_error("not a number", text);
   if (rv < 0)

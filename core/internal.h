@@ -21,6 +21,12 @@
 #ifndef ATRIUM_INTERNAL_H
 #define ATRIUM_INTERNAL_H
 
+/* Private to core/ (and its white-box tests): the build defines
+ * ATR__CORE_BUILD only there, so anything else including this fails. */
+#ifndef ATR__CORE_BUILD
+#error "internal.h is private to core/: include <atrium.h> instead"
+#endif
+
 #include "atrium.h"
 
 #include <pthread.h>

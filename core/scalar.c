@@ -7,6 +7,8 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 ATR__EXPORT size_t atr_type_size(char type) {
@@ -32,6 +34,45 @@ ATR__EXPORT size_t atr_type_size(char type) {
   default:
     return 0;
   }
+}
+
+ATR__EXPORT atr_tclass atr_type_class(char type) {
+  switch (type) {
+  case 'b':
+  case 'h':
+  case 'i':
+  case 'l':
+  case 'q':
+  case '?':
+    return ATR_TINT;
+  case 'B':
+  case 'H':
+  case 'I':
+  case 'L':
+  case 'Q':
+  case 'c':
+    return ATR_TUINT;
+  case 'f':
+  case 'd':
+    return ATR_TFLOAT;
+  default:
+    return ATR_TNONE;
+  }
+}
+
+ATR__EXPORT int atr_float_format(char type, double v, char *buf, size_t cap) {
+  /* Any decimal of up to 15 digits survives a trip through a normal
+   * double, so a shorter text that reads back is also what %.15g prints;
+   * a float, or a subnormal double, holds fewer digits and may need
+   * fewer. */
+  int prec = type != 'f' && fpclassify(v) == FP_NORMAL ? 15 : 1;
+  int n = 0;
+  for (; prec < 17; prec++) {
+    n = snprintf(buf, cap, "%.*g", prec, v);
+    if (type == 'f' ? strtof(buf, NULL) == (float)v : strtod(buf, NULL) == v)
+      return n;
+  }
+  return snprintf(buf, cap, "%.17g", v);
 }
 
 bool atr__is_signed(char type) {

@@ -951,7 +951,6 @@ void gw_json_put_bytes(gw_buf *b, const char *p, size_t len) {
 
 void gw_json_put_scalar(gw_buf *b, char type, atr_scalar v) {
   char text[64];
-  int prec;
 
   switch (type) {
   case 'b':
@@ -985,35 +984,13 @@ void gw_json_put_scalar(gw_buf *b, char type, atr_scalar v) {
     return;
   }
   case 'f':
-    if (!isfinite(v.f)) {
-      gw_buf_str(b, "null");
-      return;
-    }
-    /* The shortest text that reads back to the same float. */
-    for (prec = 1; prec < 9; prec++) {
-      snprintf(text, sizeof(text), "%.*g", prec, v.f);
-      if (strtof(text, NULL) == (float)v.f)
-        break;
-    }
-    snprintf(text, sizeof(text), "%.*g", prec, v.f);
-    gw_buf_str(b, text);
-    return;
   case 'd':
   default:
     if (!isfinite(v.f)) {
       gw_buf_str(b, "null");
       return;
     }
-    /* Any decimal of up to 15 digits survives a trip through a normal
-     * double, so a shorter text that reads back is also what %.15g
-     * prints; a subnormal holds fewer digits and may need fewer. */
-    prec = fpclassify(v.f) == FP_SUBNORMAL ? 1 : 15;
-    for (; prec < 17; prec++) {
-      snprintf(text, sizeof(text), "%.*g", prec, v.f);
-      if (strtod(text, NULL) == v.f)
-        break;
-    }
-    snprintf(text, sizeof(text), "%.*g", prec, v.f);
+    atr_float_format(type, v.f, text, sizeof text);
     gw_buf_str(b, text);
     return;
   }

@@ -144,7 +144,7 @@ static int m_value(const atr_info *info, void *arg) {
              h.type);
   /* Prometheus reads a float64: a float's exact value is its double
    * (0.1f is 0.10000000149011612, which "0.1" would not be). */
-  if (h.type == 'f' || h.type == 'd')
+  if (atr_type_class(h.type) == ATR_TFLOAT)
     gw_json_put_scalar(mv->b, 'd', v);
   else if (h.type == '?')
     gw_buf_str(mv->b, v.i ? "1" : "0");

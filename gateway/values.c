@@ -145,7 +145,7 @@ int gw_value_add(struct gw_req *req) {
     return gw_reply_error(req, 409, "type_mismatch",
                           "values of type '%c' cannot be added to", h.type);
   given = gw_body_get(req, "delta");
-  if (h.type == 'f' || h.type == 'd') {
+  if (atr_type_class(h.type) == ATR_TFLOAT) {
     delta.f = 1.0;
     if (given && gw_body_scalar(req, given, 'd', "delta", &delta) != 0)
       return MHD_YES;

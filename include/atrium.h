@@ -142,6 +142,22 @@ const char *atr_kind_name(atr_kind kind);
  */
 size_t atr_type_size(char type);
 
+/* Which member of atr_scalar a type code uses (see below). */
+typedef enum atr_tclass {
+  ATR_TNONE = 0, /* not a type code                  */
+  ATR_TINT,      /* i: b h i l q, and '?' (0 or 1)   */
+  ATR_TUINT,     /* u: B H I L Q, and 'c' (0..255)   */
+  ATR_TFLOAT,    /* f: f d                           */
+} atr_tclass;
+atr_tclass atr_type_class(char type);
+
+/*
+ * Writes the shortest %g text that reads back to v (as a float for type
+ * 'f', as a double otherwise) into buf[0..cap), NUL-terminated; v must
+ * be finite. Returns what snprintf returns: the length it needed.
+ */
+int atr_float_format(char type, double v, char *buf, size_t cap);
+
 /*
  * A scalar crosses the API as a union; which member counts follows the
  * type: i for b h i l q and '?' (0 or 1); u for B H I L Q and 'c'
