@@ -355,6 +355,14 @@ ATR__EXPORT int atr_stat(atr_store *s, const char *name, atr_info *info) {
   return rc;
 }
 
+ATR__EXPORT int atr_handle_stat(const atr_handle *h, atr_info *info) {
+  if (h == NULL || h->store == NULL || info == NULL)
+    return ATR_EINVAL;
+  if (atr__obj_of(h) == NULL)
+    return ATR_ENOENT;
+  return info_of(h->store, h->slot, h->id, info);
+}
+
 ATR__EXPORT int
 atr_list(atr_store *s, int (*fn)(const atr_info *info, void *arg), void *arg) {
   atr_info info;

@@ -224,6 +224,10 @@ enum {
 /* Positive result of the _open calls when they created the object. */
 #define ATR_CREATED 1
 
+/* Fills *info for the object h is open on, without a name lookup
+ * (ATR_ENOENT once it is deleted). */
+int atr_handle_stat(const atr_handle *h, atr_info *info);
+
 /* ----------------------------------------------------------------- values */
 
 /*

@@ -55,7 +55,7 @@ example() {
   awk '/^```c$/ { inside = 1; next } inside && /^```$/ { exit } inside' \
     "$readme" >"$work/example.c"
   # shellcheck disable=SC2086 # sanflags is a list of flags
-  $CC -std=c11 -Wall -Wextra $sanflags -I"$root/core" -o "$work/example" \
+  $CC -std=c11 -Wall -Wextra $sanflags -I"$root/include" -o "$work/example" \
     "$work/example.c" "$lib" -pthread >"$work/log" 2>&1 || return 1
   rm -f "$store"
   "$work/example" "$store" >"$work/out1" 2>"$work/log" || return 1
