@@ -17,26 +17,26 @@
 
 #define READ_TRIES 64
 
-static uint8_t *data_of(atr_store *s, struct atr__obj *o) {
+static uint8_t *arr_data_of(atr_store *s, struct atr__obj *o) {
   return s->base + o->data_off;
 }
 
-static uint8_t *log_of(atr_store *s, struct atr__obj *o) {
-  return data_of(s, o) + o->u.a.length * o->u.a.esize;
+static uint8_t *arr_log_of(atr_store *s, struct atr__obj *o) {
+  return arr_data_of(s, o) + o->u.a.length * o->u.a.esize;
 }
 
-static struct atr__obj *array_of(const atr_handle *h) {
+static struct atr__obj *arr_of(const atr_handle *h) {
   struct atr__obj *o = atr__obj_of(h);
   return o != NULL && h->kind == ATR_ARRAY ? o : NULL;
 }
 
 /* Copies the committed log into place. Holding the lock. */
-static void apply_log(atr_store *s, struct atr__obj *o) {
+static void arr_apply_log(atr_store *s, struct atr__obj *o) {
   struct atr__array *a = &o->u.a;
   uint64_t seq = atomic_load(&a->seq);
   atomic_store_explicit(&a->seq, seq | 1, memory_order_relaxed);
   atomic_thread_fence(memory_order_release);
-  memcpy(data_of(s, o) + a->log_start * a->esize, log_of(s, o),
+  memcpy(arr_data_of(s, o) + a->log_start * a->esize, arr_log_of(s, o),
          a->log_count * a->esize);
   a->version = a->log_version;
   atomic_store_explicit(&a->seq, (seq | 1) + 1, memory_order_release);
@@ -45,34 +45,34 @@ static void apply_log(atr_store *s, struct atr__obj *o) {
 
 /* Finishes the work of a writer that died holding the lock: replays a
  * committed log, or closes a sequence left odd. */
-void atr__array_repair(atr_store *s, struct atr__obj *o) {
+static void arr_repair(atr_store *s, struct atr__obj *o) {
   struct atr__array *a = &o->u.a;
   if (o->data_off == 0)
     return;
   if (atomic_load(&a->log_valid))
-    apply_log(s, o);
+    arr_apply_log(s, o);
   else if (atomic_load(&a->seq) & 1)
     atomic_fetch_add(&a->seq, 1);
 }
 
-static int array_lock(const atr_handle *h, struct atr__obj **out) {
+static int arr_lock(const atr_handle *h, struct atr__obj **out) {
   return atr__handle_lock(h, ATR_ARRAY, out);
 }
 
-struct array_init {
+struct arr_init_arg {
   uint64_t length;
   const atr_scalar *init;
 };
 
-static int array_check(struct atr__obj *o, void *arg) {
-  struct array_init *ai = arg;
+static int arr_check(struct atr__obj *o, void *arg) {
+  struct arr_init_arg *ai = arg;
   return ai->length == 0 || ai->length == o->u.a.length ? 0 : ATR_ELENGTH;
 }
 
 /* Sets up a new array; its arguments are checked only now, when it is
  * created: opening an existing array ignores them. */
-static int array_init(atr_store *s, struct atr__obj *o, void *arg) {
-  struct array_init *ai = arg;
+static int arr_init(atr_store *s, struct atr__obj *o, void *arg) {
+  struct arr_init_arg *ai = arg;
   struct atr__array *a = &o->u.a;
   size_t esize = atr_type_size((char)o->type);
   uint64_t got, bytes;
@@ -95,7 +95,7 @@ static int array_init(atr_store *s, struct atr__obj *o, void *arg) {
   a->version = o->version;
   atomic_store(&a->seq, 0);
   atomic_store(&a->log_valid, 0);
-  uint8_t *d = data_of(s, o);
+  uint8_t *d = arr_data_of(s, o);
   memset(d, 0, bytes);
   for (uint64_t i = 0; ai->init != NULL && i < ai->length; i++) {
     atr_scalar v = ai->init[i];
@@ -108,15 +108,15 @@ static int array_init(atr_store *s, struct atr__obj *o, void *arg) {
 ATR__EXPORT int atr_array_open(atr_store *s, const char *name, char type,
                                uint64_t length, int flags,
                                const atr_scalar *init, atr_handle *h) {
-  struct array_init ai = {length, init};
+  struct arr_init_arg ai = {length, init};
   if (type != 0 && atr_type_size(type) == 0)
     return ATR_ETYPE;
-  return atr__open(s, name, ATR_ARRAY, type, flags, array_check, array_init,
-                   &ai, h);
+  return atr__open(s, name, ATR_ARRAY, type, flags, arr_check, arr_init, &ai,
+                   h);
 }
 
 ATR__EXPORT int atr_array_length(const atr_handle *h, uint64_t *length) {
-  struct atr__obj *o = array_of(h);
+  struct atr__obj *o = arr_of(h);
   if (o == NULL || length == NULL)
     return o == NULL ? ATR_ENOENT : ATR_EINVAL;
   *length = o->u.a.length;
@@ -141,9 +141,9 @@ ATR__EXPORT void atr_slice(int64_t start, int64_t stop, uint64_t length,
 }
 
 /* Copies [lo, hi) out; returns the array's version for that copy. */
-static uint64_t copy_out(atr_store *s, struct atr__obj *o, char type,
-                         uint64_t lo, uint64_t hi, atr_scalar *out) {
-  const uint8_t *d = data_of(s, o);
+static uint64_t arr_copy_out(atr_store *s, struct atr__obj *o, char type,
+                             uint64_t lo, uint64_t hi, atr_scalar *out) {
+  const uint8_t *d = arr_data_of(s, o);
   uint32_t esize = o->u.a.esize;
   for (uint64_t i = lo; i < hi; i++)
     out[i - lo] = atr__elem_load(type, d + i * esize);
@@ -153,7 +153,7 @@ static uint64_t copy_out(atr_store *s, struct atr__obj *o, char type,
 ATR__EXPORT int atr_array_get(const atr_handle *h, int64_t start, int64_t stop,
                               atr_scalar *out, uint64_t cap, uint64_t *n,
                               uint64_t *version) {
-  struct atr__obj *o = array_of(h);
+  struct atr__obj *o = arr_of(h);
   uint64_t lo, hi, ver;
   int rc;
   if (o == NULL)
@@ -169,16 +169,16 @@ ATR__EXPORT int atr_array_get(const atr_handle *h, int64_t start, int64_t stop,
     }
     if (atomic_load(&o->id) != h->id || o->dead)
       return ATR_ENOENT;
-    ver = copy_out(h->store, o, h->type, lo, hi, out);
+    ver = arr_copy_out(h->store, o, h->type, lo, hi, out);
     atomic_thread_fence(memory_order_acquire);
     if (atomic_load_explicit(&o->u.a.seq, memory_order_relaxed) == seq)
       goto done;
   }
   /* A writer keeps the sequence moving, or died mid-copy: the lock
    * waits for the one and repairs the other. */
-  if ((rc = array_lock(h, &o)) != 0)
+  if ((rc = arr_lock(h, &o)) != 0)
     return rc;
-  ver = copy_out(h->store, o, h->type, lo, hi, out);
+  ver = arr_copy_out(h->store, o, h->type, lo, hi, out);
   atr__mutex_unlock(&o->lock);
 done:
   if (atomic_load(&o->id) != h->id)
@@ -191,7 +191,7 @@ done:
 }
 
 /* Resolves a negative index; ATR_EBOUNDS if outside [0, length). */
-static int resolve(int64_t index, uint64_t length, uint64_t *at) {
+static int arr_resolve(int64_t index, uint64_t length, uint64_t *at) {
   if (index < 0) {
     if ((uint64_t)(-(index + 1)) >= length)
       return ATR_EBOUNDS;
@@ -206,14 +206,14 @@ static int resolve(int64_t index, uint64_t length, uint64_t *at) {
 
 /* Commits the log (already filled) for [start, start+count) and applies
  * it. Holding the lock. */
-static uint64_t commit(atr_store *s, struct atr__obj *o, uint64_t start,
-                       uint64_t count) {
+static uint64_t arr_commit(atr_store *s, struct atr__obj *o, uint64_t start,
+                           uint64_t count) {
   struct atr__array *a = &o->u.a;
   a->log_start = start;
   a->log_count = count;
   a->log_version = a->version + 1;
   atomic_store_explicit(&a->log_valid, 1, memory_order_release);
-  apply_log(s, o);
+  arr_apply_log(s, o);
   return a->version;
 }
 
@@ -225,13 +225,13 @@ ATR__EXPORT int atr_array_set(const atr_handle *h, int64_t start,
   int rc;
   if (values == NULL && n > 0)
     return ATR_EINVAL;
-  if ((rc = array_lock(h, &o)) != 0)
+  if ((rc = arr_lock(h, &o)) != 0)
     return rc;
   struct atr__array *a = &o->u.a;
   /* Like Python, a start may equal the length when nothing is written. */
   if (n == 0 && start >= 0 && (uint64_t)start == a->length)
     at = a->length;
-  else if ((rc = resolve(start, a->length, &at)) != 0)
+  else if ((rc = arr_resolve(start, a->length, &at)) != 0)
     goto out;
   if (n > a->length - at) {
     rc = ATR_EBOUNDS;
@@ -242,20 +242,20 @@ ATR__EXPORT int atr_array_set(const atr_handle *h, int64_t start,
     goto out;
   }
   /* Write aside: an element out of range leaves nothing written. */
-  uint8_t *log = log_of(h->store, o);
+  uint8_t *log = arr_log_of(h->store, o);
   for (uint64_t i = 0; i < n; i++) {
     atr_scalar v = values[i];
     if ((rc = atr__scalar_check(h->type, &v)) != 0)
       goto out;
     atr__elem_store(h->type, log + i * a->esize, v);
   }
-  ver = n > 0 ? commit(h->store, o, at, n) : a->version;
+  ver = n > 0 ? arr_commit(h->store, o, at, n) : a->version;
   if (version != NULL)
     *version = ver;
 out:
   atr__mutex_unlock(&o->lock);
   if (rc == 0 && n > 0)
-    atr__feed_push(h->store, o, h->slot, ATR_OP_SET, true);
+    atr__feed_push(h->store, o, h->slot, ATR_OP_SET, &o->pend);
   return rc;
 }
 
@@ -266,17 +266,17 @@ ATR__EXPORT int atr_array_add(const atr_handle *h, int64_t index,
   atr_scalar next;
   uint64_t at, ver;
   int rc;
-  if ((rc = array_lock(h, &o)) != 0)
+  if ((rc = arr_lock(h, &o)) != 0)
     return rc;
   struct atr__array *a = &o->u.a;
-  if ((rc = resolve(index, a->length, &at)) != 0)
+  if ((rc = arr_resolve(index, a->length, &at)) != 0)
     goto out;
   atr_scalar cur =
-      atr__elem_load(h->type, data_of(h->store, o) + at * a->esize);
+      atr__elem_load(h->type, arr_data_of(h->store, o) + at * a->esize);
   if ((rc = atr__scalar_add(h->type, cur, delta, &next)) != 0)
     goto out;
-  atr__elem_store(h->type, log_of(h->store, o), next);
-  ver = commit(h->store, o, at, 1);
+  atr__elem_store(h->type, arr_log_of(h->store, o), next);
+  ver = arr_commit(h->store, o, at, 1);
   if (value != NULL)
     *value = next;
   if (version != NULL)
@@ -284,11 +284,11 @@ ATR__EXPORT int atr_array_add(const atr_handle *h, int64_t index,
 out:
   atr__mutex_unlock(&o->lock);
   if (rc == 0)
-    atr__feed_push(h->store, o, h->slot, ATR_OP_ADD, true);
+    atr__feed_push(h->store, o, h->slot, ATR_OP_ADD, &o->pend);
   return rc;
 }
 
-int atr__array_kill(atr_store *s, struct atr__obj *o, uint64_t *last) {
+static int arr_kill(atr_store *s, struct atr__obj *o, uint64_t *last) {
   int rc;
   if ((rc = atr__record_lock(s, o)) != 0)
     return rc;
@@ -299,8 +299,12 @@ int atr__array_kill(atr_store *s, struct atr__obj *o, uint64_t *last) {
   return 0;
 }
 
-void atr__array_info(struct atr__obj *o, atr_info *info) {
+/* Lock-free: the length and element size never change; the version is
+ * read inside the seqlock. */
+static int arr_info(atr_store *s, struct atr__obj *o, atr_info *info) {
   uint64_t seq;
+  (void)s;
+  info->type = (char)o->type;
   do {
     seq = atomic_load_explicit(&o->u.a.seq, memory_order_acquire);
     info->length = o->u.a.length;
@@ -309,4 +313,24 @@ void atr__array_info(struct atr__obj *o, atr_info *info) {
     atomic_thread_fence(memory_order_acquire);
   } while ((seq & 1) == 0 &&
            atomic_load_explicit(&o->u.a.seq, memory_order_relaxed) != seq);
+  return 0;
 }
+
+/* The data and redo log, one block. */
+static uint64_t arr_data(const struct atr__obj *o, uint64_t *size) {
+  *size = o->data_size;
+  return o->data_off;
+}
+
+static uint64_t arr_last_version(const struct atr__obj *o) {
+  return o->u.a.version;
+}
+
+const struct atr__kind_ops atr__array_ops = {
+    .name = "array",
+    .kill = arr_kill,
+    .repair = arr_repair,
+    .info = arr_info,
+    .data = arr_data,
+    .last_version = arr_last_version,
+};

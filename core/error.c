@@ -1,4 +1,4 @@
-/* error.c - error strings, names, kinds and ops. */
+/* error.c - error strings and names, name checks, op names. */
 #include "internal.h"
 
 ATR__EXPORT const char *atr_strerror(int code) {
@@ -40,19 +40,6 @@ ATR__EXPORT int atr_name_check(const char *name, size_t len) {
       return ATR_ENAME;
   }
   return 0;
-}
-
-ATR__EXPORT const char *atr_kind_name(atr_kind kind) {
-  switch (kind) {
-  case ATR_VALUE:
-    return "value";
-  case ATR_ARRAY:
-    return "array";
-  case ATR_QUEUE:
-    return "queue";
-  default:
-    return "any";
-  }
 }
 
 ATR__EXPORT const char *atr_op_name(atr_op op) {

@@ -27,8 +27,8 @@
  * reader decides its writer died. */
 #define HOLE_WAIT 0.2
 
-static void fill(struct atr__fentry *e, struct atr__obj *o, uint32_t slot,
-                 atr_op op) {
+static void feed_fill(struct atr__fentry *e, struct atr__obj *o, uint32_t slot,
+                      atr_op op) {
   e->id = atomic_load_explicit(&o->id, memory_order_relaxed);
   e->slot = slot;
   e->op = (uint8_t)op;
@@ -37,13 +37,13 @@ static void fill(struct atr__fentry *e, struct atr__obj *o, uint32_t slot,
   memcpy(e->name, o->name, sizeof e->name);
 }
 
-static void publish(atr_store *s, uint64_t seq, struct atr__obj *o,
-                    uint32_t slot, atr_op op) {
+static void feed_write(atr_store *s, uint64_t seq, struct atr__obj *o,
+                       uint32_t slot, atr_op op) {
   struct atr__fentry *e = atr__fentry(s, seq);
   atomic_store_explicit(&e->seq, 0, memory_order_relaxed);
   atomic_thread_fence(memory_order_release);
   if (o != NULL)
-    fill(e, o, slot, op);
+    feed_fill(e, o, slot, op);
   else
     memset(&e->id, 0, sizeof *e - offsetof(struct atr__fentry, id));
   atomic_store_explicit(&e->seq, seq, memory_order_release);
@@ -52,38 +52,32 @@ static void publish(atr_store *s, uint64_t seq, struct atr__obj *o,
 }
 
 void atr__feed_push(atr_store *s, struct atr__obj *o, uint32_t slot, atr_op op,
-                    bool coalesce) {
-  uint64_t mark, seq;
-  if (coalesce) {
+                    _Atomic uint64_t *mark) {
+  if (mark != NULL) {
     /* The change must be visible before we look at the mark, or a
      * reader could clear it and read the old state in between. */
     atomic_thread_fence(memory_order_seq_cst);
-    mark = atomic_load_explicit(atr__mark(o, op), memory_order_relaxed);
-    if (atr__feed_covered(s, mark, op))
-      return;
-  }
-  if (coalesce) {
-    atr__feed_publish(s, o, slot, op, mark);
+    uint64_t seen = atomic_load_explicit(mark, memory_order_relaxed);
+    if (!atr__feed_covered(s, seen, op))
+      atr__feed_publish(s, o, slot, op, mark, seen);
     return;
   }
-  seq = atomic_fetch_add(&s->hdr->feed_head, 1);
-  publish(s, seq, o, slot, op);
+  feed_write(s, atomic_fetch_add(&s->hdr->feed_head, 1), o, slot, op);
 }
 
 void atr__feed_publish(atr_store *s, struct atr__obj *o, uint32_t slot,
-                       atr_op op, uint64_t mark) {
+                       atr_op op, _Atomic uint64_t *mark, uint64_t seen) {
   uint64_t seq = atomic_fetch_add(&s->hdr->feed_head, 1);
-  atomic_compare_exchange_strong(atr__mark(o, op), &mark,
-                                 seq << 8 | (uint64_t)op);
-  publish(s, seq, o, slot, op);
+  atomic_compare_exchange_strong(mark, &seen, seq << 8 | (uint64_t)op);
+  feed_write(s, seq, o, slot, op);
 }
 
 void atr__feed_push_resync(atr_store *s) {
-  publish(s, atomic_fetch_add(&s->hdr->feed_head, 1), NULL, 0, 0);
+  feed_write(s, atomic_fetch_add(&s->hdr->feed_head, 1), NULL, 0, 0);
 }
 
 /* Starts c at the feed's end; from here on no older mark hides a change. */
-static void start_at_end(atr_store *s, atr_cursor *c) {
+static void feed_start_at_end(atr_store *s, atr_cursor *c) {
   uint64_t head = atomic_load(&s->hdr->feed_head);
   uint64_t epoch = atomic_load(&s->hdr->feed_epoch);
   while (epoch < head &&
@@ -97,14 +91,14 @@ static void start_at_end(atr_store *s, atr_cursor *c) {
 ATR__EXPORT int atr_feed_open(atr_store *s, atr_cursor *c) {
   if (s == NULL || c == NULL)
     return ATR_EINVAL;
-  start_at_end(s, c);
+  feed_start_at_end(s, c);
   return 0;
 }
 
 /* Copies the published entry seq into ev; false if it was overwritten
  * meanwhile. */
-static bool read_entry(atr_store *s, uint64_t seq, atr_event *ev,
-                       uint32_t *slot) {
+static bool feed_read_entry(atr_store *s, uint64_t seq, atr_event *ev,
+                            uint32_t *slot) {
   struct atr__fentry *e = atr__fentry(s, seq), copy;
   memcpy(&copy, e, sizeof copy);
   atomic_thread_fence(memory_order_acquire);
@@ -136,7 +130,7 @@ ATR__EXPORT int atr_feed_next(atr_cursor *c, atr_event *ev, double timeout) {
     uint32_t slot;
 
     if (seq == want) {
-      if (!read_entry(s, want, ev, &slot))
+      if (!feed_read_entry(s, want, ev, &slot))
         return ATR_EGAP;
       c->next = want + 1;
       if (ev->id == 0)
@@ -184,7 +178,7 @@ ATR__EXPORT int atr_feed_resync(atr_cursor *c) {
     return ATR_EINVAL;
   /* What comes after the end is read as events (no older mark hides a
    * change any more); what came before, the caller's full re-read covers. */
-  start_at_end(c->store, c);
+  feed_start_at_end(c->store, c);
   return 0;
 }
 

@@ -261,10 +261,7 @@ void atr__mutex_unlock(pthread_mutex_t *m);
 double atr__remaining(double deadline);
 double atr__deadline(double timeout);
 
-/* scalar.c: the type codes. */
-bool atr__is_int(char type);
-bool atr__is_signed(char type);
-bool atr__is_float(char type);
+/* scalar.c: the type codes (atr_type_class says which kind of number). */
 /* Checks v against type and normalises it (a 'f' is rounded to float).
  * 0 or ATR_ERANGE. */
 int atr__scalar_check(char type, atr_scalar *v);
@@ -278,7 +275,13 @@ void atr__elem_store(char type, void *p, atr_scalar v);
 int atr__store_lock(atr_store *s);
 void atr__store_unlock(atr_store *s);
 
-/* alloc.c: the heap, under the store lock. */
+/* A used heap block: its data offset and usable size. */
+struct atr__span {
+  uint64_t off, size;
+};
+
+/* alloc.c: the heap, under the store lock. A leaf: it knows blocks, not
+ * objects. */
 void atr__heap_init(atr_store *s);
 /* Returns the offset of a block with at least n usable bytes, 0 if none;
  * *got is the usable size. */
@@ -290,14 +293,89 @@ void atr__heap_free(atr_store *s, uint64_t off);
  * size; 0 if that neighbour has not the room (nothing changed). */
 uint64_t atr__heap_extend(atr_store *s, uint64_t off, uint64_t more,
                           bool forward, uint64_t *got);
-/* Rebuilds block headers and the free list around the live objects. */
-void atr__heap_rebuild(atr_store *s);
+/* Rebuilds block headers and the free list around the n live blocks
+ * (in any order; sorted here). */
+void atr__heap_rebuild(atr_store *s, struct atr__span *live, size_t n);
 
-/* index.c: names, records, create and delete. */
+/* index.c: the name index, a leaf: hash, probe, insert, remove. */
 uint64_t atr__hash(const char *name, size_t len);
-/* Finds name; fills *slot and *id. 0 or ATR_ENOENT. Lock-free. */
+/* Probes for name (hash = atr__hash of it): its index position, and
+ * *slot and *id of its live record; -1 if absent. Lock-free. */
+int64_t atr__index_find(atr_store *s, const char *name, size_t len,
+                        uint64_t hash, uint32_t *slot, uint64_t *id);
+/* atr__index_find by name: 0 or ATR_ENOENT. */
 int atr__lookup(atr_store *s, const char *name, size_t len, uint32_t *slot,
                 uint64_t *id);
+/* Under the store lock: adds an entry for slot (one store commits it). */
+void atr__index_insert(atr_store *s, uint32_t slot, uint64_t hash);
+/* Under the store lock: removes the entry at pos (one store). */
+void atr__index_remove(atr_store *s, uint32_t pos);
+/* After a crash, under the store lock: drops entries that name no live
+ * record. */
+void atr__index_recover(atr_store *s);
+
+/*
+ * What the records layer needs from a kind of object. Each kind's file
+ * exports one (atr__value_ops, ...); kinds.c maps an atr_kind to it, and
+ * nothing else in core switches on kind or reads a kind's union member.
+ * Members marked optional may be NULL.
+ */
+struct atr__kind_ops {
+  /* The kind's name, as atr_kind_name gives it. */
+  const char *name;
+  /* Stops every further change of the live record o: marks it dead
+   * (o->dead = 1; a value also in its version), wakes its waiters (they
+   * answer ATR_ENOENT) and sets *last to its final version. Called under
+   * the store lock; may take o's own locks. 0, or a lock's error. */
+  int (*kill)(atr_store *s, struct atr__obj *o, uint64_t *last);
+  /* Optional. Makes o's data whole after a process died holding o's
+   * record lock: called from atr__record_lock with that lock held, before
+   * it is marked consistent; o has an id and is of this kind (it may be
+   * dead). Must not take the record lock; may take the kind's others. */
+  void (*repair)(atr_store *s, struct atr__obj *o);
+  /* Fills info's type, version and the kind's own fields from the record
+   * o, which had a live id a moment ago (the caller checks it again
+   * after). Lock-free: takes no lock a producer, consumer or writer of
+   * the object may hold. 0, or ATR_ENOENT if o is being deleted. */
+  int (*info)(atr_store *s, struct atr__obj *o, atr_info *info);
+  /* Optional (NULL: no heap data). The heap block o's committed state
+   * uses (its data offset, *size its usable bytes), or 0. Under the store
+   * lock, also in recovery, where o may be half made or half killed: it
+   * reads committed fields only. */
+  uint64_t (*data)(const struct atr__obj *o, uint64_t *size);
+  /* The final version of o once its changes stopped (o->dead set, maybe
+   * by a kill that died half-way). Under the store lock. */
+  uint64_t (*last_version)(const struct atr__obj *o);
+  /* Optional (NULL: the record's pend for every op). Where o keeps the
+   * feed's coalescing mark of op. Lock-free. */
+  _Atomic uint64_t *(*mark)(struct atr__obj *o, atr_op op);
+  /* Optional. Initialises the process-shared parts of the kind's union
+   * member (its own mutexes) in a fresh slot, once, when the store is
+   * created: they are never rewritten, since stale handles may still lock
+   * them. 0 or ATR_ESYS. */
+  int (*slot_init)(struct atr__obj *o);
+};
+
+extern const struct atr__kind_ops atr__value_ops;
+extern const struct atr__kind_ops atr__array_ops;
+extern const struct atr__kind_ops atr__queue_ops;
+
+/* queue.c, for the queue's white-box tests and its own kill: takes the
+ * queue's two locks (putters', then the record's), repairing what a dead
+ * holder of either left; 0 with both held, or a lock's error (none
+ * held). The record may be dead. */
+int atr__queue_lock_both(atr_store *s, struct atr__obj *o);
+void atr__queue_unlock_both(struct atr__obj *o);
+
+/* kinds.c: the ops of a kind byte, or NULL if it names no kind (the
+ * store file is untrusted: callers treat NULL as a corrupt record). */
+const struct atr__kind_ops *atr__kind_ops_of(unsigned kind);
+/* Where o keeps the coalescing mark of op (through its kind's ops). */
+_Atomic uint64_t *atr__mark(struct atr__obj *o, atr_op op);
+/* Runs every kind's slot_init on a fresh slot. 0 or ATR_ESYS. */
+int atr__kinds_slot_init(struct atr__obj *o);
+
+/* object.c: object records: open, delete, stat, list, locks, recovery. */
 /* Kind-specific set-up of a new record, called under the store lock
  * with the record's name, kind and type set; may allocate heap. */
 typedef int (*atr__init_fn)(atr_store *s, struct atr__obj *o, void *arg);
@@ -315,31 +393,28 @@ int atr__record_lock(atr_store *s, struct atr__obj *o);
 /* Locks the handle's record: 0 with the lock held if the handle's object
  * is still alive, else ATR_ENOENT (lock released). */
 int atr__handle_lock(const atr_handle *h, atr_kind kind, struct atr__obj **out);
-void atr__index_insert(atr_store *s, uint32_t slot, uint64_t hash);
-/* Called under the store lock after a crash: drops half-made objects and
- * finishes half-done deletes, then recounts. */
-void atr__index_recover(atr_store *s);
+/* After a crash, under the store lock: drops half-made objects, finishes
+ * half-done deletes, recounts, and rebuilds the heap around what is
+ * live. */
+void atr__object_recover(atr_store *s);
 
-/* value.c, array.c, queue.c: per-kind pieces index.c calls. */
-int atr__value_kill(struct atr__obj *o, uint64_t *last_version);
-void atr__array_repair(atr_store *s, struct atr__obj *o);
-void atr__queue_repair(atr_store *s, struct atr__obj *o);
-int atr__array_kill(atr_store *s, struct atr__obj *o, uint64_t *last_version);
-int atr__queue_kill(atr_store *s, struct atr__obj *o, uint64_t *last_version);
-void atr__array_info(struct atr__obj *o, atr_info *info);
-int atr__queue_info(atr_store *s, struct atr__obj *o, atr_info *info);
-/* The heap block a record's committed state uses (usable bytes), or 0. */
-uint64_t atr__record_data(struct atr__obj *o, uint64_t *size);
+/* What a recover callback of atr__mutex_lock gets to repair a record. */
+struct atr__repair_arg {
+  atr_store *s;
+  struct atr__obj *o;
+};
 
 /* feed.c */
-/* Publishes an event for o. With coalesce, skipped when o already has an
- * unread event of the same op. Never blocks. */
+/* Publishes an event for o. With a mark (where o keeps op's coalescing
+ * mark), skipped when o already has an unread event of the same op;
+ * NULL publishes always. Never blocks. */
 void atr__feed_push(atr_store *s, struct atr__obj *o, uint32_t slot, atr_op op,
-                    bool coalesce);
+                    _Atomic uint64_t *mark);
+/* Publishes an event for o and sets *mark to it if it still holds seen. */
 void atr__feed_publish(atr_store *s, struct atr__obj *o, uint32_t slot,
-                       atr_op op, uint64_t mark);
+                       atr_op op, _Atomic uint64_t *mark, uint64_t seen);
 
-/* atr__feed_push(..., coalesce) for a change made by a locked
+/* atr__feed_push(..., mark) for a change made by a locked
  * read-modify-write, which already orders the change before the mark's
  * load (x86 and the __sync builtins are full barriers): no extra fence,
  * and inline, for the hot paths. */
@@ -349,17 +424,13 @@ static inline bool atr__feed_covered(atr_store *s, uint64_t mark, atr_op op) {
              atomic_load_explicit(&s->hdr->feed_epoch, memory_order_relaxed);
 }
 
-/* Where o keeps the coalescing mark of op. */
-static inline _Atomic uint64_t *atr__mark(struct atr__obj *o, atr_op op) {
-  return op == ATR_OP_POP && o->kind == ATR_QUEUE ? &o->u.q.pend_pop : &o->pend;
-}
-
 static inline void atr__feed_push_fenced(atr_store *s, struct atr__obj *o,
-                                         uint32_t slot, atr_op op) {
-  uint64_t mark = atomic_load_explicit(atr__mark(o, op), memory_order_relaxed);
-  if (atr__feed_covered(s, mark, op))
+                                         uint32_t slot, atr_op op,
+                                         _Atomic uint64_t *mark) {
+  uint64_t seen = atomic_load_explicit(mark, memory_order_relaxed);
+  if (atr__feed_covered(s, seen, op))
     return;
-  atr__feed_publish(s, o, slot, op, mark);
+  atr__feed_publish(s, o, slot, op, mark, seen);
 }
 /* An event that tells every reader to re-read everything. */
 void atr__feed_push_resync(atr_store *s);

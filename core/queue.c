@@ -22,8 +22,9 @@
  * half-way is finished by the next locker. It is bounded by the store's
  * space, and a full store answers ATR_ENOSPC.
  *
- * The version is base + put commits + get commits: each side counts its
- * commit just before making it.
+ * The version is base + put commits + get commits (q_version): each side
+ * counts its commit just before making it. Describing a queue (stat,
+ * list, atr_queue_size) takes neither lock (q_describe).
  */
 #include "internal.h"
 
@@ -35,16 +36,30 @@
 #define GROW_START ((uint64_t)64 << 10) /* first ring of a growing queue */
 #define GROW_MAX_ITEM ((uint64_t)1 << 20)
 
-static uint64_t need_of(size_t len) {
+static uint64_t q_need(size_t len) {
   return ITEM_HDR + atr__round_up(len, 8);
 }
 
-static struct atr__obj *queue_of(const atr_handle *h) {
+/* The queue's version: every put commit and every get commit counts
+ * one (each side counts before it commits), a clear moves the base. */
+static inline uint64_t q_version(const struct atr__queue *q) {
+  return __atomic_load_n(&q->base, __ATOMIC_ACQUIRE) +
+         __atomic_load_n(&q->puts, __ATOMIC_ACQUIRE) +
+         __atomic_load_n(&q->gets, __ATOMIC_ACQUIRE);
+}
+
+/* Counts one more commit of a side (holding its lock, the only writer);
+ * describes read the count without a lock. */
+static inline void q_count(uint64_t *count) {
+  __atomic_store_n(count, *count + 1, __ATOMIC_RELEASE);
+}
+
+static struct atr__obj *q_of(const atr_handle *h) {
   struct atr__obj *o = atr__obj_of(h);
   return o != NULL && h->kind == ATR_QUEUE ? o : NULL;
 }
 
-static uint8_t *ring(const atr_handle *h, const struct atr__queue *q) {
+static uint8_t *q_ring(const atr_handle *h, const struct atr__queue *q) {
   return h->store->base + q->ring_off;
 }
 
@@ -56,7 +71,7 @@ static uint8_t *ring(const atr_handle *h, const struct atr__queue *q) {
  * read half before and half after a commit errs on the safe side: less
  * room, or fewer items.
  */
-static struct atr__qside side_load(const struct atr__qside *side) {
+static struct atr__qside q_side_load(const struct atr__qside *side) {
   struct atr__qside v;
   v.items = __atomic_load_n(&side->items, __ATOMIC_ACQUIRE);
   v.pos = __atomic_load_n(&side->pos, __ATOMIC_ACQUIRE);
@@ -65,12 +80,12 @@ static struct atr__qside side_load(const struct atr__qside *side) {
 
 /* Commits our own side (we hold its lock, so nobody else writes it);
  * see atr__qside_commit. */
-static void side_store(struct atr__qside *side, struct atr__qside *intent,
-                       struct atr__qside next) {
+static void q_side_store(struct atr__qside *side, struct atr__qside *intent,
+                         struct atr__qside next) {
   atr__qside_commit(side, intent, next, ATR__QSIDE_STORES);
 }
 
-static bool side_equal(struct atr__qside a, struct atr__qside b) {
+static bool q_side_equal(struct atr__qside a, struct atr__qside b) {
   return a.pos == b.pos && a.items == b.items;
 }
 
@@ -78,65 +93,60 @@ static bool side_equal(struct atr__qside a, struct atr__qside b) {
  * reads the other's line again only when that says "full" or "empty":
  * both only grow, so a stale view errs on the safe side. What moves both
  * ends (holding both locks) resets the views. */
-static void reset_hints(struct atr__queue *q) {
+static void q_reset_hints(struct atr__queue *q) {
   q->cons_seen = q->cons;
   q->prod_seen = q->prod.items;
 }
 
 /* Finishes a move to a larger ring (under both locks, or after a crash
  * under either: a move is made holding both). */
-static void finish_move(struct atr__queue *q) {
+static void q_finish_move(struct atr__queue *q) {
   if (atomic_load(&q->move.valid) == 0)
     return;
   /* The items are in the new ring already. */
   q->ring_off = q->move.ring_off;
   q->ring_size = q->move.ring_size;
-  side_store(&q->prod, &q->prod_intent,
-             (struct atr__qside){q->move.prod_pos, q->prod.items});
-  side_store(&q->cons, &q->cons_intent,
-             (struct atr__qside){q->move.cons_pos, q->cons.items});
-  reset_hints(q);
+  q_side_store(&q->prod, &q->prod_intent,
+               (struct atr__qside){q->move.prod_pos, q->prod.items});
+  q_side_store(&q->cons, &q->cons_intent,
+               (struct atr__qside){q->move.cons_pos, q->cons.items});
+  q_reset_hints(q);
   atomic_store(&q->move.valid, 0);
 }
 
 /* The record's lock (the getters') was found with its holder dead: its
  * side and what it last saw of the other's are made whole again. */
-void atr__queue_repair(atr_store *s, struct atr__obj *o) {
+static void q_repair(atr_store *s, struct atr__obj *o) {
   struct atr__queue *q = &o->u.q;
   (void)s;
-  finish_move(q);
+  q_finish_move(q);
   atr__qside_repair(&q->cons, &q->cons_intent);
-  q->prod_seen = side_load(&q->prod).items;
+  q->prod_seen = q_side_load(&q->prod).items;
 }
 
-struct repair_arg {
-  atr_store *s;
-  struct atr__obj *o;
-};
-
-static void put_repair(void *arg) {
-  struct repair_arg *ra = arg;
+static void q_put_repair(void *arg) {
+  struct atr__repair_arg *ra = arg;
   struct atr__queue *q = &ra->o->u.q;
   if (atomic_load(&ra->o->id) != 0 && ra->o->kind == ATR_QUEUE) {
-    finish_move(q);
+    q_finish_move(q);
     atr__qside_repair(&q->prod, &q->prod_intent);
-    q->cons_seen = side_load(&q->cons);
+    q->cons_seen = q_side_load(&q->cons);
   }
 }
 
 /* The getters' lock (the record's), with the object still alive. */
-static int lock_get(const atr_handle *h, struct atr__obj **out) {
+static int q_lock_get(const atr_handle *h, struct atr__obj **out) {
   return atr__handle_lock(h, ATR_QUEUE, out);
 }
 
 /* The putters' lock, with the object still alive. */
-static int lock_put(const atr_handle *h, struct atr__obj **out) {
-  struct atr__obj *o = queue_of(h);
+static int q_lock_put(const atr_handle *h, struct atr__obj **out) {
+  struct atr__obj *o = q_of(h);
   int rc;
   if (o == NULL)
     return ATR_ENOENT;
-  struct repair_arg ra = {h->store, o};
-  if ((rc = atr__mutex_lock(&o->u.q.put_lock, put_repair, &ra)) != 0)
+  struct atr__repair_arg ra = {h->store, o};
+  if ((rc = atr__mutex_lock(&o->u.q.put_lock, q_put_repair, &ra)) != 0)
     return rc;
   if (atomic_load(&o->id) != h->id || o->dead || o->kind != ATR_QUEUE) {
     atr__mutex_unlock(&o->u.q.put_lock);
@@ -147,18 +157,32 @@ static int lock_put(const atr_handle *h, struct atr__obj **out) {
 }
 
 /* Both locks, putters' first (the order every path uses). */
-static int lock_both(const atr_handle *h, struct atr__obj **out) {
+static int q_lock_both(const atr_handle *h, struct atr__obj **out) {
   int rc;
-  if ((rc = lock_put(h, out)) != 0)
+  if ((rc = q_lock_put(h, out)) != 0)
     return rc;
-  if ((rc = lock_get(h, out)) != 0)
+  if ((rc = q_lock_get(h, out)) != 0)
     atr__mutex_unlock(&(*out)->u.q.put_lock);
   return rc;
 }
 
-static void unlock_both(struct atr__obj *o) {
+static void q_unlock_both(struct atr__obj *o) {
   atr__mutex_unlock(&o->lock);
   atr__mutex_unlock(&o->u.q.put_lock);
+}
+
+int atr__queue_lock_both(atr_store *s, struct atr__obj *o) {
+  struct atr__repair_arg ra = {s, o};
+  int rc;
+  if ((rc = atr__mutex_lock(&o->u.q.put_lock, q_put_repair, &ra)) != 0)
+    return rc;
+  if ((rc = atr__record_lock(s, o)) != 0)
+    atr__mutex_unlock(&o->u.q.put_lock);
+  return rc;
+}
+
+void atr__queue_unlock_both(struct atr__obj *o) {
+  q_unlock_both(o);
 }
 
 /*
@@ -169,16 +193,16 @@ static void unlock_both(struct atr__obj *o) {
  * one of the two always sees the other. 0 to look again, ATR_ETIMEDOUT
  * when time is up.
  */
-static int wait_side(pthread_mutex_t *lock, _Atomic uint32_t *ec,
-                     const struct atr__qside *other, struct atr__qside seen,
-                     double deadline) {
+static int q_wait_side(pthread_mutex_t *lock, _Atomic uint32_t *ec,
+                       const struct atr__qside *other, struct atr__qside seen,
+                       double deadline) {
   double left = atr__remaining(deadline);
   if (left == 0) {
     atr__mutex_unlock(lock);
     return ATR_ETIMEDOUT;
   }
   uint32_t val = atr__ec_prepare(ec);
-  bool moved = !side_equal(side_load(other), seen);
+  bool moved = !q_side_equal(q_side_load(other), seen);
   atr__mutex_unlock(lock);
   if (!moved)
     atr__futex_wait(ec, val, left);
@@ -191,7 +215,7 @@ ATR__EXPORT void atr_queue_opts_init(atr_queue_opts *opts) {
   opts->max_item = 0;
 }
 
-static int queue_init(atr_store *s, struct atr__obj *o, void *arg) {
+static int q_init(atr_store *s, struct atr__obj *o, void *arg) {
   const atr_queue_opts *opts = arg;
   struct atr__queue *q = &o->u.q;
   uint64_t got, want = opts->max_bytes != 0 ? opts->max_bytes : GROW_START;
@@ -204,7 +228,7 @@ static int queue_init(atr_store *s, struct atr__obj *o, void *arg) {
       (struct atr__qside){0, 0};
   q->gets = q->puts = 0;
   atomic_store(&q->pend_pop, 0);
-  reset_hints(q);
+  q_reset_hints(q);
   q->base = o->version;
   q->ring_off = off;
   /* A bounded ring is exactly as large as asked; a growing one uses
@@ -230,19 +254,19 @@ ATR__EXPORT int atr_queue_open(atr_store *s, const char *name, int flags,
         o.max_item > atr__round_up(o.max_bytes, 8) - ITEM_HDR)) ||
       o.max_bytes > ((uint64_t)1 << 40) || o.max_item > UINT32_MAX - 8)
     return ATR_EINVAL;
-  return atr__open(s, name, ATR_QUEUE, 0, flags, NULL, queue_init, &o, h);
+  return atr__open(s, name, ATR_QUEUE, 0, flags, NULL, q_init, &o, h);
 }
 
 /* Where n items would end if written from prod.pos; false if they do
  * not fit beside what cons has not taken yet. */
-static bool plan_put(const struct atr__queue *q, struct atr__qside prod,
-                     struct atr__qside cons, const struct iovec *items,
-                     size_t n, uint64_t *end) {
+static bool q_plan_put(const struct atr__queue *q, struct atr__qside prod,
+                       struct atr__qside cons, const struct iovec *items,
+                       size_t n, uint64_t *end) {
   uint64_t R = q->ring_size, pos = prod.pos;
   if (q->maxsize != 0 && prod.items - cons.items + n > q->maxsize)
     return false;
   for (size_t i = 0; i < n; i++) {
-    uint64_t need = need_of(items[i].iov_len), phys = pos % R;
+    uint64_t need = q_need(items[i].iov_len), phys = pos % R;
     if (R - phys < need)
       pos += R - phys;
     pos += need;
@@ -251,10 +275,10 @@ static bool plan_put(const struct atr__queue *q, struct atr__qside prod,
   return pos - cons.pos <= R;
 }
 
-static void write_items(uint8_t *base, uint64_t R, uint64_t pos,
-                        const struct iovec *items, size_t n) {
+static void q_write_items(uint8_t *base, uint64_t R, uint64_t pos,
+                          const struct iovec *items, size_t n) {
   for (size_t i = 0; i < n; i++) {
-    uint64_t need = need_of(items[i].iov_len), phys = pos % R;
+    uint64_t need = q_need(items[i].iov_len), phys = pos % R;
     uint32_t hdr[2] = {(uint32_t)items[i].iov_len, 0};
     if (R - phys < need) {
       uint32_t wrap = WRAP;
@@ -271,8 +295,8 @@ static void write_items(uint8_t *base, uint64_t R, uint64_t pos,
 
 /* Reads the item at pos; returns its length and sets *at to its bytes
  * and *next to the position after it. */
-static uint32_t item_at(uint8_t *base, uint64_t R, uint64_t pos,
-                        const uint8_t **at, uint64_t *next) {
+static uint32_t q_item_at(uint8_t *base, uint64_t R, uint64_t pos,
+                          const uint8_t **at, uint64_t *next) {
   uint64_t phys = pos % R;
   uint32_t len;
   memcpy(&len, base + phys, 4);
@@ -282,36 +306,36 @@ static uint32_t item_at(uint8_t *base, uint64_t R, uint64_t pos,
     memcpy(&len, base, 4);
   }
   *at = base + phys + ITEM_HDR;
-  *next = pos + need_of(len);
+  *next = pos + q_need(len);
   return len;
 }
 
 /* Copies the items, packed, into the ring `to` of size R from position
  * start (the room up to R must hold them); returns where they end. */
-static uint64_t pack_items(const atr_handle *h, const struct atr__queue *q,
-                           uint8_t *to, uint64_t R, uint64_t start) {
-  uint8_t *from = ring(h, q);
+static uint64_t q_pack_items(const atr_handle *h, const struct atr__queue *q,
+                             uint8_t *to, uint64_t R, uint64_t start) {
+  uint8_t *from = q_ring(h, q);
   uint64_t pos = q->cons.pos, end = start;
   for (uint64_t k = q->cons.items; k != q->prod.items; k++) {
     const uint8_t *at;
-    uint32_t len = item_at(from, q->ring_size, pos, &at, &pos);
+    uint32_t len = q_item_at(from, q->ring_size, pos, &at, &pos);
     struct iovec one = {(void *)(uintptr_t)at, len};
-    write_items(to, R, end, &one, 1);
-    end += need_of(len);
+    q_write_items(to, R, end, &one, 1);
+    end += q_need(len);
   }
   return end;
 }
 
 /* The bytes of the items from head to the ring's end, less the room a
  * wrap marker leaves unused. */
-static uint64_t lap_items(const uint8_t *r, uint64_t R, uint64_t head) {
+static uint64_t q_lap_items(const uint8_t *r, uint64_t R, uint64_t head) {
   uint64_t pos = head;
   while (pos + ITEM_HDR <= R) {
     uint32_t len;
     memcpy(&len, r + pos, 4);
     if (len == WRAP)
       break;
-    pos += need_of(len);
+    pos += q_need(len);
   }
   return pos - head;
 }
@@ -331,7 +355,7 @@ static uint64_t lap_items(const uint8_t *r, uint64_t R, uint64_t head) {
  * a new block. Either way nothing live is overwritten before the move is
  * committed, and the heap is rebuilt from the records after a crash.
  */
-static int grow(const atr_handle *h, uint64_t more) {
+static int q_grow(const atr_handle *h, uint64_t more) {
   atr_store *s = h->store;
   struct atr__obj *o;
   uint64_t got = 0, off = 0;
@@ -339,7 +363,7 @@ static int grow(const atr_handle *h, uint64_t more) {
 
   if ((rc = atr__store_lock(s)) != 0)
     return rc;
-  if ((rc = lock_both(h, &o)) != 0)
+  if ((rc = q_lock_both(h, &o)) != 0)
     goto out_store;
   struct atr__queue *q = &o->u.q;
   uint64_t R = q->ring_size, old = q->ring_off;
@@ -355,7 +379,7 @@ static int grow(const atr_handle *h, uint64_t more) {
   bool wrapped = q->prod.pos > lap_end;
   /* The bytes of the first lap's items and of the second lap's. */
   uint64_t tail = wrapped ? q->prod.pos - lap_end : 0;
-  uint64_t first = wrapped ? lap_items(base + old, R, head) : 0;
+  uint64_t first = wrapped ? q_lap_items(base + old, R, head) : 0;
   /* What moves: backwards, the smaller part; forwards, the first lap's
    * items unless that lap ends at the ring's end (no wrap marker) and the
    * second is smaller. */
@@ -400,7 +424,7 @@ static int grow(const atr_handle *h, uint64_t more) {
   } else if ((off = atr__heap_alloc(s, want, &got)) != 0 ||
              (off = atr__heap_alloc(s, least, &got)) != 0) {
     q->move.cons_pos = 0;
-    q->move.prod_pos = pack_items(h, q, s->base + off, got, 0);
+    q->move.prod_pos = q_pack_items(h, q, s->base + off, got, 0);
   } else {
     rc = ATR_ENOSPC;
     goto out;
@@ -409,11 +433,11 @@ static int grow(const atr_handle *h, uint64_t more) {
   q->move.ring_off = off;
   q->move.ring_size = got;
   atomic_store(&q->move.valid, 1);
-  finish_move(q);
+  q_finish_move(q);
   if (!in_place)
     atr__heap_free(s, old);
 out:
-  unlock_both(o);
+  q_unlock_both(o);
 out_store:
   atr__store_unlock(s);
   return rc;
@@ -425,7 +449,7 @@ out_store:
  * put_lock; takes the getters' lock too. A WRAP marker goes first, so a
  * getter at the old head follows even if we die between the commits.
  */
-static void restart_empty(const atr_handle *h, struct atr__obj *o) {
+static void q_restart_empty(const atr_handle *h, struct atr__obj *o) {
   struct atr__queue *q = &o->u.q;
   if (atr__record_lock(h->store, o) != 0)
     return;
@@ -433,15 +457,15 @@ static void restart_empty(const atr_handle *h, struct atr__obj *o) {
   if (atomic_load(&o->id) == h->id && !o->dead && prod.items == cons.items) {
     if (prod.pos % q->ring_size != 0) {
       uint32_t wrap = WRAP;
-      memcpy(ring(h, q) + prod.pos % q->ring_size, &wrap, 4);
+      memcpy(q_ring(h, q) + prod.pos % q->ring_size, &wrap, 4);
       prod.pos = atr__round_up(prod.pos, q->ring_size);
-      side_store(&q->prod, &q->prod_intent, prod);
+      q_side_store(&q->prod, &q->prod_intent, prod);
     }
     /* Also finishes a restart whose maker died between the two. */
     if (cons.pos != prod.pos)
-      side_store(&q->cons, &q->cons_intent,
-                 (struct atr__qside){prod.pos, cons.items});
-    reset_hints(q);
+      q_side_store(&q->cons, &q->cons_intent,
+                   (struct atr__qside){prod.pos, cons.items});
+    q_reset_hints(q);
   }
   atr__mutex_unlock(&o->lock);
 }
@@ -449,7 +473,7 @@ static void restart_empty(const atr_handle *h, struct atr__obj *o) {
 ATR__EXPORT int atr_queue_put_batch(const atr_handle *h,
                                     const struct iovec *items, size_t n,
                                     double timeout) {
-  struct atr__obj *o = queue_of(h);
+  struct atr__obj *o = q_of(h);
   double deadline = atr__deadline(timeout);
   uint64_t total = 0, end;
   int rc;
@@ -463,7 +487,7 @@ ATR__EXPORT int atr_queue_put_batch(const atr_handle *h,
       return ATR_ETOOBIG;
     if (items[i].iov_base == NULL && items[i].iov_len > 0)
       return ATR_EINVAL;
-    total += need_of(items[i].iov_len);
+    total += q_need(items[i].iov_len);
   }
   if (n == 0)
     return 0;
@@ -471,28 +495,28 @@ ATR__EXPORT int atr_queue_put_batch(const atr_handle *h,
       (!o->u.q.grow && total > o->u.q.ring_size))
     return ATR_EFULL; /* could never fit */
   for (;;) {
-    if ((rc = lock_put(h, &o)) != 0)
+    if ((rc = q_lock_put(h, &o)) != 0)
       return rc;
     struct atr__queue *q = &o->u.q;
     struct atr__qside prod = q->prod, cons = q->cons_seen;
-    bool fits = plan_put(q, prod, cons, items, n, &end);
+    bool fits = q_plan_put(q, prod, cons, items, n, &end);
     if (!fits) {
-      cons = q->cons_seen = side_load(&q->cons);
-      fits = plan_put(q, prod, cons, items, n, &end);
+      cons = q->cons_seen = q_side_load(&q->cons);
+      fits = q_plan_put(q, prod, cons, items, n, &end);
     }
     if (fits) {
-      write_items(ring(h, q), q->ring_size, prod.pos, items, n);
-      q->puts++;
-      side_store(&q->prod, &q->prod_intent,
-                 (struct atr__qside){end, prod.items + n});
+      q_write_items(q_ring(h, q), q->ring_size, prod.pos, items, n);
+      q_count(&q->puts);
+      q_side_store(&q->prod, &q->prod_intent,
+                   (struct atr__qside){end, prod.items + n});
       atr__mutex_unlock(&q->put_lock);
       atr__ec_signal(&q->ec_put, false);
-      atr__feed_push_fenced(h->store, o, h->slot, ATR_OP_PUT);
+      atr__feed_push_fenced(h->store, o, h->slot, ATR_OP_PUT, &o->pend);
       return 0;
     }
     if (prod.items == cons.items &&
         (prod.pos % q->ring_size != 0 || cons.pos != prod.pos)) {
-      restart_empty(h, o);
+      q_restart_empty(h, o);
       atr__mutex_unlock(&q->put_lock);
       continue;
     }
@@ -500,11 +524,11 @@ ATR__EXPORT int atr_queue_put_batch(const atr_handle *h,
         (q->maxsize == 0 || prod.items - cons.items + n <= q->maxsize)) {
       /* Short of bytes, not of items: move to a larger ring. */
       atr__mutex_unlock(&q->put_lock);
-      if ((rc = grow(h, total)) != 0)
+      if ((rc = q_grow(h, total)) != 0)
         return rc;
       continue;
     }
-    if (wait_side(&q->put_lock, &q->ec_get, &q->cons, cons, deadline) != 0)
+    if (q_wait_side(&q->put_lock, &q->ec_get, &q->cons, cons, deadline) != 0)
       return ATR_EFULL;
   }
 }
@@ -517,11 +541,11 @@ ATR__EXPORT int atr_queue_put(const atr_handle *h, const void *item, size_t len,
 
 /* Copies up to max items out of the queue; the sink takes each item and
  * says whether it took it. Waits while the queue is empty. */
-typedef int (*sink_fn)(void *arg, const uint8_t *item, uint32_t len);
+typedef int (*q_sink_fn)(void *arg, const uint8_t *item, uint32_t len);
 
-static int take(const atr_handle *h, size_t max, double timeout, sink_fn sink,
-                void *arg) {
-  struct atr__obj *o = queue_of(h);
+static int q_take(const atr_handle *h, size_t max, double timeout,
+                  q_sink_fn sink, void *arg) {
+  struct atr__obj *o = q_of(h);
   double deadline = atr__deadline(timeout);
   int rc;
 
@@ -530,13 +554,13 @@ static int take(const atr_handle *h, size_t max, double timeout, sink_fn sink,
   if (max == 0)
     return ATR_EINVAL;
   for (;;) {
-    if ((rc = lock_get(h, &o)) != 0)
+    if ((rc = q_lock_get(h, &o)) != 0)
       return rc;
     struct atr__queue *q = &o->u.q;
     struct atr__qside cons = q->cons, prod = {0, q->prod_seen};
     uint64_t waiting = prod.items - cons.items;
     if (waiting == 0) {
-      prod = side_load(&q->prod);
+      prod = q_side_load(&q->prod);
       q->prod_seen = prod.items;
       waiting = prod.items - cons.items;
     }
@@ -546,7 +570,7 @@ static int take(const atr_handle *h, size_t max, double timeout, sink_fn sink,
       while (k < max && k < waiting) {
         const uint8_t *at;
         uint64_t next;
-        uint32_t len = item_at(ring(h, q), q->ring_size, pos, &at, &next);
+        uint32_t len = q_item_at(q_ring(h, q), q->ring_size, pos, &at, &next);
         if (len > q->ring_size - ITEM_HDR) {
           rc = ATR_ECORRUPT;
           break;
@@ -557,30 +581,30 @@ static int take(const atr_handle *h, size_t max, double timeout, sink_fn sink,
         k++;
       }
       if (k > 0) {
-        q->gets++;
-        side_store(&q->cons, &q->cons_intent,
-                   (struct atr__qside){pos, cons.items + k});
+        q_count(&q->gets);
+        q_side_store(&q->cons, &q->cons_intent,
+                     (struct atr__qside){pos, cons.items + k});
         rc = 0;
       }
       atr__mutex_unlock(&o->lock);
       if (k > 0) {
         atr__ec_signal(&q->ec_get, false);
-        atr__feed_push_fenced(h->store, o, h->slot, ATR_OP_POP);
+        atr__feed_push_fenced(h->store, o, h->slot, ATR_OP_POP, &q->pend_pop);
       }
       return rc;
     }
-    if (wait_side(&o->lock, &q->ec_put, &q->prod, prod, deadline) != 0)
+    if (q_wait_side(&o->lock, &q->ec_put, &q->prod, prod, deadline) != 0)
       return ATR_EEMPTY;
   }
 }
 
-struct one_sink {
+struct q_one_sink {
   void *buf;
   size_t cap, *len;
 };
 
-static int one_item(void *arg, const uint8_t *item, uint32_t len) {
-  struct one_sink *os = arg;
+static int q_one_item(void *arg, const uint8_t *item, uint32_t len) {
+  struct q_one_sink *os = arg;
   *os->len = len;
   if (len > os->cap)
     return ATR_ETOOBIG;
@@ -592,13 +616,13 @@ static int one_item(void *arg, const uint8_t *item, uint32_t len) {
 ATR__EXPORT int atr_queue_get(const atr_handle *h, void *buf, size_t cap,
                               size_t *len, double timeout) {
   size_t dummy;
-  struct one_sink os = {buf, cap, len != NULL ? len : &dummy};
+  struct q_one_sink os = {buf, cap, len != NULL ? len : &dummy};
   if (buf == NULL && cap > 0)
     return ATR_EINVAL;
-  return take(h, 1, timeout, one_item, &os);
+  return q_take(h, 1, timeout, q_one_item, &os);
 }
 
-static int items_append(void *arg, const uint8_t *item, uint32_t len) {
+static int q_items_append(void *arg, const uint8_t *item, uint32_t len) {
   atr_items *it = arg;
   size_t used =
       it->count > 0 ? it->off[it->count - 1] + it->len[it->count - 1] : 0;
@@ -639,7 +663,7 @@ ATR__EXPORT int atr_queue_get_batch(const atr_handle *h, size_t max,
   if (out == NULL)
     return ATR_EINVAL;
   before = out->count;
-  rc = take(h, max, timeout, items_append, out);
+  rc = q_take(h, max, timeout, q_items_append, out);
   if (rc != 0)
     out->count = before; /* nothing was taken */
   return rc;
@@ -654,75 +678,126 @@ ATR__EXPORT void atr_items_free(atr_items *items) {
   memset(items, 0, sizeof *items);
 }
 
+/*
+ * What a describe sees of a queue, read without either lock, so that it
+ * never waits for (nor on a dead holder of) a producer's or a consumer's
+ * lock. It is no atomic snapshot of both sides, but:
+ * - items is never negative: the getters' count is read first, and both
+ *   counts only grow (clears and moves keep them), so the putters' count
+ *   read after it is at least as large;
+ * - bytes lies between 0 and the ring's size; it is exact when no side
+ *   committed during the read (a move or a clear may rewind positions);
+ * - version never goes back for one reader: its three terms only grow.
+ *   It may count a commit whose items the counts do not show yet.
+ */
+struct q_view {
+  uint64_t items, bytes, version;
+};
+
+static struct q_view q_describe(const struct atr__queue *q) {
+  struct q_view v;
+  struct atr__qside cons = q_side_load(&q->cons), prod = q_side_load(&q->prod);
+  uint64_t ring_size = __atomic_load_n(&q->ring_size, __ATOMIC_ACQUIRE);
+  v.items = prod.items - cons.items;
+  v.bytes = v.items == 0 || prod.pos < cons.pos ? 0 : prod.pos - cons.pos;
+  if (v.bytes > ring_size)
+    v.bytes = ring_size;
+  v.version = q_version(q);
+  return v;
+}
+
 ATR__EXPORT int atr_queue_size(const atr_handle *h, uint64_t *items,
                                uint64_t *bytes, uint64_t *version) {
-  struct atr__obj *o;
-  int rc;
-  if ((rc = lock_both(h, &o)) != 0)
-    return rc;
-  struct atr__queue *q = &o->u.q;
+  struct atr__obj *o = q_of(h);
+  if (o == NULL)
+    return ATR_ENOENT;
+  struct q_view v = q_describe(&o->u.q);
+  if (atomic_load(&o->id) != h->id ||
+      __atomic_load_n(&o->dead, __ATOMIC_ACQUIRE))
+    return ATR_ENOENT;
   if (items != NULL)
-    *items = q->prod.items - q->cons.items;
+    *items = v.items;
   if (bytes != NULL)
-    *bytes = q->prod.pos - q->cons.pos;
+    *bytes = v.bytes;
   if (version != NULL)
-    *version = q->base + q->puts + q->gets;
-  unlock_both(o);
+    *version = v.version;
   return 0;
 }
 
 ATR__EXPORT int atr_queue_clear(const atr_handle *h) {
   struct atr__obj *o;
   int rc;
-  if ((rc = lock_both(h, &o)) != 0)
+  if ((rc = q_lock_both(h, &o)) != 0)
     return rc;
   struct atr__queue *q = &o->u.q;
-  q->base++;
-  side_store(&q->cons, &q->cons_intent, q->prod);
-  reset_hints(q);
-  unlock_both(o);
+  q_count(&q->base);
+  q_side_store(&q->cons, &q->cons_intent, q->prod);
+  q_reset_hints(q);
+  q_unlock_both(o);
   atr__ec_signal(&q->ec_get, false);
-  atr__feed_push_fenced(h->store, o, h->slot, ATR_OP_CLEAR);
+  atr__feed_push_fenced(h->store, o, h->slot, ATR_OP_CLEAR, &o->pend);
   return 0;
 }
 
 /* Under the store lock: no change can follow; the last version is
  * final. */
-int atr__queue_kill(atr_store *s, struct atr__obj *o, uint64_t *last) {
+static int q_kill(atr_store *s, struct atr__obj *o, uint64_t *last) {
   struct atr__queue *q = &o->u.q;
-  struct repair_arg ra = {s, o};
   int rc;
-  if ((rc = atr__mutex_lock(&q->put_lock, put_repair, &ra)) != 0)
+  if ((rc = atr__queue_lock_both(s, o)) != 0)
     return rc;
-  if ((rc = atr__record_lock(s, o)) != 0) {
-    atr__mutex_unlock(&q->put_lock);
-    return rc;
-  }
   o->dead = 1;
-  *last = q->base + q->puts + q->gets;
-  unlock_both(o);
+  *last = q_version(q);
+  q_unlock_both(o);
   /* Waiters wake, find the record dead and answer ATR_ENOENT. */
   atr__ec_signal(&q->ec_put, true);
   atr__ec_signal(&q->ec_get, true);
   return 0;
 }
 
-int atr__queue_info(atr_store *s, struct atr__obj *o, atr_info *info) {
+/* Lock-free (see q_describe). */
+static int q_info(atr_store *s, struct atr__obj *o, atr_info *info) {
   struct atr__queue *q = &o->u.q;
-  struct repair_arg ra = {s, o};
-  int rc;
-  if ((rc = atr__mutex_lock(&q->put_lock, put_repair, &ra)) != 0)
-    return rc;
-  if ((rc = atr__record_lock(s, o)) != 0) {
-    atr__mutex_unlock(&q->put_lock);
-    return rc;
-  }
-  info->size = q->prod.items - q->cons.items;
-  info->bytes = q->prod.pos - q->cons.pos;
-  info->version = q->base + q->puts + q->gets;
+  struct q_view v = q_describe(q);
+  (void)s;
+  info->size = v.items;
+  info->bytes = v.bytes;
+  info->version = v.version;
   info->maxsize = q->maxsize;
   info->max_bytes = q->grow ? 0 : q->ring_size;
   info->max_item = q->max_item;
-  unlock_both(o);
   return 0;
 }
+
+/* The ring; a committed move owns the new one (the old one is free). */
+static uint64_t q_data(const struct atr__obj *o, uint64_t *size) {
+  const struct atr__queue *q = &o->u.q;
+  bool moved = atomic_load(&q->move.valid) != 0;
+  *size = moved ? q->move.ring_size : q->ring_size;
+  return moved ? q->move.ring_off : q->ring_off;
+}
+
+static uint64_t q_last_version(const struct atr__obj *o) {
+  return q_version(&o->u.q);
+}
+
+/* Pops keep their mark apart, so that puts and pops taking turns
+ * coalesce too. */
+static _Atomic uint64_t *q_mark(struct atr__obj *o, atr_op op) {
+  return op == ATR_OP_POP ? &o->u.q.pend_pop : &o->pend;
+}
+
+static int q_slot_init(struct atr__obj *o) {
+  return atr__mutex_init(&o->u.q.put_lock);
+}
+
+const struct atr__kind_ops atr__queue_ops = {
+    .name = "queue",
+    .kill = q_kill,
+    .repair = q_repair,
+    .info = q_info,
+    .data = q_data,
+    .last_version = q_last_version,
+    .mark = q_mark,
+    .slot_init = q_slot_init,
+};

@@ -75,33 +75,19 @@ ATR__EXPORT int atr_float_format(char type, double v, char *buf, size_t cap) {
   return snprintf(buf, cap, "%.17g", v);
 }
 
-bool atr__is_signed(char type) {
-  return type == 'b' || type == 'h' || type == 'i' || type == 'l' ||
-         type == 'q';
-}
-
-bool atr__is_int(char type) {
-  return atr__is_signed(type) || type == 'B' || type == 'H' || type == 'I' ||
-         type == 'L' || type == 'Q';
-}
-
-bool atr__is_float(char type) {
-  return type == 'f' || type == 'd';
-}
-
-static int64_t smin(char type) {
+static int64_t scal_smin(char type) {
   return atr_type_size(type) == 8
              ? INT64_MIN
              : -((int64_t)1 << (8 * atr_type_size(type) - 1));
 }
 
-static int64_t smax(char type) {
+static int64_t scal_smax(char type) {
   return atr_type_size(type) == 8
              ? INT64_MAX
              : ((int64_t)1 << (8 * atr_type_size(type) - 1)) - 1;
 }
 
-static uint64_t umax(char type) {
+static uint64_t scal_umax(char type) {
   return atr_type_size(type) == 8
              ? UINT64_MAX
              : ((uint64_t)1 << (8 * atr_type_size(type))) - 1;
@@ -109,24 +95,22 @@ static uint64_t umax(char type) {
 
 /* Whether x rounds to a finite float, as Python's struct does it: below
  * the midpoint between FLT_MAX and 2^128 it rounds to at most FLT_MAX. */
-static bool fits_float(double x) {
+static bool scal_fits_float(double x) {
   return isfinite(x) && fabs(x) < 0x1.ffffffp+127;
 }
 
 int atr__scalar_check(char type, atr_scalar *v) {
-  if (atr__is_signed(type))
-    return v->i >= smin(type) && v->i <= smax(type) ? 0 : ATR_ERANGE;
-  if (atr__is_int(type))
-    return v->u <= umax(type) ? 0 : ATR_ERANGE;
-  switch (type) {
-  case '?':
+  if (type == '?')
     return v->i == 0 || v->i == 1 ? 0 : ATR_ERANGE;
-  case 'c':
-    return v->u <= 255 ? 0 : ATR_ERANGE;
-  case 'd':
-    return isfinite(v->f) ? 0 : ATR_ERANGE;
-  case 'f':
-    if (!fits_float(v->f))
+  switch (atr_type_class(type)) {
+  case ATR_TINT:
+    return v->i >= scal_smin(type) && v->i <= scal_smax(type) ? 0 : ATR_ERANGE;
+  case ATR_TUINT: /* 'c' too: one byte */
+    return v->u <= scal_umax(type) ? 0 : ATR_ERANGE;
+  case ATR_TFLOAT:
+    if (type == 'd')
+      return isfinite(v->f) ? 0 : ATR_ERANGE;
+    if (!scal_fits_float(v->f))
       return ATR_ERANGE;
     v->f = (float)v->f;
     return 0;
@@ -137,28 +121,32 @@ int atr__scalar_check(char type, atr_scalar *v) {
 
 int atr__scalar_add(char type, atr_scalar cur, atr_scalar delta,
                     atr_scalar *out) {
-  if (atr__is_signed(type)) {
+  bool wrapped;
+  if (type == '?' || type == 'c')
+    return ATR_ETYPE; /* a bool and a byte do not add */
+  switch (atr_type_class(type)) {
+  case ATR_TINT:
     if (__builtin_add_overflow(cur.i, delta.i, &out->i))
       return ATR_EOVERFLOW;
-    return out->i >= smin(type) && out->i <= smax(type) ? 0 : ATR_EOVERFLOW;
-  }
-  if (atr__is_int(type)) {
-    bool wrapped;
+    return out->i >= scal_smin(type) && out->i <= scal_smax(type)
+               ? 0
+               : ATR_EOVERFLOW;
+  case ATR_TUINT:
     if (delta.i >= 0)
       wrapped = __builtin_add_overflow(cur.u, (uint64_t)delta.i, &out->u);
     else
       wrapped = __builtin_sub_overflow(cur.u, -(uint64_t)delta.i, &out->u);
-    return !wrapped && out->u <= umax(type) ? 0 : ATR_EOVERFLOW;
-  }
-  if (atr__is_float(type)) {
+    return !wrapped && out->u <= scal_umax(type) ? 0 : ATR_EOVERFLOW;
+  case ATR_TFLOAT:
     out->f = cur.f + delta.f;
-    if (!isfinite(out->f) || (type == 'f' && !fits_float(out->f)))
+    if (!isfinite(out->f) || (type == 'f' && !scal_fits_float(out->f)))
       return ATR_EOVERFLOW;
     if (type == 'f')
       out->f = (float)out->f;
     return 0;
+  default:
+    return ATR_ETYPE;
   }
-  return ATR_ETYPE;
 }
 
 atr_scalar atr__elem_load(char type, const void *p) {

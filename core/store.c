@@ -24,7 +24,7 @@ ATR__EXPORT void atr_store_opts_init(atr_store_opts *opts) {
   opts->init_timeout = 5.0;
 }
 
-static uint64_t header_check(const struct atr__header *h) {
+static uint64_t store_header_check(const struct atr__header *h) {
   /* FNV-1a over the fields fixed at creation. */
   const uint8_t *p = (const uint8_t *)h;
   uint64_t x = 1469598103934665603ull;
@@ -38,7 +38,7 @@ static uint64_t header_check(const struct atr__header *h) {
 }
 
 /* Lays out the tables for opts; 0 or ATR_EINVAL if they do not fit. */
-static int plan(const atr_store_opts *o, struct atr__header *h) {
+static int store_plan(const atr_store_opts *o, struct atr__header *h) {
   uint32_t slots = 16;
   /* By default one object and one feed entry per 4 KiB, 16 to 4096. */
   uint64_t per_size = o->size / 4096 < 16     ? 16
@@ -66,11 +66,11 @@ static int plan(const atr_store_opts *o, struct atr__header *h) {
       h->feed_off + (uint64_t)ATR__FEED_ENTRY_SIZE * feed_entries, 4096);
   if (o->size < h->heap_off + MIN_HEAP || o->size > ((uint64_t)1 << 47))
     return ATR_EINVAL;
-  h->check = header_check(h);
+  h->check = store_header_check(h);
   return 0;
 }
 
-static void attach(atr_store *s, uint8_t *base, size_t size) {
+static void store_attach(atr_store *s, uint8_t *base, size_t size) {
   s->base = base;
   s->size = size;
   s->hdr = (struct atr__header *)base;
@@ -79,10 +79,10 @@ static void attach(atr_store *s, uint8_t *base, size_t size) {
 }
 
 /* Fills a new, reserved, zeroed file mapped at base. */
-static int initialise(atr_store *s, const struct atr__header *plan_hdr) {
+static int store_initialise(atr_store *s, const struct atr__header *plan_hdr) {
   struct atr__header *h = s->hdr;
   memcpy(h, plan_hdr, offsetof(struct atr__header, lock));
-  attach(s, s->base, s->size); /* now that the offsets are in place */
+  store_attach(s, s->base, s->size); /* now that the offsets are in place */
   if (atr__mutex_init(&h->lock) != 0)
     return ATR_ESYS;
   h->next_id = 1;
@@ -90,8 +90,7 @@ static int initialise(atr_store *s, const struct atr__header *plan_hdr) {
   atomic_store(&h->feed_head, 1);
   for (uint32_t i = 0; i < h->max_objects; i++) {
     struct atr__obj *o = atr__slot(s, i);
-    if (atr__mutex_init(&o->lock) != 0 ||
-        atr__mutex_init(&o->u.q.put_lock) != 0)
+    if (atr__mutex_init(&o->lock) != 0 || atr__kinds_slot_init(o) != 0)
       return ATR_ESYS;
     o->next_free = i + 2 <= h->max_objects ? i + 2 : 0;
   }
@@ -103,7 +102,7 @@ static int initialise(atr_store *s, const struct atr__header *plan_hdr) {
 
 /* Checks a header read from an existing file of file_size bytes.
  * ATR_EBUSY: not ready yet (its creator is at work, or died at it). */
-static int validate(const struct atr__header *h, uint64_t file_size) {
+static int store_validate(const struct atr__header *h, uint64_t file_size) {
   if (file_size == 0)
     return ATR_EBUSY; /* created, nothing written yet */
   if (file_size < sizeof h->magic || memcmp(h->magic, ATR__MAGIC, 8) != 0)
@@ -117,22 +116,22 @@ static int validate(const struct atr__header *h, uint64_t file_size) {
     return ATR_ECORRUPT;
   if (atomic_load(&h->ready) != ATR__READY)
     return ATR_EBUSY; /* never finished */
-  if (file_size < sizeof *h || h->check != header_check(h) ||
+  if (file_size < sizeof *h || h->check != store_header_check(h) ||
       h->size != file_size || h->index_slots == 0 ||
       (h->index_slots & (h->index_slots - 1)) != 0 || h->heap_off >= h->size)
     return ATR_ECORRUPT;
   return 0;
 }
 
-static int inspect(int fd, struct atr__header *h) {
+static int store_inspect(int fd, struct atr__header *h) {
   struct stat st;
   memset(h, 0, sizeof *h);
   if (fstat(fd, &st) != 0 || pread(fd, h, sizeof *h, 0) < 0)
     return ATR_ESYS;
-  return validate(h, (uint64_t)st.st_size);
+  return store_validate(h, (uint64_t)st.st_size);
 }
 
-static int map_file(int fd, size_t size, uint8_t **base) {
+static int store_map_file(int fd, size_t size, uint8_t **base) {
   void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (p == MAP_FAILED)
     return errno == ENOMEM ? ATR_ENOMEM : ATR_ESYS;
@@ -145,23 +144,23 @@ static int map_file(int fd, size_t size, uint8_t **base) {
  * header's fixed part first (so a file abandoned half-way is recognisably
  * ours), then every page reserved, then the tables, then `ready`.
  */
-static int build(int fd, const atr_store_opts *o, atr_store *s) {
+static int store_build(int fd, const atr_store_opts *o, atr_store *s) {
   size_t fixed = offsetof(struct atr__header, lock);
   struct atr__header want;
   uint8_t *base = NULL;
   int rc;
 
-  if ((rc = plan(o, &want)) != 0)
+  if ((rc = store_plan(o, &want)) != 0)
     return rc;
   if (ftruncate(fd, 0) != 0 || pwrite(fd, &want, fixed, 0) != (ssize_t)fixed)
     return ATR_ESYS;
   /* Reserve every page now: a full tmpfs fails here, not with SIGBUS. */
   if ((rc = posix_fallocate(fd, 0, (off_t)o->size)) != 0)
     return rc == ENOSPC || rc == EFBIG ? ATR_ENOSPC : ATR_ESYS;
-  if ((rc = map_file(fd, o->size, &base)) != 0)
+  if ((rc = store_map_file(fd, o->size, &base)) != 0)
     return rc;
-  attach(s, base, o->size);
-  if ((rc = initialise(s, &want)) != 0) {
+  store_attach(s, base, o->size);
+  if ((rc = store_initialise(s, &want)) != 0) {
     munmap(base, o->size);
     return rc;
   }
@@ -169,7 +168,8 @@ static int build(int fd, const atr_store_opts *o, atr_store *s) {
 }
 
 /* Creates path as a new store; ATR_EEXIST if it is there already. */
-static int create(const char *path, const atr_store_opts *o, atr_store *s) {
+static int store_create(const char *path, const atr_store_opts *o,
+                        atr_store *s) {
   struct atr__header h;
   int rc, fd;
 
@@ -180,9 +180,9 @@ static int create(const char *path, const atr_store_opts *o, atr_store *s) {
    * ready and unlocked know its creator died, and take over. */
   if (flock(fd, LOCK_EX) != 0 || fchmod(fd, o->mode & 07777) != 0) {
     rc = ATR_ESYS;
-  } else if (inspect(fd, &h) == 0) {
+  } else if (store_inspect(fd, &h) == 0) {
     rc = ATR_EEXIST; /* taken over and finished before we got the lock */
-  } else if ((rc = build(fd, o, s)) != 0) {
+  } else if ((rc = store_build(fd, o, s)) != 0) {
     unlink(path);
   }
   /* The mapping holds the open file, and with it the lock: drop the
@@ -194,8 +194,8 @@ static int create(const char *path, const atr_store_opts *o, atr_store *s) {
 
 /* Opens an existing store, waiting for its creator up to the deadline;
  * finishes the work of a creator that died. */
-static int open_existing(const char *path, const atr_store_opts *o,
-                         double deadline, atr_store *s) {
+static int store_open_existing(const char *path, const atr_store_opts *o,
+                               double deadline, atr_store *s) {
   struct atr__header h;
   uint8_t *base = NULL;
   int rc, fd = open(path, O_RDWR | O_CLOEXEC);
@@ -204,15 +204,16 @@ static int open_existing(const char *path, const atr_store_opts *o,
     return errno == ENOENT ? ATR_ENOENT : ATR_ESYS;
   for (;;) {
     if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
-      rc = inspect(fd, &h);
-      if (rc == 0 && (rc = map_file(fd, h.size, &base)) == 0)
-        attach(s, base, h.size);
+      rc = store_inspect(fd, &h);
+      if (rc == 0 && (rc = store_map_file(fd, h.size, &base)) == 0)
+        store_attach(s, base, h.size);
       flock(fd, LOCK_UN);
       if (rc != ATR_EBUSY)
         break;
       /* Not ready and not locked: its creator died before finishing. */
       if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
-        if ((rc = inspect(fd, &h)) == ATR_EBUSY && (rc = build(fd, o, s)) != 0)
+        if ((rc = store_inspect(fd, &h)) == ATR_EBUSY &&
+            (rc = store_build(fd, o, s)) != 0)
           unlink(path); /* an abandoned, never finished store */
         flock(fd, LOCK_UN);
         if (rc == 0 && s->base == NULL)
@@ -248,9 +249,9 @@ ATR__EXPORT int atr_store_open(const char *path, const atr_store_opts *opts,
   if ((s = calloc(1, sizeof *s)) == NULL)
     return ATR_ENOMEM;
   double deadline = atr__now() + opts->init_timeout;
-  rc = opts->open_only ? ATR_EEXIST : create(path, opts, s);
+  rc = opts->open_only ? ATR_EEXIST : store_create(path, opts, s);
   if (rc == ATR_EEXIST)
-    rc = open_existing(path, opts, deadline, s);
+    rc = store_open_existing(path, opts, deadline, s);
   if (rc != 0) {
     free(s);
     return rc;
@@ -282,8 +283,7 @@ ATR__EXPORT int atr_store_stats_get(atr_store *s, atr_store_stats *st) {
 
 static void store_recover(void *arg) {
   atr_store *s = arg;
-  atr__index_recover(s);
-  atr__heap_rebuild(s);
+  atr__object_recover(s);
   atr__feed_push_resync(s);
 }
 

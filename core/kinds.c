@@ -1,0 +1,59 @@
+/*
+ * kinds.c - the table of object kinds: atr_kind -> its ops.
+ *
+ * Adding a kind (say ATR_LOCK):
+ *
+ * 1. include/atrium.h: the next atr_kind value (never reuse or renumber
+ *    one: the store keeps it in each record), its _open call and the
+ *    calls of its API, each with a contract, as the queue's are.
+ * 2. internal.h: its record state as a struct and a member of the
+ *    record's union `u`, then a _Static_assert that the record still
+ *    fits its slot and that the member overlaps no mutex of another kind
+ *    (as the array's does the queue's put_lock); the layout version
+ *    stays unless an existing offset moves.
+ * 3. core/<kind>.c: the kind's API, its init callback for atr__open, and
+ *    `const struct atr__kind_ops atr__<kind>_ops` (kill, info,
+ *    last_version; repair if it writes under the record lock; data if
+ *    it owns heap; mark if it keeps an op's mark apart; slot_init if it
+ *    has mutexes of its own) with `extern` beside the others in
+ *    internal.h. Only this file reads its union member.
+ * 4. Here: one row, [ATR_<KIND>] = &atr__<kind>_ops.
+ * 5. Tests: tests/core/test_<kind>.c, its cases as a table; every
+ *    crash-safe commit written as a fixed sequence of stores that takes
+ *    how many to make, with a test that kills a child after each
+ *    (test_commit.c) and one that kills children at random mid-call
+ *    (test_kill.c); describing it while another process holds its locks
+ *    (test_queue.c's describe test).
+ */
+#include "internal.h"
+
+static const struct atr__kind_ops *const kinds_table[] = {
+    [ATR_VALUE] = &atr__value_ops,
+    [ATR_ARRAY] = &atr__array_ops,
+    [ATR_QUEUE] = &atr__queue_ops,
+};
+
+#define KINDS_COUNT (sizeof kinds_table / sizeof kinds_table[0])
+
+const struct atr__kind_ops *atr__kind_ops_of(unsigned kind) {
+  return kind < KINDS_COUNT ? kinds_table[kind] : NULL;
+}
+
+ATR__EXPORT const char *atr_kind_name(atr_kind kind) {
+  const struct atr__kind_ops *ops = atr__kind_ops_of((unsigned)kind);
+  return ops != NULL ? ops->name : "any";
+}
+
+_Atomic uint64_t *atr__mark(struct atr__obj *o, atr_op op) {
+  const struct atr__kind_ops *ops = atr__kind_ops_of(o->kind);
+  return ops != NULL && ops->mark != NULL ? ops->mark(o, op) : &o->pend;
+}
+
+int atr__kinds_slot_init(struct atr__obj *o) {
+  for (unsigned k = 0; k < KINDS_COUNT; k++) {
+    const struct atr__kind_ops *ops = kinds_table[k];
+    if (ops != NULL && ops->slot_init != NULL && ops->slot_init(o) != 0)
+      return ATR_ESYS;
+  }
+  return 0;
+}
