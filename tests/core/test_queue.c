@@ -1,12 +1,16 @@
 /*
  * test_queue.c - bounded FIFO queues: order, bounds, batches, the ring's
- * wrap-around, timeouts, and a delete that wakes a waiting process.
+ * wrap-around, timeouts, a delete that wakes a waiting process, and
+ * describing a queue while another process holds its locks.
  */
 #include "testutil.h"
+
+#include "internal.h" /* to hold a queue's locks as the library does */
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static tu_fixture *fixture(void **state) {
   return *state;
@@ -649,6 +653,108 @@ static void test_delete_recreate_wakes_put(void **state) {
   delete_wakes(fixture(state), 1, 1);
 }
 
+/* ------------------------------------------- describing a busy queue */
+
+struct lock_case {
+  const char *name;
+  int put_side, get_side; /* the holder takes the putters', getters' lock */
+};
+
+static const struct lock_case lock_cases[] = {
+    {"a producer holds the putters' lock", 1, 0},
+    {"a consumer holds the getters' lock", 0, 1},
+    {"one process holds both", 1, 1},
+};
+
+struct holder_arg {
+  const char *path;
+  const struct lock_case *c;
+  int ready[2];
+};
+
+/* Takes the queue's locks as a putter or getter does and keeps them
+ * until it is killed. */
+static int holder_child(void *arg) {
+  struct holder_arg *a = arg;
+  atr_store *s = tu_child_open(a->path);
+  uint32_t slot;
+  uint64_t id;
+  TU_CHILD_CHECK(atr__lookup(s, "q", 1, &slot, &id) == 0);
+  struct atr__obj *o = atr__slot(s, slot);
+  if (a->c->put_side)
+    TU_CHILD_CHECK(atr__mutex_lock(&o->u.q.put_lock, NULL, NULL) == 0);
+  if (a->c->get_side)
+    TU_CHILD_CHECK(atr__record_lock(s, o) == 0);
+  TU_CHILD_CHECK(tu_write_full(a->ready[1], "r", 1) == 0);
+  for (;;)
+    pause();
+}
+
+struct describe_arg {
+  const char *path;
+  uint64_t items, bytes, version;
+};
+
+static int list_count(const atr_info *info, void *arg) {
+  (void)info;
+  ++*(int *)arg;
+  return 0;
+}
+
+/* Describes "q" every way there is; each must answer at once. */
+static int describer_child(void *arg) {
+  struct describe_arg *a = arg;
+  atr_store *s = tu_child_open(a->path);
+  atr_handle h;
+  atr_info by_name, by_handle;
+  uint64_t items, bytes, version;
+  int listed = 0;
+  TU_CHILD_CHECK(atr_queue_open(s, "q", 0, NULL, &h) == 0);
+  TU_CHILD_CHECK(atr_queue_size(&h, &items, &bytes, &version) == 0);
+  TU_CHILD_CHECK(items == a->items && bytes == a->bytes &&
+                 version == a->version);
+  TU_CHILD_CHECK(atr_handle_stat(&h, &by_handle) == 0);
+  TU_CHILD_CHECK(atr_stat(s, "q", &by_name) == 0);
+  TU_CHILD_CHECK(atr_list(s, list_count, &listed) == 0 && listed == 1);
+  TU_CHILD_CHECK(by_handle.size == a->items && by_name.size == a->items);
+  TU_CHILD_CHECK(by_handle.bytes == a->bytes && by_name.bytes == a->bytes);
+  TU_CHILD_CHECK(by_handle.version == a->version &&
+                 by_name.version == a->version);
+  atr_store_close(s);
+  return 0;
+}
+
+static void test_describe_while_locked(void **state) {
+  tu_fixture *f = fixture(state);
+  for (size_t k = 0; k < sizeof lock_cases / sizeof lock_cases[0]; k++) {
+    const struct lock_case *c = &lock_cases[k];
+    struct describe_arg d = {.path = f->path};
+    atr_handle h;
+    tu_case("%s", c->name);
+    qnew(f->store, "q", 0, 4096, 0, &h);
+    put_str(&h, "first");
+    put_str(&h, "second");
+    get_str(&h, "first");
+    tu_ok(atr_queue_size(&h, &d.items, &d.bytes, &d.version));
+    tu_assert_u64(d.items, 1);
+    struct holder_arg a = {.path = f->path, .c = c};
+    tu_pipe(a.ready);
+    pid_t pid = tu_spawn(holder_child, &a);
+    char ch;
+    assert_int_equal(tu_read_full(a.ready[0], &ch, 1, 10), 0);
+    /* A describe that waited for the holder would time out here. */
+    tu_assert_i64(tu_run(describer_child, &d, 10), 0);
+    /* The holder dies with the locks; the next putter and getter
+     * repair what it held and go on. */
+    tu_kill(pid);
+    tu_close_pipe(a.ready);
+    put_str(&h, "third");
+    get_str(&h, "second");
+    get_str(&h, "third");
+    tu_ok(atr_delete(f->store, "q", ATR_QUEUE));
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_defaults, tu_setup, tu_teardown),
@@ -678,6 +784,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_delete_recreate_wakes_get, tu_setup,
                                       tu_teardown),
       cmocka_unit_test_setup_teardown(test_delete_recreate_wakes_put, tu_setup,
+                                      tu_teardown),
+      cmocka_unit_test_setup_teardown(test_describe_while_locked, tu_setup,
                                       tu_teardown),
       cmocka_unit_test(tu_test_no_leftovers),
   };
