@@ -149,68 +149,30 @@ int atr__scalar_add(char type, atr_scalar cur, atr_scalar delta,
   }
 }
 
+/* Elements are stored little-endian, as the machine does (x86-64). */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "little-endian");
+
 atr_scalar atr__elem_load(char type, const void *p) {
   atr_scalar v = {0};
-  switch (type) {
-  case 'b': {
-    int8_t x;
-    memcpy(&x, p, 1);
-    v.i = x;
+  size_t size = atr_type_size(type);
+  switch (atr_type_class(type)) {
+  case ATR_TINT:
+  case ATR_TUINT:
+    memcpy(&v.u, p, size);
+    /* Sign-extend the signed codes ('?' holds 0 or 1). */
+    if (atr_type_class(type) == ATR_TINT && type != '?' && size < 8) {
+      unsigned shift = 64 - 8 * (unsigned)size;
+      v.i = (int64_t)(v.u << shift) >> shift;
+    }
     break;
-  }
-  case 'h': {
-    int16_t x;
-    memcpy(&x, p, 2);
-    v.i = x;
-    break;
-  }
-  case 'i': {
-    int32_t x;
-    memcpy(&x, p, 4);
-    v.i = x;
-    break;
-  }
-  case 'l':
-  case 'q':
-    memcpy(&v.i, p, 8);
-    break;
-  case '?': {
-    uint8_t x;
-    memcpy(&x, p, 1);
-    v.i = x;
-    break;
-  }
-  case 'B':
-  case 'c': {
-    uint8_t x;
-    memcpy(&x, p, 1);
-    v.u = x;
-    break;
-  }
-  case 'H': {
-    uint16_t x;
-    memcpy(&x, p, 2);
-    v.u = x;
-    break;
-  }
-  case 'I': {
-    uint32_t x;
-    memcpy(&x, p, 4);
-    v.u = x;
-    break;
-  }
-  case 'L':
-  case 'Q':
-    memcpy(&v.u, p, 8);
-    break;
-  case 'f': {
-    float x;
-    memcpy(&x, p, 4);
-    v.f = x;
-    break;
-  }
-  case 'd':
-    memcpy(&v.f, p, 8);
+  case ATR_TFLOAT:
+    if (type == 'f') {
+      float x;
+      memcpy(&x, p, 4);
+      v.f = x;
+    } else {
+      memcpy(&v.f, p, 8);
+    }
     break;
   default:
     break;
@@ -220,58 +182,18 @@ atr_scalar atr__elem_load(char type, const void *p) {
 
 /* v has passed atr__scalar_check for type. */
 void atr__elem_store(char type, void *p, atr_scalar v) {
-  switch (type) {
-  case 'b': {
-    int8_t x = (int8_t)v.i;
-    memcpy(p, &x, 1);
+  switch (atr_type_class(type)) {
+  case ATR_TINT:
+  case ATR_TUINT:
+    memcpy(p, &v.u, atr_type_size(type)); /* the low bytes */
     break;
-  }
-  case 'h': {
-    int16_t x = (int16_t)v.i;
-    memcpy(p, &x, 2);
-    break;
-  }
-  case 'i': {
-    int32_t x = (int32_t)v.i;
-    memcpy(p, &x, 4);
-    break;
-  }
-  case 'l':
-  case 'q':
-    memcpy(p, &v.i, 8);
-    break;
-  case '?': {
-    uint8_t x = (uint8_t)v.i;
-    memcpy(p, &x, 1);
-    break;
-  }
-  case 'B':
-  case 'c': {
-    uint8_t x = (uint8_t)v.u;
-    memcpy(p, &x, 1);
-    break;
-  }
-  case 'H': {
-    uint16_t x = (uint16_t)v.u;
-    memcpy(p, &x, 2);
-    break;
-  }
-  case 'I': {
-    uint32_t x = (uint32_t)v.u;
-    memcpy(p, &x, 4);
-    break;
-  }
-  case 'L':
-  case 'Q':
-    memcpy(p, &v.u, 8);
-    break;
-  case 'f': {
-    float x = (float)v.f;
-    memcpy(p, &x, 4);
-    break;
-  }
-  case 'd':
-    memcpy(p, &v.f, 8);
+  case ATR_TFLOAT:
+    if (type == 'f') {
+      float x = (float)v.f;
+      memcpy(p, &x, 4);
+    } else {
+      memcpy(p, &v.f, 8);
+    }
     break;
   default:
     break;

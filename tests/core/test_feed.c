@@ -5,7 +5,6 @@
  */
 #include "testutil.h"
 
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -143,8 +142,7 @@ static void test_every_op(void **state) {
 static void test_open_at_end(void **state) {
   tu_fixture *f = fixture(state);
   atr_handle h;
-  tu_assert_rc(atr_value_open(f->store, "early", 'q', ATR_CREATE, NULL, &h),
-               ATR_CREATED);
+  tu_counter_new(f->store, "early", &h);
   tu_ok(atr_value_set(&h, si(3), 0, NULL));
   atr_cursor c;
   tu_ok(atr_feed_open(f->store, &c));
@@ -159,8 +157,7 @@ static void test_open_at_end(void **state) {
 static void test_unread_events_do_not_silence_later_cursor(void **state) {
   tu_fixture *f = fixture(state);
   atr_handle h;
-  tu_assert_rc(atr_value_open(f->store, "n", 'q', ATR_CREATE, NULL, &h),
-               ATR_CREATED);
+  tu_counter_new(f->store, "n", &h);
   for (int i = 0; i < 10; i++)
     tu_ok(atr_value_add(&h, si(1), NULL, NULL));
   atr_cursor c;
@@ -238,7 +235,7 @@ static int waiting_reader_child(void *arg) {
   atr_cursor c;
   atr_event ev;
   TU_CHILD_CHECK(atr_feed_open(s, &c) == 0);
-  TU_CHILD_CHECK(tu_write_full(a->ready[1], "r", 1) == 0);
+  tu_child_ready(a->ready[1]);
   int rv = atr_feed_next(&c, &ev, 10);
   double at = tu_now();
   TU_CHILD_CHECK(rv == 0);
@@ -253,14 +250,11 @@ static void test_waiting_reader_wakes(void **state) {
   struct feed_child_arg a = {.path = f->path};
   tu_pipe(a.ready);
   tu_pipe(a.result);
-  pid_t pid = tu_spawn(waiting_reader_child, &a);
-  char ch;
-  assert_int_equal(tu_read_full(a.ready[0], &ch, 1, 10), 0);
+  pid_t pid = tu_spawn_ready(waiting_reader_child, &a, a.ready[0]);
   assert_int_equal(tu_wait_blocked(pid, 10), 0);
   atr_handle h;
   double t0 = tu_now(), at = 0;
-  tu_assert_rc(atr_value_open(f->store, "wake", 'q', ATR_CREATE, NULL, &h),
-               ATR_CREATED);
+  tu_counter_new(f->store, "wake", &h);
   int got = tu_read_full(a.result[0], &at, sizeof at, 10);
   int status = tu_wait(pid, 10);
   tu_close_pipe(a.ready);
@@ -278,7 +272,7 @@ static int wake_child(void *arg) {
   atr_cursor c;
   atr_event ev;
   TU_CHILD_CHECK(atr_feed_open(s, &c) == 0);
-  TU_CHILD_CHECK(tu_write_full(a->ready[1], "r", 1) == 0);
+  tu_child_ready(a->ready[1]);
   double t0 = tu_now();
   int rv = atr_feed_next(&c, &ev, 10);
   TU_CHILD_CHECK(rv == ATR_ETIMEDOUT);
@@ -291,9 +285,7 @@ static void test_feed_wake(void **state) {
   tu_fixture *f = fixture(state);
   struct feed_child_arg a = {.path = f->path};
   tu_pipe(a.ready);
-  pid_t pid = tu_spawn(wake_child, &a);
-  char ch;
-  assert_int_equal(tu_read_full(a.ready[0], &ch, 1, 10), 0);
+  pid_t pid = tu_spawn_ready(wake_child, &a, a.ready[0]);
   assert_int_equal(tu_wait_blocked(pid, 10), 0);
   double t0 = tu_now();
   atr_feed_wake(f->store);
@@ -312,8 +304,7 @@ static void test_feed_wake_before_wait(void **state) {
   atr_event ev;
   atr_handle h;
   tu_ok(atr_feed_open(f->store, &c));
-  tu_assert_rc(atr_value_open(f->store, "w", 'q', ATR_CREATE, NULL, &h),
-               ATR_CREATED);
+  tu_counter_new(f->store, "w", &h);
   atr_feed_wake(f->store);
   tu_ok(atr_feed_next(&c, &ev, 5.0)); /* the event first */
   double t0 = tu_now();
@@ -357,8 +348,7 @@ static void test_coalesce_in_process(void **state) {
   tu_fixture *f = fixture(state);
   atr_handle h;
   atr_cursor c;
-  tu_assert_rc(atr_value_open(f->store, "n", 'q', ATR_CREATE, NULL, &h),
-               ATR_CREATED);
+  tu_counter_new(f->store, "n", &h);
   tu_ok(atr_feed_open(f->store, &c));
   uint64_t r = tu_seed();
   int64_t seen = -1;
@@ -375,11 +365,6 @@ static void test_coalesce_in_process(void **state) {
   assert_int_equal(gaps, 0);
 }
 
-static int readable(int fd) {
-  struct pollfd p = {.fd = fd, .events = POLLIN};
-  return poll(&p, 1, 0) > 0;
-}
-
 /* Adds as fast as it can until a byte comes on `stop`; then writes how
  * many adds it made on `result`. */
 static int adder_child(void *arg) {
@@ -388,11 +373,11 @@ static int adder_child(void *arg) {
   atr_handle h;
   long n = 0;
   TU_CHILD_CHECK(atr_value_open(s, "n", 'q', 0, NULL, &h) == 0);
-  TU_CHILD_CHECK(tu_write_full(a->ready[1], "r", 1) == 0);
+  tu_child_ready(a->ready[1]);
   do {
     for (int k = 0; k < 1024; k++, n++)
       TU_CHILD_CHECK(atr_value_add(&h, si(1), NULL, NULL) == 0);
-  } while (!readable(a->stop[0]));
+  } while (!tu_readable(a->stop[0]));
   TU_CHILD_CHECK(tu_write_full(a->result[1], &n, sizeof n) == 0);
   atr_store_close(s);
   return 0;
@@ -406,8 +391,7 @@ static void test_coalesce_concurrent(void **state) {
   tu_fixture *f = fixture(state);
   atr_handle h;
   atr_cursor c;
-  tu_assert_rc(atr_value_open(f->store, "n", 'q', ATR_CREATE, NULL, &h),
-               ATR_CREATED);
+  tu_counter_new(f->store, "n", &h);
   tu_ok(atr_feed_open(f->store, &c));
   for (int round = 0; round < 5; round++) {
     struct feed_child_arg a = {.path = f->path};
@@ -416,10 +400,8 @@ static void test_coalesce_concurrent(void **state) {
     tu_pipe(a.stop);
     atr_scalar start;
     tu_ok(atr_value_get(&h, &start, NULL));
-    pid_t pid = tu_spawn(adder_child, &a);
-    char ch;
+    pid_t pid = tu_spawn_ready(adder_child, &a, a.ready[0]);
     long adds;
-    assert_int_equal(tu_read_full(a.ready[0], &ch, 1, 10), 0);
     int64_t seen = -1;
     int gaps = 0;
     drain(&c, &h, &seen, 10, &gaps, 100); /* while the adds go on */

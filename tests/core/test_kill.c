@@ -6,7 +6,6 @@
  */
 #include "testutil.h"
 
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -34,19 +33,12 @@ struct writer_arg {
  * it. Fails the test if it ended on its own (it found an error). */
 static void run_and_kill(tu_child_fn fn, struct writer_arg *a, uint64_t *rnd) {
   a->seed = tu_rand(rnd) | 1;
-  pid_t pid = tu_spawn(fn, a);
-  char c;
-  assert_int_equal(tu_read_full(a->ready[0], &c, 1, 10), 0);
+  pid_t pid = tu_spawn_ready(fn, a, a->ready[0]);
   tu_sleep((double)tu_rand_below(rnd, 3001) * 1e-6);
   int status = tu_kill(pid);
   if (status != KILLED)
     print_error("writer ended by itself: status %d\n", status);
   assert_int_equal(status, KILLED);
-}
-
-static int stop_requested(int fd) {
-  struct pollfd p = {.fd = fd, .events = POLLIN};
-  return poll(&p, 1, 0) > 0;
 }
 
 /* ------------------------------------------------------------ (a) adds */
@@ -56,7 +48,7 @@ static int add_writer(void *arg) {
   atr_store *s = tu_child_open(a->path);
   atr_handle h;
   TU_CHILD_CHECK(atr_value_open(s, "n", 'q', 0, NULL, &h) == 0);
-  TU_CHILD_CHECK(tu_write_full(a->ready[1], "r", 1) == 0);
+  tu_child_ready(a->ready[1]);
   for (;;)
     TU_CHILD_CHECK(atr_value_add(&h, si(1), NULL, NULL) == 0);
 }
@@ -77,8 +69,7 @@ static void test_kill_adder(void **state) {
   tu_fixture *f = fixture(state);
   atr_handle h;
   atr_cursor c;
-  tu_assert_rc(atr_value_open(f->store, "n", 'q', ATR_CREATE, NULL, &h),
-               ATR_CREATED);
+  tu_counter_new(f->store, "n", &h);
   tu_ok(atr_feed_open(f->store, &c));
   uint64_t version0;
   tu_ok(atr_value_get(&h, NULL, &version0));
@@ -123,7 +114,7 @@ static int slice_writer(void *arg) {
   atr_handle h;
   atr_scalar v[ALEN];
   TU_CHILD_CHECK(atr_array_open(s, "a", 'q', ALEN, 0, NULL, &h) == 0);
-  TU_CHILD_CHECK(tu_write_full(a->ready[1], "r", 1) == 0);
+  tu_child_ready(a->ready[1]);
   for (int64_t k = (int64_t)(a->seed % 1000000) * 1000000;; k++) {
     for (int i = 0; i < ALEN; i++)
       v[i] = si(k);
@@ -139,7 +130,7 @@ static int slice_reader(void *arg) {
   atr_scalar v[ALEN];
   uint64_t reads = 0;
   TU_CHILD_CHECK(atr_array_open(s, "a", 'q', ALEN, 0, NULL, &h) == 0);
-  TU_CHILD_CHECK(tu_write_full(a->ready[1], "r", 1) == 0);
+  tu_child_ready(a->ready[1]);
   for (;;) {
     uint64_t n;
     TU_CHILD_CHECK(atr_array_get(&h, 0, INT64_MAX, v, ALEN, &n, NULL) == 0);
@@ -151,7 +142,7 @@ static int slice_reader(void *arg) {
         return 2;
       }
     }
-    if (++reads % 64 == 0 && stop_requested(a->stop[0]))
+    if (++reads % 64 == 0 && tu_readable(a->stop[0]))
       break;
   }
   TU_CHILD_CHECK(tu_write_full(a->out[1], &reads, sizeof reads) == 0);
@@ -184,9 +175,7 @@ static void test_kill_slice_writer(void **state) {
   tu_pipe(r.ready);
   tu_pipe(r.stop);
   tu_pipe(r.out);
-  pid_t reader = tu_spawn(slice_reader, &r);
-  char c;
-  assert_int_equal(tu_read_full(r.ready[0], &c, 1, 10), 0);
+  pid_t reader = tu_spawn_ready(slice_reader, &r, r.ready[0]);
   uint64_t rnd = tu_seed();
   double slowest = 0;
   for (int trial = 0; trial < TRIALS; trial++) {
@@ -260,7 +249,7 @@ static int queue_writer(void *arg) {
   static unsigned char items[4][MAX_LEN], buf[MAX_LEN];
   uint64_t rnd = a->seed;
   TU_CHILD_CHECK(atr_queue_open(s, "q", 0, NULL, &h) == 0);
-  TU_CHILD_CHECK(tu_write_full(a->ready[1], "r", 1) == 0);
+  tu_child_ready(a->ready[1]);
   for (;;) {
     int put = tu_rand_below(&rnd, 10) < (uint64_t)a->puts;
     int batch = tu_rand_below(&rnd, 3) == 0;
@@ -374,7 +363,7 @@ static int waiter(void *arg) {
   atr_store *s = tu_child_open(a->path);
   atr_handle h;
   TU_CHILD_CHECK(atr_queue_open(s, "w", 0, NULL, &h) == 0);
-  TU_CHILD_CHECK(tu_write_full(a->ready[1], "r", 1) == 0);
+  tu_child_ready(a->ready[1]);
   char buf[16];
   size_t len = 0;
   int rv = a->put ? atr_queue_put(&h, "p", 1, a->timeout)
@@ -388,9 +377,7 @@ static int waiter(void *arg) {
 }
 
 static pid_t start_waiter(struct waiter_arg *a) {
-  pid_t pid = tu_spawn(waiter, a);
-  char c;
-  assert_int_equal(tu_read_full(a->ready[0], &c, 1, 10), 0);
+  pid_t pid = tu_spawn_ready(waiter, a, a->ready[0]);
   assert_int_equal(tu_wait_blocked(pid, 10), 0);
   return pid;
 }

@@ -94,8 +94,7 @@ static void test_adds_exact(void **state) {
   tu_fixture *f = fixture(state);
   enum { PROCS = 4, ADDS = 1000000 };
   atr_handle h;
-  tu_assert_rc(atr_value_open(f->store, "n", 'q', ATR_CREATE, NULL, &h),
-               ATR_CREATED);
+  tu_counter_new(f->store, "n", &h);
   uint64_t v0;
   tu_ok(atr_value_get(&h, NULL, &v0));
   struct child_arg args[PROCS];
@@ -166,8 +165,7 @@ static void test_cas_exact(void **state) {
   tu_fixture *f = fixture(state);
   enum { ADDS = 300000, TRIES = 300000 };
   atr_handle h;
-  tu_assert_rc(atr_value_open(f->store, "n", 'q', ATR_CREATE, NULL, &h),
-               ATR_CREATED);
+  tu_counter_new(f->store, "n", &h);
   struct child_arg args[4];
   for (int i = 0; i < 4; i++)
     args[i] = (struct child_arg){
@@ -737,8 +735,7 @@ static void test_threads(void **state) {
   tu_fixture *f = fixture(state);
   enum { THREADS = 3, ADDS = 300000 };
   atr_handle h;
-  tu_assert_rc(atr_value_open(f->store, "n", 'q', ATR_CREATE, NULL, &h),
-               ATR_CREATED);
+  tu_counter_new(f->store, "n", &h);
   struct child_arg child = {.path = f->path, .index = -1, .count = ADDS};
   int go[2];
   tu_pipe(go);

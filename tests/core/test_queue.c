@@ -592,7 +592,7 @@ static int waiter_child(void *arg) {
   atr_store *s = tu_child_open(a->path);
   atr_handle h;
   TU_CHILD_CHECK(atr_queue_open(s, "q", 0, NULL, &h) == 0);
-  TU_CHILD_CHECK(tu_write_full(a->ready[1], "r", 1) == 0);
+  tu_child_ready(a->ready[1]);
   char buf[16];
   size_t len;
   int rv = a->put ? atr_queue_put(&h, "z", 1, 30)
@@ -614,9 +614,7 @@ static void delete_wakes(tu_fixture *f, int put, int recreate) {
     put_str(&h, "full");
   struct waiter_arg a = {.path = f->path, .put = put};
   tu_pipe(a.ready);
-  pid_t pid = tu_spawn(waiter_child, &a);
-  char c;
-  assert_int_equal(tu_read_full(a.ready[0], &c, 1, 10), 0);
+  pid_t pid = tu_spawn_ready(waiter_child, &a, a.ready[0]);
   assert_int_equal(tu_wait_blocked(pid, 10), 0);
   double t0 = tu_now();
   tu_ok(atr_delete(f->store, "q", ATR_QUEUE));
@@ -685,7 +683,7 @@ static int holder_child(void *arg) {
     TU_CHILD_CHECK(atr__mutex_lock(&o->u.q.put_lock, NULL, NULL) == 0);
   if (a->c->get_side)
     TU_CHILD_CHECK(atr__record_lock(s, o) == 0);
-  TU_CHILD_CHECK(tu_write_full(a->ready[1], "r", 1) == 0);
+  tu_child_ready(a->ready[1]);
   for (;;)
     pause();
 }
@@ -739,9 +737,7 @@ static void test_describe_while_locked(void **state) {
     tu_assert_u64(d.items, 1);
     struct holder_arg a = {.path = f->path, .c = c};
     tu_pipe(a.ready);
-    pid_t pid = tu_spawn(holder_child, &a);
-    char ch;
-    assert_int_equal(tu_read_full(a.ready[0], &ch, 1, 10), 0);
+    pid_t pid = tu_spawn_ready(holder_child, &a, a.ready[0]);
     /* A describe that waited for the holder would time out here. */
     tu_assert_i64(tu_run(describer_child, &d, 10), 0);
     /* The holder dies with the locks; the next putter and getter

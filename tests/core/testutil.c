@@ -334,6 +334,22 @@ int tu_read_full(int fd, void *buf, size_t len, double timeout) {
   return 0;
 }
 
+pid_t tu_spawn_ready(tu_child_fn fn, void *arg, int ready_fd) {
+  char byte;
+  pid_t pid = tu_spawn(fn, arg);
+  assert_int_equal(tu_read_full(ready_fd, &byte, 1, 10), 0);
+  return pid;
+}
+
+void tu_child_ready(int ready_fd) {
+  TU_CHILD_CHECK(tu_write_full(ready_fd, "r", 1) == 0);
+}
+
+int tu_readable(int fd) {
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  return poll(&p, 1, 0) > 0;
+}
+
 /* --------------------------------------------------------------- misc */
 
 double tu_now(void) {
@@ -418,41 +434,48 @@ static void tu_print_case(void) {
     print_error("case: %s\n", tu_case_text);
 }
 
+/* A failed tu_assert: the case, what differed, then cmocka's failure. */
+__attribute__((format(printf, 3, 4))) static void
+tu_fail_at(const char *file, int line, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  tu_print_case();
+  print_error("%s\n", msg);
+  _fail(file, line);
+}
+
 void tu_assert_rc_at(int got, int expected, const char *what, const char *file,
                      int line) {
-  if (got == expected)
-    return;
-  tu_print_case();
-  print_error("%s: got %d (%s), expected %d (%s)\n", what, got,
-              atr_errname(got), expected, atr_errname(expected));
-  _fail(file, line);
+  if (got != expected)
+    tu_fail_at(file, line, "%s: got %d (%s), expected %d (%s)", what, got,
+               atr_errname(got), expected, atr_errname(expected));
 }
 
 void tu_assert_i64_at(int64_t got, int64_t expected, const char *what,
                       const char *file, int line) {
-  if (got == expected)
-    return;
-  tu_print_case();
-  print_error("%s: got %" PRId64 ", expected %" PRId64 "\n", what, got,
-              expected);
-  _fail(file, line);
+  if (got != expected)
+    tu_fail_at(file, line, "%s: got %" PRId64 ", expected %" PRId64, what, got,
+               expected);
 }
 
 void tu_assert_u64_at(uint64_t got, uint64_t expected, const char *what,
                       const char *file, int line) {
-  if (got == expected)
-    return;
-  tu_print_case();
-  print_error("%s: got %" PRIu64 ", expected %" PRIu64 "\n", what, got,
-              expected);
-  _fail(file, line);
+  if (got != expected)
+    tu_fail_at(file, line, "%s: got %" PRIu64 ", expected %" PRIu64, what, got,
+               expected);
 }
 
 void tu_assert_f64_at(double got, double expected, const char *what,
                       const char *file, int line) {
-  if (got == expected)
-    return;
-  tu_print_case();
-  print_error("%s: got %.17g, expected %.17g\n", what, got, expected);
-  _fail(file, line);
+  if (got != expected)
+    tu_fail_at(file, line, "%s: got %.17g, expected %.17g", what, got,
+               expected);
+}
+
+void tu_counter_new(atr_store *store, const char *name, atr_handle *h) {
+  tu_assert_rc(atr_value_open(store, name, 'q', ATR_CREATE, NULL, h),
+               ATR_CREATED);
 }

@@ -90,6 +90,13 @@ void tu_pipe(int fds[2]);
 int tu_write_full(int fd, const void *buf, size_t len);
 int tu_read_full(int fd, void *buf, size_t len, double timeout);
 void tu_close_pipe(int fds[2]);
+/* A child that says when it runs: tu_spawn, then wait up to 10 s for the
+ * byte it writes on ready_fd's pipe with tu_child_ready (asserts). */
+pid_t tu_spawn_ready(tu_child_fn fn, void *arg, int ready_fd);
+/* In a child: tells the parent it is running, or _exit(1)s. */
+void tu_child_ready(int ready_fd);
+/* Whether a byte waits on fd (never waits). */
+int tu_readable(int fd);
 
 /* --------------------------------------------------------------- misc */
 
@@ -107,6 +114,9 @@ uint64_t tu_seed(void);
 unsigned char *tu_read_file(const char *path, size_t *len);
 /* Writes a whole file (mode 0600), replacing it. */
 void tu_write_file(const char *path, const void *buf, size_t len);
+
+/* Creates name as a new 'q' value (0), asserting it was created. */
+void tu_counter_new(atr_store *store, const char *name, atr_handle *h);
 
 /* Assert a core call returned the expected code, naming both codes. */
 #define tu_assert_rc(call, expected)                                           \
