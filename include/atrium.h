@@ -385,7 +385,11 @@ int atr_queue_get_batch(const atr_handle *h, size_t max, double timeout,
 
 /* Items waiting now, the ring bytes they hold (with their 8-byte
  * headers, padding to 8 and any space skipped at the ring's end), and the
- * queue's version; any pointer may be NULL. */
+ * queue's version; any pointer may be NULL. Takes no lock, so it never
+ * waits for a putter or getter: with both sides busy it is a moment's
+ * view (items never negative, bytes within the ring, the version never
+ * going back for one caller). atr_stat, atr_handle_stat and atr_list
+ * describe a queue the same way. */
 int atr_queue_size(const atr_handle *h, uint64_t *items, uint64_t *bytes,
                    uint64_t *version);
 
