@@ -177,6 +177,10 @@ struct atr__obj {
   } u;
 };
 _Static_assert(sizeof(struct atr__obj) <= ATR__SLOT_SIZE, "slot too small");
+/* Each kind's state fits what the slot leaves after the common fields. */
+#define ATR__KIND_ROOM (ATR__SLOT_SIZE - offsetof(struct atr__obj, u))
+_Static_assert(sizeof(struct atr__array) <= ATR__KIND_ROOM, "array state");
+_Static_assert(sizeof(struct atr__queue) <= ATR__KIND_ROOM, "queue state");
 _Static_assert(offsetof(struct atr__queue, put_lock) >=
                    sizeof(struct atr__array),
                "an array would overwrite a queue lock");

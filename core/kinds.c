@@ -7,10 +7,10 @@
  *    one: the store keeps it in each record), its _open call and the
  *    calls of its API, each with a contract, as the queue's are.
  * 2. internal.h: its record state as a struct and a member of the
- *    record's union `u`, then a _Static_assert that the record still
- *    fits its slot and that the member overlaps no mutex of another kind
- *    (as the array's does the queue's put_lock); the layout version
- *    stays unless an existing offset moves.
+ *    record's union `u`, with a _Static_assert that it fits
+ *    ATR__KIND_ROOM and, if it writes where another kind keeps a mutex,
+ *    one that it stops short of it (as the array's does of the queue's
+ *    put_lock). The layout version stays: no existing offset moves.
  * 3. core/<kind>.c: the kind's API, its init callback for atr__open, and
  *    `const struct atr__kind_ops atr__<kind>_ops` (kill, info,
  *    last_version; repair if it writes under the record lock; data if
