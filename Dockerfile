@@ -27,14 +27,6 @@ COPY web web
 RUN make -j2 all
 
 FROM ${BASE}
-ARG BASE
-ARG VERSION=unknown
-ARG SOURCE=atrium
-LABEL org.opencontainers.image.title="atrium" \
-      org.opencontainers.image.description="atriumd, the atrium gateway, and the atrium tool" \
-      org.opencontainers.image.source="${SOURCE}" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.base.name="${BASE}"
 # Only what atriumd links (and libc, in the base), then its user and the
 # store's folder: the one place it writes, so the root filesystem can be
 # read-only.
@@ -59,3 +51,12 @@ EXPOSE 7450 7451
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
   CMD ["/usr/local/bin/atrium-healthz"]
 ENTRYPOINT ["/usr/local/bin/atriumd"]
+# Last, so that a new version reuses every layer above.
+ARG BASE
+ARG VERSION=unknown
+ARG SOURCE=atrium
+LABEL org.opencontainers.image.title="atrium" \
+      org.opencontainers.image.description="atriumd, the atrium gateway, and the atrium tool" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.base.name="${BASE}"

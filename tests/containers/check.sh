@@ -241,8 +241,12 @@ above() { [ "$(value hits)" -gt "$acked" ]; }
 wait_for 30 above
 restarts=$(docker inspect --format '{{.RestartCount}}' "$gw")
 kill -KILL "$(docker inspect --format '{{.State.Pid}}' "$gw")"
-check "kill -9 of atriumd: its restart policy brings it back, healthy" \
-  wait_for 90 gw_is '{{.RestartCount}} {{.State.Health.Status}}' "$((restarts + 1)) healthy"
+back() {
+  gw_is '{{.RestartCount}} {{.State.Health.Status}}' "$((restarts + 1)) healthy" &&
+    in_app /tmp/http GET /healthz | head -1 | grep -q '^200$'
+}
+check "kill -9 of atriumd: its restart policy brings it back, healthy, on the application's loopback" \
+  wait_for 90 back
 add hits 100 && acked=$((acked + 100))
 running=no
 kill -0 "$adder_job" 2>/dev/null && running=yes
@@ -261,13 +265,22 @@ check "every acknowledged change survived: hits = $now (acknowledged $acked), qu
 
 # ------------------------------------------------------------ users
 # The compose file runs the application as atriumd's uid: it opened the
-# store above. Another uid cannot, and is told why.
-out=$(docker run --rm --name ${project}-other --network none --user 10002:10002 \
-  --volume ${project}_store:/run/atrium --volume "$adder:/adder:ro" "$base" \
-  /adder /run/atrium/store hits 1 2>&1)
+# store above. Another uid cannot, and is told why: the C program, and the
+# atrium tool as the README shows it.
+other() {
+  docker run --rm --name ${project}-other --network none --user 10002:10002 \
+    --volume ${project}_store:/run/atrium "$@" 2>&1
+}
+out=$(other --volume "$adder:/adder:ro" "$base" /adder /run/atrium/store hits 1)
 rc=$?
-refused() { [ "$rc" -eq 1 ] && [[ $out == *"Permission denied"* ]]; }
-check "another uid (10002) is refused the store with a clear error: $out" refused
+tool=$(other --entrypoint atrium "$image" info)
+tool_rc=$?
+refused() {
+  [ "$rc" -eq 1 ] && [[ $out == *"Permission denied"* ]] && [ "$tool_rc" -eq 1 ] &&
+    [ "$tool" = "atrium: /run/atrium/store: system call failed (see errno) (Permission denied)" ] &&
+    grep -qxF "$tool" README.md
+}
+check "another uid (10002) is refused the store with a clear error: $out; $tool" refused
 compose down --volumes --timeout 5 >/dev/null 2>&1
 
 # ------------------------------------------------------------ kubernetes
