@@ -2,15 +2,17 @@
 # the same pinned Debian 12 slim base with only the runtime libraries. No
 # downloads besides Debian's packages.
 #
-#   make image                          (or: docker build -t atrium .)
+#   docker build -t atrium .
 #   docker run --rm -v atrium:/run/atrium atrium        (loopback only)
 #
 # As a sidecar, share the store's folder (an in-memory emptyDir or a
 # tmpfs volume) with the application: see deploy/ and the README.
 #
 # The base is pinned to a Debian point release. Where no registry can be
-# reached, `make base-image` makes it from Debian's archive (mmdebstrap)
-# under this very name; `make check-containers` does so when it is missing.
+# reached, `sh deploy/base-image.sh` makes it from Debian's archive
+# (mmdebstrap) under this very name; make check-containers does so when
+# it is missing. A Python application has its own image: there is no
+# Python in this one.
 ARG BASE=debian:12.15-slim
 
 FROM ${BASE} AS build

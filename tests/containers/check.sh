@@ -33,14 +33,8 @@ started=$(date +%s)
 
 pass=0
 fail=0
-ok() {
-  pass=$((pass + 1))
-  echo "ok: $1"
-}
-bad() {
-  fail=$((fail + 1))
-  echo "FAIL: $1"
-}
+ok() { pass=$((pass + 1)); echo "ok: $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL: $1"; }
 # check WHAT COMMAND...: one line for whether COMMAND succeeds.
 check() {
   local what=$1
