@@ -57,8 +57,8 @@ stop_pid() {
   wait_for 30 sh -c "! kill -0 $1" || kill -KILL "$1" 2>/dev/null
   wait "$1" 2>/dev/null
 }
-# Only past this point may the script be cut short: if it cannot even
-# start, it says so as one failure.
+# give_up WHAT: a failure after which nothing further can be checked; it
+# counts as one, prints the closing line and ends (the cleanup runs).
 give_up() {
   bad "$1"
   echo "$pass passed, $fail failed"
@@ -104,10 +104,13 @@ trap 'exit 1' INT TERM
 
 # ------------------------------------------------------------ dockerd
 export DOCKER_HOST=unix://$state/docker.sock
-# A dockerd of ours that a killed run left behind.
+# A dockerd of ours that a killed run left behind: its pid file names a
+# dockerd started on our socket.
 if [ -f "$state/dockerd.pid" ]; then
   old=$(cat "$state/dockerd.pid")
-  [ "$(cat /proc/"$old"/comm 2>/dev/null)" = dockerd ] && stop_pid "$old"
+  [ "$(cat /proc/"$old"/comm 2>/dev/null)" = dockerd ] &&
+    tr '\0' ' ' <"/proc/$old/cmdline" | grep -qF "$state/docker.sock" &&
+    stop_pid "$old"
 fi
 dockerd --data-root "$state/docker" --exec-root "$state/exec" \
   --pidfile "$state/dockerd.pid" --host "$DOCKER_HOST" \
@@ -117,6 +120,9 @@ wait_for 60 docker version || {
   tail -5 "$log/dockerd.log"
   give_up "dockerd (its log: $log/dockerd.log)"
 }
+# Containers and the store's volume of a run that was killed: its
+# restart policy would even have started atriumd again.
+compose down --volumes --timeout 5 >/dev/null 2>&1
 
 # ------------------------------------------------------------ image
 if ! docker image inspect "$base" >/dev/null 2>&1; then
@@ -283,6 +289,7 @@ compose down --volumes --timeout 5 >/dev/null 2>&1
 # root cannot raise here. podman 4.3 puts an emptyDir on disk whatever its
 # medium: its volume folder is a tmpfs, so the store is in memory as a
 # kubelet's medium: Memory makes it.
+# (runc was refused an nproc limit above 32768 here, below our own.)
 nofile=$(ulimit -Hn)
 nproc=$(ulimit -Hu)
 [ "$nproc" = unlimited ] || [ "$nproc" -gt 32768 ] && nproc=32768
@@ -304,6 +311,7 @@ if ! docker save "$image" "$base" | podman_own load >"$log/podman-load.log" 2>&1
   give_up "podman load of the image built above"
 fi
 pod=app-with-atrium
+podman_own pod rm --force --all >/dev/null 2>&1 # a killed run's pod
 if podman_own kube play --network none deploy/kubernetes.yaml >"$log/kube.log" 2>&1; then
   ok "podman kube play deploy/kubernetes.yaml"
 else
