@@ -5,6 +5,7 @@
 #   make check SANITIZER=address,undefined   the same under ASan and UBSan
 #   make bench         benchmarks beside their peers
 #   make fuzz          the request fuzz target for 5 minutes (FUZZ_TIME=seconds)
+#   make check-containers   (root) the image and the sidecar under real engines
 #   make install PREFIX=/usr/local DESTDIR=
 #   make format        clang-format the tree (make format-check: check only)
 
@@ -12,6 +13,10 @@ PREFIX  ?= /usr/local
 LIBDIR  ?= $(PREFIX)/lib
 INCDIR  ?= $(PREFIX)/include
 BINDIR  ?= $(PREFIX)/bin
+# systemd reads units and sysusers.d files from PREFIX/lib too (/usr/local
+# included); packagers install with PREFIX=/usr.
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR    ?= $(PREFIX)/lib/sysusers.d
 DESTDIR ?=
 
 CC      ?= cc
@@ -42,7 +47,7 @@ LDFLAGS += $(SANFLAGS) -pthread
 WERROR  ?=
 CFLAGS  += $(WERROR)
 
-.PHONY: all lib run check test bench fuzz fuzz-build install uninstall clean format format-check deps
+.PHONY: all lib run check test bench fuzz fuzz-build install uninstall clean format format-check deps check-containers
 all: lib tools
 
 # ---------------------------------------------------------------- deps
@@ -179,6 +184,29 @@ tests: $(EVENTS_TOOL)
 $(EVENTS_TOOL): $(BUILD)/tests/events/ev_tool.o $(LIB_A)
 	$(CC) $(LDFLAGS) -o $@ $^ -lnng
 
+# ---------------------------------------------------------------- containers
+# make check-containers (root): the image built from the Dockerfile as it
+# is and the sidecar run under real engines, Docker with
+# deploy/compose.yaml and podman with deploy/kubernetes.yaml; see
+# tests/containers/check.sh. It fails when the image is over its budget.
+IMAGE_BUDGET_MB ?= 90
+DEPS_CT_STAMP := build/.deps-containers-ok
+$(DEPS_CT_STAMP): deploy/install-deps.sh
+	@sh deploy/install-deps.sh --containers
+	@mkdir -p $(dir $@) && touch $@
+# The application's C program, linked statically so that it runs in any
+# container; always the plain build (a sanitizer's runtime is not there).
+CT_ADDER := build/tests/containers/adder
+check-containers: $(DEPS_CT_STAMP)
+	@$(MAKE) --no-print-directory BUILD=build SANITIZER= WERROR=-Werror $(CT_ADDER)
+	@BUILD=build IMAGE_BUDGET_MB=$(IMAGE_BUDGET_MB) bash tests/containers/check.sh
+tests: $(BUILD)/tests/containers/adder.o
+$(BUILD)/tests/containers/adder: $(BUILD)/tests/containers/adder.o $(LIB_A)
+	$(CC) $(LDFLAGS) -static -o $@ $^
+$(BUILD)/tests/containers/%.o: tests/containers/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PUBLIC_INC) -c $< -o $@
+
 # ---------------------------------------------------------------- fuzz
 # A libFuzzer target over request decoding (routing, query parameters,
 # JSON bodies; gateway/fuzz_request.c): the gateway (but main.c) and the
@@ -235,12 +263,17 @@ install: all
 	install -m 755 $(ATRIUMD) $(DESTDIR)$(BINDIR)/atriumd
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCDIR@|$(INCDIR)|' \
 	  core/atrium.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/atrium.pc
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSUSERSDIR)
+	sed -e 's|@BINDIR@|$(BINDIR)|' deploy/atriumd.service.in \
+	  > $(DESTDIR)$(SYSTEMDUNITDIR)/atriumd.service
+	install -m 644 deploy/atrium.sysusers $(DESTDIR)$(SYSUSERSDIR)/atrium.conf
 
 uninstall:
 	rm -f $(DESTDIR)$(INCDIR)/atrium.h $(DESTDIR)$(LIBDIR)/libatrium.a \
 	  $(DESTDIR)$(LIBDIR)/libatrium.so $(DESTDIR)$(LIBDIR)/libatrium.so.$(SOVER) \
 	  $(DESTDIR)$(BINDIR)/atrium $(DESTDIR)$(BINDIR)/atriumd \
-	  $(DESTDIR)$(LIBDIR)/pkgconfig/atrium.pc
+	  $(DESTDIR)$(LIBDIR)/pkgconfig/atrium.pc \
+	  $(DESTDIR)$(SYSTEMDUNITDIR)/atriumd.service $(DESTDIR)$(SYSUSERSDIR)/atrium.conf
 
 # ---------------------------------------------------------------- misc
 FORMAT_SRC = $(wildcard include/*.h core/*.c core/*.h tests/*/*.c tests/*/*.h bench/*.c gateway/*.c gateway/*.h)

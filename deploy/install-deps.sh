@@ -5,6 +5,8 @@
 #
 #   sh deploy/install-deps.sh           build, test and run packages
 #   sh deploy/install-deps.sh --bench   those plus the benchmark peers
+#   sh deploy/install-deps.sh --containers   those plus the container
+#                                       engines of make check-containers
 #
 # It asks dpkg which packages are missing and exits 0 quietly when none is.
 # Otherwise, as root it runs `apt-get update` and installs the missing ones;
@@ -15,26 +17,33 @@ set -eu
 # Build and test: compiler and make, pkg-config, the unit test framework,
 # the gateway's libraries, curl and python3 for the tests, clang (its
 # libFuzzer) for fuzzing, promtool (in prometheus) to check /metrics,
-# chromium for the dashboard's browser test, clang-format for the style.
+# chromium for the dashboard's browser test, clang-format for the style,
+# systemd for systemd-analyze (it checks the unit; nothing starts it).
 BASE_PKGS="build-essential pkg-config libcmocka-dev libmicrohttpd-dev
 libcjson-dev libnng-dev nng-utils curl python3 clang libclang-rt-14-dev
-clang-format prometheus chromium"
+clang-format prometheus chromium systemd"
 # Node.js runs the OpenAPI linter and the browser test (npm packages, pinned
 # by their package-lock.json). A machine that has node already keeps it.
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
   BASE_PKGS="$BASE_PKGS nodejs npm"
 # Benchmarks only: the HTTP load generator and the peers we compare with.
 BENCH_PKGS="wrk redis-server webdis nginx-light"
+# make check-containers only: Docker's engine and compose, podman (with
+# runc: crun refuses hybrid cgroups; catatonit for its pods' infra
+# container) for the Kubernetes manifest, mmdebstrap for the base image
+# when no registry can be reached.
+CONTAINER_PKGS="docker.io docker-compose podman runc catatonit mmdebstrap"
 
 usage() {
-  echo "usage: sh deploy/install-deps.sh [--bench]" >&2
+  echo "usage: sh deploy/install-deps.sh [--bench] [--containers]" >&2
   exit 2
 }
 
 pkgs=$BASE_PKGS
 for arg in "$@"; do
   case $arg in
-  --bench) pkgs="$BASE_PKGS $BENCH_PKGS" ;;
+  --bench) pkgs="$pkgs $BENCH_PKGS" ;;
+  --containers) pkgs="$pkgs $CONTAINER_PKGS" ;;
   -h | --help) usage ;;
   *) usage ;;
   esac

@@ -1,8 +1,10 @@
 #!/bin/sh
 # tests/deploy/test_install.sh - `make install` with PREFIX and DESTDIR
-# puts the header, the libraries, the tools and atrium.pc in place, and a
-# program built with `pkg-config --cflags --libs atrium` against that tree
-# (the README's C example) runs. Env: BUILD, SANITIZER as for make.
+# puts the header, the libraries, the tools, atrium.pc, the systemd unit
+# and its sysusers.d file in place; a program built with `pkg-config
+# --cflags --libs atrium` against that tree (the README's C example) runs;
+# `systemd-analyze verify` finds nothing to say about the installed unit.
+# Env: BUILD, SANITIZER as for make.
 # Prints one final "N passed, N failed" line.
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -21,7 +23,8 @@ if make -s -C "$top" install BUILD="$BUILD" SANITIZER="${SANITIZER:-}" \
   DESTDIR="$dest" PREFIX="$prefix" >"$dest/log" 2>&1; then
   missing=
   for f in include/atrium.h lib/libatrium.a lib/libatrium.so \
-    lib/libatrium.so.1 lib/pkgconfig/atrium.pc bin/atrium bin/atriumd; do
+    lib/libatrium.so.1 lib/pkgconfig/atrium.pc bin/atrium bin/atriumd \
+    lib/systemd/system/atriumd.service lib/sysusers.d/atrium.conf; do
     [ -e "$dest$prefix/$f" ] || missing="$missing $f"
   done
   [ -z "$missing" ] && ok "make install PREFIX DESTDIR" || bad "not installed:$missing"
@@ -40,6 +43,28 @@ if cc -std=c11 $san "$dest/example.c" $flags -o "$dest/example" &&
   ok "README example built with pkg-config against the installed tree"
 else
   bad "README example with pkg-config ($flags)"
+fi
+
+# The unit as installed, but for its ExecStart, which points into DESTDIR
+# (verify wants the program there). A warning (an unknown or misspelt
+# directive) is a failure too; the exposure is systemd's own score of the
+# hardening (0 best, 10 worst; 2 or less is "OK").
+unit=$dest$prefix/lib/systemd/system/atriumd.service
+sed "s|^ExecStart=$prefix/bin/|ExecStart=$dest$prefix/bin/|" "$unit" >"$dest/atriumd.service" 2>/dev/null
+said=$(systemd-analyze verify "$dest/atriumd.service" 2>&1)
+exposure=$(systemd-analyze security --offline=yes --no-pager "$dest/atriumd.service" 2>/dev/null |
+  sed -n 's/.*Overall exposure level for atriumd.service: \([0-9.]*\).*/\1/p')
+writable=$(sed -n 's/^ReadWritePaths=//p' "$unit")
+hardened=yes
+for d in ProtectSystem=strict NoNewPrivileges=yes PrivateTmp=yes ReadWritePaths=/run/atrium; do
+  grep -qx "$d" "$unit" || hardened="no $d"
+done
+if [ -f "$unit" ] && [ -z "$said" ] && [ "$hardened" = yes ] &&
+  awk -v e="${exposure:-10}" 'BEGIN { exit !(e <= 2) }'; then
+  ok "systemd-analyze verify: the unit is clean; exposure $exposure, writable $writable only"
+else
+  echo "$said"
+  bad "systemd unit: verify said the above; hardening: $hardened; exposure ${exposure:-?}"
 fi
 
 echo "$pass passed, $fail failed"
