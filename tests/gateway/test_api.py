@@ -39,7 +39,9 @@ class ApiTest(gw.GatewayCase):
         self.assertEqual(r.json["value"], 0)
         v1 = r.json["version"]
         self.assertEqual(r.header("ETag"), '"%d"' % v1)
-        self.assertEqual(set(r.json), {"name", "type", "value", "version"})
+        self.assertEqual(set(r.json),
+                         {"name", "kind", "type", "value", "version"})
+        self.assertEqual(r.json["kind"], "value")
         # Get-or-create leaves it as it is.
         r = self.gw.put("/v1/values/life", {"type": "i"})
         self.assertEqual((r.status, r.json["value"], r.json["version"]), (200, 0, v1))

@@ -25,7 +25,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gw.h"
+#include "json.h"
+#include "req.h"
+#include "routes.h"
 
 /* main.c (not linked here) owns the daemon's server; nothing the target
  * calls reads it. */
