@@ -453,20 +453,10 @@ const struct gw_follow_sub gw_park_sub = {p_interest, p_begin, p_rebase,
 
 void gw_park_shutdown(double grace) {
   enum gw_wake reason = GW_WAKE_SHUTDOWN;
-  struct timespec until;
 
   pthread_mutex_lock(&P.mu);
   P.stopping = 1;
   p_for_each_group(p_wake_all, &reason);
-  clock_gettime(CLOCK_REALTIME, &until);
-  until.tv_sec += (time_t)grace;
-  until.tv_nsec += (long)((grace - (double)(time_t)grace) * 1e9);
-  if (until.tv_nsec >= 1000000000L) {
-    until.tv_sec++;
-    until.tv_nsec -= 1000000000L;
-  }
-  while (P.draining > 0)
-    if (pthread_cond_timedwait(&P.drained, &P.mu, &until) != 0)
-      break;
+  gw_drain_wait(&P.drained, &P.mu, &P.draining, grace);
   pthread_mutex_unlock(&P.mu);
 }

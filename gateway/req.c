@@ -23,6 +23,22 @@ double gw_now(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+void gw_drain_wait(pthread_cond_t *cond, pthread_mutex_t *mu,
+                   const size_t *count, double grace) {
+  struct timespec until;
+
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += (time_t)grace;
+  until.tv_nsec += (long)((grace - (double)(time_t)grace) * 1e9);
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  while (*count > 0 && grace > 0)
+    if (pthread_cond_timedwait(cond, mu, &until) != 0)
+      break;
+}
+
 /* ----------------------------------------------------------------- methods */
 
 static const struct {

@@ -22,6 +22,7 @@
 #ifndef ATRIUM_GW_REQ_H
 #define ATRIUM_GW_REQ_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -73,6 +74,10 @@ extern struct gw_server *gw_srv;
 
 /* Monotonic seconds. */
 double gw_now(void);
+/* Waits on cond (mu held) until *count is 0 or grace seconds passed
+ * (shutdown's drains). */
+void gw_drain_wait(pthread_cond_t *cond, pthread_mutex_t *mu,
+                   const size_t *count, double grace);
 
 /* ---------------------------------------------------------------- requests */
 

@@ -535,7 +535,6 @@ size_t gw_sse_count(void) {
 }
 
 void gw_sse_shutdown(double grace) {
-  struct timespec until;
 
   pthread_mutex_lock(&E.mu);
   E.stopping = 1;
@@ -543,16 +542,7 @@ void gw_sse_shutdown(double grace) {
    * stream; ev_read then sends what is queued and ends it. */
   for (struct gw_sse *s = E.streams; s; s = s->next)
     ev_wake(s);
-  clock_gettime(CLOCK_REALTIME, &until);
-  until.tv_sec += (time_t)grace;
-  until.tv_nsec += (long)((grace - (double)(time_t)grace) * 1e9);
-  if (until.tv_nsec >= 1000000000L) {
-    until.tv_sec++;
-    until.tv_nsec -= 1000000000L;
-  }
-  while (E.n_streams > 0 && grace > 0)
-    if (pthread_cond_timedwait(&E.gone, &E.mu, &until) != 0)
-      break;
+  gw_drain_wait(&E.gone, &E.mu, &E.n_streams, grace);
   pthread_mutex_unlock(&E.mu);
 }
 
