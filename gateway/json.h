@@ -1,7 +1,8 @@
 /*
- * json.h - the JSON codec (json.c, the only file that includes cJSON):
- * strict parsing with every number kept as its own text, a check-only
- * scanner for queue items, exact printing of scalars and strings.
+ * json.h - the JSON codec: strict parsing with every number kept as its
+ * own text and a check-only scanner for queue items (json.c, the only
+ * file that includes cJSON), exact reading of numbers (json_num.c),
+ * exact printing of scalars and strings (json_out.c).
  *
  * Layer 0: includes only buf.h (see buf.h for the layers). Pure: no
  * request, no I/O, so the daemon and the fuzz target run the same code.
@@ -89,6 +90,10 @@ int gw_json_uint64(const gw_json *doc, const gw_jnode *node, uint64_t *out);
  * parameters). Return 0 or GW_JSON_EVALUE / GW_JSON_ERANGE. */
 int gw_parse_int64(const char *s, int64_t *out);
 int gw_parse_double(const char *s, double *out);
+
+/* Length of the valid UTF-8 sequence at p[0..n) (n >= 1), or 0 if it is
+ * not one. */
+size_t gw_json_utf8_len(const unsigned char *p, size_t n);
 
 /* Appends v, of type code type, as JSON (exact; shortest round trip). */
 void gw_json_put_scalar(gw_buf *b, char type, atr_scalar v);
