@@ -360,6 +360,30 @@ static void fuzz_number_oracle(const char *text, int ri, int64_t i64, int ru,
     FUZZ_CHECK(ru == 0 && u64 == ull);
 }
 
+/* An integer printed as C prints it reads back exactly: with
+ * gw_json_int64 (is_signed; bits is the int64's two's complement) or
+ * gw_json_uint64. */
+static void fuzz_int_round_trip(int is_signed, uint64_t bits) {
+  gw_buf b;
+  gw_json *back;
+  int64_t i;
+  uint64_t u;
+
+  gw_buf_init(&b);
+  if (is_signed)
+    gw_buf_fmt(&b, "%" PRId64, (int64_t)bits);
+  else
+    gw_buf_fmt(&b, "%" PRIu64, bits);
+  back = fuzz_reparse(&b);
+  if (is_signed)
+    FUZZ_CHECK(gw_json_int64(back, gw_json_root(back), &i) == 0 &&
+               i == (int64_t)bits);
+  else
+    FUZZ_CHECK(gw_json_uint64(back, gw_json_root(back), &u) == 0 && u == bits);
+  gw_json_free(back);
+  gw_buf_fini(&b);
+}
+
 static void fuzz_node(const gw_json *doc, const gw_jnode *node) {
   gw_jtype jt = gw_json_type(node);
   int64_t i64 = 0;
@@ -467,30 +491,10 @@ static void fuzz_node(const gw_json *doc, const gw_jnode *node) {
   FUZZ_CHECK(gw_json_scalar(doc, node, 'x', &v) == GW_JSON_EVALUE);
 
   /* Exact integers print and read back. */
-  if (ri == 0) {
-    gw_buf b;
-    gw_json *back;
-    int64_t again;
-    gw_buf_init(&b);
-    gw_buf_fmt(&b, "%" PRId64, i64);
-    back = fuzz_reparse(&b);
-    FUZZ_CHECK(gw_json_int64(back, gw_json_root(back), &again) == 0);
-    FUZZ_CHECK(again == i64);
-    gw_json_free(back);
-    gw_buf_fini(&b);
-  }
-  if (ru == 0) {
-    gw_buf b;
-    gw_json *back;
-    uint64_t again;
-    gw_buf_init(&b);
-    gw_buf_fmt(&b, "%" PRIu64, u64);
-    back = fuzz_reparse(&b);
-    FUZZ_CHECK(gw_json_uint64(back, gw_json_root(back), &again) == 0);
-    FUZZ_CHECK(again == u64);
-    gw_json_free(back);
-    gw_buf_fini(&b);
-  }
+  if (ri == 0)
+    fuzz_int_round_trip(1, (uint64_t)i64);
+  if (ru == 0)
+    fuzz_int_round_trip(0, u64);
 
   free(text);
 
