@@ -2,16 +2,23 @@
  * buf.h - a growable byte buffer.
  *
  * Layer 0 (the bottom): includes nothing of the gateway. The gateway's
- * layers, bottom up (a file includes the headers of its layer and below):
- *   0  buf.h json.h repr.h       bytes, the JSON codec, objects as JSON
- *   1  req.h follow.h            requests and answers; the feed follower
- *   2  auth.h park.h pub.h sse.h token and tickets; parked requests; the
- *                                nng publisher; event streams
- *   3  events.h                  what the follower hands the subscribers
- *   4  routes.h                  the route table and its handlers (the one
- *                                loop: the table names the handlers, the
- *                                handlers' files include the table's header)
- *   5  http.h                    the libmicrohttpd daemon
+ * layers, bottom up; a file includes gateway headers of its own layer and
+ * below only, and no header includes its way round to itself
+ * (tests/gateway/test_layers.py checks both):
+ *   0  buf.h json.h repr.h snap.h  bytes; the JSON codec (json.c,
+ *                                  json_num.c, json_out.c); objects as
+ *                                  JSON; events as JSON and snapshots
+ *   1  req.h follow.h              requests and answers (req.c, body.c,
+ *                                  errors.c, query.c); the feed follower
+ *   2  auth.h park.h pub.h sse.h   token and tickets; parked requests;
+ *                                  the nng publisher; event streams
+ *   3  events.h                    the follower's events subscriber
+ *   4  routes.h                    the route table and its handlers
+ *                                  (values.c arrays.c queues.c objects.c
+ *                                  metrics.c web.c): the one loop, the
+ *                                  table naming the handlers and their
+ *                                  files including the table's header
+ *   5  http.h                      the libmicrohttpd daemon
  *   main.c on top.
  */
 #ifndef ATRIUM_GW_BUF_H

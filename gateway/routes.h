@@ -18,7 +18,9 @@
  *   2. its handlers declared below and its rows in routes.c's table (each
  *      row's label is its metrics label);
  *   3. its row in repr.c's kind table (open by name, state by handle);
- *      events, snapshots and /v1/objects then carry it as they are;
+ *      events (nng and SSE), snapshots, resyncs and /v1/objects then
+ *      carry it with nothing more to do, and its routes are counted in
+ *      /metrics under their rows' labels;
  *   4. if its waiters need a finer wake-up than "any change" (as pops
  *      wake only as many as there are items), a gw_wait_kind and its case
  *      in park.c's p_group_check;
