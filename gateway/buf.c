@@ -45,6 +45,8 @@ static int buf_reserve(gw_buf *b, size_t extra) {
 }
 
 void gw_buf_add(gw_buf *b, const void *p, size_t n) {
+  if (n == 0)
+    return; /* p may be NULL (an empty buffer's data) */
   if (buf_reserve(b, n) != 0)
     return;
   memcpy(b->data + b->len, p, n);

@@ -168,85 +168,71 @@ static size_t string_char(const char *p, size_t n, unsigned *cp) {
   return k;
 }
 
+/* A bool: true or false. */
+static int json_bool(const gw_jnode *node, atr_scalar *out) {
+  if (gw_json_type(node) == GW_JTRUE)
+    out->i = 1;
+  else if (gw_json_type(node) == GW_JFALSE)
+    out->i = 0;
+  else
+    return GW_JSON_EVALUE;
+  return 0;
+}
+
+/* A 'c': a one-character string of U+0000..U+00FF. */
+static int json_char(const gw_json *doc, const gw_jnode *node,
+                     atr_scalar *out) {
+  const char *p;
+  size_t n, k;
+  unsigned cp;
+
+  if (gw_json_type(node) != GW_JSTRING)
+    return GW_JSON_EVALUE;
+  p = gw_json_text(doc, node, &n);
+  p++; /* the quotes */
+  n -= 2;
+  k = string_char(p, n, &cp);
+  if (k == 0 || k != n)
+    return GW_JSON_EVALUE; /* empty, or more than one character */
+  if (cp > 0xFF)
+    return GW_JSON_ERANGE;
+  out->u = cp;
+  return 0;
+}
+
 int gw_json_scalar(const gw_json *doc, const gw_jnode *node, char type,
                    atr_scalar *out) {
-  int64_t i;
+  unsigned bits = 8 * (unsigned)atr_type_size(type);
+  int64_t i, hi;
   uint64_t u;
   double d;
   int rv;
 
-  switch (type) {
-  case 'b':
-  case 'h':
-  case 'i':
-  case 'l':
-  case 'q': {
-    int64_t lo = type == 'b'   ? INT8_MIN
-                 : type == 'h' ? INT16_MIN
-                 : type == 'i' ? INT32_MIN
-                               : INT64_MIN;
-    int64_t hi = type == 'b'   ? INT8_MAX
-                 : type == 'h' ? INT16_MAX
-                 : type == 'i' ? INT32_MAX
-                               : INT64_MAX;
+  if (type == '?')
+    return json_bool(node, out);
+  if (type == 'c')
+    return json_char(doc, node, out);
+  switch (atr_type_class(type)) {
+  case ATR_TINT: /* -2^(bits-1) .. 2^(bits-1) - 1 */
+    hi = bits >= 64 ? INT64_MAX : (int64_t)((UINT64_C(1) << (bits - 1)) - 1);
     if ((rv = gw_json_int64(doc, node, &i)) != 0)
       return rv;
-    if (i < lo || i > hi)
+    if (i < -hi - 1 || i > hi)
       return GW_JSON_ERANGE;
     out->i = i;
     return 0;
-  }
-  case 'B':
-  case 'H':
-  case 'I':
-  case 'L':
-  case 'Q': {
-    uint64_t hi = type == 'B'   ? UINT8_MAX
-                  : type == 'H' ? UINT16_MAX
-                  : type == 'I' ? UINT32_MAX
-                                : UINT64_MAX;
+  case ATR_TUINT: /* 0 .. 2^bits - 1 */
     if ((rv = gw_json_uint64(doc, node, &u)) != 0)
       return rv;
-    if (u > hi)
+    if (bits < 64 && u > (UINT64_C(1) << bits) - 1)
       return GW_JSON_ERANGE;
     out->u = u;
     return 0;
-  }
-  case 'f':
-    if ((rv = json_double(doc, node, 1, &d)) != 0)
+  case ATR_TFLOAT:
+    if ((rv = json_double(doc, node, type == 'f', &d)) != 0)
       return rv;
     out->f = d;
     return 0;
-  case 'd':
-    if ((rv = json_double(doc, node, 0, &d)) != 0)
-      return rv;
-    out->f = d;
-    return 0;
-  case '?':
-    if (gw_json_type(node) == GW_JTRUE)
-      out->i = 1;
-    else if (gw_json_type(node) == GW_JFALSE)
-      out->i = 0;
-    else
-      return GW_JSON_EVALUE;
-    return 0;
-  case 'c': {
-    const char *p;
-    size_t n, k;
-    unsigned cp;
-    if (gw_json_type(node) != GW_JSTRING)
-      return GW_JSON_EVALUE;
-    p = gw_json_text(doc, node, &n);
-    p++; /* the quotes */
-    n -= 2;
-    k = string_char(p, n, &cp);
-    if (k == 0 || k != n)
-      return GW_JSON_EVALUE; /* empty, or more than one character */
-    if (cp > 0xFF)
-      return GW_JSON_ERANGE;
-    out->u = cp;
-    return 0;
-  }
   default:
     return GW_JSON_EVALUE;
   }

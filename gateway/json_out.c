@@ -80,25 +80,11 @@ void gw_json_put_bytes(gw_buf *b, const char *p, size_t len) {
 void gw_json_put_scalar(gw_buf *b, char type, atr_scalar v) {
   char text[64];
 
-  switch (type) {
-  case 'b':
-  case 'h':
-  case 'i':
-  case 'l':
-  case 'q':
-    gw_buf_fmt(b, "%" PRId64, v.i);
-    return;
-  case 'B':
-  case 'H':
-  case 'I':
-  case 'L':
-  case 'Q':
-    gw_buf_fmt(b, "%" PRIu64, v.u);
-    return;
-  case '?':
+  if (type == '?') {
     gw_buf_str(b, v.i ? "true" : "false");
     return;
-  case 'c': {
+  }
+  if (type == 'c') {
     unsigned char c = (unsigned char)v.u;
     char u8[2];
     if (c < 0x80) {
@@ -111,9 +97,14 @@ void gw_json_put_scalar(gw_buf *b, char type, atr_scalar v) {
     }
     return;
   }
-  case 'f':
-  case 'd':
-  default:
+  switch (atr_type_class(type)) {
+  case ATR_TINT:
+    gw_buf_fmt(b, "%" PRId64, v.i);
+    return;
+  case ATR_TUINT:
+    gw_buf_fmt(b, "%" PRIu64, v.u);
+    return;
+  default: /* f, d */
     if (!isfinite(v.f)) {
       gw_buf_str(b, "null");
       return;
