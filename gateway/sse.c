@@ -576,12 +576,7 @@ void gw_sse_begin(uint64_t next) {
 }
 
 int gw_sse_interest(void) {
-  size_t n;
-
-  pthread_mutex_lock(&E.mu);
-  n = E.n_streams;
-  pthread_mutex_unlock(&E.mu);
-  return n > 0;
+  return gw_sse_count() > 0;
 }
 
 /* Forgets the ring: a resume from before seq gets a resync. E.mu held. */
