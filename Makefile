@@ -105,7 +105,7 @@ $(BUILD)/atrium: $(BUILD)/core/cli.o $(LIB_A)
 
 # ---------------------------------------------------------------- gateway
 # atriumd links the core's public API only (see check-boundaries).
-GW_SRC   := $(filter-out gateway/fuzz_%.c,$(wildcard gateway/*.c))
+GW_SRC   := $(wildcard gateway/*.c)
 GW_OBJ   := $(GW_SRC:%.c=$(BUILD)/%.o)
 ATRIUMD  := $(BUILD)/atriumd
 GW_PKGS  := libmicrohttpd libcjson nng
@@ -138,10 +138,10 @@ $(GW_OPENAPI): $(BUILD)/gateway/openapi_json.c
 # that removing a file rebuilds the table.
 WEB_FILES := $(sort $(wildcard web/*))
 GW_WEB := $(BUILD)/gateway/web_files.o
-$(BUILD)/gateway/web_files.c: $(WEB_FILES) web
+$(BUILD)/gateway/web_files.c: $(WEB_FILES) web Makefile
 	@mkdir -p $(dir $@)
 	@echo "embed $(WEB_FILES) in $@"
-	@{ set -e; printf '#include "gw.h"\n'; i=0; \
+	@{ set -e; printf '#include "routes.h"\n'; i=0; \
 	  for f in $(WEB_FILES); do \
 	    case $${f#web/} in *[!A-Za-z0-9_.-]*) \
 	      echo "$$f: web file names are A-Z a-z 0-9 _ . - only" >&2; exit 1;; \
@@ -209,7 +209,8 @@ $(BUILD)/tests/containers/%.o: tests/containers/%.c
 
 # ---------------------------------------------------------------- fuzz
 # A libFuzzer target over request decoding (routing, query parameters,
-# JSON bodies; gateway/fuzz_request.c): the gateway (but main.c) and the
+# JSON bodies; tests/fuzz/fuzz_request.c, which includes the gateway's
+# headers): the gateway (but main.c) and the
 # core built again with clang, coverage, ASan and UBSan, in FUZZ_BUILD.
 # make fuzz runs it FUZZ_TIME seconds on the seeds of tests/fuzz/corpus,
 # which it only reads: what it learns goes to FUZZ_BUILD/corpus, a crash
@@ -224,7 +225,10 @@ fuzz-build:
 	@$(MAKE) --no-print-directory CC=clang BUILD=$(FUZZ_BUILD) \
 	  SANITIZER=fuzzer-no-link,address,undefined WERROR=$(WERROR) \
 	  $(FUZZ_BUILD)/fuzz_request
-$(BUILD)/fuzz_request: $(BUILD)/gateway/fuzz_request.o \
+$(BUILD)/tests/fuzz/%.o: tests/fuzz/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(GW_CFLAGS) -Igateway $(PUBLIC_INC) -c $< -o $@
+$(BUILD)/fuzz_request: $(BUILD)/tests/fuzz/fuzz_request.o \
     $(filter-out $(BUILD)/gateway/main.o,$(GW_OBJ)) $(GW_OPENAPI) $(GW_WEB) $(LIB_A)
 	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(GW_LIBS)
 

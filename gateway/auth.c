@@ -1,15 +1,31 @@
 /*
- * auth.c - the bearer token: read once at start, compared in constant time.
+ * auth.c - the bearer token (read once at start) and the tickets, both
+ * compared in constant time by one function.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 
-#include "gw.h"
+#include "auth.h"
 
 #define GW_TOKEN_MAX 4096
+#define AUTH_TICKETS 256   /* tickets outstanding at once             */
+#define AUTH_TICKET_TTL 30 /* seconds a ticket lives                  */
+#define AUTH_TICKET_LEN 32 /* hex digits (128 random bits)            */
+
+struct auth_ticket {
+  char id[AUTH_TICKET_LEN];
+  double expires; /* 0: free */
+};
+
+static struct {
+  pthread_mutex_t mu;
+  struct auth_ticket tickets[AUTH_TICKETS];
+} A = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static int auth_is_space(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' ||
@@ -88,4 +104,67 @@ int gw_auth_ok(struct gw_req *req) {
   while (*h == ' ')
     h++;
   return auth_equal(h, strlen(h), token, strlen(token));
+}
+
+/* 1 if t is a live ticket (which is then used up). */
+static int auth_ticket_take(const char *t) {
+  double now = gw_now();
+  int ok = 0;
+
+  if (strlen(t) != AUTH_TICKET_LEN)
+    return 0;
+  pthread_mutex_lock(&A.mu);
+  for (size_t i = 0; i < AUTH_TICKETS; i++) {
+    struct auth_ticket *k = &A.tickets[i];
+    if (k->expires > now &&
+        auth_equal(k->id, AUTH_TICKET_LEN, t, AUTH_TICKET_LEN) && !ok) {
+      k->expires = 0;
+      ok = 1;
+    }
+  }
+  pthread_mutex_unlock(&A.mu);
+  return ok;
+}
+
+int gw_auth_ok_or_ticket(struct gw_req *req) {
+  const char *ticket;
+
+  if (gw_auth_ok(req))
+    return 1;
+  ticket = gw_req_query(req, "ticket");
+  return ticket != NULL && auth_ticket_take(ticket);
+}
+
+int gw_auth_ticket(struct gw_req *req) {
+  static const char hex[] = "0123456789abcdef";
+  unsigned char rnd[AUTH_TICKET_LEN / 2];
+  char id[AUTH_TICKET_LEN + 1];
+  struct auth_ticket *slot = NULL;
+  double now = gw_now();
+  gw_buf b;
+
+  if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+    return gw_reply_error(req, 500, "internal_error", "no random bytes");
+  for (size_t i = 0; i < sizeof(rnd); i++) {
+    id[2 * i] = hex[rnd[i] >> 4];
+    id[2 * i + 1] = hex[rnd[i] & 15];
+  }
+  id[AUTH_TICKET_LEN] = '\0';
+  pthread_mutex_lock(&A.mu);
+  /* A free or expired slot, else the one that expires first. */
+  for (size_t i = 0; i < AUTH_TICKETS; i++) {
+    struct auth_ticket *k = &A.tickets[i];
+    if (k->expires <= now) {
+      slot = k;
+      break;
+    }
+    if (slot == NULL || k->expires < slot->expires)
+      slot = k;
+  }
+  memcpy(slot->id, id, AUTH_TICKET_LEN);
+  slot->expires = now + AUTH_TICKET_TTL;
+  pthread_mutex_unlock(&A.mu);
+  gw_buf_init(&b);
+  gw_buf_fmt(&b, "{\"ticket\":\"%s\",\"expires_in\":%d}", id, AUTH_TICKET_TTL);
+  return gw_reply_buf(req, 201, &b, 0);
 }

@@ -1,47 +1,64 @@
 /*
  * errors.c - the one table from core errors to HTTP status and JSON error
- * code, and the error answers built on it.
+ * code, indexed by the code, and the error answers built on it.
+ *
+ * The table has one row per ATR_E* code (designated by its position in
+ * include/atrium.h's ATR_ERRNO_MAP): its size is checked against the
+ * map's at compile time, and gw_error_check finds a row left empty when
+ * the daemon starts.
  */
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
-#include "gw.h"
+#include "req.h"
 
 static const struct gw_errmap gw_errors[] = {
-    {ATR_EINVAL, 400, "invalid_request"},
-    {ATR_ENAME, 400, "bad_name"},
-    {ATR_ENOENT, 404, "not_found"},
-    {ATR_EEXIST, 412, "precondition_failed"},
-    {ATR_EKIND, 409, "kind_mismatch"},
-    {ATR_ETYPE, 409, "type_mismatch"},
-    {ATR_ERANGE, 400, "out_of_range"},
-    {ATR_EOVERFLOW, 409, "overflow"},
-    {ATR_EVERSION, 412, "precondition_failed"},
-    {ATR_EBOUNDS, 400, "out_of_range"},
-    {ATR_ELENGTH, 409, "length_mismatch"},
-    {ATR_EFULL, 409, "full"},
-    {ATR_EEMPTY, 409, "empty"},
-    {ATR_ETOOBIG, 413, "item_too_large"},
-    {ATR_ETIMEDOUT, 503, "timed_out"},
-    {ATR_ENOSPC, 507, "store_full"},
-    {ATR_ETOOMANY, 507, "store_full"},
-    {ATR_ENOTSTORE, 500, "store_error"},
-    {ATR_ELAYOUT, 500, "store_error"},
-    {ATR_ECORRUPT, 500, "store_error"},
-    {ATR_EBUSY, 503, "unavailable"},
-    {ATR_EGAP, 500, "internal_error"},
-    {ATR_ENOMEM, 500, "out_of_memory"},
-    {ATR_ESYS, 500, "internal_error"},
+    [ATR__EINVAL] = {400, "invalid_request"},
+    [ATR__ENAME] = {400, "bad_name"},
+    [ATR__ENOENT] = {404, "not_found"},
+    [ATR__EEXIST] = {412, "precondition_failed"},
+    [ATR__EKIND] = {409, "kind_mismatch"},
+    [ATR__ETYPE] = {409, "type_mismatch"},
+    [ATR__ERANGE] = {400, "out_of_range"},
+    [ATR__EOVERFLOW] = {409, "overflow"},
+    [ATR__EVERSION] = {412, "precondition_failed"},
+    [ATR__EBOUNDS] = {400, "out_of_range"},
+    [ATR__ELENGTH] = {409, "length_mismatch"},
+    [ATR__EFULL] = {409, "full"},
+    [ATR__EEMPTY] = {409, "empty"},
+    [ATR__ETOOBIG] = {413, "item_too_large"},
+    [ATR__ETIMEDOUT] = {503, "timed_out"},
+    [ATR__ENOSPC] = {507, "store_full"},
+    [ATR__ETOOMANY] = {507, "store_full"},
+    [ATR__ENOTSTORE] = {500, "store_error"},
+    [ATR__ELAYOUT] = {500, "store_error"},
+    [ATR__ECORRUPT] = {500, "store_error"},
+    [ATR__EBUSY] = {503, "unavailable"},
+    [ATR__EGAP] = {500, "internal_error"},
+    [ATR__ENOMEM] = {500, "out_of_memory"},
+    [ATR__ESYS] = {500, "internal_error"},
 };
 
-static const struct gw_errmap gw_error_default = {0, 500, "internal_error"};
+/* A code added to the core's map needs its row here. */
+_Static_assert(sizeof(gw_errors) / sizeof(gw_errors[0]) == ATR__LAST,
+               "gw_errors needs one row per ATR_E* code");
+
+static const struct gw_errmap gw_error_default = {500, "internal_error"};
 
 const struct gw_errmap *gw_error_lookup(int code) {
-  for (size_t i = 0; i < sizeof(gw_errors) / sizeof(gw_errors[0]); i++)
-    if (gw_errors[i].code == code)
-      return &gw_errors[i];
+  if (code < 0 && -code < ATR__LAST && gw_errors[-code].name != NULL)
+    return &gw_errors[-code];
   return &gw_error_default;
+}
+
+int gw_error_check(void) {
+  int rv = 0;
+
+  for (int i = ATR__FIRST + 1; i < ATR__LAST; i++)
+    if (gw_errors[i].name == NULL || gw_errors[i].status < 400) {
+      fprintf(stderr, "atriumd: no HTTP answer for ATR_%s\n", atr_errname(-i));
+      rv = -1;
+    }
+  return rv;
 }
 
 int gw_reply_core(struct gw_req *req, int rv) {
@@ -66,22 +83,4 @@ int gw_reply_json_error(struct gw_req *req, int rv, const char *what,
   default:
     return gw_reply_error(req, 500, "out_of_memory", "out of memory");
   }
-}
-
-int gw_reply_error(struct gw_req *req, unsigned status, const char *code,
-                   const char *fmt, ...) {
-  char msg[512];
-  gw_buf b;
-  va_list ap;
-
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof(msg), fmt, ap);
-  va_end(ap);
-  gw_buf_init(&b);
-  gw_buf_str(&b, "{\"error\":{\"code\":");
-  gw_json_put_string(&b, code, strlen(code));
-  gw_buf_str(&b, ",\"message\":");
-  gw_json_put_string(&b, msg, strlen(msg));
-  gw_buf_str(&b, "}}");
-  return gw_reply_buf(req, status, &b, 0);
 }

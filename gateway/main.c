@@ -20,9 +20,20 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "gw.h"
+#include "auth.h"
+#include "events.h"
+#include "follow.h"
+#include "http.h"
+#include "park.h"
+#include "pub.h"
+#include "routes.h"
+#include "sse.h"
 
 struct gw_server *gw_srv;
+
+/* Who the change-feed follower hands events to, in this order. */
+static const struct gw_follow_sub *const gw_subs[] = {&gw_park_sub,
+                                                      &gw_events_sub};
 
 static const char gw_usage[] =
     "usage: atriumd [options]\n"
@@ -439,7 +450,7 @@ int main(int argc, char **argv) {
             cfg->listen_host);
     return 2;
   }
-  if (check_events(cfg) != 0 || gw_auth_load(cfg) != 0)
+  if (gw_error_check() != 0 || check_events(cfg) != 0 || gw_auth_load(cfg) != 0)
     return 2;
   raise_nofile(cfg);
 
@@ -465,9 +476,10 @@ int main(int argc, char **argv) {
   }
   if (open_listener(cfg, &listen_fd) != 0)
     goto done;
-  if (gw_events_open(srv.store) != 0)
+  if (gw_events_open() != 0)
     goto done;
-  if (gw_wait_start(srv.store) != 0) {
+  if (gw_follow_start(srv.store, gw_subs,
+                      sizeof(gw_subs) / sizeof(gw_subs[0])) != 0) {
     fprintf(stderr, "atriumd: cannot start the change-feed follower\n");
     goto done;
   }
@@ -478,8 +490,8 @@ int main(int argc, char **argv) {
   fprintf(stderr, "atriumd: listening on http://%s%s%s:%u, events on %s\n",
           strchr(cfg->listen_host, ':') ? "[" : "", cfg->listen_host,
           strchr(cfg->listen_host, ':') ? "]" : "", cfg->listen_port,
-          gw_events_url());
-  gw_events_warn();
+          gw_pub_url());
+  gw_pub_warn();
   fflush(stderr);
 
   do {
@@ -490,16 +502,16 @@ int main(int argc, char **argv) {
   /* Stop taking connections, answer every waiting request as if its time
    * had come, let those answers go out, then stop. */
   gw_http_refuse();
-  gw_events_shutdown(1.0);
-  gw_wait_shutdown(2.0);
-  gw_wait_join();
+  gw_sse_shutdown(1.0);
+  gw_park_shutdown(2.0);
+  gw_follow_stop();
   gw_http_stop();
   listen_fd = -1; /* MHD closed it */
   status = 0;
 done:
-  gw_wait_shutdown(0);
-  gw_wait_join();
-  gw_events_shutdown(0);
+  gw_park_shutdown(0);
+  gw_follow_stop();
+  gw_sse_shutdown(0);
   gw_http_stop();
   gw_events_close();
   if (listen_fd >= 0)

@@ -10,7 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gw.h"
+#include "park.h"
+#include "routes.h"
 
 #define M_STATUS_MIN 100
 #define M_STATUS_N 500 /* 100..599 */
@@ -185,14 +186,14 @@ int gw_metrics(struct gw_req *req) {
              "thread.\n"
              "# TYPE atrium_parked_requests gauge\n"
              "atrium_parked_requests %llu\n",
-             (unsigned long long)gw_wait_parked());
+             (unsigned long long)gw_park_count());
   gw_buf_str(&b, "# HELP atrium_value Every value in the store.\n"
                  "# TYPE atrium_value gauge\n");
   mv.b = &b;
   atr_list(gw_srv->store, m_value, &mv);
   if (b.failed) {
     gw_buf_fini(&b);
-    return gw_reply_error(req, 500, "out_of_memory", "out of memory");
+    return gw_reply_core(req, ATR_ENOMEM);
   }
   body = gw_buf_take(&b, &len);
   return gw_reply(req, 200, body, len,

@@ -3,10 +3,11 @@
  *
  * libmicrohttpd splits the query string and unescapes each value; these
  * functions decide what a value means. They take no request and do no
- * I/O, so the fuzz target runs exactly the daemon's code. Each returns 0,
+ * I/O, so the fuzz target runs exactly the daemon's code (but for
+ * gw_query_timeout, the one that answers). Each returns 0,
  * or -1 with *why set to the message of a 400 invalid_query.
  */
-#include "gw.h"
+#include "req.h"
 
 int gw_query_timeout_parse(const char *s, double dflt, double max_wait,
                            double *out, const char **why) {
@@ -50,4 +51,13 @@ int gw_query_max_parse(const char *s, size_t *out, const char **why) {
   }
   *out = (size_t)v;
   return 0;
+}
+
+int gw_query_timeout(struct gw_req *req, double dflt, double *out) {
+  const char *why = NULL;
+
+  if (gw_query_timeout_parse(gw_req_query(req, "timeout"), dflt,
+                             gw_srv->cfg.max_wait, out, &why) != 0)
+    return gw_reply_error(req, 400, "invalid_query", "%s", why);
+  return GW_NEXT;
 }

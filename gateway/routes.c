@@ -4,14 +4,16 @@
  * The checks run once, in this order, before any handler: token (401),
  * path (404), method (405 with Allow), object name on the raw path (400
  * bad_name), body size (413), content type (415), body present and JSON
- * (400). Handlers then only do their own work.
+ * (400). Handlers then only do their own work (routes.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "gw.h"
+#include "auth.h"
+#include "routes.h"
+#include "sse.h"
 
 #define BODY (GW_R_BODY | GW_R_PARSE)
 #define NEED (GW_R_BODY | GW_R_PARSE | GW_R_NEED)
@@ -54,8 +56,8 @@ static const struct gw_route gw_routes[] = {
     {GW_POST, "/v1/queues/{name}/pop", gw_queue_pop, GW_R_NAME, "queue_pop"},
     /* Open: a browser's EventSource cannot send the token, so the handler
      * takes it or a single-use ticket from the route below. */
-    {GW_GET, "/v1/events", gw_events_stream, GW_R_OPEN, "events"},
-    {GW_POST, "/v1/events/tickets", gw_events_ticket, 0, "events_ticket"},
+    {GW_GET, "/v1/events", gw_sse_stream, GW_R_OPEN, "events"},
+    {GW_POST, "/v1/events/tickets", gw_auth_ticket, 0, "events_ticket"},
 };
 
 #define N_ROUTES (sizeof(gw_routes) / sizeof(gw_routes[0]))
@@ -70,28 +72,6 @@ const struct gw_route *gw_route_at(size_t i) {
 
 size_t gw_route_index(const struct gw_route *r) {
   return r ? (size_t)(r - gw_routes) : N_ROUTES;
-}
-
-void gw_methods_str(unsigned methods, char *out, size_t cap) {
-  static const struct {
-    unsigned bit;
-    const char *name;
-  } names[] = {{GW_GET, "GET"},        {GW_HEAD, "HEAD"},
-               {GW_PUT, "PUT"},        {GW_POST, "POST"},
-               {GW_PATCH, "PATCH"},    {GW_DELETE, "DELETE"},
-               {GW_OPTIONS, "OPTIONS"}};
-  size_t len = 0;
-
-  out[0] = '\0';
-  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-    int n;
-    if (!(methods & names[i].bit))
-      continue;
-    n = snprintf(out + len, cap - len, "%s%s", len ? ", " : "", names[i].name);
-    if (n < 0 || (size_t)n >= cap - len)
-      return;
-    len += (size_t)n;
-  }
 }
 
 /* Matches path[0..len) against pattern; a "{name}" segment takes any run
@@ -167,39 +147,33 @@ int gw_route_find(struct gw_req *req, const char *path, size_t len) {
   /* A CORS preflight carries no token: answer it before the token check. */
   if (req->method == GW_OPTIONS && gw_srv->cfg.n_origins > 0 && m.allow != 0) {
     req->allow |= GW_OPTIONS;
-    gw_reply_empty(req);
-    return -1;
+    return gw_reply_empty(req);
   }
-  if (!m.open && !gw_auth_ok(req)) {
-    gw_reply_error(req, 401, "unauthorized",
-                   "this route needs an Authorization: Bearer token");
-    return -1;
-  }
+  if (!m.open && !gw_auth_ok(req))
+    return gw_reply_error(req, 401, "unauthorized",
+                          "this route needs an Authorization: Bearer token");
   switch (rv) {
   case GW_ROUTE_OK:
     break;
   case GW_ROUTE_ENOPATH:
-    gw_reply_error(req, 404, "not_found", "no such route");
-    return -1;
+    return gw_reply_error(req, 404, "not_found", "no such route");
   case GW_ROUTE_EMETHOD:
     gw_methods_str(m.allow, methods, sizeof(methods));
-    gw_reply_error(req, 405, "method_not_allowed", "this path takes %s",
-                   methods);
-    return -1;
+    return gw_reply_error(req, 405, "method_not_allowed", "this path takes %s",
+                          methods);
   case GW_ROUTE_EESCAPE:
     req->route = m.route;
-    gw_reply_error(req, 400, "bad_name",
-                   "object names need no %%-escapes and may not hold them");
-    return -1;
+    return gw_reply_error(
+        req, 400, "bad_name",
+        "object names need no %%-escapes and may not hold them");
   default:
     req->route = m.route;
-    gw_reply_error(req, 400, "bad_name",
-                   "names are 1-64 bytes of A-Z a-z 0-9 _ . -");
-    return -1;
+    return gw_reply_error(req, 400, "bad_name",
+                          "names are 1-64 bytes of A-Z a-z 0-9 _ . -");
   }
   req->route = m.route;
   memcpy(req->name, m.name, sizeof(req->name));
-  return 0;
+  return GW_NEXT;
 }
 
 int gw_route_precheck(struct gw_req *req) {
@@ -207,12 +181,11 @@ int gw_route_precheck(struct gw_req *req) {
   int64_t n;
 
   if (cl != NULL && gw_parse_int64(cl, &n) == 0 &&
-      (uint64_t)n > gw_srv->cfg.max_body) {
-    gw_reply_error(req, 413, "body_too_large",
-                   "the body is larger than %zu bytes", gw_srv->cfg.max_body);
-    return -1;
-  }
-  return 0;
+      (uint64_t)n > gw_srv->cfg.max_body)
+    return gw_reply_error(req, 413, "body_too_large",
+                          "the body is larger than %zu bytes",
+                          gw_srv->cfg.max_body);
+  return GW_NEXT;
 }
 
 /* "application/json", any case, maybe with parameters. */

@@ -10,7 +10,7 @@
  */
 #include <string.h>
 
-#include "gw.h"
+#include "routes.h"
 
 #define WEB_CSP                                                                \
   "default-src 'self'; base-uri 'none'; form-action 'self'; "                  \

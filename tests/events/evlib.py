@@ -93,6 +93,24 @@ def wait_for(cond, timeout=10, what="condition"):
             raise AssertionError("timed out waiting for " + what)
 
 
+def wait_in(events, pull, pred, timeout, what, ended=lambda: False):
+    """The first event of the list events (old or new) for which pred is
+    true; pull(seconds) brings more into it. Fails after timeout seconds,
+    or at once when ended() says no more can come."""
+    deadline = time.monotonic() + timeout
+    seen = 0
+    while True:
+        for ev in events[seen:]:
+            if pred(ev):
+                return ev
+        seen = len(events)
+        left = deadline - time.monotonic()
+        if left <= 0 or ended():
+            raise AssertionError("no %s within %ss; got %r" % (what, timeout,
+                                                               events[-20:]))
+        pull(min(left, 0.2))
+
+
 class Event:
     """One event: its topic (nng only), seq, op and the JSON."""
 
@@ -156,18 +174,7 @@ class Sub:
 
     def wait(self, pred, timeout=10, what="an event"):
         """Returns the first event (old or new) for which pred is true."""
-        deadline = time.monotonic() + timeout
-        seen = 0
-        while True:
-            for ev in self.events[seen:]:
-                if pred(ev):
-                    return ev
-            seen = len(self.events)
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError("no %s within %ss; got %r" % (what, timeout,
-                                                                   self.events[-20:]))
-            self._pull(min(left, 0.2))
+        return wait_in(self.events, self._pull, pred, timeout, what)
 
     def drain(self, quiet=0.3):
         """Takes what arrives until nothing came for quiet seconds."""
@@ -310,18 +317,9 @@ class SSE:
         return [e for e in self.events if not e.comment]
 
     def wait(self, pred, timeout=10, what="an event"):
-        deadline = time.monotonic() + timeout
-        seen = 0
-        while True:
-            for ev in self.events[seen:]:
-                if pred(ev):
-                    return ev
-            seen = len(self.events)
-            left = deadline - time.monotonic()
-            if left <= 0 or self.ended and not self.raw:
-                raise AssertionError("no %s within %ss; got %r" % (
-                    what, timeout, self.events[-20:]))
-            self.poll(min(left, 0.2))
+        """Returns the first event (old or new) for which pred is true."""
+        return wait_in(self.events, self.poll, pred, timeout, what,
+                       lambda: self.ended and not self.raw)
 
     def wait_end(self, timeout=10):
         deadline = time.monotonic() + timeout

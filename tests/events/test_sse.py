@@ -82,6 +82,28 @@ class Streams(unittest.TestCase):
         s.wait(ev("sn.a", "deleted"))
         self.assertFalse([e for e in s.data_events() if e.name == "other.v"])
 
+    def test_events_carry_what_get_gives(self):
+        """A snapshot event and a live event of an object are its GET
+        answer plus seq and op, for every kind."""
+        g = self.gw
+        g.put("/v1/values/gs.v", {"type": "d", "value": 0.5})
+        g.put("/v1/arrays/gs.a", {"type": "h", "values": [-1, 7]})
+        g.put("/v1/queues/gs.q", {"maxsize": 3})
+        g.post("/v1/queues/gs.q/items", [1, 2])
+        s = self.stream("/v1/events?topics=value/gs.,array/gs.,queue/gs.")
+        s.wait(ev("gs.v", "snapshot"))
+        for e in s.data_events():
+            state = dict(e.json)
+            del state["seq"], state["op"]
+            got = g.get("/v1/%ss/%s" % (state["kind"], e.name)).json
+            self.assertEqual(state, got, e.name)
+        g.post("/v1/queues/gs.q/items", "three")
+        e = s.wait(ev("gs.q", "put"))
+        state = dict(e.json)
+        del state["seq"], state["op"]
+        self.assertEqual(state, g.get("/v1/queues/gs.q").json)
+        self.assertEqual(state["size"], 2)
+
     def test_same_json_as_nng(self):
         g = self.gw
         sub = evlib.Sub(g.events, "value/sj.")

@@ -1,6 +1,6 @@
 #!/bin/sh
 # tests/fuzz/test_fuzz.sh - a short run of the request fuzz target
-# (gateway/fuzz_request.c) in make check: builds it if needed (make
+# (tests/fuzz/fuzz_request.c) in make check: builds it if needed (make
 # fuzz-build, clang with libFuzzer, ASan and UBSan), then runs it
 # FUZZ_SECONDS (default 20) on a copy of the seeds in tests/fuzz/corpus.
 # The run fails on any crash, sanitizer report or failed check; the input

@@ -39,7 +39,9 @@ class ApiTest(gw.GatewayCase):
         self.assertEqual(r.json["value"], 0)
         v1 = r.json["version"]
         self.assertEqual(r.header("ETag"), '"%d"' % v1)
-        self.assertEqual(set(r.json), {"name", "type", "value", "version"})
+        self.assertEqual(set(r.json),
+                         {"name", "kind", "type", "value", "version"})
+        self.assertEqual(r.json["kind"], "value")
         # Get-or-create leaves it as it is.
         r = self.gw.put("/v1/values/life", {"type": "i"})
         self.assertEqual((r.status, r.json["value"], r.json["version"]), (200, 0, v1))
@@ -51,8 +53,8 @@ class ApiTest(gw.GatewayCase):
         self.assertEqual(r.json["value"], -8)
         r = self.gw.get("/v1/values/life")
         self.assertEqual(r.status, 200)
-        self.assertEqual(r.json, {"name": "life", "type": "i", "value": -8,
-                                  "version": r.json["version"]})
+        self.assertEqual(r.json, {"name": "life", "kind": "value", "type": "i",
+                                  "value": -8, "version": r.json["version"]})
         self.assertEqual(r.header("ETag"), '"%d"' % r.json["version"])
         names = [v["name"] for v in self.gw.get("/v1/values").json["values"]]
         self.assertIn("life", names)
@@ -302,6 +304,45 @@ class ApiTest(gw.GatewayCase):
         self.assertIn('atrium_http_requests_total{route="value_put",status="201"}', text)
         self.assertIn("atrium_http_request_duration_seconds_bucket", text)
         self.assertIn("atrium_store_used_bytes", text)
+
+    def test_one_shape_everywhere(self):
+        """GET, /v1/objects and /v1/values give an object the same members
+        with the same meaning: name, kind, the kind's own, version."""
+        g = self.gw
+        g.put("/v1/values/shape.v", {"type": "q", "value": -7})
+        g.put("/v1/arrays/shape.a", {"type": "B", "values": [1, 2, 255]})
+        g.put("/v1/queues/shape.q", {"maxsize": 9, "max_item": 100})
+        g.post("/v1/queues/shape.q/items", {"job": 1})
+        listed = {o["name"]: o for o in g.objects()}
+        values = {o["name"]: o for o in g.get("/v1/values").json["values"]}
+        for kind, name, members in (
+                ("values", "shape.v", {"name", "kind", "type", "value", "version"}),
+                ("arrays", "shape.a",
+                 {"name", "kind", "type", "length", "values", "version"}),
+                ("queues", "shape.q",
+                 {"name", "kind", "size", "maxsize", "bytes", "max_bytes",
+                  "max_item", "version"})):
+            got = g.get("/v1/%s/%s" % (kind, name))
+            self.assertEqual(got.status, 200)
+            self.assertEqual(set(got.json), members, name)
+            self.assertEqual(got.json["kind"], kind[:-1])
+            self.assertEqual(listed[name], got.json, name)
+            self.assertEqual(got.header("ETag"), '"%d"' % got.json["version"])
+        self.assertEqual(values["shape.v"], g.get("/v1/values/shape.v").json)
+        self.assertEqual(listed["shape.q"]["size"], 1)
+        self.assertEqual(listed["shape.q"]["max_item"], 100)
+
+    def test_long_array_listed_without_values(self):
+        """Listings leave out the elements of an array longer than 256;
+        GET gives them all."""
+        g = self.gw
+        g.put("/v1/arrays/shape.long", {"type": "b", "length": 257})
+        listed = {o["name"]: o for o in g.objects()}["shape.long"]
+        got = g.get("/v1/arrays/shape.long").json
+        self.assertNotIn("values", listed)
+        self.assertEqual(len(got["values"]), 257)
+        del got["values"]
+        self.assertEqual(listed, got)
 
     def test_head_and_405(self):
         self.gw.put("/v1/values/hv", {"type": "i"})

@@ -1,0 +1,462 @@
+/*
+ * park.c - parked requests (park.h).
+ *
+ * A waiting request (pop on an empty queue, put on a full one, a value
+ * watch) suspends its connection and sits in its object's group, found by
+ * the object's incarnation id; the group keeps the handle its first
+ * waiter opened. The follower hands us every event: for an object with a
+ * group we read its state by that handle (atr_handle_stat: no name
+ * lookup, no queue lock) and resume the requests the change can satisfy.
+ * The follower's tick doubles as the timer that answers expired
+ * requests. A resumed request runs its handler again.
+ *
+ * Lost wake-ups: gw_park_run first arms (joins the group), then tries
+ * the operation without waiting, then parks. An event that comes between
+ * the try and the park marks the armed request "woken", and it tries
+ * again. As a second net (a waker that leaves, a coalesced or lost
+ * event), groups with parked requests are re-checked ten times a second.
+ *
+ * Lock order: P.mu, then libmicrohttpd's own (suspend/resume take it);
+ * the follower's lock only after P.mu is let go (gw_follow_kick).
+ */
+#include <malloc.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "park.h"
+
+#define P_BUCKETS 1024
+#define P_TICK 0.1     /* seconds between re-checks while requests wait */
+#define P_TRIM_AT 1024 /* parked requests released: give memory back  */
+#define P_NEVER 1e300
+
+enum { P_OFF = 0, P_ARMED, P_SUSPENDED };
+enum { P_PARKED, P_RETRY, P_EXPIRED };
+
+struct gw_wgroup {
+  struct gw_wgroup *hnext;
+  atr_handle h; /* the object: its first waiter's handle */
+  struct gw_waiter *head, *tail;
+  size_t suspended; /* requests of this group now suspended */
+};
+
+static struct {
+  pthread_mutex_t mu;
+  pthread_cond_t drained;
+  struct gw_wgroup *buckets[P_BUCKETS];
+  int stopping;    /* no more parking; answer everyone          */
+  uint64_t parked; /* suspended requests                        */
+  size_t draining; /* resumed for shutdown, not yet completed   */
+  double next_deadline;
+  double last_check; /* the last periodic re-check             */
+  uint64_t peak;     /* most requests parked since the last trim  */
+  double trim_at[2]; /* when to give memory back (0: not)        */
+} P = {.mu = PTHREAD_MUTEX_INITIALIZER,
+       .drained = PTHREAD_COND_INITIALIZER,
+       .next_deadline = P_NEVER};
+
+static struct gw_req *p_req(struct gw_waiter *w) {
+  return (struct gw_req *)((char *)w - offsetof(struct gw_req, wait));
+}
+
+static struct gw_wgroup **p_slot(uint64_t id) {
+  return &P.buckets[(id * 0x9E3779B97F4A7C15ull) >> 54];
+}
+
+static struct gw_wgroup *p_group(uint64_t id) {
+  struct gw_wgroup *g;
+
+  for (g = *p_slot(id); g; g = g->hnext)
+    if (g->h.id == id)
+      return g;
+  return NULL;
+}
+
+static struct gw_wgroup *p_group_new(const atr_handle *h) {
+  struct gw_wgroup **slot = p_slot(h->id), *g;
+
+  g = calloc(1, sizeof(*g));
+  if (g == NULL)
+    return NULL;
+  g->h = *h;
+  g->hnext = *slot;
+  *slot = g;
+  return g;
+}
+
+static void p_group_drop(struct gw_wgroup *g) {
+  struct gw_wgroup **p = p_slot(g->h.id);
+
+  while (*p != g)
+    p = &(*p)->hnext;
+  *p = g->hnext;
+  free(g);
+}
+
+static void p_link(struct gw_wgroup *g, struct gw_waiter *w) {
+  w->group = g;
+  w->next = NULL;
+  w->prev = g->tail;
+  if (g->tail)
+    g->tail->next = w;
+  else
+    g->head = w;
+  g->tail = w;
+}
+
+/* Takes w off its group (freeing an empty group); w->state becomes off. */
+static void p_unlink(struct gw_waiter *w) {
+  struct gw_wgroup *g = w->group;
+
+  if (g == NULL)
+    return;
+  if (w->state == P_SUSPENDED) {
+    P.parked--;
+    g->suspended--;
+  }
+  if (w->prev)
+    w->prev->next = w->next;
+  else
+    g->head = w->next;
+  if (w->next)
+    w->next->prev = w->prev;
+  else
+    g->tail = w->prev;
+  w->prev = w->next = NULL;
+  w->group = NULL;
+  w->state = P_OFF;
+  if (g->head == NULL)
+    p_group_drop(g);
+}
+
+/* Wakes w: a suspended request is resumed with reason; an armed one
+ * (its handler is running) is told to try again. */
+static void p_wake(struct gw_waiter *w, enum gw_wake reason) {
+  if (w->state == P_ARMED) {
+    w->woken = 1;
+    return;
+  }
+  if (w->state != P_SUSPENDED)
+    return;
+  p_unlink(w);
+  w->wake = reason;
+  if (reason == GW_WAKE_SHUTDOWN) {
+    w->draining = 1;
+    P.draining++;
+  }
+  gw_req_resume(p_req(w));
+}
+
+/* --------------------------------------------------------- handler side */
+
+void gw_park_begin(struct gw_req *req, enum gw_wait_kind kind,
+                   const atr_handle *h, double timeout) {
+  struct gw_waiter *w = &req->wait;
+
+  w->kind = kind;
+  w->h = *h;
+  w->may_wait = timeout > 0;
+  w->deadline = gw_now() + timeout;
+}
+
+/* Puts req on its object's list: an event from now on is not missed.
+ * 0, or -1 when it cannot wait (stopping, out of memory). */
+static int p_arm(struct gw_req *req) {
+  struct gw_waiter *w = &req->wait;
+  struct gw_wgroup *g;
+  int rv = -1;
+
+  pthread_mutex_lock(&P.mu);
+  if (P.stopping)
+    goto done;
+  if (w->state != P_OFF) {
+    rv = 0;
+    goto done;
+  }
+  g = p_group(w->h.id);
+  if (g == NULL && (g = p_group_new(&w->h)) == NULL)
+    goto done;
+  w->used = 1;
+  w->woken = 0;
+  w->wake = GW_WAKE_NONE;
+  w->state = P_ARMED;
+  p_link(g, w);
+  rv = 0;
+done:
+  pthread_mutex_unlock(&P.mu);
+  return rv;
+}
+
+static void p_disarm(struct gw_req *req) {
+  if (!req->wait.used)
+    return;
+  pthread_mutex_lock(&P.mu);
+  p_unlink(&req->wait);
+  pthread_mutex_unlock(&P.mu);
+}
+
+/* Parks an armed request: P_PARKED (suspended), P_RETRY (a change came
+ * meanwhile) or P_EXPIRED (deadline passed or stopping: answer now). */
+static int p_park(struct gw_req *req) {
+  struct gw_waiter *w = &req->wait;
+  double deadline = w->deadline;
+  int rv;
+
+  pthread_mutex_lock(&P.mu);
+  if (w->state != P_ARMED || P.stopping || gw_now() >= w->deadline) {
+    p_unlink(w);
+    rv = P_EXPIRED;
+  } else if (w->woken) {
+    w->woken = 0;
+    rv = P_RETRY;
+  } else {
+    gw_req_suspend(req);
+    w->state = P_SUSPENDED;
+    P.parked++;
+    w->group->suspended++;
+    if (w->deadline < P.next_deadline)
+      P.next_deadline = w->deadline;
+    if (P.parked > P.peak)
+      P.peak = P.parked;
+    rv = P_PARKED;
+  }
+  pthread_mutex_unlock(&P.mu);
+  /* (req may be resumed and gone by now: deadline is a copy.) */
+  if (rv == P_PARKED)
+    gw_follow_kick(deadline); /* it follows the feed, and wakes by then */
+  return rv;
+}
+
+int gw_park_run(struct gw_req *req, gw_park_try try_op, void *arg, int busy,
+                int *rv) {
+  struct gw_waiter *w = &req->wait;
+  int final =
+      !w->may_wait || w->wake == GW_WAKE_TIMEOUT || w->wake == GW_WAKE_SHUTDOWN;
+
+  for (;;) {
+    int p;
+    if (!final && p_arm(req) != 0)
+      final = 1;
+    *rv = try_op(req, arg);
+    if (*rv != busy || final) {
+      p_disarm(req);
+      return GW_NEXT;
+    }
+    p = p_park(req);
+    if (p == P_PARKED)
+      return GW_DONE;
+    if (p == P_EXPIRED)
+      final = 1;
+  }
+}
+
+void gw_park_forget(struct gw_req *req) {
+  if (!req->wait.used)
+    return;
+  pthread_mutex_lock(&P.mu);
+  p_unlink(&req->wait);
+  if (req->wait.draining) {
+    req->wait.draining = 0;
+    if (--P.draining == 0)
+      pthread_cond_broadcast(&P.drained);
+  }
+  pthread_mutex_unlock(&P.mu);
+}
+
+uint64_t gw_park_count(void) {
+  uint64_t n;
+
+  pthread_mutex_lock(&P.mu);
+  n = P.parked;
+  pthread_mutex_unlock(&P.mu);
+  return n;
+}
+
+/* ------------------------------------------------------------ follower */
+
+/* Re-reads g's object by its handle and wakes whom its state can
+ * satisfy. op is the event's (0: a re-check). P.mu held; may free g. */
+static void p_group_check(struct gw_wgroup *g, int op) {
+  struct gw_waiter *w, *next;
+  atr_info info;
+  int64_t items;
+
+  if (op == ATR_OP_DELETED || atr_handle_stat(&g->h, &info) != 0) {
+    /* Gone: everyone answers 404 from the handle. */
+    for (w = g->head; w; w = next) {
+      next = w->next;
+      p_wake(w, GW_WAKE_EVENT);
+    }
+    return;
+  }
+  items = (int64_t)info.size;
+  for (w = g->head; w; w = next) {
+    next = w->next;
+    switch (w->kind) {
+    case GW_WAIT_WATCH:
+      if (info.version > w->version)
+        p_wake(w, GW_WAKE_EVENT);
+      break;
+    case GW_WAIT_POP:
+      /* Wake only as many poppers as there are items. */
+      if (items > 0) {
+        items -= (int64_t)(w->max ? w->max : 1);
+        p_wake(w, GW_WAKE_EVENT);
+      }
+      break;
+    case GW_WAIT_PUT:
+      if ((info.maxsize == 0 || info.size < info.maxsize) &&
+          (info.max_bytes == 0 || info.bytes < info.max_bytes))
+        p_wake(w, GW_WAKE_EVENT);
+      break;
+    default: /* GW_WAIT_ANY: its try function decides */
+      p_wake(w, GW_WAKE_EVENT);
+      break;
+    }
+  }
+}
+
+static void p_for_each_group(void (*fn)(struct gw_wgroup *g, void *arg),
+                             void *arg) {
+  for (size_t b = 0; b < P_BUCKETS; b++) {
+    struct gw_wgroup *g = P.buckets[b], *next;
+    for (; g; g = next) {
+      next = g->hnext; /* fn may free g */
+      fn(g, arg);
+    }
+  }
+}
+
+static void p_recheck(struct gw_wgroup *g, void *arg) {
+  (void)arg;
+  if (g->suspended)
+    p_group_check(g, 0);
+}
+
+static void p_wake_all(struct gw_wgroup *g, void *arg) {
+  struct gw_waiter *w, *next;
+  enum gw_wake reason = *(enum gw_wake *)arg;
+
+  for (w = g->head; w; w = next) {
+    next = w->next;
+    p_wake(w, reason);
+  }
+}
+
+struct p_expiry {
+  double now;
+  double next;
+};
+
+static void p_expire(struct gw_wgroup *g, void *arg) {
+  struct p_expiry *e = arg;
+  struct gw_waiter *w, *next;
+
+  for (w = g->head; w; w = next) {
+    next = w->next;
+    if (w->state != P_SUSPENDED)
+      continue;
+    if (w->deadline <= e->now)
+      p_wake(w, GW_WAKE_TIMEOUT);
+    else if (w->deadline < e->next)
+      e->next = w->deadline;
+  }
+}
+
+/* After a pause: a request armed meanwhile tries again (an event it
+ * missed was not seen), a parked one is checked against the state now. */
+static void p_resume_check(struct gw_wgroup *g, void *arg) {
+  (void)arg;
+  for (struct gw_waiter *w = g->head; w; w = w->next)
+    if (w->state == P_ARMED)
+      w->woken = 1;
+  if (g->suspended)
+    p_group_check(g, 0); /* may free g */
+}
+
+static int p_interest(double now) {
+  int interest;
+
+  pthread_mutex_lock(&P.mu);
+  interest = P.parked > 0;
+  /* Many parked requests were let go: their connections' memory goes
+   * back to the heap as they close, and glibc keeps it; give it back
+   * to the system a little later (twice: closes take a while). */
+  if (P.peak >= P_TRIM_AT && P.parked < P.peak / 4) {
+    P.peak = P.parked;
+    P.trim_at[0] = now + 0.5;
+    P.trim_at[1] = now + 2.0;
+  }
+  pthread_mutex_unlock(&P.mu);
+  for (int i = 0; i < 2; i++)
+    if (P.trim_at[i] > 0 && now >= P.trim_at[i]) {
+      P.trim_at[i] = 0; /* (the follower's alone) */
+      malloc_trim(0);
+    }
+  return interest;
+}
+
+static void p_begin(uint64_t next) {
+  (void)next;
+}
+
+static void p_rebase(uint64_t next) {
+  (void)next;
+  pthread_mutex_lock(&P.mu);
+  p_for_each_group(p_resume_check, NULL);
+  pthread_mutex_unlock(&P.mu);
+}
+
+static double p_tick(double now) {
+  double due;
+
+  pthread_mutex_lock(&P.mu);
+  if (now >= P.next_deadline) {
+    struct p_expiry e = {now, P_NEVER};
+    p_for_each_group(p_expire, &e);
+    P.next_deadline = e.next;
+  }
+  if (P.parked > 0 && now - P.last_check >= P_TICK) {
+    p_for_each_group(p_recheck, NULL);
+    P.last_check = now;
+  }
+  due = P.next_deadline;
+  if (P.parked > 0 && P.last_check + P_TICK < due)
+    due = P.last_check + P_TICK;
+  pthread_mutex_unlock(&P.mu);
+  return due;
+}
+
+static void p_event(const atr_event *ev) {
+  struct gw_wgroup *g;
+
+  pthread_mutex_lock(&P.mu);
+  if ((g = p_group(ev->id)) != NULL)
+    p_group_check(g, (int)ev->op);
+  pthread_mutex_unlock(&P.mu);
+}
+
+static void p_gap(uint64_t next) {
+  enum gw_wake reason = GW_WAKE_EVENT;
+
+  (void)next;
+  pthread_mutex_lock(&P.mu);
+  p_for_each_group(p_wake_all, &reason);
+  pthread_mutex_unlock(&P.mu);
+}
+
+const struct gw_follow_sub gw_park_sub = {p_interest, p_begin, p_rebase,
+                                          p_tick,     p_event, p_gap};
+
+void gw_park_shutdown(double grace) {
+  enum gw_wake reason = GW_WAKE_SHUTDOWN;
+
+  pthread_mutex_lock(&P.mu);
+  P.stopping = 1;
+  p_for_each_group(p_wake_all, &reason);
+  gw_drain_wait(&P.drained, &P.mu, &P.draining, grace);
+  pthread_mutex_unlock(&P.mu);
+}
