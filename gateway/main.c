@@ -41,6 +41,9 @@ static const char gw_usage[] =
     ")\n"
     "  --store-size SIZE   size when creating it, e.g. 64M "
     "(ATRIUM_STORE_SIZE)\n"
+    "  --store-mode MODE   its file mode when creating it: 0600 (default),\n"
+    "                      0660 to share it with the group "
+    "(ATRIUM_STORE_MODE)\n"
     "  --listen HOST:PORT  HTTP address (ATRIUM_LISTEN, default "
     "127.0.0.1:7450)\n"
     "  --events URL        nng events URL (ATRIUM_EVENTS, default "
@@ -48,7 +51,8 @@ static const char gw_usage[] =
     "  --token-file FILE   require Authorization: Bearer <its content>\n"
     "                      (ATRIUM_TOKEN_FILE)\n"
     "  --insecure          allow a non-loopback events URL "
-    "(ATRIUM_INSECURE=1)\n"
+    "(ATRIUM_INSECURE=1;\n"
+    "                      booleans: 1/0 true/false yes/no on/off)\n"
     "  --max-wait SECONDS  cap of every timeout (ATRIUM_MAX_WAIT, default "
     "300)\n"
     "  --max-body BYTES    request body limit (ATRIUM_MAX_BODY, default 1M)\n"
@@ -106,6 +110,35 @@ static int parse_size(const char *s, size_t *out) {
   if (*end != '\0' || v > (SIZE_MAX >> shift))
     return -1;
   *out = (size_t)(v << shift);
+  return 0;
+}
+
+/* A boolean setting, read strictly: anything else is an error, so that
+ * ATRIUM_INSECURE=false can never turn insecure mode on. */
+static int parse_bool(const char *s, int *out) {
+  static const char *const yes[] = {"1", "true", "yes", "on"};
+  static const char *const no[] = {"0", "false", "no", "off"};
+  for (size_t i = 0; s != NULL && i < sizeof yes / sizeof yes[0]; i++) {
+    if (strcasecmp(s, yes[i]) == 0 || strcasecmp(s, no[i]) == 0) {
+      *out = strcasecmp(s, yes[i]) == 0;
+      return 0;
+    }
+  }
+  return -1;
+}
+
+/* A store file mode in octal: read and write for the owner, and nothing
+ * but read and write for group and others (no execute, no set-id). */
+static int parse_mode(const char *s, unsigned *out) {
+  char *end;
+  unsigned long v;
+  if (s == NULL || *s < '0' || *s > '7')
+    return -1;
+  errno = 0;
+  v = strtoul(s, &end, 8);
+  if (errno != 0 || *end != '\0' || (v & ~0666ul) != 0 || (v & 0600) != 0600)
+    return -1;
+  *out = (unsigned)v;
   return 0;
 }
 
@@ -213,6 +246,7 @@ static int check_events(const struct gw_config *cfg) {
 enum {
   OPT_STORE = 256,
   OPT_STORE_SIZE,
+  OPT_STORE_MODE,
   OPT_LISTEN,
   OPT_EVENTS,
   OPT_TOKEN_FILE,
@@ -234,6 +268,7 @@ static const struct {
 } gw_env[] = {
     {OPT_STORE, "ATRIUM_STORE"},
     {OPT_STORE_SIZE, "ATRIUM_STORE_SIZE"},
+    {OPT_STORE_MODE, "ATRIUM_STORE_MODE"},
     {OPT_LISTEN, "ATRIUM_LISTEN"},
     {OPT_EVENTS, "ATRIUM_EVENTS"},
     {OPT_TOKEN_FILE, "ATRIUM_TOKEN_FILE"},
@@ -260,6 +295,8 @@ static int apply(struct gw_config *cfg, int opt, char *arg) {
     return 0;
   case OPT_STORE_SIZE:
     return parse_size(arg, &cfg->store_size);
+  case OPT_STORE_MODE:
+    return parse_mode(arg, &cfg->store_mode);
   case OPT_LISTEN:
     return parse_listen(arg, cfg);
   case OPT_EVENTS:
@@ -270,8 +307,11 @@ static int apply(struct gw_config *cfg, int opt, char *arg) {
     cfg->token_file = arg;
     return 0;
   case OPT_INSECURE:
-    cfg->insecure = arg == NULL || strcmp(arg, "0") != 0;
-    return 0;
+    if (arg == NULL) { /* the flag itself */
+      cfg->insecure = 1;
+      return 0;
+    }
+    return parse_bool(arg, &cfg->insecure);
   case OPT_MAX_WAIT:
     if (gw_parse_double(arg, &d) != 0 || d < 0 || d > 86400)
       return -1;
@@ -305,6 +345,7 @@ static int configure(struct gw_config *cfg, int argc, char **argv) {
   static const struct option opts[] = {
       {"store", required_argument, NULL, OPT_STORE},
       {"store-size", required_argument, NULL, OPT_STORE_SIZE},
+      {"store-mode", required_argument, NULL, OPT_STORE_MODE},
       {"listen", required_argument, NULL, OPT_LISTEN},
       {"events", required_argument, NULL, OPT_EVENTS},
       {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
@@ -464,6 +505,8 @@ int main(int argc, char **argv) {
   atr_store_opts_init(&so);
   if (cfg->store_size)
     so.size = cfg->store_size;
+  if (cfg->store_mode)
+    so.mode = cfg->store_mode;
   rv = atr_store_open(cfg->store_path, &so, &srv.store);
   if (rv != 0) {
     fprintf(stderr, "atriumd: cannot open store %s: %s\n", cfg->store_path,

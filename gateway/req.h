@@ -45,6 +45,7 @@ enum { GW_NEXT = 0, GW_DONE = 1 };
 struct gw_config {
   const char *store_path;
   size_t store_size;     /* 0: the core's default                    */
+  unsigned store_mode;   /* 0: the core's default (0600)             */
   char listen_host[256]; /* as given, without brackets               */
   unsigned listen_port;
   const char *events_url;

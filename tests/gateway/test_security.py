@@ -86,6 +86,48 @@ class Refusals(unittest.TestCase):
         self.assertEqual(p.returncode, 0)
         self.assertIn(b"--listen", p.stdout)
 
+    def test_booleans_are_read_strictly(self):
+        # A word that says no keeps insecure mode off (the non-loopback
+        # events URL is refused); one that is no boolean stops the start.
+        for word in ["false", "no", "off", "0", "FALSE"]:
+            rc, err = run_atriumd("--listen", "127.0.0.1:0", "--events",
+                                  "tcp://0.0.0.0:7451",
+                                  env={"ATRIUM_INSECURE": word})
+            self.assertEqual(rc, 2, word)
+            self.assertIn("--insecure", err, word)
+        for word in ["", "maybe", "2", "truee"]:
+            rc, err = run_atriumd("--listen", "127.0.0.1:0",
+                                  env={"ATRIUM_INSECURE": word})
+            self.assertEqual(rc, 2, word)
+            self.assertIn("ATRIUM_INSECURE", err, word)
+        for word in ["true", "yes", "on", "1"]:
+            g = gw.Gateway("--events", "tcp://0.0.0.0:0",
+                           env={"ATRIUM_INSECURE": word}).start()
+            try:
+                self.assertIn("events on tcp://0.0.0.0:", g.stderr)
+            finally:
+                g.stop()
+
+    def test_store_mode(self):
+        # The store is created with the mode asked for (umask aside), 0600
+        # by default; a mode with execute or set-id bits, or without the
+        # owner's read and write, is refused.
+        old = os.umask(0)
+        try:
+            for args, env, want in [((), None, 0o600),
+                                    (("--store-mode", "0660"), None, 0o660),
+                                    ((), {"ATRIUM_STORE_MODE": "640"}, 0o640)]:
+                g = gw.Gateway(*args, env=env).start()
+                try:
+                    self.assertEqual(os.stat(g.store).st_mode & 0o7777, want)
+                finally:
+                    g.stop()
+        finally:
+            os.umask(old)
+        for mode in ["0755", "4660", "0400", "0060", "abc", "", "0o660", "08"]:
+            rc, err = run_atriumd("--listen", "127.0.0.1:0", "--store-mode", mode)
+            self.assertEqual(rc, 2, mode)
+
     def test_insecure_events_and_env_listen(self):
         g = gw.Gateway("--events", "tcp://0.0.0.0:7459", "--insecure").start()
         try:
