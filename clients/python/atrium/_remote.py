@@ -1,0 +1,247 @@
+"""The remote transport: atriumd's HTTP/JSON API (DESIGN.md, "HTTP API").
+
+One keep-alive connection per thread (and per process: a forked child
+opens its own). A call that may wait is a long-poll of at most SLICE
+seconds, repeated until the caller's timeout: the gateway caps each wait at
+its --max-wait and answers "nothing yet" then, which only starts the next
+poll. Integers travel exactly (Python's json reads and writes big ints).
+An interrupted request (Ctrl-C) drops its connection, whose answer would
+otherwise be read by the next call.
+"""
+import http.client
+import json
+import os
+import threading
+import time
+import urllib.parse
+
+from . import _codec
+from ._errors import AtriumError, from_http
+
+SLICE = 30.0
+_dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+_loads_items = json.JSONDecoder(object_hook=_codec.object_hook).decode
+
+
+class Store:
+    """A gateway at url (http://host:port), with an optional bearer token."""
+    remote = True
+
+    def __init__(self, url, token=None):
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError("atrium: not an http:// URL: %r" % (url,))
+        self.url = url.rstrip("/")
+        self.host = parts.hostname
+        self.port = parts.port or 80
+        self.base = parts.path.rstrip("/")
+        self.token = token
+        self.headers = {"Content-Type": "application/json"}
+        if token:
+            self.headers["Authorization"] = "Bearer " + token
+        self.tls = threading.local()
+
+    def _conn(self):
+        tls = self.tls
+        conn = getattr(tls, "conn", None)
+        if conn is None or tls.pid != os.getpid():
+            conn = tls.conn = http.client.HTTPConnection(self.host, self.port,
+                                                         timeout=SLICE + 30)
+            tls.pid = os.getpid()
+            tls.used = False
+        return conn
+
+    def _drop(self):
+        conn = getattr(self.tls, "conn", None)
+        self.tls.conn = None
+        if conn is not None and self.tls.pid == os.getpid():
+            conn.close()
+
+    def request(self, method, path, body=None, headers=None):
+        """(status, body bytes) of one request; body is bytes or None."""
+        hdrs = self.headers
+        if headers:
+            hdrs = dict(hdrs, **headers)
+        for attempt in (0, 1):
+            conn = self._conn()
+            reused = self.tls.used
+            try:
+                conn.request(method, self.base + path, body, hdrs)
+                resp = conn.getresponse()
+                data = resp.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError,
+                    ConnectionResetError) as e:
+                # A kept-alive connection the gateway closed while idle:
+                # it never read this request, so one retry on a new one.
+                self._drop()
+                if reused and attempt == 0:
+                    continue
+                raise AtriumError("ESYS", "atriumd at %s: %s" % (self.url, e))
+            except BaseException:
+                self._drop()
+                raise
+            self.tls.used = True
+            if resp.will_close:
+                self._drop()
+            return resp.status, data
+
+    def call(self, method, path, obj=None, headers=None, ok=(200, 201, 204)):
+        """The JSON answer of a request whose status is in ok, else the
+        AtriumError of the answer."""
+        status, data = self.request(method, path,
+                                    None if obj is None else _dumps(obj).encode(),
+                                    headers)
+        if status in ok:
+            return json.loads(data) if data else None
+        raise self.error(status, data)
+
+    def error(self, status, data):
+        try:
+            err = json.loads(data)["error"]
+            return from_http(status, err["code"], err.get("message", ""))
+        except (ValueError, KeyError, TypeError):
+            return from_http(status, "http_%d" % status, data[:200].decode("utf-8", "replace"))
+
+    def type_class(self, type_code):
+        from . import _local  # the classes are the core's; no library needed
+        if type_code in "fd":
+            return _local.TFLOAT
+        return _local.TUINT if type_code in "BHILQc" else _local.TINT
+
+    def delete(self, name, kind):
+        self.call("DELETE", "/v1/%ss/%s" % (kind, name))
+
+    def open_value(self, name, type_code, init, mode):
+        return RemoteValue(self, name, type_code, init, mode)
+
+    def open_array(self, name, type_code, length, init, mode):
+        return RemoteArray(self, name, type_code, length, init, mode)
+
+    def open_queue(self, name, maxsize, mode):
+        return RemoteQueue(self, name, maxsize, mode)
+
+    def create(self, path, body, fallback, mode):
+        """PUT path: "new" must create it (If-None-Match: *); "any" creates
+        it with body, or opens what is there with fallback (body without
+        initial contents: an existing object keeps its state); "open" only
+        reads it. The answer's JSON and whether it was created."""
+        if mode == "open":
+            return self.call("GET", path), False
+        status, data = self.request("PUT", path, _dumps(body).encode(),
+                                    {"If-None-Match": "*"})
+        if status == 201:
+            return json.loads(data), True
+        if status == 412 and mode == "any":
+            return self.call("PUT", path, fallback), False
+        raise self.error(status, data)
+
+
+class RemoteValue:
+    def __init__(self, store, name, type_code, init, mode):
+        self.store, self.name = store, name
+        self.path = "/v1/values/" + name
+        body = {"type": type_code} if type_code else {}
+        fallback = dict(body)
+        if init is not None:
+            body["value"] = init
+        state, self.created = store.create(self.path, body, fallback, mode)
+        self.type = state["type"]
+        self.tclass = store.type_class(self.type)
+        call, path, add_path = store.call, self.path, self.path + "/add"
+        type_ = self.type
+
+        def get():
+            return call("GET", path)["value"]
+
+        def set_(v):
+            call("PUT", path, {"type": type_, "value": v})
+
+        def add(d):
+            return call("POST", add_path, {"delta": d})["value"]
+        self.get, self.set, self.add = get, set_, add
+
+
+class RemoteArray:
+    def __init__(self, store, name, type_code, length, init, mode):
+        self.store, self.name = store, name
+        self.path = "/v1/arrays/" + name
+        body = {"type": type_code} if type_code else {}
+        fallback = dict(body)
+        if length:
+            fallback["length"] = length
+        if init is not None:
+            body["values"] = list(init)
+        else:
+            body["length"] = length
+        state, self.created = store.create(self.path, body, fallback, mode)
+        self.type = state["type"]
+        self.tclass = store.type_class(self.type)
+        self.length = state["length"]
+
+    def get(self, lo, hi):
+        return self.store.call("GET", "%s?start=%d&stop=%d" % (self.path, lo, hi))["values"]
+
+    def set(self, lo, values):
+        self.store.call("PATCH", self.path, {"start": lo, "values": list(values)})
+
+    def add(self, index, delta):
+        state = self.store.call("POST", self.path + "/add", {"index": index, "delta": delta})
+        return state["values"][index]
+
+
+class RemoteQueue:
+    def __init__(self, store, name, maxsize, mode):
+        self.store, self.name = store, name
+        self.path = "/v1/queues/" + name
+        state, self.created = store.create(self.path, {"maxsize": maxsize},
+                                           {}, mode)
+        self.maxsize = state.get("maxsize") or 0
+        self.items_path = self.path + "/items"
+        self.pop_path = self.path + "/pop"
+
+    def _waiting(self, path, body, timeout, busy):
+        """Long-polls path until an answer that busy(status, data) does not
+        call "not yet", or the timeout (None: for ever). The status and
+        data, or (None, None) at the timeout."""
+        request = self.store.request
+        deadline = None if timeout is None else time.monotonic() + timeout
+        left = 0.0
+        while True:
+            url = path if left <= 0 else "%s?timeout=%.3f" % (path, left)
+            status, data = request("POST", url, body)
+            if not busy(status, data):
+                return status, data
+            if deadline is None:
+                left = SLICE
+            else:
+                left = min(SLICE, deadline - time.monotonic())
+                if left <= 0:
+                    return None, None
+
+    def put(self, data, timeout):
+        status, answer = self._waiting(self.items_path, data, timeout, _full)
+        if status is None:
+            return False
+        if status != 201:
+            raise self.store.error(status, answer)
+        return True
+
+    def get(self, timeout):
+        """The oldest item, decoded, or _codec.EMPTY after timeout."""
+        status, answer = self._waiting(self.pop_path, None, timeout, _empty)
+        if status is None:
+            return _codec.EMPTY
+        if status != 200:
+            raise self.store.error(status, answer)
+        return _loads_items(answer.decode("utf-8"))["items"][0]
+
+    def size(self):
+        return self.store.call("GET", self.path)["size"]
+
+
+def _full(status, data):
+    return status == 409 and b'"full"' in data
+
+
+def _empty(status, data):
+    return status == 204
