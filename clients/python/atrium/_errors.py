@@ -37,6 +37,8 @@ ERRORS = {
 _BY_HTTP = {}
 for _name, (_status, _code) in ERRORS.items():
     _BY_HTTP.setdefault(_code, _name)
+# atriumd's own: a JSON value of the wrong sort for the type code.
+_BY_HTTP["invalid_value"] = "ETYPE"
 
 
 class AtriumError(OSError):

@@ -11,6 +11,7 @@ otherwise be read by the next call.
 import http.client
 import json
 import os
+import socket
 import threading
 import time
 import urllib.parse
@@ -21,6 +22,16 @@ from ._errors import AtriumError, from_http
 SLICE = 30.0
 _dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 _loads_items = json.JSONDecoder(object_hook=_codec.object_hook).decode
+
+
+class _Connection(http.client.HTTPConnection):
+    """An HTTP connection with TCP_NODELAY: a request is one small write
+    and should leave at once (Nagle would hold a second write back for the
+    peer's delayed ACK)."""
+
+    def connect(self):
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class Store:
@@ -45,8 +56,7 @@ class Store:
         tls = self.tls
         conn = getattr(tls, "conn", None)
         if conn is None or tls.pid != os.getpid():
-            conn = tls.conn = http.client.HTTPConnection(self.host, self.port,
-                                                         timeout=SLICE + 30)
+            conn = tls.conn = _Connection(self.host, self.port, timeout=SLICE + 30)
             tls.pid = os.getpid()
             tls.used = False
         return conn
@@ -136,25 +146,41 @@ class Store:
         raise self.error(status, data)
 
 
+def _json_conv(type_code):
+    """(to JSON, from JSON) for the numbers the client layer speaks: 'c' is
+    a one-character string and '?' a bool in JSON, an int in the core."""
+    if type_code == "c":
+        return (lambda v: chr(v)), ord
+    if type_code == "?":
+        return bool, int
+    return None, None
+
+
 class RemoteValue:
     def __init__(self, store, name, type_code, init, mode):
         self.store, self.name = store, name
         self.path = "/v1/values/" + name
         body = {"type": type_code} if type_code else {}
         fallback = dict(body)
+        to_json, _ = _json_conv(type_code)
         if init is not None:
-            body["value"] = init
+            body["value"] = to_json(init) if to_json else init
         state, self.created = store.create(self.path, body, fallback, mode)
         self.type = state["type"]
         self.tclass = store.type_class(self.type)
         call, path, add_path = store.call, self.path, self.path + "/add"
         type_ = self.type
+        to_json, from_json = _json_conv(type_)
 
-        def get():
-            return call("GET", path)["value"]
+        if from_json is None:
+            def get():
+                return call("GET", path)["value"]
+        else:
+            def get():
+                return from_json(call("GET", path)["value"])
 
         def set_(v):
-            call("PUT", path, {"type": type_, "value": v})
+            call("PUT", path, {"type": type_, "value": to_json(v) if to_json else v})
 
         def add(d):
             return call("POST", add_path, {"delta": d})["value"]
@@ -169,19 +195,25 @@ class RemoteArray:
         fallback = dict(body)
         if length:
             fallback["length"] = length
+        to_json, _ = _json_conv(type_code)
         if init is not None:
-            body["values"] = list(init)
+            body["values"] = [to_json(v) for v in init] if to_json else list(init)
         else:
             body["length"] = length
         state, self.created = store.create(self.path, body, fallback, mode)
         self.type = state["type"]
         self.tclass = store.type_class(self.type)
         self.length = state["length"]
+        self.to_json, self.from_json = _json_conv(self.type)
 
     def get(self, lo, hi):
-        return self.store.call("GET", "%s?start=%d&stop=%d" % (self.path, lo, hi))["values"]
+        values = self.store.call("GET", "%s?start=%d&stop=%d"
+                                 % (self.path, lo, hi))["values"]
+        return [self.from_json(v) for v in values] if self.from_json else values
 
     def set(self, lo, values):
+        if self.to_json:
+            values = [self.to_json(v) for v in values]
         self.store.call("PATCH", self.path, {"start": lo, "values": list(values)})
 
     def add(self, index, delta):
