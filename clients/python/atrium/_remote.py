@@ -141,8 +141,13 @@ class Store:
                                     {"If-None-Match": "*"})
         if status == 201:
             return json.loads(data), True
-        if status == 412 and mode == "any":
-            return self.call("PUT", path, fallback), False
+        if mode == "any":
+            if status == 200:  # (queues answer an existing one so)
+                return json.loads(data), False
+            if status == 412:
+                return self.call("PUT", path, fallback), False
+        if status == 200:
+            raise AtriumError("EEXIST", "object already exists")
         raise self.error(status, data)
 
 
