@@ -87,15 +87,13 @@ def _candidates():
     env = os.environ.get("ATRIUM_LIB")
     if env:
         return [env]
-    here = os.path.dirname(os.path.abspath(__file__))
-    out = [os.path.join(here, "..", "..", "..", "build", "libatrium.so")]
     try:
         from . import _installed  # written by make install
-        out.append(os.path.join(_installed.LIBDIR, "libatrium.so.1"))
-    except ImportError:
-        pass
-    out.append("libatrium.so.1")
-    return out
+        return [os.path.join(_installed.LIBDIR, "libatrium.so.1"), "libatrium.so.1"]
+    except ImportError:  # the checkout: its build
+        here = os.path.dirname(os.path.abspath(__file__))
+        return [os.path.join(here, "..", "..", "..", "build", "libatrium.so"),
+                "libatrium.so.1"]
 
 
 def lib():
