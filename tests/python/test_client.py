@@ -98,6 +98,15 @@ class _Values:
             atrium.RawValue("c", store=self.store).add(1)
         self.assertEqual(i.value, 0)
 
+    def test_bound_add_keeps_the_object(self):
+        add = atrium.RawValue("q", store=self.store).add  # the object is dropped
+        import gc
+        gc.collect()
+        self.assertEqual([add(), add(5)], [1, 6])
+        raw = atrium.Value("i", 3, store=self.store).get_obj()
+        gc.collect()
+        self.assertEqual(raw.value, 3)
+
     def test_ctypes_types(self):
         import ctypes
         v = atrium.RawValue(ctypes.c_double, 2.5, store=self.store)

@@ -143,25 +143,11 @@ def _remove(store, name, kind, pid):
 
 def _own(obj, store, name, kind):
     """obj was made with a generated name: remove it from the store when
-    obj is garbage, or at the exit of this process at the latest (as
-    multiprocessing's resource tracker does for its own objects)."""
-    weakref.finalize(obj, _remove, store, name, kind, os.getpid())
-
-
-# ------------------------------------------------------------------ errors
-
-_STD = {"ERANGE": OverflowError, "EOVERFLOW": OverflowError,
-        "ETYPE": TypeError, "EBOUNDS": IndexError, "EINVAL": ValueError}
-
-
-def _std(err):
-    """The standard exception multiprocessing raises for err, else err."""
-    cls = _STD.get(err.name)
-    if cls is None:
-        return err
-    e = cls(str(err.args[0]))
-    e.__cause__ = err
-    return e
+    it is garbage, or at the exit of this process at the latest (as
+    multiprocessing's resource tracker does for its own objects). Garbage
+    means its transport object's `life`, which the object and every
+    function bound from it (v.add) hold."""
+    weakref.finalize(obj._b.life, _remove, store, name, kind, os.getpid())
 
 
 # ------------------------------------------------------------------ values
@@ -261,16 +247,15 @@ class SharedValue(_Shared):
     def _attach(self, store, name, create, typecode):
         mode, init = create or ("open", None)
         self._store, self._name = store, name
-        try:
-            b = store._impl.open_value(name, typecode, init, mode)
-        except AtriumError as e:
-            raise _std(e) from None
+        b = store._impl.open_value(name, typecode, init, mode)
         self._b = b
         self._type = b.type
         conv = _from_core(b.type)
         self._get = b.get if conv is None else (lambda: conv(b.get()))
-        self._add = b.add
         self._b_set = b.set
+        # The hot path, bound straight to the transport's closure (which
+        # raises the standard exceptions itself).
+        self.add = b.add
 
     def _ref_args(self):
         return (self._type,)
@@ -281,25 +266,17 @@ class SharedValue(_Shared):
 
     @property
     def value(self):
-        try:
-            return self._get()
-        except AtriumError as e:
-            raise _std(e) from None
+        return self._get()
 
     @value.setter
     def value(self, v):
-        try:
-            self._b_set(_to_core(self._type, v))
-        except AtriumError as e:
-            raise _std(e) from None
+        self._b_set(_to_core(self._type, v))
 
     def add(self, delta=1):
         """Adds delta in one atomic step in the store; the new value.
-        OverflowError (nothing changed) if the result leaves the type."""
-        try:
-            return self._add(delta)
-        except AtriumError as e:
-            raise _std(e) from None
+        OverflowError (nothing changed) if the result leaves the type.
+        (Each object binds this straight to its transport.)"""
+        return self._b.add(delta)
 
     def __repr__(self):
         return "<atrium %s %r %s=%r>" % (type(self).__name__, self._name,
@@ -387,10 +364,7 @@ class SharedArray(_Shared):
     def _attach(self, store, name, create, typecode, length=0):
         mode, init = create or ("open", None)
         self._store, self._name = store, name
-        try:
-            b = store._impl.open_array(name, typecode, length, init, mode)
-        except AtriumError as e:
-            raise _std(e) from None
+        b = store._impl.open_array(name, typecode, length, init, mode)
         self._b = b
         self._type = b.type
         self._len = b.length
@@ -417,39 +391,34 @@ class SharedArray(_Shared):
         return [self._conv(v) for v in values] if self._conv else list(values)
 
     def __getitem__(self, i):
-        try:
-            if isinstance(i, slice):
-                lo, hi, step = i.indices(self._len)
-                if step == 1:
-                    return self._out(self._b.get(lo, max(lo, hi)))
-                whole = self._b.get(0, self._len)
-                return self._out(whole[i])
-            i = self._index(i)
-            v = self._b.get(i, i + 1)[0]
-        except AtriumError as e:
-            raise _std(e) from None
+        if isinstance(i, slice):
+            lo, hi, step = i.indices(self._len)
+            if step == 1:
+                return self._out(self._b.get(lo, max(lo, hi)))
+            whole = self._b.get(0, self._len)
+            return self._out(whole[i])
+        i = self._index(i)
+        v = self._b.get(i, i + 1)[0]
         return self._conv(v) if self._conv else v
 
     def __setitem__(self, i, value):
-        try:
-            if isinstance(i, slice):
-                lo, hi, step = i.indices(self._len)
-                values = [_to_core(self._type, self._item(v)) for v in value]
-                if step == 1:
-                    if len(values) != max(hi - lo, 0):
-                        raise ValueError("Can only assign sequence of same size")
-                    if values:
-                        self._b.set(lo, values)
-                    return
-                idx = range(lo, hi, step)
-                if len(values) != len(idx):
-                    raise ValueError("Can only assign sequence of same size")
-                for k, v in zip(idx, values):
-                    self._b.set(k, [v])
-                return
+        if not isinstance(i, slice):
             self._b.set(self._index(i), [_to_core(self._type, value)])
-        except AtriumError as e:
-            raise _std(e) from None
+            return
+        lo, hi, step = i.indices(self._len)
+        values = [_to_core(self._type, self._item(v)) for v in value]
+        if step == 1:
+            if len(values) != max(hi - lo, 0):
+                raise ValueError("Can only assign sequence of same size")
+            if values:
+                self._b.set(lo, values)
+            return
+        # An extended slice: element by element (each one atomic).
+        idx = range(lo, hi, step)
+        if len(values) != len(idx):
+            raise ValueError("Can only assign sequence of same size")
+        for k, v in zip(idx, values):
+            self._b.set(k, [v])
 
     def _item(self, v):
         # Slicing a bytes object gives ints: a 'c' array takes them.
@@ -461,10 +430,7 @@ class SharedArray(_Shared):
     def add(self, index, delta=1):
         """Adds delta to element index atomically in the store; the new
         element. OverflowError (nothing changed) out of the type's range."""
-        try:
-            return self._b.add(self._index(index), delta)
-        except AtriumError as e:
-            raise _std(e) from None
+        return self._b.add(self._index(index), delta)
 
     @property
     def value(self):

@@ -73,3 +73,20 @@ def missing_kind(kind, issue):
     return AtriumError(
         "ENOKIND", "atrium has no %s objects yet (they come with issue %s); "
         "this call needs one" % (kind, issue))
+
+
+# The standard exceptions multiprocessing (or ctypes) raises where the core
+# has a code of its own; every other code stays an AtriumError.
+_STD = {"ERANGE": OverflowError, "EOVERFLOW": OverflowError,
+        "ETYPE": TypeError, "EBOUNDS": IndexError, "EINVAL": ValueError}
+
+
+def std(err):
+    """The standard exception for AtriumError err (with err as its
+    cause), or err itself."""
+    cls = _STD.get(err.name)
+    if cls is None:
+        return err
+    e = cls(str(err.args[0]))
+    e.__cause__ = err
+    return e

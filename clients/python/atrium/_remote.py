@@ -17,7 +17,7 @@ import time
 import urllib.parse
 
 from . import _codec
-from ._errors import AtriumError, from_http
+from ._errors import AtriumError, from_http, std
 
 SLICE = 30.0
 _dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
@@ -106,11 +106,13 @@ class Store:
         raise self.error(status, data)
 
     def error(self, status, data):
+        """The exception of an error answer (see _errors.std)."""
         try:
             err = json.loads(data)["error"]
-            return from_http(status, err["code"], err.get("message", ""))
+            code, message = err["code"], err.get("message", "")
         except (ValueError, KeyError, TypeError):
-            return from_http(status, "http_%d" % status, data[:200].decode("utf-8", "replace"))
+            code, message = "http_%d" % status, data[:200].decode("utf-8", "replace")
+        return std(from_http(status, code, message))
 
     def type_class(self, type_code):
         from . import _local  # the classes are the core's; no library needed
@@ -151,6 +153,12 @@ class Store:
         raise self.error(status, data)
 
 
+class _Life:
+    """What an object's life hangs on (see atrium._own): held by the
+    object and by every closure of it."""
+    __slots__ = ("__weakref__",)
+
+
 def _json_conv(type_code):
     """(to JSON, from JSON) for the numbers the client layer speaks: 'c' is
     a one-character string and '?' a bool in JSON, an int in the core."""
@@ -176,18 +184,17 @@ class RemoteValue:
         call, path, add_path = store.call, self.path, self.path + "/add"
         type_ = self.type
         to_json, from_json = _json_conv(type_)
+        life = self.life = _Life()
 
-        if from_json is None:
-            def get():
-                return call("GET", path)["value"]
-        else:
-            def get():
-                return from_json(call("GET", path)["value"])
+        def get():
+            value = call("GET", path)["value"]
+            return from_json(value) if from_json else value
 
         def set_(v):
             call("PUT", path, {"type": type_, "value": to_json(v) if to_json else v})
 
-        def add(d):
+        def add(d=1):
+            life  # (held: the object lives while this closure does)
             return call("POST", add_path, {"delta": d})["value"]
         self.get, self.set, self.add = get, set_, add
 
@@ -206,6 +213,7 @@ class RemoteArray:
         else:
             body["length"] = length
         state, self.created = store.create(self.path, body, fallback, mode)
+        self.life = _Life()
         self.type = state["type"]
         self.tclass = store.type_class(self.type)
         self.length = state["length"]
@@ -232,6 +240,7 @@ class RemoteQueue:
         self.path = "/v1/queues/" + name
         state, self.created = store.create(self.path, {"maxsize": maxsize},
                                            {}, mode)
+        self.life = _Life()
         self.maxsize = state.get("maxsize") or 0
         self.items_path = self.path + "/items"
         self.pop_path = self.path + "/pop"
