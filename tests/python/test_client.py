@@ -45,6 +45,13 @@ def put_many(q, start, n):
         q.put((i, "item", [i]))
 
 
+def put_forever(q):
+    i = 0
+    while True:
+        q.put((i, "x" * (i % 300)))
+        i += 1
+
+
 def array_prefix_sums(arr):
     for i in range(1, len(arr)):
         arr[i] += arr[i - 1]
@@ -107,6 +114,22 @@ class _Values:
         gc.collect()
         self.assertEqual(raw.value, 3)
 
+    def test_threads_get_their_own_results(self):
+        import threading
+        v = atrium.RawValue("Q", store=self.store)
+        got = [[] for _ in range(4)]
+
+        def adds(out):
+            for _ in range(300):
+                out.append(v.add(1))
+        threads = [threading.Thread(target=adds, args=(out,)) for out in got]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        # Every add returned its own result: no thread read another's.
+        self.assertEqual(sorted(sum(got, [])), list(range(1, 1201)))
+
     def test_ctypes_types(self):
         import ctypes
         v = atrium.RawValue(ctypes.c_double, 2.5, store=self.store)
@@ -165,8 +188,8 @@ class _Values:
         w.value = 3
         self.assertEqual(v.value, 3)
 
-    def test_processes_fork_and_spawn(self):
-        for method in ("fork", "spawn"):
+    def test_processes_fork_spawn_forkserver(self):
+        for method in ("fork", "spawn", "forkserver"):
             with self.subTest(method=method):
                 ctx = multiprocessing.get_context(method)
                 v = atrium.Value("q", store=self.store)
@@ -329,6 +352,29 @@ class _Queues:
                     mine = [g[0] for g in got if g[0] // 1000 == k]
                     self.assertEqual(mine, sorted(mine))
                 self.assertTrue(q.empty())
+
+    def test_producer_killed_mid_put(self):
+        q = atrium.Queue(store=self.store)
+        p = multiprocessing.get_context("fork").Process(target=put_forever, args=(q,))
+        p.start()
+        try:
+            first = q.get(timeout=60)  # it is putting
+            while q.qsize() < 50:
+                time.sleep(0.01)
+        finally:
+            os.kill(p.pid, signal.SIGKILL)
+            p.join(60)
+        self.assertEqual(p.exitcode, -signal.SIGKILL)
+        # Every item that got in is whole, in order; the queue goes on.
+        items = [first]
+        while True:
+            try:
+                items.append(q.get_nowait())
+            except queue.Empty:
+                break
+        self.assertEqual(items, [(i, "x" * (i % 300)) for i in range(len(items))])
+        q.put("after")
+        self.assertEqual(q.get(timeout=10), "after")
 
     def test_ctrl_c_interrupts_get(self):
         name = unique("wait")

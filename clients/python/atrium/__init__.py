@@ -58,7 +58,7 @@ class Store:
     def delete(self, name, kind):
         """Deletes the object called name of kind ("value", "array",
         "queue"): AtriumError if it is not there."""
-        self._impl.delete(name, _KIND_NUM[kind] if not self.remote else kind)
+        self._impl.delete(name, kind)
 
     def Value(self, typecode_or_type, *args, lock=True, name=None):
         return Value(typecode_or_type, *args, lock=lock, name=name, store=self)
@@ -78,9 +78,6 @@ class Store:
 
     def SimpleQueue(self, *, name=None):
         return SimpleQueue(name=name, store=self)
-
-
-_KIND_NUM = {"value": 1, "array": 2, "queue": 3}
 
 
 def _store_for(url, token=None):
@@ -247,7 +244,7 @@ class SharedValue(_Shared):
     def _attach(self, store, name, create, typecode):
         mode, init = create or ("open", None)
         self._store, self._name = store, name
-        b = store._impl.open_value(name, typecode, init, mode)
+        b = store._impl.kinds["value"](store._impl, name, typecode, init, mode)
         self._b = b
         self._type = b.type
         conv = _from_core(b.type)
@@ -364,7 +361,7 @@ class SharedArray(_Shared):
     def _attach(self, store, name, create, typecode, length=0):
         mode, init = create or ("open", None)
         self._store, self._name = store, name
-        b = store._impl.open_array(name, typecode, length, init, mode)
+        b = store._impl.kinds["array"](store._impl, name, typecode, length, init, mode)
         self._b = b
         self._type = b.type
         self._len = b.length
@@ -514,7 +511,7 @@ class Queue(_Shared):
     def _attach(self, store, name, create, maxsize=0):
         mode = create[0] if create else "open"
         self._store, self._name = store, name
-        self._b = store._impl.open_queue(name, max(maxsize, 0), mode)
+        self._b = store._impl.kinds["queue"](store._impl, name, max(maxsize, 0), mode)
         self._maxsize = self._b.maxsize
         self._closed = False
         self._bput, self._bget = self._b.put, self._b.get

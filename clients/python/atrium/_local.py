@@ -237,21 +237,13 @@ class Store:
         return self.lib.atr_type_class(type_code.encode("latin-1"))
 
     def delete(self, name, kind):
-        rc = self.lib.atr_delete(self.ptr, name.encode(), kind)
+        rc = self.lib.atr_delete(self.ptr, name.encode(), _KINDS[kind])
         if rc < 0:
             raise error(rc)
 
-    def open_value(self, name, type_code, init, mode):
-        return LocalValue(self, name, type_code, init, mode)
-
-    def open_array(self, name, type_code, length, init, mode):
-        return LocalArray(self, name, type_code, length, init, mode)
-
-    def open_queue(self, name, maxsize, mode):
-        return LocalQueue(self, name, maxsize, mode)
-
 
 _FLAGS = {"new": CREATE | EXCL, "any": CREATE, "open": 0}
+_KINDS = {"value": VALUE, "array": ARRAY, "queue": QUEUE}
 
 
 class _Object:
@@ -472,3 +464,8 @@ class LocalQueue(_Object):
         if rc < 0:
             raise error(rc)
         return n.value
+
+
+# The kinds of object of this transport, as atrium's objects open them:
+# Kind(store, name, ...) (see atrium._make).
+Store.kinds = {"value": LocalValue, "array": LocalArray, "queue": LocalQueue}

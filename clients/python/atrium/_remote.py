@@ -123,15 +123,6 @@ class Store:
     def delete(self, name, kind):
         self.call("DELETE", "/v1/%ss/%s" % (kind, name))
 
-    def open_value(self, name, type_code, init, mode):
-        return RemoteValue(self, name, type_code, init, mode)
-
-    def open_array(self, name, type_code, length, init, mode):
-        return RemoteArray(self, name, type_code, length, init, mode)
-
-    def open_queue(self, name, maxsize, mode):
-        return RemoteQueue(self, name, maxsize, mode)
-
     def create(self, path, body, fallback, mode):
         """PUT path: "new" must create it (If-None-Match: *); "any" creates
         it with body, or opens what is there with fallback (body without
@@ -291,3 +282,8 @@ def _full(status, data):
 
 def _empty(status, data):
     return status == 204
+
+
+# The kinds of object of this transport, as atrium's objects open them:
+# Kind(store, name, ...) (see atrium._make).
+Store.kinds = {"value": RemoteValue, "array": RemoteArray, "queue": RemoteQueue}
