@@ -105,6 +105,15 @@ class _Values:
             atrium.RawValue("c", store=self.store).add(1)
         self.assertEqual(i.value, 0)
 
+    def test_the_rest_is_the_standard_library(self):
+        import multiprocessing.connection
+        self.assertIs(atrium.Process, multiprocessing.Process)
+        self.assertIs(atrium.Pool, multiprocessing.Pool)
+        self.assertIs(atrium.get_context, multiprocessing.get_context)
+        self.assertIs(atrium.current_process, multiprocessing.current_process)
+        self.assertIs(atrium.connection, multiprocessing.connection)
+        self.assertIn("Value", atrium.__all__)
+
     def test_bound_add_keeps_the_object(self):
         add = atrium.RawValue("q", store=self.store).add  # the object is dropped
         import gc
@@ -150,7 +159,7 @@ class _Values:
         with self.assertRaises(AttributeError):
             atrium.Value("i", lock="notalock", store=self.store)
         for factory in (atrium.Lock, atrium.RLock, atrium.Event, atrium.JoinableQueue,
-                        atrium.Manager):
+                        atrium.Manager, atrium.shared_memory.SharedMemory):
             with self.assertRaises(atrium.AtriumError):
                 factory()
         # A lock the caller gives is used as it is.

@@ -21,7 +21,7 @@ import threading
 import weakref
 from queue import Empty, Full
 
-from . import _codec
+from . import _codec, shared_memory
 from ._errors import AtriumError, missing_kind
 
 __all__ = ["AtriumError", "Store", "connect", "default_store", "Value",

@@ -71,7 +71,7 @@ def missing_kind(kind, issue):
     """The error of a factory whose kind of object this store or gateway
     does not have yet: never a fake stand-in."""
     return AtriumError(
-        "ENOKIND", "atrium has no %s objects yet (they come with issue %s); "
+        "ENOKIND", "atrium has no %s objects yet (issue %s); "
         "this call needs one" % (kind, issue))
 
 
