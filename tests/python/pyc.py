@@ -63,8 +63,17 @@ def cli(store_path, *args, check=True, input=None):
     return p.stdout.decode().strip()
 
 
+def exists(store_path, name):
+    """Whether the store has an object called name (the CLI's get)."""
+    return subprocess.run([gw.ATRIUM, "--store", store_path, "get", name],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          timeout=60).returncode == 0
+
+
 def objects(store_path):
-    """Names of the objects in the store, read by the CLI."""
+    """Names of the objects in the store, read by the CLI (whose info
+    must not be asked about an empty store under UBSan: it passes qsort
+    a null pointer)."""
     out = cli(store_path, "info")
     lines = out.splitlines()
     heads = [i for i, line in enumerate(lines) if line.startswith("NAME ")]

@@ -185,8 +185,9 @@ class _Values:
         self.assertIsInstance(cm.exception, OSError)
         with self.assertRaises(TypeError):
             atrium.Value("d", name=name, store=self.store)
+        self.assertTrue(pyc.exists(self.path, name))
         self.store.delete(name, "value")  # named: ours to remove
-        self.assertNotIn(name, pyc.objects(self.path))
+        self.assertFalse(pyc.exists(self.path, name))
 
     def test_pickles_as_reference(self):
         v = atrium.Value("h", -7, store=self.store)
