@@ -57,8 +57,19 @@ def _tree(obj):
     raise _NotPlain
 
 
+_SCALARS = frozenset((str, int, float, bool, type(None)))
+_TUPLE_HEAD = '{"%s":"tuple","items":' % MARK
+_TUPLE_HEAD_B = _TUPLE_HEAD.encode()
+
+
 def encode(obj):
     """The JSON text (UTF-8 bytes) that stands for obj."""
+    if type(obj) is tuple and {type(x) for x in obj} <= _SCALARS:
+        # The common item, a tuple of scalars, without the walk.
+        try:
+            return (_TUPLE_HEAD + _dumps(obj) + "}").encode("utf-8")
+        except ValueError:  # NaN or an infinity: pickled below
+            pass
     try:
         tree = _tree(obj)
     except (_NotPlain, RecursionError):
@@ -88,6 +99,12 @@ def decode(text):
     are not JSON (put by a C program) come back as a str, as atriumd hands
     them out."""
     if type(text) is not str:
+        if text.startswith(_TUPLE_HEAD_B) and text.endswith(b"}"):
+            # A tuple envelope: its items are one JSON array.
+            try:
+                return tuple(_loads(text[len(_TUPLE_HEAD_B):-1].decode("utf-8")))
+            except ValueError:  # not that after all: the general way
+                pass
         text = text.decode("utf-8", "replace")
     try:
         return _loads(text)

@@ -28,9 +28,10 @@ import os
 import struct
 import threading
 import time
-from ctypes import string_at
 from ctypes import (POINTER, Structure, byref, c_char, c_char_p, c_double,
-                    c_int, c_int64, c_size_t, c_uint32, c_uint64, c_void_p)
+                    c_int, c_int64, c_size_t, c_uint32, c_uint64, c_void_p,
+                    string_at)
+from operator import attrgetter
 
 from ._codec import EMPTY, decode
 from ._errors import AtriumError, std
@@ -175,6 +176,15 @@ def _thread_word():
 
 # Argument words of the usual deltas, made once (never written to).
 _DELTAS = {d: c_int64(d) for d in (1, -1, 2, -2, 10, -10, 100, -100)}
+
+
+def _delta_word(d):
+    """The argument word of an integer delta d."""
+    if not isinstance(d, int):
+        raise TypeError("int expected instead of %s" % type(d).__name__)
+    if not -(1 << 63) <= d < (1 << 63):
+        raise std(AtriumError("EOVERFLOW", "result would leave the type's range"))
+    return c_int64(d)
 _pack_d = struct.Struct("<d").pack
 _unpack_q = struct.Struct("<Q").unpack
 
@@ -292,7 +302,7 @@ class LocalValue(_Object):
         lo, hi = (0, _M64 + 1) if tclass == TUINT else (-(1 << 63), 1 << 63)
         word = c_uint64 if tclass == TUINT else c_int64
         member = {TINT: "i", TUINT: "u", TFLOAT: "f"}[tclass]
-        read = getattr(Scalar, member).__get__
+        read = attrgetter(member)
         tls = _tls
 
         # Closures over the cached handle and function objects: one
@@ -333,13 +343,14 @@ class LocalValue(_Object):
                     raise error(rc)
 
             def add(d=1):
-                if not -(1 << 63) <= d < (1 << 63):
-                    raise std(AtriumError("EOVERFLOW", "result would leave the type's range"))
+                w = _DELTAS.get(d) if type(d) is int else None
+                if w is None:
+                    w = _delta_word(d)
                 try:
                     out, ref = tls.out
                 except AttributeError:
                     out, ref = _thread_word()
-                rc = fadd(href, _DELTAS.get(d) or c_int64(d), ref, None)
+                rc = fadd(href, w, ref, None)
                 if rc < 0:
                     raise error(rc)
                 return read(out)
@@ -398,11 +409,14 @@ class LocalArray(_Object):
         return o.value
 
 
-def _getbuf(size):
-    buf = getattr(_tls, "buf", None)
-    if buf is None or len(buf) < size:
-        buf = _tls.buf = ctypes.create_string_buffer(max(size, 65536))
-    return buf
+def _thread_buf(size):
+    """This thread's item buffer (at least size bytes), with its capacity,
+    a length word and a pointer to it, as atr_queue_get takes them."""
+    cap = max(size, 65536)
+    size_word = c_size_t()
+    _tls.qbuf = (ctypes.create_string_buffer(cap), c_size_t(cap), size_word,
+                 byref(size_word))
+    return _tls.qbuf
 
 
 class LocalQueue(_Object):
@@ -423,6 +437,7 @@ class LocalQueue(_Object):
         self.maxsize = self.info().maxsize
         href, fput, fget = self.href, L.atr_queue_put, L.atr_queue_get
         put_now, get_now = store.fast.atr_queue_put, store.fast.atr_queue_get
+        tls = _tls
         EFULL, EEMPTY, ETOOBIG = (store.codes[k] for k in ("EFULL", "EEMPTY", "ETOOBIG"))
 
         def put(data, timeout):
@@ -439,16 +454,17 @@ class LocalQueue(_Object):
 
         def get(timeout):
             """The oldest item, decoded, or _codec.EMPTY after timeout."""
-            size = c_size_t()
-            sref = byref(size)
             while True:
-                buf = _getbuf(0)
-                cap = len(buf)
-                rc = get_now(href, buf, c_size_t(cap), sref, _NOWAIT)
+                try:
+                    buf, cap, size, sref = tls.qbuf
+                except AttributeError:
+                    buf, cap, size, sref = _thread_buf(0)
+                rc = get_now(href, buf, cap, sref, _NOWAIT)
                 if rc == EEMPTY:
-                    rc = wait_loop(lambda t: fget(href, buf, cap, sref, t), timeout, EEMPTY)
+                    n = cap.value
+                    rc = wait_loop(lambda t: fget(href, buf, n, sref, t), timeout, EEMPTY)
                 if rc == ETOOBIG:
-                    _getbuf(size.value)
+                    _thread_buf(size.value)
                     continue
                 if rc < 0:
                     if rc == EEMPTY:

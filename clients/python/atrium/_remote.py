@@ -47,9 +47,9 @@ class Store:
         self.port = parts.port or 80
         self.base = parts.path.rstrip("/")
         self.token = token
-        self.headers = {"Content-Type": "application/json"}
-        if token:
-            self.headers["Authorization"] = "Bearer " + token
+        # Headers of a request without a body, and with one.
+        self.bare = {"Authorization": "Bearer " + token} if token else {}
+        self.headers = dict(self.bare, **{"Content-Type": "application/json"})
         self.tls = threading.local()
 
     def _conn(self):
@@ -69,7 +69,7 @@ class Store:
 
     def request(self, method, path, body=None, headers=None):
         """(status, body bytes) of one request; body is bytes or None."""
-        hdrs = self.headers
+        hdrs = self.headers if body is not None else self.bare
         if headers:
             hdrs = dict(hdrs, **headers)
         for attempt in (0, 1):
@@ -186,7 +186,9 @@ class RemoteValue:
 
         def add(d=1):
             life  # (held: the object lives while this closure does)
-            return call("POST", add_path, {"delta": d})["value"]
+            # A bodiless add is an add of 1: one write, no JSON to make.
+            return call("POST", add_path, None if d == 1 and type(d) is int
+                        else {"delta": d})["value"]
         self.get, self.set, self.add = get, set_, add
 
 
