@@ -453,6 +453,61 @@ class _Lifetime:
         self.assertTrue(any(n.startswith("named-") for n in live))
 
 
+def put_later(q, item, delay):
+    time.sleep(delay)
+    q.put(item)
+
+
+class TokenAndShortWaits(pyc.unittest.TestCase):
+    """A gateway with a token and --max-wait 1: the client sends the token,
+    and its waits outlast the gateway's cap by asking again."""
+
+    @classmethod
+    def setUpClass(cls):
+        import tempfile
+        cls.tokdir = tempfile.TemporaryDirectory()
+        tokfile = os.path.join(cls.tokdir.name, "token")
+        with open(tokfile, "w") as f:
+            f.write("py-s3cret\n")
+        cls.gw = pyc.gw.Gateway("--token-file", tokfile, "--max-wait", "1").start()
+        cls.url = "http://127.0.0.1:%d" % cls.gw.port
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.gw.stop()
+        cls.tokdir.cleanup()
+
+    def test_token(self):
+        store = atrium.connect(self.url, token="py-s3cret")
+        v = atrium.RawValue("q", 5, store=store)
+        self.assertEqual(v.add(), 6)
+        with self.assertRaises(atrium.AtriumError) as cm:
+            atrium.RawValue("q", store=atrium.connect(self.url, token="wrong"))
+        self.assertEqual(cm.exception.status, 401)
+
+    def test_waits_past_max_wait(self):
+        store = atrium.connect(self.url, token="py-s3cret")
+        q = atrium.Queue(maxsize=1, store=store)
+        t = time.monotonic()
+        self.assertRaises(queue.Empty, q.get, True, 2.5)
+        self.assertGreaterEqual(time.monotonic() - t, 2.5)
+        p = multiprocessing.get_context("fork").Process(target=put_later,
+                                                        args=(q, ("late",), 2.5))
+        p.start()
+        self.assertEqual(q.get(timeout=60), ("late",))  # several polls
+        p.join(60)
+        q.put(1)
+        p = multiprocessing.get_context("fork").Process(target=q.get)
+        t = time.monotonic()
+        with self.assertRaises(queue.Full):
+            q.put(2, timeout=1.5)
+        self.assertGreaterEqual(time.monotonic() - t, 1.5)
+        p.start()
+        q.put(2, timeout=60)  # room once the child took the first
+        p.join(60)
+        self.assertEqual(q.get_nowait(), 2)
+
+
 class BothTransports(pyc.RemoteMixin, pyc.unittest.TestCase):
     """A local process and a remote one on the same objects of one store."""
 
