@@ -464,18 +464,12 @@ class TokenAndShortWaits(pyc.unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        import tempfile
-        cls.tokdir = tempfile.TemporaryDirectory()
-        tokfile = os.path.join(cls.tokdir.name, "token")
-        with open(tokfile, "w") as f:
-            f.write("py-s3cret\n")
-        cls.gw = pyc.gw.Gateway("--token-file", tokfile, "--max-wait", "1").start()
+        cls.gw = pyc.token_gateway("py-s3cret", "--max-wait", "1")
         cls.url = "http://127.0.0.1:%d" % cls.gw.port
 
     @classmethod
     def tearDownClass(cls):
-        cls.gw.stop()
-        cls.tokdir.cleanup()
+        pyc.stop_token_gateway(cls.gw)
 
     def test_token(self):
         store = atrium.connect(self.url, token="py-s3cret")
