@@ -279,6 +279,27 @@ uninstall:
 	  $(DESTDIR)$(LIBDIR)/pkgconfig/atrium.pc \
 	  $(DESTDIR)$(SYSTEMDUNITDIR)/atriumd.service $(DESTDIR)$(SYSUSERSDIR)/atrium.conf
 
+# ---------------------------------------------------------------- python client
+# clients/python/atrium (standard library only) into the site-packages of
+# Debian's python3 under PREFIX; _installed.py tells the package where
+# libatrium.so.1 went. From the checkout: PYTHONPATH=clients/python.
+PY_SRC  := $(filter-out %/_installed.py,$(wildcard clients/python/atrium/*.py))
+PYVER   := $(shell python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+ifeq ($(PREFIX),/usr)
+PYDIR   ?= $(PREFIX)/lib/python3/dist-packages
+else
+PYDIR   ?= $(PREFIX)/lib/python$(PYVER)/dist-packages
+endif
+.PHONY: install-python uninstall-python
+install: install-python
+install-python:
+	install -d $(DESTDIR)$(PYDIR)/atrium
+	install -m 644 $(PY_SRC) $(DESTDIR)$(PYDIR)/atrium/
+	printf 'LIBDIR = "%s"\n' '$(LIBDIR)' > $(DESTDIR)$(PYDIR)/atrium/_installed.py
+uninstall: uninstall-python
+uninstall-python:
+	rm -rf $(DESTDIR)$(PYDIR)/atrium
+
 # ---------------------------------------------------------------- misc
 FORMAT_SRC = $(wildcard include/*.h core/*.c core/*.h tests/*/*.c tests/*/*.h bench/*.c gateway/*.c gateway/*.h)
 format:

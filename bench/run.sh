@@ -1,6 +1,7 @@
 #!/bin/sh
 # bench/run.sh BUILD - runs the core benchmarks and their multiprocessing
-# peers, then prints how they compare with the targets; then the gateway's
+# peers, and the Python client's (bench/py_bench.py) beside multiprocessing
+# and Webdis, then prints how they compare with the targets; then the gateway's
 # HTTP benchmarks (bench/http_bench.sh). Informational only: a number below
 # its target is reported, never a failure.
 #   ATRIUM_BENCH_TIME=SECONDS   time per repetition (default 1.2)
@@ -31,6 +32,7 @@ run() {
 }
 run "libatrium" "$bench"
 run "Python multiprocessing" python3 "$here/mp_bench.py"
+run "Python client (clients/python)" python3 "$here/py_bench.py" "$build"
 
 echo "# ratios (targets are goals, not tests)"
 awk -f "$here/ratios.awk" "$results" - <<'EOF'
@@ -40,6 +42,9 @@ core_value_add_2p   mp_value_add_2p   >= 100 x
 core_value_add_2p   raw_atomic_add_2p >= 0.4
 core_queue_2p       mp_queue_2p       >= 40 x
 core_queue_batch_2p mp_queue_2p       >= 40 x
+py_value_add_2p      mp_value_add_2p   >= 5 x
+py_queue_tuple_2p    mp_queue_tuple_2p >= 2 x
+py_http_value_add_c1 webdis_incr_c1_py >= 1.2
 EOF
 
 # The gateway over HTTP, beside Webdis+Redis and nginx: its own servers,

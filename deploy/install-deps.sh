@@ -18,10 +18,12 @@ set -eu
 # the gateway's libraries, curl and python3 for the tests, clang (its
 # libFuzzer) for fuzzing, promtool (in prometheus) to check /metrics,
 # chromium for the dashboard's browser test, clang-format for the style,
-# systemd for systemd-analyze (it checks the unit; nothing starts it).
+# systemd for systemd-analyze (it checks the unit; nothing starts it),
+# Python's own test suite (its multiprocessing tests run against the
+# Python client, tests/python/test_cpython.py).
 BASE_PKGS="build-essential pkg-config libcmocka-dev libmicrohttpd-dev
 libcjson-dev libnng-dev nng-utils curl python3 clang libclang-rt-14-dev
-clang-format prometheus chromium systemd"
+clang-format prometheus chromium systemd libpython3.11-testsuite"
 # Node.js runs the OpenAPI linter and the browser test (npm packages, pinned
 # by their package-lock.json). A machine that has node already keeps it.
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||

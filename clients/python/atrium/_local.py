@@ -1,0 +1,487 @@
+"""The local transport: libatrium through ctypes, on the store file itself.
+
+Every function used is declared once, with its argument and result types,
+from include/atrium.h. A scalar passed by value (atr_scalar, a union of
+int64, uint64 and double) is declared as a uint64 carrying its bits: the
+union is one 8-byte integer-class word in the x86-64 and AArch64 calling
+conventions, and ctypes cannot pass unions by value portably. Pointers to
+scalars are void pointers to a c_int64, c_uint64 or c_double chosen by the
+type's class, so results need no union.
+
+Two ways in, measured (one process, atr_value_add, calls/s): a declared
+CDLL function releases the GIL and converts every argument (1.3M); the
+same function through PyDLL, keeping the GIL, with arguments that are
+ctypes objects already and no argtypes to check, 3.0M. Hence the hot
+paths (value get, set and add; a queue's first, non-waiting try) use
+`fast`, the PyDLL functions without argtypes: the calls never wait for
+long (lock-free, or a short robust lock), so holding the GIL is right, and
+each argument is passed as the C type the prototype has (c_int64 for an
+int scalar's word, c_size_t, c_double), never as a bare int. Everything
+that may wait releases the GIL (the declared CDLL functions).
+
+A call that may wait runs in slices of SLICE seconds, so Ctrl-C (any
+signal whose handler raises) interrupts it within a slice: Python runs
+signal handlers only between foreign calls.
+"""
+import ctypes
+import os
+import struct
+import threading
+import time
+from ctypes import (POINTER, Structure, byref, c_char, c_char_p, c_double,
+                    c_int, c_int64, c_size_t, c_uint32, c_uint64, c_void_p,
+                    string_at)
+from operator import attrgetter
+
+from ._codec import EMPTY, decode
+from ._errors import AtriumError, std
+
+SLICE = 0.1
+NAME_MAX = 64
+CREATE, EXCL = 1, 2
+VALUE, ARRAY, QUEUE = 1, 2, 3
+TINT, TUINT, TFLOAT = 1, 2, 3
+_M64 = (1 << 64) - 1
+_ZERO = c_uint64(0)
+_NOWAIT = c_double(0.0)
+
+
+class Handle(Structure):
+    _fields_ = [("store", c_void_p), ("id", c_uint64), ("rec", c_void_p),
+                ("slot", c_uint32), ("kind", c_int), ("type", c_char)]
+
+
+class Info(Structure):
+    _fields_ = [("name", c_char * (NAME_MAX + 1)), ("kind", c_int),
+                ("type", c_char), ("version", c_uint64), ("id", c_uint64),
+                ("length", c_uint64), ("size", c_uint64), ("bytes", c_uint64),
+                ("maxsize", c_uint64), ("max_bytes", c_uint64),
+                ("max_item", c_uint64)]
+
+
+class QueueOpts(Structure):
+    _fields_ = [("maxsize", c_uint64), ("max_bytes", c_uint64),
+                ("max_item", c_uint64)]
+
+
+_h = POINTER(Handle)
+_u64p = POINTER(c_uint64)
+# name: (result type, argument types)
+_PROTOS = {
+    "atr_strerror": (c_char_p, [c_int]),
+    "atr_errname": (c_char_p, [c_int]),
+    "atr_store_open": (c_int, [c_char_p, c_void_p, POINTER(c_void_p)]),
+    "atr_type_size": (c_size_t, [c_char]),
+    "atr_type_class": (c_int, [c_char]),
+    "atr_stat": (c_int, [c_void_p, c_char_p, POINTER(Info)]),
+    "atr_delete": (c_int, [c_void_p, c_char_p, c_int]),
+    "atr_handle_stat": (c_int, [_h, POINTER(Info)]),
+    "atr_value_open": (c_int, [c_void_p, c_char_p, c_char, c_int, c_void_p, _h]),
+    "atr_value_get": (c_int, [_h, c_void_p, _u64p]),
+    "atr_value_set": (c_int, [_h, c_uint64, c_uint64, _u64p]),
+    "atr_value_add": (c_int, [_h, c_uint64, c_void_p, _u64p]),
+    "atr_array_open": (c_int, [c_void_p, c_char_p, c_char, c_uint64, c_int,
+                               c_void_p, _h]),
+    "atr_array_get": (c_int, [_h, c_int64, c_int64, c_void_p, c_uint64,
+                              _u64p, _u64p]),
+    "atr_array_set": (c_int, [_h, c_int64, c_void_p, c_uint64, c_uint64, _u64p]),
+    "atr_array_add": (c_int, [_h, c_int64, c_uint64, c_void_p, _u64p]),
+    "atr_queue_opts_init": (None, [POINTER(QueueOpts)]),
+    "atr_queue_open": (c_int, [c_void_p, c_char_p, c_int, POINTER(QueueOpts), _h]),
+    "atr_queue_put": (c_int, [_h, c_char_p, c_size_t, c_double]),
+    "atr_queue_get": (c_int, [_h, c_void_p, c_size_t, POINTER(c_size_t), c_double]),
+    "atr_queue_size": (c_int, [_h, _u64p, _u64p, _u64p]),
+    "atr_queue_clear": (c_int, [_h]),
+}
+
+_lib = None
+_fast = None
+_lib_lock = threading.Lock()
+
+
+def _candidates():
+    env = os.environ.get("ATRIUM_LIB")
+    if env:
+        return [env]
+    try:
+        from . import _installed  # written by make install
+        return [os.path.join(_installed.LIBDIR, "libatrium.so.1"), "libatrium.so.1"]
+    except ImportError:  # the checkout: its build
+        here = os.path.dirname(os.path.abspath(__file__))
+        return [os.path.join(here, "..", "..", "..", "build", "libatrium.so"),
+                "libatrium.so.1"]
+
+
+def lib():
+    """libatrium, loaded and declared once per process: from ATRIUM_LIB,
+    else the checkout's build/libatrium.so, else the installed one."""
+    global _lib, _fast
+    if _lib is not None:
+        return _lib
+    with _lib_lock:
+        if _lib is None:
+            errors = []
+            for path in _candidates():
+                if os.sep in path and not os.path.exists(path):
+                    continue
+                try:
+                    loaded = ctypes.CDLL(path)
+                    break
+                except OSError as e:
+                    errors.append("%s: %s" % (path, e))
+            else:
+                raise AtriumError("ESYS", "libatrium not found (set ATRIUM_LIB): "
+                                  + ("; ".join(errors) or "no candidate exists"))
+            for name, (res, args) in _PROTOS.items():
+                fn = getattr(loaded, name)
+                fn.restype = res
+                fn.argtypes = args
+            # The same library again (dlopen counts it once): its own
+            # function objects, undeclared, that keep the GIL.
+            _fast = ctypes.PyDLL(loaded._name)
+            _lib = loaded
+    return _lib
+
+
+_err_cache = {}
+
+
+def error(rc):
+    """The AtriumError of a negative core code."""
+    e = _err_cache.get(rc)
+    if e is None:
+        L = lib()
+        e = _err_cache[rc] = (L.atr_errname(rc).decode(),
+                              L.atr_strerror(rc).decode())
+    return std(AtriumError(e[0], e[1]))
+
+
+_OUT = {TINT: c_int64, TUINT: c_uint64, TFLOAT: c_double}
+
+
+class Scalar(ctypes.Union):
+    """atr_scalar, for results."""
+    _fields_ = [("i", c_int64), ("u", c_uint64), ("f", c_double)]
+
+
+_tls = threading.local()
+
+
+def _thread_word():
+    """This thread's result word and a pointer to it, made once."""
+    out = Scalar()
+    _tls.out = (out, byref(out))
+    return _tls.out
+
+
+# Argument words of the usual deltas, made once (never written to).
+_DELTAS = {d: c_int64(d) for d in (1, -1, 2, -2, 10, -10, 100, -100)}
+
+
+def _delta_word(d):
+    """The argument word of an integer delta d."""
+    if not isinstance(d, int):
+        raise TypeError("int expected instead of %s" % type(d).__name__)
+    if not -(1 << 63) <= d < (1 << 63):
+        raise std(AtriumError("EOVERFLOW", "result would leave the type's range"))
+    return c_int64(d)
+_pack_d = struct.Struct("<d").pack
+_unpack_q = struct.Struct("<Q").unpack
+
+
+def _bits(tclass, v):
+    """The uint64 word of an atr_scalar holding v (an int or a float)."""
+    if tclass == TFLOAT:
+        return _unpack_q(_pack_d(v))[0]
+    if tclass == TINT:
+        if not -(1 << 63) <= v < (1 << 63):
+            raise std(AtriumError("ERANGE", "value does not fit the object's type"))
+        return v & _M64
+    if not 0 <= v <= _M64:
+        raise std(AtriumError("ERANGE", "value does not fit the object's type"))
+    return v
+
+
+def wait_loop(call, timeout, busy):
+    """After a first try that found busy (the code of "not yet": EFULL,
+    EEMPTY), runs call(t) (a core call taking a timeout) until it returns
+    something else, waiting at most timeout seconds in all (None: for
+    ever) in slices of SLICE, so that signal handlers run in between.
+    Returns busy at the timeout."""
+    if timeout is not None and timeout <= 0:
+        return busy
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        left = SLICE if deadline is None else min(SLICE, deadline - time.monotonic())
+        if left <= 0:
+            return busy
+        rc = call(left)
+        if rc != busy:
+            return rc
+
+
+class Store:
+    """A store file opened through libatrium (one per path and process)."""
+    remote = False
+
+    def __init__(self, path):
+        self.path = path
+        self.url = path
+        self.token = None
+        self.lib = L = lib()
+        self.fast = _fast
+        ptr = c_void_p()
+        rc = L.atr_store_open(os.fsencode(path), None, byref(ptr))
+        if rc < 0:
+            raise error(rc)
+        self.ptr = ptr
+        # The core's codes by name (ATR_EFULL is -CODES["EFULL"]...).
+        self.codes = {}
+        for i in range(1, 64):
+            name = L.atr_errname(-i).decode()
+            if name in self.codes:
+                break
+            self.codes[name] = -i
+
+    def type_class(self, type_code):
+        return self.lib.atr_type_class(type_code.encode("latin-1"))
+
+    def delete(self, name, kind):
+        rc = self.lib.atr_delete(self.ptr, name.encode(), _KINDS[kind])
+        if rc < 0:
+            raise error(rc)
+
+
+_FLAGS = {"new": CREATE | EXCL, "any": CREATE, "open": 0}
+_KINDS = {"value": VALUE, "array": ARRAY, "queue": QUEUE}
+
+
+class _Object:
+    def __init__(self, store, name, type_code):
+        self.store = store
+        self.name = name
+        # What the object's life hangs on: every closure below holds href,
+        # which holds the handle (see atrium._own).
+        self.handle = self.life = Handle()
+        self.href = byref(self.handle)
+        self.type = type_code
+        self.tclass = store.type_class(type_code) if type_code else 0
+
+    def _opened(self, rc):
+        if rc < 0:
+            raise error(rc)
+        if not self.type:
+            self.type = self.handle.type.decode("latin-1")
+            self.tclass = self.store.type_class(self.type)
+        self.created = rc == 1
+
+    def info(self):
+        info = Info()
+        rc = self.store.lib.atr_handle_stat(self.href, byref(info))
+        if rc < 0:
+            raise error(rc)
+        return info
+
+
+class LocalValue(_Object):
+    """A value: get, set, add, with ints and floats as the core holds them
+    (conversions to bool and bytes are the caller's)."""
+
+    def __init__(self, store, name, type_code, init, mode):
+        super().__init__(store, name, type_code)
+        L = store.lib
+        ibuf = None
+        if init is not None:
+            ibuf = c_uint64(_bits(self.tclass, init))
+        self._opened(L.atr_value_open(
+            store.ptr, name.encode(), (type_code or "\0").encode("latin-1"),
+            _FLAGS[mode], None if ibuf is None else byref(ibuf), self.href))
+        href, tclass = self.href, self.tclass
+        F = store.fast
+        fget, fset, fadd = F.atr_value_get, F.atr_value_set, F.atr_value_add
+        lo, hi = (0, _M64 + 1) if tclass == TUINT else (-(1 << 63), 1 << 63)
+        word = c_uint64 if tclass == TUINT else c_int64
+        member = {TINT: "i", TUINT: "u", TFLOAT: "f"}[tclass]
+        read = attrgetter(member)
+        tls = _tls
+
+        # Closures over the cached handle and function objects: one
+        # foreign call each, and the result lands in this thread's word
+        # (a call keeps the GIL, but another thread may run between the
+        # call and the read of the result: so one word per thread).
+        def get():
+            try:
+                out, ref = tls.out
+            except AttributeError:
+                out, ref = _thread_word()
+            rc = fget(href, ref, None)
+            if rc < 0:
+                raise error(rc)
+            return read(out)
+
+        if tclass == TFLOAT:
+            def set_(v):
+                rc = fset(href, c_uint64(_unpack_q(_pack_d(v))[0]), _ZERO, None)
+                if rc < 0:
+                    raise error(rc)
+
+            def add(d=1):
+                try:
+                    out, ref = tls.out
+                except AttributeError:
+                    out, ref = _thread_word()
+                rc = fadd(href, c_uint64(_unpack_q(_pack_d(d))[0]), ref, None)
+                if rc < 0:
+                    raise error(rc)
+                return out.f
+        else:
+            def set_(v):
+                if not lo <= v < hi:
+                    raise std(AtriumError("ERANGE", "value does not fit the object's type"))
+                rc = fset(href, word(v), _ZERO, None)
+                if rc < 0:
+                    raise error(rc)
+
+            def add(d=1):
+                w = _DELTAS.get(d) if type(d) is int else None
+                if w is None:
+                    w = _delta_word(d)
+                try:
+                    out, ref = tls.out
+                except AttributeError:
+                    out, ref = _thread_word()
+                rc = fadd(href, w, ref, None)
+                if rc < 0:
+                    raise error(rc)
+                return read(out)
+        self.get, self.set, self.add = get, set_, add
+
+
+class LocalArray(_Object):
+    def __init__(self, store, name, type_code, length, init, mode):
+        super().__init__(store, name, type_code)
+        L = store.lib
+        buf = None
+        if init is not None:
+            buf = self._buf(init)
+        self._opened(L.atr_array_open(
+            store.ptr, name.encode(), (type_code or "\0").encode("latin-1"),
+            length, _FLAGS[mode], buf, self.href))
+        self.length = self.info().length
+        self.out = _OUT[self.tclass]
+
+    def _buf(self, values):
+        n = len(values)
+        if self.tclass == TFLOAT:
+            return (c_double * n)(*values)
+        if self.tclass == TINT:
+            for v in values:
+                if not -(1 << 63) <= v < (1 << 63):
+                    raise std(AtriumError("ERANGE", "value does not fit the object's type"))
+            return (c_int64 * n)(*values)
+        for v in values:
+            if not 0 <= v <= _M64:
+                raise std(AtriumError("ERANGE", "value does not fit the object's type"))
+        return (c_uint64 * n)(*values)
+
+    def get(self, lo, hi):
+        """Elements [lo:hi) (0 <= lo <= hi <= length), as one snapshot."""
+        n = hi - lo
+        out = (self.out * n)()
+        got = c_uint64()
+        rc = self.store.lib.atr_array_get(self.href, lo, hi, out, n, byref(got), None)
+        if rc < 0:
+            raise error(rc)
+        return out[:got.value]
+
+    def set(self, lo, values):
+        rc = self.store.lib.atr_array_set(self.href, lo, self._buf(values),
+                                          len(values), 0, None)
+        if rc < 0:
+            raise error(rc)
+
+    def add(self, index, delta):
+        o = self.out()
+        rc = self.store.lib.atr_array_add(self.href, index, _bits(self.tclass, delta),
+                                          byref(o), None)
+        if rc < 0:
+            raise error(rc)
+        return o.value
+
+
+def _thread_buf(size):
+    """This thread's item buffer (at least size bytes), with its capacity,
+    a length word and a pointer to it, as atr_queue_get takes them."""
+    cap = max(size, 65536)
+    size_word = c_size_t()
+    _tls.qbuf = (ctypes.create_string_buffer(cap), c_size_t(cap), size_word,
+                 byref(size_word))
+    return _tls.qbuf
+
+
+class LocalQueue(_Object):
+    def __init__(self, store, name, maxsize, mode):
+        super().__init__(store, name, None)
+        L = store.lib
+        opts = QueueOpts()
+        L.atr_queue_opts_init(byref(opts))
+        opts.maxsize = maxsize
+        # As multiprocessing: no bound on the bytes, only on the count.
+        opts.max_bytes = 0
+        opts.max_item = 0
+        rc = L.atr_queue_open(store.ptr, name.encode(), _FLAGS[mode], byref(opts),
+                              self.href)
+        if rc < 0:
+            raise error(rc)
+        self.created = rc == 1
+        self.maxsize = self.info().maxsize
+        href, fput, fget = self.href, L.atr_queue_put, L.atr_queue_get
+        put_now, get_now = store.fast.atr_queue_put, store.fast.atr_queue_get
+        tls = _tls
+        EFULL, EEMPTY, ETOOBIG = (store.codes[k] for k in ("EFULL", "EEMPTY", "ETOOBIG"))
+
+        def put(data, timeout):
+            """Appends data (bytes); False if still full after timeout."""
+            n = len(data)
+            rc = put_now(href, data, c_size_t(n), _NOWAIT)
+            if rc == EFULL:
+                rc = wait_loop(lambda t: fput(href, data, n, t), timeout, EFULL)
+            if rc < 0:
+                if rc == EFULL:
+                    return False
+                raise error(rc)
+            return True
+
+        def get(timeout):
+            """The oldest item, decoded, or _codec.EMPTY after timeout."""
+            while True:
+                try:
+                    buf, cap, size, sref = tls.qbuf
+                except AttributeError:
+                    buf, cap, size, sref = _thread_buf(0)
+                rc = get_now(href, buf, cap, sref, _NOWAIT)
+                if rc == EEMPTY:
+                    n = cap.value
+                    rc = wait_loop(lambda t: fget(href, buf, n, sref, t), timeout, EEMPTY)
+                if rc == ETOOBIG:
+                    _thread_buf(size.value)
+                    continue
+                if rc < 0:
+                    if rc == EEMPTY:
+                        return EMPTY
+                    raise error(rc)
+                return decode(string_at(buf, size.value))
+
+        self.put, self.get = put, get
+
+    def size(self):
+        n = c_uint64()
+        rc = self.store.lib.atr_queue_size(self.href, byref(n), None, None)
+        if rc < 0:
+            raise error(rc)
+        return n.value
+
+
+# The kinds of object of this transport, as atrium's objects open them:
+# Kind(store, name, ...) (see atrium._make).
+Store.kinds = {"value": LocalValue, "array": LocalArray, "queue": LocalQueue}
