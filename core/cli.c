@@ -246,7 +246,8 @@ static int cli_info(atr_store *store, const char *path, int created) {
     free(list.items);
     return cli_fail(path, rv);
   }
-  qsort(list.items, list.count, sizeof *list.items, cli_by_name);
+  if (list.count > 1) /* qsort wants a non-NULL array, even of none */
+    qsort(list.items, list.count, sizeof *list.items, cli_by_name);
   if (stats.capacity)
     percent_used = 100.0 * (double)stats.used / (double)stats.capacity;
 

@@ -78,6 +78,12 @@ rm -f "$store"
 cli_test() {
   s=$store.cli
   rm -f "$s"
+  # info on a store with no objects (under UBSan: no qsort of NULL)
+  "$cli" --store "$s" info >"$work/out" 2>"$work/log" || return 1
+  grep -q '(no objects)' "$work/out" || {
+    echo "atrium info on an empty store did not say (no objects)" >"$work/log"
+    return 1
+  }
   "$cli" --store "$s" set c q 5 >"$work/log" 2>&1 || return 1
   "$cli" --store "$s" add c 2 >"$work/log" 2>&1 || return 1
   got=$("$cli" --store "$s" get c 2>"$work/log") || return 1
@@ -87,7 +93,7 @@ cli_test() {
   }
 }
 : >"$work/log"
-if cli_test; then pass "atrium set/add/get"; else fail "atrium set/add/get"; fi
+if cli_test; then pass "atrium info/set/add/get"; else fail "atrium info/set/add/get"; fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
