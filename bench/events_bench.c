@@ -17,6 +17,15 @@
  *   events_bench stall HTTP_PORT
  *       opens an SSE stream of every topic with a tiny receive buffer,
  *       prints "stalled" and never reads it, until killed.
+ *   events_bench wake atrium HTTP_PORT STORE [N]
+ *   events_bench wake redis REDIS_PORT [N]
+ *       a pop parked in the server, woken by a put from another process,
+ *       N times (default 2000): this process sends POST /v1/queues/
+ *       evbench.wake/pop?timeout=5 (or BLPOP evbench.wake 5), waits 2 ms
+ *       for it to park, then tells a child, which notes the time and puts
+ *       it as the item through libatrium (or LPUSHes it on a connection
+ *       of its own); the answer is timed from that note. Prints p50 and
+ *       p99 in microseconds.
  *
  * Exit status 0, or 1 with a message on stderr.
  */
@@ -28,6 +37,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -36,6 +46,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "atrium.h"
@@ -405,11 +416,188 @@ static int stall(int argc, char **argv) {
     pause(); /* never reads; ends when killed */
 }
 
+/* --------------------------------------------------------------- wake */
+
+#define WAKE_NAME "evbench.wake"
+
+/* A connected TCP socket to 127.0.0.1:port, or -1. */
+static int tcp_open(unsigned port) {
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_port = htons((uint16_t)port),
+                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+
+  if (fd < 0)
+    return -1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+static int send_all(int fd, const char *p, size_t n) {
+  while (n > 0) {
+    ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
+    if (k <= 0)
+      return -1;
+    p += k;
+    n -= (size_t)k;
+  }
+  return 0;
+}
+
+/* Reads one whole answer into buf (NUL-terminated): an HTTP response
+ * with its Content-Length body, or a RESP reply of BLPOP (an array of
+ * two bulk strings, the item last). Returns its length or -1. */
+static ssize_t read_answer(int fd, char *buf, size_t cap, int http) {
+  size_t len = 0;
+
+  for (;;) {
+    ssize_t k = recv(fd, buf + len, cap - 1 - len, 0);
+    if (k <= 0)
+      return -1;
+    len += (size_t)k;
+    buf[len] = 0;
+    if (http) {
+      const char *end = strstr(buf, "\r\n\r\n");
+      const char *cl = strcasestr(buf, "content-length:");
+      if (end != NULL && cl != NULL &&
+          len >= (size_t)(end + 4 - buf) + strtoull(cl + 15, NULL, 10))
+        return (ssize_t)len;
+    } else if (len >= 4 && strcmp(buf + len - 2, "\r\n") == 0) {
+      /* *2 $len key $len item: five CRLF-ended lines */
+      int lines = 0;
+      for (size_t i = 0; i + 1 < len; i++)
+        lines += buf[i] == '\r' && buf[i + 1] == '\n';
+      if (lines >= 5)
+        return (ssize_t)len;
+    }
+    if (len + 1 >= cap)
+      return -1;
+  }
+}
+
+/* The child: on each byte from go, notes the time and puts it. */
+static int wake_putter(int go, int redis, unsigned port, const char *store) {
+  atr_store *st = NULL;
+  atr_handle h;
+  int fd = -1;
+  char c, text[32], cmd[128], reply[64];
+
+  if (redis) {
+    if ((fd = tcp_open(port)) < 0)
+      return bench_fail("wake", "cannot reach redis");
+  } else {
+    atr_store_opts o;
+    atr_store_opts_init(&o);
+    o.open_only = 1;
+    if (atr_store_open(store, &o, &st) != 0 ||
+        atr_queue_open(st, WAKE_NAME, ATR_CREATE, NULL, &h) < 0)
+      return bench_fail("wake", "cannot open the queue");
+  }
+  while (read(go, &c, 1) == 1) {
+    int n = snprintf(text, sizeof text, "%" PRId64, now_ns());
+    if (redis) {
+      int m = snprintf(cmd, sizeof cmd,
+                       "*3\r\n$5\r\nLPUSH\r\n$%zu\r\n%s\r\n$%d\r\n%s\r\n",
+                       strlen(WAKE_NAME), WAKE_NAME, n, text);
+      if (send_all(fd, cmd, (size_t)m) != 0 ||
+          recv(fd, reply, sizeof reply, 0) <= 0)
+        return bench_fail("wake", "LPUSH failed");
+    } else if (atr_queue_put(&h, text, (size_t)n, 0) != 0) {
+      return bench_fail("wake", "put failed");
+    }
+  }
+  atr_store_close(st);
+  return 0;
+}
+
+static int wake(int argc, char **argv) {
+  int redis, go[2], fd, status;
+  unsigned port;
+  size_t n;
+  pid_t child;
+  struct samples s = {0};
+  char req[256], buf[4096];
+  int reqlen;
+
+  if (argc < 2 || (strcmp(argv[0], "redis") != 0 && argc < 3))
+    return bench_fail("wake",
+                      "usage: wake atrium PORT STORE [N] | redis PORT [N]");
+  redis = strcmp(argv[0], "redis") == 0;
+  port = (unsigned)atoi(argv[1]);
+  n = (size_t)(argc > 3 - redis ? atol(argv[3 - redis]) : 2000);
+  if (n == 0 || n > MAX_SAMPLES || (s.ns = calloc(n, sizeof *s.ns)) == NULL)
+    return bench_fail("wake", "bad count");
+  if (redis)
+    reqlen = snprintf(req, sizeof req,
+                      "*3\r\n$5\r\nBLPOP\r\n$%zu\r\n%s\r\n$1\r\n5\r\n",
+                      strlen(WAKE_NAME), WAKE_NAME);
+  else
+    reqlen = snprintf(req, sizeof req,
+                      "POST /v1/queues/" WAKE_NAME "/pop?timeout=5 HTTP/1.1\r\n"
+                      "Host: 127.0.0.1:%u\r\nContent-Length: 0\r\n\r\n",
+                      port);
+  if ((fd = tcp_open(port)) < 0 || pipe(go) != 0)
+    return bench_fail("wake", "cannot connect");
+  if (!redis) { /* the queue, before the child opens it */
+    const char put[] = "PUT /v1/queues/" WAKE_NAME " HTTP/1.1\r\n"
+                       "Host: 127.0.0.1\r\nContent-Length: 0\r\n\r\n";
+    if (send_all(fd, put, sizeof put - 1) != 0 ||
+        read_answer(fd, buf, sizeof buf, 1) < 0)
+      return bench_fail("wake", "cannot create the queue");
+  }
+  if ((child = fork()) < 0)
+    return bench_fail("wake", "fork failed");
+  if (child == 0) {
+    close(go[1]);
+    _exit(wake_putter(go[0], redis, port, redis ? NULL : argv[2]));
+  }
+  close(go[0]);
+  for (size_t i = 0; i < n; i++) {
+    struct timespec park = {0, 2000000};
+    const char *item;
+    if (send_all(fd, req, (size_t)reqlen) != 0)
+      return bench_fail("wake", "send failed");
+    nanosleep(&park, NULL);
+    if (write(go[1], "", 1) != 1 ||
+        read_answer(fd, buf, sizeof buf, !redis) < 0)
+      return bench_fail("wake", "no answer");
+    int64_t t1 = now_ns();
+    /* the item is the last number of the answer */
+    item = buf + strlen(buf);
+    while (item > buf && (item[-1] < '0' || item[-1] > '9'))
+      item--;
+    while (item > buf && item[-1] >= '0' && item[-1] <= '9')
+      item--;
+    int64_t t0 = strtoll(item, NULL, 10);
+    if (t0 <= 0 || t0 > t1)
+      return bench_fail("wake", "answer without the item");
+    s.ns[s.n++] = t1 - t0;
+  }
+  close(go[1]);
+  close(fd);
+  waitpid(child, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    return bench_fail("wake", "the putter failed");
+  qsort(s.ns, s.n, sizeof *s.ns, by_value);
+  printf("%s_wake_p50: %.1f us\n", redis ? "redis_blpop" : "http_pop_parked",
+         (double)s.ns[s.n / 2] / 1e3);
+  printf("%s_wake_p99: %.1f us\n", redis ? "redis_blpop" : "http_pop_parked",
+         (double)s.ns[(s.n * 99) / 100] / 1e3);
+  free(s.ns);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc >= 2 && strcmp(argv[1], "latency") == 0)
     return latency(argc - 2, argv + 2);
   if (argc >= 2 && strcmp(argv[1], "stall") == 0)
     return stall(argc - 2, argv + 2);
-  fprintf(stderr, "usage: events_bench latency|stall ...\n");
+  if (argc >= 2 && strcmp(argv[1], "wake") == 0)
+    return wake(argc - 2, argv + 2);
+  fprintf(stderr, "usage: events_bench latency|stall|wake ...\n");
   return 2;
 }

@@ -4,7 +4,9 @@
 # subscriber and by an SSE client, beside a bare nng pub -> sub on the
 # same transport at the same rate (bench/events_bench.c); and HTTP add
 # throughput (wrk -t2 -c50) with and without an SSE client that has
-# stopped reading.
+# stopped reading; and a pop parked in atriumd woken by a put from another
+# local process, beside Redis's BLPOP woken by an LPUSH from another
+# client (a redis-server of its own on a free loopback port).
 #
 # Runs atriumd on its own store under /dev/shm, HTTP and events on free
 # loopback ports; both are removed on exit. Prints `name: value unit`
@@ -21,7 +23,7 @@ rate=${ATRIUM_EVENTS_BENCH_RATE:-10000}
 atriumd=$build/atriumd
 bench=$build/bench/events_bench
 
-for tool in wrk curl; do
+for tool in wrk curl redis-server python3; do
   command -v "$tool" >/dev/null 2>&1 || {
     echo "events_bench: $tool not found (make bench installs it)" >&2
     exit 1
@@ -38,8 +40,10 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/atrium-evbench.XXXXXX")
 store=/dev/shm/atrium-evbench-$$
 gw_pid=
 stall_pid=
+redis_pid=
 cleanup() {
   [ -n "$stall_pid" ] && kill "$stall_pid" 2>/dev/null
+  [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null
   if [ -n "$gw_pid" ]; then
     kill "$gw_pid" 2>/dev/null
     wait "$gw_pid" 2>/dev/null || true
@@ -107,10 +111,30 @@ kill "$stall_pid"
 wait "$stall_pid" 2>/dev/null || true
 stall_pid=
 
+# A parked pop woken by another process's put: atriumd (HTTP, the put
+# through libatrium) beside Redis (RESP, BLPOP woken by an LPUSH).
+redis_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no \
+  >"$tmp/redis.log" 2>&1 &
+redis_pid=$!
+i=0
+until "$bench" wake redis "$redis_port" 1 >/dev/null 2>&1; do
+  i=$((i + 1))
+  [ $i -le 200 ] || {
+    echo "events_bench: redis-server did not start" >&2
+    exit 1
+  }
+  sleep 0.05
+done
+echo "# events: a parked pop woken by a put from another process (2000 times)"
+"$bench" wake atrium "$port" "$store" 2000 | tee -a "$results"
+"$bench" wake redis "$redis_port" 2000 | tee -a "$results"
+
 echo "# events: ratios (targets are goals, not tests)"
 awk -f "$here/ratios.awk" "$results" - <<'EOF'
 event_latency_nng_p99      nng_raw_latency_p99 <= 2
 event_latency_sse_p99      nng_raw_latency_p99 <= 2
 http_value_add_stalled_sub http_value_add      >= 0.95
+http_pop_parked_wake_p50   redis_blpop_wake_p50 <= 2
 EOF
 exit 0
