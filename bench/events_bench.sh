@@ -77,6 +77,22 @@ results=$tmp/results
 echo "# events: latency at $rate changes/s, from a local set to its receipt"
 "$bench" latency "$events" "$port" "$store" "$rate" 3 | tee "$results"
 
+# until_ready WHY COMMAND...: runs COMMAND (quietly) until it succeeds,
+# 10 s at most; then fails the run, saying WHY.
+until_ready() {
+  why=$1
+  shift
+  i=0
+  until "$@" >/dev/null 2>&1; do
+    i=$((i + 1))
+    [ $i -le 200 ] || {
+      echo "events_bench: $why" >&2
+      exit 1
+    }
+    sleep 0.05
+  done
+}
+
 # wrk_add NAME: one wrk run of POST .../add; prints NAME: req/s.
 wrk_add() {
   out=$(wrk -t2 -c50 -d"${dur}s" -s "$here/events_add.lua" "$base/")
@@ -97,15 +113,8 @@ echo "# events: HTTP add throughput, wrk -t2 -c50, ${dur}s"
 wrk_add http_value_add | tee -a "$results"
 "$bench" stall "$port" >"$tmp/stall.out" &
 stall_pid=$!
-i=0
-until grep -q stalled "$tmp/stall.out" 2>/dev/null; do
-  i=$((i + 1))
-  [ $i -le 200 ] || {
-    echo "events_bench: the stalled client did not connect" >&2
-    exit 1
-  }
-  sleep 0.05
-done
+until_ready "the stalled client did not connect" \
+  grep -q stalled "$tmp/stall.out"
 wrk_add http_value_add_stalled_sub | tee -a "$results"
 kill "$stall_pid"
 wait "$stall_pid" 2>/dev/null || true
@@ -117,15 +126,8 @@ redis_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1"
 redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no \
   >"$tmp/redis.log" 2>&1 &
 redis_pid=$!
-i=0
-until "$bench" wake redis "$redis_port" 1 >/dev/null 2>&1; do
-  i=$((i + 1))
-  [ $i -le 200 ] || {
-    echo "events_bench: redis-server did not start" >&2
-    exit 1
-  }
-  sleep 0.05
-done
+until_ready "redis-server did not start" \
+  "$bench" wake redis "$redis_port" 1
 echo "# events: a parked pop woken by a put from another process (2000 times)"
 "$bench" wake atrium "$port" "$store" 2000 | tee -a "$results"
 "$bench" wake redis "$redis_port" 2000 | tee -a "$results"
