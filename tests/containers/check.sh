@@ -78,6 +78,12 @@ mkdir -p "$log"
 # ------------------------------------------------------------ cleanup
 dockerd_pid=
 podman_up=
+# The group-shared store's check: its application, its atriumd, its volume.
+gvol=${project}_group
+group_down() {
+  docker rm --force ${project}-gapp ${project}-gatriumd >/dev/null 2>&1
+  docker volume rm --force $gvol >/dev/null 2>&1
+}
 compose() { docker-compose --project-name $project --file deploy/compose.yaml "$@"; }
 podman_own() {
   podman --root "$state/podman/root" --runroot "$state/podman/run" \
@@ -93,6 +99,7 @@ cleanup() {
   if [ -n "$dockerd_pid" ]; then
     compose down --volumes --timeout 5 >/dev/null 2>&1
     docker rm --force ${project}-other >/dev/null 2>&1
+    group_down
     stop_pid "$dockerd_pid"
     # What dockerd leaves mounted (its default network namespace).
     awk -v root="$state/exec/" 'index($2, root) == 1 {print $2}' /proc/mounts |
@@ -123,6 +130,7 @@ wait_for 60 docker version || {
 # Containers and the store's volume of a run that was killed: its
 # restart policy would even have started atriumd again.
 compose down --volumes --timeout 5 >/dev/null 2>&1
+group_down
 
 # ------------------------------------------------------------ image
 if ! docker image inspect "$base" >/dev/null 2>&1; then
@@ -157,7 +165,7 @@ check "the image runs as $(docker image inspect --format '{{.Config.User}}' "$im
 # Runtime libraries only: no compiler, no headers; the atrium tool is in.
 check "no compiler or headers in the image; the atrium tool is" \
   docker run --rm --network none --entrypoint sh "$image" -c \
-  '! command -v cc && ! ls /usr/include/*.h && atrium --help' >/dev/null 2>&1
+  '! command -v cc >/dev/null && ! ls /usr/include/*.h >/dev/null && atrium --help >/dev/null' 2>/dev/null
 for f in deploy/compose.yaml deploy/kubernetes.yaml; do
   check "$f's application runs the pinned base $base" \
     grep -q "image: $base\$" $f
@@ -220,7 +228,7 @@ wait_for 30 grep -q '"op":"snapshot"' "$log/sse.out"
 out=$(in_app /tmp/adder /run/atrium/store hits 1 2>&1)
 acked=7
 check "an SSE stream in the application sees the C program's add" \
-  wait_for 30 grep -q '"name":"hits","op":"add".*"value":7' "$log/sse.out"
+  wait_for 30 grep -q '"name":"hits",.*"op":"add".*"value":7' "$log/sse.out"
 kill "$sse" 2>/dev/null
 wait "$sse" 2>/dev/null
 
@@ -282,6 +290,57 @@ refused() {
 }
 check "another uid (10002) is refused the store with a clear error: $out; $tool" refused
 compose down --volumes --timeout 5 >/dev/null 2>&1
+
+# ------------------------------------------------------------ group
+# The other way the README shows: atriumd creates the store with
+# ATRIUM_STORE_MODE=0660, and the application keeps a uid of its own in
+# atriumd's group. A fresh tmpfs volume, its folder mode 0751: the group
+# lists it, anyone else may only pass through, so what refuses another
+# group below is the store file's own mode. atriumd mounts it with
+# nocopy: else Docker gives an empty volume the image's /run/atrium
+# (0700) on the first mount, and the group could not get in.
+docker volume create --opt type=tmpfs --opt device=tmpfs \
+  --opt o=size=64m,uid=10001,gid=10001,mode=0751 $gvol >/dev/null &&
+  docker run --detach --name ${project}-gapp --network none --init \
+    --user 10002:10001 --volume $gvol:/run/atrium "$base" sleep infinity >/dev/null &&
+  docker run --detach --name ${project}-gatriumd --read-only \
+    --network container:${project}-gapp --env ATRIUM_STORE_SIZE=32M \
+    --env ATRIUM_STORE_MODE=0660 --volume $gvol:/run/atrium:nocopy "$image" >/dev/null &&
+  docker cp "$adder" ${project}-gapp:/tmp/adder >/dev/null &&
+  docker cp "$http" ${project}-gapp:/tmp/http >/dev/null ||
+  give_up "atriumd with ATRIUM_STORE_MODE=0660 and an application in its group"
+in_gapp() { docker exec ${project}-gapp "$@"; }
+gvalue() {
+  in_gapp /tmp/http GET "/v1/values/$1" | sed -n 's/.*"value":\([-0-9]*\).*/\1/p'
+}
+gready() { in_gapp /tmp/http GET /healthz | head -1 | grep -q '^200$'; }
+wait_for 60 gready
+mode=$(in_gapp stat -c '%a %u:%g' /run/atrium/store 2>&1)
+check "ATRIUM_STORE_MODE=0660: atriumd creates the store mode $mode" \
+  [ "$mode" = "660 10001:10001" ]
+out=$(in_gapp /tmp/adder /run/atrium/store shared 3 2>&1)
+check "uid 10002, group 10001 (user: 10002:10001): the C program adds through the store ($out); HTTP sees it" \
+  [ "$out" = "shared = 3 after 3 adds" -a "$(gvalue shared)" = 3 ]
+# group_add's way: a group of its own, atriumd's as a supplementary one.
+gother() {
+  docker run --rm --name ${project}-other --network none \
+    --volume $gvol:/run/atrium "$@" 2>&1
+}
+tool=$(gother --user 10002:10002 --group-add 10001 --entrypoint atrium "$image" add shared 2)
+tool_rc=$?
+check "uid 10002, group 10002 plus 10001 (group_add): the atrium tool adds ($tool); HTTP sees it" \
+  [ "$tool_rc" -eq 0 -a "$tool" = 5 -a "$(gvalue shared)" = 5 ]
+out=$(gother --user 10002:10002 --volume "$adder:/adder:ro" "$base" /adder /run/atrium/store shared 1)
+rc=$?
+tool=$(gother --user 10002:10002 --entrypoint atrium "$image" info)
+tool_rc=$?
+grefused() {
+  [ "$rc" -eq 1 ] && [[ $out == *"Permission denied"* ]] && [ "$tool_rc" -eq 1 ] &&
+    [ "$tool" = "atrium: /run/atrium/store: system call failed (see errno) (Permission denied)" ] &&
+    [ "$(gvalue shared)" = 5 ]
+}
+check "another uid in another group (10002:10002) is still refused the 0660 store: $out; $tool" grefused
+group_down
 
 # ------------------------------------------------------------ kubernetes
 # podman: runc (crun refuses this kind of hybrid cgroup setup), cgroupfs
