@@ -56,7 +56,9 @@ struct gw_sse {
   enum ev_state state;
   enum ev_start start; /* what a pending stream needs                */
   uint64_t last_id;    /* EV_REPLAY: resume after this seq           */
-  uint64_t accept_seq; /* the last event followed when it came        */
+  uint64_t accept_seq; /* the feed's last event when it came: a
+                          snapshot stream gets none up to it (its
+                          snapshot holds their effect)               */
   int suspended;       /* by ev_read; only the follower resumes      */
   int boundary;        /* what MHD has taken ends at an event's end  */
   int last_nl;         /* ... and its last byte was a newline        */
@@ -497,7 +499,13 @@ int gw_sse_stream(struct gw_req *req) {
   if (E.n_streams++ == 0)
     E.next_beat = gw_now() + gw_srv->cfg.sse_heartbeat;
   E.n_pending++;
-  s->accept_seq = E.last_seq;
+  /* The feed's end, not the follower's place: the follower may be behind
+   * (or paused while nobody listened), and what it has yet to follow up
+   * to here happened before this request. */
+  atr_cursor end;
+  s->accept_seq = atr_feed_open(gw_srv->store, &end) == 0 && end.next > 0
+                      ? end.next - 1
+                      : E.last_seq;
   req->sse = s;
   pthread_mutex_unlock(&E.mu);
   gw_follow_kick(0); /* the follower serves pending streams */
@@ -614,7 +622,8 @@ void gw_sse_publish(uint64_t seq, const char *msg, size_t len,
   ev_ring_push(seq, msg, len, topic_len);
   E.last_seq = seq;
   for (struct gw_sse *s = E.streams; s; s = s->next)
-    if (s->state == EV_LIVE && ev_match(s, msg, topic_len))
+    if (s->state == EV_LIVE && ev_match(s, msg, topic_len) &&
+        (s->start != EV_SNAPSHOT || seq > s->accept_seq))
       ev_append(s, f->data, f->len, 0);
   pthread_mutex_unlock(&E.mu);
 }
