@@ -5,39 +5,15 @@ query, both conditional headers, the log a bad client could flood. Raw
 sockets throughout: an HTTP client would normalise what is sent here."""
 import json
 import os
-import re
-import socket
 import tempfile
 import unittest
 
 import gw
 
 
-def raw(port, data, timeout=30):
-    """Sends data as it is; returns (status, error code, headers, body)
-    of the answer (the request should say Connection: close)."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    try:
-        try:
-            s.sendall(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # answered before all was sent
-        out = b""
-        while True:
-            try:
-                chunk = s.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            out += chunk
-    finally:
-        s.close()
-    head, _, body = out.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    hdrs = {l.split(":", 1)[0].lower(): l.split(":", 1)[1].strip()
-            for l in lines[1:] if ":" in l}
+def raw(port, data):
+    """(status, error code, headers, body) of the answer to data."""
+    status, hdrs, body = gw.raw(port, data)
     code = None
     if hdrs.get("content-type") == "application/json" and body:
         code = json.loads(body).get("error", {}).get("code")
@@ -67,16 +43,21 @@ def queue_length(g, name):
     return r.json["size"]
 
 
-class NoToken(unittest.TestCase):
-    """Without a token: Host and Origin keep web pages out."""
+class OneGateway(unittest.TestCase):
+    """A class of tests on one atriumd started with ARGS."""
+    ARGS = ()
 
     @classmethod
     def setUpClass(cls):
-        cls.gw = gw.Gateway().start()
+        cls.gw = gw.Gateway(*cls.ARGS).start()
 
     @classmethod
     def tearDownClass(cls):
         cls.gw.stop()
+
+
+class NoToken(OneGateway):
+    """Without a token: Host and Origin keep web pages out."""
 
     def fill(self, name):
         g = self.gw
@@ -183,17 +164,10 @@ class NoToken(unittest.TestCase):
         self.assertEqual(status, 200)
 
 
-class AllowHost(unittest.TestCase):
+class AllowHost(OneGateway):
     """--allow-host and --cors-origin widen what passes without a token."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.gw = gw.Gateway("--allow-host", "atrium.example,[fd00::7]",
-                            "--cors-origin", "http://app.example:8080").start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.gw.stop()
+    ARGS = ("--allow-host", "atrium.example,[fd00::7]",
+            "--cors-origin", "http://app.example:8080")
 
     def test_allowed(self):
         port = self.gw.port
@@ -256,19 +230,15 @@ class WithToken(unittest.TestCase):
             self.assertEqual((status, code), (401, "unauthorized"), repr(auth))
 
 
-class Framing(unittest.TestCase):
+class Framing(OneGateway):
     """Request shapes the gateway answers itself, as JSON, changing
     nothing."""
 
     @classmethod
     def setUpClass(cls):
-        cls.gw = gw.Gateway().start()
+        super().setUpClass()
         assert cls.gw.put("/v1/queues/fq", {}).status == 201
         assert cls.gw.post("/v1/queues/fq/items", 1).status == 201
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.gw.stop()
 
     def test_nul_in_query(self):
         port = self.gw.port
@@ -318,17 +288,9 @@ class Framing(unittest.TestCase):
         self.assertEqual(status, 200)
 
 
-class Conditions(unittest.TestCase):
+class Conditions(OneGateway):
     """If-Match and If-None-Match: * together never both hold (RFC 9110
     13.2.2); a 412 changes nothing."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.gw = gw.Gateway().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.gw.stop()
 
     def test_both(self):
         g = self.gw
