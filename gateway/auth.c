@@ -145,10 +145,8 @@ int gw_auth_ok_or_ticket(struct gw_req *req, int use) {
 
 /* ------------------------------------------------------- Host and Origin */
 
-/* Splits an authority "host[:port]" or "[v6]:port" into the host part
- * (brackets removed) and the port (-1 if none). 0, or -1 if malformed. */
-static int auth_split(const char *s, size_t n, const char **host, size_t *hlen,
-                      long *port) {
+int gw_auth_split(const char *s, size_t n, const char **host, size_t *hlen,
+                  long *port) {
   const char *end = s + n, *p;
 
   if (n > 0 && s[0] == '[') {
@@ -187,7 +185,7 @@ int gw_auth_host_allowed(const char *host, size_t len) {
   unsigned char a[16];
   char h[256];
 
-  if (len == 0 || len >= sizeof(h))
+  if (len == 0 || len >= sizeof(h) || memchr(host, '\0', len) != NULL)
     return 0;
   memcpy(h, host, len);
   h[len] = '\0';
@@ -224,7 +222,7 @@ static int auth_origin_own(const char *origin) {
     dflt = 443;
   } else
     return 0;
-  if (auth_split(rest, strlen(rest), &host, &hlen, &port) != 0)
+  if (gw_auth_split(rest, strlen(rest), &host, &hlen, &port) != 0)
     return 0;
   return gw_auth_host_allowed(host, hlen) &&
          (port < 0 ? dflt : port) == (long)gw_srv->cfg.listen_port;
@@ -238,8 +236,9 @@ int gw_auth_site(struct gw_req *req) {
   if (gw_srv->cfg.token != NULL)
     return GW_NEXT;
   host = gw_req_header(req, "Host"); /* HTTP/1.0 may leave it out */
-  if (host != NULL && (auth_split(host, strlen(host), &h, &hlen, &port) != 0 ||
-                       !gw_auth_host_allowed(h, hlen)))
+  if (host != NULL &&
+      (gw_auth_split(host, strlen(host), &h, &hlen, &port) != 0 ||
+       !gw_auth_host_allowed(h, hlen)))
     return gw_reply_error(req, 403, "forbidden_host",
                           "without a token, the Host must name this gateway "
                           "(its address, localhost, a loopback address or "

@@ -26,6 +26,11 @@ int gw_auth_ok_or_ticket(struct gw_req *req, int use);
  * own - http or https, an allowed host, the listening port - nor one
  * --cors-origin allows). With a token, GW_NEXT. */
 int gw_auth_site(struct gw_req *req);
+/* Splits an authority s[0..n), "host[:port]" or "[v6][:port]", into its
+ * host part (brackets removed, never empty) and port (-1 if none, else
+ * 0..65535). 0, or -1 if malformed. */
+int gw_auth_split(const char *s, size_t n, const char **host, size_t *hlen,
+                  long *port);
 /* 1 if host[0..len) (a Host's host part, no brackets) is allowed
  * without a token. */
 int gw_auth_host_allowed(const char *host, size_t len);
