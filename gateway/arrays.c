@@ -78,8 +78,7 @@ int gw_array_put(struct gw_req *req) {
   if (c.if_none_match_any)
     flags = ATR_CREATE | ATR_EXCL;
   rv = atr_array_open(gw_srv->store, req->name, type, length, flags, vals, &h);
-  if (rv == ATR_EEXIST || (rv == ATR_ENOENT && c.if_match) ||
-      (c.if_match == 2 && c.version == 0)) {
+  if (rv == ATR_EEXIST || (rv == ATR_ENOENT && c.if_match)) {
     answer = gw_reply_error(req, 412, "precondition_failed",
                             "the precondition does not hold");
     goto done;
@@ -156,11 +155,6 @@ int gw_array_patch(struct gw_req *req) {
     return gw_reply_core(req, rv);
   if (array_values(req, jvals, h.type, &vals, &n) != GW_NEXT)
     return GW_DONE;
-  if (c.if_match == 2 && c.version == 0) {
-    answer = gw_reply_error(req, 412, "precondition_failed",
-                            "the array's version does not match");
-    goto done;
-  }
   if (n > 0) {
     rv = atr_array_set(&h, start, vals, n, c.if_match == 2 ? c.version : 0,
                        &ver);

@@ -31,17 +31,26 @@ int gw_cond_parse(struct gw_req *req, struct gw_cond *c) {
       n--;
     if (n == 1 && im[0] == '*') {
       c->if_match = 1;
-      return GW_NEXT;
+    } else if (n < 3 || n - 2 >= sizeof(digits) || im[0] != '"' ||
+               im[n - 1] != '"')
+      goto bad;
+    else {
+      memcpy(digits, im + 1, n - 2);
+      digits[n - 2] = '\0';
+      if (gw_parse_int64(digits, &v) != 0 || v < 0)
+        goto bad;
+      c->if_match = 2;
+      c->version = (uint64_t)v;
     }
-    if (n < 3 || n - 2 >= sizeof(digits) || im[0] != '"' || im[n - 1] != '"')
-      goto bad;
-    memcpy(digits, im + 1, n - 2);
-    digits[n - 2] = '\0';
-    if (gw_parse_int64(digits, &v) != 0 || v < 0)
-      goto bad;
-    c->if_match = 2;
-    c->version = (uint64_t)v;
   }
+  /* RFC 9110 13.2.2: If-Match first, then If-None-Match. One needs the
+   * object to exist, the other needs it absent: together they never both
+   * hold. Nor does If-Match: "0" (versions start at 1). A 412 is
+   * answered before anything is opened, so it changes nothing. */
+  if ((c->if_match && c->if_none_match_any) ||
+      (c->if_match == 2 && c->version == 0))
+    return gw_reply_error(req, 412, "precondition_failed",
+                          "the precondition does not hold");
   return GW_NEXT;
 bad:
   return gw_reply_error(req, 400, "invalid_header",

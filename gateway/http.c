@@ -13,6 +13,7 @@
  */
 #include <microhttpd.h>
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -128,11 +129,44 @@ static enum MHD_Result http_on_accept(void *cls, const struct sockaddr *addr,
 
 /* libmicrohttpd's messages, on stderr with our prefix; but for those
  * that say a client went away while we sent (an event stream closed by
- * its reader, say): that is the normal end of a connection. */
+ * its reader, say): that is the normal end of a connection. It writes
+ * one per malformed request, so a client could flood the log: at most
+ * HTTP_LOG_BURST lines per HTTP_LOG_WINDOW seconds, and then one line
+ * that counts the ones left out. */
+#define HTTP_LOG_BURST 10
+#define HTTP_LOG_WINDOW 10.0
+
+static struct {
+  pthread_mutex_t mu;
+  double window_start;
+  unsigned lines, dropped;
+} http_log_rate = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
 __attribute__((format(printf, 2, 0))) static void
 http_log(void *cls, const char *fmt, va_list ap) {
+  double now = gw_now();
+  unsigned dropped = 0;
+  int print;
+
   (void)cls;
   if (strncmp(fmt, "Failed to send", 14) == 0)
+    return;
+  pthread_mutex_lock(&http_log_rate.mu);
+  if (now - http_log_rate.window_start >= HTTP_LOG_WINDOW) {
+    dropped = http_log_rate.dropped;
+    http_log_rate.window_start = now;
+    http_log_rate.lines = 0;
+    http_log_rate.dropped = 0;
+  }
+  print = http_log_rate.lines < HTTP_LOG_BURST;
+  if (print)
+    http_log_rate.lines++;
+  else
+    http_log_rate.dropped++;
+  pthread_mutex_unlock(&http_log_rate.mu);
+  if (dropped > 0)
+    fprintf(stderr, "atriumd: http: %u more messages left out\n", dropped);
+  if (!print)
     return;
   fputs("atriumd: http: ", stderr);
   vfprintf(stderr, fmt, ap);

@@ -61,6 +61,9 @@ static const char gw_usage[] =
     "  --threads N         HTTP worker threads (ATRIUM_THREADS, default: "
     "CPUs)\n"
     "  --max-depth N       JSON nesting limit (ATRIUM_MAX_DEPTH, default 64)\n"
+    "  --allow-host LIST   Host names served without a token besides the\n"
+    "                      listening address, localhost and loopback ones,\n"
+    "                      comma separated, or * (ATRIUM_ALLOW_HOST)\n"
     "  --cors-origin LIST  origins allowed by CORS, comma separated, or *\n"
     "                      (ATRIUM_CORS_ORIGIN; default: CORS off)\n"
     "  --sse-heartbeat SECONDS  comment line on idle event streams\n"
@@ -176,14 +179,21 @@ static int parse_listen(const char *s, struct gw_config *cfg) {
   return parse_uint(colon + 1, 0, 65535, &cfg->listen_port);
 }
 
-static int parse_origins(char *list, struct gw_config *cfg) {
+/* A comma separated list into list[*n] (at most GW_MAX_ORIGINS); with
+ * brackets, those round an IPv6 address are dropped. */
+static int parse_list(char *text, const char **list, size_t *n, int brackets) {
   char *save = NULL;
 
-  for (char *o = strtok_r(list, ", ", &save); o;
+  for (char *o = strtok_r(text, ", ", &save); o;
        o = strtok_r(NULL, ", ", &save)) {
-    if (cfg->n_origins == GW_MAX_ORIGINS)
+    size_t len = strlen(o);
+    if (*n == GW_MAX_ORIGINS)
       return -1;
-    cfg->origins[cfg->n_origins++] = o;
+    if (brackets && o[0] == '[' && len > 2 && o[len - 1] == ']') {
+      o[len - 1] = '\0';
+      o++;
+    }
+    list[(*n)++] = o;
   }
   return 0;
 }
@@ -257,6 +267,7 @@ enum {
   OPT_THREADS,
   OPT_MAX_DEPTH,
   OPT_CORS,
+  OPT_ALLOW_HOST,
   OPT_SSE_HEARTBEAT,
   OPT_SSE_BUFFER,
   OPT_HELP,
@@ -279,6 +290,7 @@ static const struct {
     {OPT_THREADS, "ATRIUM_THREADS"},
     {OPT_MAX_DEPTH, "ATRIUM_MAX_DEPTH"},
     {OPT_CORS, "ATRIUM_CORS_ORIGIN"},
+    {OPT_ALLOW_HOST, "ATRIUM_ALLOW_HOST"},
     {OPT_SSE_HEARTBEAT, "ATRIUM_SSE_HEARTBEAT"},
     {OPT_SSE_BUFFER, "ATRIUM_SSE_BUFFER"},
 };
@@ -326,7 +338,9 @@ static int apply(struct gw_config *cfg, int opt, char *arg) {
   case OPT_MAX_DEPTH:
     return parse_uint(arg, 1, 512, &cfg->max_depth);
   case OPT_CORS:
-    return parse_origins(arg, cfg);
+    return parse_list(arg, cfg->origins, &cfg->n_origins, 0);
+  case OPT_ALLOW_HOST:
+    return parse_list(arg, cfg->allow_hosts, &cfg->n_allow_hosts, 1);
   case OPT_SSE_HEARTBEAT:
     if (gw_parse_double(arg, &d) != 0 || d < 0.01 || d > 86400)
       return -1;
@@ -356,6 +370,7 @@ static int configure(struct gw_config *cfg, int argc, char **argv) {
       {"threads", required_argument, NULL, OPT_THREADS},
       {"max-depth", required_argument, NULL, OPT_MAX_DEPTH},
       {"cors-origin", required_argument, NULL, OPT_CORS},
+      {"allow-host", required_argument, NULL, OPT_ALLOW_HOST},
       {"sse-heartbeat", required_argument, NULL, OPT_SSE_HEARTBEAT},
       {"sse-buffer", required_argument, NULL, OPT_SSE_BUFFER},
       {"help", no_argument, NULL, OPT_HELP},

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -83,6 +84,42 @@ const char *gw_req_query(struct gw_req *req, const char *name) {
   return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+/* One pass over the headers: their size, and the Content-Length ones
+ * (the largest kept, UINT64_MAX for one too large to read; differing
+ * ones noted). */
+static enum MHD_Result req_head_one(void *cls, enum MHD_ValueKind kind,
+                                    const char *key, const char *value) {
+  struct gw_req_heads *h = cls;
+  uint64_t n = 0;
+  const char *p = value ? value : "";
+
+  (void)kind;
+  h->bytes += strlen(key) + strlen(p) + 4; /* ": " and CRLF */
+  if (strcasecmp(key, "Content-Length") != 0)
+    return MHD_YES;
+  if (h->clen_first == NULL)
+    h->clen_first = p;
+  else if (strcmp(h->clen_first, p) != 0)
+    h->clen_differ = 1;
+  while (*p == ' ' || *p == '\t')
+    p++;
+  for (; *p >= '0' && *p <= '9'; p++) {
+    if (n > (UINT64_MAX - 9) / 10) {
+      n = UINT64_MAX;
+      break;
+    }
+    n = n * 10 + (uint64_t)(*p - '0');
+  }
+  if (n > h->clen)
+    h->clen = n;
+  return MHD_YES;
+}
+
+void gw_req_heads(struct gw_req *req, struct gw_req_heads *h) {
+  memset(h, 0, sizeof(*h));
+  MHD_get_connection_values(req->conn, MHD_HEADER_KIND, req_head_one, h);
+}
+
 int gw_req_body_add(struct gw_req *req, const char *data, size_t n) {
   size_t cap;
   char *p;
@@ -140,33 +177,36 @@ int gw_client_gone(struct gw_req *req) {
 
 /* ------------------------------------------------------------------ answers */
 
+int gw_cors_allowed(const char *origin) {
+  const struct gw_config *cfg = &gw_srv->cfg;
+
+  for (size_t i = 0; origin != NULL && i < cfg->n_origins; i++)
+    if (strcmp(cfg->origins[i], "*") == 0 ||
+        strcmp(cfg->origins[i], origin) == 0)
+      return 1;
+  return 0;
+}
+
 /* The CORS headers, when the request's Origin is one we were told. */
 static void req_cors(struct gw_req *req, struct MHD_Response *resp) {
-  const struct gw_config *cfg = &gw_srv->cfg;
   const char *origin;
 
-  if (cfg->n_origins == 0)
+  if (gw_srv->cfg.n_origins == 0)
     return;
   origin = gw_req_header(req, "Origin");
-  if (origin == NULL)
+  if (!gw_cors_allowed(origin))
     return;
-  for (size_t i = 0; i < cfg->n_origins; i++) {
-    if (strcmp(cfg->origins[i], "*") == 0 ||
-        strcmp(cfg->origins[i], origin) == 0) {
-      MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
-      MHD_add_response_header(resp, "Vary", "Origin");
-      MHD_add_response_header(resp, "Access-Control-Expose-Headers", "ETag");
-      if (req->method == GW_OPTIONS) {
-        char methods[128];
-        gw_methods_str(req->allow, methods, sizeof(methods));
-        MHD_add_response_header(resp, "Access-Control-Allow-Methods", methods);
-        MHD_add_response_header(
-            resp, "Access-Control-Allow-Headers",
-            "Authorization, Content-Type, If-Match, If-None-Match");
-        MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
-      }
-      return;
-    }
+  MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
+  MHD_add_response_header(resp, "Vary", "Origin");
+  MHD_add_response_header(resp, "Access-Control-Expose-Headers", "ETag");
+  if (req->method == GW_OPTIONS) {
+    char methods[128];
+    gw_methods_str(req->allow, methods, sizeof(methods));
+    MHD_add_response_header(resp, "Access-Control-Allow-Methods", methods);
+    MHD_add_response_header(
+        resp, "Access-Control-Allow-Headers",
+        "Authorization, Content-Type, If-Match, If-None-Match");
+    MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
   }
 }
 

@@ -61,6 +61,8 @@ struct gw_config {
   unsigned max_depth; /* JSON nesting                             */
   const char *origins[GW_MAX_ORIGINS];
   size_t n_origins;
+  const char *allow_hosts[GW_MAX_ORIGINS]; /* --allow-host, no brackets */
+  size_t n_allow_hosts;
   char *token; /* owned; NULL: no auth                     */
 };
 
@@ -144,6 +146,7 @@ struct gw_req {
   char *body;     /* NUL-terminated past body_len     */
   size_t body_len, body_cap;
   int body_too_big;
+  uint64_t clen;               /* the declared Content-Length (gw_req_heads) */
   gw_json *doc;                /* parsed body (GW_R_PARSE)          */
   size_t item_start, item_end; /* a queue item's span in the body   */
   unsigned status;             /* answered status, for metrics      */
@@ -152,9 +155,27 @@ struct gw_req {
   struct gw_sse *sse; /* an event stream (sse.c); freed on completion */
 };
 
+/* 1 if origin is one --cors-origin allows (listed, or "*"). */
+int gw_cors_allowed(const char *origin);
+
 /* A request header or query argument (NULL if absent). */
 const char *gw_req_header(struct gw_req *req, const char *name);
 const char *gw_req_query(struct gw_req *req, const char *name);
+/* The request target and header sizes the gateway answers itself
+ * (414, 431), below libmicrohttpd's own limits (its answers are HTML). */
+#define GW_URI_MAX 4096
+#define GW_HEADERS_MAX 8192
+
+/* What the request's headers say as a whole. */
+struct gw_req_heads {
+  size_t bytes;           /* their size as sent, about                 */
+  uint64_t clen;          /* the largest Content-Length (0 if none,
+                             UINT64_MAX if too large to read)          */
+  int clen_differ;        /* two Content-Length headers differ (a
+                             request-smuggling shape)                  */
+  const char *clen_first; /* the first one's text                      */
+};
+void gw_req_heads(struct gw_req *req, struct gw_req_heads *h);
 /* Appends data[0..n) to the body (at most --max-body: beyond it the body
  * is marked too big and dropped). 0, or -1 out of memory. */
 int gw_req_body_add(struct gw_req *req, const char *data, size_t n);

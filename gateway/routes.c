@@ -1,11 +1,15 @@
 /*
  * routes.c - the route table and the checks every route shares.
  *
- * The checks run once, in this order, before any handler: token (401),
- * path (404), method (405 with Allow), object name on the raw path (400
- * bad_name), body size (413), content type (415), body present and JSON
- * (400). Handlers then only do their own work (routes.h).
+ * The checks run once, in this order, before any handler: Host and
+ * Origin without a token (403), token (401), path (404), method (405
+ * with Allow), object name on the raw path (400 bad_name), Content-Length
+ * (400 when two differ, 413), a %00 in the query (400), content type
+ * (415: nothing that changes state takes a CORS-simple type, even without
+ * a body), body present and JSON (400). Handlers then only do their own work
+ * (routes.h).
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,12 +142,36 @@ int gw_route_match(unsigned method, const char *path, size_t len,
   return GW_ROUTE_OK;
 }
 
+/* What libmicrohttpd would answer in HTML had the request been larger:
+ * the target's and the headers' sizes (414, 431), and Content-Length
+ * headers that disagree (400). */
+static int route_shape(struct gw_req *req) {
+  struct gw_req_heads h;
+
+  if (strlen(req->uri) > GW_URI_MAX)
+    return gw_reply_error(req, 414, "uri_too_long",
+                          "the request target is longer than %d bytes",
+                          GW_URI_MAX);
+  gw_req_heads(req, &h);
+  if (h.bytes > GW_HEADERS_MAX)
+    return gw_reply_error(req, 431, "headers_too_large",
+                          "the headers are larger than %d bytes",
+                          GW_HEADERS_MAX);
+  if (h.clen_differ)
+    return gw_reply_error(req, 400, "invalid_header",
+                          "two different Content-Length headers");
+  req->clen = h.clen;
+  return GW_NEXT;
+}
+
 int gw_route_find(struct gw_req *req, const char *path, size_t len) {
   struct gw_match m;
   char methods[128];
   int rv = gw_route_match(req->method, path, len, &m);
 
   req->allow = m.allow;
+  if (route_shape(req) != GW_NEXT || gw_auth_site(req) != GW_NEXT)
+    return GW_DONE;
   /* A CORS preflight carries no token: answer it before the token check. */
   if (req->method == GW_OPTIONS && gw_srv->cfg.n_origins > 0 && m.allow != 0) {
     req->allow |= GW_OPTIONS;
@@ -176,18 +204,6 @@ int gw_route_find(struct gw_req *req, const char *path, size_t len) {
   return GW_NEXT;
 }
 
-int gw_route_precheck(struct gw_req *req) {
-  const char *cl = gw_req_header(req, "Content-Length");
-  int64_t n;
-
-  if (cl != NULL && gw_parse_int64(cl, &n) == 0 &&
-      (uint64_t)n > gw_srv->cfg.max_body)
-    return gw_reply_error(req, 413, "body_too_large",
-                          "the body is larger than %zu bytes",
-                          gw_srv->cfg.max_body);
-  return GW_NEXT;
-}
-
 /* "application/json", any case, maybe with parameters. */
 static int route_is_json(const char *ctype) {
   size_t n = strlen("application/json");
@@ -199,6 +215,28 @@ static int route_is_json(const char *ctype) {
   if (strncasecmp(ctype, "application/json", n) != 0)
     return 0;
   return ctype[n] == '\0' || ctype[n] == ';' || ctype[n] == ' ';
+}
+
+int gw_route_precheck(struct gw_req *req) {
+  const char *ctype = gw_req_header(req, "Content-Type");
+  const char *query = strchr(req->uri, '?');
+
+  if (req->clen > gw_srv->cfg.max_body)
+    return gw_reply_error(req, 413, "body_too_large",
+                          "the body is larger than %zu bytes",
+                          gw_srv->cfg.max_body);
+  /* MHD unescapes a value up to its first %00 and no further. */
+  if (query != NULL && strstr(query, "%00") != NULL)
+    return gw_reply_error(req, 400, "invalid_query",
+                          "a query may not hold %%00");
+  /* A web page can send a form or text/plain without asking first (a
+   * CORS-simple request): nothing that changes state takes one. */
+  if (ctype != NULL &&
+      (req->method & (GW_PUT | GW_POST | GW_PATCH | GW_DELETE)) != 0 &&
+      !route_is_json(ctype))
+    return gw_reply_error(req, 415, "unsupported_media_type",
+                          "a body must be application/json");
+  return GW_NEXT;
 }
 
 int gw_route_run(struct gw_req *req) {

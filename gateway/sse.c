@@ -443,6 +443,12 @@ static void ev_stream_free(struct gw_sse *s) {
   free(s);
 }
 
+static int sse_unauthorized(struct gw_req *req) {
+  return gw_reply_error(req, 401, "unauthorized",
+                        "this stream needs an Authorization: Bearer token "
+                        "or a ?ticket= from POST /v1/events/tickets");
+}
+
 int gw_sse_stream(struct gw_req *req) {
   const char *last;
   struct MHD_Response *resp;
@@ -450,11 +456,10 @@ int gw_sse_stream(struct gw_req *req) {
   int64_t id = -1;
 
   /* The route is open: a browser's EventSource cannot send a header, so
-   * the token may come as a ticket instead. */
-  if (!gw_auth_ok_or_ticket(req))
-    return gw_reply_error(req, 401, "unauthorized",
-                          "this stream needs an Authorization: Bearer token "
-                          "or a ?ticket= from POST /v1/events/tickets");
+   * the token may come as a ticket instead, used up only once the
+   * request has passed every other check. */
+  if (!gw_auth_ok_or_ticket(req, 0))
+    return sse_unauthorized(req);
   last = gw_req_header(req, "Last-Event-ID");
   if (last == NULL || *last == '\0')
     last = gw_req_query(req, "lastEventId");
@@ -468,6 +473,10 @@ int gw_sse_stream(struct gw_req *req) {
   if (ev_parse_topics(req, s) != GW_NEXT) {
     ev_stream_free(s);
     return GW_DONE;
+  }
+  if (!gw_auth_ok_or_ticket(req, 1)) { /* taken by another meanwhile */
+    ev_stream_free(s);
+    return sse_unauthorized(req);
   }
   s->conn = req->conn;
   s->state = EV_PENDING;

@@ -37,8 +37,6 @@ int gw_value_put(struct gw_req *req) {
     return GW_DONE;
   if (gw_cond_parse(req, &c) != GW_NEXT)
     return GW_DONE;
-  if (c.if_match == 2 && c.version == 0)
-    return value_412(req); /* versions start at 1 */
   flags = c.if_match ? 0 : ATR_CREATE;
   if (c.if_none_match_any)
     flags = ATR_CREATE | ATR_EXCL;

@@ -269,6 +269,24 @@ class Tickets(unittest.TestCase):
         t2 = g.post("/v1/events/tickets", headers=self.auth).json["ticket"]
         self.assertEqual(g.get("/v1/objects?ticket=" + t2).status, 401)
 
+    def test_refused_request_keeps_ticket(self):
+        """A stream refused for its Last-Event-ID or topics (400) does not
+        use up its ticket."""
+        g = self.gw
+        ticket = g.post("/v1/events/tickets", headers=self.auth).json["ticket"]
+        r = g.get("/v1/events?ticket=" + ticket, headers={"Last-Event-ID": "x"})
+        self.assertEqual((r.status, r.error), (400, "invalid_query"))
+        r = g.get("/v1/events?lastEventId=-1&ticket=" + ticket)
+        self.assertEqual(r.status, 400)
+        r = g.get("/v1/events?topics=%s&ticket=%s" % ("v" * 300, ticket))
+        self.assertEqual(r.status, 400)
+        s = evlib.SSE(g, "/v1/events?ticket=" + ticket)
+        self.assertEqual(s.status, 200)
+        s.close()
+        again = evlib.SSE(g, "/v1/events?ticket=" + ticket)
+        self.assertEqual(again.status, 401)
+        again.close()
+
 
 class Stalled(unittest.TestCase):
     """A client that stops reading costs nothing to writers or to other

@@ -10,6 +10,7 @@ import os
 import re
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -193,6 +194,34 @@ class Gateway:
             if line.startswith(name + " "):
                 return float(line.split()[1])
         return None
+
+
+def raw(port, data, timeout=30):
+    """Sends data as it is on a new connection and reads until the server
+    closes it (the request should say Connection: close); returns
+    (status, headers as a dict with lower-case names, body)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        try:
+            s.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # answered before all was sent (413)
+        out = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        s.close()
+    head, _, body = out.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {l.split(":", 1)[0].lower(): l.split(":", 1)[1].strip()
+               for l in lines[1:] if ":" in l}
+    return int(lines[0].split()[1]), headers, body
 
 
 def remove(path):

@@ -1,7 +1,6 @@
 """A catalogue of bad requests: each gets its status and error code, and
 changes nothing in the store."""
 import json
-import socket
 
 import gw
 
@@ -210,27 +209,8 @@ class ErrorCatalogue(gw.GatewayCase):
             head += "%s: %s\r\n" % (k, v)
         if body is not None:
             head += "Content-Length: %d\r\n" % len(body)
-        s = socket.create_connection(("127.0.0.1", self.gw.port), timeout=10)
-        try:
-            try:
-                s.sendall(head.encode() + b"\r\n" + (body or b""))
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # answered before the whole body was sent (413)
-            data = b""
-            while True:
-                try:
-                    chunk = s.recv(65536)
-                except ConnectionResetError:
-                    break
-                if not chunk:
-                    break
-                data += chunk
-        finally:
-            s.close()
-        head, _, payload = data.partition(b"\r\n\r\n")
-        lines = head.decode().split("\r\n")
-        status = int(lines[0].split()[1])
-        rh = {l.split(":", 1)[0].lower(): l.split(":", 1)[1].strip() for l in lines[1:]}
+        status, rh, payload = gw.raw(self.gw.port, head.encode() + b"\r\n" + (body or b""),
+                                     timeout=10)
         code = json.loads(payload)["error"]["code"] if payload else None
         return status, code, rh
 
