@@ -12,6 +12,7 @@
 #include "atrium.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -88,11 +89,28 @@ static atr_store *bench_store_attach(void) {
 /* ------------------------------------------------------------ processes */
 
 /* What a child process does: set up (filling the handle it is given),
- * then, after the start signal, run count operations on that handle. */
+ * then, after the start signal, run count operations on that handle.
+ * With pin, child k runs on CPU k only (if there is one): two processes
+ * adding to one counter then really contend for it, where the scheduler
+ * could otherwise let them take turns on one CPU of a busy machine. */
 typedef struct bench_role {
   void (*setup)(void *ctx);
   void (*run)(void *ctx, uint64_t count);
+  int pin;
 } bench_role;
+
+static void bench_pin(int k) {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) < 0 || CPU_COUNT(&set) < 2)
+    return;
+  for (int cpu = 0, seen = 0; cpu < CPU_SETSIZE; cpu++)
+    if (CPU_ISSET(cpu, &set) && seen++ == k) {
+      CPU_ZERO(&set);
+      CPU_SET(cpu, &set);
+      sched_setaffinity(0, sizeof set, &set);
+      return;
+    }
+}
 
 /*
  * Forks one child per role; each sets up (opening the store by path, as
@@ -115,6 +133,8 @@ static double bench_fork2(const bench_role roles[2], uint64_t count) {
       atr_handle handle = {0};
       close(ready[0]);
       close(start[1]);
+      if (roles[k].pin)
+        bench_pin(k);
       roles[k].setup(&handle);
       if (write(ready[1], &byte, 1) != 1 || read(start[0], &byte, 1) != 1)
         _exit(3);
@@ -176,8 +196,8 @@ static double raw_atomic_add_1p(uint64_t count) {
 }
 
 static double raw_atomic_add_2p(uint64_t count) {
-  static const bench_role roles[2] = {{bench_raw_setup, bench_raw_run},
-                                      {bench_raw_setup, bench_raw_run}};
+  static const bench_role roles[2] = {{bench_raw_setup, bench_raw_run, 1},
+                                      {bench_raw_setup, bench_raw_run, 1}};
   return bench_fork2(roles, count);
 }
 
@@ -217,8 +237,8 @@ static void bench_value_setup(void *ctx) {
 }
 
 static double core_value_add_2p(uint64_t count) {
-  static const bench_role roles[2] = {{bench_value_setup, bench_value_run},
-                                      {bench_value_setup, bench_value_run}};
+  static const bench_role roles[2] = {{bench_value_setup, bench_value_run, 1},
+                                      {bench_value_setup, bench_value_run, 1}};
   return bench_fork2(roles, count);
 }
 

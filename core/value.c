@@ -10,6 +10,13 @@
  * separate fetch_add of the version, which could not give that
  * guarantee. An add touches the value's own cache line and nothing else
  * unless the change feed needs a new event.
+ *
+ * Under contention (two processes pinned to two CPUs, adding to one
+ * value) adds run at about half the rate of two bare atomic adds, and
+ * fewer than one CAS in ten fails: the cost is the cache line moving
+ * between the CPUs, which a bare add pays too, not CAS retries. So a
+ * backoff after a failed CAS, or a load that takes the line to own
+ * (prefetchw), measured no faster, and neither is here.
  */
 #include "internal.h"
 

@@ -1,13 +1,16 @@
 /*
  * test_value.c - typed values: every type code, range edges, overflow,
- * floats, compare-and-set by version, open flags.
+ * floats, compare-and-set by version, open flags, and the history of one
+ * value changed by several processes at once.
  */
 #include "testutil.h"
 
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static tu_fixture *fixture(void **state) {
   return *state;
@@ -425,6 +428,168 @@ static void test_compare_and_set(void **state) {
   tu_assert_f64(got.f, 2.0);
 }
 
+/* ------------------------------------------------- history under contention */
+
+/* One acknowledged change, as its process saw it: the version it made,
+ * the value it left, and what it was made from: an add's step, or the
+ * value a set had read at the version it expected. */
+struct change {
+  uint64_t version;
+  atr_scalar after, read;
+  uint8_t is_set;
+};
+
+enum { HIST_ADDERS = 3, HIST_ADDS = 100000, HIST_SETS = 100000 };
+#define HIST_PROCS (HIST_ADDERS + 1)
+#define HIST_LOG (HIST_ADDS > HIST_SETS ? HIST_ADDS : HIST_SETS)
+
+/* What the processes of one case share: its log, mapped before the fork. */
+struct hist {
+  const char *path;
+  char type;
+  int index; /* this child's: < HIST_ADDERS adds, else sets */
+  int go[2];
+  struct change *log; /* HIST_PROCS runs of HIST_LOG entries */
+  uint64_t *count;    /* entries each child logged */
+};
+
+/* The case's add: a small step of the value's type, never zero. */
+static atr_scalar hist_delta(char type, long i) {
+  long step = i % 7 - 3;
+  step = step != 0 ? step : 4;
+  return type == 'd' ? sf((double)step * 0.5) : si(step);
+}
+
+/* The value a set writes, from the value it read: anything but a step. */
+static atr_scalar hist_next(char type, atr_scalar read) {
+  return type == 'd' ? sf(read.f * 0.5 - 11.25) : si(read.i / 2 - 11);
+}
+
+static int hist_child(void *arg) {
+  struct hist *a = arg;
+  atr_store *s = tu_child_open(a->path);
+  struct change *log = a->log + (size_t)a->index * HIST_LOG;
+  atr_handle h;
+  char c;
+  uint64_t n = 0;
+  TU_CHILD_CHECK(atr_value_open(s, "hist", a->type, 0, NULL, &h) == 0);
+  TU_CHILD_CHECK(tu_read_full(a->go[0], &c, 1, 30) == 0);
+  if (a->index < HIST_ADDERS) {
+    for (long i = 0; i < HIST_ADDS; i++, n++) {
+      struct change *ch = &log[n];
+      ch->read = hist_delta(a->type, i);
+      TU_CHILD_CHECK(atr_value_add(&h, ch->read, &ch->after, &ch->version) ==
+                     0);
+    }
+  } else {
+    for (long i = 0; i < HIST_SETS; i++) {
+      struct change *ch = &log[n];
+      uint64_t seen;
+      TU_CHILD_CHECK(atr_value_get(&h, &ch->read, &seen) == 0);
+      ch->after = hist_next(a->type, ch->read);
+      int rv = atr_value_set(&h, ch->after, seen, &ch->version);
+      TU_CHILD_CHECK(rv == 0 || rv == ATR_EVERSION);
+      if (rv == 0) {
+        /* A set moves the version it expected on by exactly one. */
+        TU_CHILD_CHECK(ch->version == seen + 1);
+        ch->is_set = 1;
+        n++;
+      }
+    }
+  }
+  a->count[a->index] = n;
+  atr_store_close(s);
+  return 0;
+}
+
+static int change_cmp(const void *x, const void *y) {
+  const struct change *a = x, *b = y;
+  return a->version < b->version ? -1 : a->version > b->version;
+}
+
+/*
+ * Adders and a setter on one value at once; each process logs every
+ * change it was told it made. Put in version order, the log must be the
+ * value's whole history: one change per version with no version twice or
+ * missing, each add leaving the value before it plus its step, each set
+ * made against exactly the value it had read (a set that won
+ * against a version already passed would show here), and the last entry
+ * equal to what a get reads.
+ */
+static void test_history_exact(void **state) {
+  static const char types[] = {'q', 'd'};
+  tu_fixture *f = fixture(state);
+  size_t log_size = sizeof(struct change) * HIST_PROCS * HIST_LOG;
+  struct change *log = mmap(NULL, log_size, PROT_READ | PROT_WRITE,
+                            MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  uint64_t *count =
+      mmap(NULL, sizeof *count * HIST_PROCS, PROT_READ | PROT_WRITE,
+           MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  assert_true(log != MAP_FAILED && count != MAP_FAILED);
+  for (size_t t = 0; t < sizeof types; t++) {
+    char type = types[t];
+    tu_case("type '%c'", type);
+    char name[8] = "hist";
+    atr_handle h;
+    atr_scalar cur = type == 'd' ? sf(0.5) : si(1);
+    uint64_t v0;
+    vnew(f->store, name, type, cur, &h);
+    v0 = version_of(&h);
+    memset(log, 0, log_size);
+    struct hist args[HIST_PROCS];
+    pid_t pids[HIST_PROCS];
+    int go[2];
+    tu_pipe(go);
+    for (int i = 0; i < HIST_PROCS; i++) {
+      args[i] = (struct hist){.path = f->path,
+                              .type = type,
+                              .index = i,
+                              .log = log,
+                              .count = count};
+      memcpy(args[i].go, go, sizeof go);
+      count[i] = 0;
+      pids[i] = tu_spawn(hist_child, &args[i]);
+    }
+    char start[HIST_PROCS];
+    memset(start, 'g', sizeof start);
+    assert_int_equal(tu_write_full(go[1], start, sizeof start), 0);
+    for (int i = 0; i < HIST_PROCS; i++)
+      assert_int_equal(tu_wait(pids[i], 120), 0);
+    tu_close_pipe(go);
+
+    /* Pack the logs together and put them in version order. */
+    size_t n = 0;
+    for (int i = 0; i < HIST_PROCS; i++) {
+      memmove(log + n, log + (size_t)i * HIST_LOG, sizeof *log * count[i]);
+      n += count[i];
+    }
+    qsort(log, n, sizeof *log, change_cmp);
+    uint64_t sets = 0;
+    for (size_t k = 0; k < n; k++) {
+      const struct change *ch = &log[k];
+      tu_assert_u64(ch->version, v0 + 1 + k);
+      if (ch->is_set) {
+        tu_assert_u64(ch->read.u, cur.u);
+        sets++;
+      } else if (type == 'd') {
+        tu_assert_f64(ch->after.f, cur.f + ch->read.f);
+      } else {
+        tu_assert_i64(ch->after.i, cur.i + ch->read.i);
+      }
+      cur = ch->after;
+    }
+    tu_assert_u64(n - sets, (uint64_t)HIST_ADDERS * HIST_ADDS);
+    assert_true(sets > 0);
+    assert_value(&h, cur, v0 + n);
+    print_message("'%c': %llu adds, %llu of %d sets won\n", type,
+                  (unsigned long long)(n - sets), (unsigned long long)sets,
+                  HIST_SETS);
+    tu_ok(atr_delete(f->store, name, ATR_VALUE));
+  }
+  munmap(log, log_size);
+  munmap(count, sizeof *count * HIST_PROCS);
+}
+
 /* ------------------------------------------------------------ open flags */
 
 static void test_open_flags(void **state) {
@@ -486,6 +651,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_compare_and_set, tu_setup,
                                       tu_teardown),
       cmocka_unit_test_setup_teardown(test_open_flags, tu_setup, tu_teardown),
+      cmocka_unit_test_setup_teardown(test_history_exact, tu_setup,
+                                      tu_teardown),
       cmocka_unit_test(tu_test_no_leftovers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
