@@ -38,7 +38,8 @@ static bool arr_ok(const atr_store *s, const struct atr__obj *o) {
       !atr__heap_span_ok(s, o->data_off, o->data_size))
     return false;
   return !atomic_load(&a->log_valid) ||
-         (a->log_count <= a->length && a->log_start <= a->length - a->log_count);
+         (a->log_count <= a->length &&
+          a->log_start <= a->length - a->log_count);
 }
 
 static struct atr__obj *arr_of(const atr_handle *h) {

@@ -276,6 +276,10 @@ atr_scalar atr__elem_load(char type, const void *p);
 void atr__elem_store(char type, void *p, atr_scalar v);
 
 /* store.c */
+/* The header's check: a hash of its fixed part, which anyone can compute
+ * (it catches accidents; opening also derives every table from the
+ * counts). */
+uint64_t atr__store_header_check(const struct atr__header *h);
 int atr__store_lock(atr_store *s);
 void atr__store_unlock(atr_store *s);
 

@@ -62,8 +62,7 @@ static inline void q_count(uint64_t *count) {
 
 /* Whether a ring of size R at off lies in the heap, aligned. */
 static bool q_ring_fits(const atr_store *s, uint64_t off, uint64_t R) {
-  return R >= 64 && R % 8 == 0 && off % 8 == 0 &&
-         atr__heap_span_ok(s, off, R);
+  return R >= 64 && R % 8 == 0 && off % 8 == 0 && atr__heap_span_ok(s, off, R);
 }
 
 /* Whether q's ring lies in the heap and its items' lengths fit the
@@ -374,8 +373,7 @@ static bool q_pack_items(const atr_handle *h, const struct atr__queue *q,
   for (uint64_t k = q->cons.items; k != q->prod.items; k++) {
     const uint8_t *at;
     uint32_t len;
-    if (!q_item_at(from, q->ring_size, q->cons.pos, used, pos, &len, &at,
-                   &pos))
+    if (!q_item_at(from, q->ring_size, q->cons.pos, used, pos, &len, &at, &pos))
       return false;
     struct iovec one = {(void *)(uintptr_t)at, len};
     q_write_items(to, R, *end, &one, 1);
@@ -572,8 +570,9 @@ ATR__EXPORT int atr_queue_put_batch(const atr_handle *h,
   if (n == 0)
     return 0;
   if ((o->u.q.maxsize != 0 && n > o->u.q.maxsize) ||
-      (!o->u.q.grow && total > o->u.q.ring_size))
-    return ATR_EFULL; /* could never fit */
+      (!o->u.q.grow && total > o->u.q.ring_size &&
+       q_ring_ok(h->store, &o->u.q)))
+    return ATR_EFULL; /* could never fit (a damaged ring: see below) */
   for (;;) {
     if ((rc = q_lock_put(h, &o)) != 0)
       return rc;
@@ -657,8 +656,8 @@ static int q_take(const atr_handle *h, size_t max, double timeout,
         const uint8_t *at;
         uint64_t next;
         uint32_t len;
-        if (!q_item_at(q_ring(h, q), q->ring_size, cons.pos, q->ring_size,
-                       pos, &len, &at, &next)) {
+        if (!q_item_at(q_ring(h, q), q->ring_size, cons.pos, q->ring_size, pos,
+                       &len, &at, &next)) {
           rc = ATR_ECORRUPT;
           break;
         }

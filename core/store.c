@@ -25,7 +25,7 @@ ATR__EXPORT void atr_store_opts_init(atr_store_opts *opts) {
   opts->shared = 0;
 }
 
-static uint64_t store_header_check(const struct atr__header *h) {
+uint64_t atr__store_header_check(const struct atr__header *h) {
   /* FNV-1a over the fields fixed at creation. */
   const uint8_t *p = (const uint8_t *)h;
   uint64_t x = 1469598103934665603ull;
@@ -78,7 +78,7 @@ static int store_plan(const atr_store_opts *o, struct atr__header *h) {
       o->feed_entries ? o->feed_entries : (uint32_t)per_size;
   int rc = store_layout(o->size, max_objects, feed_entries, h);
   if (rc == 0)
-    h->check = store_header_check(h);
+    h->check = atr__store_header_check(h);
   return rc;
 }
 
@@ -139,7 +139,7 @@ static int store_validate(const struct atr__header *h, uint64_t file_size) {
     return ATR_ECORRUPT;
   if (atomic_load(&h->ready) != ATR__READY)
     return ATR_EBUSY; /* never finished */
-  if (file_size < sizeof *h || h->check != store_header_check(h) ||
+  if (file_size < sizeof *h || h->check != atr__store_header_check(h) ||
       h->size != file_size || !store_layout_matches(h))
     return ATR_ECORRUPT;
   return 0;
