@@ -235,7 +235,7 @@ void atr__heap_rebuild(atr_store *s, struct atr__span *live, size_t n) {
    * only those that lie in the heap. */
   for (size_t i = 0; i < n; i++)
     if (live[i].off >= h->heap_off + HDR && live[i].off % HDR == 0 &&
-        live[i].size <= heap_end(s) - live[i].off)
+        live[i].off <= heap_end(s) && live[i].size <= heap_end(s) - live[i].off)
       live[k++] = (struct atr__span){live[i].off - HDR,
                                      atr__round_up(live[i].size, HDR) + HDR};
   n = k;

@@ -214,6 +214,9 @@ static void array_esize_2_20(const char *path, struct objs *o) {
 static void array_data_off(const char *path, struct objs *o) {
   POKE(path, o, rec(&o->a)->data_off, (uint64_t)o->s->size - 64);
 }
+static void array_data_off_2_63(const char *path, struct objs *o) {
+  POKE(path, o, rec(&o->a)->data_off, (uint64_t)1 << 63);
+}
 static void expect_array_corrupt(const char *path, struct objs *o) {
   atr_scalar out[16], one = {.i = 1};
   atr_info info;
@@ -327,6 +330,7 @@ static const struct record_case record_cases[] = {
     {"array length 2^32", array_length_2_32, expect_array_corrupt, true},
     {"array esize 2^20", array_esize_2_20, expect_array_corrupt, true},
     {"array data past the store", array_data_off, expect_array_corrupt, true},
+    {"array data at 2^63", array_data_off_2_63, expect_array_corrupt, true},
     {"array redo log past the array", array_log_huge, expect_log_dropped, true},
     {"queue ring_size 0", ring_size_0, expect_queue_corrupt, true},
     {"queue ring past the store", ring_off_out, expect_queue_corrupt, true},

@@ -337,34 +337,36 @@ static void seed_die_holding(const char *path) {
     abort();
 }
 
+static void seed_empty(atr_store *s) {
+  (void)s;
+}
+
+/* The seeds: what each holds, and whether a process then dies holding
+ * its locks. */
+static const struct {
+  const char *name;
+  void (*fill)(atr_store *s);
+  bool die_holding;
+} seeds[] = {
+    {"empty", seed_empty, false},
+    {"every-kind", seed_every_kind, false},
+    {"wrapped-queue", seed_wrapped, false},
+    {"grown-queue", seed_grown, false},
+    {"churn-feed", seed_churn, false},
+    {"mid-repair", seed_every_kind, true},
+};
+
 static void seeds_write(const char *dir) {
   char path[64];
-  atr_store *s;
   snprintf(path, sizeof path, "/dev/shm/atrium-fuzz-seed-%ld", (long)getpid());
-  s = seed_open(path, SEED_SIZE);
-  atr_store_close(s);
-  seed_keep(path, dir, "empty");
-  s = seed_open(path, SEED_SIZE);
-  seed_every_kind(s);
-  atr_store_close(s);
-  seed_keep(path, dir, "every-kind");
-  s = seed_open(path, SEED_SIZE);
-  seed_wrapped(s);
-  atr_store_close(s);
-  seed_keep(path, dir, "wrapped-queue");
-  s = seed_open(path, SEED_SIZE);
-  seed_grown(s);
-  atr_store_close(s);
-  seed_keep(path, dir, "grown-queue");
-  s = seed_open(path, SEED_SIZE);
-  seed_churn(s);
-  atr_store_close(s);
-  seed_keep(path, dir, "churn-feed");
-  s = seed_open(path, SEED_SIZE);
-  seed_every_kind(s);
-  atr_store_close(s);
-  seed_die_holding(path);
-  seed_keep(path, dir, "mid-repair");
+  for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
+    atr_store *s = seed_open(path, SEED_SIZE);
+    seeds[i].fill(s);
+    atr_store_close(s);
+    if (seeds[i].die_holding)
+      seed_die_holding(path);
+    seed_keep(path, dir, seeds[i].name);
+  }
 }
 
 static void fuzz_cleanup(void) {
