@@ -219,6 +219,16 @@ void atr__heap_free(atr_store *s, uint64_t data_off) {
   heap_list_push(s, off);
 }
 
+bool atr__heap_damaged(atr_store *s) {
+  uint64_t left = heap_max_blocks(s), off = s->hdr->heap_free;
+  for (; off != 0 && left > 0; left--) {
+    if (!heap_ok_as(s, off, true))
+      return true;
+    off = heap_blk(s, off)->next_free;
+  }
+  return off != 0; /* longer than the heap can be: a cycle */
+}
+
 static int heap_span_cmp(const void *a, const void *b) {
   const struct atr__span *x = a, *y = b;
   return x->off < y->off ? -1 : x->off > y->off;

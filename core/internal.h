@@ -301,6 +301,9 @@ void atr__heap_free(atr_store *s, uint64_t off);
  * size; 0 if that neighbour has not the room (nothing changed). */
 uint64_t atr__heap_extend(atr_store *s, uint64_t off, uint64_t more,
                           bool forward, uint64_t *got);
+/* Whether the free list is damaged: a link to no free block, or a
+ * cycle. Walks it (bounded): for the rare paths only. */
+bool atr__heap_damaged(atr_store *s);
 /* Rebuilds block headers and the free list around the n live blocks
  * (in any order; sorted here). */
 void atr__heap_rebuild(atr_store *s, struct atr__span *live, size_t n);

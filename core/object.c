@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+static void obj_rebuild_heap(atr_store *s);
+
 /* The length of a valid name, or an error: 0 or ATR_ENAME. */
 static int obj_name_len(const char *name, size_t *len) {
   *len = name != NULL ? strnlen(name, ATR_NAME_MAX + 1) : 0;
@@ -138,7 +140,13 @@ int atr__open(atr_store *s, const char *name, atr_kind kind, char type,
   o->data_off = o->data_size = 0;
   o->version = hd->version_floor + 1;
   atomic_store(&o->pend, 0);
-  if ((rc = init(s, o, arg)) != 0)
+  rc = init(s, o, arg);
+  if (rc == ATR_ENOSPC && atr__heap_damaged(s)) {
+    /* The free list is derived state: made again from the records. */
+    obj_rebuild_heap(s);
+    rc = init(s, o, arg);
+  }
+  if (rc != 0)
     goto out; /* init frees what it took */
   /* Publish: the id makes the record live, the index entry makes it
    * findable (the commit point). */
