@@ -4,7 +4,8 @@
 #   make check         install what is missing, build with -Werror, run every test
 #   make check SANITIZER=address,undefined   the same under ASan and UBSan
 #   make bench         benchmarks beside their peers
-#   make fuzz          the request fuzz target for 5 minutes (FUZZ_TIME=seconds)
+#   make fuzz          both fuzz targets (request, store images) 5 minutes each
+#                      (FUZZ_TIME=seconds, FUZZ_TARGET=request|store)
 #   make check-containers   (root) the image and the sidecar under real engines
 #   make install PREFIX=/usr/local DESTDIR=
 #   make format        clang-format the tree (make format-check: check only)
@@ -208,29 +209,50 @@ $(BUILD)/tests/containers/%.o: tests/containers/%.c
 	$(CC) $(CFLAGS) $(PUBLIC_INC) -c $< -o $@
 
 # ---------------------------------------------------------------- fuzz
-# A libFuzzer target over request decoding (routing, query parameters,
-# JSON bodies; tests/fuzz/fuzz_request.c, which includes the gateway's
-# headers): the gateway (but main.c) and the
-# core built again with clang, coverage, ASan and UBSan, in FUZZ_BUILD.
-# make fuzz runs it FUZZ_TIME seconds on the seeds of tests/fuzz/corpus,
-# which it only reads: what it learns goes to FUZZ_BUILD/corpus, a crash
-# to FUZZ_BUILD/crash-*. make check runs it briefly (tests/fuzz).
-FUZZ_BUILD ?= build/fuzz
-FUZZ_TIME  ?= 300
+# Two libFuzzer targets, built with clang, coverage, ASan and UBSan in
+# FUZZ_BUILD:
+# - request: request decoding (routing, query parameters, JSON bodies;
+#   tests/fuzz/fuzz_request.c, which includes the gateway's headers), the
+#   gateway (but main.c) and the core built again; seeds in
+#   tests/fuzz/corpus, which it only reads;
+# - store: store images (tests/fuzz/fuzz_store.c, white-box: it includes
+#   core/internal.h); its seeds are real stores the target writes itself
+#   (FUZZ_STORE_SEEDS=DIR) into FUZZ_BUILD/store_seeds.
+# make fuzz runs each FUZZ_TIME seconds (FUZZ_TARGET=request or store: one
+# of them); what a run learns goes to FUZZ_BUILD/corpus or
+# FUZZ_BUILD/store_corpus, a crash to FUZZ_BUILD/crash-*. make check runs
+# both briefly (tests/fuzz/test_fuzz.sh).
+FUZZ_BUILD  ?= build/fuzz
+FUZZ_TIME   ?= 300
+FUZZ_TARGET ?= request store
 fuzz: $(DEPS_STAMP) fuzz-build
-	@mkdir -p $(FUZZ_BUILD)/corpus
-	$(FUZZ_BUILD)/fuzz_request -max_total_time=$(FUZZ_TIME) \
-	  -artifact_prefix=$(FUZZ_BUILD)/ $(FUZZ_BUILD)/corpus tests/fuzz/corpus
+	@set -e; for t in $(FUZZ_TARGET); do \
+	  case $$t in \
+	  request) mkdir -p $(FUZZ_BUILD)/corpus; \
+	    $(FUZZ_BUILD)/fuzz_request -max_total_time=$(FUZZ_TIME) \
+	      -artifact_prefix=$(FUZZ_BUILD)/ $(FUZZ_BUILD)/corpus tests/fuzz/corpus ;; \
+	  store) mkdir -p $(FUZZ_BUILD)/store_corpus $(FUZZ_BUILD)/store_seeds; \
+	    FUZZ_STORE_SEEDS=$(FUZZ_BUILD)/store_seeds $(FUZZ_BUILD)/fuzz_store; \
+	    $(FUZZ_BUILD)/fuzz_store -max_total_time=$(FUZZ_TIME) -timeout=10 \
+	      -artifact_prefix=$(FUZZ_BUILD)/ $(FUZZ_BUILD)/store_corpus \
+	      $(FUZZ_BUILD)/store_seeds ;; \
+	  *) echo "FUZZ_TARGET: request or store, not $$t"; exit 2 ;; \
+	  esac; done
 fuzz-build:
 	@$(MAKE) --no-print-directory CC=clang BUILD=$(FUZZ_BUILD) \
 	  SANITIZER=fuzzer-no-link,address,undefined WERROR=$(WERROR) \
-	  $(FUZZ_BUILD)/fuzz_request
+	  $(FUZZ_BUILD)/fuzz_request $(FUZZ_BUILD)/fuzz_store
+$(BUILD)/tests/fuzz/fuzz_store.o: tests/fuzz/fuzz_store.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CORE_INC) -c $< -o $@
 $(BUILD)/tests/fuzz/%.o: tests/fuzz/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(GW_CFLAGS) -Igateway $(PUBLIC_INC) -c $< -o $@
 $(BUILD)/fuzz_request: $(BUILD)/tests/fuzz/fuzz_request.o \
     $(filter-out $(BUILD)/gateway/main.o,$(GW_OBJ)) $(GW_OPENAPI) $(GW_WEB) $(LIB_A)
 	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(GW_LIBS)
+$(BUILD)/fuzz_store: $(BUILD)/tests/fuzz/fuzz_store.o $(LIB_A)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^
 
 # ---------------------------------------------------------------- run
 run: $(DEPS_STAMP) all

@@ -25,6 +25,23 @@ static uint8_t *arr_log_of(atr_store *s, struct atr__obj *o) {
   return arr_data_of(s, o) + o->u.a.length * o->u.a.esize;
 }
 
+/* Whether o's array state fits the store: its type and element size
+ * agree, its data and redo log lie in its heap block and a committed
+ * log's range in the array. The length, element size and block never
+ * change, so this holds for the record's life once it held. */
+static bool arr_ok(const atr_store *s, const struct atr__obj *o) {
+  const struct atr__array *a = &o->u.a;
+  uint64_t esize = atr_type_size((char)o->type);
+  if (esize == 0 || a->esize != esize || a->length == 0 ||
+      a->length > ((uint64_t)1 << 40) / esize ||
+      o->data_size < a->length * esize * 2 ||
+      !atr__heap_span_ok(s, o->data_off, o->data_size))
+    return false;
+  return !atomic_load(&a->log_valid) ||
+         (a->log_count <= a->length &&
+          a->log_start <= a->length - a->log_count);
+}
+
 static struct atr__obj *arr_of(const atr_handle *h) {
   struct atr__obj *o = atr__obj_of(h);
   return o != NULL && h->kind == ATR_ARRAY ? o : NULL;
@@ -49,14 +66,25 @@ static void arr_repair(atr_store *s, struct atr__obj *o) {
   struct atr__array *a = &o->u.a;
   if (o->data_off == 0)
     return;
+  if (!arr_ok(s, o)) {
+    /* Damage, not a dead writer: replay nothing; callers see ECORRUPT. */
+    atomic_store(&a->log_valid, 0);
+    return;
+  }
   if (atomic_load(&a->log_valid))
     arr_apply_log(s, o);
   else if (atomic_load(&a->seq) & 1)
     atomic_fetch_add(&a->seq, 1);
 }
 
+/* The record lock of a live, undamaged array. */
 static int arr_lock(const atr_handle *h, struct atr__obj **out) {
-  return atr__handle_lock(h, ATR_ARRAY, out);
+  int rc = atr__handle_lock(h, ATR_ARRAY, out);
+  if (rc == 0 && !arr_ok(h->store, *out)) {
+    atr__mutex_unlock(&(*out)->lock);
+    return ATR_ECORRUPT;
+  }
+  return rc;
 }
 
 struct arr_init_arg {
@@ -64,8 +92,10 @@ struct arr_init_arg {
   const atr_scalar *init;
 };
 
-static int arr_check(struct atr__obj *o, void *arg) {
+static int arr_check(atr_store *s, struct atr__obj *o, void *arg) {
   struct arr_init_arg *ai = arg;
+  if (!arr_ok(s, o))
+    return ATR_ECORRUPT;
   return ai->length == 0 || ai->length == o->u.a.length ? 0 : ATR_ELENGTH;
 }
 
@@ -119,6 +149,8 @@ ATR__EXPORT int atr_array_length(const atr_handle *h, uint64_t *length) {
   struct atr__obj *o = arr_of(h);
   if (o == NULL || length == NULL)
     return o == NULL ? ATR_ENOENT : ATR_EINVAL;
+  if (!arr_ok(h->store, o))
+    return ATR_ECORRUPT;
   *length = o->u.a.length;
   return atomic_load(&o->id) == h->id ? 0 : ATR_ENOENT;
 }
@@ -158,6 +190,8 @@ ATR__EXPORT int atr_array_get(const atr_handle *h, int64_t start, int64_t stop,
   int rc;
   if (o == NULL)
     return ATR_ENOENT;
+  if (!arr_ok(h->store, o))
+    return ATR_ECORRUPT;
   atr_slice(start, stop, o->u.a.length, &lo, &hi);
   if (hi - lo > cap || (out == NULL && hi > lo))
     return ATR_EINVAL;
@@ -303,7 +337,8 @@ static int arr_kill(atr_store *s, struct atr__obj *o, uint64_t *last) {
  * read inside the seqlock. */
 static int arr_info(atr_store *s, struct atr__obj *o, atr_info *info) {
   uint64_t seq;
-  (void)s;
+  if (!arr_ok(s, o))
+    return ATR_ECORRUPT;
   info->type = (char)o->type;
   do {
     seq = atomic_load_explicit(&o->u.a.seq, memory_order_acquire);

@@ -10,6 +10,9 @@
  *   atrium [--store PATH] pop QUEUE [TIMEOUT]  take and print the oldest item
  *   atrium [--store PATH] rm NAME              delete an object
  *
+ * --shared opens a store of another user, or one that group or others
+ * may write (atr_store_opts.shared): only when every user who can write it
+ * is trusted.
  * The store is PATH, else $ATRIUM_STORE, else ATR_DEFAULT_PATH. Exit status:
  * 0 on success, 1 on an error (message on stderr), 2 on a usage error.
  */
@@ -33,7 +36,7 @@ static const char *cli_prog = "atrium";
 
 static void cli_usage(FILE *out) {
   fprintf(out,
-          "usage: %s [--store PATH] COMMAND [ARGS]\n"
+          "usage: %s [--store PATH] [--shared] COMMAND [ARGS]\n"
           "\n"
           "commands:\n"
           "  info                  store stats and every object (creates the "
@@ -49,6 +52,9 @@ static void cli_usage(FILE *out) {
           "  rm NAME               delete an object\n"
           "\n"
           "TYPE is a type code: b B h H i I l L q Q f d ? c.\n"
+          "--shared opens a store of another user or one that group or "
+          "others\n"
+          "may write (trusting everyone who can write it).\n"
           "The store is PATH, else $ATRIUM_STORE, else %s.\n",
           cli_prog, ATR_DEFAULT_PATH);
 }
@@ -463,7 +469,7 @@ int main(int argc, char **argv) {
   const struct cli_command *c = NULL;
   atr_store_opts opts;
   atr_store *store = NULL;
-  int argi = 1, nargs, created, rv;
+  int argi = 1, nargs, created, rv, shared = 0;
   size_t k;
 
   if (path == NULL || path[0] == '\0')
@@ -480,6 +486,9 @@ int main(int argc, char **argv) {
       argi += 2;
     } else if (!strncmp(arg, "--store=", 8)) {
       path = arg + 8;
+      argi++;
+    } else if (!strcmp(arg, "--shared")) {
+      shared = 1;
       argi++;
     } else if (!strcmp(arg, "--")) {
       argi++;
@@ -505,6 +514,7 @@ int main(int argc, char **argv) {
 
   atr_store_opts_init(&opts);
   opts.open_only = !c->create_store;
+  opts.shared = shared;
   created = c->create_store && access(path, F_OK) != 0;
   errno = 0;
   if ((rv = atr_store_open(path, &opts, &store)) < 0) {

@@ -40,6 +40,8 @@ static bool idx_same_name(struct atr__obj *o, const char *name, size_t len) {
 int64_t atr__index_find(atr_store *s, const char *name, size_t len,
                         uint64_t hash, uint32_t *slot, uint64_t *id) {
   uint32_t mask = s->index_mask;
+  if (len > ATR_NAME_MAX)
+    return -1; /* a record's damaged length names nothing */
   for (uint32_t i = 0, pos = (uint32_t)hash & mask; i <= mask;
        i++, pos = (pos + 1) & mask) {
     uint64_t e = atomic_load_explicit(&s->index[pos], memory_order_acquire);
@@ -71,16 +73,21 @@ int atr__lookup(atr_store *s, const char *name, size_t len, uint32_t *slot,
              : 0;
 }
 
-void atr__index_insert(atr_store *s, uint32_t slot, uint64_t hash) {
+int64_t atr__index_free_pos(atr_store *s, uint64_t hash) {
   uint32_t mask = s->index_mask;
-  for (uint32_t pos = (uint32_t)hash & mask;; pos = (pos + 1) & mask) {
+  for (uint32_t i = 0, pos = (uint32_t)hash & mask; i <= mask;
+       i++, pos = (pos + 1) & mask) {
     uint64_t e = atomic_load(&s->index[pos]);
-    if (e == EMPTY || e == TOMB) {
-      atomic_store_explicit(&s->index[pos], idx_entry(slot, hash),
-                            memory_order_release);
-      return;
-    }
+    if (e == EMPTY || e == TOMB)
+      return pos;
   }
+  return -1; /* a full table: only damage makes one */
+}
+
+void atr__index_insert(atr_store *s, uint32_t pos, uint32_t slot,
+                       uint64_t hash) {
+  atomic_store_explicit(&s->index[pos], idx_entry(slot, hash),
+                        memory_order_release);
 }
 
 /* One store removes the entry; then trailing tombstones turn into
@@ -90,7 +97,8 @@ void atr__index_remove(atr_store *s, uint32_t pos) {
   uint32_t mask = s->index_mask;
   bool last = atomic_load(&s->index[(pos + 1) & mask]) == EMPTY;
   atomic_store(&s->index[pos], last ? EMPTY : TOMB);
-  while (last) {
+  /* At most one lap, should damage have left only tombstones. */
+  for (uint32_t i = 0; last && i < mask; i++) {
     pos = (pos - 1) & mask;
     if (atomic_load(&s->index[pos]) != TOMB)
       break;

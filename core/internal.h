@@ -276,6 +276,10 @@ atr_scalar atr__elem_load(char type, const void *p);
 void atr__elem_store(char type, void *p, atr_scalar v);
 
 /* store.c */
+/* The header's check: a hash of its fixed part, which anyone can compute
+ * (it catches accidents; opening also derives every table from the
+ * counts). */
+uint64_t atr__store_header_check(const struct atr__header *h);
 int atr__store_lock(atr_store *s);
 void atr__store_unlock(atr_store *s);
 
@@ -297,6 +301,9 @@ void atr__heap_free(atr_store *s, uint64_t off);
  * size; 0 if that neighbour has not the room (nothing changed). */
 uint64_t atr__heap_extend(atr_store *s, uint64_t off, uint64_t more,
                           bool forward, uint64_t *got);
+/* Whether the free list is damaged: a link to no free block, or a
+ * cycle. Walks it (bounded): for the rare paths only. */
+bool atr__heap_damaged(atr_store *s);
 /* Rebuilds block headers and the free list around the n live blocks
  * (in any order; sorted here). */
 void atr__heap_rebuild(atr_store *s, struct atr__span *live, size_t n);
@@ -310,8 +317,13 @@ int64_t atr__index_find(atr_store *s, const char *name, size_t len,
 /* atr__index_find by name: 0 or ATR_ENOENT. */
 int atr__lookup(atr_store *s, const char *name, size_t len, uint32_t *slot,
                 uint64_t *id);
-/* Under the store lock: adds an entry for slot (one store commits it). */
-void atr__index_insert(atr_store *s, uint32_t slot, uint64_t hash);
+/* Under the store lock: the position a new entry for hash goes to, or
+ * -1 if the table has none (damage). */
+int64_t atr__index_free_pos(atr_store *s, uint64_t hash);
+/* Under the store lock: adds an entry for slot at pos, from
+ * atr__index_free_pos (one store commits it). */
+void atr__index_insert(atr_store *s, uint32_t pos, uint32_t slot,
+                       uint64_t hash);
 /* Under the store lock: removes the entry at pos (one store). */
 void atr__index_remove(atr_store *s, uint32_t pos);
 /* After a crash, under the store lock: drops entries that name no live
@@ -340,7 +352,8 @@ struct atr__kind_ops {
   /* Fills info's type, version and the kind's own fields from the record
    * o, which had a live id a moment ago (the caller checks it again
    * after). Lock-free: takes no lock a producer, consumer or writer of
-   * the object may hold. 0, or ATR_ENOENT if o is being deleted. */
+   * the object may hold. 0, ATR_ENOENT if o is being deleted, or
+   * ATR_ECORRUPT if its state does not fit the store. */
   int (*info)(atr_store *s, struct atr__obj *o, atr_info *info);
   /* Optional (NULL: no heap data). The heap block o's committed state
    * uses (its data offset, *size its usable bytes), or 0. Under the store
@@ -386,7 +399,8 @@ typedef int (*atr__init_fn)(atr_store *s, struct atr__obj *o, void *arg);
 /* Opens or creates name as kind. check(o, arg) vets an existing object
  * (type, length); init sets up a new one. Returns ATR_CREATED or 0. */
 int atr__open(atr_store *s, const char *name, atr_kind kind, char type,
-              int flags, int (*check)(struct atr__obj *o, void *arg),
+              int flags,
+              int (*check)(atr_store *s, struct atr__obj *o, void *arg),
               atr__init_fn init, void *arg, atr_handle *h);
 /* The record of a live handle, or NULL if its object is gone. */
 struct atr__obj *atr__obj_of(const atr_handle *h);
@@ -438,6 +452,13 @@ static inline void atr__feed_push_fenced(atr_store *s, struct atr__obj *o,
 }
 /* An event that tells every reader to re-read everything. */
 void atr__feed_push_resync(atr_store *s);
+
+/* Whether [off, off + len) lies in the heap: every offset and size a
+ * record holds is checked so before use (the file is input). */
+static inline bool atr__heap_span_ok(const atr_store *s, uint64_t off,
+                                     uint64_t len) {
+  return off >= s->hdr->heap_off && off <= s->size && len <= s->size - off;
+}
 
 static inline uint64_t atr__round_up(uint64_t n, uint64_t a) {
   return (n + a - 1) / a * a;

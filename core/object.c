@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+static void obj_rebuild_heap(atr_store *s);
+
 /* The length of a valid name, or an error: 0 or ATR_ENAME. */
 static int obj_name_len(const char *name, size_t *len) {
   *len = name != NULL ? strnlen(name, ATR_NAME_MAX + 1) : 0;
@@ -70,8 +72,8 @@ static void obj_fill_handle(atr_store *s, uint32_t slot, uint64_t id,
 /* Vets an existing object for an _open call. */
 static int obj_vet(atr_store *s, uint32_t slot, uint64_t id, atr_kind kind,
                    char type, int flags,
-                   int (*check)(struct atr__obj *o, void *arg), void *arg,
-                   atr_handle *h) {
+                   int (*check)(atr_store *s, struct atr__obj *o, void *arg),
+                   void *arg, atr_handle *h) {
   struct atr__obj *o = atr__slot(s, slot);
   int rc;
   if ((flags & ATR_CREATE) && (flags & ATR_EXCL))
@@ -80,7 +82,7 @@ static int obj_vet(atr_store *s, uint32_t slot, uint64_t id, atr_kind kind,
     return ATR_EKIND;
   if (type != 0 && o->type != (uint8_t)type)
     return ATR_ETYPE;
-  if (check != NULL && (rc = check(o, arg)) != 0)
+  if (check != NULL && (rc = check(s, o, arg)) != 0)
     return rc;
   if (atomic_load(&o->id) != id)
     return ATR_ENOENT;
@@ -89,7 +91,8 @@ static int obj_vet(atr_store *s, uint32_t slot, uint64_t id, atr_kind kind,
 }
 
 int atr__open(atr_store *s, const char *name, atr_kind kind, char type,
-              int flags, int (*check)(struct atr__obj *o, void *arg),
+              int flags,
+              int (*check)(atr_store *s, struct atr__obj *o, void *arg),
               atr__init_fn init, void *arg, atr_handle *h) {
   uint64_t hash, id;
   uint32_t slot;
@@ -116,7 +119,15 @@ int atr__open(atr_store *s, const char *name, atr_kind kind, char type,
     rc = ATR_ETOOMANY;
     goto out;
   }
+  /* The free list and the index are read from the file: a free record
+   * out of range or in use, or no room in the index, is damage. */
+  int64_t pos = atr__index_free_pos(s, hash);
   slot = hd->free_slot - 1;
+  if (hd->free_slot > hd->max_objects || pos < 0 ||
+      atomic_load(&atr__slot(s, slot)->id) != 0) {
+    rc = ATR_ECORRUPT;
+    goto out;
+  }
   struct atr__obj *o = atr__slot(s, slot);
   o->kind = (uint8_t)kind;
   o->type = (uint8_t)type;
@@ -129,15 +140,21 @@ int atr__open(atr_store *s, const char *name, atr_kind kind, char type,
   o->data_off = o->data_size = 0;
   o->version = hd->version_floor + 1;
   atomic_store(&o->pend, 0);
-  if ((rc = init(s, o, arg)) != 0)
+  rc = init(s, o, arg);
+  if (rc == ATR_ENOSPC && atr__heap_damaged(s)) {
+    /* The free list is derived state: made again from the records. */
+    obj_rebuild_heap(s);
+    rc = init(s, o, arg);
+  }
+  if (rc != 0)
     goto out; /* init frees what it took */
   /* Publish: the id makes the record live, the index entry makes it
    * findable (the commit point). */
-  hd->free_slot = o->next_free;
+  hd->free_slot = o->next_free <= hd->max_objects ? o->next_free : 0;
   o->next_free = 0;
   id = hd->next_id++;
   atomic_store_explicit(&o->id, id, memory_order_release);
-  atr__index_insert(s, slot, hash);
+  atr__index_insert(s, (uint32_t)pos, slot, hash);
   hd->objects++;
   obj_fill_handle(s, slot, id, h);
   /* Under the store lock, so a name's created and deleted events keep
@@ -218,19 +235,23 @@ out:
 }
 
 /* Fills info from a live record without a lock; ATR_ENOENT if it went
- * away meanwhile or is of no known kind. */
+ * away meanwhile, ATR_ECORRUPT if the record is damaged (no known kind,
+ * a name length past ATR_NAME_MAX, a kind's state that does not fit the
+ * store). */
 static int obj_info(atr_store *s, uint32_t slot, uint64_t id, atr_info *info) {
   struct atr__obj *o = atr__slot(s, slot);
   const struct atr__kind_ops *ops = atr__kind_ops_of(o->kind);
+  size_t len = o->name_len;
+  int rc;
   memset(info, 0, sizeof *info);
-  if (ops == NULL)
-    return ATR_ENOENT;
-  memcpy(info->name, o->name, o->name_len);
-  info->name[o->name_len < ATR_NAME_MAX ? o->name_len : ATR_NAME_MAX] = 0;
+  if (ops == NULL || len > ATR_NAME_MAX)
+    return atomic_load(&o->id) == id ? ATR_ECORRUPT : ATR_ENOENT;
+  memcpy(info->name, o->name, len);
+  info->name[len] = 0;
   info->kind = (atr_kind)o->kind;
   info->id = id;
-  if (ops->info(s, o, info) != 0)
-    return ATR_ENOENT;
+  if ((rc = ops->info(s, o, info)) != 0)
+    return atomic_load(&o->id) == id ? rc : ATR_ENOENT;
   return atomic_load(&o->id) == id ? 0 : ATR_ENOENT;
 }
 
@@ -246,8 +267,8 @@ ATR__EXPORT int atr_stat(atr_store *s, const char *name, atr_info *info) {
   for (int tries = 0; tries < 8; tries++) {
     if ((rc = atr__lookup(s, name, len, &slot, &id)) != 0)
       return rc;
-    if ((rc = obj_info(s, slot, id, info)) == 0)
-      return 0;
+    if ((rc = obj_info(s, slot, id, info)) != ATR_ENOENT)
+      return rc;
   }
   return rc;
 }

@@ -25,6 +25,12 @@
  * The version is base + put commits + get commits (q_version): each side
  * counts its commit just before making it. Describing a queue (stat,
  * list, atr_queue_size) takes neither lock (q_describe).
+ *
+ * The ring's place and size, both sides' positions, every item's length
+ * and a move written aside are read from the file: each is checked
+ * against the ring (and the ring against the heap) before it is used, on
+ * every path including repair, and a queue that fails answers
+ * ATR_ECORRUPT (q_ring_ok, q_sides_ok, q_item_at).
  */
 #include "internal.h"
 
@@ -52,6 +58,30 @@ static inline uint64_t q_version(const struct atr__queue *q) {
  * describes read the count without a lock. */
 static inline void q_count(uint64_t *count) {
   __atomic_store_n(count, *count + 1, __ATOMIC_RELEASE);
+}
+
+/* Whether a ring of size R at off lies in the heap, aligned. */
+static bool q_ring_fits(const atr_store *s, uint64_t off, uint64_t R) {
+  return R >= 64 && R % 8 == 0 && off % 8 == 0 && atr__heap_span_ok(s, off, R);
+}
+
+/* Whether q's ring lies in the heap and its items' lengths fit the
+ * length word. Checked after taking either lock: the ring changes only
+ * under both. */
+static bool q_ring_ok(const atr_store *s, const struct atr__queue *q) {
+  return q_ring_fits(s, q->ring_off, q->ring_size) &&
+         q->max_item <= UINT32_MAX - 8;
+}
+
+/* Whether the positions of both sides fit a ring of size R: aligned, the
+ * putters' at most a ring ahead and (with both sides' counts consistent,
+ * as under both locks: items == true) no more items than their bytes
+ * hold. */
+static bool q_sides_ok(uint64_t R, struct atr__qside prod,
+                       struct atr__qside cons, bool items) {
+  uint64_t used = prod.pos - cons.pos;
+  return ((prod.pos | cons.pos) & 7) == 0 && used <= R &&
+         (!items || prod.items - cons.items <= used / ITEM_HDR);
 }
 
 static struct atr__obj *q_of(const atr_handle *h) {
@@ -99,10 +129,17 @@ static void q_reset_hints(struct atr__queue *q) {
 }
 
 /* Finishes a move to a larger ring (under both locks, or after a crash
- * under either: a move is made holding both). */
-static void q_finish_move(struct atr__queue *q) {
+ * under either: a move is made holding both). A move that does not fit
+ * the heap is damage: dropped, the queue stays on its ring. */
+static void q_finish_move(const atr_store *s, struct atr__queue *q) {
   if (atomic_load(&q->move.valid) == 0)
     return;
+  if (!q_ring_fits(s, q->move.ring_off, q->move.ring_size) ||
+      !q_sides_ok(q->move.ring_size, (struct atr__qside){q->move.prod_pos, 0},
+                  (struct atr__qside){q->move.cons_pos, 0}, false)) {
+    atomic_store(&q->move.valid, 0);
+    return;
+  }
   /* The items are in the new ring already. */
   q->ring_off = q->move.ring_off;
   q->ring_size = q->move.ring_size;
@@ -118,8 +155,7 @@ static void q_finish_move(struct atr__queue *q) {
  * side and what it last saw of the other's are made whole again. */
 static void q_repair(atr_store *s, struct atr__obj *o) {
   struct atr__queue *q = &o->u.q;
-  (void)s;
-  q_finish_move(q);
+  q_finish_move(s, q);
   atr__qside_repair(&q->cons, &q->cons_intent);
   q->prod_seen = q_side_load(&q->prod).items;
 }
@@ -128,15 +164,21 @@ static void q_put_repair(void *arg) {
   struct atr__repair_arg *ra = arg;
   struct atr__queue *q = &ra->o->u.q;
   if (atomic_load(&ra->o->id) != 0 && ra->o->kind == ATR_QUEUE) {
-    q_finish_move(q);
+    q_finish_move(ra->s, q);
     atr__qside_repair(&q->prod, &q->prod_intent);
     q->cons_seen = q_side_load(&q->cons);
   }
 }
 
-/* The getters' lock (the record's), with the object still alive. */
+/* The getters' lock (the record's), with the object still alive and
+ * its ring whole. */
 static int q_lock_get(const atr_handle *h, struct atr__obj **out) {
-  return atr__handle_lock(h, ATR_QUEUE, out);
+  int rc = atr__handle_lock(h, ATR_QUEUE, out);
+  if (rc == 0 && !q_ring_ok(h->store, &(*out)->u.q)) {
+    atr__mutex_unlock(&(*out)->lock);
+    return ATR_ECORRUPT;
+  }
+  return rc;
 }
 
 /* The putters' lock, with the object still alive. */
@@ -151,6 +193,10 @@ static int q_lock_put(const atr_handle *h, struct atr__obj **out) {
   if (atomic_load(&o->id) != h->id || o->dead || o->kind != ATR_QUEUE) {
     atr__mutex_unlock(&o->u.q.put_lock);
     return ATR_ENOENT;
+  }
+  if (!q_ring_ok(h->store, &o->u.q) || (o->u.q.prod.pos & 7) != 0) {
+    atr__mutex_unlock(&o->u.q.put_lock);
+    return ATR_ECORRUPT;
   }
   *out = o;
   return 0;
@@ -293,37 +339,47 @@ static void q_write_items(uint8_t *base, uint64_t R, uint64_t pos,
   }
 }
 
-/* Reads the item at pos; returns its length and sets *at to its bytes
- * and *next to the position after it. */
-static uint32_t q_item_at(uint8_t *base, uint64_t R, uint64_t pos,
-                          const uint8_t **at, uint64_t *next) {
+/* Reads the item at pos, which must end at most limit bytes past start
+ * (the side's position): sets *len, *at to its bytes and *next to the
+ * position after it. false if its length runs past the ring or the
+ * limit (damage). */
+static bool q_item_at(const uint8_t *base, uint64_t R, uint64_t start,
+                      uint64_t limit, uint64_t pos, uint32_t *len,
+                      const uint8_t **at, uint64_t *next) {
   uint64_t phys = pos % R;
-  uint32_t len;
-  memcpy(&len, base + phys, 4);
-  if (len == WRAP) {
+  if (phys > R - ITEM_HDR)
+    return false;
+  memcpy(len, base + phys, 4);
+  if (*len == WRAP) {
     pos += R - phys;
     phys = 0;
-    memcpy(&len, base, 4);
+    memcpy(len, base, 4);
   }
+  if (*len > R - ITEM_HDR - phys)
+    return false;
   *at = base + phys + ITEM_HDR;
-  *next = pos + q_need(len);
-  return len;
+  *next = pos + q_need(*len);
+  return *next - start <= limit;
 }
 
 /* Copies the items, packed, into the ring `to` of size R from position
- * start (the room up to R must hold them); returns where they end. */
-static uint64_t q_pack_items(const atr_handle *h, const struct atr__queue *q,
-                             uint8_t *to, uint64_t R, uint64_t start) {
+ * 0 (R must hold the bytes between the sides); false if an item runs
+ * past them (damage: nothing is committed). *end: where they end. */
+static bool q_pack_items(const atr_handle *h, const struct atr__queue *q,
+                         uint8_t *to, uint64_t R, uint64_t *end) {
   uint8_t *from = q_ring(h, q);
-  uint64_t pos = q->cons.pos, end = start;
+  uint64_t pos = q->cons.pos, used = q->prod.pos - q->cons.pos;
+  *end = 0;
   for (uint64_t k = q->cons.items; k != q->prod.items; k++) {
     const uint8_t *at;
-    uint32_t len = q_item_at(from, q->ring_size, pos, &at, &pos);
+    uint32_t len;
+    if (!q_item_at(from, q->ring_size, q->cons.pos, used, pos, &len, &at, &pos))
+      return false;
     struct iovec one = {(void *)(uintptr_t)at, len};
-    q_write_items(to, R, end, &one, 1);
-    end += q_need(len);
+    q_write_items(to, R, *end, &one, 1);
+    *end += q_need(len);
   }
-  return end;
+  return true;
 }
 
 /* The bytes of the items from head to the ring's end, less the room a
@@ -368,6 +424,14 @@ static int q_grow(const atr_handle *h, uint64_t more) {
   struct atr__queue *q = &o->u.q;
   uint64_t R = q->ring_size, old = q->ring_off;
   uint64_t used = q->prod.pos - q->cons.pos, want, least = used + 2 * more;
+  if (!q_sides_ok(R, q->prod, q->cons, true)) {
+    rc = ATR_ECORRUPT;
+    goto out;
+  }
+  if (more > s->size || least > s->size) {
+    rc = ATR_ENOSPC;
+    goto out;
+  }
   /* Items wrap whole, wasting less than one item's room; with twice
    * the room free a put always fits. */
   if (R - used >= 2 * more)
@@ -380,6 +444,10 @@ static int q_grow(const atr_handle *h, uint64_t more) {
   /* The bytes of the first lap's items and of the second lap's. */
   uint64_t tail = wrapped ? q->prod.pos - lap_end : 0;
   uint64_t first = wrapped ? q_lap_items(base + old, R, head) : 0;
+  if (first > R - head) {
+    rc = ATR_ECORRUPT;
+    goto out;
+  }
   /* What moves: backwards, the smaller part; forwards, the first lap's
    * items unless that lap ends at the ring's end (no wrap marker) and the
    * second is smaller. */
@@ -424,7 +492,11 @@ static int q_grow(const atr_handle *h, uint64_t more) {
   } else if ((off = atr__heap_alloc(s, want, &got)) != 0 ||
              (off = atr__heap_alloc(s, least, &got)) != 0) {
     q->move.cons_pos = 0;
-    q->move.prod_pos = q_pack_items(h, q, s->base + off, got, 0);
+    if (!q_pack_items(h, q, s->base + off, got, &q->move.prod_pos)) {
+      atr__heap_free(s, off);
+      rc = ATR_ECORRUPT;
+      goto out;
+    }
   } else {
     rc = ATR_ENOSPC;
     goto out;
@@ -433,7 +505,7 @@ static int q_grow(const atr_handle *h, uint64_t more) {
   q->move.ring_off = off;
   q->move.ring_size = got;
   atomic_store(&q->move.valid, 1);
-  q_finish_move(q);
+  q_finish_move(s, q);
   if (!in_place)
     atr__heap_free(s, old);
 out:
@@ -448,13 +520,18 @@ out_store:
  * ring from its start would: move both ends to the next lap. Holding
  * put_lock; takes the getters' lock too. A WRAP marker goes first, so a
  * getter at the old head follows even if we die between the commits.
+ * 0, or ATR_ECORRUPT if the sides do not fit the ring.
  */
-static void q_restart_empty(const atr_handle *h, struct atr__obj *o) {
+static int q_restart_empty(const atr_handle *h, struct atr__obj *o) {
   struct atr__queue *q = &o->u.q;
+  int rc = 0;
   if (atr__record_lock(h->store, o) != 0)
-    return;
+    return 0;
   struct atr__qside prod = q->prod, cons = q->cons;
-  if (atomic_load(&o->id) == h->id && !o->dead && prod.items == cons.items) {
+  if (!q_sides_ok(q->ring_size, prod, cons, true))
+    rc = ATR_ECORRUPT;
+  else if (atomic_load(&o->id) == h->id && !o->dead &&
+           prod.items == cons.items) {
     if (prod.pos % q->ring_size != 0) {
       uint32_t wrap = WRAP;
       memcpy(q_ring(h, q) + prod.pos % q->ring_size, &wrap, 4);
@@ -468,6 +545,7 @@ static void q_restart_empty(const atr_handle *h, struct atr__obj *o) {
     q_reset_hints(q);
   }
   atr__mutex_unlock(&o->lock);
+  return rc;
 }
 
 ATR__EXPORT int atr_queue_put_batch(const atr_handle *h,
@@ -492,8 +570,9 @@ ATR__EXPORT int atr_queue_put_batch(const atr_handle *h,
   if (n == 0)
     return 0;
   if ((o->u.q.maxsize != 0 && n > o->u.q.maxsize) ||
-      (!o->u.q.grow && total > o->u.q.ring_size))
-    return ATR_EFULL; /* could never fit */
+      (!o->u.q.grow && total > o->u.q.ring_size &&
+       q_ring_ok(h->store, &o->u.q)))
+    return ATR_EFULL; /* could never fit (a damaged ring: see below) */
   for (;;) {
     if ((rc = q_lock_put(h, &o)) != 0)
       return rc;
@@ -502,6 +581,10 @@ ATR__EXPORT int atr_queue_put_batch(const atr_handle *h,
     bool fits = q_plan_put(q, prod, cons, items, n, &end);
     if (!fits) {
       cons = q->cons_seen = q_side_load(&q->cons);
+      if (!q_sides_ok(q->ring_size, prod, cons, false)) {
+        atr__mutex_unlock(&q->put_lock);
+        return ATR_ECORRUPT;
+      }
       fits = q_plan_put(q, prod, cons, items, n, &end);
     }
     if (fits) {
@@ -516,8 +599,10 @@ ATR__EXPORT int atr_queue_put_batch(const atr_handle *h,
     }
     if (prod.items == cons.items &&
         (prod.pos % q->ring_size != 0 || cons.pos != prod.pos)) {
-      q_restart_empty(h, o);
+      rc = q_restart_empty(h, o);
       atr__mutex_unlock(&q->put_lock);
+      if (rc != 0)
+        return rc;
       continue;
     }
     if (q->grow &&
@@ -570,8 +655,9 @@ static int q_take(const atr_handle *h, size_t max, double timeout,
       while (k < max && k < waiting) {
         const uint8_t *at;
         uint64_t next;
-        uint32_t len = q_item_at(q_ring(h, q), q->ring_size, pos, &at, &next);
-        if (len > q->ring_size - ITEM_HDR) {
+        uint32_t len;
+        if (!q_item_at(q_ring(h, q), q->ring_size, cons.pos, q->ring_size, pos,
+                       &len, &at, &next)) {
           rc = ATR_ECORRUPT;
           break;
         }

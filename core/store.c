@@ -22,9 +22,10 @@ ATR__EXPORT void atr_store_opts_init(atr_store_opts *opts) {
   opts->feed_entries = 0; /* from the size */
   opts->mode = 0600;
   opts->init_timeout = 5.0;
+  opts->shared = 0;
 }
 
-static uint64_t store_header_check(const struct atr__header *h) {
+uint64_t atr__store_header_check(const struct atr__header *h) {
   /* FNV-1a over the fields fixed at creation. */
   const uint8_t *p = (const uint8_t *)h;
   uint64_t x = 1469598103934665603ull;
@@ -37,25 +38,22 @@ static uint64_t store_header_check(const struct atr__header *h) {
   return x;
 }
 
-/* Lays out the tables for opts; 0 or ATR_EINVAL if they do not fit. */
-static int store_plan(const atr_store_opts *o, struct atr__header *h) {
+/* The fixed part of a header (magic, layout and the tables' offsets)
+ * for a store of size bytes with these counts: how creation lays it out
+ * and what an opener derives again to check a header it reads. 0 or
+ * ATR_EINVAL if the tables do not fit. */
+static int store_layout(uint64_t size, uint32_t max_objects,
+                        uint32_t feed_entries, struct atr__header *h) {
   uint32_t slots = 16;
-  /* By default one object and one feed entry per 4 KiB, 16 to 4096. */
-  uint64_t per_size = o->size / 4096 < 16     ? 16
-                      : o->size / 4096 > 4096 ? 4096
-                                              : o->size / 4096;
-  uint32_t max_objects = o->max_objects ? o->max_objects : (uint32_t)per_size;
-  uint32_t feed_entries =
-      o->feed_entries ? o->feed_entries : (uint32_t)per_size;
-  if (max_objects > (1u << 24) || feed_entries < 16 ||
-      feed_entries > (1u << 24))
+  if (max_objects == 0 || max_objects > (1u << 24) || feed_entries < 16 ||
+      feed_entries > (1u << 24) || size > ((uint64_t)1 << 47))
     return ATR_EINVAL;
   while (slots < 2 * max_objects)
     slots *= 2;
   memset(h, 0, sizeof *h);
   memcpy(h->magic, ATR__MAGIC, 8);
   h->layout = ATR__LAYOUT;
-  h->size = o->size;
+  h->size = size;
   h->max_objects = max_objects;
   h->index_slots = slots;
   h->feed_entries = feed_entries;
@@ -64,10 +62,35 @@ static int store_plan(const atr_store_opts *o, struct atr__header *h) {
   h->feed_off = h->slots_off + (uint64_t)ATR__SLOT_SIZE * max_objects;
   h->heap_off = atr__round_up(
       h->feed_off + (uint64_t)ATR__FEED_ENTRY_SIZE * feed_entries, 4096);
-  if (o->size < h->heap_off + MIN_HEAP || o->size > ((uint64_t)1 << 47))
+  if (size < h->heap_off + MIN_HEAP)
     return ATR_EINVAL;
-  h->check = store_header_check(h);
   return 0;
+}
+
+/* Lays out the tables for opts; 0 or ATR_EINVAL if they do not fit. */
+static int store_plan(const atr_store_opts *o, struct atr__header *h) {
+  /* By default one object and one feed entry per 4 KiB, 16 to 4096. */
+  uint64_t per_size = o->size / 4096 < 16     ? 16
+                      : o->size / 4096 > 4096 ? 4096
+                                              : o->size / 4096;
+  uint32_t max_objects = o->max_objects ? o->max_objects : (uint32_t)per_size;
+  uint32_t feed_entries =
+      o->feed_entries ? o->feed_entries : (uint32_t)per_size;
+  int rc = store_layout(o->size, max_objects, feed_entries, h);
+  if (rc == 0)
+    h->check = atr__store_header_check(h);
+  return rc;
+}
+
+/* Whether the fixed part of h is what its counts and size lay out: the
+ * check hash is no proof (anyone can compute it), so every offset and
+ * size is derived again rather than trusted. */
+static bool store_layout_matches(const struct atr__header *h) {
+  struct atr__header want;
+  return store_layout(h->size, h->max_objects, h->feed_entries, &want) == 0 &&
+         h->pad0 == 0 && h->index_slots == want.index_slots &&
+         h->index_off == want.index_off && h->slots_off == want.slots_off &&
+         h->feed_off == want.feed_off && h->heap_off == want.heap_off;
 }
 
 static void store_attach(atr_store *s, uint8_t *base, size_t size) {
@@ -116,9 +139,8 @@ static int store_validate(const struct atr__header *h, uint64_t file_size) {
     return ATR_ECORRUPT;
   if (atomic_load(&h->ready) != ATR__READY)
     return ATR_EBUSY; /* never finished */
-  if (file_size < sizeof *h || h->check != store_header_check(h) ||
-      h->size != file_size || h->index_slots == 0 ||
-      (h->index_slots & (h->index_slots - 1)) != 0 || h->heap_off >= h->size)
+  if (file_size < sizeof *h || h->check != atr__store_header_check(h) ||
+      h->size != file_size || !store_layout_matches(h))
     return ATR_ECORRUPT;
   return 0;
 }
@@ -152,6 +174,11 @@ static int store_build(int fd, const atr_store_opts *o, atr_store *s) {
 
   if ((rc = store_plan(o, &want)) != 0)
     return rc;
+  /* The requested mode, also on a file taken over from a dead creator
+   * (which may have asked for another); an opener that is not the file's
+   * owner (it opted in with `shared`) keeps the owner's. */
+  if (fchmod(fd, o->mode & 07777) != 0 && errno != EPERM)
+    return ATR_ESYS;
   if (ftruncate(fd, 0) != 0 || pwrite(fd, &want, fixed, 0) != (ssize_t)fixed)
     return ATR_ESYS;
   /* Reserve every page now: a full tmpfs fails here, not with SIGBUS. */
@@ -192,16 +219,42 @@ static int store_create(const char *path, const atr_store_opts *o,
   return rc;
 }
 
+/* Whether the open file fd may be trusted as a store: a regular file
+ * of ours that no one else may write, unless the caller opted in
+ * (opts->shared) or asked for those write bits itself (opts->mode). 0, or
+ * ATR_ESYS with errno EACCES (ENOTSTORE: not a regular file). */
+static int store_trust(int fd, const atr_store_opts *o) {
+  struct stat st;
+  if (fstat(fd, &st) != 0)
+    return ATR_ESYS;
+  if (!S_ISREG(st.st_mode))
+    return ATR_ENOTSTORE;
+  if (o->shared)
+    return 0;
+  if (st.st_uid != geteuid() || (st.st_mode & 022 & ~o->mode) != 0) {
+    errno = EACCES;
+    return ATR_ESYS;
+  }
+  return 0;
+}
+
 /* Opens an existing store, waiting for its creator up to the deadline;
  * finishes the work of a creator that died. */
 static int store_open_existing(const char *path, const atr_store_opts *o,
                                double deadline, atr_store *s) {
   struct atr__header h;
   uint8_t *base = NULL;
-  int rc, fd = open(path, O_RDWR | O_CLOEXEC);
+  /* Never through a symlink; no wait on a FIFO planted there. */
+  int rc, fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 
   if (fd < 0)
     return errno == ENOENT ? ATR_ENOENT : ATR_ESYS;
+  if ((rc = store_trust(fd, o)) != 0) {
+    int err = errno;
+    close(fd);
+    errno = err;
+    return rc;
+  }
   for (;;) {
     if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
       rc = store_inspect(fd, &h);

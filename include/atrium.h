@@ -90,6 +90,8 @@ typedef struct atr_store_opts {
   unsigned mode;         /* file mode when created (default 0600)          */
   int open_only;         /* 1: fail with ATR_ENOENT rather than create     */
   double init_timeout;   /* seconds to wait for another creator (default 5) */
+  int shared;            /* 1: accept a store of another user, or one that
+                            group or others may write (see atr_store_open) */
 } atr_store_opts;
 
 #define ATR_DEFAULT_PATH "/dev/shm/atrium"
@@ -107,6 +109,22 @@ void atr_store_opts_init(atr_store_opts *opts);
  * ATR_ENOSPC (and the file is removed), never later. A file that is not
  * a store (ATR_ENOTSTORE) or of another layout (ATR_ELAYOUT) is left
  * untouched. On success *out owns the mapping; free with atr_store_close.
+ *
+ * The store file is input, not trusted memory: whoever can write it can
+ * put any bytes in it, so an existing store is opened only if it is a
+ * regular file (never through a symlink: ATR_ESYS with errno ELOOP) owned
+ * by the caller's effective user and writable by no one else, beyond the
+ * write bits the caller asks for in opts->mode (a store created with mode
+ * 0660 for a group may be reopened by a caller passing the same mode);
+ * otherwise ATR_ESYS with errno EACCES. Processes that share a store
+ * across user ids (a sidecar running as another user, a group-shared
+ * store opened by one that did not ask for its mode) opt in with
+ * opts->shared = 1, trusting every user who can write the file. A store
+ * whose creator died before finishing is made again with the caller's
+ * opts->mode. Whatever the file holds, calls never read or write outside
+ * the mapping: an object whose record or data is damaged answers
+ * ATR_ECORRUPT on the call that met the damage, and the others keep
+ * working; a damaged header fails the open with ATR_ECORRUPT.
  */
 int atr_store_open(const char *path, const atr_store_opts *opts,
                    atr_store **out);

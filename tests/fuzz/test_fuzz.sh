@@ -1,12 +1,14 @@
 #!/bin/sh
-# tests/fuzz/test_fuzz.sh - a short run of the request fuzz target
-# (tests/fuzz/fuzz_request.c) in make check: builds it if needed (make
-# fuzz-build, clang with libFuzzer, ASan and UBSan), then runs it
-# FUZZ_SECONDS (default 20) on a copy of the seeds in tests/fuzz/corpus.
-# The run fails on any crash, sanitizer report or failed check; the input
-# that did it is kept in the fuzz build folder (crash-*) and shown.
-# make fuzz runs the same target for five minutes.
-# Prints one closing line: "N passed, M failed"; exits 1 if it failed.
+# tests/fuzz/test_fuzz.sh - a short run of both fuzz targets in make check:
+# the request target (tests/fuzz/fuzz_request.c, seeds in
+# tests/fuzz/corpus) and the store-image target (tests/fuzz/fuzz_store.c,
+# whose seeds are real stores it writes itself with FUZZ_STORE_SEEDS).
+# Builds them if needed (make fuzz-build, clang with libFuzzer, ASan and
+# UBSan), then runs each FUZZ_SECONDS (default 20) on a scratch copy of
+# its seeds. A run fails on any crash, sanitizer report, timeout or failed
+# check; the input that did it is kept in the fuzz build folder (crash-*,
+# timeout-*) and shown. make fuzz runs the same targets for five minutes.
+# Prints one closing line: "N passed, M failed"; exits 1 if one failed.
 set -u
 
 here=$(dirname "$0")
@@ -14,19 +16,17 @@ root=$(cd "$here/../.." && pwd)
 seconds=${FUZZ_SECONDS:-20}
 fuzz_build=${FUZZ_BUILD:-build/fuzz} # as the Makefile's FUZZ_BUILD
 case $fuzz_build in /*) dir=$fuzz_build ;; *) dir=$root/$fuzz_build ;; esac
-bin=$dir/fuzz_request
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/atrium-fuzz.XXXXXX") || exit 2
 trap 'rm -rf "$work"' EXIT
 trap 'exit 130' INT TERM
 
+passed=0
+failed=0
 finish() {
-	if [ "$1" -eq 0 ]; then
-		echo "1 passed, 0 failed"
-		exit 0
-	fi
-	echo "0 passed, 1 failed"
-	exit 1
+	echo "$passed passed, $failed failed"
+	[ "$failed" -eq 0 ]
+	exit $?
 }
 
 # A fresh make: not the jobserver or the variables of a make check around
@@ -35,36 +35,54 @@ finish() {
 if ! (unset MAKEFLAGS MFLAGS MAKELEVEL BUILD SANITIZER &&
 	make -C "$root" --no-print-directory WERROR=-Werror \
 		FUZZ_BUILD="$fuzz_build" fuzz-build) >"$work/build.log" 2>&1; then
-	echo "FAILED: building the fuzz target:" >&2
+	echo "FAILED: building the fuzz targets:" >&2
 	tail -n 30 "$work/build.log" >&2
-	finish 1
+	failed=2
+	finish
 fi
 
-# What the run learns goes to a scratch copy: the seeds stay as they are.
-mkdir "$work/corpus"
-cp "$root"/tests/fuzz/corpus/* "$work/corpus/"
-nseeds=$(ls "$work/corpus" | wc -l)
-if [ "$nseeds" -lt 20 ]; then
-	echo "FAILED: only $nseeds seeds in tests/fuzz/corpus" >&2
-	finish 1
-fi
+# run NAME MIN_SEEDS: runs $dir/fuzz_NAME on $work/NAME (its seeds).
+run() {
+	name=$1
+	bin=$dir/fuzz_$name
+	nseeds=$(ls "$work/$name" | wc -l)
+	if [ "$nseeds" -lt "$2" ]; then
+		echo "FAILED: only $nseeds seeds for fuzz_$name" >&2
+		failed=$((failed + 1))
+		return
+	fi
+	"$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+		-print_final_stats=1 -artifact_prefix="$dir/" \
+		"$work/$name" >"$work/$name.log" 2>&1
+	rc=$?
+	grep -E '^(INFO: seed corpus|#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units)' \
+		"$work/$name.log"
+	if [ "$rc" -ne 0 ]; then
+		echo "FAILED: fuzz_$name exited $rc:" >&2
+		grep -vE '^(#[0-9]+|INFO:|MS:|	NEW_FUNC)' "$work/$name.log" | tail -n 40 >&2
+		failed=$((failed + 1))
+		return
+	fi
+	# A run that did not even get through its seeds proves nothing.
+	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/$name.log")
+	if [ "${runs:-0}" -lt "$nseeds" ]; then
+		echo "FAILED: fuzz_$name: only ${runs:-0} inputs ran" >&2
+		failed=$((failed + 1))
+		return
+	fi
+	echo "ok: fuzz_$name, $runs inputs in ${seconds}s, no failure"
+	passed=$((passed + 1))
+}
 
-"$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-	-print_final_stats=1 -artifact_prefix="$dir/" \
-	"$work/corpus" >"$work/run.log" 2>&1
-rc=$?
-grep -E '^(INFO: seed corpus|#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units)' \
-	"$work/run.log"
-if [ "$rc" -ne 0 ]; then
-	echo "FAILED: fuzz_request exited $rc:" >&2
-	grep -vE '^(#[0-9]+|INFO:|MS:|	NEW_FUNC)' "$work/run.log" | tail -n 40 >&2
-	finish 1
+# What a run learns goes to a scratch copy: the seeds stay as they are.
+mkdir "$work/request" "$work/store"
+cp "$root"/tests/fuzz/corpus/* "$work/request/"
+run request 20
+if ! FUZZ_STORE_SEEDS="$work/store" "$dir/fuzz_store" >"$work/seeds.log" 2>&1; then
+	echo "FAILED: writing the store seeds:" >&2
+	tail -n 30 "$work/seeds.log" >&2
+	failed=$((failed + 1))
+else
+	run store 6
 fi
-# A run that did not even get through its seeds proves nothing.
-runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/run.log")
-if [ "${runs:-0}" -lt "$nseeds" ]; then
-	echo "FAILED: only ${runs:-0} inputs ran" >&2
-	finish 1
-fi
-echo "ok: $runs inputs in ${seconds}s, no failure"
-finish 0
+finish

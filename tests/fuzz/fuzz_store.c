@@ -1,0 +1,385 @@
+/*
+ * fuzz_store.c - libFuzzer target over store images: the store file is
+ * input, not trusted memory, so whatever bytes it holds, libatrium must
+ * not read or write outside the mapping, divide by a stored zero or loop
+ * on a stored cycle (ASan and UBSan watch; a hang is a timeout).
+ *
+ * An input is a whole store file. It is written to a file of this
+ * process under /dev/shm, with the header's check fixed up (anyone can
+ * compute it), and opened as a store; then every call a user
+ * could make runs on it: stats, the list, a stat and every get of each
+ * listed object, an add and a set of each value, a slice write and an
+ * add on each array, a put and a get and a batch get on each queue, a
+ * delete, new objects of every kind (a growing queue made to grow), and
+ * a read of the change feed those calls wrote.
+ *
+ * Repair paths: a process-shared lock word is state of the threads that
+ * hold it, not data; a damaged word that looks held would make any
+ * locker wait (no lock of the core has a timeout: what the gateway does
+ * about a held lock is its own concern). So before the calls, every lock
+ * in the image is made again, and one whose word was not zero is marked
+ * as its holder's death leaves it: the next locker repairs what it
+ * guards (a store lock: the records, the index and the heap; a queue's:
+ * its sides and a move; an array's: its redo log).
+ *
+ * Seeds: run with FUZZ_STORE_SEEDS=DIR, the target writes real stores
+ * there (every kind, a wrapped queue, a grown queue, deleted objects,
+ * a lapped change feed, one left by processes killed holding its locks)
+ * and exits; make fuzz and tests/fuzz/test_fuzz.sh do that first.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define FUZZ_MAX_OBJECTS 32 /* objects looked at per input (speed) */
+#define FUZZ_SLICE 64       /* array elements read per array        */
+#define SEED_SIZE ((size_t)128 << 10)
+
+static char fuzz_path[64];
+
+/* -------------------------------------------------------------- locks */
+
+/* Makes m again; as a dead holder leaves it if held (its word not 0). */
+static void fuzz_lock_reset(pthread_mutex_t *m) {
+  int held = m->__data.__lock != 0;
+  atr__mutex_init(m);
+  if (held)
+    m->__data.__lock = FUTEX_OWNER_DIED;
+}
+
+static void fuzz_locks_reset(atr_store *s) {
+  fuzz_lock_reset(&s->hdr->lock);
+  for (uint32_t i = 0; i < s->hdr->max_objects; i++) {
+    struct atr__obj *o = atr__slot(s, i);
+    fuzz_lock_reset(&o->lock);
+    fuzz_lock_reset(&o->u.q.put_lock);
+  }
+}
+
+/* -------------------------------------------------------------- calls */
+
+struct fuzz_list {
+  atr_info info[FUZZ_MAX_OBJECTS];
+  int n;
+};
+
+static int fuzz_collect(const atr_info *info, void *arg) {
+  struct fuzz_list *l = arg;
+  if (l->n == FUZZ_MAX_OBJECTS)
+    return 1;
+  l->info[l->n++] = *info;
+  return 0;
+}
+
+static void fuzz_value(atr_store *s, const atr_info *info) {
+  atr_handle h;
+  atr_scalar v, one = {.i = 1};
+  uint64_t ver;
+  if (atr_value_open(s, info->name, 0, 0, NULL, &h) != 0)
+    return;
+  if (atr_value_get(&h, &v, &ver) == 0)
+    atr_value_set(&h, v, ver, NULL);
+  atr_value_add(&h, one, NULL, NULL);
+  atr_handle_stat(&h, &(atr_info){0});
+}
+
+static void fuzz_array(atr_store *s, const atr_info *info) {
+  atr_scalar out[FUZZ_SLICE], one = {.i = 1};
+  atr_handle h;
+  uint64_t n, len;
+  if (atr_array_open(s, info->name, 0, 0, 0, NULL, &h) != 0)
+    return;
+  if (atr_array_length(&h, &len) == 0) {
+    int64_t stop = len < FUZZ_SLICE ? (int64_t)len : FUZZ_SLICE;
+    atr_array_get(&h, 0, stop, out, FUZZ_SLICE, &n, NULL);
+    atr_array_get(&h, -stop, (int64_t)len, out, FUZZ_SLICE, &n, NULL);
+  }
+  memset(out, 0, 2 * sizeof out[0]);
+  atr_array_set(&h, 0, out, 2, 0, NULL); /* a slice write */
+  atr_array_add(&h, -1, one, NULL, NULL);
+}
+
+static void fuzz_queue(atr_store *s, const atr_info *info) {
+  atr_items items = {0};
+  atr_handle h;
+  uint64_t n;
+  char buf[256];
+  size_t len;
+  if (atr_queue_open(s, info->name, 0, NULL, &h) != 0)
+    return;
+  atr_queue_size(&h, &n, NULL, NULL);
+  atr_queue_get(&h, buf, sizeof buf, &len, 0);
+  atr_queue_put(&h, "fuzz", 4, 0);
+  atr_queue_get_batch(&h, 8, 0, &items);
+  atr_items_free(&items);
+  atr_queue_get(&h, buf, sizeof buf, &len, 0);
+}
+
+/* New objects of every kind; a growing queue made to grow. */
+static void fuzz_create(atr_store *s) {
+  static char big[40000];
+  atr_queue_opts qo;
+  atr_handle h;
+  atr_scalar one = {.i = 1};
+  if (atr_value_open(s, "fz.v", 'q', ATR_CREATE, NULL, &h) >= 0)
+    atr_value_add(&h, one, NULL, NULL);
+  if (atr_array_open(s, "fz.a", 'd', 8, ATR_CREATE, NULL, &h) >= 0)
+    atr_array_add(&h, 3, (atr_scalar){.f = 1.5}, NULL, NULL);
+  atr_queue_opts_init(&qo);
+  qo.max_bytes = 0;
+  if (atr_queue_open(s, "fz.g", ATR_CREATE, &qo, &h) >= 0)
+    for (int i = 0; i < 3; i++)
+      atr_queue_put(&h, big, sizeof big, 0);
+  atr_delete(s, "fz.a", ATR_ARRAY);
+}
+
+static void fuzz_feed(atr_cursor *c) {
+  atr_event ev;
+  for (int i = 0; i < 64; i++) {
+    int rc = atr_feed_next(c, &ev, 0);
+    if (rc == ATR_EGAP)
+      atr_feed_resync(c);
+    else if (rc != 0)
+      break;
+  }
+}
+
+static void fuzz_store(atr_store *s) {
+  struct fuzz_list l = {.n = 0};
+  atr_store_stats st;
+  atr_cursor c;
+  atr_info info;
+
+  fuzz_locks_reset(s);
+  atr_feed_open(s, &c);
+  atr_store_stats_get(s, &st);
+  atr_list(s, fuzz_collect, &l);
+  for (int i = 0; i < l.n; i++) {
+    const atr_info *in = &l.info[i];
+    atr_stat(s, in->name, &info);
+    if (in->kind == ATR_VALUE)
+      fuzz_value(s, in);
+    else if (in->kind == ATR_ARRAY)
+      fuzz_array(s, in);
+    else if (in->kind == ATR_QUEUE)
+      fuzz_queue(s, in);
+  }
+  if (l.n > 0)
+    atr_delete(s, l.info[0].name, ATR_ANY);
+  fuzz_create(s);
+  fuzz_feed(&c);
+  atr_store_stats_get(s, &st);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  atr_store_opts opts;
+  atr_store *s;
+  struct atr__header h;
+  int fd = open(fuzz_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0)
+    abort();
+  if (size > 0 && pwrite(fd, data, size, 0) != (ssize_t)size)
+    abort();
+  /* Anyone can compute the header's check: fix it up, so that damage
+   * to the header's fields is met by the open's other checks. */
+  if (size >= sizeof h) {
+    memcpy(&h, data, sizeof h);
+    h.check = atr__store_header_check(&h);
+    if (pwrite(fd, &h.check, sizeof h.check,
+               offsetof(struct atr__header, check)) != sizeof h.check)
+      abort();
+  }
+  close(fd);
+  atr_store_opts_init(&opts);
+  opts.open_only = 1;
+  opts.init_timeout = 0;
+  /* A store left unfinished is made again: small, to keep runs fast. */
+  opts.size = SEED_SIZE;
+  opts.max_objects = 16;
+  opts.feed_entries = 16;
+  int rc = atr_store_open(fuzz_path, &opts, &s);
+  unlink(fuzz_path); /* the mapping stays; a crash leaves no file */
+  if (rc != 0)
+    return 0;
+  fuzz_store(s);
+  atr_store_close(s);
+  return 0;
+}
+
+/* -------------------------------------------------------------- seeds */
+
+static atr_store *seed_open(const char *path, size_t size) {
+  atr_store_opts opts;
+  atr_store *s;
+  atr_store_opts_init(&opts);
+  opts.size = size;
+  opts.max_objects = 16;
+  opts.feed_entries = 16;
+  unlink(path);
+  if (atr_store_open(path, &opts, &s) != 0)
+    abort();
+  return s;
+}
+
+/* Copies the store file at path to dir/name and removes it. */
+static void seed_keep(const char *path, const char *dir, const char *name) {
+  char out[512];
+  struct stat st;
+  int in = open(path, O_RDONLY), fd;
+  snprintf(out, sizeof out, "%s/%s", dir, name);
+  fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (in < 0 || fd < 0 || fstat(in, &st) != 0)
+    abort();
+  char *buf = malloc((size_t)st.st_size);
+  if (buf == NULL || read(in, buf, (size_t)st.st_size) != st.st_size ||
+      write(fd, buf, (size_t)st.st_size) != st.st_size)
+    abort();
+  free(buf);
+  close(in);
+  close(fd);
+  unlink(path);
+}
+
+static void seed_every_kind(atr_store *s) {
+  static const char types[] = "bBhHiIlLqQfd?c";
+  atr_queue_opts qo;
+  atr_handle h;
+  char name[16];
+  for (int i = 0; i < 4; i++) {
+    snprintf(name, sizeof name, "v%c", types[i * 3]);
+    atr_value_open(s, name, types[i * 3], ATR_CREATE, NULL, &h);
+    atr_value_add(&h, (atr_scalar){.i = 1}, NULL, NULL);
+  }
+  atr_array_open(s, "aq", 'q', 10, ATR_CREATE, NULL, &h);
+  atr_array_set(&h, 2, (atr_scalar[]){{.i = -5}, {.i = 7}}, 2, 0, NULL);
+  atr_array_open(s, "ad", 'd', 3, ATR_CREATE, NULL, &h);
+  atr_queue_opts_init(&qo);
+  qo.max_bytes = 512;
+  atr_queue_open(s, "q", ATR_CREATE, &qo, &h);
+  atr_queue_put(&h, "one", 3, 0);
+  atr_queue_put(&h, "two!", 4, 0);
+  qo.max_bytes = 0;
+  atr_queue_open(s, "g", ATR_CREATE, &qo, &h);
+  atr_queue_put(&h, "grow", 4, 0);
+}
+
+/* A bounded queue whose items wrap past the ring's end. */
+static void seed_wrapped(atr_store *s) {
+  atr_queue_opts qo;
+  atr_handle h;
+  char buf[64];
+  size_t len;
+  atr_queue_opts_init(&qo);
+  qo.max_bytes = 256;
+  atr_queue_open(s, "w", ATR_CREATE, &qo, &h);
+  for (int i = 0; i < 40; i++) {
+    atr_queue_put(&h, "0123456789abcdefghijklmnopqrstuvwxyz",
+                  20 + (size_t)(i % 7), 0);
+    if (i % 3 != 2)
+      atr_queue_get(&h, buf, sizeof buf, &len, 0);
+  }
+}
+
+/* A growing queue past its first ring, holding items across the wrap. */
+static void seed_grown(atr_store *s) {
+  static char item[3000];
+  atr_queue_opts qo;
+  atr_handle h;
+  atr_queue_opts_init(&qo);
+  qo.max_bytes = 0;
+  atr_queue_open(s, "g", ATR_CREATE, &qo, &h);
+  for (int i = 0; i < 30; i++)
+    atr_queue_put(&h, item, sizeof item - (size_t)i * 10, 0);
+}
+
+/* Objects made and deleted (a free list of records and heap blocks),
+ * and enough changes to lap the feed. */
+static void seed_churn(atr_store *s) {
+  atr_handle h;
+  char name[16];
+  for (int i = 0; i < 40; i++) {
+    snprintf(name, sizeof name, "c%d", i % 9);
+    if (i % 2)
+      atr_array_open(s, name, 'i', 4 + (uint64_t)i, ATR_CREATE, NULL, &h);
+    else
+      atr_value_open(s, name, 'i', ATR_CREATE, NULL, &h);
+    if (i % 3 == 0)
+      atr_delete(s, name, ATR_ANY);
+  }
+}
+
+/* A child that dies holding the store lock and both locks of "q" and
+ * the lock of "aq": the image keeps their words as death left them. */
+static void seed_die_holding(const char *path) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    atr_store *s;
+    atr_handle q, a;
+    if (atr_store_open(path, NULL, &s) != 0 ||
+        atr_queue_open(s, "q", 0, NULL, &q) != 0 ||
+        atr_array_open(s, "aq", 0, 0, 0, NULL, &a) != 0 ||
+        atr__queue_lock_both(s, q.rec) != 0 ||
+        atr__record_lock(s, a.rec) != 0 || atr__store_lock(s) != 0)
+      _exit(1);
+    _exit(0);
+  }
+  int status;
+  if (pid < 0 || waitpid(pid, &status, 0) != pid || status != 0)
+    abort();
+}
+
+static void seed_empty(atr_store *s) {
+  (void)s;
+}
+
+/* The seeds: what each holds, and whether a process then dies holding
+ * its locks. */
+static const struct {
+  const char *name;
+  void (*fill)(atr_store *s);
+  bool die_holding;
+} seeds[] = {
+    {"empty", seed_empty, false},
+    {"every-kind", seed_every_kind, false},
+    {"wrapped-queue", seed_wrapped, false},
+    {"grown-queue", seed_grown, false},
+    {"churn-feed", seed_churn, false},
+    {"mid-repair", seed_every_kind, true},
+};
+
+static void seeds_write(const char *dir) {
+  char path[64];
+  snprintf(path, sizeof path, "/dev/shm/atrium-fuzz-seed-%ld", (long)getpid());
+  for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
+    atr_store *s = seed_open(path, SEED_SIZE);
+    seeds[i].fill(s);
+    atr_store_close(s);
+    if (seeds[i].die_holding)
+      seed_die_holding(path);
+    seed_keep(path, dir, seeds[i].name);
+  }
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+  const char *dir = getenv("FUZZ_STORE_SEEDS");
+  (void)argc;
+  (void)argv;
+  if (dir != NULL && dir[0] != '\0') {
+    seeds_write(dir);
+    exit(0);
+  }
+  snprintf(fuzz_path, sizeof fuzz_path, "/dev/shm/atrium-fuzz-%ld",
+           (long)getpid());
+  return 0;
+}
