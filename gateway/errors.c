@@ -31,7 +31,7 @@ static const struct gw_errmap gw_errors[] = {
     [ATR__ETOOMANY] = {507, "store_full"},
     [ATR__ENOTSTORE] = {500, "store_error"},
     [ATR__ELAYOUT] = {500, "store_error"},
-    [ATR__ECORRUPT] = {500, "store_error"},
+    [ATR__ECORRUPT] = {500, "store_damaged"},
     [ATR__EBUSY] = {503, "unavailable"},
     [ATR__EGAP] = {500, "internal_error"},
     [ATR__ENOMEM] = {500, "out_of_memory"},
@@ -64,6 +64,11 @@ int gw_error_check(void) {
 int gw_reply_core(struct gw_req *req, int rv) {
   const struct gw_errmap *e = gw_error_lookup(rv);
 
+  /* Damage is one object's: say which, so an operator can delete it
+   * while the rest of the store keeps working. */
+  if (rv == ATR_ECORRUPT && req->name[0] != '\0')
+    return gw_reply_error(req, e->status, e->name, "%s: %s", req->name,
+                          atr_strerror(rv));
   return gw_reply_error(req, e->status, e->name, "%s", atr_strerror(rv));
 }
 

@@ -233,5 +233,49 @@ class ErrorCatalogue(gw.GatewayCase):
         self.assertTrue(r.json["error"]["message"])
 
 
+# Offsets of the store layout (core/internal.h, layout 2) that the damage
+# test writes; the test reads the old bytes first, so a layout change
+# fails it loudly instead of damaging something else.
+SLOTS_OFF = 48       # header: the object records' offset (u64)
+SLOT_SIZE = 512
+NAME_AT = 64         # record: the name
+ARRAY_LENGTH_AT = 208  # record: an array's length (u64)
+
+
+class Damage(gw.GatewayCase):
+    """A damaged object answers 500 store_damaged naming it; the rest of
+    the store keeps working."""
+
+    def test_damaged_array(self):
+        g = self.gw
+        self.assertEqual(g.put("/v1/arrays/dmg.a", {"type": "d", "length": 4}).status, 201)
+        self.assertEqual(g.put("/v1/values/dmg.v", {"type": "q", "value": 7}).status, 201)
+        with open(g.store, "r+b") as f:
+            f.seek(SLOTS_OFF)
+            slots = int.from_bytes(f.read(8), "little")
+            for slot in range(4096):
+                f.seek(slots + slot * SLOT_SIZE + NAME_AT)
+                if f.read(6) == b"dmg.a\0":
+                    break
+            else:
+                self.fail("no record named dmg.a")
+            at = slots + slot * SLOT_SIZE + ARRAY_LENGTH_AT
+            f.seek(at)
+            self.assertEqual(int.from_bytes(f.read(8), "little"), 4, "layout moved")
+            f.seek(at)
+            f.write((1 << 32).to_bytes(8, "little"))
+        for method, path, body in [("GET", "/v1/arrays/dmg.a", None),
+                                   ("PATCH", "/v1/arrays/dmg.a", {"start": 0, "values": [1.0]}),
+                                   ("POST", "/v1/arrays/dmg.a/add", {"index": 0, "delta": 1})]:
+            r = g.request(method, path, json_body=body)
+            self.assertEqual((r.status, r.error), (500, "store_damaged"), path)
+            self.assertIn("dmg.a", r.json["error"]["message"])
+        r = g.post("/v1/values/dmg.v/add", {"delta": 1})
+        self.assertEqual((r.status, r.json["value"]), (200, 8))
+        self.assertEqual(g.get("/healthz").status, 200)
+        self.assertEqual(g.get("/v1/objects").status, 200)
+        self.assertEqual(g.request("DELETE", "/v1/values/dmg.v").status, 204)
+
+
 if __name__ == "__main__":
     gw.main()
