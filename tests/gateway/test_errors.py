@@ -275,6 +275,10 @@ class Damage(gw.GatewayCase):
         self.assertEqual(g.get("/healthz").status, 200)
         self.assertEqual(g.get("/v1/objects").status, 200)
         self.assertEqual(g.request("DELETE", "/v1/values/dmg.v").status, 204)
+        # The operator's way out: the damaged object can be deleted, and
+        # its name is free again.
+        self.assertEqual(g.request("DELETE", "/v1/arrays/dmg.a").status, 204)
+        self.assertEqual(g.put("/v1/arrays/dmg.a", {"type": "d", "length": 4}).status, 201)
 
 
 if __name__ == "__main__":
