@@ -52,6 +52,9 @@ int main(int argc, char **argv) {
 
   atr_store_opts_init(&opts);
   opts.open_only = 1;
+  /* A store of another user (the group-shared deployment) is opened
+   * only when the program says it trusts those who may write it. */
+  opts.shared = getenv("ADDER_SHARED") != NULL;
   errno = 0;
   if ((rv = atr_store_open(argv[1], &opts, &store)) < 0)
     return adder_fail(argv[1], rv, errno);
