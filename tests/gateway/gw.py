@@ -62,10 +62,18 @@ class Response:
 
 class Gateway:
     """One atriumd process on its own store (removed by stop unless
-    keep_store)."""
+    keep_store). With token, the text of its --token-file (written as it
+    is, removed by stop)."""
 
-    def __init__(self, *args, store=None, env=None, keep_store=False):
+    def __init__(self, *args, store=None, env=None, keep_store=False, token=None):
         self.args = list(args)
+        self.token_file = None
+        if token is not None:
+            self.token_file = "%s/atrium-token-%s" % (
+                os.environ.get("TMPDIR", "/tmp"), uuid.uuid4().hex[:12])
+            with open(self.token_file, "w") as f:
+                f.write(token)
+            self.args += ["--token-file", self.token_file]
         self.store = store or fresh_store()
         self.env = env
         self.keep_store = keep_store
@@ -141,6 +149,8 @@ class Gateway:
         self.reader.join(5)
         if not self.keep_store:
             remove(self.store)
+        if self.token_file:
+            remove(self.token_file)
         self.check_sanitizers()
         if rc != 0:
             raise AssertionError("atriumd exited %d:\n%s" % (rc, self.stderr))

@@ -4,8 +4,6 @@ framing the gateway answers itself (414, 431, Content-Length), %00 in a
 query, both conditional headers, the log a bad client could flood. Raw
 sockets throughout: an HTTP client would normalise what is sent here."""
 import json
-import os
-import tempfile
 import unittest
 
 import gw
@@ -207,16 +205,11 @@ class WithToken(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory()
-        path = os.path.join(cls.tmp.name, "token")
-        with open(path, "w") as f:
-            f.write("tok-en\n")
-        cls.gw = gw.Gateway("--token-file", path).start()
+        cls.gw = gw.Gateway(token="tok-en\n").start()
 
     @classmethod
     def tearDownClass(cls):
         cls.gw.stop()
-        cls.tmp.cleanup()
 
     def test_token(self):
         port = self.gw.port

@@ -1,7 +1,6 @@
 """Token auth, refusals at start, CORS, and the configuration surface."""
 import os
 import subprocess
-import tempfile
 import unittest
 
 import gw
@@ -25,16 +24,11 @@ class TokenAuth(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.tokdir = tempfile.TemporaryDirectory()
-        cls.tokfile = os.path.join(cls.tokdir.name, "token")
-        with open(cls.tokfile, "w") as f:
-            f.write("  s3cret-token\n\n")
-        cls.gw = gw.Gateway("--token-file", cls.tokfile).start()
+        cls.gw = gw.Gateway(token="  s3cret-token\n\n").start()
 
     @classmethod
     def tearDownClass(cls):
         cls.gw.stop()
-        cls.tokdir.cleanup()
 
     def test_needs_token(self):
         for method, path in [("GET", "/v1/objects"), ("GET", "/v1/values/x"),

@@ -80,28 +80,6 @@ def objects(store_path):
     return {line.split()[0] for line in lines[heads[0] + 1:]} if heads else set()
 
 
-def token_gateway(token, *args):
-    """A started atriumd that wants token (its file removed by stop_token_gateway)."""
-    import tempfile
-    fd, path = tempfile.mkstemp(prefix="atrium-token.")
-    os.write(fd, token.encode() + b"\n")
-    os.close(fd)
-    daemon = gw.Gateway("--token-file", path, *args)
-    daemon.token_file = path
-    try:
-        return daemon.start()
-    except BaseException:
-        os.unlink(path)
-        raise
-
-
-def stop_token_gateway(daemon):
-    try:
-        daemon.stop()
-    finally:
-        os.unlink(daemon.token_file)
-
-
 class LocalMixin:
     """The local transport, on a store of the class's own."""
     transport = "local"

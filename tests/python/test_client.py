@@ -464,12 +464,12 @@ class TokenAndShortWaits(pyc.unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.gw = pyc.token_gateway("py-s3cret", "--max-wait", "1")
+        cls.gw = pyc.gw.Gateway("--max-wait", "1", token="py-s3cret\n").start()
         cls.url = "http://127.0.0.1:%d" % cls.gw.port
 
     @classmethod
     def tearDownClass(cls):
-        pyc.stop_token_gateway(cls.gw)
+        cls.gw.stop()
 
     def test_token(self):
         store = atrium.connect(self.url, token="py-s3cret")
