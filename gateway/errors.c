@@ -36,6 +36,12 @@ static const struct gw_errmap gw_errors[] = {
     [ATR__EGAP] = {500, "internal_error"},
     [ATR__ENOMEM] = {500, "out_of_memory"},
     [ATR__ESYS] = {500, "internal_error"},
+    [ATR__EINTR] = {503, "unavailable"},
+    [ATR__ENOTHELD] = {409, "not_held"},
+    [ATR__EBROKEN] = {409, "broken"},
+    [ATR__EOVERRELEASE] = {409, "over_released"},
+    [ATR__ESTALE] = {412, "stale_fence"},
+    [ATR__ELOCKED] = {503, "busy"},
 };
 
 /* A code added to the core's map needs its row here. */

@@ -52,7 +52,13 @@ extern "C" {
   X(EBUSY, "store is still being initialised by another process")              \
   X(EGAP, "change events were lost: re-read every object")                     \
   X(ENOMEM, "out of memory")                                                   \
-  X(ESYS, "system call failed (see errno)")
+  X(ESYS, "system call failed (see errno)")                                    \
+  X(EINTR, "interrupted by a signal")                                          \
+  X(ENOTHELD, "not held by the caller (wrong, expired or spent token)")        \
+  X(EBROKEN, "barrier is broken")                                              \
+  X(EOVERRELEASE, "released past the semaphore's bound")                       \
+  X(ESTALE, "fence no longer holds the lock")                                  \
+  X(ELOCKED, "object is held by a process that does not let go; try again")
 
 /* Positions in the table; the public codes below are their negations. */
 enum atr__errpos {
@@ -132,6 +138,17 @@ int atr_store_open(const char *path, const atr_store_opts *opts,
 /* Unmaps and frees store (NULL is fine). Handles on it become invalid. */
 void atr_store_close(atr_store *store);
 
+/*
+ * How long the calling thread waits for a lock inside the store (the
+ * short internal locks every array write, queue side and create takes)
+ * before giving up with ATR_ELOCKED: seconds, < 0 for ever (the default).
+ * A holder that died is recovered at once whatever this says; this is for
+ * a holder that lives but does not let go (stopped, paused, hung). A
+ * server thread sets 0 and retries later rather than hang behind such a
+ * process. Per thread; nothing else changes.
+ */
+void atr_set_lock_patience(double seconds);
+
 typedef struct atr_store_stats {
   uint64_t capacity;    /* bytes of the store file                     */
   uint64_t used;        /* bytes in use: fixed tables plus object data */
@@ -148,9 +165,15 @@ typedef enum atr_kind {
   ATR_VALUE = 1,
   ATR_ARRAY = 2,
   ATR_QUEUE = 3,
+  ATR_LOCK = 4,
+  ATR_SEMAPHORE = 5,
+  ATR_FLAG = 6, /* Python's Event */
+  ATR_BARRIER = 7,
+  ATR_CONDITION = 8,
 } atr_kind;
 
-/* "value", "array", "queue" ("any" for ATR_ANY). */
+/* "value", "array", "queue", "lock", "semaphore", "flag", "barrier",
+ * "condition" ("any" for ATR_ANY). */
 const char *atr_kind_name(atr_kind kind);
 
 /*
@@ -201,6 +224,23 @@ typedef struct atr_info {
   uint64_t maxsize;   /* queue: item bound (0 = none)                    */
   uint64_t max_bytes; /* queue: byte bound (0 = the store's space)     */
   uint64_t max_item;  /* queue: largest item accepted                  */
+  /* the synchronisation kinds (see their sections below) */
+  uint64_t waiters;    /* lock, semaphore, flag, condition: waiting now
+                          (processes and leases; advisory)               */
+  uint64_t fence;      /* lock: the fence of the last acquisition       */
+  uint64_t count;      /* lock: holds of the holder (reentrant depth; 0:
+                          free); semaphore: permits free (its value)     */
+  uint64_t bound;      /* semaphore: the bound (0 = none)               */
+  uint64_t leased;     /* semaphore: leased permits out                 */
+  uint64_t parties;    /* barrier: parties                              */
+  uint64_t n_waiting;  /* barrier: arrived in this generation           */
+  uint64_t generation; /* barrier: rounds passed or reset               */
+  double expires_in;   /* lock held by a lease: seconds left; else -1    */
+  unsigned char reentrant; /* lock: reentrant                           */
+  unsigned char lease;     /* lock: held by a lease (else by a process)  */
+  unsigned char set;       /* flag: set                                 */
+  unsigned char broken;    /* barrier: broken                           */
+  char lock[ATR_NAME_MAX + 1]; /* condition: the name of its lock       */
 } atr_info;
 
 /* Fills *info for the object called name (ATR_ENOENT if none). */
@@ -241,6 +281,9 @@ enum {
 };
 /* Positive result of the _open calls when they created the object. */
 #define ATR_CREATED 1
+/* Positive result of an acquire whose previous holder died holding what
+ * was acquired (as EOWNERDEAD): what it guarded may be half changed. */
+#define ATR_ABANDONED 2
 
 /* Fills *info for the object h is open on, without a name lookup
  * (ATR_ENOENT once it is deleted). */
@@ -414,6 +457,237 @@ int atr_queue_size(const atr_handle *h, uint64_t *items, uint64_t *bytes,
 /* Removes every waiting item, at once. */
 int atr_queue_clear(const atr_handle *h);
 
+/* ------------------------------------------------ synchronisation objects
+ *
+ * Locks, semaphores, flags (Python's Event), barriers and conditions, as
+ * multiprocessing has them, for every process of the store. Common rules:
+ *
+ * - Waits sleep on futexes in the store (never spin), take a timeout as
+ *   every call does, and return ATR_EINTR when a signal handler ran
+ *   during the wait (the caller decides: Python raises KeyboardInterrupt).
+ *   What was acquired before the signal stays acquired; nothing else is.
+ * - A holder is a thread of a local process (a process hold) or a lease:
+ *   a deadline on the host's monotonic clock kept in the store, for
+ *   holders that are no process (the gateway's HTTP clients). A thread
+ *   that dies holding a process hold gives it back at once, through the
+ *   kernel's robust futex list, in any PID namespace: the next holder's
+ *   acquire returns ATR_ABANDONED. A lease that runs out is given back by
+ *   whoever next looks (a waiter, or atr_sync_expire), whether or not the
+ *   process that took it still runs.
+ * - A process hold is released by the thread that took it (ATR_ENOTHELD
+ *   from any other); a lease by its token, from anywhere.
+ * - Tokens are 64-bit secrets, never 0, never repeated for a name.
+ * - Fences: every acquisition of a lock takes a fence that only grows for
+ *   the name (across delete and re-create, as versions do).
+ */
+
+/* What an acquisition of a lock (or a leased permit) gives back. */
+typedef struct atr_grant {
+  uint64_t fence; /* lock: this acquisition's fence (the same on re-entry) */
+  uint64_t token; /* a lease's (or leased permit's) token; 0 otherwise     */
+  uint64_t count; /* lock: the holder's depth after this call (1 unless
+                     reentrant); semaphore: permits free after this call  */
+  double ttl;     /* a lease: the seconds it was granted (capped)          */
+} atr_grant;
+
+/* The longest lease, in seconds: longer ttls are capped to it. */
+#define ATR_LEASE_MAX (365.0 * 86400.0)
+
+/* ------------------------------------------------------------------ locks */
+
+/* Opens the lock called name; with ATR_CREATE a missing one is created,
+ * reentrant (RLock) if reentrant is non-zero. An existing lock keeps its
+ * own setting. Returns ATR_CREATED or 0, as atr_value_open. */
+int atr_lock_open(atr_store *store, const char *name, int flags, int reentrant,
+                  atr_handle *h);
+
+/*
+ * Takes the lock for the calling thread, waiting up to timeout. A
+ * reentrant lock held by this thread is re-entered (count + 1, the same
+ * fence); a plain one held by this thread waits (as Python's Lock: it is
+ * not an error). Returns 0, or ATR_ABANDONED if the last holder died
+ * holding it (the lock is now the caller's), ATR_ETIMEDOUT, ATR_EINTR,
+ * ATR_ENOENT. *g (may be NULL) gets the fence and count.
+ */
+int atr_lock_acquire(const atr_handle *h, double timeout, atr_grant *g);
+
+/* Releases one level of the calling thread's hold (the lock is free at
+ * count 0). ATR_ENOTHELD if this thread does not hold it. */
+int atr_lock_release(const atr_handle *h);
+
+/*
+ * Takes the lock as a lease of ttl seconds (> 0, capped to ATR_LEASE_MAX),
+ * waiting up to timeout. With reenter non-zero, the lease of that token on
+ * a reentrant lock is re-entered: count + 1, the same token and fence,
+ * the deadline reset to ttl from now (ATR_ENOTHELD if that token does not
+ * hold it; a plain lock re-entered this way is ATR_EINVAL). Results as
+ * atr_lock_acquire; g->token is the lease's token. A lease is granted
+ * only with its whole ttl ahead: no holder is ever given a lease that has
+ * already run out.
+ */
+int atr_lock_lease(const atr_handle *h, double ttl, double timeout,
+                   uint64_t reenter, atr_grant *g);
+/* Releases one level of the lease token holds (the last level frees the
+ * lock). ATR_ENOTHELD for a wrong, expired or spent token. */
+int atr_lock_unlease(const atr_handle *h, uint64_t token);
+/* Gives the lease token holds ttl seconds from now. ATR_ENOTHELD as
+ * above. */
+int atr_lock_renew(const atr_handle *h, uint64_t token, double ttl,
+                   atr_grant *g);
+/* An operator's release, whatever the holder: the lock is free, its
+ * fence grows (the old fence and token are spent) and waiters wake. 0 if
+ * it was free already. A process that still runs holding it learns it
+ * from ATR_ENOTHELD on its release. */
+int atr_lock_break(const atr_handle *h);
+
+/*
+ * Runs fn(arg) only while the lock called lock_name is held under fence,
+ * at that instant: no release, expiry, break or new acquisition of a
+ * lease-held lock can happen while fn runs (fn must be short and must not
+ * wait). Returns fn's result, or ATR_ESTALE (fn not run) if the lock is
+ * free, held under another fence, or its lease has run out; ATR_ENOENT if
+ * there is no such lock. A process hold is checked the same way, but
+ * only its own thread can release it, so the check is exact for a fence
+ * the holder passes on and a hint for anyone else's.
+ */
+int atr_lock_fenced(atr_store *store, const char *lock_name, uint64_t fence,
+                    int (*fn)(void *arg), void *arg);
+
+/* ------------------------------------------------------------- semaphores */
+
+/* Opens the semaphore called name; with ATR_CREATE a missing one is
+ * created with value free permits and bound (0: none; else value <=
+ * bound, or ATR_EINVAL: BoundedSemaphore). An existing one keeps its
+ * own. Returns ATR_CREATED or 0. */
+int atr_sem_open(atr_store *store, const char *name, int flags, uint64_t value,
+                 uint64_t bound, atr_handle *h);
+
+/* Takes a plain permit (anyone may give it back), waiting up to timeout.
+ * 0, ATR_ETIMEDOUT, ATR_EINTR, ATR_ENOENT. *value (may be NULL): permits
+ * free after this call. */
+int atr_sem_acquire(const atr_handle *h, double timeout, uint64_t *value);
+
+/* Gives back n plain permits. ATR_EOVERRELEASE (nothing given back) if
+ * the bound would be passed (free and leased permits count). */
+int atr_sem_release(const atr_handle *h, uint64_t n, uint64_t *value);
+
+/*
+ * Takes a leased permit: a process hold of the calling thread (ttl < 0),
+ * given back at once if the thread dies, or a lease of ttl seconds (ttl >
+ * 0, capped), given back when it runs out. g->token names it. Returns 0,
+ * ATR_ABANDONED (a dead holder's permit was given back to take this
+ * one), ATR_ETIMEDOUT, ATR_EINTR, ATR_ENOENT, ATR_ETOOMANY (the
+ * semaphore's table of leased permits is full: at most max(value, bound,
+ * 1) and at most 1024).
+ */
+int atr_sem_lease(const atr_handle *h, double ttl, double timeout,
+                  atr_grant *g);
+/* Gives back the leased permit token names (a process hold: from its own
+ * thread). ATR_ENOTHELD for a wrong, expired or given-back token. */
+int atr_sem_unlease(const atr_handle *h, uint64_t token, uint64_t *value);
+
+/* ------------------------------------------------------------------ flags */
+
+/* Opens the flag called name (Python's Event); with ATR_CREATE a missing
+ * one is created, set if set is non-zero. Returns ATR_CREATED or 0. */
+int atr_flag_open(atr_store *store, const char *name, int flags, int set,
+                  atr_handle *h);
+/* Sets the flag and wakes every waiter. */
+int atr_flag_set(const atr_handle *h);
+int atr_flag_clear(const atr_handle *h);
+/* Waits up to timeout for the flag to be set: 0 once set, ATR_ETIMEDOUT,
+ * ATR_EINTR, ATR_ENOENT. *set (may be NULL) gets the state it saw. */
+int atr_flag_wait(const atr_handle *h, double timeout, int *set);
+
+/* --------------------------------------------------------------- barriers */
+
+/* Opens the barrier called name; with ATR_CREATE a missing one is created
+ * for parties (1..1024, else ATR_EINVAL). Returns ATR_CREATED or 0. */
+int atr_barrier_open(atr_store *store, const char *name, int flags,
+                     uint64_t parties, atr_handle *h);
+
+/*
+ * Waits at the barrier until parties threads (or leases) have come, as
+ * Python's Barrier.wait. 0 with *index (0 for the first to come, parties
+ * - 1 for the last) and *generation of the round passed; ATR_EBROKEN if
+ * the barrier is or becomes broken (aborted, a waiter timed out, was
+ * interrupted or died); ATR_ETIMEDOUT for the waiter whose timeout ran
+ * out (it breaks the barrier, as in Python); ATR_EINTR (it breaks it too:
+ * a waiter left). Either pointer may be NULL.
+ */
+int atr_barrier_wait(const atr_handle *h, double timeout, uint64_t *index,
+                     uint64_t *generation);
+
+/*
+ * The same for a holder that is not a thread (the gateway's HTTP
+ * waiters): arrive takes a place in the round, held as a lease until
+ * deadline_in seconds from now (a place whose lease runs out breaks the
+ * barrier); poll answers without waiting: 0 with index and generation
+ * once the round passed, ATR_ETIMEDOUT while it has not, ATR_EBROKEN;
+ * leave gives the place up and breaks the barrier if the round had not
+ * passed. *ticket names the place.
+ */
+int atr_barrier_arrive(const atr_handle *h, double deadline_in,
+                       uint64_t *ticket);
+int atr_barrier_poll(const atr_handle *h, uint64_t ticket, uint64_t *index,
+                     uint64_t *generation);
+int atr_barrier_leave(const atr_handle *h, uint64_t ticket);
+
+/* Breaks the barrier: every waiter gets ATR_EBROKEN, and so does every
+ * wait until atr_barrier_reset. */
+int atr_barrier_abort(const atr_handle *h);
+/* Back to its first state: waiters of the round get ATR_EBROKEN, the
+ * barrier is whole again and the generation grows. */
+int atr_barrier_reset(const atr_handle *h);
+
+/* ------------------------------------------------------------- conditions */
+
+/* Opens the condition called name, bound to the lock called lock_name
+ * (with ATR_CREATE; that lock must exist: ATR_ENOENT, ATR_EKIND). An
+ * existing condition keeps its lock (lock_name may then be NULL). */
+int atr_cond_open(atr_store *store, const char *name, int flags,
+                  const char *lock_name, atr_handle *h);
+
+/*
+ * Python's Condition.wait: the calling thread must hold the condition's
+ * lock (ATR_ENOTHELD). Releases it (every level of a reentrant one),
+ * waits up to timeout for a notify, and takes it again (the same count, a
+ * new fence in *g) before returning, whatever the result: 0 notified,
+ * ATR_ETIMEDOUT, ATR_EINTR; or ATR_ABANDONED (notified or not: *notified
+ * says) if taking it again found its holder dead. *notified may be NULL.
+ */
+int atr_cond_wait(const atr_handle *h, double timeout, int *notified,
+                  atr_grant *g);
+
+/*
+ * The same for a lease holder (the gateway): token must hold the lock.
+ * wait_begin releases it and takes a place in the waiters' line, held
+ * until deadline_in seconds from now (*ticket names it); wait_poll,
+ * without waiting, answers 0 once notified or ATR_ETIMEDOUT while not;
+ * wait_end leaves the line. Taking the lock again is the caller's
+ * atr_lock_lease.
+ */
+int atr_cond_wait_begin(const atr_handle *h, uint64_t token,
+                        double deadline_in, uint64_t *ticket, uint64_t *count);
+int atr_cond_wait_poll(const atr_handle *h, uint64_t ticket);
+int atr_cond_wait_end(const atr_handle *h, uint64_t ticket);
+
+/*
+ * Wakes up to n waiters (UINT64_MAX: all), oldest first; *woken (may be
+ * NULL) gets how many. The caller must hold the lock: a process hold of
+ * this thread (token 0) or the lease token (ATR_ENOTHELD otherwise).
+ */
+int atr_cond_notify(const atr_handle *h, uint64_t token, uint64_t n,
+                    uint64_t *woken);
+
+/* ------------------------------------------------------------ all of them */
+
+/* Ends whatever lease of the object has run out (a lock's lease, leased
+ * permits, barrier places, condition places) and wakes its waiters, as a
+ * waiter would on finding it. Returns how many it ended (>= 0). The
+ * gateway calls it at each deadline, so events come on time. */
+int atr_sync_expire(const atr_handle *h);
+
 /* ------------------------------------------------------------ change feed */
 
 typedef enum atr_op {
@@ -424,9 +698,20 @@ typedef enum atr_op {
   ATR_OP_PUT,
   ATR_OP_POP,
   ATR_OP_CLEAR,
+  ATR_OP_ACQUIRED, /* lock, semaphore */
+  ATR_OP_RELEASED, /* lock, semaphore (also a break, a permit's lease out) */
+  ATR_OP_EXPIRED,  /* lock: a lease ran out */
+  ATR_OP_ABANDONED, /* lock: a holder died holding it (then "acquired") */
+  ATR_OP_WAIT,     /* barrier: a waiter came */
+  ATR_OP_PASSED,   /* barrier: a round passed */
+  ATR_OP_BROKEN,   /* barrier */
+  ATR_OP_RESET,    /* barrier */
+  ATR_OP_NOTIFY,   /* condition */
 } atr_op;
 
-/* "created", "deleted", "set", "add", "put", "pop", "clear". */
+/* "created", "deleted", "set", "add", "put", "pop", "clear", "acquired",
+ * "released", "expired", "abandoned", "wait", "passed", "broken", "reset",
+ * "notify". A flag's set and clear are "set" and "clear". */
 const char *atr_op_name(atr_op op);
 
 /*
