@@ -35,6 +35,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <linux/futex.h> /* struct robust_list_head */
+
 #define ATR__EXPORT __attribute__((visibility("default")))
 
 #define ATR__MAGIC "ATRIUMST"
@@ -403,9 +405,19 @@ struct atr__self {
  * The calling thread's identity, made once per thread (and again in a
  * forked child: a pthread_atfork handler resets it). NULL with errno
  * ENOTSUP if the thread has no robust list of glibc's layout (then no
- * process hold can be taken: callers answer ATR_ESYS).
+ * process hold can be taken: callers answer ATR_ESYS). Inline: the hot
+ * paths read it on every call. The thread-local is initial-exec (no
+ * __tls_get_addr call when the library is loaded with dlopen, as
+ * Python's ctypes does; glibc keeps room for small ones).
  */
-const struct atr__self *atr__self(void);
+extern _Thread_local struct atr__self atr__self_tls
+    __attribute__((tls_model("initial-exec")));
+const struct atr__self *atr__self_make(void);
+static inline const struct atr__self *atr__self(void) {
+  if (__builtin_expect(atr__self_tls.tid != 0, 1))
+    return &atr__self_tls;
+  return atr__self_make();
+}
 uint32_t atr__tid(void);
 uint64_t atr__nonce(void);
 /* A fresh random 64-bit secret, never 0 (lease tokens). */
@@ -423,18 +435,62 @@ static inline bool atr__word_free(uint32_t w) {
   return w == 0 || w == ATR__OWNER_DIED;
 }
 
+/* The robust list as glibc keeps it: an entry's back link is the
+ * pointer before its `next`; bit 0 of a link marks a PI mutex. */
+static inline void **atr__rb_back(void *entry) {
+  return (void **)((char *)entry - sizeof(void *));
+}
+static inline void *atr__rb_clean(void *p) {
+  return (void *)((uintptr_t)p & ~(uintptr_t)1);
+}
+static inline void atr__rb_set_pending(void *head, void *entry) {
+  ((struct robust_list_head *)head)->list_op_pending = entry;
+  atomic_signal_fence(memory_order_seq_cst);
+}
+
 /*
  * One try to take h for the calling thread self: the word goes from free
  * (0 or OWNER_DIED) to self->tid | bits (pass ATR__WAITERS after having
- * slept: others may sleep too) and h is linked into the thread's robust
- * list, with the list's pending entry set around the change so that a
- * death half-way is still seen by the kernel. Returns 0, ATR_ABANDONED
- * (taken from a holder that died), or 1 (held: *seen is the word). The
- * nonce is written after the word: until then h looks held by another.
- * Lock-free.
+ * slept: others may sleep too) and h is linked at the head of the
+ * thread's robust list (as glibc's ENQUEUE_MUTEX_BOTH), with the list's
+ * pending entry set around the change so that a death half-way is still
+ * seen by the kernel. Returns 0, ATR_ABANDONED (taken from a holder that
+ * died), or 1 (held: *seen is the word). The nonce is written after the
+ * word: until then h looks held by another. Lock-free; inline (the
+ * uncontended lock's path).
  */
-int atr__hold_take(struct atr__hold *h, const struct atr__self *self,
-                   uint32_t bits, uint32_t *seen);
+static inline int atr__hold_take(struct atr__hold *h,
+                                 const struct atr__self *self, uint32_t bits,
+                                 uint32_t *seen) {
+  struct robust_list_head *rh = self->head;
+  uint32_t w = atomic_load_explicit(&h->word, memory_order_relaxed);
+  if (!atr__word_free(w)) {
+    *seen = w;
+    return 1;
+  }
+  atr__rb_set_pending(rh, &h->next);
+  for (;;) {
+    uint32_t next = self->tid | bits | (w & ATR__WAITERS);
+    if (atomic_compare_exchange_weak(&h->word, &w, next))
+      break;
+    if (!atr__word_free(w)) {
+      atr__rb_set_pending(rh, NULL);
+      *seen = w;
+      return 1;
+    }
+  }
+  void *first = atr__rb_clean(rh->list.next);
+  *atr__rb_back(first) = &h->next;
+  h->next = rh->list.next;
+  h->prev = rh;
+  /* The entry is whole before the head names it (the kernel may walk
+   * the list at any moment this thread dies). */
+  atomic_signal_fence(memory_order_seq_cst);
+  rh->list.next = (struct robust_list *)&h->next;
+  __atomic_store_n(&h->nonce, self->nonce, __ATOMIC_RELAXED);
+  atr__rb_set_pending(rh, NULL);
+  return (w & ATR__OWNER_DIED) ? ATR_ABANDONED : 0;
+}
 /* Whether self holds h (its TID and nonce). */
 static inline bool atr__hold_mine(const struct atr__hold *h,
                                   const struct atr__self *self) {
@@ -442,16 +498,54 @@ static inline bool atr__hold_mine(const struct atr__hold *h,
   return (w & ATR__TID_MASK) == self->tid &&
          __atomic_load_n(&h->nonce, __ATOMIC_RELAXED) == self->nonce;
 }
+/* Wakes wake_n sleepers of h's word (0: none; INT32_MAX: all) if old,
+ * the word before its change, had FUTEX_WAITERS. */
+static inline void atr__hold_wake(struct atr__hold *h, uint32_t old,
+                                  int wake_n) {
+  if (!(old & ATR__WAITERS) || wake_n <= 0)
+    return;
+  if (wake_n == 1)
+    atr__futex_wake_one(&h->word);
+  else
+    atr__futex_wake(&h->word);
+}
+/*
+ * Unlinks h from the calling thread's robust list if it is there (walks
+ * the list: bounded, LIFO makes it O(1) usually), leaving the word as it
+ * is. For a hold whose record was deleted or whose lock was broken while
+ * this thread held it. Returns whether it was linked.
+ */
+bool atr__hold_unlink(struct atr__hold *h, const struct atr__self *self);
 /*
  * Gives back h, which the calling thread holds and linked (check with
  * atr__hold_mine): unlinks it (pending set around), clears the nonce,
  * exchanges the word to `to` (0: free; a kind may leave another value
- * without TID bits) and wakes wake_n sleepers (0: none; INT32_MAX: all)
- * if the word had FUTEX_WAITERS. Only the linking thread may call it:
- * the list is that thread's.
+ * without a thread's TID) and wakes wake_n sleepers (0: none; INT32_MAX:
+ * all) if the word had FUTEX_WAITERS. Only the linking thread may call
+ * it: the list is that thread's. Inline: the common case is the list's
+ * first entry (LIFO); any other is found by atr__hold_unlink's walk.
  */
-void atr__hold_give(struct atr__hold *h, const struct atr__self *self,
-                    uint32_t to, int wake_n);
+static inline void atr__hold_give(struct atr__hold *h,
+                                  const struct atr__self *self, uint32_t to,
+                                  int wake_n) {
+  struct robust_list_head *rh = self->head;
+  atr__rb_set_pending(rh, &h->next);
+  if (atr__rb_clean(rh->list.next) == (void *)&h->next) {
+    void *next = h->next;
+    *atr__rb_back(atr__rb_clean(next)) = rh;
+    rh->list.next = next;
+    atomic_signal_fence(memory_order_seq_cst);
+    h->prev = h->next = NULL;
+  } else {
+    atr__hold_unlink(h, self);
+  }
+  /* The nonce goes first: a thread of another namespace with the same
+   * TID that takes the word next must never look like us meanwhile. */
+  __atomic_store_n(&h->nonce, 0, __ATOMIC_RELAXED);
+  uint32_t old = atomic_exchange(&h->word, to);
+  atr__rb_set_pending(rh, NULL);
+  atr__hold_wake(h, old, wake_n);
+}
 /*
  * Takes h for a lease: the word from free to LEASE_TID | bits, then the
  * token and deadline are written. Returns as atr__hold_take. The caller
@@ -480,13 +574,6 @@ int atr__hold_watch(struct atr__hold *h, uint32_t *val);
  * wake is never lost).
  */
 void atr__hold_pass_wake(struct atr__hold *h);
-/*
- * Unlinks h from the calling thread's robust list if it is there (walks
- * the list: bounded, LIFO makes it O(1) usually), leaving the word as it
- * is. For a hold whose record was deleted or whose lock was broken while
- * this thread held it. Returns whether it was linked.
- */
-bool atr__hold_unlink(struct atr__hold *h, const struct atr__self *self);
 
 /* scalar.c: the type codes (atr_type_class says which kind of number). */
 /* Checks v against type and normalises it (a 'f' is rounded to float).

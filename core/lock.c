@@ -66,9 +66,13 @@ struct lk_want {
   uint64_t fence; /* out: a lease's fence, set under the record lock */
 };
 
-static struct atr__obj *lk_of(const atr_handle *h) {
-  struct atr__obj *o = atr__obj_of(h);
-  return o != NULL && h->kind == ATR_LOCK && o->kind == ATR_LOCK ? o : NULL;
+/* The handle's record if it is a live lock (atr__obj_of, inline). */
+static inline struct atr__obj *lk_of(const atr_handle *h) {
+  struct atr__obj *o;
+  if (h == NULL || (o = h->rec) == NULL || h->kind != ATR_LOCK ||
+      atomic_load_explicit(&o->id, memory_order_acquire) != h->id)
+    return NULL;
+  return o->kind == ATR_LOCK ? o : NULL;
 }
 
 static inline unsigned lk_cur(struct atr__lock_state *l) {
@@ -82,6 +86,18 @@ static inline bool lk_gone(const atr_handle *h, struct atr__obj *o) {
 
 static inline uint64_t lk_bump(struct atr__obj *o) {
   return __atomic_add_fetch(&o->version, 1, __ATOMIC_SEQ_CST);
+}
+
+/* The version's bump by a process holder, which is its only writer
+ * while it holds (lease paths bump under the record lock, and only once
+ * the word is theirs): a load and a store, not a locked add, which
+ * would cost as much as the CAS that took the word. (A break of this
+ * hold racing its taker's bump may leave one version counted twice:
+ * the gap the header names.) */
+static inline uint64_t lk_bump_holder(struct atr__obj *o) {
+  uint64_t v = __atomic_load_n(&o->version, __ATOMIC_RELAXED) + 1;
+  __atomic_store_n(&o->version, v, __ATOMIC_RELEASE);
+  return v;
 }
 
 static void lk_grant(atr_grant *g, uint64_t fence, uint64_t token,
@@ -190,7 +206,7 @@ static int lk_won_process(const atr_handle *h, struct atr__obj *o, unsigned c,
     return ATR_ENOENT;
   }
   l->count = 1;
-  l->fence = l->last_fence = lk_bump(o);
+  l->fence = l->last_fence = lk_bump_holder(o);
   return rc;
 }
 
@@ -278,17 +294,26 @@ ATR__EXPORT int atr_lock_acquire(const atr_handle *h, double timeout,
                                  atr_grant *g) {
   struct atr__obj *o = lk_of(h);
   const struct atr__self *self;
+  uint32_t seen;
   if (o == NULL)
     return ATR_ENOENT;
   if ((self = atr__self()) == NULL)
     return ATR_ESYS;
   struct atr__lock_state *l = &o->u.l;
-  struct atr__hold *hd = &l->hold[lk_cur(l)];
+  unsigned c = lk_cur(l);
+  struct atr__hold *hd = &l->hold[c];
   if (l->reentrant && atr__hold_mine(hd, self)) {
     if (lk_gone(h, o))
       return ATR_ENOENT;
     l->count++;
     lk_grant(g, l->fence, 0, l->count, 0);
+    return 0;
+  }
+  /* The uncontended path, inline: one try, then the waiting loop. */
+  if (atr__hold_take(hd, self, 0, &seen) == 0 &&
+      lk_won_process(h, o, c, self, 0) == 0) {
+    atr__feed_push_fenced(h->store, o, h->slot, ATR_OP_ACQUIRED, &o->pend);
+    lk_grant(g, l->fence, 0, 1, 0);
     return 0;
   }
   struct lk_want w = {self, 0, 0, 0, 0};
@@ -320,7 +345,7 @@ ATR__EXPORT int atr_lock_release(const atr_handle *h) {
   }
   l->count = 0;
   l->fence = 0;
-  lk_bump(o);
+  lk_bump_holder(o);
   atr__hold_give(hd, self, 0, 1);
   if (lk_gone(h, o))
     return ATR_ENOENT;
@@ -538,7 +563,10 @@ static int lk_kill(atr_store *s, struct atr__obj *o, uint64_t *last) {
       ;
     atr__futex_wake(&hd->word);
   }
-  *last = __atomic_load_n(&o->version, __ATOMIC_SEQ_CST);
+  /* A holder that passed its liveness check just before may still bump
+   * twice (its acquisition, then its release): the floor counts them, so
+   * a re-created lock's fences start above any of this one's. */
+  *last = __atomic_load_n(&o->version, __ATOMIC_SEQ_CST) + 2;
   return 0;
 }
 
