@@ -15,7 +15,9 @@
  *    `const struct atr__kind_ops atr__<kind>_ops` (kill, info,
  *    last_version; repair if it writes under the record lock; data if
  *    it owns heap; mark if it keeps an op's mark apart; slot_init if it
- *    has mutexes of its own) with `extern` beside the others in
+ *    has mutexes of its own; lingers if it has holds a thread links in
+ *    its robust list; expire if it has leases) with `extern` beside the
+ *    others in
  *    internal.h. Only this file reads its union member.
  * 4. Here: one row, [ATR_<KIND>] = &atr__<kind>_ops.
  * 5. Tests: tests/core/test_<kind>.c, its cases as a table; every

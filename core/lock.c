@@ -246,7 +246,8 @@ static int lk_acquire(const atr_handle *h, struct atr__obj *o,
     if ((seen & ATR__TID_MASK) == ATR__LEASE_TID && atr__lease_over(hd, now)) {
       if ((rc = lk_expire(h, o)) < 0)
         break;
-      continue;
+      if (rc > 0)
+        continue; /* else it was renewed or handed on meanwhile: wait */
     }
     if (!timed) {
       deadline = atr__deadline_ns(timeout);
