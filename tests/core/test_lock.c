@@ -303,6 +303,57 @@ static void test_holder_killed(void **state) {
   }
 }
 
+/* Takes and gives back the lock for ever (a plain and a reentrant one),
+ * so a kill lands anywhere in those calls: between the CAS and the
+ * robust-list link, between the unlink and the word's release (the
+ * list's pending entry covers both). */
+static int churn_child(void *arg) {
+  struct child_arg *a = arg;
+  atr_store *s = tu_child_open(a->path);
+  atr_handle l, r;
+  TU_CHILD_CHECK(atr_lock_open(s, "k", 0, 0, &l) == 0);
+  TU_CHILD_CHECK(atr_lock_open(s, "r", 0, 0, &r) == 0);
+  tu_child_ready(a->ready[1]);
+  for (;;) {
+    int rc = atr_lock_acquire(&l, -1, NULL);
+    TU_CHILD_CHECK(rc == 0 || rc == ATR_ABANDONED);
+    rc = atr_lock_acquire(&r, -1, NULL);
+    TU_CHILD_CHECK(rc == 0 || rc == ATR_ABANDONED);
+    TU_CHILD_CHECK(atr_lock_acquire(&r, -1, NULL) == 0);
+    TU_CHILD_CHECK(atr_lock_release(&r) == 0);
+    TU_CHILD_CHECK(atr_lock_release(&r) == 0);
+    TU_CHILD_CHECK(atr_lock_release(&l) == 0);
+  }
+}
+
+static void test_killed_mid_call(void **state) {
+  tu_fixture *f = fixture(state);
+  atr_handle h, r;
+  uint64_t rnd = tu_seed();
+  int abandoned = 0;
+  lock_new(f->store, "k", 0, &h);
+  lock_new(f->store, "r", 1, &r);
+  struct child_arg a = {.path = f->path};
+  tu_pipe(a.ready);
+  for (int i = 0; i < 300; i++) {
+    pid_t pid = tu_spawn_ready(churn_child, &a, a.ready[0]);
+    tu_sleep((double)tu_rand_below(&rnd, 2001) * 1e-6);
+    assert_int_equal(tu_kill(pid), 128 + SIGKILL);
+    /* Both locks are free or abandoned: never stuck. */
+    int rc = atr_lock_acquire(&h, 1, NULL);
+    assert_true(rc == 0 || rc == ATR_ABANDONED);
+    abandoned += rc == ATR_ABANDONED;
+    rc = atr_lock_acquire(&r, 1, NULL);
+    assert_true(rc == 0 || rc == ATR_ABANDONED);
+    assert_int_equal(lock_info(f->store, "r").count, 1);
+    tu_ok(atr_lock_release(&r));
+    tu_ok(atr_lock_release(&h));
+  }
+  tu_close_pipe(a.ready);
+  print_message("300 kills mid-call: %d left the lock abandoned\n", abandoned);
+  assert_true(abandoned > 0);
+}
+
 /* In a new PID namespace, as pid 1 of it: takes the lock and waits. */
 static int ns_child(void *arg) {
   struct child_arg *a = arg;
@@ -656,6 +707,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_mutual_exclusion_reentrant, tu_setup,
                                       tu_teardown),
       cmocka_unit_test_setup_teardown(test_holder_killed, tu_setup,
+                                      tu_teardown),
+      cmocka_unit_test_setup_teardown(test_killed_mid_call, tu_setup,
                                       tu_teardown),
       cmocka_unit_test_setup_teardown(test_holder_killed_other_namespace,
                                       tu_setup, tu_teardown),
