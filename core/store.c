@@ -320,17 +320,17 @@ ATR__EXPORT void atr_store_close(atr_store *s) {
   free(s);
 }
 
+/* Without the store lock: a describe must answer while a stopped process
+ * holds it (/metrics, /v1/store). Each field is one aligned load; taken
+ * together they may straddle a create or a delete. */
 ATR__EXPORT int atr_store_stats_get(atr_store *s, atr_store_stats *st) {
-  int rc;
   if (s == NULL || st == NULL)
     return ATR_EINVAL;
-  if ((rc = atr__store_lock(s)) != 0)
-    return rc;
   st->capacity = s->hdr->size;
-  st->used = s->hdr->heap_off + s->hdr->heap_used;
-  st->objects = s->hdr->objects;
+  st->used = __atomic_load_n(&s->hdr->heap_off, __ATOMIC_RELAXED) +
+             __atomic_load_n(&s->hdr->heap_used, __ATOMIC_RELAXED);
+  st->objects = __atomic_load_n(&s->hdr->objects, __ATOMIC_RELAXED);
   st->max_objects = s->hdr->max_objects;
-  atr__store_unlock(s);
   return 0;
 }
 
