@@ -258,7 +258,7 @@ static int p_park(struct gw_req *req) {
 static int p_park_locked(struct gw_req *req) {
   struct gw_waiter *w = &req->wait;
   struct gw_wgroup *g = NULL;
-  double now = gw_now(), retry_at;
+  double now = gw_now(), retry_at = 0;
   int rv;
 
   pthread_mutex_lock(&P.mu);
@@ -297,8 +297,9 @@ static int p_park_locked(struct gw_req *req) {
     rv = P_PARKED;
   }
   pthread_mutex_unlock(&P.mu);
+  /* (req may be resumed and gone by now: retry_at is a copy.) */
   if (rv == P_PARKED)
-    gw_follow_kick(w->retry_at);
+    gw_follow_kick(retry_at);
   return rv;
 }
 
