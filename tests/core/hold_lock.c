@@ -5,11 +5,13 @@
  * `docker pause` or a debugger would. The gateway's tests
  * (tests/gateway/test_busy.py) use it; it is no part of the library.
  *
- *   hold_lock STORE array|put|get|store NAME
+ *   hold_lock STORE array|midcopy|put|get|store NAME
  *
  * Prints "held" once the lock is held, raises SIGSTOP, and after SIGCONT
- * lets go, prints "released" and exits 0. Exits 2 on a bad argument or a
- * failed open.
+ * lets go, prints "released" and exits 0. midcopy holds an array's lock
+ * with its sequence odd, as a writer stopped in the middle of copying a
+ * slice into place: then even lock-free readers need the lock. Exits 2 on a bad
+ * argument or a failed open.
  */
 #include "internal.h"
 
@@ -22,10 +24,12 @@ int main(int argc, char **argv) {
   atr_store *s;
   atr_handle h;
   pthread_mutex_t *m;
+  _Atomic uint64_t *seq = NULL;
   int rc;
 
   if (argc != 4) {
-    fprintf(stderr, "usage: hold_lock STORE array|put|get|store NAME\n");
+    fprintf(stderr,
+            "usage: hold_lock STORE array|midcopy|put|get|store NAME\n");
     return 2;
   }
   atr_store_opts_init(&opts);
@@ -38,9 +42,10 @@ int main(int argc, char **argv) {
     m = &s->hdr->lock;
     rc = atr__store_lock(s);
   } else {
-    rc = strcmp(argv[2], "array") == 0
-             ? atr_array_open(s, argv[3], 0, 0, 0, NULL, &h)
-             : atr_queue_open(s, argv[3], 0, NULL, &h);
+    int array =
+        strcmp(argv[2], "array") == 0 || strcmp(argv[2], "midcopy") == 0;
+    rc = array ? atr_array_open(s, argv[3], 0, 0, 0, NULL, &h)
+               : atr_queue_open(s, argv[3], 0, NULL, &h);
     if (rc != 0) {
       fprintf(stderr, "hold_lock: %s: %s\n", argv[3], atr_strerror(rc));
       return 2;
@@ -49,9 +54,13 @@ int main(int argc, char **argv) {
     if (strcmp(argv[2], "put") == 0) {
       m = &o->u.q.put_lock;
       rc = atr__mutex_lock(m, NULL, NULL);
-    } else if (strcmp(argv[2], "array") == 0 || strcmp(argv[2], "get") == 0) {
+    } else if (array || strcmp(argv[2], "get") == 0) {
       m = &o->lock;
       rc = atr__record_lock(s, o);
+      if (rc == 0 && strcmp(argv[2], "midcopy") == 0) {
+        seq = &o->u.a.seq;
+        atomic_fetch_add(seq, 1); /* odd: a copy in progress */
+      }
     } else {
       fprintf(stderr, "hold_lock: no lock kind %s\n", argv[2]);
       return 2;
@@ -64,6 +73,8 @@ int main(int argc, char **argv) {
   printf("held\n");
   fflush(stdout);
   raise(SIGSTOP);
+  if (seq != NULL)
+    atomic_fetch_add(seq, 1); /* the copy is over (nothing changed) */
   atr__mutex_unlock(m);
   printf("released\n");
   fflush(stdout);

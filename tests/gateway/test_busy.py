@@ -187,6 +187,55 @@ class Busy(unittest.TestCase):
             holder.kill()
 
 
+    def test_writer_stopped_mid_copy(self):
+        """A writer stopped in the middle of a slice's copy: even reads of
+        that array need its lock. They answer 503 busy within the bound;
+        listings, /metrics, other objects and a new event stream (whose
+        snapshot the follower reads) go on without waiting for it."""
+        g = self.gw
+        holder = Holder(g.store, "midcopy", "a")
+        try:
+            out = {}
+            t = threading.Thread(target=lambda: out.update(r=timed(lambda: g.get("/v1/arrays/a"))))
+            t.start()
+            s = socket.create_connection(("127.0.0.1", g.port), timeout=10)
+            s.sendall(b"GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            got = b""
+            deadline = time.monotonic() + 3
+            while b'"name":"q"' not in got:
+                self.assertLess(time.monotonic(), deadline, "no snapshot: %r" % got)
+                got += s.recv(65536)
+            self.assertNotIn(b'"name":"a"', got)  # its state cannot be read now
+            adds, worst = self.check_others_but_a(time.monotonic() + 0.5)
+            self.assertLess(worst, 0.5)
+            self.assertEqual(g.post("/v1/values/other/add").status, 200)
+            got = b""
+            while b'value/other/add' not in got and b'"name":"other","kind":"value","op":"add"' not in got:
+                self.assertLess(time.monotonic(), deadline + 3, "no live event: %r" % got)
+                got += s.recv(65536)
+            s.close()
+            t.join(10)
+            r, took = out["r"]
+            self.assertEqual((r.status, r.error, r.header("Retry-After")), (503, "busy", "1"), r)
+            self.assertLess(took, BOUND + 1.5)
+            holder.resume()
+            r = g.get("/v1/arrays/a")
+            self.assertEqual((r.status, r.json["values"]), (200, [1, 2, 3, 4]))
+        finally:
+            holder.kill()
+
+    def check_others_but_a(self, deadline):
+        worst, n = 0.0, 0
+        while time.monotonic() < deadline:
+            for path in ("/healthz", "/metrics", "/v1/objects", "/v1/store",
+                         "/v1/values/other", "/v1/queues/q"):
+                r, took = timed(lambda: self.gw.get(path))
+                self.assertEqual(r.status, 200, (path, r))
+                worst = max(worst, took)
+                n += 1
+        return n, worst
+
+
 def send_and_close(port, request):
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     s.sendall(request)
