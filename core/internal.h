@@ -263,6 +263,9 @@ int atr__mutex_init(pthread_mutex_t *m);
  * ATR_ESYS. Every internal mutex is taken through here, never with
  * pthread_mutex_lock. */
 int atr__mutex_lock(pthread_mutex_t *m, void (*recover)(void *), void *arg);
+/* The same without waiting at all, whatever the thread's patience: for a
+ * describe that reads without the lock when a live process holds it. */
+int atr__mutex_try(pthread_mutex_t *m, void (*recover)(void *), void *arg);
 /* A full barrier on x86: a robust mutex's unlock exchanges its word (to
  * see its waiters), and every locked instruction orders all memory. */
 void atr__mutex_unlock(pthread_mutex_t *m);

@@ -90,10 +90,9 @@ ATR__EXPORT void atr_set_lock_patience(double seconds) {
   os_patience = seconds != seconds ? -1.0 : seconds; /* NaN: for ever */
 }
 
-/* Takes m within this thread's patience: 0, EOWNERDEAD, or EBUSY /
- * ETIMEDOUT when the holder keeps it. */
-static int os_lock_patiently(pthread_mutex_t *m) {
-  double p = os_patience;
+/* Takes m within patience p: 0, EOWNERDEAD, or EBUSY / ETIMEDOUT when
+ * the holder keeps it. */
+static int os_lock_patiently(pthread_mutex_t *m, double p) {
   struct timespec until;
 
   if (p < 0)
@@ -113,8 +112,10 @@ static int os_lock_patiently(pthread_mutex_t *m) {
   return pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &until);
 }
 
-int atr__mutex_lock(pthread_mutex_t *m, void (*recover)(void *), void *arg) {
-  int rc = os_lock_patiently(m);
+/* atr__mutex_lock and atr__mutex_try, with patience p. */
+static int os_mutex_lock(pthread_mutex_t *m, double p, void (*recover)(void *),
+                         void *arg) {
+  int rc = os_lock_patiently(m, p);
   if (rc == EBUSY || rc == ETIMEDOUT)
     return ATR_ELOCKED; /* a live holder that does not let go */
   if (rc == EOWNERDEAD) {
@@ -126,6 +127,14 @@ int atr__mutex_lock(pthread_mutex_t *m, void (*recover)(void *), void *arg) {
     return 0;
   }
   return rc == 0 ? 0 : ATR_ESYS;
+}
+
+int atr__mutex_lock(pthread_mutex_t *m, void (*recover)(void *), void *arg) {
+  return os_mutex_lock(m, os_patience, recover, arg);
+}
+
+int atr__mutex_try(pthread_mutex_t *m, void (*recover)(void *), void *arg) {
+  return os_mutex_lock(m, 0, recover, arg);
 }
 
 void atr__mutex_unlock(pthread_mutex_t *m) {

@@ -182,7 +182,7 @@ class Busy(unittest.TestCase):
             r, took = out["r"]
             self.assertEqual(r.status, 200, r)
             self.assertEqual(r.json["values"], [6, 2, 3, 4])
-            self.assertLess(took, BOUND)
+            self.assertLess(took, 0.8)  # resumed at 0.3 s; retried within ms
         finally:
             holder.kill()
 
