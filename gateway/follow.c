@@ -48,13 +48,15 @@ static struct {
   size_t n_subs;
   pthread_t thread;
   int running;
-  int quit;       /* the follower should end                   */
-  int paused;     /* it sleeps on idle                         */
-  int kicked;     /* interest may have appeared, or run now    */
-  atr_cursor cur; /* the follower's place in the feed           */
-  int following;  /* it reads the feed (and owns cur); when not, */
-  int rearmed;    /* a kick may have set cur where interest came */
-  double wake_at; /* when its sleep on the feed ends (0: awake) */
+  int quit;        /* the follower should end                   */
+  int paused;      /* it sleeps on idle                         */
+  int kicked;      /* interest may have appeared, or run now    */
+  atr_cursor cur;  /* the follower's place in the feed           */
+  int following;   /* it reads the feed (and owns cur); when not, */
+  int rearmed;     /* a kick may have set cur where interest came */
+  double wake_at;  /* when its sleep on the feed ends (0: awake) */
+  double kick_due; /* the earliest deadline kicked while it was awake
+                      (0: none): its ticks may have run before it */
 } F = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static double f_now(void) {
@@ -153,6 +155,10 @@ static void *f_loop(void *arg) {
 
   (void)arg;
   prctl(PR_SET_TIMERSLACK, 1000UL); /* naps of tens of microseconds */
+  /* It reads state lock-free; where a read would need a lock (an array
+   * whose writer stopped mid-copy) it must not wait for it: the event
+   * then carries no state. */
+  atr_set_lock_patience(0);
   for (size_t i = 0; i < F.n_subs; i++)
     F.subs[i]->begin(cur->next);
   for (;;) {
@@ -182,6 +188,9 @@ static void *f_loop(void *arg) {
       pthread_mutex_unlock(&F.mu);
       break;
     }
+    if (F.kick_due > 0 && F.kick_due < due)
+      due = F.kick_due; /* parked after the ticks ran: not missed */
+    F.kick_due = 0;
     wait = due - now > 0 ? due - now : 0;
     if (F.kicked)
       wait = 0; /* a new stream or a drained one: serve it first */
@@ -227,6 +236,11 @@ void gw_follow_kick(double due) {
       pthread_cond_signal(&F.idle);
   }
   wake_feed = !F.paused && (due <= 0 || (F.wake_at > 0 && due < F.wake_at));
+  /* Awake, it may have asked its subscribers for their deadlines before
+   * this one came: it sleeps no longer than this. */
+  if (!F.paused && F.wake_at == 0 && due > 0 &&
+      (F.kick_due == 0 || due < F.kick_due))
+    F.kick_due = due;
   pthread_mutex_unlock(&F.mu);
   if (wake_feed && F.store != NULL)
     atr_feed_wake(F.store); /* it sleeps on the feed past due */
