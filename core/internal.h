@@ -154,6 +154,17 @@ struct atr__queue {
   struct atr__qmove move;
 };
 
+/*
+ * A flag (flag.c): one 64-bit word changed by CAS. Its low half is the
+ * futex word waiters sleep on: (sets << 1) | set, sets counting the sets
+ * (a set is the only change that wakes anyone); its high half counts the
+ * waiters registered since the last set (advisory: a set zeroes it).
+ * Little-endian: the low half is at the word's own address.
+ */
+struct atr__flag {
+  _Atomic uint64_t state;
+};
+
 /* One object record. The first cache line is all an add touches. */
 struct atr__obj {
   /* line 0 */
@@ -174,6 +185,7 @@ struct atr__obj {
   union {
     struct atr__array a;
     struct atr__queue q;
+    struct atr__flag f;
   } u;
 };
 _Static_assert(sizeof(struct atr__obj) <= ATR__SLOT_SIZE, "slot too small");
@@ -184,6 +196,9 @@ _Static_assert(sizeof(struct atr__queue) <= ATR__KIND_ROOM, "queue state");
 _Static_assert(offsetof(struct atr__queue, put_lock) >=
                    sizeof(struct atr__array),
                "an array would overwrite a queue lock");
+_Static_assert(offsetof(struct atr__queue, put_lock) >=
+                   sizeof(struct atr__flag),
+               "a flag would overwrite a queue lock");
 
 struct atr__fentry {
   _Atomic uint64_t seq; /* the entry's seq once published; 0 while written */
@@ -376,6 +391,7 @@ struct atr__kind_ops {
 extern const struct atr__kind_ops atr__value_ops;
 extern const struct atr__kind_ops atr__array_ops;
 extern const struct atr__kind_ops atr__queue_ops;
+extern const struct atr__kind_ops atr__flag_ops;
 
 /* queue.c, for the queue's white-box tests and its own kill: takes the
  * queue's two locks (putters', then the record's), repairing what a dead
