@@ -584,6 +584,10 @@ struct atr__kind_ops {
    * created: they are never rewritten, since stale handles may still lock
    * them. 0 or ATR_ESYS. */
   int (*slot_init)(struct atr__obj *o);
+  /* Optional (NULL: no leases). atr_sync_expire for a handle of this
+   * kind: ends its leases past their deadline, wakes their waiters, and
+   * returns how many it ended or an error. Takes the record lock. */
+  int (*expire)(const atr_handle *h);
 };
 
 extern const struct atr__kind_ops atr__value_ops;

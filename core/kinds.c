@@ -59,3 +59,11 @@ int atr__kinds_slot_init(struct atr__obj *o) {
   }
   return 0;
 }
+
+ATR__EXPORT int atr_sync_expire(const atr_handle *h) {
+  const struct atr__kind_ops *ops;
+  if (h == NULL || atr__obj_of(h) == NULL)
+    return ATR_ENOENT;
+  ops = atr__kind_ops_of(h->kind);
+  return ops != NULL && ops->expire != NULL ? ops->expire(h) : 0;
+}
