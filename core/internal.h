@@ -181,6 +181,23 @@ struct atr__sem {
   _Atomic uint32_t waiters;  /* advisory */
 };
 
+/*
+ * A barrier (barrier.c): its bookkeeping changes under the record lock
+ * (read lock-free to describe it); `seq` is the futex word every waiter
+ * sleeps on, bumped when a round passes, breaks or resets and at delete.
+ * Its places (2 x parties holds) are the record's heap block.
+ */
+struct atr__barrier {
+  _Atomic uint32_t seq;
+  uint32_t parties;
+  uint32_t count;  /* arrived in this round */
+  uint32_t broken; /* 1 until a reset */
+  uint64_t generation;       /* rounds passed or reset */
+  uint32_t table_cap;        /* places: 2 x parties */
+  uint32_t pad;
+  _Atomic uint64_t pend_pass; /* the coalescing mark of "passed" */
+};
+
 /* One object record. The first cache line is all an add touches. */
 struct atr__obj {
   /* line 0 */
@@ -203,6 +220,7 @@ struct atr__obj {
     struct atr__queue q;
     struct atr__flag f;
     struct atr__sem sem;
+    struct atr__barrier b;
   } u;
 };
 _Static_assert(sizeof(struct atr__obj) <= ATR__SLOT_SIZE, "slot too small");
@@ -219,6 +237,9 @@ _Static_assert(offsetof(struct atr__queue, put_lock) >=
 _Static_assert(offsetof(struct atr__queue, put_lock) >=
                    sizeof(struct atr__sem),
                "a semaphore would overwrite a queue lock");
+_Static_assert(offsetof(struct atr__queue, put_lock) >=
+                   sizeof(struct atr__barrier),
+               "a barrier would overwrite a queue lock");
 
 struct atr__fentry {
   _Atomic uint64_t seq; /* the entry's seq once published; 0 while written */
@@ -595,6 +616,7 @@ extern const struct atr__kind_ops atr__array_ops;
 extern const struct atr__kind_ops atr__queue_ops;
 extern const struct atr__kind_ops atr__flag_ops;
 extern const struct atr__kind_ops atr__sem_ops;
+extern const struct atr__kind_ops atr__barrier_ops;
 
 /* queue.c, for the queue's white-box tests and its own kill: takes the
  * queue's two locks (putters', then the record's), repairing what a dead
