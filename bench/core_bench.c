@@ -12,6 +12,8 @@
 #include "atrium.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -28,6 +30,7 @@
 #define BENCH_BATCH 16
 #define BENCH_VALUE "bench.counter"
 #define BENCH_QUEUE "bench.queue"
+#define BENCH_LOCK "bench.lock"
 
 /* The store of the running measurement, removed on exit and on a signal. */
 static char bench_store_path[96];
@@ -320,6 +323,96 @@ static double core_queue_batch_2p(uint64_t count) {
   return bench_fork2(roles, count);
 }
 
+/* ------------------------------------------------------------ locks */
+
+static void bench_lock_open(atr_store *store, atr_handle *h) {
+  int rv = atr_lock_open(store, BENCH_LOCK, ATR_CREATE, 0, h);
+  if (rv < 0)
+    bench_die("atr_lock_open", rv);
+}
+
+static void bench_lock_setup(void *ctx) {
+  bench_lock_open(bench_store_attach(), ctx);
+}
+
+/* acquire + release, count times (one count = one pair). */
+static void bench_lock_run(void *ctx, uint64_t count) {
+  const atr_handle *h = ctx;
+  int rv;
+  for (uint64_t n = 0; n < count; n++) {
+    if ((rv = atr_lock_acquire(h, -1, NULL)) != 0)
+      bench_die("atr_lock_acquire", rv);
+    if ((rv = atr_lock_release(h)) != 0)
+      bench_die("atr_lock_release", rv);
+  }
+}
+
+static double core_lock_1p(uint64_t count) {
+  atr_handle h;
+  bench_lock_open(bench_value_store, &h);
+  double t0 = bench_now();
+  bench_lock_run(&h, count);
+  return bench_now() - t0;
+}
+
+/* Two processes taking turns on one lock, not pinned (as the Python peer
+ * is not): the figure includes their sleeps and wakes. */
+static double core_lock_2p(uint64_t count) {
+  static const bench_role roles[2] = {{bench_lock_setup, bench_lock_run, 0},
+                                      {bench_lock_setup, bench_lock_run, 0}};
+  return bench_fork2(roles, count);
+}
+
+/* The peers in C: a process-shared POSIX semaphore (what
+ * multiprocessing's SemLock does under its Python layer) and a robust
+ * process-shared pthread mutex, in a shared page. */
+static struct bench_sync {
+  sem_t sem;
+  pthread_mutex_t mutex;
+} *bench_sync;
+
+static void bench_sync_map(void) {
+  pthread_mutexattr_t attr;
+  void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                 -1, 0);
+  if (p == MAP_FAILED)
+    bench_die("mmap", 0);
+  bench_sync = p;
+  if (sem_init(&bench_sync->sem, 1, 1) != 0)
+    bench_die("sem_init", 0);
+  pthread_mutexattr_init(&attr);
+  pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+  pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+  if (pthread_mutex_init(&bench_sync->mutex, &attr) != 0)
+    bench_die("pthread_mutex_init", 0);
+  pthread_mutexattr_destroy(&attr);
+}
+
+static double posix_sem_1p(uint64_t count) {
+  double t0 = bench_now();
+  for (uint64_t n = 0; n < count; n++) {
+    if (sem_wait(&bench_sync->sem) != 0)
+      bench_die("sem_wait", 0);
+    sem_post(&bench_sync->sem);
+  }
+  return bench_now() - t0;
+}
+
+static void bench_mutex_run(void *ctx, uint64_t count) {
+  (void)ctx;
+  for (uint64_t n = 0; n < count; n++) {
+    if (pthread_mutex_lock(&bench_sync->mutex) != 0)
+      bench_die("pthread_mutex_lock", 0);
+    pthread_mutex_unlock(&bench_sync->mutex);
+  }
+}
+
+static double robust_mutex_2p(uint64_t count) {
+  static const bench_role roles[2] = {{bench_raw_setup, bench_mutex_run, 0},
+                                      {bench_raw_setup, bench_mutex_run, 0}};
+  return bench_fork2(roles, count);
+}
+
 /* ------------------------------------------------------------ driver */
 
 typedef struct bench_case {
@@ -327,7 +420,8 @@ typedef struct bench_case {
   double (*fn)(uint64_t count); /* seconds for count (per process) */
   double ops_per_count;         /* operations counted per unit of count */
   const char *unit;
-  int store; /* 1: needs a store with the value; 2: with the queue */
+  int store; /* 1: needs a store with the value; 2: with the queue;
+                3: with the lock */
 } bench_case;
 
 static const bench_case bench_cases[] = {
@@ -337,6 +431,10 @@ static const bench_case bench_cases[] = {
     {"core_value_add_2p", core_value_add_2p, 2, "ops/s", 1},
     {"core_queue_2p", core_queue_2p, 1, "items/s", 2},
     {"core_queue_batch_2p", core_queue_batch_2p, 1, "items/s", 2},
+    {"core_lock_1p", core_lock_1p, 1, "pairs/s", 3},
+    {"posix_sem_1p", posix_sem_1p, 1, "pairs/s", 0},
+    {"core_lock_2p", core_lock_2p, 2, "pairs/s", 3},
+    {"robust_mutex_2p", robust_mutex_2p, 2, "pairs/s", 0},
 };
 
 /* Grows count until a run takes 0.1 s, then scales it to the target. */
@@ -363,6 +461,9 @@ static void bench_measure(const bench_case *c) {
     if (c->store == 1) {
       atr_handle h;
       bench_value_open(store, &h);
+    } else if (c->store == 3) {
+      atr_handle h;
+      bench_lock_open(store, &h);
     } else {
       atr_handle h;
       int rv = atr_queue_open(store, BENCH_QUEUE, ATR_CREATE, NULL, &h);
@@ -392,6 +493,7 @@ int main(int argc, char **argv) {
   signal(SIGINT, bench_on_signal);
   signal(SIGTERM, bench_on_signal);
   bench_raw_map();
+  bench_sync_map();
   for (k = 0; k < sizeof bench_cases / sizeof bench_cases[0]; k++) {
     int wanted = argc < 2;
     for (int a = 1; a < argc; a++)

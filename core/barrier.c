@@ -25,9 +25,9 @@
  * never keep the next round's arrivals out; past that (more threads than
  * parties, slow to leave), an arrival sleeps 1 ms and looks again.
  *
- * Deleting wakes everyone (ATR_ENOENT); a table with a waiter's place
- * still linked is let go of rather than freed, as semaphore.c does, and
- * each waiter gives its place back through the pointer it kept.
+ * Deleting wakes everyone (ATR_ENOENT); the record and its table linger
+ * while a waiter's place is still linked (`lingers`), and each waiter
+ * gives its place back through the pointer it kept.
  */
 #include "internal.h"
 
@@ -440,8 +440,7 @@ ATR__EXPORT int atr_barrier_reset(const atr_handle *h) {
   return bar_act(h, true);
 }
 
-static int bar_expire(const atr_handle *h) {
-  struct atr__obj *o;
+static int bar_expire(const atr_handle *h, struct atr__obj *o) {
   struct bar_place *t;
   int rc;
   if ((rc = bar_lock(h, &o, &t)) != 0)
@@ -472,18 +471,10 @@ static void bar_repair(atr_store *s, struct atr__obj *o) {
 
 /* Under the store lock: every waiter wakes and finds the record dead. */
 static int bar_kill(atr_store *s, struct atr__obj *o, uint64_t *last) {
-  struct atr__barrier *b = &o->u.b;
-  struct bar_place *t = bar_table(s, o);
   int rc;
   if ((rc = atr__record_lock(s, o)) != 0)
     return rc;
   __atomic_store_n(&o->dead, 1, __ATOMIC_SEQ_CST);
-  for (uint32_t i = 0; t != NULL && i < b->table_cap; i++) {
-    if (atr__word_linked(atomic_load(&t[i].hold.word))) {
-      o->data_off = o->data_size = 0;
-      break;
-    }
-  }
   bar_wake(o);
   *last = __atomic_load_n(&o->version, __ATOMIC_SEQ_CST);
   atr__mutex_unlock(&o->lock);
@@ -503,6 +494,16 @@ static int bar_info(atr_store *s, struct atr__obj *o, atr_info *info) {
   info->broken = BAR_GET(b->broken) != 0;
   info->expires_in = -1;
   return 0;
+}
+
+/* Whether a waiter may still have its place linked: the record and its
+ * table then linger after a delete (robust.c's rule) until it leaves. */
+static bool bar_lingers(const atr_store *s, const struct atr__obj *o) {
+  struct bar_place *t = bar_table(s, o);
+  for (uint32_t i = 0; t != NULL && i < o->u.b.table_cap; i++)
+    if (atr__word_linked(atomic_load(&t[i].hold.word)))
+      return true;
+  return false;
 }
 
 static uint64_t bar_data(const struct atr__obj *o, uint64_t *size) {
@@ -527,5 +528,6 @@ const struct atr__kind_ops atr__barrier_ops = {
     .data = bar_data,
     .last_version = bar_last_version,
     .mark = bar_mark,
+    .lingers = bar_lingers,
     .expire = bar_expire,
 };

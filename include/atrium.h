@@ -516,7 +516,11 @@ int atr_lock_open(atr_store *store, const char *name, int flags, int reentrant,
 int atr_lock_acquire(const atr_handle *h, double timeout, atr_grant *g);
 
 /* Releases one level of the calling thread's hold (the lock is free at
- * count 0). ATR_ENOTHELD if this thread does not hold it. */
+ * count 0). ATR_ENOTHELD if this thread does not hold it (or its hold was
+ * broken: this call lets go of it). A lock deleted while held answers
+ * ATR_ENOENT, after letting go of it. A thread must not close the store,
+ * nor unmap it, while it holds a lock of it: the hold is linked in the
+ * thread's robust list until released. */
 int atr_lock_release(const atr_handle *h);
 
 /*
@@ -541,7 +545,9 @@ int atr_lock_renew(const atr_handle *h, uint64_t token, double ttl,
 /* An operator's release, whatever the holder: the lock is free, its
  * fence grows (the old fence and token are spent) and waiters wake. 0 if
  * it was free already. A process that still runs holding it learns it
- * from ATR_ENOTHELD on its release. */
+ * from ATR_ENOTHELD on its release; until it has, a second break of the
+ * lock while a thread holds it answers ATR_ELOCKED (the lock keeps two
+ * holds: the broken one stays in its thread's robust list). */
 int atr_lock_break(const atr_handle *h);
 
 /*
@@ -647,8 +653,11 @@ int atr_barrier_reset(const atr_handle *h);
 /* ------------------------------------------------------------- conditions */
 
 /* Opens the condition called name, bound to the lock called lock_name
- * (with ATR_CREATE; that lock must exist: ATR_ENOENT, ATR_EKIND). An
- * existing condition keeps its lock (lock_name may then be NULL). */
+ * (with ATR_CREATE; that lock must exist: ATR_ENOENT, ATR_EKIND; NULL
+ * when creating: ATR_EINVAL). An existing condition keeps its lock
+ * (lock_name may then be NULL). Its line holds 128 waiters: a wait past
+ * that answers ATR_ETOOMANY. Once its lock is deleted every call answers
+ * ATR_ENOENT. */
 int atr_cond_open(atr_store *store, const char *name, int flags,
                   const char *lock_name, atr_handle *h);
 
@@ -669,7 +678,9 @@ int atr_cond_wait(const atr_handle *h, double timeout, int *notified,
  * until deadline_in seconds from now (*ticket names it); wait_poll,
  * without waiting, answers 0 once notified or ATR_ETIMEDOUT while not;
  * wait_end leaves the line. Taking the lock again is the caller's
- * atr_lock_lease.
+ * atr_lock_lease. A ticket that names no place of the line (ended, or
+ * its deadline passed and atr_sync_expire or a notify removed it) is
+ * ATR_ENOTHELD.
  */
 int atr_cond_wait_begin(const atr_handle *h, uint64_t token,
                         double deadline_in, uint64_t *ticket, uint64_t *count);
