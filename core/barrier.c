@@ -360,13 +360,30 @@ ATR__EXPORT int atr_barrier_arrive(const atr_handle *h, double deadline_in,
   return rc == ATR_EFULL ? ATR_ETOOMANY : rc;
 }
 
-/* Under the record lock: the lease place of ticket, or NULL. */
-static struct bar_place *bar_place_of(struct atr__obj *o, struct bar_place *t,
-                                      uint64_t ticket) {
-  for (uint32_t i = 0; ticket != 0 && i < o->u.b.table_cap; i++)
-    if (t[i].ticket == ticket && atr__lease_is(&t[i].hold, ticket))
-      return &t[i];
-  return NULL;
+/* The record lock with the lease place of ticket (after collecting what
+ * ran out): 0 with the lock held, or an error (ATR_ENOTHELD: no such
+ * place) with it released. */
+static int bar_lock_place(const atr_handle *h, uint64_t ticket,
+                          struct atr__obj **o, struct bar_place **t,
+                          struct bar_place **p) {
+  int rc;
+  if ((rc = bar_lock(h, o, t)) != 0)
+    return rc;
+  bar_collect(h, *o, *t);
+  for (uint32_t i = 0; ticket != 0 && i < (*o)->u.b.table_cap; i++) {
+    *p = &(*t)[i];
+    if ((*p)->ticket == ticket && atr__lease_is(&(*p)->hold, ticket))
+      return 0;
+  }
+  atr__mutex_unlock(&(*o)->lock);
+  return ATR_ENOTHELD;
+}
+
+/* Under the record lock: lease place p is free again. */
+static void bar_place_free(struct bar_place *p) {
+  p->state = 0;
+  p->ticket = 0;
+  atr__lease_give(&p->hold, 0, 0);
 }
 
 ATR__EXPORT int atr_barrier_poll(const atr_handle *h, uint64_t ticket,
@@ -374,13 +391,8 @@ ATR__EXPORT int atr_barrier_poll(const atr_handle *h, uint64_t ticket,
   struct atr__obj *o;
   struct bar_place *t, *p;
   int rc;
-  if ((rc = bar_lock(h, &o, &t)) != 0)
+  if ((rc = bar_lock_place(h, ticket, &o, &t, &p)) != 0)
     return rc;
-  bar_collect(h, o, t);
-  if ((p = bar_place_of(o, t, ticket)) == NULL) {
-    atr__mutex_unlock(&o->lock);
-    return ATR_ENOTHELD;
-  }
   rc = bar_outcome(&o->u.b, p);
   if (rc == 0) {
     if (index != NULL)
@@ -388,12 +400,8 @@ ATR__EXPORT int atr_barrier_poll(const atr_handle *h, uint64_t ticket,
     if (generation != NULL)
       *generation = p->gen;
   }
-  if (rc != ATR_ETIMEDOUT) {
-    /* Answered: the place is free again. */
-    p->state = 0;
-    p->ticket = 0;
-    atr__lease_give(&p->hold, 0, 0);
-  }
+  if (rc != ATR_ETIMEDOUT)
+    bar_place_free(p); /* answered */
   atr__mutex_unlock(&o->lock);
   return rc;
 }
@@ -402,18 +410,11 @@ ATR__EXPORT int atr_barrier_leave(const atr_handle *h, uint64_t ticket) {
   struct atr__obj *o;
   struct bar_place *t, *p;
   int rc;
-  if ((rc = bar_lock(h, &o, &t)) != 0)
+  if ((rc = bar_lock_place(h, ticket, &o, &t, &p)) != 0)
     return rc;
-  bar_collect(h, o, t);
-  if ((p = bar_place_of(o, t, ticket)) == NULL) {
-    atr__mutex_unlock(&o->lock);
-    return ATR_ENOTHELD;
-  }
   if (bar_outcome(&o->u.b, p) == ATR_ETIMEDOUT)
     bar_break(h, o, t, false);
-  p->state = 0;
-  p->ticket = 0;
-  atr__lease_give(&p->hold, 0, 0);
+  bar_place_free(p);
   atr__mutex_unlock(&o->lock);
   return 0;
 }
@@ -500,10 +501,7 @@ static int bar_info(atr_store *s, struct atr__obj *o, atr_info *info) {
  * table then linger after a delete (robust.c's rule) until it leaves. */
 static bool bar_lingers(const atr_store *s, const struct atr__obj *o) {
   struct bar_place *t = bar_table(s, o);
-  for (uint32_t i = 0; t != NULL && i < o->u.b.table_cap; i++)
-    if (atr__word_linked(atomic_load(&t[i].hold.word)))
-      return true;
-  return false;
+  return t != NULL && atr__holds_linked(&t->hold, sizeof *t, o->u.b.table_cap);
 }
 
 static uint64_t bar_data(const struct atr__obj *o, uint64_t *size) {

@@ -485,6 +485,18 @@ static inline bool atr__word_linked(uint32_t w) {
   uint32_t tid = w & ATR__TID_MASK;
   return tid != 0 && tid <= ATR__TID_MAX;
 }
+/* Whether any of n holds, the first at first and each stride bytes past
+ * the one before (a table of places), may be linked in a thread's robust
+ * list: a kind's `lingers` for its table. */
+static inline bool atr__holds_linked(const struct atr__hold *first,
+                                     size_t stride, uint32_t n) {
+  const char *p = (const char *)first;
+  for (uint32_t i = 0; i < n; i++, p += stride)
+    if (atr__word_linked(
+            atomic_load(&((const struct atr__hold *)(const void *)p)->word)))
+      return true;
+  return false;
+}
 /* Whether a word is free to take: 0, or its holder died. */
 static inline bool atr__word_free(uint32_t w) {
   w &= ~ATR__WAITERS;

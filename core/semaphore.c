@@ -529,10 +529,8 @@ static _Atomic uint64_t *sem_mark(struct atr__obj *o, atr_op op) {
  * record and its table then linger after a delete (robust.c's rule). */
 static bool sem_lingers(const atr_store *s, const struct atr__obj *o) {
   struct sem_place *t = sem_table(s, o);
-  for (uint32_t i = 0; t != NULL && i < o->u.sem.table_cap; i++)
-    if (atr__word_linked(atomic_load(&t[i].hold.word)))
-      return true;
-  return false;
+  return t != NULL &&
+         atr__holds_linked(&t->hold, sizeof *t, o->u.sem.table_cap);
 }
 
 /* The table of leased permits. */

@@ -154,21 +154,12 @@ struct waiter_arg {
   int on_sigint;
 };
 
-static void on_sigint(int sig) {
-  (void)sig;
-}
-
 static int waiter_child(void *arg) {
   struct waiter_arg *a = arg;
   atr_store *s = tu_child_open(a->path);
   atr_handle h;
-  if (a->on_sigint) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigemptyset(&sa.sa_mask);
-    TU_CHILD_CHECK(sigaction(SIGINT, &sa, NULL) == 0);
-  }
+  if (a->on_sigint)
+    tu_catch_sigint();
   TU_CHILD_CHECK(atr_sem_open(s, "s", 0, 0, 0, &h) == 0);
   tu_child_ready(a->ready[1]);
   int rv = atr_sem_acquire(&h, 30, NULL);

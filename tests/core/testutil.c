@@ -277,6 +277,18 @@ _Noreturn void tu_child_fail(const char *file, int line, const char *what) {
   _exit(1);
 }
 
+static void tu_on_sigint(int sig) {
+  (void)sig;
+}
+
+void tu_catch_sigint(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = tu_on_sigint;
+  sigemptyset(&sa.sa_mask);
+  TU_CHILD_CHECK(sigaction(SIGINT, &sa, NULL) == 0);
+}
+
 atr_store *tu_child_open(const char *path) {
   atr_store *store = NULL;
   int rv = atr_store_open(path, NULL, &store);

@@ -84,6 +84,11 @@ _Noreturn void tu_child_fail(const char *file, int line, const char *what);
 /* In a child: atr_store_open(path) with defaults, or _exit(1). */
 atr_store *tu_child_open(const char *path);
 
+/* In a child: a SIGINT handler that does nothing, installed without
+ * SA_RESTART (as Python's is), so a signal interrupts a wait; or
+ * _exit(1)s. */
+void tu_catch_sigint(void);
+
 /* Pipes: tu_pipe asserts; read/write whole buffers (read waits up to
  * timeout seconds; both return 0 or -1). */
 void tu_pipe(int fds[2]);
