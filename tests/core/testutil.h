@@ -103,6 +103,18 @@ void tu_child_ready(int ready_fd);
 /* Whether a byte waits on fd (never waits). */
 int tu_readable(int fd);
 
+/* How many kill trials a latency test runs: ATRIUM_TEST_TRIALS, else
+ * 500 (100 under the sanitizers, to stay near 20 s). */
+int tu_kill_trials(void);
+/*
+ * Sorts the n latencies (seconds) of a kill test, prints their median,
+ * 99th percentile and max, and asserts 99 in 100 within 10 ms and every
+ * one within 50 ms: the kill is asynchronous, and on a loaded machine the
+ * dying process (the kernel's robust-list walk) and the waiters need a
+ * CPU, which the scheduler may not give at once.
+ */
+void tu_latency_check(const char *what, double *lat, int n);
+
 /* --------------------------------------------------------------- misc */
 
 /* Monotonic seconds (CLOCK_MONOTONIC is system-wide: comparable between
