@@ -377,7 +377,7 @@ static double core_lock_2p(uint64_t count) {
 static struct bench_sync {
   sem_t sem;
   pthread_mutex_t mutex;
-} *bench_sync;
+} * bench_sync;
 
 static void bench_sync_map(void) {
   pthread_mutexattr_t attr;

@@ -182,7 +182,8 @@ struct atr__hold {
 _Static_assert((ptrdiff_t)offsetof(struct atr__hold, word) -
                        (ptrdiff_t)offsetof(struct atr__hold, next) ==
                    (ptrdiff_t)offsetof(pthread_mutex_t, __data.__lock) -
-                       (ptrdiff_t)offsetof(pthread_mutex_t, __data.__list.__next),
+                       (ptrdiff_t)offsetof(pthread_mutex_t,
+                                           __data.__list.__next),
                "a hold's list entry must sit where a robust mutex keeps its");
 _Static_assert(offsetof(struct atr__hold, prev) ==
                    offsetof(pthread_mutex_t, __data.__list.__prev),
@@ -194,9 +195,9 @@ _Static_assert(offsetof(struct atr__hold, prev) ==
  * holds a process hold; lease bookkeeping is under the record lock. */
 struct atr__lock_state {
   struct atr__hold hold[2];
-  uint64_t count;      /* the holder's depth; 0 while free             */
-  uint64_t fence;      /* the holding acquisition's fence; 0 while free */
-  uint64_t last_fence; /* the last acquisition's fence                 */
+  uint64_t count;            /* the holder's depth; 0 while free             */
+  uint64_t fence;            /* the holding acquisition's fence; 0 while free */
+  uint64_t last_fence;       /* the last acquisition's fence                 */
   _Atomic uint64_t pend_rel; /* coalescing mark of "released"          */
   _Atomic uint32_t waiters;  /* threads waiting now (advisory)         */
   _Atomic uint8_t cur;       /* which hold is the lock's              */
@@ -210,8 +211,8 @@ struct atr__cond_state {
   uint32_t lock_slot;
   uint32_t places; /* places in the table                          */
   uint64_t table_off, table_size;
-  uint64_t next_ticket;  /* under the record lock                  */
-  _Atomic uint32_t seq;  /* bumped by notify and kill: waiters sleep on it */
+  uint64_t next_ticket; /* under the record lock                  */
+  _Atomic uint32_t seq; /* bumped by notify and kill: waiters sleep on it */
   _Atomic uint32_t waiters;
   char lock_name[ATR_NAME_MAX];
 };

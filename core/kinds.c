@@ -30,10 +30,8 @@
 #include "internal.h"
 
 static const struct atr__kind_ops *const kinds_table[] = {
-    [ATR_VALUE] = &atr__value_ops,
-    [ATR_ARRAY] = &atr__array_ops,
-    [ATR_QUEUE] = &atr__queue_ops,
-    [ATR_LOCK] = &atr__lock_ops,
+    [ATR_VALUE] = &atr__value_ops,    [ATR_ARRAY] = &atr__array_ops,
+    [ATR_QUEUE] = &atr__queue_ops,    [ATR_LOCK] = &atr__lock_ops,
     [ATR_CONDITION] = &atr__cond_ops,
     [ATR_SEMAPHORE] = &atr__sem_ops,
     [ATR_FLAG] = &atr__flag_ops,

@@ -80,8 +80,8 @@ static inline unsigned lk_cur(struct atr__lock_state *l) {
 }
 
 static inline bool lk_gone(const atr_handle *h, struct atr__obj *o) {
-  return atomic_load(&o->id) != h->id || __atomic_load_n(&o->dead,
-                                                         __ATOMIC_SEQ_CST);
+  return atomic_load(&o->id) != h->id ||
+         __atomic_load_n(&o->dead, __ATOMIC_SEQ_CST);
 }
 
 static inline uint64_t lk_bump(struct atr__obj *o) {
@@ -311,11 +311,15 @@ ATR__EXPORT int atr_lock_acquire(const atr_handle *h, double timeout,
     return 0;
   }
   /* The uncontended path, inline: one try, then the waiting loop. */
-  if (atr__hold_take(hd, self, 0, &seen) == 0 &&
-      lk_won_process(h, o, c, self, 0) == 0) {
+  int rc = atr__hold_take(hd, self, 0, &seen);
+  if (rc != 1 && (rc = lk_won_process(h, o, c, self, rc)) != 1) {
+    if (rc < 0)
+      return rc;
+    if (rc == ATR_ABANDONED)
+      atr__feed_push(h->store, o, h->slot, ATR_OP_ABANDONED, NULL);
     atr__feed_push_fenced(h->store, o, h->slot, ATR_OP_ACQUIRED, &o->pend);
     lk_grant(g, l->fence, 0, 1, 0);
-    return 0;
+    return rc;
   }
   struct lk_want w = {self, 0, 0, 0, 0};
   return lk_acquire(h, o, &w, timeout, g);
@@ -601,8 +605,8 @@ static int lk_info(atr_store *s, struct atr__obj *o, atr_info *info) {
   info->waiters = atomic_load(&l->waiters);
   info->expires_in = -1;
   if ((w & ATR__TID_MASK) == ATR__LEASE_TID) {
-    int64_t left = __atomic_load_n(&hd->deadline_ns, __ATOMIC_RELAXED) -
-                   atr__now_ns();
+    int64_t left =
+        __atomic_load_n(&hd->deadline_ns, __ATOMIC_RELAXED) - atr__now_ns();
     info->lease = 1;
     info->expires_in = left > 0 ? (double)left / 1e9 : 0;
     info->count = l->count;

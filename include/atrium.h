@@ -225,17 +225,17 @@ typedef struct atr_info {
   uint64_t max_bytes; /* queue: byte bound (0 = the store's space)     */
   uint64_t max_item;  /* queue: largest item accepted                  */
   /* the synchronisation kinds (see their sections below) */
-  uint64_t waiters;    /* lock, semaphore, flag, condition: waiting now
-                          (processes and leases; advisory)               */
-  uint64_t fence;      /* lock: the fence of the last acquisition       */
-  uint64_t count;      /* lock: holds of the holder (reentrant depth; 0:
-                          free); semaphore: permits free (its value)     */
-  uint64_t bound;      /* semaphore: the bound (0 = none)               */
-  uint64_t leased;     /* semaphore: leased permits out                 */
-  uint64_t parties;    /* barrier: parties                              */
-  uint64_t n_waiting;  /* barrier: arrived in this generation           */
-  uint64_t generation; /* barrier: rounds passed or reset               */
-  double expires_in;   /* lock held by a lease: seconds left; else -1    */
+  uint64_t waiters;        /* lock, semaphore, flag, condition: waiting now
+                              (processes and leases; advisory)               */
+  uint64_t fence;          /* lock: the fence of the last acquisition       */
+  uint64_t count;          /* lock: holds of the holder (reentrant depth; 0:
+                              free); semaphore: permits free (its value)     */
+  uint64_t bound;          /* semaphore: the bound (0 = none)               */
+  uint64_t leased;         /* semaphore: leased permits out                 */
+  uint64_t parties;        /* barrier: parties                              */
+  uint64_t n_waiting;      /* barrier: arrived in this generation           */
+  uint64_t generation;     /* barrier: rounds passed or reset               */
+  double expires_in;       /* lock held by a lease: seconds left; else -1    */
   unsigned char reentrant; /* lock: reentrant                           */
   unsigned char lease;     /* lock: held by a lease (else by a process)  */
   unsigned char set;       /* flag: set                                 */
@@ -688,8 +688,8 @@ int atr_cond_wait(const atr_handle *h, double timeout, int *notified,
  * its deadline passed and atr_sync_expire or a notify removed it) is
  * ATR_ENOTHELD.
  */
-int atr_cond_wait_begin(const atr_handle *h, uint64_t token,
-                        double deadline_in, uint64_t *ticket, uint64_t *count);
+int atr_cond_wait_begin(const atr_handle *h, uint64_t token, double deadline_in,
+                        uint64_t *ticket, uint64_t *count);
 int atr_cond_wait_poll(const atr_handle *h, uint64_t ticket);
 int atr_cond_wait_end(const atr_handle *h, uint64_t ticket);
 
@@ -719,15 +719,15 @@ typedef enum atr_op {
   ATR_OP_PUT,
   ATR_OP_POP,
   ATR_OP_CLEAR,
-  ATR_OP_ACQUIRED, /* lock, semaphore */
-  ATR_OP_RELEASED, /* lock, semaphore (also a break, a permit's lease out) */
-  ATR_OP_EXPIRED,  /* lock: a lease ran out */
+  ATR_OP_ACQUIRED,  /* lock, semaphore */
+  ATR_OP_RELEASED,  /* lock, semaphore (also a break, a permit's lease out) */
+  ATR_OP_EXPIRED,   /* lock: a lease ran out */
   ATR_OP_ABANDONED, /* lock: a holder died holding it (then "acquired") */
-  ATR_OP_WAIT,     /* barrier: a waiter came */
-  ATR_OP_PASSED,   /* barrier: a round passed */
-  ATR_OP_BROKEN,   /* barrier */
-  ATR_OP_RESET,    /* barrier */
-  ATR_OP_NOTIFY,   /* condition */
+  ATR_OP_WAIT,      /* barrier: a waiter came */
+  ATR_OP_PASSED,    /* barrier: a round passed */
+  ATR_OP_BROKEN,    /* barrier */
+  ATR_OP_RESET,     /* barrier */
+  ATR_OP_NOTIFY,    /* condition */
 } atr_op;
 
 /* "created", "deleted", "set", "add", "put", "pop", "clear", "acquired",

@@ -130,8 +130,8 @@ static void mutual_exclusion(tu_fixture *f, int reentrant) {
   lock_new(f->store, "mx", reentrant, &l);
   tu_assert_rc(atr_array_open(f->store, "a", 'q', 4, ATR_CREATE, NULL, &arr),
                ATR_CREATED);
-  struct child_arg a = {.path = f->path, .reentrant = reentrant,
-                        .rounds = MX_ROUNDS};
+  struct child_arg a = {
+      .path = f->path, .reentrant = reentrant, .rounds = MX_ROUNDS};
   pid_t pids[MX_PROCS];
   double t0 = tu_now();
   for (int i = 0; i < MX_PROCS; i++)
@@ -147,8 +147,8 @@ static void mutual_exclusion(tu_fixture *f, int reentrant) {
   atr_info info = lock_info(f->store, "mx");
   assert_int_equal(info.count, 0);
   assert_int_equal(info.waiters, 0);
-  print_message("%d processes x %d cycles (%s): %.2f s\n", MX_PROCS,
-                MX_ROUNDS, reentrant ? "reentrant, entered twice" : "plain",
+  print_message("%d processes x %d cycles (%s): %.2f s\n", MX_PROCS, MX_ROUNDS,
+                reentrant ? "reentrant, entered twice" : "plain",
                 tu_now() - t0);
 }
 
@@ -262,6 +262,32 @@ static void test_holder_killed(void **state) {
   atr_info info = lock_info(f->store, "k");
   assert_int_equal(info.count, 0);
   assert_int_equal(info.waiters, 0);
+  /* Nobody waiting: the next acquire, process or lease, is told. */
+  for (int lease = 0; lease < 2; lease++) {
+    struct child_arg a = {.path = f->path};
+    uint64_t fence;
+    atr_grant g;
+    atr_cursor cur;
+    tu_pipe(a.ready);
+    pid_t pid = tu_spawn(holder_child, &a);
+    assert_int_equal(tu_read_full(a.ready[0], &fence, sizeof fence, 10), 0);
+    tu_close_pipe(a.ready);
+    assert_int_equal(tu_kill(pid), 128 + SIGKILL);
+    tu_ok(atr_feed_open(f->store, &cur));
+    if (lease) {
+      tu_assert_rc(atr_lock_lease(&h, 5, 0, 0, &g), ATR_ABANDONED);
+      tu_ok(atr_lock_unlease(&h, g.token));
+    } else {
+      tu_assert_rc(atr_lock_acquire(&h, 0, &g), ATR_ABANDONED);
+      tu_ok(atr_lock_release(&h));
+    }
+    assert_true(g.fence > fence);
+    atr_event ev;
+    tu_ok(atr_feed_next(&cur, &ev, 0));
+    assert_int_equal(ev.op, ATR_OP_ABANDONED);
+    tu_ok(atr_feed_next(&cur, &ev, 0));
+    assert_int_equal(ev.op, ATR_OP_ACQUIRED);
+  }
 }
 
 /* In a new PID namespace, as pid 1 of it: takes the lock and waits. */
@@ -613,8 +639,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_basics, tu_setup, tu_teardown),
       cmocka_unit_test_setup_teardown(test_mutual_exclusion, tu_setup,
                                       tu_teardown),
-      cmocka_unit_test_setup_teardown(test_mutual_exclusion_reentrant,
-                                      tu_setup, tu_teardown),
+      cmocka_unit_test_setup_teardown(test_mutual_exclusion_reentrant, tu_setup,
+                                      tu_teardown),
       cmocka_unit_test_setup_teardown(test_holder_killed, tu_setup,
                                       tu_teardown),
       cmocka_unit_test_setup_teardown(test_holder_killed_other_namespace,
