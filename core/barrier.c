@@ -79,8 +79,7 @@ ATR__EXPORT int atr_barrier_open(atr_store *s, const char *name, int flags,
                                  uint64_t parties, atr_handle *h) {
   if ((flags & ATR_CREATE) && (parties == 0 || parties > BAR_PARTIES_MAX))
     return ATR_EINVAL;
-  return atr__open(s, name, ATR_BARRIER, 0, flags, NULL, bar_init, &parties,
-                   h);
+  return atr__open(s, name, ATR_BARRIER, 0, flags, NULL, bar_init, &parties, h);
 }
 
 /* Writes a field read lock-free by describes. */
@@ -307,8 +306,8 @@ ATR__EXPORT int atr_barrier_wait(const atr_handle *h, double timeout,
       bar_collect(h, o, t);
     rc = bar_outcome(&o->u.b, me);
     bool leave = rc != ATR_ETIMEDOUT;
-    if (!leave && (slept == ATR_EINTR ||
-                   (deadline >= 0 && atr__now_ns() >= deadline))) {
+    if (!leave &&
+        (slept == ATR_EINTR || (deadline >= 0 && atr__now_ns() >= deadline))) {
       /* A waiter that leaves breaks the barrier for the others. */
       if (t != NULL)
         bar_break(h, o, t, false);

@@ -257,10 +257,10 @@ struct atr__sem {
 struct atr__barrier {
   _Atomic uint32_t seq;
   uint32_t parties;
-  uint32_t count;  /* arrived in this round */
-  uint32_t broken; /* 1 until a reset */
-  uint64_t generation;       /* rounds passed or reset */
-  uint32_t table_cap;        /* places: 2 x parties */
+  uint32_t count;      /* arrived in this round */
+  uint32_t broken;     /* 1 until a reset */
+  uint64_t generation; /* rounds passed or reset */
+  uint32_t table_cap;  /* places: 2 x parties */
   uint32_t pad;
   _Atomic uint64_t pend_pass; /* the coalescing mark of "passed" */
 };
@@ -303,8 +303,7 @@ _Static_assert(offsetof(struct atr__queue, put_lock) >=
 _Static_assert(offsetof(struct atr__queue, put_lock) >=
                    sizeof(struct atr__flag),
                "a flag would overwrite a queue lock");
-_Static_assert(offsetof(struct atr__queue, put_lock) >=
-                   sizeof(struct atr__sem),
+_Static_assert(offsetof(struct atr__queue, put_lock) >= sizeof(struct atr__sem),
                "a semaphore would overwrite a queue lock");
 _Static_assert(offsetof(struct atr__queue, put_lock) >=
                    sizeof(struct atr__barrier),

@@ -124,8 +124,9 @@ static int sem_init(atr_store *s, struct atr__obj *o, void *arg) {
   struct sem_init_arg *si = arg;
   struct atr__sem *m = &o->u.sem;
   uint64_t most = si->value > si->bound ? si->value : si->bound;
-  uint32_t cap = most == 0 ? 1 : most > SEM_TABLE_MAX ? SEM_TABLE_MAX
-                                                      : (uint32_t)most;
+  uint32_t cap = most == 0              ? 1
+                 : most > SEM_TABLE_MAX ? SEM_TABLE_MAX
+                                        : (uint32_t)most;
   uint64_t bytes = (uint64_t)cap * sizeof(struct sem_place), got;
   if ((o->data_off = atr__heap_alloc(s, bytes, &got)) == 0)
     return ATR_ENOSPC;
@@ -365,14 +366,13 @@ ATR__EXPORT int atr_sem_lease(const atr_handle *h, double ttl, double timeout,
     uint64_t state = atomic_load(&o->u.sem.state);
     if (sem_value(state) > 0) {
       struct sem_place *p = sem_free_place(o, t);
-      rc = p == NULL ? ATR_ETOOMANY
-                     : sem_lease_take(o, p, self, ttl_ns, &grant);
+      rc =
+          p == NULL ? ATR_ETOOMANY : sem_lease_take(o, p, self, ttl_ns, &grant);
       if (rc != ATR_EEMPTY) {
         atr__mutex_unlock(&o->lock);
         if (rc != 0)
           return rc;
-        atr__feed_push_fenced(h->store, o, h->slot, ATR_OP_ACQUIRED,
-                              &o->pend);
+        atr__feed_push_fenced(h->store, o, h->slot, ATR_OP_ACQUIRED, &o->pend);
         if (g != NULL)
           *g = grant;
         return abandoned ? ATR_ABANDONED : 0;

@@ -91,7 +91,9 @@ static int rounds_child(void *arg) {
     uint64_t index, gen;
     TU_CHILD_CHECK(atr_barrier_wait(&h, 10, &index, &gen) == 0);
     if (gen != r)
-      fprintf(stderr, "round %llu: gen %llu index %llu\n", (unsigned long long)r, (unsigned long long)gen, (unsigned long long)index);
+      fprintf(stderr, "round %llu: gen %llu index %llu\n",
+              (unsigned long long)r, (unsigned long long)gen,
+              (unsigned long long)index);
     TU_CHILD_CHECK(gen == r);
     TU_CHILD_CHECK(index < PROCS);
     index_of[r] = (unsigned char)index;
@@ -181,8 +183,7 @@ static void start_waiters(tu_fixture *f, struct waiter_arg *a, pid_t *pids,
 }
 
 /* Every waiter exits 0; returns the latest wake after t0, in seconds. */
-static double end_waiters(struct waiter_arg *a, pid_t *pids, int n,
-                          double t0) {
+static double end_waiters(struct waiter_arg *a, pid_t *pids, int n, double t0) {
   double worst = 0;
   for (int i = 0; i < n; i++) {
     double woke;
@@ -365,8 +366,7 @@ static void test_lease_places(void **state) {
   double woke = end_waiters(&a, &pid, 1, t0);
   assert_true(woke >= 0.2);
   if (woke > 0.25)
-    print_error("broken %.1f ms after the lease ran out\n",
-                (woke - 0.2) * 1e3);
+    print_error("broken %.1f ms after the lease ran out\n", (woke - 0.2) * 1e3);
   assert_true(woke <= 0.25);
   assert_int_equal(bar_info(&h).broken, 1);
   tu_assert_rc(atr_barrier_poll(&h, t1, NULL, NULL), ATR_ENOTHELD);
@@ -409,18 +409,15 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_open, tu_setup, tu_teardown),
       cmocka_unit_test_setup_teardown(test_rounds_4_processes, tu_setup,
                                       tu_teardown),
-      cmocka_unit_test_setup_teardown(test_abort_reset, tu_setup,
-                                      tu_teardown),
+      cmocka_unit_test_setup_teardown(test_abort_reset, tu_setup, tu_teardown),
       cmocka_unit_test_setup_teardown(test_timeout_breaks, tu_setup,
                                       tu_teardown),
       cmocka_unit_test_setup_teardown(test_sigint_breaks, tu_setup,
                                       tu_teardown),
-      cmocka_unit_test_setup_teardown(test_delete_wakes, tu_setup,
-                                      tu_teardown),
+      cmocka_unit_test_setup_teardown(test_delete_wakes, tu_setup, tu_teardown),
       cmocka_unit_test_setup_teardown(test_waiter_killed, tu_setup,
                                       tu_teardown),
-      cmocka_unit_test_setup_teardown(test_lease_places, tu_setup,
-                                      tu_teardown),
+      cmocka_unit_test_setup_teardown(test_lease_places, tu_setup, tu_teardown),
       cmocka_unit_test_setup_teardown(test_events, tu_setup, tu_teardown),
       cmocka_unit_test(tu_test_no_leftovers),
   };

@@ -60,8 +60,7 @@ static void objs_make(struct objs *o) {
   tu_assert_rc(atr_lock_open(o->s, "l", ATR_CREATE, 0, &o->l), ATR_CREATED);
   tu_assert_rc(atr_cond_open(o->s, "c", ATR_CREATE, "l", &o->c), ATR_CREATED);
   tu_assert_rc(atr_sem_open(o->s, "m", ATR_CREATE, 2, 2, &o->m), ATR_CREATED);
-  tu_assert_rc(atr_barrier_open(o->s, "b", ATR_CREATE, 2, &o->b),
-               ATR_CREATED);
+  tu_assert_rc(atr_barrier_open(o->s, "b", ATR_CREATE, 2, &o->b), ATR_CREATED);
 }
 
 /* Writes n bytes at the store file's offset off, as any writer could. */
@@ -403,12 +402,11 @@ static void expect_barrier_corrupt(const char *path, struct objs *o) {
 }
 
 static const struct record_case record_cases[] = {
-    {"semaphore table past the store", sem_table_out, expect_sem_corrupt,
+    {"semaphore table past the store", sem_table_out, expect_sem_corrupt, true},
+    {"semaphore table larger than its block", sem_table_big, expect_sem_corrupt,
      true},
-    {"semaphore table larger than its block", sem_table_big,
-     expect_sem_corrupt, true},
-    {"barrier table past the store", barrier_table_out,
-     expect_barrier_corrupt, true},
+    {"barrier table past the store", barrier_table_out, expect_barrier_corrupt,
+     true},
     {"barrier parties past its table", barrier_parties_big,
      expect_barrier_corrupt, true},
     {"condition table past the store", cond_table_out, expect_cond_corrupt,

@@ -173,10 +173,9 @@ static int waiter_child(void *arg) {
 /* One waiter asleep in atr_sem_acquire on "s" (value 0); act wakes it;
  * it must answer expect within limit seconds. */
 static void one_waiter(tu_fixture *f, int expect, int sigint,
-                       void (*act)(tu_fixture *f, pid_t pid),
-                       double limit) {
-  struct waiter_arg a = {.path = f->path, .expect = expect,
-                         .on_sigint = sigint};
+                       void (*act)(tu_fixture *f, pid_t pid), double limit) {
+  struct waiter_arg a = {
+      .path = f->path, .expect = expect, .on_sigint = sigint};
   tu_pipe(a.ready);
   pid_t pid = tu_spawn_ready(waiter_child, &a, a.ready[0]);
   assert_int_equal(tu_wait_blocked(pid, 10), 0);
@@ -366,9 +365,8 @@ static void test_holder_killed(void **state) {
   assert_non_null(lat);
   sem_new(f->store, "s", 1, 0, &h);
   for (int trial = 0; trial < trials; trial++) {
-    struct taker_arg a = {.path = f->path,
-                          .ttl = trial % 2 ? -1 : 0,
-                          .expect = ATR_ABANDONED};
+    struct taker_arg a = {
+        .path = f->path, .ttl = trial % 2 ? -1 : 0, .expect = ATR_ABANDONED};
     double got;
     tu_case("trial %d", trial);
     tu_pipe(a.ready);
@@ -395,8 +393,7 @@ static void test_holder_killed(void **state) {
     }
     tu_assert_u64(sem_info(&h).leased, 0);
   }
-  tu_latency_check("the waiter's permit after the holder's kill", lat,
-                   trials);
+  tu_latency_check("the waiter's permit after the holder's kill", lat, trials);
   free(lat);
 }
 
@@ -448,8 +445,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_release_wakes, tu_setup,
                                       tu_teardown),
       cmocka_unit_test_setup_teardown(test_sigint, tu_setup, tu_teardown),
-      cmocka_unit_test_setup_teardown(test_delete_wakes, tu_setup,
-                                      tu_teardown),
+      cmocka_unit_test_setup_teardown(test_delete_wakes, tu_setup, tu_teardown),
       cmocka_unit_test_setup_teardown(test_timeout, tu_setup, tu_teardown),
       cmocka_unit_test_setup_teardown(test_leases, tu_setup, tu_teardown),
       cmocka_unit_test_setup_teardown(test_unlease_elsewhere, tu_setup,
