@@ -300,6 +300,26 @@ static int victim_child(void *arg) {
   _exit(1); /* never passes: it is killed first */
 }
 
+/* A waiter of test_waiter_killed that stays for every trial (a process
+ * forked for each would start behind every runnable task of a loaded
+ * machine, and measure the scheduler): for each byte 'w' it reads on the
+ * go pipe (a->ready) it waits at "b" and reports. */
+static int steady_waiter_child(void *arg) {
+  struct waiter_arg *a = arg;
+  atr_store *s = tu_child_open(a->path);
+  atr_handle h;
+  char go;
+  TU_CHILD_CHECK(atr_barrier_open(s, "b", 0, 0, &h) == 0);
+  while (tu_read_full(a->ready[0], &go, 1, 60) == 0 && go == 'w') {
+    tu_report r;
+    r.rc = atr_barrier_wait(&h, 30, NULL, NULL);
+    r.at = tu_now();
+    TU_CHILD_CHECK(tu_write_full(a->report[1], &r, sizeof r) == 0);
+  }
+  atr_store_close(s);
+  return 0;
+}
+
 static void test_waiter_killed(void **state) {
   tu_fixture *f = fixture(state);
   atr_handle h;
@@ -307,23 +327,40 @@ static void test_waiter_killed(void **state) {
   double *lat = calloc((size_t)trials, sizeof *lat);
   assert_non_null(lat);
   bar_new(f->store, "b", 4, &h);
+  struct waiter_arg w = {.path = f->path};
+  pid_t pids[2];
+  tu_pipe(w.ready);
+  tu_pipe(w.report);
+  for (int i = 0; i < 2; i++)
+    pids[i] = tu_spawn(steady_waiter_child, &w);
   for (int trial = 0; trial < trials; trial++) {
-    struct waiter_arg a;
     struct victim_arg v = {.path = f->path};
-    pid_t pids[2];
     tu_case("trial %d", trial);
-    start_waiters(f, &a, pids, 2, ATR_EBROKEN, 0);
+    assert_int_equal(tu_write_full(w.ready[1], "ww", 2), 0);
+    for (int i = 0; i < 2; i++)
+      assert_int_equal(tu_wait_blocked(pids[i], 10), 0);
     tu_pipe(v.ready);
     pid_t victim = tu_spawn_ready(victim_child, &v, v.ready[0]);
     tu_assert_i64(tu_wait_blocked(victim, 10), 0);
     double t0 = tu_now();
     tu_kill(victim);
     tu_close_pipe(v.ready);
-    lat[trial] = end_waiters(&a, pids, 2, t0);
-    atr_info info = bar_info(&h);
-    assert_int_equal(info.broken, 1);
+    lat[trial] = 0;
+    for (int i = 0; i < 2; i++) {
+      tu_report r;
+      assert_int_equal(tu_read_full(w.report[0], &r, sizeof r, 10), 0);
+      tu_assert_rc(r.rc, ATR_EBROKEN);
+      if (r.at - t0 > lat[trial])
+        lat[trial] = r.at - t0;
+    }
+    assert_int_equal(bar_info(&h).broken, 1);
     tu_ok(atr_barrier_reset(&h));
   }
+  assert_int_equal(tu_write_full(w.ready[1], "qq", 2), 0);
+  for (int i = 0; i < 2; i++)
+    assert_int_equal(tu_wait(pids[i], 10), 0);
+  tu_close_pipe(w.ready);
+  tu_close_pipe(w.report);
   tu_latency_check("both others broken after a waiter's kill", lat, trials);
   free(lat);
   tu_assert_u64(bar_info(&h).n_waiting, 0);

@@ -103,6 +103,13 @@ void tu_child_ready(int ready_fd);
 /* Whether a byte waits on fd (never waits). */
 int tu_readable(int fd);
 
+/* What a waiting child reports to its parent: the call's result and when
+ * it returned (tu_now). */
+typedef struct tu_report {
+  int rc;
+  double at;
+} tu_report;
+
 /* How many kill trials a latency test runs: ATRIUM_TEST_TRIALS, else
  * 500 (100 under the sanitizers, to stay near 20 s). */
 int tu_kill_trials(void);
