@@ -403,10 +403,12 @@ static void test_lease_places(void **state) {
   tu_ok(atr_barrier_arrive(&h, 0.2, &t1));
   start_waiters(f, &a, &pid, 1, ATR_EBROKEN, 0);
   double woke = end_waiters(&a, &pid, 1, t0);
+  /* The waiter's sleep ends at the lease's deadline (not at its 30 s
+   * timeout); the slack is for a loaded machine's scheduler. */
   assert_true(woke >= 0.2);
-  if (woke > 0.25)
+  if (woke > 0.3)
     print_error("broken %.1f ms after the lease ran out\n", (woke - 0.2) * 1e3);
-  assert_true(woke <= 0.25);
+  assert_true(woke <= 0.3);
   assert_int_equal(bar_info(&h).broken, 1);
   tu_assert_rc(atr_barrier_poll(&h, t1, NULL, NULL), ATR_ENOTHELD);
   /* atr_sync_expire ends one that ran out, with nobody waiting. */

@@ -461,11 +461,13 @@ static void test_lease_expires(void **state) {
   assert_int_equal(tu_wait(taker, 10), 0);
   tu_close_pipe(a.ready);
   tu_close_pipe(a.report);
+  /* Its sleep ends at the lease's deadline (not at the 10 s timeout); the
+   * slack is for a loaded machine's scheduler. */
   assert_true(got >= t0 + 0.2);
-  if (got > t0 + 0.25)
+  if (got > t0 + 0.3)
     print_error("the waiter got the permit %.1f ms late\n",
                 (got - t0 - 0.2) * 1e3);
-  assert_true(got <= t0 + 0.25);
+  assert_true(got <= t0 + 0.3);
   tu_assert_rc(atr_sem_unlease(&h, g.token, NULL), ATR_ENOTHELD);
   atr_info info = sem_info(&h);
   tu_assert_u64(info.leased, 0);
