@@ -509,13 +509,16 @@ static int tu_cmp_double(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-void tu_latency_check(const char *what, double *lat, int n) {
+void tu_latency_check(const char *what, double *lat, double *late, int n) {
   assert_true(n > 0);
   qsort(lat, (size_t)n, sizeof *lat, tu_cmp_double);
-  double p99 = lat[n - 1 - n / 100];
-  print_message("%d trials, %s: median %.3f ms, 99%% within %.3f ms, max "
-                "%.3f ms\n",
-                n, what, lat[n / 2] * 1e3, p99 * 1e3, lat[n - 1] * 1e3);
-  assert_true(p99 < 0.010);
-  assert_true(lat[n - 1] < 0.050);
+  qsort(late, (size_t)n, sizeof *late, tu_cmp_double);
+  int p99 = n - 1 - n / 100;
+  print_message("%d trials, %s: after the kill median %.3f ms, 99%% within "
+                "%.3f ms, max %.3f ms; after the death median %.3f ms, 99%% "
+                "within %.3f ms, max %.3f ms\n",
+                n, what, lat[n / 2] * 1e3, lat[p99] * 1e3, lat[n - 1] * 1e3,
+                late[n / 2] * 1e3, late[p99] * 1e3, late[n - 1] * 1e3);
+  assert_true(late[p99] < 0.010);
+  assert_true(lat[n - 1] < 2.0);
 }

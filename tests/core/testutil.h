@@ -114,13 +114,16 @@ typedef struct tu_report {
  * 500 (100 under the sanitizers, to stay near 20 s). */
 int tu_kill_trials(void);
 /*
- * Sorts the n latencies (seconds) of a kill test, prints their median,
- * 99th percentile and max, and asserts 99 in 100 within 10 ms and every
- * one within 50 ms: the kill is asynchronous, and on a loaded machine the
- * dying process (the kernel's robust-list walk) and the waiters need a
- * CPU, which the scheduler may not give at once.
+ * Judges a kill test's n trials (seconds, sorted here): lat from the
+ * kill to the waiters' return, late from the victim's reaping (it had
+ * died: the kernel walks its robust list before it is a zombie) to their
+ * return, 0 if they came back first. Prints medians, 99th percentiles
+ * and maxima; asserts 99 in 100 back within 10 ms of the death and every
+ * one within 2 s of the kill (nothing hangs). The kill is asynchronous:
+ * on a loaded machine the dying process waits for a CPU to run its exit,
+ * which is the scheduler's time, not the library's (as test_lock).
  */
-void tu_latency_check(const char *what, double *lat, int n);
+void tu_latency_check(const char *what, double *lat, double *late, int n);
 
 /* --------------------------------------------------------------- misc */
 
