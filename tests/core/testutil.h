@@ -110,6 +110,29 @@ typedef struct tu_report {
   double at;
 } tu_report;
 
+/* Children that wait: each opens the store by path, installs the SIGINT
+ * handler of tu_catch_sigint if asked, says it runs, calls wait(store)
+ * (which opens its object and waits) and reports (tu_report) on the
+ * report pipe. */
+typedef int (*tu_wait_fn)(atr_store *store);
+#define TU_WAITERS_MAX 8
+typedef struct tu_waiters {
+  const char *path;
+  tu_wait_fn wait;
+  int sigint;
+  int n;
+  pid_t pids[TU_WAITERS_MAX];
+  int ready[2], report[2];
+} tu_waiters;
+/* Starts n waiters; returns once every one sleeps in a futex wait. */
+void tu_waiters_start(tu_waiters *w, const char *path, int n, tu_wait_fn wait,
+                      int sigint);
+/* Every waiter reports expect and exits 0; returns the latest report's
+ * time minus t0 (seconds). Closes the pipes. */
+double tu_waiters_end(tu_waiters *w, int expect, double t0);
+/* atr_handle_stat, asserting success. */
+atr_info tu_info(const atr_handle *h);
+
 /* How many kill trials a latency test runs: ATRIUM_TEST_TRIALS, else
  * 500 (100 under the sanitizers, to stay near 20 s). */
 int tu_kill_trials(void);
