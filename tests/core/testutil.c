@@ -509,6 +509,16 @@ static int tu_cmp_double(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+double tu_load_bound(double seconds) {
+  double load = 0;
+  if (getloadavg(&load, 1) != 1 ||
+      load <= (double)sysconf(_SC_NPROCESSORS_ONLN))
+    return seconds;
+  print_message("load average %.1f: bound %.0f ms, not %.0f\n", load,
+                seconds * 1e4, seconds * 1e3);
+  return 10 * seconds;
+}
+
 void tu_latency_check(const char *what, double *lat, double *late, int n) {
   assert_true(n > 0);
   qsort(lat, (size_t)n, sizeof *lat, tu_cmp_double);
@@ -519,14 +529,7 @@ void tu_latency_check(const char *what, double *lat, double *late, int n) {
                 "within %.3f ms, max %.3f ms\n",
                 n, what, lat[n / 2] * 1e3, lat[p99] * 1e3, lat[n - 1] * 1e3,
                 late[n / 2] * 1e3, late[p99] * 1e3, late[n - 1] * 1e3);
-  /* On a machine with more runnable tasks than CPUs (a parallel test
-   * run) the scheduler alone can take longer: 100 ms then, as test_lock
-   * allows, the median still within 10 ms. */
-  double load = 0, bound = 0.010;
-  if (getloadavg(&load, 1) == 1 && load > (double)sysconf(_SC_NPROCESSORS_ONLN))
-    bound = 0.100;
-  if (bound > 0.010)
-    print_message("load average %.1f: 99%% bound %.0f ms\n", load, bound * 1e3);
+  double bound = tu_load_bound(0.010);
   assert_true(lat[n / 2] < 0.010);
   assert_true(late[p99] < bound);
   assert_true(lat[n - 1] < 2.0);

@@ -136,6 +136,10 @@ atr_info tu_info(const atr_handle *h);
 /* How many kill trials a latency test runs: ATRIUM_TEST_TRIALS, else
  * 500 (100 under the sanitizers, to stay near 20 s). */
 int tu_kill_trials(void);
+/* A bound on how soon a woken waiter runs: seconds, or ten times that
+ * while the load average is above the CPUs (more runnable tasks than
+ * CPUs: the scheduler alone can take longer), as test_lock allows. */
+double tu_load_bound(double seconds);
 /*
  * Judges a kill test's n trials (seconds, sorted here): lat from the
  * kill to the waiters' return, late from the victim's reaping (it had
