@@ -91,8 +91,8 @@ static int cond_begin(struct gw_req *req) {
   if (rv < 0)
     return gw_reply_core(req, rv);
   if (cw->ttl == 0)
-    cw->ttl = li.lease && li.expires_in > COND_MIN_TTL ? li.expires_in
-                                                       : COND_MIN_TTL;
+    cw->ttl =
+        li.lease && li.expires_in > COND_MIN_TTL ? li.expires_in : COND_MIN_TTL;
   rv = atr_cond_wait_begin(&h, token, timeout + COND_GRACE, &cw->ticket,
                            &cw->count);
   if (rv != 0)
@@ -176,8 +176,9 @@ int gw_cond_notify(struct gw_req *req) {
   if (ja != NULL) {
     gw_jtype t = gw_json_type(ja);
     if ((t != GW_JTRUE && t != GW_JFALSE) || (t == GW_JTRUE && jn != NULL))
-      return gw_reply_error(req, 400, "invalid_body",
-                            "\"all\" is true or false, and true takes no \"n\"");
+      return gw_reply_error(
+          req, 400, "invalid_body",
+          "\"all\" is true or false, and true takes no \"n\"");
     if (t == GW_JTRUE)
       n = UINT64_MAX;
   }

@@ -19,9 +19,10 @@
 #include "lease.h"
 
 #define L_NEVER 1e300
-#define L_SLACK 0.002 /* past a deadline before we expire: the core ends
-                         a lease at now >= deadline, on the same clock */
-#define L_BATCH 64    /* deadlines run per pass of the tick */
+#define L_SLACK                                                                \
+  0.002            /* past a deadline before we expire: the core ends          \
+                      a lease at now >= deadline, on the same clock */
+#define L_BATCH 64 /* deadlines run per pass of the tick */
 
 struct l_entry {
   atr_handle h;

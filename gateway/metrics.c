@@ -192,8 +192,8 @@ static const struct {
 };
 
 static void m_sample(gw_buf *fam, int f, const char *name, uint64_t v) {
-  gw_buf_fmt(&fam[f], "%s{name=\"%s\"} %llu\n", m_sync_families[f].name,
-             name, (unsigned long long)v);
+  gw_buf_fmt(&fam[f], "%s{name=\"%s\"} %llu\n", m_sync_families[f].name, name,
+             (unsigned long long)v);
 }
 
 static int m_sync(const atr_info *i, void *arg) {

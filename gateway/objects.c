@@ -140,8 +140,7 @@ int gw_kind_act(struct gw_req *req, atr_kind kind,
 }
 
 int gw_reply_timeout(struct gw_req *req) {
-  return gw_reply_error(req, 409, "timeout",
-                        "not acquired within the timeout");
+  return gw_reply_error(req, 409, "timeout", "not acquired within the timeout");
 }
 
 int gw_store_info(struct gw_req *req) {

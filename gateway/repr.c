@@ -221,8 +221,8 @@ static void repr_cond_members(gw_buf *b, const atr_info *i) {
 
 /* The members of the synchronisation kinds, by kind. */
 static void (*const repr_sync_members[])(gw_buf *b, const atr_info *i) = {
-    [ATR_LOCK] = repr_lock_members,       [ATR_SEMAPHORE] = repr_sem_members,
-    [ATR_FLAG] = repr_flag_members,       [ATR_BARRIER] = repr_barrier_members,
+    [ATR_LOCK] = repr_lock_members,      [ATR_SEMAPHORE] = repr_sem_members,
+    [ATR_FLAG] = repr_flag_members,      [ATR_BARRIER] = repr_barrier_members,
     [ATR_CONDITION] = repr_cond_members,
 };
 

@@ -56,7 +56,7 @@ struct gw_config {
   int insecure;
   double max_wait;  /* seconds, caps every timeout              */
   double max_lease; /* seconds, caps every ttl and lease        */
-  size_t max_body; /* bytes                                    */
+  size_t max_body;  /* bytes                                    */
   unsigned max_conns;
   unsigned threads;
   unsigned max_depth; /* JSON nesting                             */

@@ -93,7 +93,8 @@ int gw_sem_acquire(struct gw_req *req) {
     gw_buf_add(&b, ",", 1);
     gw_token_put(&b, t.g.token);
     gw_buf_str(&b, ",\"ttl\":");
-    gw_json_put_scalar(&b, 'd', (atr_scalar){.f = t.g.ttl > 0 ? t.g.ttl : t.ttl});
+    gw_json_put_scalar(&b, 'd',
+                       (atr_scalar){.f = t.g.ttl > 0 ? t.g.ttl : t.ttl});
   } else {
     gw_grant_keep(req, GW_GRANT_SEM_PERMIT, &req->wait.h, 0, 1);
   }
