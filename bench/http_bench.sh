@@ -405,6 +405,60 @@ wrk_run webdis_incr_c1 1 1 GET '' "$webdis/INCR/k"
 emit_run webdis_incr_c1 "$rate" req/s
 counts webdis_incr_c1 "k grew by" $(($(rcli get k) - k0)) $(($(calls incr) - r0))
 
+# Locks on one connection: acquire (a 10 s lease) and release in turns,
+# each release carrying its acquire's token, against the usual Redis lock
+# through Webdis: SET key token NX PX 10000, then a Lua compare-and-delete.
+# Rates are acquire+release pairs a second. Checked: every acquire and
+# release answered as granted and released; the lock is free afterwards
+# and served exactly as many grants as pairs (+1 in flight at most); the
+# Redis key is gone and SET ran once per pair (+1).
+lock_run() { # lock_run NAME MODE URL: sets pairs, rate, failures
+  log=$tmp/wrk-$1.log
+  runs=$((runs + 1))
+  cpu0=$(cpu_ticks)
+  if ! WRK_MODE=$2 WRK_LOCK=bl wrk -t1 -c1 -d"${dur}s" -s "$here/lock_bench.lua" "$3" \
+    >"$log" 2>&1; then
+    fail "$1" "wrk failed: $(tail -n 2 "$log" | tr '\n' ' ')"
+    pairs=0 rate=0
+    return 0
+  fi
+  # shellcheck disable=SC2046 # (three numbers)
+  set -- "$1" $(sed -n 's/^lock_result //p' "$log")
+  if [ $# -ne 4 ]; then
+    fail "$1" "no result from wrk: $(tail -n 2 "$log" | tr '\n' ' ')"
+    pairs=0 rate=0
+    return 0
+  fi
+  pairs=$2
+  rate=$(awk -v n="$2" -v us="$3" 'BEGIN { printf "%.0f", n * 1e6 / us }')
+  cpu=$(awk -v t=$(($(cpu_ticks) - cpu0)) -v us="$tick_us" -v n="$2" -v who="$servers_name" \
+    'BEGIN { printf "# %s: %.1f us of CPU per acquire+release", who, n ? t * us / n : 0 }')
+  [ "$4" -eq 0 ] || fail "$1" "$4 acquires or releases did not answer as granted or released"
+}
+api PUT /v1/locks/bl '{}' >/dev/null
+l0=$(served lock_acquire 200)
+gw_servers
+lock_run http_lock_c1 atrium "$gw"
+emit_run http_lock_c1 "$rate" "acquire+release/s"
+granted=$(($(served lock_acquire 200) - l0))
+held=$(api GET /v1/locks/bl | sed -n 's/.*"held":\([a-z]*\).*/\1/p')
+if [ "$granted" -lt "$pairs" ] || [ "$granted" -gt $((pairs + 1)) ]; then
+  fail http_lock_c1 "$granted grants served, but $pairs pairs counted"
+else
+  echo "check http_lock_c1: $granted grants served for $pairs pairs; lock held afterwards: $held"
+fi
+rcli del bl >/dev/null
+r0=$(calls set)
+webdis_servers
+lock_run webdis_lock_c1 webdis "$webdis"
+emit_run webdis_lock_c1 "$rate" "acquire+release/s"
+sets=$(($(calls set) - r0))
+if [ "$sets" -lt "$pairs" ] || [ "$sets" -gt $((pairs + 1)) ]; then
+  fail webdis_lock_c1 "$sets SETs served, but $pairs pairs counted"
+else
+  echo "check webdis_lock_c1: $sets SETs for $pairs pairs; key left: $(rcli exists bl)"
+fi
+
 # Batches of 100 items. At millions of items/s the queue would outgrow
 # any reasonable store in 5 s, so a helper empties it ten times a second
 # (DELETE /v1/queues/qb/items, one cheap request each time). Checked: the
@@ -534,6 +588,7 @@ http_queue_put    webdis_lpush   >= 2 x
 http_queue_pop    webdis_rpop    >= 2 x
 http_value_add    nginx_fixed    >= 0.8
 http_value_add_c1 webdis_incr_c1 >= 3 x
+http_lock_c1      webdis_lock_c1 >= 1.5 x
 http_queue_batch100_items webdis_lpush_items >= 20 x http_queue_batch100 webdis_lpush
 http_value_add_parked http_value_add >= 0.8
 limit gateway_idle_rss <= 8 1024 MiB
