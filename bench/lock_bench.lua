@@ -8,9 +8,9 @@
 --     the usual Redis lock recipe: delete the key only if it still holds
 --     this client's token).
 -- WRK_LOCK names the lock. An acquire or release that does not answer as
--- granted or released counts as a failure. done() prints
---   lock_result PAIRS DURATION_US FAILURES
--- (PAIRS: acquire+release pairs completed).
+-- granted or released counts as a failure. done() prints the line of
+-- http_bench.lua, with pairs for requests and failures for non-2xx:
+--   wrk_result PAIRS DURATION_US FAILURES CONNECT READ WRITE TIMEOUT
 local mode = os.getenv("WRK_MODE") or "atrium"
 local name = os.getenv("WRK_LOCK") or "bl"
 local cas = "if redis.call('get',KEYS[1])==ARGV[1] then " ..
@@ -76,13 +76,13 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  -- One connection, one thread: the thread's counters are the run's.
-  local t = threads_all and threads_all[1]
-  local p, f = pairs_done, failures
-  if t then
-    p, f = t:get("pairs_done"), t:get("failures")
-  end
-  io.write(string.format("lock_result %d %d %d\n", p, summary.duration, f))
+  -- One thread: its counters are the run's.
+  local t = threads_all[1]
+  local e = summary.errors
+  io.write(string.format("wrk_result %d %d %d %d %d %d %d\n",
+                         t:get("pairs_done"), summary.duration,
+                         t:get("failures"), e.connect, e.read, e.write,
+                         e.timeout))
 end
 
 function setup(thread)

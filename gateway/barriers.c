@@ -34,9 +34,7 @@ int gw_barrier_put(struct gw_req *req) {
     return gw_reply_error(req, 400, "invalid_body",
                           "\"parties\" must be an integer from 1 to 1024");
   rv = atr_barrier_open(gw_srv->store, req->name, ATR_CREATE, parties, &h);
-  if (rv < 0)
-    return gw_reply_core(req, rv);
-  return gw_reply_object(req, rv == ATR_CREATED ? 201 : 200, &h, &gw_repr_all);
+  return gw_reply_open(req, rv, &h);
 }
 
 int gw_barrier_get(struct gw_req *req) {

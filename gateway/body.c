@@ -134,6 +134,19 @@ int gw_body_delta(struct gw_req *req, char type, const char *what,
   return given ? gw_body_scalar(req, given, 'q', "delta", delta) : GW_NEXT;
 }
 
+int gw_body_bool(struct gw_req *req, const char *key, int *out) {
+  const gw_jnode *j = gw_body_get(req, key);
+  gw_jtype t = j ? gw_json_type(j) : GW_JNULL;
+
+  if (j == NULL)
+    return GW_NEXT;
+  if (t != GW_JTRUE && t != GW_JFALSE)
+    return gw_reply_error(req, 400, "invalid_body",
+                          "\"%s\" must be true or false", key);
+  *out = t == GW_JTRUE;
+  return GW_NEXT;
+}
+
 int gw_body_token(struct gw_req *req, int required, uint64_t *token) {
   const gw_jnode *t = gw_body_get(req, "token");
   const char *s = t ? gw_json_string(req->doc, t) : NULL;

@@ -43,9 +43,7 @@ int gw_cond_put(struct gw_req *req) {
   rv = atr_cond_open(gw_srv->store, req->name, ATR_CREATE, lock, &h);
   if (rv == ATR_ENOENT)
     return gw_reply_error(req, 404, "not_found", "there is no lock %s", lock);
-  if (rv < 0)
-    return gw_reply_core(req, rv);
-  return gw_reply_object(req, rv == ATR_CREATED ? 201 : 200, &h, &gw_repr_all);
+  return gw_reply_open(req, rv, &h);
 }
 
 int gw_cond_get(struct gw_req *req) {
@@ -162,26 +160,23 @@ int gw_cond_wait(struct gw_req *req) {
 int gw_cond_notify(struct gw_req *req) {
   static const char *const members[] = {"token", "n", "all", NULL};
   const gw_jnode *jn = gw_body_get(req, "n");
-  const gw_jnode *ja = gw_body_get(req, "all");
   uint64_t token, n = 1, woken = 0;
   atr_handle h;
   gw_buf b;
-  int rv;
+  int rv, all = 0;
 
   if (gw_body_members(req, members) != GW_NEXT)
     return GW_DONE;
   if (jn != NULL && gw_json_uint64(req->doc, jn, &n) != 0)
     return gw_reply_error(req, 400, "invalid_body",
                           "\"n\" must be an integer >= 0");
-  if (ja != NULL) {
-    gw_jtype t = gw_json_type(ja);
-    if ((t != GW_JTRUE && t != GW_JFALSE) || (t == GW_JTRUE && jn != NULL))
-      return gw_reply_error(
-          req, 400, "invalid_body",
-          "\"all\" is true or false, and true takes no \"n\"");
-    if (t == GW_JTRUE)
-      n = UINT64_MAX;
-  }
+  if (gw_body_bool(req, "all", &all) != GW_NEXT)
+    return GW_DONE;
+  if (all && jn != NULL)
+    return gw_reply_error(req, 400, "invalid_body",
+                          "\"all\":true takes no \"n\"");
+  if (all)
+    n = UINT64_MAX;
   if (gw_body_token(req, 1, &token) != GW_NEXT)
     return GW_DONE;
   rv = atr_cond_open(gw_srv->store, req->name, 0, NULL, &h);

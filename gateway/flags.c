@@ -12,24 +12,14 @@ int gw_flag_list(struct gw_req *req) {
 
 int gw_flag_put(struct gw_req *req) {
   static const char *const members[] = {"set", NULL};
-  const gw_jnode *j;
   atr_handle h;
   int rv, set = 0;
 
-  if (gw_body_members(req, members) != GW_NEXT)
+  if (gw_body_members(req, members) != GW_NEXT ||
+      gw_body_bool(req, "set", &set) != GW_NEXT)
     return GW_DONE;
-  j = gw_body_get(req, "set");
-  if (j != NULL) {
-    gw_jtype t = gw_json_type(j);
-    if (t != GW_JTRUE && t != GW_JFALSE)
-      return gw_reply_error(req, 400, "invalid_body",
-                            "\"set\" must be true or false");
-    set = t == GW_JTRUE;
-  }
   rv = atr_flag_open(gw_srv->store, req->name, ATR_CREATE, set, &h);
-  if (rv < 0)
-    return gw_reply_core(req, rv);
-  return gw_reply_object(req, rv == ATR_CREATED ? 201 : 200, &h, &gw_repr_all);
+  return gw_reply_open(req, rv, &h);
 }
 
 int gw_flag_get(struct gw_req *req) {

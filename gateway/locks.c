@@ -20,24 +20,14 @@ int gw_lock_list(struct gw_req *req) {
 
 int gw_lock_put(struct gw_req *req) {
   static const char *const members[] = {"reentrant", NULL};
-  const gw_jnode *r;
   atr_handle h;
   int rv, reentrant = 0;
 
-  if (gw_body_members(req, members) != GW_NEXT)
+  if (gw_body_members(req, members) != GW_NEXT ||
+      gw_body_bool(req, "reentrant", &reentrant) != GW_NEXT)
     return GW_DONE;
-  r = gw_body_get(req, "reentrant");
-  if (r != NULL) {
-    gw_jtype t = gw_json_type(r);
-    if (t != GW_JTRUE && t != GW_JFALSE)
-      return gw_reply_error(req, 400, "invalid_body",
-                            "\"reentrant\" must be true or false");
-    reentrant = t == GW_JTRUE;
-  }
   rv = atr_lock_open(gw_srv->store, req->name, ATR_CREATE, reentrant, &h);
-  if (rv < 0)
-    return gw_reply_core(req, rv);
-  return gw_reply_object(req, rv == ATR_CREATED ? 201 : 200, &h, &gw_repr_all);
+  return gw_reply_open(req, rv, &h);
 }
 
 int gw_lock_get(struct gw_req *req) {

@@ -22,6 +22,12 @@ int gw_reply_object(struct gw_req *req, unsigned status, const atr_handle *h,
   return gw_reply_buf(req, status, &b, version);
 }
 
+int gw_reply_open(struct gw_req *req, int rv, const atr_handle *h) {
+  if (rv < 0)
+    return gw_reply_core(req, rv);
+  return gw_reply_object(req, rv == ATR_CREATED ? 201 : 200, h, &gw_repr_all);
+}
+
 int gw_object_delete(struct gw_req *req, atr_kind kind) {
   int rv = atr_delete(gw_srv->store, req->name, kind);
 

@@ -333,6 +333,9 @@ int gw_body_scalar(struct gw_req *req, const gw_jnode *node, char type,
  * GW_DONE. */
 int gw_body_delta(struct gw_req *req, char type, const char *what,
                   atr_scalar *delta);
+/* The body's boolean member key into *out (left as it is when absent):
+ * GW_NEXT, or GW_DONE after 400 invalid_body. */
+int gw_body_bool(struct gw_req *req, const char *key, int *out);
 /* The body's "token" (16 lowercase hex digits, as the gateway hands them
  * out): GW_NEXT with *token; without a body or the member, GW_NEXT with
  * *token 0 unless required (then 400 invalid_body); any other text is a

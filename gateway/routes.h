@@ -170,6 +170,9 @@ int gw_openapi(struct gw_req *req);
  * version as the ETag), or the core error reading it. */
 int gw_reply_object(struct gw_req *req, unsigned status, const atr_handle *h,
                     const struct gw_repr_opts *o);
+/* Answers the result rv of an _open call with ATR_CREATE: the object h
+ * is open on, 201 if it was created, 200 if it existed; or the error. */
+int gw_reply_open(struct gw_req *req, int rv, const atr_handle *h);
 /* Deletes the object of the request's name if it is of kind: 204. */
 int gw_object_delete(struct gw_req *req, atr_kind kind);
 /* metrics.c */

@@ -33,9 +33,7 @@ int gw_sem_put(struct gw_req *req) {
     return gw_reply_error(req, 400, "invalid_body",
                           "\"value\" may not be above \"bound\"");
   rv = atr_sem_open(gw_srv->store, req->name, ATR_CREATE, value, bound, &h);
-  if (rv < 0)
-    return gw_reply_core(req, rv);
-  return gw_reply_object(req, rv == ATR_CREATED ? 201 : 200, &h, &gw_repr_all);
+  return gw_reply_open(req, rv, &h);
 }
 
 int gw_sem_get(struct gw_req *req) {
