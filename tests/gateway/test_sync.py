@@ -886,6 +886,25 @@ class Restart(unittest.TestCase):
             g1.stop()
             gw.remove(store)
 
+    def test_reentered_lease_released_a_level_still_expires_on_time(self):
+        g = gw.Gateway().start()
+        try:
+            g.put("/v1/locks/r.re", {"reentrant": True})
+            tok = g.post("/v1/locks/r.re/acquire?ttl=0.6").json["token"]
+            r = g.post("/v1/locks/r.re/acquire?ttl=0.6", {"token": tok})
+            self.assertEqual(r.status, 200, r)
+            sse = evlib.SSE(g, "/v1/events?topics=lock/r.re/")
+            try:
+                r = g.post("/v1/locks/r.re/release", {"token": tok})
+                self.assertEqual((r.status, r.json["count"]), (200, 1))
+                ev = sse.wait(lambda e: not e.comment and e.json["op"] == "expired", 3,
+                              "expired")
+                self.assertEqual(ev.json["held"], False)
+            finally:
+                sse.close()
+        finally:
+            g.stop()
+
     def test_max_lease(self):
         g = gw.Gateway("--max-lease", "2", env={"ATRIUM_MAX_LEASE": "7"}).start()
         try:
