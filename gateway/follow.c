@@ -39,6 +39,7 @@
 #define F_SHORT 200e-6  /* a sleep on the feed this short: a burst      */
 #define F_NAP_NS 50000L /* then nap this long before sleeping again     */
 #define F_MAX_SUBS 4
+#define F_NEVER 1e300
 
 static struct {
   pthread_mutex_t mu;
@@ -48,16 +49,15 @@ static struct {
   size_t n_subs;
   pthread_t thread;
   int running;
-  int quit;        /* the follower should end                   */
-  int paused;      /* it sleeps on idle                         */
-  int kicked;      /* interest may have appeared, or run now    */
-  atr_cursor cur;  /* the follower's place in the feed           */
-  int following;   /* it reads the feed (and owns cur); when not, */
-  int rearmed;     /* a kick may have set cur where interest came */
-  double wake_at;  /* when its sleep on the feed ends (0: awake) */
-  double kick_due; /* the earliest deadline kicked while it was awake
-                      (0: none): its ticks may have run before it */
-} F = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  int quit;       /* the follower should end                   */
+  int paused;     /* it sleeps on idle                         */
+  int kicked;     /* interest may have appeared, or run now    */
+  atr_cursor cur; /* the follower's place in the feed           */
+  int following;  /* it reads the feed (and owns cur); when not, */
+  int rearmed;    /* a kick may have set cur where interest came */
+  double wake_at; /* when its sleep on the feed ends (0: awake) */
+  double due;     /* the earliest due kicked while it was awake  */
+} F = {.mu = PTHREAD_MUTEX_INITIALIZER, .due = F_NEVER};
 
 static double f_now(void) {
   struct timespec ts;
@@ -188,9 +188,11 @@ static void *f_loop(void *arg) {
       pthread_mutex_unlock(&F.mu);
       break;
     }
-    if (F.kick_due > 0 && F.kick_due < due)
-      due = F.kick_due; /* parked after the ticks ran: not missed */
-    F.kick_due = 0;
+    /* A kick while it was awake (a subscriber's timer set after its
+     * tick ran) counts too. */
+    if (F.due < due)
+      due = F.due;
+    F.due = F_NEVER;
     wait = due - now > 0 ? due - now : 0;
     if (F.kicked)
       wait = 0; /* a new stream or a drained one: serve it first */
@@ -236,11 +238,8 @@ void gw_follow_kick(double due) {
       pthread_cond_signal(&F.idle);
   }
   wake_feed = !F.paused && (due <= 0 || (F.wake_at > 0 && due < F.wake_at));
-  /* Awake, it may have asked its subscribers for their deadlines before
-   * this one came: it sleeps no longer than this. */
-  if (!F.paused && F.wake_at == 0 && due > 0 &&
-      (F.kick_due == 0 || due < F.kick_due))
-    F.kick_due = due;
+  if (!F.paused && F.wake_at == 0 && due > 0 && due < F.due)
+    F.due = due; /* awake: it sleeps no later than this */
   pthread_mutex_unlock(&F.mu);
   if (wake_feed && F.store != NULL)
     atr_feed_wake(F.store); /* it sleeps on the feed past due */
