@@ -275,6 +275,7 @@ class Sync(gw.GatewayCase):
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json["held"], False)
         self.assertGreater(r.json["version"], s["version"])
+        self.assertGreater(r.json["fence"], g["fence"])  # the fence grew
         self.assert_error(self.gw.post("/v1/locks/l.renew/renew?ttl=5", {"token": g["token"]}),
                           409, "not_held")
         self.release("l.renew", g["token"], expect=409)
