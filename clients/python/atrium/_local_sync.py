@@ -27,8 +27,7 @@ import time
 from ctypes import byref, c_double, c_int, c_uint64
 
 from . import _local
-from ._errors import (AtriumError, abandoned_warning, missing_kind, not_held,
-                      over_released)
+from ._errors import AtriumError, abandoned_warning, not_held, over_released
 
 SLICE = 1.0
 UINT64_MAX = (1 << 64) - 1
@@ -48,7 +47,8 @@ def _need(store, fn, kind):
     library has no such kind of object."""
     f = getattr(store.lib, fn, None)
     if f is None or f.argtypes is None:
-        raise missing_kind(kind + " (this libatrium has none)", 10)
+        raise AtriumError("ENOKIND", "this libatrium (%s) has no %s objects: "
+                          "an older build?" % (store.lib._name, kind))
     return f
 
 
@@ -101,7 +101,7 @@ class LocalLock(_SyncObject):
     """A lock (reentrant or not) held by threads of this process. acquire
     and release are closures with multiprocessing's signatures."""
 
-    def __init__(self, store, name, reentrant, mode):
+    def __init__(self, store, name, reentrant, mode, ttl=None):
         super().__init__(store, name)
         lopen = _need(store, "atr_lock_open", "lock")
         self._opened(lopen(store.ptr, name.encode(), _local._FLAGS[mode],

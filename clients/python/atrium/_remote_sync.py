@@ -156,7 +156,8 @@ class RemoteLock:
                                            {}, mode)
         self.life = _remote._Life()
         self.reentrant = bool(state.get("reentrant"))
-        self.ttl = ttl or getattr(store, "lease_ttl", None) or DEFAULT_TTL
+        self.ttl = (ttl or getattr(store, "lease_ttl", None)
+                    or float(os.environ.get("ATRIUM_LEASE_TTL") or DEFAULT_TTL))
         self.key = (store.url, name)
         self.abandoned = False
 

@@ -44,13 +44,16 @@ class Lock(_SyncShared):
     _kind = "lock"
     _reentrant = False
 
-    def __init__(self, *, name=None, store=None, ctx=None):
-        self._init(store, name)
+    def __init__(self, *, name=None, store=None, ttl=None, ctx=None):
+        # ttl: over HTTP, the seconds of this object's leases (default:
+        # the store's lease_ttl, see connect()); locally nothing.
+        self._init(store, name, ttl)
 
-    def _attach(self, store, name, create):
+    def _attach(self, store, name, create, ttl=None):
         mode = create[0] if create else "open"
         self._store, self._name = store, name
-        b = self._b = _impl(store, "lock", name, self._reentrant, mode)
+        self._ttl = ttl
+        b = self._b = _impl(store, "lock", name, self._reentrant, mode, ttl)
         if b.reentrant != self._reentrant:
             raise TypeError("atrium: %r is %s reentrant lock; open it with %s"
                             % (name, "a" if b.reentrant else "not a",
@@ -92,6 +95,9 @@ class Lock(_SyncShared):
         otherwise). Locally a process hold cannot be lost to anyone but
         an operator's break, and the context only checks it on entry."""
         return _Fenced(self)
+
+    def _ref_args(self):
+        return (self._ttl,)
 
     def __repr__(self):
         return "<atrium %s %r>" % (type(self).__name__, self._name)
