@@ -154,6 +154,33 @@ struct atr__queue {
   struct atr__qmove move;
 };
 
+/*
+ * A flag (flag.c): one 64-bit word changed by CAS. Its low half is the
+ * futex word waiters sleep on: (sets << 1) | set, sets counting the sets
+ * (a set is the only change that wakes anyone); its high half counts the
+ * waiters registered since the last set (advisory: a set zeroes it).
+ * Little-endian: the low half is at the word's own address.
+ */
+struct atr__flag {
+  _Atomic uint64_t state;
+};
+
+/*
+ * A semaphore (semaphore.c): the free permits and the leased ones in one
+ * 64-bit word changed by CAS, so a bound is checked exactly without a
+ * lock. Low half, the futex word: the free permits (value), bit 31 set
+ * by a waiter about to sleep; high half: the leased permits out, and
+ * bit 63 once the semaphore is deleted. The table of leased permits is
+ * the record's heap block (data_off, data_size).
+ */
+struct atr__sem {
+  _Atomic uint64_t state;
+  _Atomic uint64_t pend_rel; /* the coalescing mark of "released" */
+  uint64_t bound;            /* 0: none */
+  uint32_t table_cap;        /* places in the table of leased permits */
+  _Atomic uint32_t waiters;  /* advisory */
+};
+
 /* Holds (robust.c: see its section below). */
 #define ATR__TID_MASK 0x3fffffffu   /* FUTEX_TID_MASK */
 #define ATR__OWNER_DIED 0x40000000u /* FUTEX_OWNER_DIED */
@@ -218,33 +245,6 @@ struct atr__cond_state {
  * still have one of its holds linked (the kind's `lingers` op). */
 #define ATR__LINGER 2
 
-/*
- * A flag (flag.c): one 64-bit word changed by CAS. Its low half is the
- * futex word waiters sleep on: (sets << 1) | set, sets counting the sets
- * (a set is the only change that wakes anyone); its high half counts the
- * waiters registered since the last set (advisory: a set zeroes it).
- * Little-endian: the low half is at the word's own address.
- */
-struct atr__flag {
-  _Atomic uint64_t state;
-};
-
-/*
- * A semaphore (semaphore.c): the free permits and the leased ones in one
- * 64-bit word changed by CAS, so a bound is checked exactly without a
- * lock. Low half, the futex word: the free permits (value), bit 31 set
- * by a waiter about to sleep; high half: the leased permits out, and
- * bit 63 once the semaphore is deleted. The table of leased permits is
- * the record's heap block (data_off, data_size).
- */
-struct atr__sem {
-  _Atomic uint64_t state;
-  _Atomic uint64_t pend_rel; /* the coalescing mark of "released" */
-  uint64_t bound;            /* 0: none */
-  uint32_t table_cap;        /* places in the table of leased permits */
-  _Atomic uint32_t waiters;  /* advisory */
-};
-
 /* One object record. The first cache line is all an add touches. */
 struct atr__obj {
   /* line 0 */
@@ -265,10 +265,10 @@ struct atr__obj {
   union {
     struct atr__array a;
     struct atr__queue q;
-    struct atr__lock_state l;
-    struct atr__cond_state c;
     struct atr__flag f;
     struct atr__sem sem;
+    struct atr__lock_state l;
+    struct atr__cond_state c;
   } u;
 };
 _Static_assert(sizeof(struct atr__obj) <= ATR__SLOT_SIZE, "slot too small");
@@ -280,17 +280,17 @@ _Static_assert(offsetof(struct atr__queue, put_lock) >=
                    sizeof(struct atr__array),
                "an array would overwrite a queue lock");
 _Static_assert(offsetof(struct atr__queue, put_lock) >=
-                   sizeof(struct atr__lock_state),
-               "a lock would overwrite a queue lock");
-_Static_assert(offsetof(struct atr__queue, put_lock) >=
-                   sizeof(struct atr__cond_state),
-               "a condition would overwrite a queue lock");
-_Static_assert(offsetof(struct atr__queue, put_lock) >=
                    sizeof(struct atr__flag),
                "a flag would overwrite a queue lock");
 _Static_assert(offsetof(struct atr__queue, put_lock) >=
                    sizeof(struct atr__sem),
                "a semaphore would overwrite a queue lock");
+_Static_assert(offsetof(struct atr__queue, put_lock) >=
+                   sizeof(struct atr__lock_state),
+               "a lock would overwrite a queue lock");
+_Static_assert(offsetof(struct atr__queue, put_lock) >=
+                   sizeof(struct atr__cond_state),
+               "a condition would overwrite a queue lock");
 
 struct atr__fentry {
   _Atomic uint64_t seq; /* the entry's seq once published; 0 while written */
@@ -646,10 +646,10 @@ struct atr__kind_ops {
 extern const struct atr__kind_ops atr__value_ops;
 extern const struct atr__kind_ops atr__array_ops;
 extern const struct atr__kind_ops atr__queue_ops;
-extern const struct atr__kind_ops atr__lock_ops;
-extern const struct atr__kind_ops atr__cond_ops;
 extern const struct atr__kind_ops atr__flag_ops;
 extern const struct atr__kind_ops atr__sem_ops;
+extern const struct atr__kind_ops atr__lock_ops;
+extern const struct atr__kind_ops atr__cond_ops;
 
 /* queue.c, for the queue's white-box tests and its own kill: takes the
  * queue's two locks (putters', then the record's), repairing what a dead

@@ -472,8 +472,9 @@ ATR__EXPORT int atr_lock_break(const atr_handle *h) {
   } else if (atr__word_linked(w)) {
     rc = lk_break_process(o, c);
     broke = rc == 0;
-  } else if (w & ATR__OWNER_DIED) {
-    /* Its holder died: free it, so the next taker is not told. */
+  } else if ((w & ATR__OWNER_DIED) || !atr__word_free(w)) {
+    /* Its holder died, or the word names no holder at all (damage):
+     * free it, so the next taker is not told. */
     l->count = 0;
     l->fence = 0;
     lk_bump(o);

@@ -454,8 +454,8 @@ ATR__EXPORT int atr_sem_release(const atr_handle *h, uint64_t n,
 static int sem_expire(const atr_handle *h, struct atr__obj *live) {
   struct atr__obj *o;
   uint32_t dead, expired;
+  (void)live; /* (taken again under its lock below) */
   int rc;
-  (void)live; /* (atr__handle_lock finds it again, under the record lock) */
   if ((rc = atr__handle_lock(h, ATR_SEMAPHORE, &o)) != 0)
     return rc;
   struct sem_place *t = sem_table(h->store, o);
