@@ -94,6 +94,12 @@ def consume_when_ready(cond, state, q):
         q.put(("woke", ok, state.value))
 
 
+def count_element(lock, arr, n):
+    for _ in range(n):
+        with lock:
+            arr[0] = arr[0] + 1
+
+
 def bounded_worker(sem, inside, most, n):
     for _ in range(n):
         with sem:
@@ -734,7 +740,10 @@ class _Lifetime:
             import multiprocessing, sys, atrium
             s = atrium.connect(%r)
             kept = [atrium.Value("i", store=s), atrium.Array("d", 3, store=s),
-                    atrium.Queue(store=s), atrium.RawValue("q", store=s)]
+                    atrium.Queue(store=s), atrium.RawValue("q", store=s),
+                    atrium.Lock(store=s), atrium.Condition(store=s),
+                    atrium.Semaphore(store=s), atrium.Event(store=s)]
+            kept[0].get_lock()  # its lock, named after it, goes with it
             gone = atrium.Value("i", store=s)
             name = gone.name
             del gone
@@ -742,14 +751,15 @@ class _Lifetime:
             # A forked child that exits leaves its parent's objects alone.
             p = multiprocessing.get_context("fork").Process(target=lambda: None)
             p.start(); p.join()
-            print(name, *[o.name for o in kept], flush=True)
+            print(name, *[o.name for o in kept], kept[0].name + ".lock",
+                  kept[5]._lock.name, flush=True)
             sys.stdin.readline()
             """ % (self.store.url, unique("named")))
         p = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, text=True)
         names = p.stdout.readline().split()
         try:
-            self.assertEqual(len(names), 5)
+            self.assertEqual(len(names), 11)
             live = pyc.objects(self.path)
             self.assertNotIn(names[0], live)  # garbage: removed at once
             self.assertTrue(set(names[1:]) <= live)
@@ -838,6 +848,54 @@ class BothTransports(pyc.RemoteMixin, pyc.unittest.TestCase):
         self.assertEqual(sorted(got), [(i, "item", [i]) for i in
                                        list(range(100)) + list(range(1000, 1100))])
 
+    def test_one_lock_for_python_c_and_http(self):
+        """Local Python processes, one over HTTP and a C program, on one
+        lock and one array element: exact count; then a local holder
+        killed, and the HTTP client's acquire says abandoned."""
+        lname, aname = unique("xlock"), unique("xarr")
+        local_store = atrium.connect(self.path)
+        llock = atrium.Lock(name=lname, store=local_store)
+        rlock = atrium.Lock(name=lname, store=self.store)
+        larr = atrium.RawArray("q", 1, name=aname, store=local_store)
+        rarr = atrium.RawArray("q", 1, name=aname, store=self.store)
+        ctx = multiprocessing.get_context("fork")
+        procs = [ctx.Process(target=count_element, args=(llock, larr, 2000)),
+                 ctx.Process(target=count_element, args=(llock, larr, 2000)),
+                 ctx.Process(target=count_element, args=(rlock, rarr, 150))]
+        for p in procs:
+            p.start()
+        c = subprocess.run([SYNC_TOOL, "incr", self.path, lname, aname, "0", "2000"],
+                           stdout=subprocess.PIPE, text=True, timeout=120)
+        for p in procs:
+            p.join(120)
+        self.assertEqual([p.exitcode for p in procs] + [c.returncode], [0] * 4)
+        self.assertEqual(larr[0], 2000 + 2000 + 150 + 2000)
+        self.assertEqual(rarr[0], larr[0])
+        ready = atrium.Event(store=local_store)
+        p = ctx.Process(target=hold_forever, args=(llock, ready))
+        p.start()
+        self.assertTrue(ready.wait(60))
+        self.assertFalse(rlock.acquire(False))
+        os.kill(p.pid, signal.SIGKILL)
+        p.join(60)
+        import warnings
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
+            self.assertTrue(rlock.acquire(timeout=30))
+        self.assertTrue(rlock.abandoned)
+        with rlock.fenced() as fence:
+            self.assertGreater(fence, 0)
+            rarr[0] = 1  # carries the fence: applied while held
+        rlock.release()
+        with self.assertRaises(AssertionError):
+            with rlock.fenced():
+                pass
+        self.assertEqual(larr[0], 1)
+        self.store.delete(lname, "lock")
+        self.store.delete(aname, "array")
+
+
+SYNC_TOOL = os.path.join(pyc.gw.BUILD, "tests", "gateway", "sync_tool")
 
 if __name__ == "__main__":
     pyc.main()
