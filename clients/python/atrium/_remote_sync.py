@@ -68,13 +68,14 @@ def _ok(store, status, data):
 class _Hold:
     """One thread's lease of one lock (see the module's comment)."""
     __slots__ = ("store", "path", "thread", "token", "fence", "count", "ttl",
-                 "due", "lost")
+                 "due", "lost", "left")
 
     def __init__(self, store, path, ttl, answer):
         self.store, self.path, self.ttl = store, path, ttl
         self.thread = threading.get_ident()
         self.count = 1
         self.lost = False
+        self.left = False  # a condition wait interrupted: the lock is given up
         self.took(answer)
 
     def took(self, answer):
@@ -134,7 +135,7 @@ class _Renewer:
                     self.holds.discard(hold)
 
 
-_holds = {}  # (store url, lock name): _Hold
+_holds = {}  # (store url, lock name, thread ident): _Hold
 _renewer = _Renewer()
 
 
@@ -158,15 +159,14 @@ class RemoteLock:
         self.reentrant = bool(state.get("reentrant"))
         self.ttl = (ttl or getattr(store, "lease_ttl", None)
                     or float(os.environ.get("ATRIUM_LEASE_TTL") or DEFAULT_TTL))
-        self.key = (store.url, name)
+        self.key = (store.url, name)  # (+ the thread: see mine())
         self.abandoned = False
 
     def mine(self):
-        """This thread's hold, or None."""
-        hold = _holds.get(self.key)
-        if hold is not None and hold.thread == threading.get_ident():
-            return hold
-        return None
+        """This thread's hold, or None. Holds are by thread: a thread in a
+        condition's wait keeps its hold (to take the lock again at the
+        same depth) while another thread takes the lock."""
+        return _holds.get(self.key + (threading.get_ident(),))
 
     def acquire(self, block=True, timeout=None):
         hold = self.mine()
@@ -181,7 +181,7 @@ class RemoteLock:
             return False
         answer = _ok(self.store, status, data)
         hold = _Hold(self.store, self.path, self.ttl, answer)
-        _holds[self.key] = hold
+        _holds[self.key + (hold.thread,)] = hold
         _renewer.add(hold)
         self.abandoned = bool(answer.get("abandoned"))
         if self.abandoned:
@@ -195,8 +195,10 @@ class RemoteLock:
         if hold.count > 1:
             hold.count -= 1
             return
-        del _holds[self.key]
+        del _holds[self.key + (hold.thread,)]
         _renewer.remove(hold)
+        if hold.left:
+            return  # (so that `with cond:` lets a KeyboardInterrupt through)
         status, data = self.store.request("POST", self.path + "/release",
                                           json.dumps({"token": hold.token}).encode())
         if status != 200:
@@ -337,6 +339,11 @@ class RemoteCondition:
                     return True
                 if deadline is not None and time.monotonic() >= deadline:
                     return False
+        except BaseException:
+            # Interrupted (Ctrl-C) or failed mid-wait: the gateway never
+            # gives a client that left the lock again.
+            hold.lost = hold.left = True
+            raise
         finally:
             if not hold.lost:
                 _renewer.add(hold)
