@@ -30,8 +30,7 @@ import threading
 import time
 from ctypes import (POINTER, Structure, byref, c_char, c_char_p, c_double,
                     c_int, c_int64, c_size_t, c_ubyte, c_uint32, c_uint64,
-                    c_void_p,
-                    string_at)
+                    c_void_p, string_at)
 from operator import attrgetter
 
 from ._codec import EMPTY, decode
