@@ -2,7 +2,8 @@
 
     import atrium as multiprocessing
 
-Value, Array, RawValue, RawArray, Queue and SimpleQueue live in an atrium
+Value, Array, RawValue, RawArray, Queue, SimpleQueue, Lock, RLock,
+Semaphore, BoundedSemaphore, Event, Condition and Barrier live in an atrium
 store, where C programs (libatrium), HTTP clients (atriumd) and the
 dashboard see them too. Everything else (Process, Pool, current_process,
 get_context, ...) is the standard library's multiprocessing, unchanged.

@@ -175,8 +175,7 @@ class RemoteLock:
             return True
         query = "ttl=%g" % self.ttl
         status, data = _poll(self.store, self.path + "/acquire", query, None,
-                             (timeout if timeout is not None else None)
-                             if block else 0)
+                             timeout if block else 0)
         if status is None:
             return False
         answer = _ok(self.store, status, data)
