@@ -751,6 +751,27 @@ class Sync(gw.GatewayCase):
         self.assertIn("c.cond", [o["name"] for o in
                                  self.gw.get("/v1/conditions").json["conditions"]])
 
+    def test_delete_answers_waiters_404(self):
+        self.gw.put("/v1/locks/d.l", {})
+        self.gw.put("/v1/semaphores/d.s", {"value": 0})
+        self.gw.put("/v1/flags/d.f", {})
+        self.gw.put("/v1/barriers/d.b", {"parties": 2})
+        self.gw.put("/v1/conditions/d.c", {"lock": "d.l"})
+        g = self.acquire("d.l", ttl=30)
+        waiters = {
+            "locks/d.l": in_thread(self.gw.post, "/v1/locks/d.l/acquire?ttl=5&timeout=20"),
+            "semaphores/d.s": in_thread(self.gw.post, "/v1/semaphores/d.s/acquire?timeout=20"),
+            "flags/d.f": in_thread(self.gw.post, "/v1/flags/d.f/wait?timeout=20"),
+            "barriers/d.b": in_thread(self.gw.post, "/v1/barriers/d.b/wait?timeout=20"),
+        }
+        evlib.wait_for(lambda: self.gw.metric("atrium_parked_requests") >= 4, 5, "parked")
+        for path, t in waiters.items():
+            with self.subTest(path=path):
+                self.assertEqual(self.gw.request("DELETE", "/v1/" + path).status, 204)
+                self.assert_error(t.result(), 404, "not_found")
+        self.assertEqual(self.gw.request("DELETE", "/v1/conditions/d.c").status, 204)
+        self.release("d.l", g["token"], expect=404)
+
     # --------------------------------------------------- events, metrics
 
     def test_events_on_sse(self):
