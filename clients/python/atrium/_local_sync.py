@@ -138,7 +138,9 @@ class LocalLock(_SyncObject):
                 return False
             raise _local.error(rc)
 
-        def release():
+        def release(*_exc):
+            # (also the lock's __exit__, which passes the exception: see
+            # _sync.Lock)
             rc = release_now(href)
             if rc:
                 if rc == ENOTHELD:

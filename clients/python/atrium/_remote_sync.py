@@ -187,7 +187,7 @@ class RemoteLock:
             abandoned_warning(self.name)
         return True
 
-    def release(self):
+    def release(self, *_exc):  # (also the lock's __exit__: see _sync.Lock)
         hold = self.mine()
         if hold is None:
             raise not_held(self.reentrant)
