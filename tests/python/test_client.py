@@ -886,6 +886,20 @@ class BothTransports(pyc.RemoteMixin, pyc.unittest.TestCase):
         with rlock.fenced() as fence:
             self.assertGreater(fence, 0)
             rarr[0] = 1  # carries the fence: applied while held
+            # An operator breaks the lock: the hold is gone, and so is
+            # every write fenced by it.
+            self.assertEqual(self.gw.post("/v1/locks/%s/break" % lname).status, 200)
+            with self.assertRaises(atrium.AtriumError) as cm:
+                rarr[0] = 2
+            self.assertEqual((cm.exception.name, cm.exception.status), ("ESTALE", 412))
+        self.assertEqual(larr[0], 1)
+        with self.assertRaises(atrium.AtriumError) as cm:
+            rlock.release()  # (the break spent its token)
+        self.assertEqual(cm.exception.name, "ENOTHELD")
+        rlock.acquire()
+        with rlock.fenced() as newer:
+            self.assertGreater(newer, fence)
+            rarr[0] = 1
         rlock.release()
         with self.assertRaises(AssertionError):
             with rlock.fenced():
