@@ -6,7 +6,14 @@
 // event stream; a value made with curl appears; an add from a separate C
 // process (the atrium tool) shows within a second, without a reload; the
 // +1 button changes the value the API gives; a queue made with the form
-// appears and shows puts as they happen; an array shows as bars; at 390 px
+// appears and shows puts as they happen; an array shows as bars; each
+// synchronisation kind (lock, semaphore, flag, barrier, condition) is made
+// with the form, bad input there makes nothing, a lock leased over HTTP
+// shows as held with its fence and its time left running down, the Break
+// button frees it (a new fence, the old token spent), the flag's buttons
+// set and clear it (waking a waiter parked over HTTP), a barrier's
+// arrivals show as HTTP waiters park and Abort/Reset answer them, a
+// semaphore follows acquires, all live from the stream; at 390 px
 // the page has no horizontal scroll; the page logged no console error;
 // with a token required the page asks for it and streams with a ticket;
 // after a gateway restart the page reconnects by itself and shows what
@@ -313,6 +320,8 @@ async function main() {
         card('array', 'load'), { timeout: 5000 });
     });
 
+    await syncPanels(gw, page, () => reloads, errors);
+
     // Something to look at: histories, rates, a longer array.
     await populate(gw, page);
 
@@ -413,6 +422,224 @@ async function tokenFlow(context, profile) {
     await page.close();
     await gw.stop();
   }
+}
+
+// ------------------------------------------------- synchronisation kinds
+
+const field = (kind, name, f) => `${card(kind, name)} [data-field="${f}"]`;
+
+async function textOf(page, sel) {
+  return page.evaluate((s) => {
+    const node = document.querySelector(s);
+    return node ? node.textContent : null;
+  }, sel);
+}
+
+// Waits until the text of sel is want (a string), or matches it (a RegExp).
+async function waitText(page, sel, want, ms = 3000) {
+  const re = want instanceof RegExp ? [want.source, want.flags] : null;
+  try {
+    await page.waitForFunction(([s, w, r]) => {
+      const node = document.querySelector(s);
+      if (!node) return false;
+      return r ? new RegExp(r[0], r[1]).test(node.textContent) : node.textContent === w;
+    }, [sel, re ? null : want, re], { timeout: ms, polling: 'raf' });
+  } catch {
+    throw new Error(`${sel}: "${await textOf(page, sel)}", not ${re ? want : `"${want}"`}, after ${ms} ms`);
+  }
+}
+
+// The seconds a lock's "time left" shows ("29 s", "1 min 05 s").
+function seconds(text) {
+  const m = /^(?:(\d+) min )?(\d+) s$/.exec(text || '');
+  return m ? Number(m[1] || 0) * 60 + Number(m[2]) : NaN;
+}
+
+const digits = (text) => (text || '').replace(/\D/g, '');
+
+// Creates an object with the dashboard's form: kind's radio, then fields
+// (selector -> value; true/false for a checkbox), then Create.
+async function createWithForm(page, kind, name, fields = {}) {
+  await page.check(`#create-form input[name="kind"][value="${kind}"]`);
+  await page.fill('#create-name', name);
+  for (const [sel, value] of Object.entries(fields)) {
+    if (typeof value === 'boolean') await page.setChecked(sel, value);
+    else await page.fill(sel, value);
+  }
+  await page.click('#create-form button[type="submit"]');
+}
+
+// The dashboard's panels of locks, semaphores, flags, barriers and
+// conditions, against the gateway's routes: each made with the form,
+// then changed over HTTP and from the cards, the cards following live
+// (no reload) from the event stream.
+async function syncPanels(gw, page, reloads, errors) {
+  const before = reloads();
+  await page.evaluate(() => {
+    window.atriumSyncMark = 'still here';
+  });
+
+  await check('each synchronisation kind is made with the form and shows its state', async () => {
+    await createWithForm(page, 'lock', 'door', { '#create-reentrant': false });
+    await waitShown(page, 'lock', 'door', 'free', 5000);
+    await createWithForm(page, 'lock', 'stair', { '#create-reentrant': true });
+    await waitShown(page, 'lock', 'stair', 'free', 5000);
+    await createWithForm(page, 'semaphore', 'slots', { '#create-permits': '2', '#create-bound': '3' });
+    await waitShown(page, 'semaphore', 'slots', '2 / 3 free', 5000);
+    await createWithForm(page, 'flag', 'go', { '#create-set': false });
+    await waitShown(page, 'flag', 'go', 'clear', 5000);
+    await createWithForm(page, 'barrier', 'meet', { '#create-parties': '3' });
+    await waitShown(page, 'barrier', 'meet', '0 / 3 arrived', 5000);
+    await createWithForm(page, 'condition', 'door.cv', { '#create-lock': 'door' });
+    await waitShown(page, 'condition', 'door.cv', '0 waiting', 5000);
+    await waitText(page, field('condition', 'door.cv', 'lock'), 'door · free');
+
+    const want = {
+      '/v1/locks/door': { kind: 'lock', reentrant: false, held: false, waiters: 0 },
+      '/v1/locks/stair': { kind: 'lock', reentrant: true, held: false },
+      '/v1/semaphores/slots': { kind: 'semaphore', value: 2, bound: 3, waiters: 0 },
+      '/v1/flags/go': { kind: 'flag', set: false, waiters: 0 },
+      '/v1/barriers/meet': { kind: 'barrier', parties: 3, n_waiting: 0, broken: false },
+      '/v1/conditions/door.cv': { kind: 'condition', lock: 'door', waiters: 0 },
+    };
+    for (const [path, members] of Object.entries(want)) {
+      const r = await gw.json('GET', path);
+      assert(r.status === 200, `GET ${path} answered ${r.status}`);
+      for (const [k, v] of Object.entries(members)) {
+        assert(r.body[k] === v, `GET ${path}: ${k} is ${JSON.stringify(r.body[k])}, not ${v}`);
+      }
+    }
+    assert(await textOf(page, `${card('lock', 'stair')} .badge`) === 'reentrant',
+      'the reentrant lock has no "reentrant" badge');
+  });
+
+  await check('bad input in the form is refused and makes nothing', async () => {
+    await createWithForm(page, 'barrier', 'nobody', { '#create-parties': '0' });
+    await waitText(page, '#create-msg', /parties is a whole number, 1 to 1024/);
+    await createWithForm(page, 'semaphore', 'over', { '#create-permits': '4', '#create-bound': '3' });
+    await waitText(page, '#create-msg', 'the value is at most the bound');
+    // The gateway's refusal (no such lock) is said as it gives it.
+    await createWithForm(page, 'condition', 'lost.cv', { '#create-lock': 'no-such-lock' });
+    await waitText(page, '#create-msg', /\(404 /);
+    // The browser logs the refused request: that one error is expected.
+    await until(() => errors.some((e) => /status of 404/.test(e)), 2000, 'the 404 logged');
+    const logged = errors.filter((e) => /status of 404/.test(e));
+    assert(logged.length === 1, `the browser logged ${logged.length} 404s: ${errors.join('; ')}`);
+    errors.splice(errors.indexOf(logged[0]), 1);
+    for (const path of ['/v1/barriers/nobody', '/v1/semaphores/over', '/v1/conditions/lost.cv']) {
+      const r = await gw.json('GET', path);
+      assert(r.status === 404, `GET ${path} answered ${r.status}: something was made`);
+    }
+    assert(await page.$(card('condition', 'lost.cv')) === null, 'a card for lost.cv');
+  });
+
+  let lease;
+  await check('a lock leased over HTTP shows as held, with its fence and its time running out', async () => {
+    const r = await gw.json('POST', '/v1/locks/door/acquire?ttl=30');
+    assert(r.status === 200 && r.body.token, `acquire answered ${r.status} ${JSON.stringify(r.body)}`);
+    lease = r.body;
+    await waitShown(page, 'lock', 'door', 'held', 2000);
+    await waitText(page, field('lock', 'door', 'holder'), 'an HTTP lease');
+    await waitText(page, field('lock', 'door', 'fence'), /\d/);
+    const fence = digits(await textOf(page, field('lock', 'door', 'fence')));
+    assert(fence === String(lease.fence), `the card shows fence ${fence}, the grant ${lease.fence}`);
+    const left = seconds(await textOf(page, field('lock', 'door', 'left')));
+    assert(left > 25 && left <= 30, `time left shows ${left} s of a 30 s lease`);
+    // It runs down by itself, without an event.
+    await sleep(2100);
+    const later = seconds(await textOf(page, field('lock', 'door', 'left')));
+    assert(later < left && later >= left - 4, `time left went from ${left} to ${later} s in 2.1 s`);
+    await waitText(page, field('condition', 'door.cv', 'lock'), 'door · held');
+    assert(!(await page.isDisabled(`${card('lock', 'door')} button[data-action="break"]`)),
+      'the break button is off on a held lock');
+  });
+
+  await check('breaking the lock from the dashboard frees it, grows its fence, spends the token', async () => {
+    const sel = `${card('lock', 'door')} button[data-action="break"]`;
+    await page.click(sel); // arms it: a break takes a second click
+    await waitText(page, sel, 'Confirm break');
+    assert((await gw.json('GET', '/v1/locks/door')).body.held === true, 'one click broke the lock');
+    await page.focus(sel);
+    await page.keyboard.press('Enter'); // by keyboard
+    const after = await until(async () => {
+      const r = await gw.json('GET', '/v1/locks/door');
+      return r.body.held === false && r.body;
+    }, 3000, 'GET /v1/locks/door held false');
+    assert(after.fence > lease.fence, `the fence went from ${lease.fence} to ${after.fence}`);
+    await waitShown(page, 'lock', 'door', 'free', 2000);
+    await waitText(page, field('lock', 'door', 'fence'), /\d/);
+    assert(digits(await textOf(page, field('lock', 'door', 'fence'))) === String(after.fence),
+      'the card does not show the new fence');
+    assert(await page.isHidden(field('lock', 'door', 'left')), 'a free lock shows a time left');
+    await waitText(page, `${card('lock', 'door')} .msg`, /^Broken/);
+    const spent = await gw.json('POST', '/v1/locks/door/release', { token: lease.token });
+    assert(spent.status === 409 && spent.body.error.code === 'not_held',
+      `release with the broken lease's token answered ${spent.status} ${JSON.stringify(spent.body)}`);
+    await waitText(page, field('condition', 'door.cv', 'lock'), 'door · free');
+  });
+
+  await check('a flag is set and cleared from the dashboard, and follows HTTP', async () => {
+    const set = `${card('flag', 'go')} button[data-action="set"]`;
+    const clear = `${card('flag', 'go')} button[data-action="clear"]`;
+    assert(await page.isDisabled(clear), 'Clear is on while the flag is clear');
+    // A waiter parked over HTTP is answered when the dashboard sets it.
+    const waiter = gw.json('POST', '/v1/flags/go/wait?timeout=20');
+    await page.focus(set);
+    await page.keyboard.press('Space');
+    await waitShown(page, 'flag', 'go', 'set', 3000);
+    const w = await waiter;
+    assert(w.status === 200 && w.body.set === true, `the waiter got ${w.status} ${JSON.stringify(w.body)}`);
+    assert((await gw.json('GET', '/v1/flags/go')).body.set === true, 'GET says clear after Set');
+    const r = await gw.json('POST', '/v1/flags/go/clear');
+    assert(r.status === 200, `clear answered ${r.status}`);
+    await waitShown(page, 'flag', 'go', 'clear', 2000);
+    assert((await gw.json('POST', '/v1/flags/go/set')).status === 200, 'set over HTTP');
+    await waitShown(page, 'flag', 'go', 'set', 2000);
+    await page.click(clear);
+    await waitShown(page, 'flag', 'go', 'clear', 3000);
+    assert((await gw.json('GET', '/v1/flags/go')).body.set === false, 'GET says set after Clear');
+  });
+
+  await check("a barrier's arrivals show as HTTP waiters park; Abort sends them away, Reset mends it", async () => {
+    const first = gw.json('POST', '/v1/barriers/meet/wait?timeout=30');
+    await waitShown(page, 'barrier', 'meet', '1 / 3 arrived', 3000);
+    const second = gw.json('POST', '/v1/barriers/meet/wait?timeout=30');
+    await waitShown(page, 'barrier', 'meet', '2 / 3 arrived', 3000);
+    assert((await gw.json('GET', '/v1/barriers/meet')).body.n_waiting === 2, 'GET n_waiting is not 2');
+    await page.click(`${card('barrier', 'meet')} button[data-action="abort"]`);
+    for (const [n, p] of [['first', first], ['second', second]]) {
+      const r = await p;
+      assert(r.status === 409 && r.body.error.code === 'broken',
+        `the ${n} waiter got ${r.status} ${JSON.stringify(r.body)}`);
+    }
+    await waitText(page, field('barrier', 'meet', 'state'), 'broken');
+    await waitText(page, `${card('barrier', 'meet')} .badge`, 'broken');
+    const broken = (await gw.json('GET', '/v1/barriers/meet')).body;
+    assert(broken.broken === true, 'GET says whole after Abort');
+    await page.click(`${card('barrier', 'meet')} button[data-action="reset"]`);
+    await waitText(page, field('barrier', 'meet', 'state'), 'whole');
+    const mended = (await gw.json('GET', '/v1/barriers/meet')).body;
+    assert(mended.broken === false && mended.generation > broken.generation,
+      `after Reset: ${JSON.stringify(mended)} (before: generation ${broken.generation})`);
+    await waitText(page, field('barrier', 'meet', 'generation'), String(mended.generation));
+    await waitShown(page, 'barrier', 'meet', '0 / 3 arrived', 2000);
+  });
+
+  await check("a semaphore's value follows acquires and releases over HTTP", async () => {
+    const r = await gw.json('POST', '/v1/semaphores/slots/acquire');
+    assert(r.status === 200 && r.body.value === 1, `acquire answered ${r.status} ${JSON.stringify(r.body)}`);
+    await waitShown(page, 'semaphore', 'slots', '1 / 3 free', 2000);
+    assert((await gw.json('POST', '/v1/semaphores/slots/release')).status === 200, 'release');
+    await waitShown(page, 'semaphore', 'slots', '2 / 3 free', 2000);
+  });
+
+  await check('the synchronisation panels changed live, without a reload', async () => {
+    assert(reloads() === before, 'the page navigated');
+    assert(await page.evaluate(() => window.atriumSyncMark) === 'still here', 'the page reloaded');
+    const counts = await page.evaluate(() => ['locks', 'semaphores', 'flags', 'barriers', 'conditions']
+      .map((k) => document.getElementById(`${k}-count`).textContent).join(' '));
+    assert(counts === '2 1 1 1 1', `the sections count ${counts}`);
+  });
 }
 
 // Changes over a second or two, so that sparklines and rates have a shape.
