@@ -1082,7 +1082,17 @@ function tick() {
   }
 }
 
+// The section of a synchronisation kind, as index.html has them for the
+// others; hidden while it has no object.
+function syncSection(path, title) {
+  return el('section', { class: 'kind', 'aria-labelledby': `${path}-title`, hidden: true },
+    el('h2', { id: `${path}-title` }, `${title} `, el('span', { class: 'count', id: `${path}-count` })),
+    el('p', { class: 'empty', id: `${path}-empty` }),
+    el('div', { class: 'grid', id: path }));
+}
+
 function init() {
+  for (const k of Object.values(SYNC_KINDS)) byId('objects').append(syncSection(k.path, k.title));
   // On a phone the objects come first; the form opens on a tap.
   if (window.matchMedia('(max-width: 560px)').matches) byId('create').open = false;
   byId('create-form').addEventListener('submit', create);

@@ -299,12 +299,14 @@ function conditionBody(form) {
 
 // ---------------------------------------------------------------- table
 
+// path: its routes' folder (/v1/<path>/<name>), and its section's id;
 // members: what the kind's state holds (copied from each answer or event);
 // gone: members that are left out while they mean nothing (a free lock's
 // holder), so an answer without them clears them.
 export const SYNC_KINDS = {
   lock: {
     path: 'locks',
+    title: 'Locks',
     members: ['reentrant', 'held', 'fence', 'waiters', 'holder', 'count'],
     gone: ['holder', 'count'],
     view: lockView,
@@ -314,6 +316,7 @@ export const SYNC_KINDS = {
   },
   semaphore: {
     path: 'semaphores',
+    title: 'Semaphores',
     members: ['value', 'bound', 'waiters', 'leased'],
     gone: [],
     view: semaphoreView,
@@ -323,6 +326,7 @@ export const SYNC_KINDS = {
   },
   flag: {
     path: 'flags',
+    title: 'Flags',
     members: ['set', 'waiters'],
     gone: [],
     view: flagView,
@@ -332,6 +336,7 @@ export const SYNC_KINDS = {
   },
   barrier: {
     path: 'barriers',
+    title: 'Barriers',
     members: ['parties', 'n_waiting', 'broken', 'generation'],
     gone: [],
     view: barrierView,
@@ -341,6 +346,7 @@ export const SYNC_KINDS = {
   },
   condition: {
     path: 'conditions',
+    title: 'Conditions',
     members: ['lock', 'waiters'],
     gone: [],
     view: conditionView,
