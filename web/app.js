@@ -155,6 +155,7 @@ function newModel(name, kind) {
     maxsize: undefined, // queue
     sync: {}, // the synchronisation kinds' members (see sync.js)
     expiresAt: undefined, // lock held by a lease: when it runs out (seconds)
+    expiresWall: undefined, // the same by the clock (ms since 1970), to show
     hist: [], // [seconds, number]: values and queue depths
     puts: [], // [seconds, items] from events, for rates
     pops: [],

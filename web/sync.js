@@ -133,7 +133,7 @@ function breakButton(o, ctx, v) {
 
 function lockView(o, v, ctx) {
   frame(o, v, o.sync.reentrant ? 'reentrant' : '');
-  const f = facts([['holder', 'Holder'], ['left', 'Time left'], ['fence', 'Fence'],
+  const f = facts([['holder', 'Holder'], ['left', 'Lease ends'], ['fence', 'Fence'],
     ['waiters', 'Waiters'], ['count', 'Depth']]);
   v.dd = f.dd;
   v.breakButton = breakButton(o, ctx, v);
@@ -150,7 +150,12 @@ function lockLeft(o) {
 function updateLockLeft(o, v) {
   const left = lockLeft(o);
   showFact(v, 'left', left !== null);
-  if (left !== null) setText(v.dd.left, left > 0 ? formatDuration(left) : 'running out');
+  if (left === null) return;
+  // Until when, by this machine's clock: fixed when the state came, so it
+  // does not jitter as the seconds run down.
+  const at = new Date(o.expiresWall).toLocaleTimeString(undefined,
+    { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  setText(v.dd.left, left > 0 ? `in ${formatDuration(left)} · ${at}` : 'now');
 }
 
 function updateLock(o, v) {
@@ -376,6 +381,7 @@ export function syncApply(o, info, op) {
   const h = o.sync.holder;
   if (o.kind === 'lock' && h && h.type === 'lease' && h.expires_in !== undefined) {
     o.expiresAt = now() + Number(h.expires_in);
+    o.expiresWall = Date.now() + Number(h.expires_in) * 1000;
   } else if (whole) {
     o.expiresAt = undefined;
   }

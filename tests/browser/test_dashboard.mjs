@@ -449,9 +449,9 @@ async function waitText(page, sel, want, ms = 3000) {
   }
 }
 
-// The seconds a lock's "time left" shows ("29 s", "1 min 05 s").
+// The seconds a lock's time left shows ("in 29 s · 10:04:31", "in 1 min 05 s · …").
 function seconds(text) {
-  const m = /^(?:(\d+) min )?(\d+) s$/.exec(text || '');
+  const m = /^in (?:(\d+) min )?(\d+) s · \S/.exec(text || '');
   return m ? Number(m[1] || 0) * 60 + Number(m[2]) : NaN;
 }
 
