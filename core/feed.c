@@ -169,7 +169,9 @@ ATR__EXPORT int atr_feed_next(atr_cursor *c, atr_event *ev, double timeout) {
     }
     if (atomic_load(&s->hdr->feed_head) != head)
       continue;
-    atr__futex_wait(&s->hdr->feed_ec, seen, left);
+    /* A signal here is not the caller's business (the gateway's
+     * follower must not see it): look again. */
+    (void)atr__futex_wait(&s->hdr->feed_ec, seen, left);
   }
 }
 

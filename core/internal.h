@@ -154,6 +154,33 @@ struct atr__queue {
   struct atr__qmove move;
 };
 
+/*
+ * A flag (flag.c): one 64-bit word changed by CAS. Its low half is the
+ * futex word waiters sleep on: (sets << 1) | set, sets counting the sets
+ * (a set is the only change that wakes anyone); its high half counts the
+ * waiters registered since the last set (advisory: a set zeroes it).
+ * Little-endian: the low half is at the word's own address.
+ */
+struct atr__flag {
+  _Atomic uint64_t state;
+};
+
+/*
+ * A semaphore (semaphore.c): the free permits and the leased ones in one
+ * 64-bit word changed by CAS, so a bound is checked exactly without a
+ * lock. Low half, the futex word: the free permits (value), bit 31 set
+ * by a waiter about to sleep; high half: the leased permits out, and
+ * bit 63 once the semaphore is deleted. The table of leased permits is
+ * the record's heap block (data_off, data_size).
+ */
+struct atr__sem {
+  _Atomic uint64_t state;
+  _Atomic uint64_t pend_rel; /* the coalescing mark of "released" */
+  uint64_t bound;            /* 0: none */
+  uint32_t table_cap;        /* places in the table of leased permits */
+  _Atomic uint32_t waiters;  /* advisory */
+};
+
 /* One object record. The first cache line is all an add touches. */
 struct atr__obj {
   /* line 0 */
@@ -174,6 +201,8 @@ struct atr__obj {
   union {
     struct atr__array a;
     struct atr__queue q;
+    struct atr__flag f;
+    struct atr__sem sem;
   } u;
 };
 _Static_assert(sizeof(struct atr__obj) <= ATR__SLOT_SIZE, "slot too small");
@@ -184,6 +213,12 @@ _Static_assert(sizeof(struct atr__queue) <= ATR__KIND_ROOM, "queue state");
 _Static_assert(offsetof(struct atr__queue, put_lock) >=
                    sizeof(struct atr__array),
                "an array would overwrite a queue lock");
+_Static_assert(offsetof(struct atr__queue, put_lock) >=
+                   sizeof(struct atr__flag),
+               "a flag would overwrite a queue lock");
+_Static_assert(offsetof(struct atr__queue, put_lock) >=
+                   sizeof(struct atr__sem),
+               "a semaphore would overwrite a queue lock");
 
 struct atr__fentry {
   _Atomic uint64_t seq; /* the entry's seq once published; 0 while written */
@@ -242,10 +277,43 @@ static inline struct atr__fentry *atr__fentry(const atr_store *s,
 }
 
 /* os.c: time, futexes, robust locks. */
+#define ATR__NS INT64_C(1000000000)
 double atr__now(void);
-/* Sleeps while *word == val, up to timeout seconds (< 0: for ever). */
-void atr__futex_wait(_Atomic uint32_t *word, uint32_t val, double timeout);
+/* CLOCK_MONOTONIC in nanoseconds: the host's clock, shared by every
+ * process and container of the machine, so deadlines kept in the store
+ * mean the same to all of them. */
+int64_t atr__now_ns(void);
+/* now + timeout in ns (capped to a century); -1 for timeout < 0 (for
+ * ever). */
+int64_t atr__deadline_ns(double timeout);
+/*
+ * Sleeps while *word == val, up to timeout seconds (< 0: for ever; 0:
+ * returns ATR_ETIMEDOUT at once). Returns 0 when woken or when the word
+ * had moved (look again), ATR_EINTR when a signal handler ran (whatever
+ * its SA_RESTART: the kernel is always given a timeout), ATR_ETIMEDOUT at
+ * the timeout. Wakes may be spurious: callers loop and re-check their
+ * condition before acting on any result.
+ */
+int atr__futex_wait(_Atomic uint32_t *word, uint32_t val, double timeout);
+/* The same up to an absolute atr__now_ns() deadline (< 0: for ever). */
+int atr__futex_wait_until(_Atomic uint32_t *word, uint32_t val,
+                          int64_t deadline_ns);
+/* Wakes every sleeper of word / one of them. */
 void atr__futex_wake(_Atomic uint32_t *word);
+void atr__futex_wake_one(_Atomic uint32_t *word);
+/* futex_waitv (Linux 5.16) takes 128 words; past that a waiter watches
+ * the first 128 and sleeps at most ATR__WAITV_SLICE_NS at a time. */
+#define ATR__WAITV_MAX 128u
+#define ATR__WAITV_SLICE_NS (20 * INT64_C(1000000))
+/*
+ * Sleeps while every words[i] == vals[i] (shared futexes, 32-bit), up to
+ * deadline_ns (< 0: for ever). n >= 1; words past ATR__WAITV_MAX are not
+ * watched, and the sleep is then cut into 20 ms slices (a slice's end
+ * returns 0: look again). Before Linux 5.16 only words[0] is watched, in
+ * 20 ms slices. Returns as atr__futex_wait_until.
+ */
+int atr__futex_waitv(_Atomic uint32_t *const *words, const uint32_t *vals,
+                     size_t n, int64_t deadline_ns);
 /* Eventcounts: prepare returns the value to wait on, with the waiter bit
  * set (a full barrier: look at the condition after it); signal wakes
  * every sleeper if there is one (force: always). Between the change and
@@ -264,6 +332,151 @@ void atr__mutex_unlock(pthread_mutex_t *m);
 /* Remaining seconds until deadline, or -1 for a deadline of "never". */
 double atr__remaining(double deadline);
 double atr__deadline(double timeout);
+
+/*
+ * robust.c: holds, the kernel's robust futex list shared with glibc.
+ *
+ * A hold is a 32-bit futex word in the store plus the fields a robust
+ * pthread mutex keeps beside its own word, at the same distances: a
+ * thread that takes a hold writes its TID into the word and links the
+ * hold into its robust list, the one glibc registered with
+ * set_robust_list; when the thread dies the kernel sets FUTEX_OWNER_DIED
+ * in every word of that list still carrying its TID (in any PID
+ * namespace: it compares the TID of the dying task's own) and wakes one
+ * sleeper if FUTEX_WAITERS is set. The word:
+ *
+ *   0                      free
+ *   TID [| WAITERS]        held by that thread (process hold)
+ *   LEASE_TID [| WAITERS]  held by a lease: nonce = token, deadline_ns
+ *   OWNER_DIED [| WAITERS] its holder died: free, and the next taker is
+ *                          told (ATR_ABANDONED)
+ *
+ * A kind may give other meanings to words whose TID bits are 0 (the
+ * kernel never touches those).
+ */
+#define ATR__TID_MASK 0x3fffffffu   /* FUTEX_TID_MASK */
+#define ATR__OWNER_DIED 0x40000000u /* FUTEX_OWNER_DIED */
+#define ATR__WAITERS 0x80000000u    /* FUTEX_WAITERS */
+/* The TID of a lease: the whole TID mask, which no thread has (pid_max
+ * is at most 2^22). */
+#define ATR__LEASE_TID ATR__TID_MASK
+
+struct atr__hold {
+  _Atomic uint32_t word;
+  uint32_t flags;      /* the kind's own bits */
+  uint64_t nonce;      /* process hold: its thread's nonce; lease: token */
+  int64_t deadline_ns; /* lease: its end on CLOCK_MONOTONIC */
+  /* glibc's __pthread_list_t: the robust list runs through `next` (the
+   * kernel finds the word at next + futex_offset); `prev` is glibc's
+   * back link (__PTHREAD_MUTEX_HAVE_PREV), which its own enqueue and
+   * dequeue write into whatever entry is beside theirs. Pointers of the
+   * holding thread's process: only that thread reads them. */
+  void *prev;
+  void *next;
+};
+_Static_assert((ptrdiff_t)offsetof(struct atr__hold, word) -
+                       (ptrdiff_t)offsetof(struct atr__hold, next) ==
+                   (ptrdiff_t)offsetof(pthread_mutex_t, __data.__lock) -
+                       (ptrdiff_t)offsetof(pthread_mutex_t, __data.__list.__next),
+               "a hold's list entry must sit where a robust mutex keeps its");
+_Static_assert(offsetof(struct atr__hold, prev) ==
+                   offsetof(pthread_mutex_t, __data.__list.__prev),
+               "a hold's back link must sit where a robust mutex keeps its");
+
+/* The calling thread as holds know it. */
+struct atr__self {
+  uint32_t tid;   /* gettid(): in the thread's own PID namespace */
+  uint64_t nonce; /* random, never 0; TIDs repeat across namespaces */
+  void *head;     /* its robust list head (struct robust_list_head) */
+};
+/*
+ * The calling thread's identity, made once per thread (and again in a
+ * forked child: a pthread_atfork handler resets it). NULL with errno
+ * ENOTSUP if the thread has no robust list of glibc's layout (then no
+ * process hold can be taken: callers answer ATR_ESYS).
+ */
+const struct atr__self *atr__self(void);
+uint32_t atr__tid(void);
+uint64_t atr__nonce(void);
+/* A fresh random 64-bit secret, never 0 (lease tokens). */
+uint64_t atr__token(void);
+
+/* Whether the word's holder (if any) is a thread, i.e. the hold may be
+ * linked in some thread's robust list. */
+static inline bool atr__word_linked(uint32_t w) {
+  uint32_t tid = w & ATR__TID_MASK;
+  return tid != 0 && tid != ATR__LEASE_TID;
+}
+/* Whether a word is free to take: 0, or its holder died. */
+static inline bool atr__word_free(uint32_t w) {
+  w &= ~ATR__WAITERS;
+  return w == 0 || w == ATR__OWNER_DIED;
+}
+
+/*
+ * One try to take h for the calling thread self: the word goes from free
+ * (0 or OWNER_DIED) to self->tid | bits (pass ATR__WAITERS after having
+ * slept: others may sleep too) and h is linked into the thread's robust
+ * list, with the list's pending entry set around the change so that a
+ * death half-way is still seen by the kernel. Returns 0, ATR_ABANDONED
+ * (taken from a holder that died), or 1 (held: *seen is the word). The
+ * nonce is written after the word: until then h looks held by another.
+ * Lock-free.
+ */
+int atr__hold_take(struct atr__hold *h, const struct atr__self *self,
+                   uint32_t bits, uint32_t *seen);
+/* Whether self holds h (its TID and nonce). */
+static inline bool atr__hold_mine(const struct atr__hold *h,
+                                  const struct atr__self *self) {
+  uint32_t w = atomic_load_explicit(&h->word, memory_order_acquire);
+  return (w & ATR__TID_MASK) == self->tid &&
+         __atomic_load_n(&h->nonce, __ATOMIC_RELAXED) == self->nonce;
+}
+/*
+ * Gives back h, which the calling thread holds and linked (check with
+ * atr__hold_mine): unlinks it (pending set around), clears the nonce,
+ * exchanges the word to `to` (0: free; a kind may leave another value
+ * without TID bits) and wakes wake_n sleepers (0: none; INT32_MAX: all)
+ * if the word had FUTEX_WAITERS. Only the linking thread may call it:
+ * the list is that thread's.
+ */
+void atr__hold_give(struct atr__hold *h, const struct atr__self *self,
+                    uint32_t to, int wake_n);
+/*
+ * Takes h for a lease: the word from free to LEASE_TID | bits, then the
+ * token and deadline are written. Returns as atr__hold_take. The caller
+ * makes lease bookkeeping exclusive (the record lock): nonce and
+ * deadline of a lease are read under that lock, or as a hint.
+ */
+int atr__lease_take(struct atr__hold *h, uint64_t token, int64_t deadline_ns,
+                    uint32_t bits, uint32_t *seen);
+/* Whether h holds a lease (of token, if token != 0) / one that ran out
+ * by now_ns. Exact under the lease lock. */
+bool atr__lease_is(const struct atr__hold *h, uint64_t token);
+bool atr__lease_over(const struct atr__hold *h, int64_t now_ns);
+/* Ends h's lease (under the lease lock): clears token and deadline,
+ * exchanges the word to `to` and wakes as atr__hold_give. */
+void atr__lease_give(struct atr__hold *h, uint32_t to, int wake_n);
+/*
+ * Before sleeping on a held word: sets FUTEX_WAITERS in it (CAS, keeping
+ * the rest) so that its release, or the kernel at its holder's death,
+ * wakes the sleeper. Returns the value to sleep on (in *val) and 0, or 1
+ * if the word is free (look again).
+ */
+int atr__hold_watch(struct atr__hold *h, uint32_t *val);
+/*
+ * Whoever is woken by a holder's death and does not take over what the
+ * dead held passes the wake on: wakes every sleeper of h's word (so a
+ * wake is never lost).
+ */
+void atr__hold_pass_wake(struct atr__hold *h);
+/*
+ * Unlinks h from the calling thread's robust list if it is there (walks
+ * the list: bounded, LIFO makes it O(1) usually), leaving the word as it
+ * is. For a hold whose record was deleted or whose lock was broken while
+ * this thread held it. Returns whether it was linked.
+ */
+bool atr__hold_unlink(struct atr__hold *h, const struct atr__self *self);
 
 /* scalar.c: the type codes (atr_type_class says which kind of number). */
 /* Checks v against type and normalises it (a 'f' is rounded to float).
@@ -376,6 +589,8 @@ struct atr__kind_ops {
 extern const struct atr__kind_ops atr__value_ops;
 extern const struct atr__kind_ops atr__array_ops;
 extern const struct atr__kind_ops atr__queue_ops;
+extern const struct atr__kind_ops atr__flag_ops;
+extern const struct atr__kind_ops atr__sem_ops;
 
 /* queue.c, for the queue's white-box tests and its own kill: takes the
  * queue's two locks (putters', then the record's), repairing what a dead

@@ -12,10 +12,27 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The longest wait the kernel is asked for: a century. */
+#define OS_WAIT_MAX (100.0 * 365 * 86400)
+
 double atr__now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int64_t atr__now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * ATR__NS + ts.tv_nsec;
+}
+
+int64_t atr__deadline_ns(double timeout) {
+  if (timeout < 0)
+    return -1;
+  if (timeout > OS_WAIT_MAX)
+    timeout = OS_WAIT_MAX;
+  return atr__now_ns() + (int64_t)(timeout * 1e9);
 }
 
 double atr__deadline(double timeout) {
@@ -29,23 +46,96 @@ double atr__remaining(double deadline) {
   return left > 0 ? left : 0;
 }
 
-void atr__futex_wait(_Atomic uint32_t *word, uint32_t val, double timeout) {
-  struct timespec ts, *tsp = NULL;
+/* An absolute CLOCK_MONOTONIC time for the kernel. A wait for ever still
+ * gets one (a century ahead): a futex wait with a timeout is never
+ * restarted after a signal handler ran, SA_RESTART or not, so every wait
+ * of the library can answer ATR_EINTR. */
+static struct timespec os_abs_time(int64_t deadline_ns) {
+  struct timespec ts;
+  if (deadline_ns < 0)
+    deadline_ns = atr__now_ns() + (int64_t)OS_WAIT_MAX * ATR__NS;
+  ts.tv_sec = (time_t)(deadline_ns / ATR__NS);
+  ts.tv_nsec = (long)(deadline_ns % ATR__NS);
+  return ts;
+}
+
+static int os_wait_result(long rv) {
+  if (rv >= 0 || errno == EAGAIN)
+    return 0;
+  if (errno == EINTR)
+    return ATR_EINTR;
+  if (errno == ETIMEDOUT)
+    return ATR_ETIMEDOUT;
+  return 0; /* anything else: look again */
+}
+
+int atr__futex_wait_until(_Atomic uint32_t *word, uint32_t val,
+                          int64_t deadline_ns) {
+  struct timespec ts = os_abs_time(deadline_ns);
+  long rv = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_BITSET, val, &ts,
+                    NULL, FUTEX_BITSET_MATCH_ANY);
+  return os_wait_result(rv);
+}
+
+int atr__futex_wait(_Atomic uint32_t *word, uint32_t val, double timeout) {
   if (timeout == 0)
-    return;
-  if (timeout > 0) {
-    if (timeout > 1e9)
-      timeout = 1e9;
-    ts.tv_sec = (time_t)timeout;
-    ts.tv_nsec = (long)((timeout - (double)ts.tv_sec) * 1e9);
-    tsp = &ts;
-  }
-  /* EINTR, EAGAIN (the word moved) and ETIMEDOUT all mean: look again. */
-  syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, val, tsp, NULL, 0);
+    return ATR_ETIMEDOUT;
+  return atr__futex_wait_until(word, val, atr__deadline_ns(timeout));
 }
 
 void atr__futex_wake(_Atomic uint32_t *word) {
   syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+void atr__futex_wake_one(_Atomic uint32_t *word) {
+  syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+/* struct futex_waitv of Linux 5.16, spelt out: older headers lack it. */
+struct os_waitv {
+  uint64_t val;
+  uint64_t uaddr;
+  uint32_t flags;
+  uint32_t reserved;
+};
+#define OS_SYS_FUTEX_WAITV 449
+#define OS_FUTEX2_SIZE_U32 0x02u /* shared: no FUTEX2_PRIVATE */
+
+int atr__futex_waitv(_Atomic uint32_t *const *words, const uint32_t *vals,
+                     size_t n, int64_t deadline_ns) {
+  struct os_waitv w[ATR__WAITV_MAX];
+  int64_t until = deadline_ns;
+  bool capped = false;
+  if (n == 0)
+    return ATR_EINVAL;
+  if (n > ATR__WAITV_MAX) {
+    /* The kernel takes 128 words at most: watch the first 128 and look
+     * again every 20 ms for the deaths of the others. */
+    n = ATR__WAITV_MAX;
+    int64_t slice = atr__now_ns() + ATR__WAITV_SLICE_NS;
+    if (until < 0 || until > slice) {
+      until = slice;
+      capped = true;
+    }
+  }
+  for (size_t i = 0; i < n; i++)
+    w[i] = (struct os_waitv){vals[i], (uint64_t)(uintptr_t)words[i],
+                             OS_FUTEX2_SIZE_U32, 0};
+  struct timespec ts = os_abs_time(until);
+  long rv = syscall(OS_SYS_FUTEX_WAITV, w, (unsigned)n, 0u, &ts,
+                    (int)CLOCK_MONOTONIC);
+  if (rv < 0 && errno == ENOSYS) {
+    /* Before Linux 5.16: the first word only, 20 ms at a time. */
+    int64_t slice = atr__now_ns() + ATR__WAITV_SLICE_NS;
+    if (until < 0 || until > slice) {
+      until = slice;
+      capped = true;
+    }
+    int rc = atr__futex_wait_until(words[0], vals[0], until);
+    return rc == ATR_ETIMEDOUT && capped ? 0 : rc;
+  }
+  int rc = os_wait_result(rv);
+  return rc == ATR_ETIMEDOUT && capped ? 0 : rc;
 }
 
 uint32_t atr__ec_prepare(_Atomic uint32_t *ec) {

@@ -237,7 +237,8 @@ void atr__queue_unlock_both(struct atr__obj *o) {
  * releases lock. The waiter bit is set before the other side is looked
  * at again, and the other side commits before it looks at the bit, so
  * one of the two always sees the other. 0 to look again, ATR_ETIMEDOUT
- * when time is up.
+ * when time is up, ATR_EINTR when a signal handler ran during the sleep
+ * (the caller gives up: Ctrl-C must stop a program blocked here).
  */
 static int q_wait_side(pthread_mutex_t *lock, _Atomic uint32_t *ec,
                        const struct atr__qside *other, struct atr__qside seen,
@@ -250,8 +251,8 @@ static int q_wait_side(pthread_mutex_t *lock, _Atomic uint32_t *ec,
   uint32_t val = atr__ec_prepare(ec);
   bool moved = !q_side_equal(q_side_load(other), seen);
   atr__mutex_unlock(lock);
-  if (!moved)
-    atr__futex_wait(ec, val, left);
+  if (!moved && atr__futex_wait(ec, val, left) == ATR_EINTR)
+    return ATR_EINTR;
   return 0;
 }
 
@@ -613,8 +614,9 @@ ATR__EXPORT int atr_queue_put_batch(const atr_handle *h,
         return rc;
       continue;
     }
-    if (q_wait_side(&q->put_lock, &q->ec_get, &q->cons, cons, deadline) != 0)
-      return ATR_EFULL;
+    if ((rc = q_wait_side(&q->put_lock, &q->ec_get, &q->cons, cons,
+                          deadline)) != 0)
+      return rc == ATR_EINTR ? rc : ATR_EFULL;
   }
 }
 
@@ -679,8 +681,9 @@ static int q_take(const atr_handle *h, size_t max, double timeout,
       }
       return rc;
     }
-    if (q_wait_side(&o->lock, &q->ec_put, &q->prod, prod, deadline) != 0)
-      return ATR_EEMPTY;
+    if ((rc = q_wait_side(&o->lock, &q->ec_put, &q->prod, prod, deadline)) !=
+        0)
+      return rc == ATR_EINTR ? rc : ATR_EEMPTY;
   }
 }
 

@@ -14,7 +14,17 @@
  * the operation without waiting, then parks. An event that comes between
  * the try and the park marks the armed request "woken", and it tries
  * again. As a second net (a waker that leaves, a coalesced or lost
- * event), groups with parked requests are re-checked ten times a second.
+ * event), groups with parked requests are re-checked every P_TICK.
+ *
+ * Holders (GW_WAIT_HOLD: a lock, a semaphore's permits, a barrier's
+ * places). A lease's end is published (lease.h) and wakes its waiters as
+ * any event does; a process that dies holding something publishes
+ * nothing (the kernel gives it back), so while a process holds what a
+ * parked request waits for, the re-check retries that request, at most
+ * every P_TICK (50 ms: the longest a waiter over HTTP lags behind a dead
+ * holder). The same re-check lets go of parked holders' requests whose
+ * client has left (a suspended connection does not notice), so that a
+ * client that left is never granted anything and holds no connection.
  *
  * Lock order: P.mu, then libmicrohttpd's own (suspend/resume take it);
  * the follower's lock only after P.mu is let go (gw_follow_kick).
@@ -29,7 +39,7 @@
 #include "park.h"
 
 #define P_BUCKETS 1024
-#define P_TICK 0.1     /* seconds between re-checks while requests wait */
+#define P_TICK 0.05    /* seconds between re-checks while requests wait */
 #define P_TRIM_AT 1024 /* parked requests released: give memory back  */
 #define P_NEVER 1e300
 
@@ -158,6 +168,7 @@ void gw_park_begin(struct gw_req *req, enum gw_wait_kind kind,
 
   w->kind = kind;
   w->h = *h;
+  w->wake = GW_WAKE_NONE; /* (a route may wait twice: a condition) */
   w->may_wait = timeout > 0;
   w->deadline = gw_now() + timeout;
 }
@@ -277,6 +288,21 @@ uint64_t gw_park_count(void) {
 
 /* ------------------------------------------------------------ follower */
 
+/* Whether what a GW_WAIT_HOLD request waits for is held by a process
+ * (which may have died unseen), or by a lease past its deadline. */
+static int p_process_holds(const atr_info *info) {
+  switch (info->kind) {
+  case ATR_LOCK:
+    return info->count > 0 && (!info->lease || info->expires_in <= 0);
+  case ATR_SEMAPHORE:
+    return info->count == 0 && info->leased > 0;
+  case ATR_BARRIER:
+    return info->n_waiting > 0 && !info->broken;
+  default:
+    return 0;
+  }
+}
+
 /* Re-reads g's object by its handle and wakes whom its state can
  * satisfy. op is the event's (0: a re-check). P.mu held; may free g. */
 static void p_group_check(struct gw_wgroup *g, int op) {
@@ -310,6 +336,11 @@ static void p_group_check(struct gw_wgroup *g, int op) {
     case GW_WAIT_PUT:
       if ((info.maxsize == 0 || info.size < info.maxsize) &&
           (info.max_bytes == 0 || info.bytes < info.max_bytes))
+        p_wake(w, GW_WAKE_EVENT);
+      break;
+    case GW_WAIT_HOLD:
+      if (op != 0 || p_process_holds(&info) ||
+          (w->state == P_SUSPENDED && gw_client_gone(p_req(w))))
         p_wake(w, GW_WAKE_EVENT);
       break;
     default: /* GW_WAIT_ANY: its try function decides */

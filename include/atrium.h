@@ -401,7 +401,8 @@ int atr_queue_open(atr_store *store, const char *name, int flags,
 
 /*
  * Appends one item (len bytes, 0 allowed), waiting up to timeout while
- * the queue is full. ATR_EFULL when the time is up, ATR_ETOOBIG if len
+ * the queue is full. ATR_EFULL when the time is up, ATR_EINTR if a
+ * signal handler ran while it waited (nothing put), ATR_ETOOBIG if len
  * passes max_item; a queue without a byte bound that cannot grow any
  * more answers ATR_ENOSPC (the store is full) at once. The item is copied; it
  * is in the queue whole or not at all, even if the process dies. Items of one
@@ -411,13 +412,15 @@ int atr_queue_put(const atr_handle *h, const void *item, size_t len,
                   double timeout);
 
 /* Appends n items at once, all or none, waiting up to timeout for room
- * for all of them. ATR_EFULL if they can never fit or time is up. */
+ * for all of them. ATR_EFULL if they can never fit or time is up;
+ * ATR_EINTR as atr_queue_put. */
 int atr_queue_put_batch(const atr_handle *h, const struct iovec *items,
                         size_t n, double timeout);
 
 /*
  * Takes the oldest item into buf (cap bytes), waiting up to timeout while
  * the queue is empty; *len gets its size. ATR_EEMPTY when the time is up;
+ * ATR_EINTR if a signal handler ran while it waited (nothing taken);
  * ATR_ETOOBIG if it does not fit in cap (*len then gets its size and the
  * item stays in the queue).
  */
@@ -438,7 +441,8 @@ void atr_items_free(atr_items *items);
 
 /*
  * Takes up to max items (at least one; waits up to timeout while empty)
- * and appends them to *out. ATR_EEMPTY when none came; ATR_ENOMEM if out
+ * and appends them to *out. ATR_EEMPTY when none came; ATR_EINTR as
+ * atr_queue_get; ATR_ENOMEM if out
  * cannot grow (nothing taken).
  */
 int atr_queue_get_batch(const atr_handle *h, size_t max, double timeout,
