@@ -181,6 +181,70 @@ struct atr__sem {
   _Atomic uint32_t waiters;  /* advisory */
 };
 
+/* Holds (robust.c: see its section below). */
+#define ATR__TID_MASK 0x3fffffffu   /* FUTEX_TID_MASK */
+#define ATR__OWNER_DIED 0x40000000u /* FUTEX_OWNER_DIED */
+#define ATR__WAITERS 0x80000000u    /* FUTEX_WAITERS */
+/* No thread has a TID above PID_MAX_LIMIT (2^22): the TIDs above it
+ * are markers of ours that the kernel never matches. */
+#define ATR__TID_MAX 0x400000u
+/* The TID of a lease: the whole TID mask. */
+#define ATR__LEASE_TID ATR__TID_MASK
+
+struct atr__hold {
+  _Atomic uint32_t word;
+  uint32_t flags;      /* the kind's own bits */
+  uint64_t nonce;      /* process hold: its thread's nonce; lease: token */
+  int64_t deadline_ns; /* lease: its end on CLOCK_MONOTONIC */
+  /* glibc's __pthread_list_t: the robust list runs through `next` (the
+   * kernel finds the word at next + futex_offset); `prev` is glibc's
+   * back link (__PTHREAD_MUTEX_HAVE_PREV), which its own enqueue and
+   * dequeue write into whatever entry is beside theirs. Pointers of the
+   * holding thread's process: only that thread reads them. */
+  void *prev;
+  void *next;
+};
+_Static_assert((ptrdiff_t)offsetof(struct atr__hold, word) -
+                       (ptrdiff_t)offsetof(struct atr__hold, next) ==
+                   (ptrdiff_t)offsetof(pthread_mutex_t, __data.__lock) -
+                       (ptrdiff_t)offsetof(pthread_mutex_t, __data.__list.__next),
+               "a hold's list entry must sit where a robust mutex keeps its");
+_Static_assert(offsetof(struct atr__hold, prev) ==
+                   offsetof(pthread_mutex_t, __data.__list.__prev),
+               "a hold's back link must sit where a robust mutex keeps its");
+
+/* A lock (lock.c). Its holder's hold is hold[cur]; the other is where a
+ * process hold broken by atr_lock_break stays linked until its thread
+ * lets go (see lock.c). Only the holder writes count and fence while it
+ * holds a process hold; lease bookkeeping is under the record lock. */
+struct atr__lock_state {
+  struct atr__hold hold[2];
+  uint64_t count;      /* the holder's depth; 0 while free             */
+  uint64_t fence;      /* the holding acquisition's fence; 0 while free */
+  uint64_t last_fence; /* the last acquisition's fence                 */
+  _Atomic uint64_t pend_rel; /* coalescing mark of "released"          */
+  _Atomic uint32_t waiters;  /* threads waiting now (advisory)         */
+  _Atomic uint8_t cur;       /* which hold is the lock's              */
+  uint8_t reentrant;
+};
+
+/* A condition (condition.c): bound to a lock record by slot and id; its
+ * waiters' line is a table of places in a heap block. */
+struct atr__cond_state {
+  uint64_t lock_id;
+  uint32_t lock_slot;
+  uint32_t places; /* places in the table                          */
+  uint64_t table_off, table_size;
+  uint64_t next_ticket;  /* under the record lock                  */
+  _Atomic uint32_t seq;  /* bumped by notify and kill: waiters sleep on it */
+  _Atomic uint32_t waiters;
+  char lock_name[ATR_NAME_MAX];
+};
+
+/* o->dead of a deleted record kept off the free list while a thread may
+ * still have one of its holds linked (the kind's `lingers` op). */
+#define ATR__LINGER 2
+
 /* One object record. The first cache line is all an add touches. */
 struct atr__obj {
   /* line 0 */
@@ -203,6 +267,8 @@ struct atr__obj {
     struct atr__queue q;
     struct atr__flag f;
     struct atr__sem sem;
+    struct atr__lock_state l;
+    struct atr__cond_state c;
   } u;
 };
 _Static_assert(sizeof(struct atr__obj) <= ATR__SLOT_SIZE, "slot too small");
@@ -219,6 +285,12 @@ _Static_assert(offsetof(struct atr__queue, put_lock) >=
 _Static_assert(offsetof(struct atr__queue, put_lock) >=
                    sizeof(struct atr__sem),
                "a semaphore would overwrite a queue lock");
+_Static_assert(offsetof(struct atr__queue, put_lock) >=
+                   sizeof(struct atr__lock_state),
+               "a lock would overwrite a queue lock");
+_Static_assert(offsetof(struct atr__queue, put_lock) >=
+                   sizeof(struct atr__cond_state),
+               "a condition would overwrite a queue lock");
 
 struct atr__fentry {
   _Atomic uint64_t seq; /* the entry's seq once published; 0 while written */
@@ -351,37 +423,10 @@ double atr__deadline(double timeout);
  *   OWNER_DIED [| WAITERS] its holder died: free, and the next taker is
  *                          told (ATR_ABANDONED)
  *
- * A kind may give other meanings to words whose TID bits are 0 (the
- * kernel never touches those).
+ * A kind may give its own meanings to TIDs above ATR__TID_MAX (the
+ * kernel never matches those; atr__word_free counts them as held).
  */
-#define ATR__TID_MASK 0x3fffffffu   /* FUTEX_TID_MASK */
-#define ATR__OWNER_DIED 0x40000000u /* FUTEX_OWNER_DIED */
-#define ATR__WAITERS 0x80000000u    /* FUTEX_WAITERS */
-/* The TID of a lease: the whole TID mask, which no thread has (pid_max
- * is at most 2^22). */
-#define ATR__LEASE_TID ATR__TID_MASK
-
-struct atr__hold {
-  _Atomic uint32_t word;
-  uint32_t flags;      /* the kind's own bits */
-  uint64_t nonce;      /* process hold: its thread's nonce; lease: token */
-  int64_t deadline_ns; /* lease: its end on CLOCK_MONOTONIC */
-  /* glibc's __pthread_list_t: the robust list runs through `next` (the
-   * kernel finds the word at next + futex_offset); `prev` is glibc's
-   * back link (__PTHREAD_MUTEX_HAVE_PREV), which its own enqueue and
-   * dequeue write into whatever entry is beside theirs. Pointers of the
-   * holding thread's process: only that thread reads them. */
-  void *prev;
-  void *next;
-};
-_Static_assert((ptrdiff_t)offsetof(struct atr__hold, word) -
-                       (ptrdiff_t)offsetof(struct atr__hold, next) ==
-                   (ptrdiff_t)offsetof(pthread_mutex_t, __data.__lock) -
-                       (ptrdiff_t)offsetof(pthread_mutex_t, __data.__list.__next),
-               "a hold's list entry must sit where a robust mutex keeps its");
-_Static_assert(offsetof(struct atr__hold, prev) ==
-                   offsetof(pthread_mutex_t, __data.__list.__prev),
-               "a hold's back link must sit where a robust mutex keeps its");
+/* (the word's bits and struct atr__hold are defined above the record) */
 
 /* The calling thread as holds know it. */
 struct atr__self {
@@ -405,7 +450,7 @@ uint64_t atr__token(void);
  * linked in some thread's robust list. */
 static inline bool atr__word_linked(uint32_t w) {
   uint32_t tid = w & ATR__TID_MASK;
-  return tid != 0 && tid != ATR__LEASE_TID;
+  return tid != 0 && tid <= ATR__TID_MAX;
 }
 /* Whether a word is free to take: 0, or its holder died. */
 static inline bool atr__word_free(uint32_t w) {
@@ -584,6 +629,18 @@ struct atr__kind_ops {
    * created: they are never rewritten, since stale handles may still lock
    * them. 0 or ATR_ESYS. */
   int (*slot_init)(struct atr__obj *o);
+  /* Optional (NULL: never). Whether a thread may still have one of o's
+   * holds linked in its robust list (a word carrying a thread's TID):
+   * then a delete keeps o's record and heap block out of reuse (o->dead
+   * = ATR__LINGER, id 0) until they are given back, by release or by the
+   * holder's death. Under the store lock, also in recovery: reads
+   * words only, never trusts offsets it has not checked. */
+  bool (*lingers)(const atr_store *s, const struct atr__obj *o);
+  /* Optional (NULL: nothing to end). atr_sync_expire's part for the
+   * kind: ends what of h's object (o, live a moment ago) has a lease
+   * that ran out, wakes its waiters, publishes; returns how many it
+   * ended, or an error. Takes the kind's own locks. */
+  int (*expire)(const atr_handle *h, struct atr__obj *o);
 };
 
 extern const struct atr__kind_ops atr__value_ops;
@@ -591,6 +648,8 @@ extern const struct atr__kind_ops atr__array_ops;
 extern const struct atr__kind_ops atr__queue_ops;
 extern const struct atr__kind_ops atr__flag_ops;
 extern const struct atr__kind_ops atr__sem_ops;
+extern const struct atr__kind_ops atr__lock_ops;
+extern const struct atr__kind_ops atr__cond_ops;
 
 /* queue.c, for the queue's white-box tests and its own kill: takes the
  * queue's two locks (putters', then the record's), repairing what a dead
@@ -598,6 +657,22 @@ extern const struct atr__kind_ops atr__sem_ops;
  * held). The record may be dead. */
 int atr__queue_lock_both(atr_store *s, struct atr__obj *o);
 void atr__queue_unlock_both(struct atr__obj *o);
+
+/* lock.c, for conditions: the lock lh (a handle made from the
+ * condition's binding) and its holder. */
+/* 0 if token (0: the calling thread's process hold) holds the lock now,
+ * else ATR_ENOTHELD or ATR_ENOENT. */
+int atr__lock_holder_check(const atr_handle *lh, uint64_t token);
+/* Releases every level of the calling thread's hold; *count gets the
+ * depth it had. 0, ATR_ENOTHELD, ATR_ENOENT. */
+int atr__lock_release_all(const atr_handle *lh, uint64_t *count);
+/* Takes the lock again for the calling thread, waiting for ever and
+ * through signals, and gives it depth count. As atr_lock_acquire but
+ * never ATR_EINTR or ATR_ETIMEDOUT. */
+int atr__lock_retake(const atr_handle *lh, uint64_t count, atr_grant *g);
+/* Ends the lease token holds, every level; *count gets its depth. */
+int atr__lock_unlease_all(const atr_handle *lh, uint64_t token,
+                          uint64_t *count);
 
 /* kinds.c: the ops of a kind byte, or NULL if it names no kind (the
  * store file is untrusted: callers treat NULL as a corrupt record). */

@@ -33,6 +33,8 @@ static const struct atr__kind_ops *const kinds_table[] = {
     [ATR_QUEUE] = &atr__queue_ops,
     [ATR_SEMAPHORE] = &atr__sem_ops,
     [ATR_FLAG] = &atr__flag_ops,
+    [ATR_LOCK] = &atr__lock_ops,
+    [ATR_CONDITION] = &atr__cond_ops,
 };
 
 #define KINDS_COUNT (sizeof kinds_table / sizeof kinds_table[0])
@@ -58,4 +60,17 @@ int atr__kinds_slot_init(struct atr__obj *o) {
       return ATR_ESYS;
   }
   return 0;
+}
+
+/* Each kind ends its own leases through its `expire` op (locks: a lease
+ * that ran out; semaphores: leased permits; barriers and conditions:
+ * places); kinds without leases have none. */
+ATR__EXPORT int atr_sync_expire(const atr_handle *h) {
+  struct atr__obj *o = atr__obj_of(h);
+  const struct atr__kind_ops *ops;
+  if (o == NULL)
+    return ATR_ENOENT;
+  if ((ops = atr__kind_ops_of(o->kind)) == NULL || o->kind != h->kind)
+    return ATR_ECORRUPT;
+  return ops->expire != NULL ? ops->expire(h, o) : 0;
 }

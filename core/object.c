@@ -14,6 +14,7 @@
 #include <string.h>
 
 static void obj_rebuild_heap(atr_store *s);
+static void obj_sweep(atr_store *s);
 
 /* The length of a valid name, or an error: 0 or ATR_ENAME. */
 static int obj_name_len(const char *name, size_t *len) {
@@ -115,6 +116,8 @@ int atr__open(atr_store *s, const char *name, atr_kind kind, char type,
     goto out;
   }
   struct atr__header *hd = s->hdr;
+  if (hd->free_slot == 0 && hd->objects < hd->max_objects)
+    obj_sweep(s);
   if (hd->free_slot == 0 || hd->objects >= hd->max_objects) {
     rc = ATR_ETOOMANY;
     goto out;
@@ -182,13 +185,45 @@ static void obj_free_slot(atr_store *s, uint32_t slot, struct atr__obj *o) {
   s->hdr->free_slot = slot + 1;
 }
 
-/* Frees o's record and data; under the store lock, o already dead. */
+/* Whether o's slot (and heap block) must wait before reuse: a thread
+ * may still have one of its holds linked in its robust list. */
+static bool obj_lingers(const atr_store *s, const struct atr__obj *o) {
+  const struct atr__kind_ops *ops = atr__kind_ops_of(o->kind);
+  return ops != NULL && ops->lingers != NULL && ops->lingers(s, o);
+}
+
+/* Frees o's record and data; under the store lock, o already dead. A
+ * record that lingers only loses its id (handles fail, the name is
+ * free): its slot and data stay until obj_sweep finds its holds given
+ * back (released, or their thread died). */
 static void obj_release(atr_store *s, uint32_t slot, struct atr__obj *o) {
   uint64_t size, off = obj_data(o, &size);
+  s->hdr->objects--;
+  if (obj_lingers(s, o)) {
+    o->dead = ATR__LINGER;
+    atomic_store(&o->id, 0);
+    return;
+  }
   obj_free_slot(s, slot, o);
   if (off != 0)
     atr__heap_free(s, off);
-  s->hdr->objects--;
+}
+
+/* Under the store lock: frees the lingering records whose holds are no
+ * longer linked. Called when no free record is left (a scan of every
+ * record: rare). */
+static void obj_sweep(atr_store *s) {
+  for (uint32_t i = 0; i < s->hdr->max_objects; i++) {
+    struct atr__obj *o = atr__slot(s, i);
+    if (o->dead != ATR__LINGER || atomic_load(&o->id) != 0 ||
+        obj_lingers(s, o))
+      continue;
+    uint64_t size, off = obj_data(o, &size);
+    o->dead = 1;
+    obj_free_slot(s, i, o);
+    if (off != 0)
+      atr__heap_free(s, off);
+  }
 }
 
 ATR__EXPORT int atr_delete(atr_store *s, const char *name, atr_kind kind) {
@@ -325,6 +360,11 @@ static void obj_recover_records(atr_store *s) {
         h->version_floor = last;
       atr__index_remove(s, (uint32_t)pos);
     }
+    if ((o->dead || atomic_load(&o->id) == 0) && obj_lingers(s, o)) {
+      o->dead = ATR__LINGER; /* a delete's end, or a lingering record */
+      atomic_store(&o->id, 0);
+      continue;
+    }
     obj_free_slot(s, i, o);
   }
 }
@@ -340,7 +380,8 @@ static void obj_rebuild_heap(atr_store *s) {
   for (uint32_t i = 0; i < h->max_objects; i++) {
     struct atr__obj *o = atr__slot(s, i);
     uint64_t size, off = obj_data(o, &size);
-    if (atomic_load(&o->id) != 0 && off != 0)
+    bool kept = atomic_load(&o->id) != 0 || o->dead == ATR__LINGER;
+    if (kept && off != 0)
       live[n++] = (struct atr__span){off, size};
   }
   atr__heap_rebuild(s, live, n);

@@ -32,6 +32,8 @@ struct objs {
   atr_handle q;  /* bounded queue "q", 4 KiB, two items waiting   */
   atr_handle g;  /* growing queue "g", one item waiting           */
   atr_handle ok; /* value "ok": must keep working whatever happens */
+  atr_handle l;  /* lock "l"                                       */
+  atr_handle c;  /* condition "c" bound to "l"                     */
 };
 
 static void objs_make(struct objs *o) {
@@ -53,6 +55,8 @@ static void objs_make(struct objs *o) {
   size_t len;
   tu_ok(atr_queue_get(&o->q, buf, sizeof buf, &len, 0)); /* head mid-ring */
   tu_ok(atr_queue_put(&o->g, "grow", 4, 0));
+  tu_assert_rc(atr_lock_open(o->s, "l", ATR_CREATE, 0, &o->l), ATR_CREATED);
+  tu_assert_rc(atr_cond_open(o->s, "c", ATR_CREATE, "l", &o->c), ATR_CREATED);
 }
 
 /* Writes n bytes at the store file's offset off, as any writer could. */
@@ -164,14 +168,14 @@ static void expect_name_len(const char *path, struct objs *o) {
   atr_info info;
   int listed = 0;
   tu_ok(atr_list(o->s, count_listed, &listed));
-  tu_assert_i64(listed, 4); /* all but the damaged one */
+  tu_assert_i64(listed, 6); /* all but the damaged one */
   tu_assert_rc(atr_handle_stat(&o->v, &info), ATR_ECORRUPT);
   tu_assert_rc(atr_stat(o->s, "v", &info), ATR_ENOENT); /* not findable */
   /* Recovery walks every record: it passes the damaged one by. */
   tu_assert_i64(tu_run(die_holding_store, (void *)path, 10), 0);
   listed = 0;
   tu_ok(atr_list(o->s, count_listed, &listed));
-  tu_assert_i64(listed, 4);
+  tu_assert_i64(listed, 6);
 }
 
 static void free_slot_out(const char *path, struct objs *o) {
@@ -324,7 +328,42 @@ static void expect_grow_corrupt(const char *path, struct objs *o) {
   tu_assert_rc(rc, ATR_ECORRUPT);
 }
 
+static void cond_table_out(const char *path, struct objs *o) {
+  POKE(path, o, rec(&o->c)->u.c.table_off, (uint64_t)o->s->size - 64);
+}
+static void expect_cond_corrupt(const char *path, struct objs *o) {
+  atr_info info;
+  (void)path;
+  tu_assert_rc(atr_stat(o->s, "c", &info), ATR_ECORRUPT);
+  tu_ok(atr_lock_acquire(&o->l, 0, NULL));
+  tu_assert_rc(atr_cond_notify(&o->c, 0, 1, NULL), ATR_ECORRUPT);
+  tu_assert_rc(atr_cond_wait(&o->c, 0, NULL, NULL), ATR_ECORRUPT);
+  tu_ok(atr_lock_release(&o->l));
+  tu_ok(atr_delete(o->s, "c", ATR_CONDITION));
+}
+
+/* The lock's word names a thread that is not there (a TID of ours the
+ * kernel never matches): it is held, by no one; a break frees it. */
+static void lock_word_stranger(const char *path, struct objs *o) {
+  POKE(path, o, rec(&o->l)->u.l.hold[0].word, 0x3ffffffdu);
+  POKE(path, o, rec(&o->l)->u.l.cur, 6); /* read as 0 */
+}
+static void expect_lock_breakable(const char *path, struct objs *o) {
+  atr_info info;
+  (void)path;
+  tu_ok(atr_stat(o->s, "l", &info));
+  tu_assert_rc(atr_lock_acquire(&o->l, 0, NULL), ATR_ETIMEDOUT);
+  tu_assert_rc(atr_lock_lease(&o->l, 1, 0, 0, NULL), ATR_ETIMEDOUT);
+  tu_assert_rc(atr_lock_release(&o->l), ATR_ENOTHELD);
+  tu_ok(atr_lock_break(&o->l));
+  tu_ok(atr_lock_acquire(&o->l, 0, NULL));
+  tu_ok(atr_lock_release(&o->l));
+}
+
 static const struct record_case record_cases[] = {
+    {"condition table past the store", cond_table_out, expect_cond_corrupt,
+     true},
+    {"lock word a stranger's", lock_word_stranger, expect_lock_breakable, true},
     {"name_len 0xff", name_len_ff, expect_name_len, true},
     {"free_slot out of range", free_slot_out, expect_no_create, false},
     {"free_slot names a live record", free_slot_used, expect_no_create, false},

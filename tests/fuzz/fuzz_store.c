@@ -126,6 +126,48 @@ static void fuzz_queue(atr_store *s, const atr_info *info) {
   atr_queue_get(&h, buf, sizeof buf, &len, 0);
 }
 
+static int fuzz_fenced_fn(void *arg) {
+  (void)arg;
+  return 0;
+}
+
+/* Every lock call that does not wait; whatever is taken is given back
+ * (a hold left linked in this thread's robust list would outlive the
+ * mapping). */
+static void fuzz_lock(atr_store *s, const atr_info *info) {
+  atr_handle h;
+  atr_grant g;
+  if (atr_lock_open(s, info->name, 0, 0, &h) != 0)
+    return;
+  int rc = atr_lock_acquire(&h, 0, &g);
+  if (rc == 0 || rc == ATR_ABANDONED) {
+    atr_lock_fenced(s, info->name, g.fence, fuzz_fenced_fn, NULL);
+    atr_lock_release(&h);
+  }
+  rc = atr_lock_lease(&h, 0.5, 0, 0, &g);
+  if (rc == 0 || rc == ATR_ABANDONED) {
+    atr_lock_renew(&h, g.token, 1, NULL);
+    atr_lock_unlease(&h, g.token);
+  }
+  atr_sync_expire(&h);
+  atr_lock_break(&h);
+}
+
+/* A condition: wait (no time) and notify under its lock. */
+static void fuzz_cond(atr_store *s, const atr_info *info) {
+  atr_handle h, l;
+  if (atr_cond_open(s, info->name, 0, NULL, &h) != 0 ||
+      atr_lock_open(s, info->lock, 0, 0, &l) != 0)
+    return;
+  int rc = atr_lock_acquire(&l, 0, NULL);
+  if (rc == 0 || rc == ATR_ABANDONED) {
+    atr_cond_wait(&h, 0, NULL, NULL);
+    atr_cond_notify(&h, 0, 1, NULL);
+    atr_lock_release(&l);
+  }
+  atr_sync_expire(&h);
+}
+
 /* New objects of every kind; a growing queue made to grow. */
 static void fuzz_create(atr_store *s) {
   static char big[40000];
@@ -174,6 +216,10 @@ static void fuzz_store(atr_store *s) {
       fuzz_array(s, in);
     else if (in->kind == ATR_QUEUE)
       fuzz_queue(s, in);
+    else if (in->kind == ATR_LOCK)
+      fuzz_lock(s, in);
+    else if (in->kind == ATR_CONDITION)
+      fuzz_cond(s, in);
   }
   if (l.n > 0)
     atr_delete(s, l.info[0].name, ATR_ANY);
@@ -272,6 +318,16 @@ static void seed_every_kind(atr_store *s) {
   qo.max_bytes = 0;
   atr_queue_open(s, "g", ATR_CREATE, &qo, &h);
   atr_queue_put(&h, "grow", 4, 0);
+  /* A lock held by a lease (nothing links it anywhere) and a condition
+   * with a lease waiter in its line. */
+  atr_grant g;
+  uint64_t ticket;
+  atr_handle c;
+  atr_lock_open(s, "k", ATR_CREATE, 1, &h);
+  atr_cond_open(s, "cv", ATR_CREATE, "k", &c);
+  atr_lock_lease(&h, 3600, 0, 0, &g);
+  atr_cond_wait_begin(&c, g.token, 3600, &ticket, NULL);
+  atr_lock_lease(&h, 3600, 0, 0, &g);
 }
 
 /* A bounded queue whose items wrap past the ring's end. */

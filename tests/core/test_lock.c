@@ -1,0 +1,628 @@
+/*
+ * test_lock.c - locks: mutual exclusion between processes (plain and
+ * reentrant), a holder killed -9 hundreds of times while another waits
+ * (also from another PID namespace), signals during a wait, leases
+ * (expiry with no gateway, renew, unlease, break, fences), timeouts, and
+ * a delete that wakes waiters.
+ */
+#include "testutil.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static tu_fixture *fixture(void **state) {
+  return *state;
+}
+
+struct child_arg {
+  const char *path;
+  int ready[2];
+  int out[2];
+  int reentrant;
+  int rounds;
+  double timeout;
+};
+
+static void lock_new(atr_store *s, const char *name, int reentrant,
+                     atr_handle *h) {
+  tu_assert_rc(atr_lock_open(s, name, ATR_CREATE | ATR_EXCL, reentrant, h),
+               ATR_CREATED);
+}
+
+static atr_info lock_info(atr_store *s, const char *name) {
+  atr_info info;
+  tu_ok(atr_stat(s, name, &info));
+  return info;
+}
+
+/* ------------------------------------------------------------ basics */
+
+static void test_basics(void **state) {
+  tu_fixture *f = fixture(state);
+  atr_handle h, r;
+  atr_grant g, g2;
+  lock_new(f->store, "l", 0, &h);
+  lock_new(f->store, "r", 1, &r);
+  atr_info info = lock_info(f->store, "l");
+  assert_int_equal(info.kind, ATR_LOCK);
+  assert_int_equal(info.count, 0);
+  assert_int_equal(info.reentrant, 0);
+  tu_assert_rc(atr_lock_release(&h), ATR_ENOTHELD);
+  tu_ok(atr_lock_acquire(&h, 0, &g));
+  assert_true(g.fence > 0);
+  assert_int_equal(g.count, 1);
+  assert_int_equal(g.token, 0);
+  info = lock_info(f->store, "l");
+  assert_int_equal(info.count, 1);
+  assert_int_equal(info.lease, 0);
+  tu_assert_u64(info.fence, g.fence);
+  /* A plain lock taken again by its holder waits, as Python's Lock. */
+  tu_assert_rc(atr_lock_acquire(&h, 0, NULL), ATR_ETIMEDOUT);
+  double t0 = tu_now();
+  tu_assert_rc(atr_lock_acquire(&h, 0.05, NULL), ATR_ETIMEDOUT);
+  assert_true(tu_now() - t0 >= 0.045);
+  tu_ok(atr_lock_release(&h));
+  tu_assert_rc(atr_lock_release(&h), ATR_ENOTHELD);
+  tu_ok(atr_lock_acquire(&h, 0, &g2));
+  assert_true(g2.fence > g.fence);
+  tu_ok(atr_lock_release(&h));
+  /* Reentrant: the same fence at every level. */
+  tu_ok(atr_lock_acquire(&r, 0, &g));
+  tu_ok(atr_lock_acquire(&r, 0, &g2));
+  assert_int_equal(g2.count, 2);
+  tu_assert_u64(g2.fence, g.fence);
+  assert_int_equal(lock_info(f->store, "r").count, 2);
+  tu_ok(atr_lock_release(&r));
+  assert_int_equal(lock_info(f->store, "r").count, 1);
+  tu_ok(atr_lock_release(&r));
+  tu_assert_rc(atr_lock_release(&r), ATR_ENOTHELD);
+  /* An existing lock keeps its setting; the kind is checked. */
+  atr_handle again;
+  tu_ok(atr_lock_open(f->store, "l", ATR_CREATE, 1, &again));
+  assert_int_equal(lock_info(f->store, "l").reentrant, 0);
+  tu_assert_rc(atr_value_open(f->store, "l", 'q', 0, NULL, &again), ATR_EKIND);
+  assert_string_equal(atr_kind_name(ATR_LOCK), "lock");
+  assert_string_equal(atr_kind_name(ATR_CONDITION), "condition");
+  assert_string_equal(atr_op_name(ATR_OP_ABANDONED), "abandoned");
+  assert_string_equal(atr_op_name(ATR_OP_NOTIFY), "notify");
+  assert_string_equal(atr_op_name(ATR_OP_EXPIRED), "expired");
+}
+
+/* ---------------------------------------------------- mutual exclusion */
+
+enum { MX_PROCS = 4, MX_ROUNDS = 100000 };
+
+/* Read-increment-write of element 1 through get/set (never add) under
+ * the lock: any overlap loses an increment. */
+static int mx_child(void *arg) {
+  struct child_arg *a = arg;
+  atr_store *s = tu_child_open(a->path);
+  atr_handle l, arr;
+  TU_CHILD_CHECK(atr_lock_open(s, "mx", 0, 0, &l) == 0);
+  TU_CHILD_CHECK(atr_array_open(s, "a", 'q', 4, 0, NULL, &arr) == 0);
+  for (int i = 0; i < a->rounds; i++) {
+    atr_scalar v;
+    uint64_t n;
+    TU_CHILD_CHECK(atr_lock_acquire(&l, -1, NULL) == 0);
+    if (a->reentrant)
+      TU_CHILD_CHECK(atr_lock_acquire(&l, -1, NULL) == 0);
+    TU_CHILD_CHECK(atr_array_get(&arr, 1, 2, &v, 1, &n, NULL) == 0);
+    v.i++;
+    TU_CHILD_CHECK(atr_array_set(&arr, 1, &v, 1, 0, NULL) == 0);
+    if (a->reentrant)
+      TU_CHILD_CHECK(atr_lock_release(&l) == 0);
+    TU_CHILD_CHECK(atr_lock_release(&l) == 0);
+  }
+  atr_store_close(s);
+  return 0;
+}
+
+static void mutual_exclusion(tu_fixture *f, int reentrant) {
+  atr_handle l, arr;
+  lock_new(f->store, "mx", reentrant, &l);
+  tu_assert_rc(atr_array_open(f->store, "a", 'q', 4, ATR_CREATE, NULL, &arr),
+               ATR_CREATED);
+  struct child_arg a = {.path = f->path, .reentrant = reentrant,
+                        .rounds = MX_ROUNDS};
+  pid_t pids[MX_PROCS];
+  double t0 = tu_now();
+  for (int i = 0; i < MX_PROCS; i++)
+    pids[i] = tu_spawn(mx_child, &a);
+  for (int i = 0; i < MX_PROCS; i++)
+    assert_int_equal(tu_wait(pids[i], 120), 0);
+  atr_scalar v[4];
+  uint64_t n;
+  tu_ok(atr_array_get(&arr, 0, 4, v, 4, &n, NULL));
+  tu_assert_i64(v[1].i, (int64_t)MX_PROCS * MX_ROUNDS);
+  tu_assert_i64(v[0].i, 0);
+  tu_assert_i64(v[2].i, 0);
+  atr_info info = lock_info(f->store, "mx");
+  assert_int_equal(info.count, 0);
+  assert_int_equal(info.waiters, 0);
+  print_message("%d processes x %d cycles (%s): %.2f s\n", MX_PROCS,
+                MX_ROUNDS, reentrant ? "reentrant, entered twice" : "plain",
+                tu_now() - t0);
+}
+
+static void test_mutual_exclusion(void **state) {
+  mutual_exclusion(fixture(state), 0);
+}
+
+static void test_mutual_exclusion_reentrant(void **state) {
+  mutual_exclusion(fixture(state), 1);
+}
+
+/* ----------------------------------------------------- holder killed */
+
+/* Takes the lock, says so (with its fence), and waits to be killed. */
+static int holder_child(void *arg) {
+  struct child_arg *a = arg;
+  atr_store *s = tu_child_open(a->path);
+  atr_handle l;
+  atr_grant g;
+  TU_CHILD_CHECK(atr_lock_open(s, "k", 0, 0, &l) == 0);
+  int rc = atr_lock_acquire(&l, -1, &g);
+  TU_CHILD_CHECK(rc == 0 || rc == ATR_ABANDONED);
+  TU_CHILD_CHECK(tu_write_full(a->ready[1], &g.fence, sizeof g.fence) == 0);
+  for (;;)
+    pause();
+}
+
+struct waiter {
+  atr_handle *h;
+  pid_t tid;
+  int rc;
+  atr_grant g;
+  double done;
+  int ready[2];
+};
+
+static void *waiter_thread(void *arg) {
+  struct waiter *w = arg;
+  w->tid = (pid_t)syscall(SYS_gettid);
+  char c = 1;
+  if (write(w->ready[1], &c, 1) != 1)
+    abort();
+  w->rc = atr_lock_acquire(w->h, 10, &w->g);
+  w->done = tu_now();
+  if (w->rc == 0 || w->rc == ATR_ABANDONED)
+    atr_lock_release(w->h);
+  return NULL;
+}
+
+/* One trial: a holder (spawned by spawn_holder, which returns its pid
+ * and fence) is killed while this process's thread waits for the lock.
+ * Returns the seconds from the kill to the waiter's return. */
+static double kill_trial(atr_handle *h, pid_t holder, uint64_t fence,
+                         int ours) {
+  struct waiter w = {.h = h};
+  pthread_t t;
+  char c;
+  tu_pipe(w.ready);
+  assert_int_equal(pthread_create(&t, NULL, waiter_thread, &w), 0);
+  assert_int_equal(tu_read_full(w.ready[0], &c, 1, 10), 0);
+  assert_int_equal(tu_wait_blocked(w.tid, 10), 0);
+  double t0 = tu_now();
+  if (ours)
+    assert_int_equal(tu_kill(holder), 128 + SIGKILL);
+  else
+    assert_int_equal(kill(holder, SIGKILL), 0); /* a grandchild */
+  assert_int_equal(pthread_join(t, NULL), 0);
+  tu_close_pipe(w.ready);
+  tu_assert_rc(w.rc, ATR_ABANDONED);
+  assert_true(w.g.fence > fence);
+  return w.done - t0;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static void test_holder_killed(void **state) {
+  tu_fixture *f = fixture(state);
+  atr_handle h;
+  lock_new(f->store, "k", 0, &h);
+  /* Fewer under the sanitizers (ATRIUM_TEST_TRIALS), to stay ~20 s. */
+  const char *env = getenv("ATRIUM_TEST_TRIALS");
+  int trials = env != NULL ? atoi(env) : 500;
+  double *lat = calloc((size_t)trials, sizeof *lat);
+  assert_non_null(lat);
+  double t0 = tu_now();
+  for (int i = 0; i < trials; i++) {
+    struct child_arg a = {.path = f->path};
+    uint64_t fence;
+    tu_pipe(a.ready);
+    pid_t pid = tu_spawn(holder_child, &a);
+    assert_int_equal(tu_read_full(a.ready[0], &fence, sizeof fence, 10), 0);
+    tu_close_pipe(a.ready);
+    lat[i] = kill_trial(&h, pid, fence, 1);
+  }
+  qsort(lat, (size_t)trials, sizeof *lat, cmp_double);
+  print_message("%d holders killed in %.1f s: waiter back after the kill in "
+                "median %.3f ms, max %.3f ms\n",
+                trials, tu_now() - t0, lat[trials / 2] * 1e3,
+                lat[trials - 1] * 1e3);
+  assert_true(lat[trials - 1] < 0.010);
+  free(lat);
+  atr_info info = lock_info(f->store, "k");
+  assert_int_equal(info.count, 0);
+  assert_int_equal(info.waiters, 0);
+}
+
+/* In a new PID namespace, as pid 1 of it: takes the lock and waits. */
+static int ns_child(void *arg) {
+  struct child_arg *a = arg;
+  if (unshare(CLONE_NEWPID) != 0)
+    return 77;
+  pid_t pid = fork();
+  if (pid < 0)
+    return 1;
+  if (pid == 0) {
+    TU_CHILD_CHECK(getpid() == 1);
+    atr_store *s = tu_child_open(a->path);
+    atr_handle l;
+    atr_grant g;
+    TU_CHILD_CHECK(atr_lock_open(s, "k", 0, 0, &l) == 0);
+    TU_CHILD_CHECK(atr_lock_acquire(&l, -1, &g) == 0);
+    TU_CHILD_CHECK(tu_write_full(a->out[1], &g.fence, sizeof g.fence) == 0);
+    for (;;)
+      pause();
+  }
+  /* Our own namespace's pid of the grandchild, for the test to kill. */
+  TU_CHILD_CHECK(tu_write_full(a->ready[1], &pid, sizeof pid) == 0);
+  int status;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  return 0;
+}
+
+static void test_holder_killed_other_namespace(void **state) {
+  tu_fixture *f = fixture(state);
+  atr_handle h;
+  lock_new(f->store, "k", 0, &h);
+  struct child_arg a = {.path = f->path};
+  pid_t inner;
+  uint64_t fence;
+  tu_pipe(a.ready);
+  tu_pipe(a.out);
+  pid_t mid = tu_spawn(ns_child, &a);
+  if (tu_read_full(a.ready[0], &inner, sizeof inner, 10) != 0) {
+    int status = tu_wait(mid, 10);
+    tu_close_pipe(a.ready);
+    tu_close_pipe(a.out);
+    if (status == 77) {
+      print_message("skipped: unshare(CLONE_NEWPID) refused (needs root)\n");
+      skip();
+    }
+    fail_msg("namespace child ended with %d", status);
+  }
+  assert_int_equal(tu_read_full(a.out[0], &fence, sizeof fence, 10), 0);
+  /* The holder's TID in its namespace is 1: the lock word says so. */
+  double lat = kill_trial(&h, inner, fence, 0);
+  assert_int_equal(tu_wait(mid, 10), 0);
+  tu_close_pipe(a.ready);
+  tu_close_pipe(a.out);
+  print_message("holder in another PID namespace killed: waiter back in "
+                "%.3f ms\n",
+                lat * 1e3);
+}
+
+/* ------------------------------------------------------------- signals */
+
+static void on_sigint(int sig) {
+  (void)sig;
+}
+
+static void install_sigint(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_sigint;
+  sa.sa_flags = 0; /* no SA_RESTART */
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+}
+
+/* Blocks in acquire (the parent holds the lock); reports the result and
+ * when it came. */
+static int sigint_child(void *arg) {
+  struct child_arg *a = arg;
+  install_sigint();
+  atr_store *s = tu_child_open(a->path);
+  atr_handle l;
+  TU_CHILD_CHECK(atr_lock_open(s, "l", 0, 0, &l) == 0);
+  tu_child_ready(a->ready[1]);
+  int rc = atr_lock_acquire(&l, -1, NULL);
+  double t = tu_now();
+  TU_CHILD_CHECK(tu_write_full(a->out[1], &rc, sizeof rc) == 0);
+  TU_CHILD_CHECK(tu_write_full(a->out[1], &t, sizeof t) == 0);
+  return 0;
+}
+
+static void test_sigint_in_acquire(void **state) {
+  tu_fixture *f = fixture(state);
+  atr_handle h;
+  lock_new(f->store, "l", 0, &h);
+  tu_ok(atr_lock_acquire(&h, 0, NULL));
+  struct child_arg a = {.path = f->path};
+  tu_pipe(a.ready);
+  tu_pipe(a.out);
+  pid_t pid = tu_spawn_ready(sigint_child, &a, a.ready[0]);
+  assert_int_equal(tu_wait_blocked(pid, 10), 0);
+  double t0 = tu_now();
+  kill(pid, SIGINT);
+  int rc;
+  double t;
+  assert_int_equal(tu_read_full(a.out[0], &rc, sizeof rc, 10), 0);
+  assert_int_equal(tu_read_full(a.out[0], &t, sizeof t, 10), 0);
+  tu_assert_rc(rc, ATR_EINTR);
+  assert_true(t - t0 < 0.1);
+  assert_int_equal(tu_wait(pid, 10), 0);
+  tu_close_pipe(a.ready);
+  tu_close_pipe(a.out);
+  /* Still ours, and no waiter left counted. */
+  assert_int_equal(lock_info(f->store, "l").waiters, 0);
+  tu_ok(atr_lock_release(&h));
+}
+
+/* --------------------------------------------------------------- leases */
+
+/* Waits for the lock without a timeout; reports result, fence, time. */
+static int lease_waiter_child(void *arg) {
+  struct child_arg *a = arg;
+  atr_store *s = tu_child_open(a->path);
+  atr_handle l;
+  atr_grant g;
+  TU_CHILD_CHECK(atr_lock_open(s, "l", 0, 0, &l) == 0);
+  tu_child_ready(a->ready[1]);
+  int rc = atr_lock_acquire(&l, a->timeout, &g);
+  double t = tu_now();
+  TU_CHILD_CHECK(tu_write_full(a->out[1], &rc, sizeof rc) == 0);
+  TU_CHILD_CHECK(tu_write_full(a->out[1], &g.fence, sizeof g.fence) == 0);
+  TU_CHILD_CHECK(tu_write_full(a->out[1], &t, sizeof t) == 0);
+  if (rc == 0)
+    TU_CHILD_CHECK(atr_lock_release(&l) == 0);
+  return 0;
+}
+
+static int count_op(atr_cursor *c, const char *name, atr_op op) {
+  atr_event ev;
+  int n = 0, rv;
+  while ((rv = atr_feed_next(c, &ev, 0)) == 0)
+    if (strcmp(ev.name, name) == 0 && ev.op == op)
+      n++;
+  return n;
+}
+
+static void test_lease_expires_to_waiter(void **state) {
+  tu_fixture *f = fixture(state);
+  atr_handle h;
+  atr_grant g;
+  atr_cursor cur;
+  lock_new(f->store, "l", 0, &h);
+  tu_ok(atr_feed_open(f->store, &cur));
+  tu_ok(atr_lock_lease(&h, 0.2, 0, 0, &g));
+  double granted = tu_now();
+  assert_true(g.token != 0);
+  assert_true(g.ttl == 0.2);
+  atr_info info = lock_info(f->store, "l");
+  assert_int_equal(info.lease, 1);
+  assert_true(info.expires_in > 0.1 && info.expires_in <= 0.2);
+  struct child_arg a = {.path = f->path, .timeout = -1};
+  tu_pipe(a.ready);
+  tu_pipe(a.out);
+  pid_t pid = tu_spawn_ready(lease_waiter_child, &a, a.ready[0]);
+  int rc;
+  uint64_t fence;
+  double t;
+  assert_int_equal(tu_read_full(a.out[0], &rc, sizeof rc, 10), 0);
+  assert_int_equal(tu_read_full(a.out[0], &fence, sizeof fence, 10), 0);
+  assert_int_equal(tu_read_full(a.out[0], &t, sizeof t, 10), 0);
+  tu_ok(rc);
+  assert_true(fence > g.fence);
+  /* Taken over at the deadline, not before, and promptly. */
+  assert_true(t - granted >= 0.2);
+  assert_true(t - granted < 0.3);
+  assert_int_equal(tu_wait(pid, 10), 0);
+  tu_close_pipe(a.ready);
+  tu_close_pipe(a.out);
+  assert_int_equal(count_op(&cur, "l", ATR_OP_EXPIRED), 1);
+  /* The spent token. */
+  tu_assert_rc(atr_lock_unlease(&h, g.token), ATR_ENOTHELD);
+  tu_assert_rc(atr_lock_renew(&h, g.token, 1, NULL), ATR_ENOTHELD);
+}
+
+static int fenced_fn(void *arg) {
+  (*(int *)arg)++;
+  return 7;
+}
+
+static void test_lease_calls(void **state) {
+  tu_fixture *f = fixture(state);
+  atr_handle h, r;
+  atr_grant g, g2;
+  int ran = 0;
+  lock_new(f->store, "l", 0, &h);
+  lock_new(f->store, "r", 1, &r);
+  tu_assert_rc(atr_lock_lease(&h, 0, 0, 0, &g), ATR_EINVAL);
+  tu_assert_rc(atr_lock_lease(&h, -1, 0, 0, &g), ATR_EINVAL);
+  tu_ok(atr_lock_lease(&h, 1e12, 0, 0, &g));
+  assert_true(g.ttl == ATR_LEASE_MAX);
+  tu_ok(atr_lock_unlease(&h, g.token));
+  tu_ok(atr_lock_lease(&h, 5, 0, 0, &g));
+  /* Held by a lease: others wait, a process acquire too. */
+  tu_assert_rc(atr_lock_lease(&h, 5, 0, 0, NULL), ATR_ETIMEDOUT);
+  tu_assert_rc(atr_lock_acquire(&h, 0.02, NULL), ATR_ETIMEDOUT);
+  tu_assert_rc(atr_lock_lease(&h, 5, 0, g.token, NULL), ATR_EINVAL);
+  /* Renew. */
+  tu_assert_rc(atr_lock_renew(&h, g.token + 1, 10, NULL), ATR_ENOTHELD);
+  tu_ok(atr_lock_renew(&h, g.token, 10, &g2));
+  tu_assert_u64(g2.fence, g.fence);
+  assert_true(lock_info(f->store, "l").expires_in > 9);
+  /* Fenced writes. */
+  tu_assert_rc(atr_lock_fenced(f->store, "l", g.fence, fenced_fn, &ran), 7);
+  assert_int_equal(ran, 1);
+  tu_assert_rc(atr_lock_fenced(f->store, "l", g.fence - 1, fenced_fn, &ran),
+               ATR_ESTALE);
+  tu_assert_rc(atr_lock_fenced(f->store, "nope", g.fence, fenced_fn, &ran),
+               ATR_ENOENT);
+  tu_assert_rc(atr_lock_fenced(f->store, "l", 0, fenced_fn, &ran), ATR_ESTALE);
+  /* Unlease: wrong token, then the right one, then spent. */
+  tu_assert_rc(atr_lock_unlease(&h, 0), ATR_ENOTHELD);
+  tu_assert_rc(atr_lock_unlease(&h, g.token ^ 1), ATR_ENOTHELD);
+  tu_ok(atr_lock_unlease(&h, g.token));
+  tu_assert_rc(atr_lock_unlease(&h, g.token), ATR_ENOTHELD);
+  tu_assert_rc(atr_lock_fenced(f->store, "l", g.fence, fenced_fn, &ran),
+               ATR_ESTALE);
+  assert_int_equal(ran, 1);
+  /* Break: the fence grows, the token is spent. */
+  tu_ok(atr_lock_lease(&h, 5, 0, 0, &g));
+  uint64_t before = lock_info(f->store, "l").version;
+  tu_ok(atr_lock_break(&h));
+  assert_true(lock_info(f->store, "l").version > before);
+  assert_int_equal(lock_info(f->store, "l").count, 0);
+  tu_assert_rc(atr_lock_unlease(&h, g.token), ATR_ENOTHELD);
+  tu_assert_rc(atr_lock_fenced(f->store, "l", g.fence, fenced_fn, &ran),
+               ATR_ESTALE);
+  tu_ok(atr_lock_break(&h)); /* free already */
+  tu_ok(atr_lock_lease(&h, 5, 0, 0, &g2));
+  assert_true(g2.fence > g.fence);
+  assert_true(g2.token != g.token);
+  tu_ok(atr_lock_unlease(&h, g2.token));
+  /* A process hold broken: its thread learns it on release. */
+  tu_ok(atr_lock_acquire(&h, 0, &g));
+  tu_ok(atr_lock_break(&h));
+  tu_ok(atr_lock_acquire(&h, 0, &g2)); /* the lock moved on */
+  assert_true(g2.fence > g.fence);
+  /* The broken hold is still linked by its thread: no second break. */
+  tu_assert_rc(atr_lock_break(&h), ATR_ELOCKED);
+  tu_ok(atr_lock_release(&h));                      /* the new hold */
+  tu_assert_rc(atr_lock_release(&h), ATR_ENOTHELD); /* unlinks the broken */
+  tu_ok(atr_lock_acquire(&h, 0, &g));
+  tu_ok(atr_lock_break(&h));
+  tu_assert_rc(atr_lock_release(&h), ATR_ENOTHELD);
+  tu_ok(atr_lock_acquire(&h, 0, NULL));
+  tu_ok(atr_lock_release(&h));
+  /* Reentrant lease re-entry: same token and fence, count + 1. */
+  tu_ok(atr_lock_lease(&r, 5, 0, 0, &g));
+  tu_ok(atr_lock_lease(&r, 5, 0, g.token, &g2));
+  tu_assert_u64(g2.token, g.token);
+  tu_assert_u64(g2.fence, g.fence);
+  assert_int_equal(g2.count, 2);
+  tu_assert_rc(atr_lock_lease(&r, 5, 0, g.token + 1, NULL), ATR_ENOTHELD);
+  tu_ok(atr_lock_unlease(&r, g.token));
+  assert_int_equal(lock_info(f->store, "r").count, 1);
+  tu_ok(atr_lock_unlease(&r, g.token));
+  tu_assert_rc(atr_lock_unlease(&r, g.token), ATR_ENOTHELD);
+  /* A lease that ran out is ended by atr_sync_expire. */
+  tu_ok(atr_lock_lease(&h, 0.01, 0, 0, &g));
+  tu_assert_i64(atr_sync_expire(&h), 0);
+  tu_sleep(0.02);
+  tu_assert_i64(atr_sync_expire(&h), 1);
+  tu_assert_i64(atr_sync_expire(&h), 0);
+  tu_assert_rc(atr_lock_unlease(&h, g.token), ATR_ENOTHELD);
+}
+
+/* ------------------------------------------------------------- timeouts */
+
+static void test_timeouts_and_delete(void **state) {
+  tu_fixture *f = fixture(state);
+  atr_handle h;
+  lock_new(f->store, "l", 0, &h);
+  tu_ok(atr_lock_lease(&h, 60, 0, 0, NULL));
+  /* 0 tries once; a positive timeout waits that long. */
+  double t0 = tu_now();
+  tu_assert_rc(atr_lock_acquire(&h, 0, NULL), ATR_ETIMEDOUT);
+  assert_true(tu_now() - t0 < 0.01);
+  struct child_arg a = {.path = f->path, .timeout = 0.1};
+  tu_pipe(a.ready);
+  tu_pipe(a.out);
+  pid_t pid = tu_spawn_ready(lease_waiter_child, &a, a.ready[0]);
+  int rc;
+  uint64_t fence;
+  double t;
+  assert_int_equal(tu_read_full(a.out[0], &rc, sizeof rc, 10), 0);
+  assert_int_equal(tu_read_full(a.out[0], &fence, sizeof fence, 10), 0);
+  assert_int_equal(tu_read_full(a.out[0], &t, sizeof t, 10), 0);
+  tu_assert_rc(rc, ATR_ETIMEDOUT);
+  assert_int_equal(tu_wait(pid, 10), 0);
+  /* A negative timeout waits until the lock is deleted: ATR_ENOENT. */
+  a.timeout = -1;
+  pid = tu_spawn_ready(lease_waiter_child, &a, a.ready[0]);
+  assert_int_equal(tu_wait_blocked(pid, 10), 0);
+  assert_int_equal(lock_info(f->store, "l").waiters, 1);
+  t0 = tu_now();
+  tu_ok(atr_delete(f->store, "l", ATR_LOCK));
+  assert_int_equal(tu_read_full(a.out[0], &rc, sizeof rc, 10), 0);
+  assert_int_equal(tu_read_full(a.out[0], &fence, sizeof fence, 10), 0);
+  assert_int_equal(tu_read_full(a.out[0], &t, sizeof t, 10), 0);
+  tu_assert_rc(rc, ATR_ENOENT);
+  assert_true(t - t0 < 0.1);
+  assert_int_equal(tu_wait(pid, 10), 0);
+  tu_close_pipe(a.ready);
+  tu_close_pipe(a.out);
+  tu_assert_rc(atr_lock_acquire(&h, 0, NULL), ATR_ENOENT);
+}
+
+/* A deleted lock held by a thread: its record stays until the holder
+ * lets go, and is reused after. */
+static void test_delete_while_held(void **state) {
+  tu_fixture *f = fixture(state);
+  atr_handle h, h2;
+  atr_grant g, g2;
+  lock_new(f->store, "l", 0, &h);
+  tu_ok(atr_lock_acquire(&h, 0, &g));
+  tu_ok(atr_delete(f->store, "l", ATR_ANY));
+  lock_new(f->store, "l", 0, &h2);
+  assert_true(h2.slot != h.slot);
+  tu_ok(atr_lock_acquire(&h2, 0, &g2));
+  assert_true(g2.fence > g.fence); /* fences grow across re-create */
+  tu_assert_rc(atr_lock_release(&h), ATR_ENOENT); /* unlinks its hold */
+  tu_ok(atr_lock_release(&h2));
+  /* Fill the store's records: the lingering one comes back. */
+  atr_store_stats st;
+  tu_ok(atr_store_stats_get(f->store, &st));
+  char name[32];
+  uint64_t made = 0;
+  for (uint64_t i = 0; i < st.max_objects; i++) {
+    atr_handle x;
+    snprintf(name, sizeof name, "x%llu", (unsigned long long)i);
+    if (atr_lock_open(f->store, name, ATR_CREATE, 0, &x) != ATR_CREATED)
+      break;
+    made++;
+  }
+  tu_assert_u64(made + 1, st.max_objects);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_basics, tu_setup, tu_teardown),
+      cmocka_unit_test_setup_teardown(test_mutual_exclusion, tu_setup,
+                                      tu_teardown),
+      cmocka_unit_test_setup_teardown(test_mutual_exclusion_reentrant,
+                                      tu_setup, tu_teardown),
+      cmocka_unit_test_setup_teardown(test_holder_killed, tu_setup,
+                                      tu_teardown),
+      cmocka_unit_test_setup_teardown(test_holder_killed_other_namespace,
+                                      tu_setup, tu_teardown),
+      cmocka_unit_test_setup_teardown(test_sigint_in_acquire, tu_setup,
+                                      tu_teardown),
+      cmocka_unit_test_setup_teardown(test_lease_expires_to_waiter, tu_setup,
+                                      tu_teardown),
+      cmocka_unit_test_setup_teardown(test_lease_calls, tu_setup, tu_teardown),
+      cmocka_unit_test_setup_teardown(test_timeouts_and_delete, tu_setup,
+                                      tu_teardown),
+      cmocka_unit_test_setup_teardown(test_delete_while_held, tu_setup,
+                                      tu_teardown),
+      cmocka_unit_test(tu_test_no_leftovers),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
