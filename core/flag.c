@@ -18,13 +18,6 @@
  */
 #include "internal.h"
 
-#include <endian.h>
-#include <errno.h>
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
-
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
                "the futex word is the low half of the state's address");
 
@@ -102,22 +95,6 @@ ATR__EXPORT int atr_flag_clear(const atr_handle *h) {
   return flag_change(h, 0);
 }
 
-/* Sleeps while the futex word is val, up to timeout seconds (< 0: for
- * ever): 0, ATR_EINTR when a signal handler ran, ATR_ETIMEDOUT. */
-static int flag_sleep(_Atomic uint32_t *word, uint32_t val, double timeout) {
-  struct timespec ts, *tsp = NULL;
-  if (timeout > 0) {
-    if (timeout > 1e9)
-      timeout = 1e9;
-    ts.tv_sec = (time_t)timeout;
-    ts.tv_nsec = (long)((timeout - (double)ts.tv_sec) * 1e9);
-    tsp = &ts;
-  }
-  if (syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, val, tsp, NULL, 0) == 0)
-    return 0;
-  return errno == EINTR ? ATR_EINTR : errno == ETIMEDOUT ? ATR_ETIMEDOUT : 0;
-}
-
 /*
  * A waiter returns 0 once it sees the flag set, or once a set happened
  * since it registered even if a clear followed at once (as
@@ -143,7 +120,7 @@ ATR__EXPORT int atr_flag_wait(const atr_handle *h, double timeout, int *set) {
     if (!atomic_compare_exchange_strong(&f->state, &state,
                                         state + FLAG_WAITER))
       continue;
-    int rc = flag_sleep(flag_word(f), flag_low(state), left);
+    int rc = atr__futex_wait(flag_word(f), flag_low(state), left);
     /* Unregister unless a set (or a delete) already zeroed the count. */
     uint64_t now = atomic_load(&f->state);
     while (flag_sets(now) == flag_sets(state) && flag_waiters(now) != 0 &&

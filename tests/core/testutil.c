@@ -263,7 +263,8 @@ int tu_wait_blocked(pid_t pid, double timeout) {
     long sysno;
     if (tu_proc_state(pid, &state, &sysno) != 0 || state == 'Z')
       return -1;
-    if (state == 'S' && (sysno == -1 || sysno == SYS_futex))
+    /* 449: futex_waitv, which older headers do not name. */
+    if (state == 'S' && (sysno == -1 || sysno == SYS_futex || sysno == 449))
       return 0;
     tu_sleep(0.0002);
   } while (tu_now() < deadline);
