@@ -421,7 +421,7 @@ export function syncBody(kind, form) {
 export function syncDone(o, action) {
   const s = o.sync;
   switch (action) {
-    case 'break': return `Broken: the fence is now ${fmt(s.fence)}.`;
+    case 'break': return 'Broken: it is free; its holder’s token and fence are spent.';
     case 'set': return 'Set: every waiter was woken.';
     case 'clear': return 'Cleared.';
     case 'abort': return 'Aborted: the barrier is broken until a reset.';

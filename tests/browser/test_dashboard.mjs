@@ -488,11 +488,11 @@ async function syncPanels(gw, page, reloads, errors) {
     await waitShown(page, 'semaphore', 'slots', '2 / 3 free', 5000);
     await createWithForm(page, 'flag', 'go', { '#create-set': false });
     await waitShown(page, 'flag', 'go', 'clear', 5000);
-    await createWithForm(page, 'barrier', 'meet', { '#create-parties': '3' });
-    await waitShown(page, 'barrier', 'meet', '0 / 3 arrived', 5000);
     await createWithForm(page, 'condition', 'door.cv', { '#create-lock': 'door' });
     await waitShown(page, 'condition', 'door.cv', '0 waiting', 5000);
     await waitText(page, field('condition', 'door.cv', 'lock'), 'door · free');
+    await createWithForm(page, 'barrier', 'meet', { '#create-parties': '3' });
+    await waitShown(page, 'barrier', 'meet', '0 / 3 arrived', 5000);
 
     const want = {
       '/v1/locks/door': { kind: 'lock', reentrant: false, held: false, waiters: 0 },
@@ -554,8 +554,9 @@ async function syncPanels(gw, page, reloads, errors) {
       'the break button is off on a held lock');
   });
 
-  await check('breaking the lock from the dashboard frees it, grows its fence, spends the token', async () => {
+  await check('breaking the lock from the dashboard frees it and spends its token and fence', async () => {
     const sel = `${card('lock', 'door')} button[data-action="break"]`;
+    const held = (await gw.json('GET', '/v1/locks/door')).body;
     await page.click(sel); // arms it: a break takes a second click
     await waitText(page, sel, 'Confirm break');
     assert((await gw.json('GET', '/v1/locks/door')).body.held === true, 'one click broke the lock');
@@ -565,17 +566,35 @@ async function syncPanels(gw, page, reloads, errors) {
       const r = await gw.json('GET', '/v1/locks/door');
       return r.body.held === false && r.body;
     }, 3000, 'GET /v1/locks/door held false');
-    assert(after.fence > lease.fence, `the fence went from ${lease.fence} to ${after.fence}`);
+    assert(after.version > held.version, `the version went from ${held.version} to ${after.version}`);
     await waitShown(page, 'lock', 'door', 'free', 2000);
-    await waitText(page, field('lock', 'door', 'fence'), /\d/);
-    assert(digits(await textOf(page, field('lock', 'door', 'fence'))) === String(after.fence),
-      'the card does not show the new fence');
+    await waitText(page, field('lock', 'door', 'holder'), 'nobody');
     assert(await page.isHidden(field('lock', 'door', 'left')), 'a free lock shows a time left');
+    assert(await page.isDisabled(sel), 'Break is on for a free lock');
     await waitText(page, `${card('lock', 'door')} .msg`, /^Broken/);
+    await waitText(page, field('condition', 'door.cv', 'lock'), 'door · free');
+    // The broken lease's token and fence are spent.
     const spent = await gw.json('POST', '/v1/locks/door/release', { token: lease.token });
     assert(spent.status === 409 && spent.body.error.code === 'not_held',
       `release with the broken lease's token answered ${spent.status} ${JSON.stringify(spent.body)}`);
-    await waitText(page, field('condition', 'door.cv', 'lock'), 'door · free');
+    const write = await fetch(`${gw.url}/v1/values/visits`, {
+      method: 'PUT',
+      headers: { 'Content-Type': 'application/json', 'Atrium-Fence': `door=${lease.fence}` },
+      body: '{"type":"q","value":-1}',
+    });
+    assert(write.status === 412, `a write fenced by the broken lease answered ${write.status}`);
+    assert((await gw.json('GET', '/v1/values/visits')).body.value === 42, 'the fenced write changed visits');
+    // The next holder's fence is above it, and the card shows that one.
+    const next = await gw.json('POST', '/v1/locks/door/acquire?ttl=5');
+    assert(next.status === 200 && next.body.fence > lease.fence,
+      `the next acquisition's fence is ${next.body.fence}, the broken one's ${lease.fence}`);
+    await waitText(page, field('lock', 'door', 'fence'), (await page.evaluate(
+      (n) => new Intl.NumberFormat().format(n), next.body.fence)));
+    await waitShown(page, 'lock', 'door', 'held', 2000);
+    const released = await gw.json('POST', '/v1/locks/door/release', { token: next.body.token });
+    assert(released.status === 200 && released.body.held === false,
+      `release answered ${released.status} ${JSON.stringify(released.body)}`);
+    await waitShown(page, 'lock', 'door', 'free', 2000);
   });
 
   await check('a flag is set and cleared from the dashboard, and follows HTTP', async () => {
