@@ -10,7 +10,9 @@
 // synchronisation kind (lock, semaphore, flag, barrier, condition) is made
 // with the form, bad input there makes nothing, a lock leased over HTTP
 // shows as held with its fence and its time left running down, the Break
-// button frees it (a new fence, the old token spent), the flag's buttons
+// button frees it (its token and fence spent), a lock held by a C process
+// (sync_tool) shows so, with a C waiter counted, and passes on abandoned
+// when the holder is killed, the flag's buttons
 // set and clear it (waking a waiter parked over HTTP), a barrier's
 // arrivals show as HTTP waiters park and Abort/Reset answer them, a
 // semaphore follows acquires, all live from the stream; at 390 px
@@ -38,6 +40,7 @@ const ARTIFACTS = resolve(ROOT, process.env.ARTIFACTS || 'build/artifacts');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const ATRIUMD = join(BUILD, 'atriumd');
 const ATRIUM = join(BUILD, 'atrium');
+const SYNC_TOOL = join(BUILD, 'tests', 'gateway', 'sync_tool'); // holds a lock from C
 
 const READY = /^atriumd: listening on http:\/\/([^ ]+):(\d+), events on (\S+)$/m;
 const SANITIZER = ['ERROR: AddressSanitizer', 'ERROR: LeakSanitizer', 'runtime error:',
@@ -320,7 +323,7 @@ async function main() {
         card('array', 'load'), { timeout: 5000 });
     });
 
-    await syncPanels(gw, page, () => reloads, errors);
+    await syncPanels(gw, page, () => reloads, errors, store);
 
     // Something to look at: histories, rates, a longer array.
     await populate(gw, page);
@@ -473,7 +476,7 @@ async function createWithForm(page, kind, name, fields = {}) {
 // conditions, against the gateway's routes: each made with the form,
 // then changed over HTTP and from the cards, the cards following live
 // (no reload) from the event stream.
-async function syncPanels(gw, page, reloads, errors) {
+async function syncPanels(gw, page, reloads, errors, store) {
   const before = reloads();
   await page.evaluate(() => {
     window.atriumSyncMark = 'still here';
@@ -595,6 +598,42 @@ async function syncPanels(gw, page, reloads, errors) {
     assert(released.status === 200 && released.body.held === false,
       `release answered ${released.status} ${JSON.stringify(released.body)}`);
     await waitShown(page, 'lock', 'door', 'free', 2000);
+  });
+
+  await check('a lock held by a C process shows so; killed, it passes to a C waiter, abandoned', async () => {
+    const tools = [];
+    const tool = (args) => {
+      const proc = spawn(SYNC_TOOL, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+      running.add(proc);
+      proc.once('exit', () => running.delete(proc));
+      proc.out = '';
+      proc.stdout.setEncoding('utf8');
+      proc.stdout.on('data', (chunk) => {
+        proc.out += chunk;
+      });
+      tools.push(proc);
+      return proc;
+    };
+    try {
+      const holder = tool(['hold', store, 'door']);
+      const held = await until(() => /^held (\d+) 0$/m.exec(holder.out), 5000, 'sync_tool holds door');
+      await waitShown(page, 'lock', 'door', 'held', 2000);
+      await waitText(page, field('lock', 'door', 'holder'), 'a local process');
+      assert(await page.isHidden(field('lock', 'door', 'left')), 'a process hold shows a time left');
+      assert(digits(await textOf(page, field('lock', 'door', 'fence'))) === held[1],
+        `the card's fence is not the C process's ${held[1]}`);
+      // A waiter comes: no event says so, the card reads a held lock again.
+      const waiter = tool(['acquire', store, 'door', '20']);
+      await waitText(page, field('lock', 'door', 'waiters'), '1', 4000);
+      holder.kill('SIGKILL');
+      const got = await until(() => /^acquired (\d+) /m.exec(waiter.out), 5000, 'the waiter acquires');
+      assert(Number(got[1]) > Number(held[1]), `the waiter's fence ${got[1]} is not above ${held[1]}`);
+      await waitText(page, `${card('lock', 'door')} .msg`, /holder died/);
+      await waitShown(page, 'lock', 'door', 'free', 2000); // the waiter released it
+      await waitText(page, field('lock', 'door', 'waiters'), '0', 4000);
+    } finally {
+      for (const proc of tools) proc.kill('SIGKILL');
+    }
   });
 
   await check('a flag is set and cleared from the dashboard, and follows HTTP', async () => {
