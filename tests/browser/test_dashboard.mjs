@@ -12,7 +12,8 @@
 // shows as held with its fence and its time left running down, the Break
 // button frees it (its token and fence spent), a lock held by a C process
 // (sync_tool) shows so, with a C waiter counted, and passes on abandoned
-// when the holder is killed, the flag's buttons
+// when the holder is killed, a condition's waiter shows and a notify
+// wakes it, the flag's buttons
 // set and clear it (waking a waiter parked over HTTP), a barrier's
 // arrivals show as HTTP waiters park and Abort/Reset answer them, a
 // semaphore follows acquires, all live from the stream; at 390 px
@@ -634,6 +635,35 @@ async function syncPanels(gw, page, reloads, errors, store) {
     } finally {
       for (const proc of tools) proc.kill('SIGKILL');
     }
+  });
+
+  await check("a condition's waiters show as an HTTP client waits, and a notify wakes it", async () => {
+    const acquire = async () => {
+      const r = await gw.json('POST', '/v1/locks/door/acquire?ttl=30');
+      assert(r.status === 200, `acquire answered ${r.status} ${JSON.stringify(r.body)}`);
+      return r.body.token;
+    };
+    const first = await acquire();
+    await waitText(page, field('condition', 'door.cv', 'lock'), 'door · held');
+    const waiter = gw.json('POST', '/v1/conditions/door.cv/wait?timeout=20', { token: first });
+    // The wait gives the lock back and parks; the card reads it again.
+    await waitShown(page, 'condition', 'door.cv', '1 waiting', 4000);
+    await waitText(page, field('condition', 'door.cv', 'lock'), 'door · free');
+    const second = await acquire();
+    const n = await gw.json('POST', '/v1/conditions/door.cv/notify', { token: second, n: 1 });
+    assert(n.status === 200 && n.body.woken === 1, `notify answered ${n.status} ${JSON.stringify(n.body)}`);
+    // The notify event may still count the woken waiter (it leaves the line
+    // a moment later, without an event): the card's next read shows it.
+    await waitShown(page, 'condition', 'door.cv', '0 waiting', 4000);
+    assert((await gw.json('POST', '/v1/locks/door/release', { token: second })).status === 200,
+      'release of the notifier');
+    const w = await waiter; // it takes the lock again
+    assert(w.status === 200 && w.body.notified === true && w.body.token,
+      `the waiter got ${w.status} ${JSON.stringify(w.body)}`);
+    await waitText(page, field('condition', 'door.cv', 'lock'), 'door · held');
+    assert((await gw.json('POST', '/v1/locks/door/release', { token: w.body.token })).status === 200,
+      'release of the woken waiter');
+    await waitText(page, field('condition', 'door.cv', 'lock'), 'door · free');
   });
 
   await check('a flag is set and cleared from the dashboard, and follows HTTP', async () => {
