@@ -7,6 +7,14 @@ Prints one `name: value unit` line per measurement, like core_bench:
   mp_value_add_2p   the same from two processes at once (aggregate ops/s)
   mp_queue_2p       multiprocessing.Queue, one producer and one consumer
                     process, 64-byte bytes items (items/s)
+  mp_lock_1p        multiprocessing.Lock acquire() + release(), 1 process
+                    (pairs/s)
+  mp_lock_2p        the same from two processes taking turns on one lock
+                    (aggregate pairs/s)
+  mp_sem_1p         multiprocessing.Semaphore acquire() + release(), 1
+                    process (pairs/s)
+  mp_barrier_4p     multiprocessing.Barrier(4), 4 processes each waiting
+                    count times (rounds/s)
 
 Each measurement is sized by a short calibration run to take about
 ATRIUM_BENCH_TIME seconds (default 1.2), runs three times and reports the
@@ -83,11 +91,59 @@ def mp_queue_2p(count):
                      (queue_consume, (queue,))], count)
 
 
+def lock_pairs(lock, count):
+    acquire, release = lock.acquire, lock.release
+    for _ in range(count):
+        acquire()
+        release()
+
+
+def lock_pairs_child(lock, count, barrier):
+    barrier.wait()
+    lock_pairs(lock, count)
+
+
+def mp_lock_1p(count):
+    lock = mp.Lock()
+    start = time.perf_counter()
+    lock_pairs(lock, count)
+    return time.perf_counter() - start
+
+
+def mp_lock_2p(count):
+    lock = mp.Lock()
+    return run_pair([(lock_pairs_child, (lock,)),
+                     (lock_pairs_child, (lock,))], count)
+
+
+def mp_sem_1p(count):
+    sem = mp.Semaphore(1)
+    start = time.perf_counter()
+    lock_pairs(sem, count)
+    return time.perf_counter() - start
+
+
+def barrier_rounds(barrier, count, start):
+    start.wait()
+    wait = barrier.wait
+    for _ in range(count):
+        wait()
+
+
+def mp_barrier_4p(count):
+    barrier = mp.Barrier(4)
+    return run_pair([(barrier_rounds, (barrier,))] * 4, count)
+
+
 # name, function (seconds for count per process), operations per count, unit
 CASES = [
     ("mp_value_add_1p", mp_value_add_1p, 1, "ops/s"),
     ("mp_value_add_2p", mp_value_add_2p, 2, "ops/s"),
     ("mp_queue_2p", mp_queue_2p, 1, "items/s"),
+    ("mp_lock_1p", mp_lock_1p, 1, "pairs/s"),
+    ("mp_lock_2p", mp_lock_2p, 2, "pairs/s"),
+    ("mp_sem_1p", mp_sem_1p, 1, "pairs/s"),
+    ("mp_barrier_4p", mp_barrier_4p, 1, "rounds/s"),
 ]
 
 

@@ -45,6 +45,12 @@ core_queue_batch_2p mp_queue_2p       >= 40 x
 py_value_add_2p      mp_value_add_2p   >= 5 x
 py_queue_tuple_2p    mp_queue_tuple_2p >= 2 x
 py_http_value_add_c1 webdis_incr_c1_py >= 1.2
+core_lock_1p        mp_lock_1p        >= 3 x
+core_lock_1p        posix_sem_1p      >= 0.5
+core_lock_2p        mp_lock_2p        >= 2 x
+core_lock_2p        robust_mutex_2p   >= 0.5
+core_sem_1p         mp_sem_1p         >= 1 x
+core_barrier_4p     mp_barrier_4p     >= 3 x
 EOF
 
 # The gateway over HTTP, beside Webdis+Redis and nginx: its own servers,

@@ -45,8 +45,7 @@ static struct atr__obj *cd_of(const atr_handle *h) {
 }
 
 /* o's table, or NULL if it does not fit the store (damage). */
-static struct cd_place *cd_table(const atr_store *s,
-                                 const struct atr__obj *o) {
+static struct cd_place *cd_table(const atr_store *s, const struct atr__obj *o) {
   const struct atr__cond_state *c = &o->u.c;
   if (c->places == 0 || c->places > 1024 ||
       c->table_size < (uint64_t)c->places * sizeof(struct cd_place) ||
@@ -63,8 +62,8 @@ static int cd_lock_handle(const atr_handle *h, struct atr__obj *o,
   const struct atr__cond_state *c = &o->u.c;
   if (c->lock_slot >= s->hdr->max_objects)
     return ATR_ECORRUPT;
-  *lh = (atr_handle){s, c->lock_id, atr__slot(s, c->lock_slot), c->lock_slot,
-                     ATR_LOCK, 0};
+  *lh = (atr_handle){
+      s, c->lock_id, atr__slot(s, c->lock_slot), c->lock_slot, ATR_LOCK, 0};
   struct atr__obj *lo = atr__obj_of(lh);
   return lo != NULL && lo->kind == ATR_LOCK ? 0 : ATR_ENOENT;
 }
@@ -347,8 +346,8 @@ ATR__EXPORT int atr_cond_wait_end(const atr_handle *h, uint64_t ticket) {
   return cd_with_ticket(h, ticket, cd_end_fn);
 }
 
-ATR__EXPORT int atr_cond_notify(const atr_handle *h, uint64_t token,
-                                uint64_t n, uint64_t *woken) {
+ATR__EXPORT int atr_cond_notify(const atr_handle *h, uint64_t token, uint64_t n,
+                                uint64_t *woken) {
   struct atr__obj *o = cd_of(h);
   struct cd_place *t;
   atr_handle lh;

@@ -44,14 +44,22 @@ ATR__EXPORT int atr_name_check(const char *name, size_t len) {
 
 ATR__EXPORT const char *atr_op_name(atr_op op) {
   static const char *const names[] = {
-      [ATR_OP_CREATED] = "created", [ATR_OP_DELETED] = "deleted",
-      [ATR_OP_SET] = "set",         [ATR_OP_ADD] = "add",
-      [ATR_OP_PUT] = "put",         [ATR_OP_POP] = "pop",
-      [ATR_OP_CLEAR] = "clear",     [ATR_OP_ACQUIRED] = "acquired",
-      [ATR_OP_RELEASED] = "released", [ATR_OP_EXPIRED] = "expired",
-      [ATR_OP_ABANDONED] = "abandoned", [ATR_OP_WAIT] = "wait",
-      [ATR_OP_PASSED] = "passed",   [ATR_OP_BROKEN] = "broken",
-      [ATR_OP_RESET] = "reset",     [ATR_OP_NOTIFY] = "notify",
+      [ATR_OP_CREATED] = "created",
+      [ATR_OP_DELETED] = "deleted",
+      [ATR_OP_SET] = "set",
+      [ATR_OP_ADD] = "add",
+      [ATR_OP_PUT] = "put",
+      [ATR_OP_POP] = "pop",
+      [ATR_OP_CLEAR] = "clear",
+      [ATR_OP_ACQUIRED] = "acquired",
+      [ATR_OP_RELEASED] = "released",
+      [ATR_OP_EXPIRED] = "expired",
+      [ATR_OP_ABANDONED] = "abandoned",
+      [ATR_OP_WAIT] = "wait",
+      [ATR_OP_PASSED] = "passed",
+      [ATR_OP_BROKEN] = "broken",
+      [ATR_OP_RESET] = "reset",
+      [ATR_OP_NOTIFY] = "notify",
   };
   if (op < ATR_OP_CREATED || op > ATR_OP_NOTIFY)
     return "unknown";

@@ -117,8 +117,7 @@ ATR__EXPORT int atr_flag_wait(const atr_handle *h, double timeout, int *set) {
     double left = atr__remaining(deadline);
     if (left == 0)
       return ATR_ETIMEDOUT;
-    if (!atomic_compare_exchange_strong(&f->state, &state,
-                                        state + FLAG_WAITER))
+    if (!atomic_compare_exchange_strong(&f->state, &state, state + FLAG_WAITER))
       continue;
     int rc = atr__futex_wait(flag_word(f), flag_low(state), left);
     /* Unregister unless a set (or a delete) already zeroed the count. */

@@ -35,6 +35,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <linux/futex.h> /* struct robust_list_head */
+
 #define ATR__EXPORT __attribute__((visibility("default")))
 
 #define ATR__MAGIC "ATRIUMST"
@@ -154,6 +156,71 @@ struct atr__queue {
   struct atr__qmove move;
 };
 
+/* Holds (robust.c: see its section below). */
+#define ATR__TID_MASK 0x3fffffffu   /* FUTEX_TID_MASK */
+#define ATR__OWNER_DIED 0x40000000u /* FUTEX_OWNER_DIED */
+#define ATR__WAITERS 0x80000000u    /* FUTEX_WAITERS */
+/* No thread has a TID above PID_MAX_LIMIT (2^22): the TIDs above it
+ * are markers of ours that the kernel never matches. */
+#define ATR__TID_MAX 0x400000u
+/* The TID of a lease: the whole TID mask. */
+#define ATR__LEASE_TID ATR__TID_MASK
+
+struct atr__hold {
+  _Atomic uint32_t word;
+  uint32_t flags;      /* the kind's own bits */
+  uint64_t nonce;      /* process hold: its thread's nonce; lease: token */
+  int64_t deadline_ns; /* lease: its end on CLOCK_MONOTONIC */
+  /* glibc's __pthread_list_t: the robust list runs through `next` (the
+   * kernel finds the word at next + futex_offset); `prev` is glibc's
+   * back link (__PTHREAD_MUTEX_HAVE_PREV), which its own enqueue and
+   * dequeue write into whatever entry is beside theirs. Pointers of the
+   * holding thread's process: only that thread reads them. */
+  void *prev;
+  void *next;
+};
+_Static_assert((ptrdiff_t)offsetof(struct atr__hold, word) -
+                       (ptrdiff_t)offsetof(struct atr__hold, next) ==
+                   (ptrdiff_t)offsetof(pthread_mutex_t, __data.__lock) -
+                       (ptrdiff_t)offsetof(pthread_mutex_t,
+                                           __data.__list.__next),
+               "a hold's list entry must sit where a robust mutex keeps its");
+_Static_assert(offsetof(struct atr__hold, prev) ==
+                   offsetof(pthread_mutex_t, __data.__list.__prev),
+               "a hold's back link must sit where a robust mutex keeps its");
+
+/* A lock (lock.c). Its holder's hold is hold[cur]; the other is where a
+ * process hold broken by atr_lock_break stays linked until its thread
+ * lets go (see lock.c). Only the holder writes count and fence while it
+ * holds a process hold; lease bookkeeping is under the record lock. */
+struct atr__lock_state {
+  struct atr__hold hold[2];
+  uint64_t count;            /* the holder's depth; 0 while free             */
+  uint64_t fence;            /* the holding acquisition's fence; 0 while free */
+  uint64_t last_fence;       /* the last acquisition's fence                 */
+  _Atomic uint64_t pend_rel; /* coalescing mark of "released"          */
+  _Atomic uint32_t waiters;  /* threads waiting now (advisory)         */
+  _Atomic uint8_t cur;       /* which hold is the lock's              */
+  uint8_t reentrant;
+};
+
+/* A condition (condition.c): bound to a lock record by slot and id; its
+ * waiters' line is a table of places in a heap block. */
+struct atr__cond_state {
+  uint64_t lock_id;
+  uint32_t lock_slot;
+  uint32_t places; /* places in the table                          */
+  uint64_t table_off, table_size;
+  uint64_t next_ticket; /* under the record lock                  */
+  _Atomic uint32_t seq; /* bumped by notify and kill: waiters sleep on it */
+  _Atomic uint32_t waiters;
+  char lock_name[ATR_NAME_MAX];
+};
+
+/* o->dead of a deleted record kept off the free list while a thread may
+ * still have one of its holds linked (the kind's `lingers` op). */
+#define ATR__LINGER 2
+
 /*
  * A flag (flag.c): one 64-bit word changed by CAS. Its low half is the
  * futex word waiters sleep on: (sets << 1) | set, sets counting the sets
@@ -181,69 +248,22 @@ struct atr__sem {
   _Atomic uint32_t waiters;  /* advisory */
 };
 
-/* Holds (robust.c: see its section below). */
-#define ATR__TID_MASK 0x3fffffffu   /* FUTEX_TID_MASK */
-#define ATR__OWNER_DIED 0x40000000u /* FUTEX_OWNER_DIED */
-#define ATR__WAITERS 0x80000000u    /* FUTEX_WAITERS */
-/* No thread has a TID above PID_MAX_LIMIT (2^22): the TIDs above it
- * are markers of ours that the kernel never matches. */
-#define ATR__TID_MAX 0x400000u
-/* The TID of a lease: the whole TID mask. */
-#define ATR__LEASE_TID ATR__TID_MASK
-
-struct atr__hold {
-  _Atomic uint32_t word;
-  uint32_t flags;      /* the kind's own bits */
-  uint64_t nonce;      /* process hold: its thread's nonce; lease: token */
-  int64_t deadline_ns; /* lease: its end on CLOCK_MONOTONIC */
-  /* glibc's __pthread_list_t: the robust list runs through `next` (the
-   * kernel finds the word at next + futex_offset); `prev` is glibc's
-   * back link (__PTHREAD_MUTEX_HAVE_PREV), which its own enqueue and
-   * dequeue write into whatever entry is beside theirs. Pointers of the
-   * holding thread's process: only that thread reads them. */
-  void *prev;
-  void *next;
+/*
+ * A barrier (barrier.c): its bookkeeping changes under the record lock
+ * (read lock-free to describe it); `seq` is the futex word every waiter
+ * sleeps on, bumped when a round passes, breaks or resets and at delete.
+ * Its places (2 x parties holds) are the record's heap block.
+ */
+struct atr__barrier {
+  _Atomic uint32_t seq;
+  uint32_t parties;
+  uint32_t count;      /* arrived in this round */
+  uint32_t broken;     /* 1 until a reset */
+  uint64_t generation; /* rounds passed or reset */
+  uint32_t table_cap;  /* places: 2 x parties */
+  uint32_t pad;
+  _Atomic uint64_t pend_pass; /* the coalescing mark of "passed" */
 };
-_Static_assert((ptrdiff_t)offsetof(struct atr__hold, word) -
-                       (ptrdiff_t)offsetof(struct atr__hold, next) ==
-                   (ptrdiff_t)offsetof(pthread_mutex_t, __data.__lock) -
-                       (ptrdiff_t)offsetof(pthread_mutex_t, __data.__list.__next),
-               "a hold's list entry must sit where a robust mutex keeps its");
-_Static_assert(offsetof(struct atr__hold, prev) ==
-                   offsetof(pthread_mutex_t, __data.__list.__prev),
-               "a hold's back link must sit where a robust mutex keeps its");
-
-/* A lock (lock.c). Its holder's hold is hold[cur]; the other is where a
- * process hold broken by atr_lock_break stays linked until its thread
- * lets go (see lock.c). Only the holder writes count and fence while it
- * holds a process hold; lease bookkeeping is under the record lock. */
-struct atr__lock_state {
-  struct atr__hold hold[2];
-  uint64_t count;      /* the holder's depth; 0 while free             */
-  uint64_t fence;      /* the holding acquisition's fence; 0 while free */
-  uint64_t last_fence; /* the last acquisition's fence                 */
-  _Atomic uint64_t pend_rel; /* coalescing mark of "released"          */
-  _Atomic uint32_t waiters;  /* threads waiting now (advisory)         */
-  _Atomic uint8_t cur;       /* which hold is the lock's              */
-  uint8_t reentrant;
-};
-
-/* A condition (condition.c): bound to a lock record by slot and id; its
- * waiters' line is a table of places in a heap block. */
-struct atr__cond_state {
-  uint64_t lock_id;
-  uint32_t lock_slot;
-  uint32_t places; /* places in the table                          */
-  uint64_t table_off, table_size;
-  uint64_t next_ticket;  /* under the record lock                  */
-  _Atomic uint32_t seq;  /* bumped by notify and kill: waiters sleep on it */
-  _Atomic uint32_t waiters;
-  char lock_name[ATR_NAME_MAX];
-};
-
-/* o->dead of a deleted record kept off the free list while a thread may
- * still have one of its holds linked (the kind's `lingers` op). */
-#define ATR__LINGER 2
 
 /* One object record. The first cache line is all an add touches. */
 struct atr__obj {
@@ -267,6 +287,7 @@ struct atr__obj {
     struct atr__queue q;
     struct atr__flag f;
     struct atr__sem sem;
+    struct atr__barrier b;
     struct atr__lock_state l;
     struct atr__cond_state c;
   } u;
@@ -282,9 +303,11 @@ _Static_assert(offsetof(struct atr__queue, put_lock) >=
 _Static_assert(offsetof(struct atr__queue, put_lock) >=
                    sizeof(struct atr__flag),
                "a flag would overwrite a queue lock");
-_Static_assert(offsetof(struct atr__queue, put_lock) >=
-                   sizeof(struct atr__sem),
+_Static_assert(offsetof(struct atr__queue, put_lock) >= sizeof(struct atr__sem),
                "a semaphore would overwrite a queue lock");
+_Static_assert(offsetof(struct atr__queue, put_lock) >=
+                   sizeof(struct atr__barrier),
+               "a barrier would overwrite a queue lock");
 _Static_assert(offsetof(struct atr__queue, put_lock) >=
                    sizeof(struct atr__lock_state),
                "a lock would overwrite a queue lock");
@@ -438,9 +461,19 @@ struct atr__self {
  * The calling thread's identity, made once per thread (and again in a
  * forked child: a pthread_atfork handler resets it). NULL with errno
  * ENOTSUP if the thread has no robust list of glibc's layout (then no
- * process hold can be taken: callers answer ATR_ESYS).
+ * process hold can be taken: callers answer ATR_ESYS). Inline: the hot
+ * paths read it on every call. The thread-local is initial-exec (no
+ * __tls_get_addr call when the library is loaded with dlopen, as
+ * Python's ctypes does; glibc keeps room for small ones).
  */
-const struct atr__self *atr__self(void);
+extern _Thread_local struct atr__self atr__self_tls
+    __attribute__((tls_model("initial-exec")));
+const struct atr__self *atr__self_make(void);
+static inline const struct atr__self *atr__self(void) {
+  if (__builtin_expect(atr__self_tls.tid != 0, 1))
+    return &atr__self_tls;
+  return atr__self_make();
+}
 uint32_t atr__tid(void);
 uint64_t atr__nonce(void);
 /* A fresh random 64-bit secret, never 0 (lease tokens). */
@@ -452,24 +485,80 @@ static inline bool atr__word_linked(uint32_t w) {
   uint32_t tid = w & ATR__TID_MASK;
   return tid != 0 && tid <= ATR__TID_MAX;
 }
+/* Whether any of n holds, the first at first and each stride bytes past
+ * the one before (a table of places), may be linked in a thread's robust
+ * list: a kind's `lingers` for its table. */
+static inline bool atr__holds_linked(const struct atr__hold *first,
+                                     size_t stride, uint32_t n) {
+  const char *p = (const char *)first;
+  for (uint32_t i = 0; i < n; i++, p += stride)
+    if (atr__word_linked(
+            atomic_load(&((const struct atr__hold *)(const void *)p)->word)))
+      return true;
+  return false;
+}
 /* Whether a word is free to take: 0, or its holder died. */
 static inline bool atr__word_free(uint32_t w) {
   w &= ~ATR__WAITERS;
   return w == 0 || w == ATR__OWNER_DIED;
 }
 
+/* The robust list as glibc keeps it: an entry's back link is the
+ * pointer before its `next`; bit 0 of a link marks a PI mutex. */
+static inline void **atr__rb_back(void *entry) {
+  return (void **)((char *)entry - sizeof(void *));
+}
+static inline void *atr__rb_clean(void *p) {
+  return (void *)((uintptr_t)p & ~(uintptr_t)1);
+}
+static inline void atr__rb_set_pending(void *head, void *entry) {
+  ((struct robust_list_head *)head)->list_op_pending = entry;
+  atomic_signal_fence(memory_order_seq_cst);
+}
+
 /*
  * One try to take h for the calling thread self: the word goes from free
  * (0 or OWNER_DIED) to self->tid | bits (pass ATR__WAITERS after having
- * slept: others may sleep too) and h is linked into the thread's robust
- * list, with the list's pending entry set around the change so that a
- * death half-way is still seen by the kernel. Returns 0, ATR_ABANDONED
- * (taken from a holder that died), or 1 (held: *seen is the word). The
- * nonce is written after the word: until then h looks held by another.
- * Lock-free.
+ * slept: others may sleep too) and h is linked at the head of the
+ * thread's robust list (as glibc's ENQUEUE_MUTEX_BOTH), with the list's
+ * pending entry set around the change so that a death half-way is still
+ * seen by the kernel. Returns 0, ATR_ABANDONED (taken from a holder that
+ * died), or 1 (held: *seen is the word). The nonce is written after the
+ * word: until then h looks held by another. Lock-free; inline (the
+ * uncontended lock's path).
  */
-int atr__hold_take(struct atr__hold *h, const struct atr__self *self,
-                   uint32_t bits, uint32_t *seen);
+static inline int atr__hold_take(struct atr__hold *h,
+                                 const struct atr__self *self, uint32_t bits,
+                                 uint32_t *seen) {
+  struct robust_list_head *rh = self->head;
+  uint32_t w = atomic_load_explicit(&h->word, memory_order_relaxed);
+  if (!atr__word_free(w)) {
+    *seen = w;
+    return 1;
+  }
+  atr__rb_set_pending(rh, &h->next);
+  for (;;) {
+    uint32_t next = self->tid | bits | (w & ATR__WAITERS);
+    if (atomic_compare_exchange_weak(&h->word, &w, next))
+      break;
+    if (!atr__word_free(w)) {
+      atr__rb_set_pending(rh, NULL);
+      *seen = w;
+      return 1;
+    }
+  }
+  void *first = atr__rb_clean(rh->list.next);
+  *atr__rb_back(first) = &h->next;
+  h->next = rh->list.next;
+  h->prev = rh;
+  /* The entry is whole before the head names it (the kernel may walk
+   * the list at any moment this thread dies). */
+  atomic_signal_fence(memory_order_seq_cst);
+  rh->list.next = (struct robust_list *)&h->next;
+  __atomic_store_n(&h->nonce, self->nonce, __ATOMIC_RELAXED);
+  atr__rb_set_pending(rh, NULL);
+  return (w & ATR__OWNER_DIED) ? ATR_ABANDONED : 0;
+}
 /* Whether self holds h (its TID and nonce). */
 static inline bool atr__hold_mine(const struct atr__hold *h,
                                   const struct atr__self *self) {
@@ -477,16 +566,54 @@ static inline bool atr__hold_mine(const struct atr__hold *h,
   return (w & ATR__TID_MASK) == self->tid &&
          __atomic_load_n(&h->nonce, __ATOMIC_RELAXED) == self->nonce;
 }
+/* Wakes wake_n sleepers of h's word (0: none; INT32_MAX: all) if old,
+ * the word before its change, had FUTEX_WAITERS. */
+static inline void atr__hold_wake(struct atr__hold *h, uint32_t old,
+                                  int wake_n) {
+  if (!(old & ATR__WAITERS) || wake_n <= 0)
+    return;
+  if (wake_n == 1)
+    atr__futex_wake_one(&h->word);
+  else
+    atr__futex_wake(&h->word);
+}
+/*
+ * Unlinks h from the calling thread's robust list if it is there (walks
+ * the list: bounded, LIFO makes it O(1) usually), leaving the word as it
+ * is. For a hold whose record was deleted or whose lock was broken while
+ * this thread held it. Returns whether it was linked.
+ */
+bool atr__hold_unlink(struct atr__hold *h, const struct atr__self *self);
 /*
  * Gives back h, which the calling thread holds and linked (check with
  * atr__hold_mine): unlinks it (pending set around), clears the nonce,
  * exchanges the word to `to` (0: free; a kind may leave another value
- * without TID bits) and wakes wake_n sleepers (0: none; INT32_MAX: all)
- * if the word had FUTEX_WAITERS. Only the linking thread may call it:
- * the list is that thread's.
+ * without a thread's TID) and wakes wake_n sleepers (0: none; INT32_MAX:
+ * all) if the word had FUTEX_WAITERS. Only the linking thread may call
+ * it: the list is that thread's. Inline: the common case is the list's
+ * first entry (LIFO); any other is found by atr__hold_unlink's walk.
  */
-void atr__hold_give(struct atr__hold *h, const struct atr__self *self,
-                    uint32_t to, int wake_n);
+static inline void atr__hold_give(struct atr__hold *h,
+                                  const struct atr__self *self, uint32_t to,
+                                  int wake_n) {
+  struct robust_list_head *rh = self->head;
+  atr__rb_set_pending(rh, &h->next);
+  if (atr__rb_clean(rh->list.next) == (void *)&h->next) {
+    void *next = h->next;
+    *atr__rb_back(atr__rb_clean(next)) = rh;
+    rh->list.next = next;
+    atomic_signal_fence(memory_order_seq_cst);
+    h->prev = h->next = NULL;
+  } else {
+    atr__hold_unlink(h, self);
+  }
+  /* The nonce goes first: a thread of another namespace with the same
+   * TID that takes the word next must never look like us meanwhile. */
+  __atomic_store_n(&h->nonce, 0, __ATOMIC_RELAXED);
+  uint32_t old = atomic_exchange(&h->word, to);
+  atr__rb_set_pending(rh, NULL);
+  atr__hold_wake(h, old, wake_n);
+}
 /*
  * Takes h for a lease: the word from free to LEASE_TID | bits, then the
  * token and deadline are written. Returns as atr__hold_take. The caller
@@ -515,13 +642,6 @@ int atr__hold_watch(struct atr__hold *h, uint32_t *val);
  * wake is never lost).
  */
 void atr__hold_pass_wake(struct atr__hold *h);
-/*
- * Unlinks h from the calling thread's robust list if it is there (walks
- * the list: bounded, LIFO makes it O(1) usually), leaving the word as it
- * is. For a hold whose record was deleted or whose lock was broken while
- * this thread held it. Returns whether it was linked.
- */
-bool atr__hold_unlink(struct atr__hold *h, const struct atr__self *self);
 
 /* scalar.c: the type codes (atr_type_class says which kind of number). */
 /* Checks v against type and normalises it (a 'f' is rounded to float).
@@ -648,6 +768,7 @@ extern const struct atr__kind_ops atr__array_ops;
 extern const struct atr__kind_ops atr__queue_ops;
 extern const struct atr__kind_ops atr__flag_ops;
 extern const struct atr__kind_ops atr__sem_ops;
+extern const struct atr__kind_ops atr__barrier_ops;
 extern const struct atr__kind_ops atr__lock_ops;
 extern const struct atr__kind_ops atr__cond_ops;
 

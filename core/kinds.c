@@ -15,7 +15,9 @@
  *    `const struct atr__kind_ops atr__<kind>_ops` (kill, info,
  *    last_version; repair if it writes under the record lock; data if
  *    it owns heap; mark if it keeps an op's mark apart; slot_init if it
- *    has mutexes of its own) with `extern` beside the others in
+ *    has mutexes of its own; lingers if it has holds a thread links in
+ *    its robust list; expire if it has leases) with `extern` beside the
+ *    others in
  *    internal.h. Only this file reads its union member.
  * 4. Here: one row, [ATR_<KIND>] = &atr__<kind>_ops.
  * 5. Tests: tests/core/test_<kind>.c, its cases as a table; every
@@ -28,13 +30,10 @@
 #include "internal.h"
 
 static const struct atr__kind_ops *const kinds_table[] = {
-    [ATR_VALUE] = &atr__value_ops,
-    [ATR_ARRAY] = &atr__array_ops,
-    [ATR_QUEUE] = &atr__queue_ops,
-    [ATR_SEMAPHORE] = &atr__sem_ops,
-    [ATR_FLAG] = &atr__flag_ops,
-    [ATR_LOCK] = &atr__lock_ops,
-    [ATR_CONDITION] = &atr__cond_ops,
+    [ATR_VALUE] = &atr__value_ops,    [ATR_ARRAY] = &atr__array_ops,
+    [ATR_QUEUE] = &atr__queue_ops,    [ATR_LOCK] = &atr__lock_ops,
+    [ATR_CONDITION] = &atr__cond_ops, [ATR_SEMAPHORE] = &atr__sem_ops,
+    [ATR_FLAG] = &atr__flag_ops,      [ATR_BARRIER] = &atr__barrier_ops,
 };
 
 #define KINDS_COUNT (sizeof kinds_table / sizeof kinds_table[0])

@@ -66,9 +66,13 @@ struct lk_want {
   uint64_t fence; /* out: a lease's fence, set under the record lock */
 };
 
-static struct atr__obj *lk_of(const atr_handle *h) {
-  struct atr__obj *o = atr__obj_of(h);
-  return o != NULL && h->kind == ATR_LOCK && o->kind == ATR_LOCK ? o : NULL;
+/* The handle's record if it is a live lock (atr__obj_of, inline). */
+static inline struct atr__obj *lk_of(const atr_handle *h) {
+  struct atr__obj *o;
+  if (h == NULL || (o = h->rec) == NULL || h->kind != ATR_LOCK ||
+      atomic_load_explicit(&o->id, memory_order_acquire) != h->id)
+    return NULL;
+  return o->kind == ATR_LOCK ? o : NULL;
 }
 
 static inline unsigned lk_cur(struct atr__lock_state *l) {
@@ -76,12 +80,24 @@ static inline unsigned lk_cur(struct atr__lock_state *l) {
 }
 
 static inline bool lk_gone(const atr_handle *h, struct atr__obj *o) {
-  return atomic_load(&o->id) != h->id || __atomic_load_n(&o->dead,
-                                                         __ATOMIC_SEQ_CST);
+  return atomic_load(&o->id) != h->id ||
+         __atomic_load_n(&o->dead, __ATOMIC_SEQ_CST);
 }
 
 static inline uint64_t lk_bump(struct atr__obj *o) {
   return __atomic_add_fetch(&o->version, 1, __ATOMIC_SEQ_CST);
+}
+
+/* The version's bump by a process holder, which is its only writer
+ * while it holds (lease paths bump under the record lock, and only once
+ * the word is theirs): a load and a store, not a locked add, which
+ * would cost as much as the CAS that took the word. (A break of this
+ * hold racing its taker's bump may leave one version counted twice:
+ * the gap the header names.) */
+static inline uint64_t lk_bump_holder(struct atr__obj *o) {
+  uint64_t v = __atomic_load_n(&o->version, __ATOMIC_RELAXED) + 1;
+  __atomic_store_n(&o->version, v, __ATOMIC_RELEASE);
+  return v;
 }
 
 static void lk_grant(atr_grant *g, uint64_t fence, uint64_t token,
@@ -190,7 +206,7 @@ static int lk_won_process(const atr_handle *h, struct atr__obj *o, unsigned c,
     return ATR_ENOENT;
   }
   l->count = 1;
-  l->fence = l->last_fence = lk_bump(o);
+  l->fence = l->last_fence = lk_bump_holder(o);
   return rc;
 }
 
@@ -230,7 +246,8 @@ static int lk_acquire(const atr_handle *h, struct atr__obj *o,
     if ((seen & ATR__TID_MASK) == ATR__LEASE_TID && atr__lease_over(hd, now)) {
       if ((rc = lk_expire(h, o)) < 0)
         break;
-      continue;
+      if (rc > 0)
+        continue; /* else it was renewed or handed on meanwhile: wait */
     }
     if (!timed) {
       deadline = atr__deadline_ns(timeout);
@@ -278,18 +295,31 @@ ATR__EXPORT int atr_lock_acquire(const atr_handle *h, double timeout,
                                  atr_grant *g) {
   struct atr__obj *o = lk_of(h);
   const struct atr__self *self;
+  uint32_t seen;
   if (o == NULL)
     return ATR_ENOENT;
   if ((self = atr__self()) == NULL)
     return ATR_ESYS;
   struct atr__lock_state *l = &o->u.l;
-  struct atr__hold *hd = &l->hold[lk_cur(l)];
+  unsigned c = lk_cur(l);
+  struct atr__hold *hd = &l->hold[c];
   if (l->reentrant && atr__hold_mine(hd, self)) {
     if (lk_gone(h, o))
       return ATR_ENOENT;
     l->count++;
     lk_grant(g, l->fence, 0, l->count, 0);
     return 0;
+  }
+  /* The uncontended path, inline: one try, then the waiting loop. */
+  int rc = atr__hold_take(hd, self, 0, &seen);
+  if (rc != 1 && (rc = lk_won_process(h, o, c, self, rc)) != 1) {
+    if (rc < 0)
+      return rc;
+    if (rc == ATR_ABANDONED)
+      atr__feed_push(h->store, o, h->slot, ATR_OP_ABANDONED, NULL);
+    atr__feed_push_fenced(h->store, o, h->slot, ATR_OP_ACQUIRED, &o->pend);
+    lk_grant(g, l->fence, 0, 1, 0);
+    return rc;
   }
   struct lk_want w = {self, 0, 0, 0, 0};
   return lk_acquire(h, o, &w, timeout, g);
@@ -320,7 +350,7 @@ ATR__EXPORT int atr_lock_release(const atr_handle *h) {
   }
   l->count = 0;
   l->fence = 0;
-  lk_bump(o);
+  lk_bump_holder(o);
   atr__hold_give(hd, self, 0, 1);
   if (lk_gone(h, o))
     return ATR_ENOENT;
@@ -538,7 +568,10 @@ static int lk_kill(atr_store *s, struct atr__obj *o, uint64_t *last) {
       ;
     atr__futex_wake(&hd->word);
   }
-  *last = __atomic_load_n(&o->version, __ATOMIC_SEQ_CST);
+  /* A holder that passed its liveness check just before may still bump
+   * twice (its acquisition, then its release): the floor counts them, so
+   * a re-created lock's fences start above any of this one's. */
+  *last = __atomic_load_n(&o->version, __ATOMIC_SEQ_CST) + 2;
   return 0;
 }
 
@@ -572,8 +605,8 @@ static int lk_info(atr_store *s, struct atr__obj *o, atr_info *info) {
   info->waiters = atomic_load(&l->waiters);
   info->expires_in = -1;
   if ((w & ATR__TID_MASK) == ATR__LEASE_TID) {
-    int64_t left = __atomic_load_n(&hd->deadline_ns, __ATOMIC_RELAXED) -
-                   atr__now_ns();
+    int64_t left =
+        __atomic_load_n(&hd->deadline_ns, __ATOMIC_RELAXED) - atr__now_ns();
     info->lease = 1;
     info->expires_in = left > 0 ? (double)left / 1e9 : 0;
     info->count = l->count;

@@ -215,8 +215,7 @@ static void obj_release(atr_store *s, uint32_t slot, struct atr__obj *o) {
 static void obj_sweep(atr_store *s) {
   for (uint32_t i = 0; i < s->hdr->max_objects; i++) {
     struct atr__obj *o = atr__slot(s, i);
-    if (o->dead != ATR__LINGER || atomic_load(&o->id) != 0 ||
-        obj_lingers(s, o))
+    if (o->dead != ATR__LINGER || atomic_load(&o->id) != 0 || obj_lingers(s, o))
       continue;
     uint64_t size, off = obj_data(o, &size);
     o->dead = 1;

@@ -681,8 +681,7 @@ static int q_take(const atr_handle *h, size_t max, double timeout,
       }
       return rc;
     }
-    if ((rc = q_wait_side(&o->lock, &q->ec_put, &q->prod, prod, deadline)) !=
-        0)
+    if ((rc = q_wait_side(&o->lock, &q->ec_put, &q->prod, prod, deadline)) != 0)
       return rc == ATR_EINTR ? rc : ATR_EEMPTY;
   }
 }

@@ -27,7 +27,6 @@
 #include "internal.h"
 
 #include <errno.h>
-#include <linux/futex.h>
 #include <pthread.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
@@ -38,14 +37,15 @@
  * entries (ROBUST_LIST_LIMIT); so are ours. */
 #define RB_LIST_LIMIT 2048
 
-static _Thread_local struct atr__self rb_self_tls;
+_Thread_local struct atr__self atr__self_tls
+    __attribute__((tls_model("initial-exec")));
 static pthread_once_t rb_once = PTHREAD_ONCE_INIT;
 
 /* In the child of a fork: its only thread is the one that forked, with a
  * new TID, an empty robust list (glibc empties it) and a nonce that must
  * differ from the parent's. */
 static void rb_atfork_child(void) {
-  rb_self_tls = (struct atr__self){0, 0, NULL};
+  atr__self_tls = (struct atr__self){0, 0, NULL};
 }
 
 static void rb_register(void) {
@@ -88,9 +88,9 @@ static void *rb_head(void) {
   return head;
 }
 
-const struct atr__self *atr__self(void) {
-  struct atr__self *me = &rb_self_tls;
-  if (__builtin_expect(me->tid != 0, 1))
+const struct atr__self *atr__self_make(void) {
+  struct atr__self *me = &atr__self_tls;
+  if (me->tid != 0)
     return me;
   pthread_once(&rb_once, rb_register);
   if ((me->head = rb_head()) == NULL)
@@ -110,98 +110,25 @@ uint64_t atr__nonce(void) {
   return me != NULL ? me->nonce : 0;
 }
 
-/* An entry's back link: the pointer before its `next`. */
-static inline void **rb_back(void *entry) {
-  return (void **)((char *)entry - sizeof(void *));
-}
-
-static inline void *rb_clean(void *p) {
-  return (void *)((uintptr_t)p & ~(uintptr_t)1); /* bit 0: a PI mutex */
-}
-
-static inline void rb_set_pending(void *head, void *entry) {
-  struct robust_list_head *rh = head;
-  rh->list_op_pending = entry;
-  atomic_signal_fence(memory_order_seq_cst);
-}
-
-/* glibc's ENQUEUE_MUTEX_BOTH: h goes first in the list. */
-static void rb_link(void *head, struct atr__hold *h) {
-  struct robust_list_head *rh = head;
-  void *first = rb_clean(rh->list.next);
-  *rb_back(first) = &h->next;
-  h->next = rh->list.next;
-  h->prev = head;
-  /* The entry is whole before the head names it (the kernel may walk
-   * the list at any moment this thread dies). */
-  atomic_signal_fence(memory_order_seq_cst);
-  rh->list.next = (struct robust_list *)&h->next;
-}
-
 bool atr__hold_unlink(struct atr__hold *h, const struct atr__self *self) {
   struct robust_list_head *rh = self->head;
   void *me = &h->next, *pred = &rh->list.next;
-  void *e = rb_clean(rh->list.next);
+  void *e = atr__rb_clean(rh->list.next);
   /* Walk from the head rather than trust h's back link: the store is
    * input, and an entry not in this list must not be unlinked. */
   for (int i = 0; e != (void *)rh && i < RB_LIST_LIMIT; i++) {
     if (e == me) {
       void *next = h->next;
-      *rb_back(rb_clean(next)) = h->prev;
+      *atr__rb_back(atr__rb_clean(next)) = h->prev;
       *(void **)pred = next;
       atomic_signal_fence(memory_order_seq_cst);
       h->prev = h->next = NULL;
       return true;
     }
     pred = e;
-    e = rb_clean(*(void **)e);
+    e = atr__rb_clean(*(void **)e);
   }
   return false;
-}
-
-int atr__hold_take(struct atr__hold *h, const struct atr__self *self,
-                   uint32_t bits, uint32_t *seen) {
-  uint32_t w = atomic_load_explicit(&h->word, memory_order_relaxed);
-  if (!atr__word_free(w)) {
-    *seen = w;
-    return 1;
-  }
-  rb_set_pending(self->head, &h->next);
-  for (;;) {
-    uint32_t next = self->tid | bits | (w & ATR__WAITERS);
-    if (atomic_compare_exchange_weak(&h->word, &w, next))
-      break;
-    if (!atr__word_free(w)) {
-      rb_set_pending(self->head, NULL);
-      *seen = w;
-      return 1;
-    }
-  }
-  rb_link(self->head, h);
-  __atomic_store_n(&h->nonce, self->nonce, __ATOMIC_RELAXED);
-  rb_set_pending(self->head, NULL);
-  return (w & ATR__OWNER_DIED) ? ATR_ABANDONED : 0;
-}
-
-static void rb_wake(_Atomic uint32_t *word, uint32_t old, int wake_n) {
-  if (!(old & ATR__WAITERS) || wake_n <= 0)
-    return;
-  if (wake_n == 1)
-    atr__futex_wake_one(word);
-  else
-    atr__futex_wake(word);
-}
-
-void atr__hold_give(struct atr__hold *h, const struct atr__self *self,
-                    uint32_t to, int wake_n) {
-  rb_set_pending(self->head, &h->next);
-  atr__hold_unlink(h, self);
-  /* The nonce goes first: a thread of another namespace with the same
-   * TID that takes the word next must never look like us meanwhile. */
-  __atomic_store_n(&h->nonce, 0, __ATOMIC_RELAXED);
-  uint32_t old = atomic_exchange(&h->word, to);
-  rb_set_pending(self->head, NULL);
-  rb_wake(&h->word, old, wake_n);
 }
 
 int atr__lease_take(struct atr__hold *h, uint64_t token, int64_t deadline_ns,
@@ -234,7 +161,7 @@ void atr__lease_give(struct atr__hold *h, uint32_t to, int wake_n) {
   __atomic_store_n(&h->nonce, 0, __ATOMIC_RELAXED);
   __atomic_store_n(&h->deadline_ns, 0, __ATOMIC_RELAXED);
   uint32_t old = atomic_exchange(&h->word, to);
-  rb_wake(&h->word, old, wake_n);
+  atr__hold_wake(h, old, wake_n);
 }
 
 int atr__hold_watch(struct atr__hold *h, uint32_t *val) {

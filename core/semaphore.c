@@ -29,13 +29,11 @@
  * lease's deadline.
  *
  * Deleting: the dead bit in the state stops every change and the value
- * word moves so sleepers wake. A table in which a live thread still
- * holds a place is then kept out of the heap's reuse (the record lets go
- * of it, so the delete frees nothing) since that thread's robust list
- * runs through it (robust.c's rule); it is reclaimed only if the heap is
- * rebuilt. Such a hold is not given back through a stale handle (which
- * answers ATR_ENOENT); it stays linked, harmlessly, until its thread
- * ends.
+ * word moves so sleepers wake. A record whose table still has a place
+ * held by a live thread lingers (`lingers`: robust.c's rule), its slot
+ * and table out of reuse, since that thread's robust list runs through
+ * the table. Such a hold is not given back through a stale handle (which
+ * answers ATR_ENOENT): the record lingers until its thread ends.
  */
 #include "internal.h"
 
@@ -126,8 +124,9 @@ static int sem_init(atr_store *s, struct atr__obj *o, void *arg) {
   struct sem_init_arg *si = arg;
   struct atr__sem *m = &o->u.sem;
   uint64_t most = si->value > si->bound ? si->value : si->bound;
-  uint32_t cap = most == 0 ? 1 : most > SEM_TABLE_MAX ? SEM_TABLE_MAX
-                                                      : (uint32_t)most;
+  uint32_t cap = most == 0              ? 1
+                 : most > SEM_TABLE_MAX ? SEM_TABLE_MAX
+                                        : (uint32_t)most;
   uint64_t bytes = (uint64_t)cap * sizeof(struct sem_place), got;
   if ((o->data_off = atr__heap_alloc(s, bytes, &got)) == 0)
     return ATR_ENOSPC;
@@ -367,14 +366,13 @@ ATR__EXPORT int atr_sem_lease(const atr_handle *h, double ttl, double timeout,
     uint64_t state = atomic_load(&o->u.sem.state);
     if (sem_value(state) > 0) {
       struct sem_place *p = sem_free_place(o, t);
-      rc = p == NULL ? ATR_ETOOMANY
-                     : sem_lease_take(o, p, self, ttl_ns, &grant);
+      rc =
+          p == NULL ? ATR_ETOOMANY : sem_lease_take(o, p, self, ttl_ns, &grant);
       if (rc != ATR_EEMPTY) {
         atr__mutex_unlock(&o->lock);
         if (rc != 0)
           return rc;
-        atr__feed_push_fenced(h->store, o, h->slot, ATR_OP_ACQUIRED,
-                              &o->pend);
+        atr__feed_push_fenced(h->store, o, h->slot, ATR_OP_ACQUIRED, &o->pend);
         if (g != NULL)
           *g = grant;
         return abandoned ? ATR_ABANDONED : 0;
@@ -451,11 +449,9 @@ ATR__EXPORT int atr_sem_release(const atr_handle *h, uint64_t n,
 
 /* atr_sync_expire: collects the leases past their deadline (and the
  * places of dead holders). */
-static int sem_expire(const atr_handle *h, struct atr__obj *seen) {
-  struct atr__obj *o;
+static int sem_expire(const atr_handle *h, struct atr__obj *o) {
   uint32_t dead, expired;
   int rc;
-  (void)seen; /* found again under the record lock */
   if ((rc = atr__handle_lock(h, ATR_SEMAPHORE, &o)) != 0)
     return rc;
   struct sem_place *t = sem_table(h->store, o);
@@ -482,11 +478,9 @@ static void sem_repair(atr_store *s, struct atr__obj *o) {
 }
 
 /* Under the store lock: the dead bit stops every further change, and
- * every sleeper wakes to find it. A table where a live thread holds a
- * place is let go of (not freed: see the top). */
+ * every sleeper wakes to find it. */
 static int sem_kill(atr_store *s, struct atr__obj *o, uint64_t *last) {
   struct atr__sem *m = &o->u.sem;
-  struct sem_place *t = sem_table(s, o);
   int rc;
   if ((rc = atr__record_lock(s, o)) != 0)
     return rc;
@@ -500,13 +494,6 @@ static int sem_kill(atr_store *s, struct atr__obj *o, uint64_t *last) {
       (state & ~(uint64_t)UINT32_MAX) | SEM_DEAD |
           ((uint32_t)(sem_value(state) + 1) & SEM_VALUE_MAX)))
     ;
-  for (uint32_t i = 0; t != NULL && i < m->table_cap; i++) {
-    if (atr__word_linked(atomic_load(&t[i].hold.word))) {
-      o->data_off = o->data_size = 0;
-      m->table_cap = 0;
-      break;
-    }
-  }
   atr__mutex_unlock(&o->lock);
   atr__futex_wake(sem_word(m));
   return 0;
@@ -538,7 +525,15 @@ static _Atomic uint64_t *sem_mark(struct atr__obj *o, atr_op op) {
   return op == ATR_OP_RELEASED ? &o->u.sem.pend_rel : &o->pend;
 }
 
-/* The table of leased permits (none once a kill let go of it). */
+/* Whether a thread may still have a place of the table linked: the
+ * record and its table then linger after a delete (robust.c's rule). */
+static bool sem_lingers(const atr_store *s, const struct atr__obj *o) {
+  struct sem_place *t = sem_table(s, o);
+  return t != NULL &&
+         atr__holds_linked(&t->hold, sizeof *t, o->u.sem.table_cap);
+}
+
+/* The table of leased permits. */
 static uint64_t sem_data(const struct atr__obj *o, uint64_t *size) {
   *size = o->data_size;
   return o->data_off;
@@ -552,5 +547,6 @@ const struct atr__kind_ops atr__sem_ops = {
     .data = sem_data,
     .last_version = sem_last_version,
     .mark = sem_mark,
+    .lingers = sem_lingers,
     .expire = sem_expire,
 };

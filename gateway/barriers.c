@@ -85,9 +85,10 @@ int gw_barrier_wait(struct gw_req *req) {
   if (gw_park_run(req, barrier_try_poll, &p, ATR_ETIMEDOUT, &rv) == GW_DONE)
     return GW_DONE; /* parked */
   if (rv != 0) {
-    /* Timed out (which breaks it for all), broken, or gone. */
+    /* Timed out (which breaks it for all), broken, or the place gone
+     * (its lease ran out, which broke it: ATR_ENOTHELD). */
     gw_grant_undo(req);
-    if (rv == ATR_ETIMEDOUT || rv == ATR_EBROKEN)
+    if (rv == ATR_ETIMEDOUT || rv == ATR_EBROKEN || rv == ATR_ENOTHELD)
       return gw_reply_error(req, 409, "broken",
                             rv == ATR_ETIMEDOUT
                                 ? "the wait timed out: the barrier is broken"

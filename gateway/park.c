@@ -230,6 +230,10 @@ static int p_park(struct gw_req *req) {
     w->group->suspended++;
     if (w->deadline < P.next_deadline)
       P.next_deadline = w->deadline;
+    /* The follower re-checks parked requests every P_TICK: a re-check
+     * that resumed every one of them let it sleep longer meanwhile. */
+    if (P.last_check + P_TICK < deadline)
+      deadline = P.last_check + P_TICK;
     if (P.parked > P.peak)
       P.peak = P.parked;
     rv = P_PARKED;
@@ -288,14 +292,16 @@ uint64_t gw_park_count(void) {
 
 /* ------------------------------------------------------------ follower */
 
-/* Whether what a GW_WAIT_HOLD request waits for is held by a process
- * (which may have died unseen), or by a lease past its deadline. */
-static int p_process_holds(const atr_info *info) {
+/* Whether a GW_WAIT_HOLD request should try again at a re-check: unless
+ * a lease that has not run out holds what it waits for (its end is
+ * published), a process may hold it, or have died holding it (the word
+ * the kernel marked looks free, and nothing was published). */
+static int p_hold_retry(const atr_info *info) {
   switch (info->kind) {
   case ATR_LOCK:
-    return info->count > 0 && (!info->lease || info->expires_in <= 0);
+    return info->count == 0 || !info->lease || info->expires_in <= 0;
   case ATR_SEMAPHORE:
-    return info->count == 0 && info->leased > 0;
+    return info->count > 0 || info->leased > 0;
   case ATR_BARRIER:
     return info->n_waiting > 0 && !info->broken;
   default:
@@ -339,7 +345,7 @@ static void p_group_check(struct gw_wgroup *g, int op) {
         p_wake(w, GW_WAKE_EVENT);
       break;
     case GW_WAIT_HOLD:
-      if (op != 0 || p_process_holds(&info) ||
+      if (op != 0 || p_hold_retry(&info) ||
           (w->state == P_SUSPENDED && gw_client_gone(p_req(w))))
         p_wake(w, GW_WAKE_EVENT);
       break;

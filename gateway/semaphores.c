@@ -8,6 +8,8 @@
 #include "park.h"
 #include "routes.h"
 
+#define SEM_MAX 2147483647u /* the core's largest value and bound */
+
 int gw_sem_list(struct gw_req *req) {
   return gw_kind_list(req, ATR_SEMAPHORE, "semaphores");
 }
@@ -22,13 +24,16 @@ int gw_sem_put(struct gw_req *req) {
 
   if (gw_body_members(req, members) != GW_NEXT)
     return GW_DONE;
-  if (jv != NULL && gw_json_uint64(req->doc, jv, &value) != 0)
+  if (jv != NULL &&
+      (gw_json_uint64(req->doc, jv, &value) != 0 || value > SEM_MAX))
     return gw_reply_error(req, 400, "invalid_body",
-                          "\"value\" must be an integer >= 0");
+                          "\"value\" must be an integer from 0 to %u", SEM_MAX);
   if (jb != NULL && gw_json_type(jb) != GW_JNULL &&
-      (gw_json_uint64(req->doc, jb, &bound) != 0 || bound == 0))
+      (gw_json_uint64(req->doc, jb, &bound) != 0 || bound == 0 ||
+       bound > SEM_MAX))
     return gw_reply_error(req, 400, "invalid_body",
-                          "\"bound\" must be an integer >= 1 (or null)");
+                          "\"bound\" must be an integer from 1 to %u (or null)",
+                          SEM_MAX);
   if (bound != 0 && value > bound)
     return gw_reply_error(req, 400, "invalid_body",
                           "\"value\" may not be above \"bound\"");

@@ -225,17 +225,17 @@ typedef struct atr_info {
   uint64_t max_bytes; /* queue: byte bound (0 = the store's space)     */
   uint64_t max_item;  /* queue: largest item accepted                  */
   /* the synchronisation kinds (see their sections below) */
-  uint64_t waiters;    /* lock, semaphore, flag, condition: waiting now
-                          (processes and leases; advisory)               */
-  uint64_t fence;      /* lock: the fence of the last acquisition       */
-  uint64_t count;      /* lock: holds of the holder (reentrant depth; 0:
-                          free); semaphore: permits free (its value)     */
-  uint64_t bound;      /* semaphore: the bound (0 = none)               */
-  uint64_t leased;     /* semaphore: leased permits out                 */
-  uint64_t parties;    /* barrier: parties                              */
-  uint64_t n_waiting;  /* barrier: arrived in this generation           */
-  uint64_t generation; /* barrier: rounds passed or reset               */
-  double expires_in;   /* lock held by a lease: seconds left; else -1    */
+  uint64_t waiters;        /* lock, semaphore, flag, condition: waiting now
+                              (processes and leases; advisory)               */
+  uint64_t fence;          /* lock: the fence of the last acquisition       */
+  uint64_t count;          /* lock: holds of the holder (reentrant depth; 0:
+                              free); semaphore: permits free (its value)     */
+  uint64_t bound;          /* semaphore: the bound (0 = none)               */
+  uint64_t leased;         /* semaphore: leased permits out                 */
+  uint64_t parties;        /* barrier: parties                              */
+  uint64_t n_waiting;      /* barrier: arrived in this generation           */
+  uint64_t generation;     /* barrier: rounds passed or reset               */
+  double expires_in;       /* lock held by a lease: seconds left; else -1    */
   unsigned char reentrant; /* lock: reentrant                           */
   unsigned char lease;     /* lock: held by a lease (else by a process)  */
   unsigned char set;       /* flag: set                                 */
@@ -516,7 +516,11 @@ int atr_lock_open(atr_store *store, const char *name, int flags, int reentrant,
 int atr_lock_acquire(const atr_handle *h, double timeout, atr_grant *g);
 
 /* Releases one level of the calling thread's hold (the lock is free at
- * count 0). ATR_ENOTHELD if this thread does not hold it. */
+ * count 0). ATR_ENOTHELD if this thread does not hold it (or its hold was
+ * broken: this call lets go of it). A lock deleted while held answers
+ * ATR_ENOENT, after letting go of it. A thread must not close the store,
+ * nor unmap it, while it holds a lock of it: the hold is linked in the
+ * thread's robust list until released. */
 int atr_lock_release(const atr_handle *h);
 
 /*
@@ -541,7 +545,9 @@ int atr_lock_renew(const atr_handle *h, uint64_t token, double ttl,
 /* An operator's release, whatever the holder: the lock is free, its
  * fence grows (the old fence and token are spent) and waiters wake. 0 if
  * it was free already. A process that still runs holding it learns it
- * from ATR_ENOTHELD on its release. */
+ * from ATR_ENOTHELD on its release; until it has, a second break of the
+ * lock while a thread holds it answers ATR_ELOCKED (the lock keeps two
+ * holds: the broken one stays in its thread's robust list). */
 int atr_lock_break(const atr_handle *h);
 
 /*
@@ -561,8 +567,9 @@ int atr_lock_fenced(atr_store *store, const char *lock_name, uint64_t fence,
 
 /* Opens the semaphore called name; with ATR_CREATE a missing one is
  * created with value free permits and bound (0: none; else value <=
- * bound, or ATR_EINVAL: BoundedSemaphore). An existing one keeps its
- * own. Returns ATR_CREATED or 0. */
+ * bound, or ATR_EINVAL: BoundedSemaphore); value and bound are at most
+ * 2^31 - 1 (ATR_EINVAL). An existing one keeps its own. Returns
+ * ATR_CREATED or 0. */
 int atr_sem_open(atr_store *store, const char *name, int flags, uint64_t value,
                  uint64_t bound, atr_handle *h);
 
@@ -571,8 +578,9 @@ int atr_sem_open(atr_store *store, const char *name, int flags, uint64_t value,
  * free after this call. */
 int atr_sem_acquire(const atr_handle *h, double timeout, uint64_t *value);
 
-/* Gives back n plain permits. ATR_EOVERRELEASE (nothing given back) if
- * the bound would be passed (free and leased permits count). */
+/* Gives back n plain permits (n >= 1, else ATR_EINVAL). ATR_EOVERRELEASE
+ * (nothing given back) if the bound would be passed (free and leased
+ * permits count); ATR_EOVERFLOW past 2^31 - 1 free permits. */
 int atr_sem_release(const atr_handle *h, uint64_t n, uint64_t *value);
 
 /*
@@ -629,7 +637,11 @@ int atr_barrier_wait(const atr_handle *h, double timeout, uint64_t *index,
  * barrier); poll answers without waiting: 0 with index and generation
  * once the round passed, ATR_ETIMEDOUT while it has not, ATR_EBROKEN;
  * leave gives the place up and breaks the barrier if the round had not
- * passed. *ticket names the place.
+ * passed. *ticket names the place. A poll that answers 0 or ATR_EBROKEN
+ * gives the place up too; poll and leave answer ATR_ENOTHELD for a ticket
+ * that names no place (given up, or its lease ran out and broke the
+ * barrier). arrive: ATR_EINVAL unless deadline_in > 0 (capped to
+ * ATR_LEASE_MAX), ATR_ETOOMANY when all 2 x parties places are taken.
  */
 int atr_barrier_arrive(const atr_handle *h, double deadline_in,
                        uint64_t *ticket);
@@ -647,8 +659,11 @@ int atr_barrier_reset(const atr_handle *h);
 /* ------------------------------------------------------------- conditions */
 
 /* Opens the condition called name, bound to the lock called lock_name
- * (with ATR_CREATE; that lock must exist: ATR_ENOENT, ATR_EKIND). An
- * existing condition keeps its lock (lock_name may then be NULL). */
+ * (with ATR_CREATE; that lock must exist: ATR_ENOENT, ATR_EKIND; NULL
+ * when creating: ATR_EINVAL). An existing condition keeps its lock
+ * (lock_name may then be NULL). Its line holds 128 waiters: a wait past
+ * that answers ATR_ETOOMANY. Once its lock is deleted every call answers
+ * ATR_ENOENT. */
 int atr_cond_open(atr_store *store, const char *name, int flags,
                   const char *lock_name, atr_handle *h);
 
@@ -669,10 +684,12 @@ int atr_cond_wait(const atr_handle *h, double timeout, int *notified,
  * until deadline_in seconds from now (*ticket names it); wait_poll,
  * without waiting, answers 0 once notified or ATR_ETIMEDOUT while not;
  * wait_end leaves the line. Taking the lock again is the caller's
- * atr_lock_lease.
+ * atr_lock_lease. A ticket that names no place of the line (ended, or
+ * its deadline passed and atr_sync_expire or a notify removed it) is
+ * ATR_ENOTHELD.
  */
-int atr_cond_wait_begin(const atr_handle *h, uint64_t token,
-                        double deadline_in, uint64_t *ticket, uint64_t *count);
+int atr_cond_wait_begin(const atr_handle *h, uint64_t token, double deadline_in,
+                        uint64_t *ticket, uint64_t *count);
 int atr_cond_wait_poll(const atr_handle *h, uint64_t ticket);
 int atr_cond_wait_end(const atr_handle *h, uint64_t ticket);
 
@@ -702,15 +719,15 @@ typedef enum atr_op {
   ATR_OP_PUT,
   ATR_OP_POP,
   ATR_OP_CLEAR,
-  ATR_OP_ACQUIRED, /* lock, semaphore */
-  ATR_OP_RELEASED, /* lock, semaphore (also a break, a permit's lease out) */
-  ATR_OP_EXPIRED,  /* lock: a lease ran out */
+  ATR_OP_ACQUIRED,  /* lock, semaphore */
+  ATR_OP_RELEASED,  /* lock, semaphore (also a break, a permit's lease out) */
+  ATR_OP_EXPIRED,   /* lock: a lease ran out */
   ATR_OP_ABANDONED, /* lock: a holder died holding it (then "acquired") */
-  ATR_OP_WAIT,     /* barrier: a waiter came */
-  ATR_OP_PASSED,   /* barrier: a round passed */
-  ATR_OP_BROKEN,   /* barrier */
-  ATR_OP_RESET,    /* barrier */
-  ATR_OP_NOTIFY,   /* condition */
+  ATR_OP_WAIT,      /* barrier: a waiter came */
+  ATR_OP_PASSED,    /* barrier: a round passed */
+  ATR_OP_BROKEN,    /* barrier */
+  ATR_OP_RESET,     /* barrier */
+  ATR_OP_NOTIFY,    /* condition */
 } atr_op;
 
 /* "created", "deleted", "set", "add", "put", "pop", "clear", "acquired",

@@ -258,8 +258,7 @@ static void test_delete_wakes_waiter(void **state) {
   tu_close_pipe(a.ready);
   tu_close_pipe(a.out);
   /* Made again over the same name, it works. */
-  tu_assert_rc(atr_cond_open(f->store, "c", ATR_CREATE, "l", &c),
-               ATR_CREATED);
+  tu_assert_rc(atr_cond_open(f->store, "c", ATR_CREATE, "l", &c), ATR_CREATED);
   tu_ok(atr_lock_acquire(&l, 0, NULL));
   tu_assert_rc(atr_cond_wait(&c, 0, NULL, NULL), ATR_ETIMEDOUT);
   tu_ok(atr_lock_release(&l));

@@ -111,22 +111,13 @@ struct waiter_arg {
   int on_sigint; /* install a SIGINT handler without SA_RESTART */
 };
 
-static void on_sigint(int sig) {
-  (void)sig;
-}
-
 static int waiter_child(void *arg) {
   struct waiter_arg *a = arg;
   atr_store *s = tu_child_open(a->path);
   atr_handle h;
   int set = -1;
-  if (a->on_sigint) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigemptyset(&sa.sa_mask);
-    TU_CHILD_CHECK(sigaction(SIGINT, &sa, NULL) == 0);
-  }
+  if (a->on_sigint)
+    tu_catch_sigint();
   TU_CHILD_CHECK(atr_flag_open(s, "f", 0, 0, &h) == 0);
   tu_child_ready(a->ready[1]);
   int rv = atr_flag_wait(&h, 30, &set);
@@ -239,8 +230,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_set_wakes_all, tu_setup,
                                       tu_teardown),
       cmocka_unit_test_setup_teardown(test_sigint, tu_setup, tu_teardown),
-      cmocka_unit_test_setup_teardown(test_delete_wakes, tu_setup,
-                                      tu_teardown),
+      cmocka_unit_test_setup_teardown(test_delete_wakes, tu_setup, tu_teardown),
       cmocka_unit_test_setup_teardown(test_delete_recreate_wakes, tu_setup,
                                       tu_teardown),
       cmocka_unit_test(tu_test_no_leftovers),

@@ -130,8 +130,8 @@ static void mutual_exclusion(tu_fixture *f, int reentrant) {
   lock_new(f->store, "mx", reentrant, &l);
   tu_assert_rc(atr_array_open(f->store, "a", 'q', 4, ATR_CREATE, NULL, &arr),
                ATR_CREATED);
-  struct child_arg a = {.path = f->path, .reentrant = reentrant,
-                        .rounds = MX_ROUNDS};
+  struct child_arg a = {
+      .path = f->path, .reentrant = reentrant, .rounds = MX_ROUNDS};
   pid_t pids[MX_PROCS];
   double t0 = tu_now();
   for (int i = 0; i < MX_PROCS; i++)
@@ -147,8 +147,8 @@ static void mutual_exclusion(tu_fixture *f, int reentrant) {
   atr_info info = lock_info(f->store, "mx");
   assert_int_equal(info.count, 0);
   assert_int_equal(info.waiters, 0);
-  print_message("%d processes x %d cycles (%s): %.2f s\n", MX_PROCS,
-                MX_ROUNDS, reentrant ? "reentrant, entered twice" : "plain",
+  print_message("%d processes x %d cycles (%s): %.2f s\n", MX_PROCS, MX_ROUNDS,
+                reentrant ? "reentrant, entered twice" : "plain",
                 tu_now() - t0);
 }
 
@@ -247,15 +247,47 @@ static void test_holder_killed(void **state) {
     lat[i] = kill_trial(&h, pid, fence, 1);
   }
   qsort(lat, (size_t)trials, sizeof *lat, cmp_double);
+  double p99 = lat[trials - 1 - trials / 100];
   print_message("%d holders killed in %.1f s: waiter back after the kill in "
-                "median %.3f ms, max %.3f ms\n",
-                trials, tu_now() - t0, lat[trials / 2] * 1e3,
+                "median %.3f ms, 99%% within %.3f ms, max %.3f ms\n",
+                trials, tu_now() - t0, lat[trials / 2] * 1e3, p99 * 1e3,
                 lat[trials - 1] * 1e3);
-  assert_true(lat[trials - 1] < 0.010);
+  /* The kill is asynchronous: the dying process needs a CPU to run its
+   * exit (the kernel's robust-list walk), which a loaded 2-CPU machine
+   * may not give it at once; the waiter itself wakes in microseconds
+   * (see the median). 10 ms for 99 trials in 100, 50 ms for every one. */
+  assert_true(p99 < 0.010);
+  assert_true(lat[trials - 1] < 0.050);
   free(lat);
   atr_info info = lock_info(f->store, "k");
   assert_int_equal(info.count, 0);
   assert_int_equal(info.waiters, 0);
+  /* Nobody waiting: the next acquire, process or lease, is told. */
+  for (int lease = 0; lease < 2; lease++) {
+    struct child_arg a = {.path = f->path};
+    uint64_t fence;
+    atr_grant g;
+    atr_cursor cur;
+    tu_pipe(a.ready);
+    pid_t pid = tu_spawn(holder_child, &a);
+    assert_int_equal(tu_read_full(a.ready[0], &fence, sizeof fence, 10), 0);
+    tu_close_pipe(a.ready);
+    assert_int_equal(tu_kill(pid), 128 + SIGKILL);
+    tu_ok(atr_feed_open(f->store, &cur));
+    if (lease) {
+      tu_assert_rc(atr_lock_lease(&h, 5, 0, 0, &g), ATR_ABANDONED);
+      tu_ok(atr_lock_unlease(&h, g.token));
+    } else {
+      tu_assert_rc(atr_lock_acquire(&h, 0, &g), ATR_ABANDONED);
+      tu_ok(atr_lock_release(&h));
+    }
+    assert_true(g.fence > fence);
+    atr_event ev;
+    tu_ok(atr_feed_next(&cur, &ev, 0));
+    assert_int_equal(ev.op, ATR_OP_ABANDONED);
+    tu_ok(atr_feed_next(&cur, &ev, 0));
+    assert_int_equal(ev.op, ATR_OP_ACQUIRED);
+  }
 }
 
 /* In a new PID namespace, as pid 1 of it: takes the lock and waits. */
@@ -607,8 +639,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_basics, tu_setup, tu_teardown),
       cmocka_unit_test_setup_teardown(test_mutual_exclusion, tu_setup,
                                       tu_teardown),
-      cmocka_unit_test_setup_teardown(test_mutual_exclusion_reentrant,
-                                      tu_setup, tu_teardown),
+      cmocka_unit_test_setup_teardown(test_mutual_exclusion_reentrant, tu_setup,
+                                      tu_teardown),
       cmocka_unit_test_setup_teardown(test_holder_killed, tu_setup,
                                       tu_teardown),
       cmocka_unit_test_setup_teardown(test_holder_killed_other_namespace,

@@ -7,6 +7,7 @@
 
 #include "internal.h" /* to hold a queue's locks as the library does */
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -651,6 +652,65 @@ static void test_delete_recreate_wakes_put(void **state) {
   delete_wakes(fixture(state), 1, 1);
 }
 
+/* ---------------------------------------------- a signal in a wait */
+
+struct sig_arg {
+  const char *path;
+  int put;
+  int ready[2];
+  int out[2];
+};
+
+static void q_on_sigint(int sig) {
+  (void)sig;
+}
+
+/* Waits in a get on an empty queue (or a put on a full one) with a
+ * SIGINT handler installed without SA_RESTART; reports the result. */
+static int sig_waiter(void *arg) {
+  struct sig_arg *a = arg;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = q_on_sigint;
+  sigaction(SIGINT, &sa, NULL);
+  atr_store *s = tu_child_open(a->path);
+  atr_handle h;
+  char buf[8];
+  size_t len;
+  TU_CHILD_CHECK(atr_queue_open(s, "q", 0, NULL, &h) == 0);
+  tu_child_ready(a->ready[1]);
+  int rc = a->put ? atr_queue_put(&h, "x", 1, -1)
+                  : atr_queue_get(&h, buf, sizeof buf, &len, -1);
+  TU_CHILD_CHECK(tu_write_full(a->out[1], &rc, sizeof rc) == 0);
+  return 0;
+}
+
+static void test_signal_interrupts_wait(void **state) {
+  tu_fixture *f = fixture(state);
+  atr_handle h;
+  qnew(f->store, "q", 1, 0, 0, &h);
+  for (int put = 0; put < 2; put++) {
+    struct sig_arg a = {.path = f->path, .put = put};
+    tu_case("%s", put ? "put on a full queue" : "get on an empty queue");
+    if (put)
+      put_str(&h, "full");
+    tu_pipe(a.ready);
+    tu_pipe(a.out);
+    pid_t pid = tu_spawn_ready(sig_waiter, &a, a.ready[0]);
+    assert_int_equal(tu_wait_blocked(pid, 10), 0);
+    double t0 = tu_now();
+    kill(pid, SIGINT);
+    int rc;
+    assert_int_equal(tu_read_full(a.out[0], &rc, sizeof rc, 10), 0);
+    assert_true(tu_now() - t0 < 0.1);
+    tu_assert_rc(rc, ATR_EINTR);
+    assert_int_equal(tu_wait(pid, 10), 0);
+    tu_close_pipe(a.ready);
+    tu_close_pipe(a.out);
+    assert_int_equal(qsize(&h), (uint64_t)put); /* nothing put or taken */
+  }
+}
+
 /* ------------------------------------------- describing a busy queue */
 
 struct lock_case {
@@ -780,6 +840,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_delete_recreate_wakes_get, tu_setup,
                                       tu_teardown),
       cmocka_unit_test_setup_teardown(test_delete_recreate_wakes_put, tu_setup,
+                                      tu_teardown),
+      cmocka_unit_test_setup_teardown(test_signal_interrupts_wait, tu_setup,
                                       tu_teardown),
       cmocka_unit_test_setup_teardown(test_describe_while_locked, tu_setup,
                                       tu_teardown),

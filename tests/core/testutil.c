@@ -277,6 +277,18 @@ _Noreturn void tu_child_fail(const char *file, int line, const char *what) {
   _exit(1);
 }
 
+static void tu_on_sigint(int sig) {
+  (void)sig;
+}
+
+void tu_catch_sigint(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = tu_on_sigint;
+  sigemptyset(&sa.sa_mask);
+  TU_CHILD_CHECK(sigaction(SIGINT, &sa, NULL) == 0);
+}
+
 atr_store *tu_child_open(const char *path) {
   atr_store *store = NULL;
   int rv = atr_store_open(path, NULL, &store);
@@ -479,4 +491,31 @@ void tu_assert_f64_at(double got, double expected, const char *what,
 void tu_counter_new(atr_store *store, const char *name, atr_handle *h) {
   tu_assert_rc(atr_value_open(store, name, 'q', ATR_CREATE, NULL, h),
                ATR_CREATED);
+}
+
+int tu_kill_trials(void) {
+  const char *env = getenv("ATRIUM_TEST_TRIALS");
+  if (env != NULL && atoi(env) > 0)
+    return atoi(env);
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  return 100;
+#else
+  return 500;
+#endif
+}
+
+static int tu_cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+void tu_latency_check(const char *what, double *lat, int n) {
+  assert_true(n > 0);
+  qsort(lat, (size_t)n, sizeof *lat, tu_cmp_double);
+  double p99 = lat[n - 1 - n / 100];
+  print_message("%d trials, %s: median %.3f ms, 99%% within %.3f ms, max "
+                "%.3f ms\n",
+                n, what, lat[n / 2] * 1e3, p99 * 1e3, lat[n - 1] * 1e3);
+  assert_true(p99 < 0.010);
+  assert_true(lat[n - 1] < 0.050);
 }

@@ -84,6 +84,11 @@ _Noreturn void tu_child_fail(const char *file, int line, const char *what);
 /* In a child: atr_store_open(path) with defaults, or _exit(1). */
 atr_store *tu_child_open(const char *path);
 
+/* In a child: a SIGINT handler that does nothing, installed without
+ * SA_RESTART (as Python's is), so a signal interrupts a wait; or
+ * _exit(1)s. */
+void tu_catch_sigint(void);
+
 /* Pipes: tu_pipe asserts; read/write whole buffers (read waits up to
  * timeout seconds; both return 0 or -1). */
 void tu_pipe(int fds[2]);
@@ -97,6 +102,18 @@ pid_t tu_spawn_ready(tu_child_fn fn, void *arg, int ready_fd);
 void tu_child_ready(int ready_fd);
 /* Whether a byte waits on fd (never waits). */
 int tu_readable(int fd);
+
+/* How many kill trials a latency test runs: ATRIUM_TEST_TRIALS, else
+ * 500 (100 under the sanitizers, to stay near 20 s). */
+int tu_kill_trials(void);
+/*
+ * Sorts the n latencies (seconds) of a kill test, prints their median,
+ * 99th percentile and max, and asserts 99 in 100 within 10 ms and every
+ * one within 50 ms: the kill is asynchronous, and on a loaded machine the
+ * dying process (the kernel's robust-list walk) and the waiters need a
+ * CPU, which the scheduler may not give at once.
+ */
+void tu_latency_check(const char *what, double *lat, int n);
 
 /* --------------------------------------------------------------- misc */
 

@@ -273,7 +273,7 @@ class Sync(gw.GatewayCase):
         r = self.gw.post("/v1/locks/l.renew/break")
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json["held"], False)
-        self.assertGreater(r.json["fence"], g["fence"])
+        self.assertGreater(r.json["version"], s["version"])
         self.assert_error(self.gw.post("/v1/locks/l.renew/renew?ttl=5", {"token": g["token"]}),
                           409, "not_held")
         self.release("l.renew", g["token"], expect=409)
@@ -285,6 +285,9 @@ class Sync(gw.GatewayCase):
         self.assertEqual(self.state("values", "l.renew.v")["value"], 0)
         r = self.gw.post("/v1/locks/l.renew/break")  # free already: fine
         self.assertEqual(r.status, 200, r)
+        g2 = self.acquire("l.renew", ttl=5)
+        self.assertGreater(g2["fence"], g["fence"])
+        self.release("l.renew", g2["token"])
 
     def test_lease_runs_out_for_a_parked_waiter_and_the_old_fence_is_stale(self):
         """A holder that sleeps past its lease: the lock goes to the
@@ -349,19 +352,22 @@ class Sync(gw.GatewayCase):
             ("POST", "/v1/queues/f.q/pop?max=2", None),
             ("DELETE", "/v1/queues/f.q/items", None),
         ]
+        def versions():
+            return {o["name"]: o["version"] for o in self.gw.objects()}
+
         for method, path, body in writes:
             with self.subTest(method=method, path=path):
-                before = self.gw.objects()
+                before = versions()
                 for hdr in (stale, {"Atrium-Fence": "f.nolock=5"}):
                     r = self.gw.request(method, path, json_body=body, headers=hdr)
                     self.assert_error(r, 412, "stale_fence")
-                self.assertEqual(self.gw.objects(), before)
+                self.assertEqual(versions(), before)
                 for bad in ("f.l", "f.l=", "=5", "f.l=x", "f.l=0", "f.l=-1", "b@d=1",
                             "f.l=1=2", "f.l=99999999999999999999"):
                     r = self.gw.request(method, path, json_body=body,
                                         headers={"Atrium-Fence": bad})
                     self.assert_error(r, 400, "invalid_header")
-                self.assertEqual(self.gw.objects(), before)
+                self.assertEqual(versions(), before)
                 r = self.gw.request(method, path, json_body=body, headers=good)
                 self.assertIn(r.status, (200, 201, 204), r)
         self.assertEqual(self.state("values", "f.v")["value"], 7)
@@ -730,10 +736,18 @@ class Sync(gw.GatewayCase):
         r = self.gw.post("/v1/conditions/c.cond/notify", {"token": g["token"], "all": True})
         self.assertEqual((r.status, r.json), (200, {"woken": 2}))
         self.release("c.lock", g["token"])
-        for t in toks:
-            r = t.result()
-            self.assertEqual((r.status, r.json["notified"]), (200, True))
-            self.release("c.lock", r.json["token"])
+        # One takes the lock again, the other waits for it: in turns.
+        pending = list(toks)
+        deadline = time.monotonic() + 20
+        while pending:
+            done = [t for t in pending if not t.is_alive()]
+            for t in done:
+                r = t.result()
+                self.assertEqual((r.status, r.json["notified"]), (200, True))
+                self.release("c.lock", r.json["token"])
+                pending.remove(t)
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.01)
         self.assertIn("c.cond", [o["name"] for o in
                                  self.gw.get("/v1/conditions").json["conditions"]])
 
@@ -749,8 +763,13 @@ class Sync(gw.GatewayCase):
             self.gw.put("/v1/barriers/ev.b", {"parties": 1})
             self.gw.put("/v1/conditions/ev.c", {"lock": "ev.l"})
             g = self.acquire("ev.l", ttl=30)
+            waiter = in_thread(self.gw.post, "/v1/conditions/ev.c/wait?timeout=10",
+                               {"token": g["token"]})
+            evlib.wait_for(lambda: self.state("conditions", "ev.c")["waiters"] == 1, 5, "wait")
+            g = self.acquire("ev.l", ttl=30)
             self.gw.post("/v1/conditions/ev.c/notify", {"token": g["token"]})
             self.release("ev.l", g["token"])
+            self.release("ev.l", waiter.result().json["token"])
             self.gw.post("/v1/semaphores/ev.s/acquire")
             self.gw.post("/v1/semaphores/ev.s/release")
             self.gw.post("/v1/flags/ev.f/set")

@@ -29,8 +29,8 @@ import struct
 import threading
 import time
 from ctypes import (POINTER, Structure, byref, c_char, c_char_p, c_double,
-                    c_int, c_int64, c_size_t, c_uint32, c_uint64, c_void_p,
-                    string_at)
+                    c_int, c_int64, c_size_t, c_ubyte, c_uint32, c_uint64,
+                    c_void_p, string_at)
 from operator import attrgetter
 
 from ._codec import EMPTY, decode
@@ -56,7 +56,16 @@ class Info(Structure):
                 ("type", c_char), ("version", c_uint64), ("id", c_uint64),
                 ("length", c_uint64), ("size", c_uint64), ("bytes", c_uint64),
                 ("maxsize", c_uint64), ("max_bytes", c_uint64),
-                ("max_item", c_uint64)]
+                ("max_item", c_uint64),
+                # the synchronisation kinds' fields: the whole struct, as
+                # atrium.h has it (the library fills all of it)
+                ("waiters", c_uint64), ("fence", c_uint64),
+                ("count", c_uint64), ("bound", c_uint64),
+                ("leased", c_uint64), ("parties", c_uint64),
+                ("n_waiting", c_uint64), ("generation", c_uint64),
+                ("expires_in", c_double), ("reentrant", c_ubyte),
+                ("lease", c_ubyte), ("set", c_ubyte), ("broken", c_ubyte),
+                ("lock", c_char * (NAME_MAX + 1))]
 
 
 class QueueOpts(Structure):
