@@ -28,15 +28,16 @@
  * robust list, and only that thread may unlink it. So the lock has two
  * holds, and `cur` says which is the lock's: a break leaves the broken
  * one linked (its thread learns it from ATR_ENOTHELD on its release,
- * which unlinks it and leaves the word RETIRED) and moves the lock to
- * the other, which must not be linked itself (else ATR_ELOCKED: the
- * holder of the previous break has not let go yet). A waiter that read
- * `cur` before the move watches the old word, sees `cur` moved after
- * setting FUTEX_WAITERS (the break moves `cur` before it changes the old
- * word and wakes it) and looks again; a thread that took the old word
- * from a broken holder that died gives it back RETIRED. Known gap: the
- * broken holder's own count and fence stores race the next holder's if
- * the break lands between its CAS and those two stores.
+ * which unlinks it) and moves the lock to the other, which must not be
+ * linked itself (else ATR_ELOCKED: the holder of the previous break has
+ * not let go yet). Whoever takes a hold checks `cur` after its CAS and
+ * gives back a hold that is not the lock's (a thread that read `cur`
+ * before a break), so a free word off `cur` is harmless. A waiter that
+ * read `cur` before the move watches the old word, sees `cur` moved
+ * after setting FUTEX_WAITERS (the break moves `cur` before it changes
+ * the old word and wakes it) and looks again. Known gap: the broken
+ * holder's own count and fence stores race the next holder's if the
+ * break lands between its CAS and those two stores.
  *
  * Deletion (the rule robust.c asks for): a deleted lock's record keeps
  * its place while either hold's word carries a thread's TID (`lingers`),
@@ -52,10 +53,6 @@
 
 #include <math.h>
 #include <string.h>
-
-/* A broken hold's word once its thread let go: held by no one, never
- * free, never matched by the kernel. */
-#define LK_RETIRED (ATR__LEASE_TID - 1)
 
 /* What an acquisition wants: a process hold (self) or a lease. */
 struct lk_want {
@@ -198,7 +195,7 @@ static int lk_won_process(const atr_handle *h, struct atr__obj *o, unsigned c,
   struct atr__lock_state *l = &o->u.l;
   struct atr__hold *hd = &l->hold[c];
   if (lk_cur(l) != c) {
-    atr__hold_give(hd, self, LK_RETIRED, 0);
+    atr__hold_give(hd, self, 0, INT32_MAX);
     return 1;
   }
   if (lk_gone(h, o)) {
@@ -341,7 +338,7 @@ ATR__EXPORT int atr_lock_release(const atr_handle *h) {
   if (!atr__hold_mine(hd, self)) {
     struct atr__hold *old = &l->hold[c ^ 1];
     if (atr__hold_mine(old, self))
-      atr__hold_give(old, self, LK_RETIRED, 0); /* broken meanwhile */
+      atr__hold_give(old, self, 0, INT32_MAX); /* broken meanwhile */
     return lk_gone(h, o) ? ATR_ENOENT : ATR_ENOTHELD;
   }
   if (l->count > 1) {
@@ -468,21 +465,25 @@ ATR__EXPORT int atr_lock_renew(const atr_handle *h, uint64_t token, double ttl,
 static int lk_break_process(struct atr__obj *o, unsigned c) {
   struct atr__lock_state *l = &o->u.l;
   struct atr__hold *hd = &l->hold[c], *other = &l->hold[c ^ 1];
-  if (atr__word_linked(atomic_load(&other->word)))
+  /* The other hold becomes the lock's, free: unless a thread has it
+   * linked (the previous broken holder, or one that read `cur` long ago
+   * and is about to give it back), which the CAS also catches. */
+  uint32_t w = atomic_load(&other->word);
+  if (atr__word_linked(w) ||
+      !atomic_compare_exchange_strong(&other->word, &w, 0))
     return ATR_ELOCKED;
-  other->nonce = 0;
-  other->prev = other->next = NULL;
-  atomic_store(&other->word, 0);
   l->count = 0;
   l->fence = 0;
   lk_bump(o);
   atomic_store(&l->cur, (uint8_t)(c ^ 1));
   /* Change the old word after cur (a waiter about to sleep on it then
-   * fails its futex wait, or sees cur moved), and wake its sleepers. */
-  uint32_t w = atomic_load(&hd->word);
+   * fails its futex wait, or sees cur moved), and wake its sleepers, and
+   * any that slept on the other word while it was not the lock's. */
+  w = atomic_load(&hd->word);
   while (!atomic_compare_exchange_weak(&hd->word, &w, w & ~ATR__WAITERS))
     ;
   atr__futex_wake(&hd->word);
+  atr__futex_wake(&other->word);
   return 0;
 }
 
