@@ -300,8 +300,13 @@ ATR__EXPORT int atr_barrier_wait(const atr_handle *h, double timeout,
   for (;;) {
     /* The first pass looks at once: the round may have passed as we
      * came. */
-    if ((rc = atr__handle_lock(h, ATR_BARRIER, &o)) != 0)
-      break; /* deleted: give the place back below */
+    if ((rc = atr__handle_lock(h, ATR_BARRIER, &o)) != 0) {
+      /* Deleted (or the lock failed): the table lingers while our place
+       * is linked (see the top), so we give it back without the lock. */
+      me->state = 0;
+      atr__hold_give(&me->hold, self, 0, 0);
+      return rc;
+    }
     if ((t = bar_table(h->store, o)) != NULL)
       bar_collect(h, o, t);
     rc = bar_outcome(&o->u.b, me);
@@ -323,12 +328,6 @@ ATR__EXPORT int atr_barrier_wait(const atr_handle *h, double timeout,
     val = atomic_load(&o->u.b.seq);
     atr__mutex_unlock(&o->lock);
     slept = bar_sleep(h, o, me, val, deadline);
-  }
-  if (rc == ATR_ENOENT) {
-    /* The table was kept for us (see the top): give our place back. */
-    me->state = 0;
-    atr__hold_give(&me->hold, self, 0, 0);
-    return rc;
   }
   if (rc == 0) {
     if (index != NULL)

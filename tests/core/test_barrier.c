@@ -8,6 +8,8 @@
  */
 #include "testutil.h"
 
+#include "internal.h" /* to die half-way through an arrival as one could */
+
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -404,6 +406,40 @@ static void test_events(void **state) {
   tu_assert_rc(atr_feed_next(&c, &ev, 0), ATR_ETIMEDOUT);
 }
 
+/* ----------------------------------------------- a death half-way */
+
+/* Takes the record lock as an arrival does, counts itself without a
+ * place (no arrival leaves that: the worst a death can) and dies. */
+static int half_arrival_child(void *arg) {
+  atr_store *s = tu_child_open(arg);
+  uint32_t slot;
+  uint64_t id;
+  TU_CHILD_CHECK(atr__lookup(s, "b", 1, &slot, &id) == 0);
+  struct atr__obj *o = atr__slot(s, slot);
+  TU_CHILD_CHECK(atr__record_lock(s, o) == 0);
+  o->u.b.count = 1;
+  _exit(0); /* holding the record lock */
+}
+
+static void test_death_mid_arrival(void **state) {
+  tu_fixture *f = fixture(state);
+  atr_handle h;
+  uint64_t t1, t2, index, gen;
+  bar_new(f->store, "b", 2, &h);
+  tu_assert_i64(tu_run(half_arrival_child, (void *)f->path, 10), 0);
+  tu_assert_u64(bar_info(&h).n_waiting, 1);
+  /* The next holder of the record lock counts the round from its places:
+   * none, so two more arrivals make the round, with indices 0 and 1. */
+  tu_ok(atr_barrier_arrive(&h, 10, &t1));
+  tu_assert_rc(atr_barrier_poll(&h, t1, NULL, NULL), ATR_ETIMEDOUT);
+  tu_ok(atr_barrier_arrive(&h, 10, &t2));
+  tu_ok(atr_barrier_poll(&h, t1, &index, &gen));
+  tu_assert_u64(index, 0);
+  tu_assert_u64(gen, 0);
+  tu_ok(atr_barrier_poll(&h, t2, &index, &gen));
+  tu_assert_u64(index, 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_open, tu_setup, tu_teardown),
@@ -419,6 +455,8 @@ int main(void) {
                                       tu_teardown),
       cmocka_unit_test_setup_teardown(test_lease_places, tu_setup, tu_teardown),
       cmocka_unit_test_setup_teardown(test_events, tu_setup, tu_teardown),
+      cmocka_unit_test_setup_teardown(test_death_mid_arrival, tu_setup,
+                                      tu_teardown),
       cmocka_unit_test(tu_test_no_leftovers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,6 +8,8 @@
  */
 #include "testutil.h"
 
+#include "internal.h" /* to die half-way through a lease as one could */
+
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -435,6 +437,39 @@ static void test_lease_expires(void **state) {
   tu_assert_u64(info.count, 1);
 }
 
+/* ----------------------------------------------- a death half-way */
+
+/* Takes the record lock as a leaser does, makes the first store of a
+ * lease's take (value - 1, leased + 1) and dies before taking a place. */
+static int half_lease_child(void *arg) {
+  atr_store *s = tu_child_open(arg);
+  uint32_t slot;
+  uint64_t id;
+  TU_CHILD_CHECK(atr__lookup(s, "s", 1, &slot, &id) == 0);
+  struct atr__obj *o = atr__slot(s, slot);
+  TU_CHILD_CHECK(atr__record_lock(s, o) == 0);
+  atomic_fetch_add(&o->u.sem.state, (UINT64_C(1) << 32) - 1);
+  _exit(0); /* holding the record lock */
+}
+
+static void test_death_mid_lease(void **state) {
+  tu_fixture *f = fixture(state);
+  atr_handle h;
+  atr_grant g;
+  sem_new(f->store, "s", 2, 2, &h);
+  tu_assert_i64(tu_run(half_lease_child, (void *)f->path, 10), 0);
+  atr_info info = sem_info(&h);
+  tu_assert_u64(info.count, 1);
+  tu_assert_u64(info.leased, 1); /* a permit leased to no place */
+  /* The next holder of the record lock gives it back, then leases. */
+  tu_ok(atr_sem_lease(&h, 10, 0, &g));
+  info = sem_info(&h);
+  tu_assert_u64(info.count, 1);
+  tu_assert_u64(info.leased, 1);
+  tu_ok(atr_sem_unlease(&h, g.token, NULL));
+  tu_assert_u64(sem_info(&h).count, 2);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_open_and_bound, tu_setup,
@@ -453,6 +488,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_lease_expires, tu_setup,
                                       tu_teardown),
       cmocka_unit_test_setup_teardown(test_holder_killed, tu_setup,
+                                      tu_teardown),
+      cmocka_unit_test_setup_teardown(test_death_mid_lease, tu_setup,
                                       tu_teardown),
       cmocka_unit_test(tu_test_no_leftovers),
   };
