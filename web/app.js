@@ -1,7 +1,9 @@
 // atrium dashboard: the state comes from the REST API (/v1), changes from
 // the event stream (/v1/events, Server-Sent Events). It uses the documented
 // HTTP API only, builds every node with the DOM API (names and values are
-// set as text, never parsed as HTML), and needs no build step.
+// set as text, never parsed as HTML), and needs no build step. Its
+// modules: ui.js (DOM builders, number formats), sync.js (the cards of
+// locks, semaphores, flags, barriers and conditions).
 
 import {
   cardHead, el, flash, formatBytes, formatRate, formatShort, formatValue, now, say, setText,
