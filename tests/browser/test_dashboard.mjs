@@ -542,7 +542,9 @@ async function syncPanels(gw, page, reloads, errors, store) {
     const r = await gw.json('POST', '/v1/locks/door/acquire?ttl=30');
     assert(r.status === 200 && r.body.token, `acquire answered ${r.status} ${JSON.stringify(r.body)}`);
     lease = r.body;
+    const t0 = Date.now();
     await waitShown(page, 'lock', 'door', 'held', 2000);
+    console.log(`#   shown held ${Date.now() - t0} ms after the acquire answered`);
     await waitText(page, field('lock', 'door', 'holder'), 'an HTTP lease');
     await waitText(page, field('lock', 'door', 'fence'), /\d/);
     const fence = digits(await textOf(page, field('lock', 'door', 'fence')));
