@@ -16,7 +16,8 @@
 // wakes it, the flag's buttons
 // set and clear it (waking a waiter parked over HTTP), a barrier's
 // arrivals show as HTTP waiters park and Abort/Reset answer them, a
-// semaphore follows acquires, all live from the stream; at 390 px
+// semaphore follows acquires, all live from the stream, and the name
+// filter hides them as it does the others; at 390 px
 // the page has no horizontal scroll; the page logged no console error;
 // with a token required the page asks for it and streams with a ticket;
 // after a gateway restart the page reconnects by itself and shows what
@@ -729,6 +730,18 @@ async function syncPanels(gw, page, reloads, errors, store) {
     const counts = await page.evaluate(() => ['locks', 'semaphores', 'flags', 'barriers', 'conditions']
       .map((k) => document.getElementById(`${k}-count`).textContent).join(' '));
     assert(counts === '2 1 1 1 1', `the sections count ${counts}`);
+  });
+
+  await check('the name filter applies to the synchronisation cards as to the others', async () => {
+    await page.fill('#filter', 'door');
+    await waitText(page, '#locks-count', '1 of 2');
+    assert(await page.isVisible(card('lock', 'door')), 'the lock door is filtered out');
+    assert(await page.isHidden(card('lock', 'stair')), 'the lock stair shows');
+    assert(await page.isVisible(card('condition', 'door.cv')), 'the condition door.cv is filtered out');
+    await waitText(page, '#flags-empty', 'None matches the filter.');
+    await page.fill('#filter', '');
+    await waitText(page, '#locks-count', '2');
+    assert(await page.isVisible(card('lock', 'stair')), 'the lock stair stays hidden');
   });
 }
 
