@@ -69,22 +69,8 @@ int gw_lock_acquire(struct gw_req *req) {
       gw_body_token(req, 0, &t.reenter) != GW_NEXT ||
       gw_query_ttl(req, "ttl", 1, &t.ttl) != GW_NEXT)
     return GW_DONE;
-  if (req->runs == 1) {
-    atr_handle h;
-    double timeout;
-    if (gw_query_timeout(req, 0, &timeout) != GW_NEXT ||
-        lock_open(req, &h) != GW_NEXT)
-      return GW_DONE;
-    gw_park_begin(req, GW_WAIT_HOLD, &h, timeout);
-  } else if (gw_client_gone(req)) {
-    return gw_req_drop(req); /* resumed for a client that left: take nothing */
-  }
-  if (gw_park_run(req, lock_try_lease, &t, ATR_ETIMEDOUT, &rv) == GW_DONE)
-    return GW_DONE; /* parked */
-  if (rv == ATR_ETIMEDOUT)
-    return gw_reply_timeout(req);
-  if (rv < 0)
-    return gw_reply_core(req, rv);
+  if (gw_acquire_run(req, ATR_LOCK, lock_try_lease, &t, &rv) != GW_NEXT)
+    return GW_DONE;
   if (t.g.ttl <= 0)
     t.g.ttl = t.ttl;
   gw_lease_note(&req->wait.h, t.g.token, t.g.ttl);

@@ -145,6 +145,28 @@ int gw_kind_act(struct gw_req *req, atr_kind kind,
   return gw_reply_object(req, 200, &h, &gw_repr_all);
 }
 
+int gw_acquire_run(struct gw_req *req, atr_kind kind, gw_park_try try_op,
+                   void *arg, int *rv) {
+  if (req->runs == 1) {
+    atr_handle h;
+    double timeout;
+    if (gw_query_timeout(req, 0, &timeout) != GW_NEXT)
+      return GW_DONE;
+    if ((*rv = gw_repr_open(gw_srv->store, kind, req->name, 0, &h)) < 0)
+      return gw_reply_core(req, *rv);
+    gw_park_begin(req, GW_WAIT_HOLD, &h, timeout);
+  } else if (gw_client_gone(req)) {
+    return gw_req_drop(req); /* resumed for a client that left: take nothing */
+  }
+  if (gw_park_run(req, try_op, arg, ATR_ETIMEDOUT, rv) == GW_DONE)
+    return GW_DONE; /* parked */
+  if (*rv == ATR_ETIMEDOUT)
+    return gw_reply_timeout(req);
+  if (*rv < 0)
+    return gw_reply_core(req, *rv);
+  return GW_NEXT;
+}
+
 int gw_reply_timeout(struct gw_req *req) {
   return gw_reply_error(req, 409, "timeout", "not acquired within the timeout");
 }

@@ -14,14 +14,15 @@
  * the operation without waiting, then parks. An event that comes between
  * the try and the park marks the armed request "woken", and it tries
  * again. As a second net (a waker that leaves, a coalesced or lost
- * event), groups with parked requests are re-checked every P_TICK.
+ * event), groups with parked requests are re-checked ten times a second
+ * (P_TICK).
  *
  * Holders (GW_WAIT_HOLD: a lock, a semaphore's permits, a barrier's
  * places). A lease's end is published (lease.h) and wakes its waiters as
  * any event does; a process that dies holding something publishes
  * nothing (the kernel gives it back), so while a process holds what a
  * parked request waits for, the re-check retries that request, at most
- * every P_TICK (50 ms: the longest a waiter over HTTP lags behind a dead
+ * every P_HOLD_TICK (50 ms: the longest a waiter over HTTP lags behind a dead
  * holder). The same re-check lets go of parked holders' requests whose
  * client has left (a suspended connection does not notice), so that a
  * client that left is never granted anything and holds no connection.
@@ -39,8 +40,9 @@
 #include "park.h"
 
 #define P_BUCKETS 1024
-#define P_TICK 0.05    /* seconds between re-checks while requests wait */
-#define P_TRIM_AT 1024 /* parked requests released: give memory back  */
+#define P_TICK 0.1       /* seconds between re-checks while requests wait */
+#define P_HOLD_TICK 0.05 /* the same while GW_WAIT_HOLD requests do */
+#define P_TRIM_AT 1024   /* parked requests released: give memory back  */
 #define P_NEVER 1e300
 
 enum { P_OFF = 0, P_ARMED, P_SUSPENDED };
@@ -57,9 +59,10 @@ static struct {
   pthread_mutex_t mu;
   pthread_cond_t drained;
   struct gw_wgroup *buckets[P_BUCKETS];
-  int stopping;    /* no more parking; answer everyone          */
-  uint64_t parked; /* suspended requests                        */
-  size_t draining; /* resumed for shutdown, not yet completed   */
+  int stopping;         /* no more parking; answer everyone          */
+  uint64_t parked;      /* suspended requests                        */
+  uint64_t hold_parked; /* of which GW_WAIT_HOLD                 */
+  size_t draining;      /* resumed for shutdown, not yet completed   */
   double next_deadline;
   double last_check; /* the last periodic re-check             */
   uint64_t peak;     /* most requests parked since the last trim  */
@@ -67,6 +70,11 @@ static struct {
 } P = {.mu = PTHREAD_MUTEX_INITIALIZER,
        .drained = PTHREAD_COND_INITIALIZER,
        .next_deadline = P_NEVER};
+
+/* Seconds between re-checks now. P.mu held. */
+static double p_tick_every(void) {
+  return P.hold_parked > 0 ? P_HOLD_TICK : P_TICK;
+}
 
 static struct gw_req *p_req(struct gw_waiter *w) {
   return (struct gw_req *)((char *)w - offsetof(struct gw_req, wait));
@@ -125,6 +133,8 @@ static void p_unlink(struct gw_waiter *w) {
     return;
   if (w->state == P_SUSPENDED) {
     P.parked--;
+    if (w->kind == GW_WAIT_HOLD)
+      P.hold_parked--;
     g->suspended--;
   }
   if (w->prev)
@@ -227,13 +237,16 @@ static int p_park(struct gw_req *req) {
     gw_req_suspend(req);
     w->state = P_SUSPENDED;
     P.parked++;
+    if (w->kind == GW_WAIT_HOLD)
+      P.hold_parked++;
     w->group->suspended++;
     if (w->deadline < P.next_deadline)
       P.next_deadline = w->deadline;
-    /* The follower re-checks parked requests every P_TICK: a re-check
-     * that resumed every one of them let it sleep longer meanwhile. */
-    if (P.last_check + P_TICK < deadline)
-      deadline = P.last_check + P_TICK;
+    /* The follower re-checks parked requests every p_tick_every(): a
+     * re-check that resumed every one of them let it sleep longer
+     * meanwhile. */
+    if (P.last_check + p_tick_every() < deadline)
+      deadline = P.last_check + p_tick_every();
     if (P.parked > P.peak)
       P.peak = P.parked;
     rv = P_PARKED;
@@ -456,13 +469,13 @@ static double p_tick(double now) {
     p_for_each_group(p_expire, &e);
     P.next_deadline = e.next;
   }
-  if (P.parked > 0 && now - P.last_check >= P_TICK) {
+  if (P.parked > 0 && now - P.last_check >= p_tick_every()) {
     p_for_each_group(p_recheck, NULL);
     P.last_check = now;
   }
   due = P.next_deadline;
-  if (P.parked > 0 && P.last_check + P_TICK < due)
-    due = P.last_check + P_TICK;
+  if (P.parked > 0 && P.last_check + p_tick_every() < due)
+    due = P.last_check + p_tick_every();
   pthread_mutex_unlock(&P.mu);
   return due;
 }

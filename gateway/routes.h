@@ -1,10 +1,11 @@
 /*
  * routes.h - the route table and its handlers.
  *
- * Layer 4: includes req.h (and, in the handlers' files, park.h, repr.h,
- * auth.h, sse.h; see buf.h for the layers). The table (routes.c) names
- * the handlers and the handlers' files include this header: the one loop
- * of the gateway, as Redis's command table and its commands.
+ * Layer 4: includes req.h, repr.h and park.h (and, in the handlers'
+ * files, auth.h, sse.h, lease.h; see buf.h for the layers). The table
+ * (routes.c) names the handlers and the handlers' files include this
+ * header: the one loop of the gateway, as Redis's command table and its
+ * commands.
  *
  * Every handler follows req.h's convention: it returns GW_DONE once the
  * request is answered, parked or to be closed. The checks every route
@@ -31,6 +32,7 @@
 
 #include <stddef.h>
 
+#include "park.h"
 #include "repr.h"
 #include "req.h"
 
@@ -160,6 +162,16 @@ int gw_kind_get(struct gw_req *req, atr_kind kind);
  * barrier's abort, a lock's break), then answers its state. */
 int gw_kind_act(struct gw_req *req, atr_kind kind,
                 int (*act)(const atr_handle *h));
+/*
+ * An acquire of the object of the request's name, of kind: on its first
+ * run reads ?timeout= (default 0: try once) and parks as GW_WAIT_HOLD;
+ * a resumed run whose client left is dropped, granted nothing. Runs
+ * try_op (park.h) until it does not answer ATR_ETIMEDOUT or the time is
+ * up. GW_NEXT with *rv >= 0 (got it: the caller answers), or GW_DONE
+ * (parked, dropped, or answered: 409 timeout, the core error).
+ */
+int gw_acquire_run(struct gw_req *req, atr_kind kind, gw_park_try try_op,
+                   void *arg, int *rv);
 /* An acquire or wait that did not get through by its deadline: 409
  * timeout, as the contract says (not the error table's 503). */
 int gw_reply_timeout(struct gw_req *req);

@@ -69,24 +69,8 @@ int gw_sem_acquire(struct gw_req *req) {
 
   if (gw_query_ttl(req, "ttl", 0, &t.ttl) != GW_NEXT)
     return GW_DONE;
-  if (req->runs == 1) {
-    atr_handle h;
-    double timeout;
-    if (gw_query_timeout(req, 0, &timeout) != GW_NEXT)
-      return GW_DONE;
-    rv = atr_sem_open(gw_srv->store, req->name, 0, 0, 0, &h);
-    if (rv < 0)
-      return gw_reply_core(req, rv);
-    gw_park_begin(req, GW_WAIT_HOLD, &h, timeout);
-  } else if (gw_client_gone(req)) {
-    return gw_req_drop(req); /* resumed for a client that left: take nothing */
-  }
-  if (gw_park_run(req, sem_try_acquire, &t, ATR_ETIMEDOUT, &rv) == GW_DONE)
-    return GW_DONE; /* parked */
-  if (rv == ATR_ETIMEDOUT)
-    return gw_reply_timeout(req);
-  if (rv < 0)
-    return gw_reply_core(req, rv);
+  if (gw_acquire_run(req, ATR_SEMAPHORE, sem_try_acquire, &t, &rv) != GW_NEXT)
+    return GW_DONE;
   gw_buf_init(&b);
   gw_buf_str(&b, "{\"value\":");
   gw_buf_u64(&b, t.g.count);
