@@ -228,6 +228,12 @@ static double kill_trial(atr_handle *h, pid_t holder, uint64_t fence, int ours,
   return w.done - t0;
 }
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define KILL_TRIALS 200
+#else
+#define KILL_TRIALS 500
+#endif
+
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return x < y ? -1 : x > y;
@@ -237,9 +243,10 @@ static void test_holder_killed(void **state) {
   tu_fixture *f = fixture(state);
   atr_handle h;
   lock_new(f->store, "k", 0, &h);
-  /* Fewer under the sanitizers (ATRIUM_TEST_TRIALS), to stay ~20 s. */
+  /* Fewer under the sanitizers, whose forks and exits are slow, to stay
+   * well under 20 s; ATRIUM_TEST_TRIALS says how many. */
   const char *env = getenv("ATRIUM_TEST_TRIALS");
-  int trials = env != NULL ? atoi(env) : 500;
+  int trials = env != NULL ? atoi(env) : KILL_TRIALS;
   double *lat = calloc((size_t)trials, sizeof *lat);
   double *late = calloc((size_t)trials, sizeof *late);
   assert_non_null(lat);
@@ -267,8 +274,16 @@ static void test_holder_killed(void **state) {
    * exit (where the kernel walks its robust list), which a loaded
    * machine may not give it at once; once it is dead, the waiter is
    * back within 10 ms (99 trials in 100: it needs a CPU too), and
-   * nothing ever hangs. */
-  assert_true(late[p99] < 0.010);
+   * nothing ever hangs. On a machine with more runnable tasks than CPUs
+   * (a parallel test run) the scheduler alone can take longer: 100 ms
+   * then, and the median still within 10 ms. */
+  double load = 0, bound = 0.010;
+  if (getloadavg(&load, 1) == 1 && load > (double)sysconf(_SC_NPROCESSORS_ONLN))
+    bound = 0.100;
+  if (bound > 0.010)
+    print_message("load average %.1f: 99%% bound %.0f ms\n", load, bound * 1e3);
+  assert_true(lat[trials / 2] < 0.010);
+  assert_true(late[p99] < bound);
   assert_true(lat[trials - 1] < 2.0);
   free(late);
   free(lat);
@@ -415,24 +430,11 @@ static void test_holder_killed_other_namespace(void **state) {
 
 /* ------------------------------------------------------------- signals */
 
-static void on_sigint(int sig) {
-  (void)sig;
-}
-
-static void install_sigint(void) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_sigint;
-  sa.sa_flags = 0; /* no SA_RESTART */
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-}
-
 /* Blocks in acquire (the parent holds the lock); reports the result and
  * when it came. */
 static int sigint_child(void *arg) {
   struct child_arg *a = arg;
-  install_sigint();
+  tu_catch_sigint();
   atr_store *s = tu_child_open(a->path);
   atr_handle l;
   TU_CHILD_CHECK(atr_lock_open(s, "l", 0, 0, &l) == 0);
@@ -490,6 +492,21 @@ static int lease_waiter_child(void *arg) {
   return 0;
 }
 
+/* What lease_waiter_child reports. */
+struct waiter_report {
+  int rc;
+  uint64_t fence;
+  double t;
+};
+
+static struct waiter_report read_waiter(struct child_arg *a) {
+  struct waiter_report r;
+  assert_int_equal(tu_read_full(a->out[0], &r.rc, sizeof r.rc, 10), 0);
+  assert_int_equal(tu_read_full(a->out[0], &r.fence, sizeof r.fence, 10), 0);
+  assert_int_equal(tu_read_full(a->out[0], &r.t, sizeof r.t, 10), 0);
+  return r;
+}
+
 static int count_op(atr_cursor *c, const char *name, atr_op op) {
   atr_event ev;
   int n = 0, rv;
@@ -517,17 +534,12 @@ static void test_lease_expires_to_waiter(void **state) {
   tu_pipe(a.ready);
   tu_pipe(a.out);
   pid_t pid = tu_spawn_ready(lease_waiter_child, &a, a.ready[0]);
-  int rc;
-  uint64_t fence;
-  double t;
-  assert_int_equal(tu_read_full(a.out[0], &rc, sizeof rc, 10), 0);
-  assert_int_equal(tu_read_full(a.out[0], &fence, sizeof fence, 10), 0);
-  assert_int_equal(tu_read_full(a.out[0], &t, sizeof t, 10), 0);
-  tu_ok(rc);
-  assert_true(fence > g.fence);
+  struct waiter_report r = read_waiter(&a);
+  tu_ok(r.rc);
+  assert_true(r.fence > g.fence);
   /* Taken over at the deadline, not before, and promptly. */
-  assert_true(t - granted >= 0.2);
-  assert_true(t - granted < 0.3);
+  assert_true(r.t - granted >= 0.2);
+  assert_true(r.t - granted < 0.3);
   assert_int_equal(tu_wait(pid, 10), 0);
   tu_close_pipe(a.ready);
   tu_close_pipe(a.out);
@@ -643,13 +655,8 @@ static void test_timeouts_and_delete(void **state) {
   tu_pipe(a.ready);
   tu_pipe(a.out);
   pid_t pid = tu_spawn_ready(lease_waiter_child, &a, a.ready[0]);
-  int rc;
-  uint64_t fence;
-  double t;
-  assert_int_equal(tu_read_full(a.out[0], &rc, sizeof rc, 10), 0);
-  assert_int_equal(tu_read_full(a.out[0], &fence, sizeof fence, 10), 0);
-  assert_int_equal(tu_read_full(a.out[0], &t, sizeof t, 10), 0);
-  tu_assert_rc(rc, ATR_ETIMEDOUT);
+  struct waiter_report r = read_waiter(&a);
+  tu_assert_rc(r.rc, ATR_ETIMEDOUT);
   assert_int_equal(tu_wait(pid, 10), 0);
   /* A negative timeout waits until the lock is deleted: ATR_ENOENT. */
   a.timeout = -1;
@@ -658,11 +665,9 @@ static void test_timeouts_and_delete(void **state) {
   assert_int_equal(lock_info(f->store, "l").waiters, 1);
   t0 = tu_now();
   tu_ok(atr_delete(f->store, "l", ATR_LOCK));
-  assert_int_equal(tu_read_full(a.out[0], &rc, sizeof rc, 10), 0);
-  assert_int_equal(tu_read_full(a.out[0], &fence, sizeof fence, 10), 0);
-  assert_int_equal(tu_read_full(a.out[0], &t, sizeof t, 10), 0);
-  tu_assert_rc(rc, ATR_ENOENT);
-  assert_true(t - t0 < 0.1);
+  r = read_waiter(&a);
+  tu_assert_rc(r.rc, ATR_ENOENT);
+  assert_true(r.t - t0 < 0.1);
   assert_int_equal(tu_wait(pid, 10), 0);
   tu_close_pipe(a.ready);
   tu_close_pipe(a.out);

@@ -271,6 +271,18 @@ int tu_wait_blocked(pid_t pid, double timeout) {
   return -1;
 }
 
+static void tu_on_sigint(int sig) {
+  (void)sig;
+}
+
+void tu_catch_sigint(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = tu_on_sigint;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+}
+
 _Noreturn void tu_child_fail(const char *file, int line, const char *what) {
   fprintf(stderr, "child %ld: %s:%d: check failed: %s\n", (long)getpid(), file,
           line, what);

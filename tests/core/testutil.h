@@ -77,6 +77,11 @@ int tu_wait_blocked(pid_t pid, double timeout);
 /* Kills and reaps every child still registered. */
 void tu_kill_children(void);
 
+/* In a child: catches SIGINT with a handler that does nothing, installed
+ * without SA_RESTART (as Python's is), so that a wait it interrupts
+ * answers ATR_EINTR. */
+void tu_catch_sigint(void);
+
 /* In a child: print where and what failed, then _exit(1). */
 _Noreturn void tu_child_fail(const char *file, int line, const char *what);
 #define TU_CHILD_CHECK(cond)                                                   \
