@@ -13,7 +13,7 @@
 // button frees it (its token and fence spent), a lock held by a C process
 // (sync_tool) shows so, with a C waiter counted, and passes on abandoned
 // when the holder is killed, a condition's waiter shows and a notify
-// wakes it, the flag's buttons
+// wakes it, a lease running out frees the card on time, the flag's buttons
 // set and clear it (waking a waiter parked over HTTP), a barrier's
 // arrivals show as HTTP waiters park and Abort/Reset answer them, a
 // semaphore follows acquires, all live from the stream, and the name
@@ -667,6 +667,18 @@ async function syncPanels(gw, page, reloads, errors, store) {
     assert((await gw.json('POST', '/v1/locks/door/release', { token: w.body.token })).status === 200,
       'release of the woken waiter');
     await waitText(page, field('condition', 'door.cv', 'lock'), 'door · free');
+  });
+
+  await check('a lease that runs out frees the lock on its card, on time, and says so', async () => {
+    const r = await gw.json('POST', '/v1/locks/door/acquire?ttl=1.5');
+    assert(r.status === 200, `acquire answered ${r.status} ${JSON.stringify(r.body)}`);
+    const t0 = Date.now();
+    await waitShown(page, 'lock', 'door', 'held', 2000);
+    await waitShown(page, 'lock', 'door', 'free', 4000);
+    const ms = Date.now() - t0;
+    await waitText(page, `${card('lock', 'door')} .msg`, /lease ran out/);
+    assert(ms >= 1400 && ms <= 3000, `the card showed the lock free ${ms} ms after a 1.5 s lease began`);
+    console.log(`#   shown free ${ms} ms after a 1.5 s lease was granted`);
   });
 
   await check('a flag is set and cleared from the dashboard, and follows HTTP', async () => {
