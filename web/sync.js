@@ -18,7 +18,7 @@ const fmt = (n) => (n === undefined || n === null ? '–' : intFormat.format(n))
 const num = (n) => Number(n ?? 0);
 
 // 9 s, 4 min 05 s, 2 h 03 min: a lease's time left.
-export function formatDuration(seconds) {
+function formatDuration(seconds) {
   const s = Math.max(0, Math.ceil(seconds));
   if (s < 60) return `${s} s`;
   if (s < 3600) return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
@@ -44,7 +44,7 @@ function showFact(v, field, shown) {
 }
 
 // The big line: a number or a word, then smaller words after it.
-function setBig(o, v, main, rest = '') {
+function setBig(v, main, rest = '') {
   const key = `${main}\u0000${rest}`;
   if (v.num.dataset.key === key) return;
   v.num.replaceChildren(main);
@@ -163,7 +163,7 @@ function updateLock(o, v) {
   setMeta(o, v);
   v.badge.hidden = !s.reentrant;
   setText(v.badge, s.reentrant ? 'reentrant' : '');
-  setBig(o, v, s.held ? 'held' : 'free');
+  setBig(v, s.held ? 'held' : 'free');
   v.num.classList.toggle('busy', Boolean(s.held));
   const h = s.holder;
   setText(v.dd.holder, !s.held ? 'nobody' : h && h.type === 'lease' ? 'an HTTP lease'
@@ -193,7 +193,7 @@ function updateSemaphore(o, v) {
   setMeta(o, v);
   v.badge.hidden = !bound;
   setText(v.badge, bound ? 'bounded' : '');
-  setBig(o, v, fmt(s.value), bound ? ` / ${fmt(s.bound)} free` : ' free');
+  setBig(v, fmt(s.value), bound ? ` / ${fmt(s.bound)} free` : ' free');
   v.num.classList.toggle('busy', num(s.value) === 0);
   v.meter.node.hidden = !bound;
   if (bound) setMeter(v.meter, num(s.value), bound);
@@ -217,7 +217,7 @@ function flagView(o, v, ctx) {
 function updateFlag(o, v) {
   const s = o.sync;
   setMeta(o, v);
-  setBig(o, v, s.set ? 'set' : 'clear');
+  setBig(v, s.set ? 'set' : 'clear');
   v.num.classList.toggle('on', Boolean(s.set));
   setText(v.dd.waiters, fmt(s.waiters));
   // The button that would change nothing is off (and says why by its state).
@@ -245,7 +245,7 @@ function updateBarrier(o, v) {
   v.badge.hidden = !s.broken;
   setText(v.badge, s.broken ? 'broken' : '');
   v.badge.classList.toggle('bad', Boolean(s.broken));
-  setBig(o, v, fmt(s.n_waiting), ` / ${fmt(s.parties)} arrived`);
+  setBig(v, fmt(s.n_waiting), ` / ${fmt(s.parties)} arrived`);
   setMeter(v.meter, num(s.n_waiting), num(s.parties));
   v.meter.node.classList.toggle('full', Boolean(s.broken));
   setText(v.dd.state, s.broken ? 'broken' : 'whole');
@@ -265,7 +265,7 @@ function conditionView(o, v) {
 function updateCondition(o, v, ctx) {
   const s = o.sync;
   setMeta(o, v);
-  setBig(o, v, fmt(s.waiters), ' waiting');
+  setBig(v, fmt(s.waiters), ' waiting');
   // Its lock's state, when the lock is on the page too.
   const lock = ctx.objects.get(s.lock);
   const held = lock && lock.kind === 'lock' ? (lock.sync.held ? ' · held' : ' · free') : '';
