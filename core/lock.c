@@ -190,8 +190,9 @@ static int lk_lease_try(const atr_handle *h, struct atr__obj *o, unsigned c,
  * is still the lock's and the lock alive, then counts and fences it.
  * Returns rc, 1 to try again (it was a broken hold), or ATR_ENOENT.
  */
-static int lk_won_process(const atr_handle *h, struct atr__obj *o, unsigned c,
-                          const struct atr__self *self, int rc) {
+static inline __attribute__((always_inline)) int
+lk_won_process(const atr_handle *h, struct atr__obj *o, unsigned c,
+               const struct atr__self *self, int rc) {
   struct atr__lock_state *l = &o->u.l;
   struct atr__hold *hd = &l->hold[c];
   if (lk_cur(l) != c) {

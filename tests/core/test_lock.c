@@ -7,6 +7,8 @@
  */
 #include "testutil.h"
 
+#include "internal.h" /* atr__futex_waitv, for its white-box case */
+
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -704,6 +707,63 @@ static void test_delete_while_held(void **state) {
   tu_assert_u64(made + 1, st.max_objects);
 }
 
+/* ------------------------------------------------------ futex_waitv */
+
+struct waitv_arg {
+  _Atomic uint32_t *words; /* in a shared mapping */
+  int ready[2];
+};
+
+/* Moves the last of many watched words and wakes it. */
+static int waitv_child(void *arg) {
+  struct waitv_arg *a = arg;
+  tu_child_ready(a->ready[1]);
+  atomic_store(&a->words[ATR__WAITV_MAX - 1], 1);
+  atr__futex_wake(&a->words[ATR__WAITV_MAX - 1]);
+  return 0;
+}
+
+/* The waiters of semaphores and barriers sleep on many words at once:
+ * a change of any watched word wakes them, a timeout ends the sleep,
+ * and past the kernel's 128 words the sleep is cut into 20 ms slices. */
+static void test_futex_waitv(void **state) {
+  (void)state;
+  enum { N = ATR__WAITV_MAX + 2 };
+  _Atomic uint32_t *words = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  assert_true(words != MAP_FAILED);
+  _Atomic uint32_t *ptrs[N];
+  uint32_t vals[N];
+  for (int i = 0; i < N; i++) {
+    ptrs[i] = &words[i];
+    vals[i] = 0;
+  }
+  double t0 = tu_now();
+  tu_assert_rc(atr__futex_waitv(ptrs, vals, 3, atr__now_ns() + 20000000),
+               ATR_ETIMEDOUT);
+  assert_true(tu_now() - t0 >= 0.015);
+  vals[1] = 5; /* a word that moved already: look again at once */
+  tu_ok(atr__futex_waitv(ptrs, vals, 3, -1));
+  vals[1] = 0;
+  /* More than 128 words: a slice ends without a timeout. */
+  t0 = tu_now();
+  tu_ok(atr__futex_waitv(ptrs, vals, N, -1));
+  assert_true(tu_now() - t0 < 1.0);
+  /* Another process moves the 128th word: the sleeper wakes. */
+  struct waitv_arg a = {.words = words};
+  tu_pipe(a.ready);
+  pid_t pid = tu_spawn_ready(waitv_child, &a, a.ready[0]);
+  int rc;
+  do
+    rc = atr__futex_waitv(ptrs, vals, ATR__WAITV_MAX,
+                          atr__now_ns() + 5 * ATR__NS);
+  while (rc == 0 && atomic_load(&words[ATR__WAITV_MAX - 1]) == 0);
+  tu_ok(rc);
+  assert_int_equal(tu_wait(pid, 10), 0);
+  tu_close_pipe(a.ready);
+  munmap((void *)words, 4096);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_basics, tu_setup, tu_teardown),
@@ -726,6 +786,7 @@ int main(void) {
                                       tu_teardown),
       cmocka_unit_test_setup_teardown(test_delete_while_held, tu_setup,
                                       tu_teardown),
+      cmocka_unit_test(test_futex_waitv),
       cmocka_unit_test(tu_test_no_leftovers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
