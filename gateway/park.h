@@ -59,6 +59,10 @@ int gw_park_run(struct gw_req *req, gw_park_try try_op, void *arg, int busy,
 int gw_park_locked(struct gw_req *req);
 /* Called by the completion callback: the request leaves every list. */
 void gw_park_forget(struct gw_req *req);
+/* Requests parked now waiting on the object of incarnation id (those
+ * that met a busy lock not counted): the HTTP waiters a lock's,
+ * semaphore's or flag's state adds to the processes the store counts. */
+uint64_t gw_park_waiting(uint64_t id);
 /* Parked requests now (metrics). */
 uint64_t gw_park_count(void);
 /* Answers every parked request (as if timed out) and refuses to park

@@ -514,10 +514,13 @@ class Sync(gw.GatewayCase):
         s = raw_request(self.gw.port, "POST", "/v1/locks/gone.l/acquire?ttl=30&timeout=30")
         evlib.wait_for(lambda: self.gw.metric("atrium_parked_requests") == parked + 1,
                        5, "the acquire to park")
+        # A waiter over HTTP is counted as one, as a process would be.
+        self.assertEqual(self.state("locks", "gone.l")["waiters"], 1)
         s.close()
         # Let go of at once (the periodic check), not at its timeout.
         evlib.wait_for(lambda: self.gw.metric("atrium_parked_requests") == parked,
                        2, "the parked acquire to be let go")
+        self.assertEqual(self.state("locks", "gone.l")["waiters"], 0)
         self.release("gone.l", g["token"])
         time.sleep(0.2)
         s = self.state("locks", "gone.l")
