@@ -158,6 +158,7 @@ static void q_repair(atr_store *s, struct atr__obj *o) {
   q_finish_move(s, q);
   atr__qside_repair(&q->cons, &q->cons_intent);
   q->prod_seen = q_side_load(&q->prod).items;
+  atr__lq_repair(s, o);
 }
 
 static void q_put_repair(void *arg) {
@@ -179,6 +180,10 @@ static int q_lock_get(const atr_handle *h, struct atr__obj **out) {
     return ATR_ECORRUPT;
   }
   return rc;
+}
+
+int atr__q_lock_get(const atr_handle *h, struct atr__obj **out) {
+  return q_lock_get(h, out);
 }
 
 /* The putters' lock, with the object still alive. */
@@ -260,6 +265,9 @@ ATR__EXPORT void atr_queue_opts_init(atr_queue_opts *opts) {
   opts->maxsize = 0;
   opts->max_bytes = (uint64_t)1 << 20;
   opts->max_item = 0;
+  opts->max_deliveries = 0;
+  opts->max_leased = 0;
+  opts->dead_letter = NULL;
 }
 
 static int q_init(atr_store *s, struct atr__obj *o, void *arg) {
@@ -287,6 +295,17 @@ static int q_init(atr_store *s, struct atr__obj *o, void *arg) {
   q->max_item = opts->max_item != 0 ? opts->max_item
                 : q->grow           ? GROW_MAX_ITEM
                                     : q->ring_size / 4;
+  /* Settings of leased items live in the lease table: made now if the
+   * queue has any, else at its first leased get. */
+  if (opts->max_deliveries != 0 || opts->dead_letter != NULL ||
+      opts->max_leased != 0) {
+    int rc = atr__lq_make(s, o, opts->max_leased, opts->max_deliveries,
+                          opts->dead_letter);
+    if (rc != 0) {
+      atr__heap_free(s, off);
+      return rc;
+    }
+  }
   return 0;
 }
 
@@ -299,18 +318,27 @@ ATR__EXPORT int atr_queue_open(atr_store *s, const char *name, int flags,
   if ((o.max_bytes != 0 &&
        (o.max_bytes < 64 ||
         o.max_item > atr__round_up(o.max_bytes, 8) - ITEM_HDR)) ||
-      o.max_bytes > ((uint64_t)1 << 40) || o.max_item > UINT32_MAX - 8)
+      o.max_bytes > ((uint64_t)1 << 40) || o.max_item > UINT32_MAX - 8 ||
+      o.max_leased > 65536)
     return ATR_EINVAL;
+  if (o.dead_letter != NULL) {
+    size_t n = strlen(o.dead_letter);
+    if (n == 0 || n > ATR_NAME_MAX || strcmp(o.dead_letter, name) == 0)
+      return ATR_EINVAL;
+  }
   return atr__open(s, name, ATR_QUEUE, 0, flags, NULL, q_init, &o, h);
 }
 
 /* Where n items would end if written from prod.pos; false if they do
  * not fit beside what cons has not taken yet. */
-static bool q_plan_put(const struct atr__queue *q, struct atr__qside prod,
-                       struct atr__qside cons, const struct iovec *items,
-                       size_t n, uint64_t *end) {
+static bool q_plan_put(const atr_handle *h, const struct atr__obj *o,
+                       struct atr__qside prod, struct atr__qside cons,
+                       const struct iovec *items, size_t n, uint64_t *end) {
+  const struct atr__queue *q = &o->u.q;
   uint64_t R = q->ring_size, pos = prod.pos;
-  if (q->maxsize != 0 && prod.items - cons.items + n > q->maxsize)
+  /* maxsize bounds the waiting items and the leased ones together. */
+  if (q->maxsize != 0 &&
+      prod.items - cons.items + n + atr__lq_held(h->store, o) > q->maxsize)
     return false;
   for (size_t i = 0; i < n; i++) {
     uint64_t need = q_need(items[i].iov_len), phys = pos % R;
@@ -581,14 +609,14 @@ ATR__EXPORT int atr_queue_put_batch(const atr_handle *h,
       return rc;
     struct atr__queue *q = &o->u.q;
     struct atr__qside prod = q->prod, cons = q->cons_seen;
-    bool fits = q_plan_put(q, prod, cons, items, n, &end);
+    bool fits = q_plan_put(h, o, prod, cons, items, n, &end);
     if (!fits) {
       cons = q->cons_seen = q_side_load(&q->cons);
       if (!q_sides_ok(q->ring_size, prod, cons, false)) {
         atr__mutex_unlock(&q->put_lock);
         return ATR_ECORRUPT;
       }
-      fits = q_plan_put(q, prod, cons, items, n, &end);
+      fits = q_plan_put(h, o, prod, cons, items, n, &end);
     }
     if (fits) {
       q_write_items(q_ring(h, q), q->ring_size, prod.pos, items, n);
@@ -609,7 +637,9 @@ ATR__EXPORT int atr_queue_put_batch(const atr_handle *h,
       continue;
     }
     if (q->grow &&
-        (q->maxsize == 0 || prod.items - cons.items + n <= q->maxsize)) {
+        (q->maxsize == 0 || prod.items - cons.items + n +
+                                    atr__lq_held(h->store, o) <=
+                                q->maxsize)) {
       /* Short of bytes, not of items: move to a larger ring. */
       atr__mutex_unlock(&q->put_lock);
       if ((rc = q_grow(h, total)) != 0)
@@ -646,6 +676,18 @@ static int q_take(const atr_handle *h, size_t max, double timeout,
     if ((rc = q_lock_get(h, &o)) != 0)
       return rc;
     struct atr__queue *q = &o->u.q;
+    /* Items back from a lease stand at the head: taken first. */
+    if (o->data_off != 0 && atr__lq_ready(h, o) > 0) {
+      size_t k = 0;
+      while (k < max && (rc = atr__lq_take_ready(h, o, sink, arg)) == 1)
+        k++;
+      atr__mutex_unlock(&o->lock);
+      if (k > 0) {
+        atr__ec_signal(&q->ec_get, false);
+        atr__feed_push_fenced(h->store, o, h->slot, ATR_OP_POP, &q->pend_pop);
+      }
+      return k > 0 ? 0 : rc < 0 ? rc : ATR_EEMPTY;
+    }
     struct atr__qside cons = q->cons, prod = {0, q->prod_seen};
     uint64_t waiting = prod.items - cons.items;
     /* The hint is as old as our last look: with fewer items than asked
@@ -687,9 +729,59 @@ static int q_take(const atr_handle *h, size_t max, double timeout,
       }
       return rc;
     }
-    if ((rc = q_wait_side(&o->lock, &q->ec_put, &q->prod, prod, deadline)) != 0)
+    if ((rc = atr__q_wait_items(h, o, deadline)) != 0)
       return rc == ATR_EINTR ? rc : ATR_EEMPTY;
   }
+}
+
+/* A leased item comes back by itself when its holder dies, and nothing
+ * is put then: while threads hold leased items, an empty queue's getters
+ * look again every 10 ms. */
+#define Q_LEASE_LOOK 0.01
+
+int atr__q_wait_items(const atr_handle *h, struct atr__obj *o,
+                      double deadline) {
+  struct atr__queue *q = &o->u.q;
+  struct atr__qside prod = q_side_load(&q->prod);
+  const struct atr__ltable *t = atr__lq_table(h->store, o);
+  double until = deadline;
+  if (t != NULL && (atomic_load(&t->linked) > 0 || atomic_load(&t->leased) > 0)) {
+    double look = atr__deadline(Q_LEASE_LOOK);
+    if (deadline < 0 || look < deadline)
+      until = look;
+  }
+  int rc = q_wait_side(&o->lock, &q->ec_put, &q->prod, prod, until);
+  return rc == ATR_ETIMEDOUT && until != deadline ? 0 : rc;
+}
+
+bool atr__q_head(const atr_handle *h, struct atr__obj *o, const uint8_t **at,
+                 uint32_t *len, uint64_t *next, int *rc) {
+  struct atr__queue *q = &o->u.q;
+  struct atr__qside cons = q->cons;
+  *rc = 0;
+  if (q->prod_seen == cons.items)
+    q->prod_seen = q_side_load(&q->prod).items;
+  if (q->prod_seen == cons.items)
+    return false;
+  if (!q_item_at(q_ring(h, q), q->ring_size, cons.pos, q->ring_size, cons.pos,
+                 len, at, next)) {
+    *rc = ATR_ECORRUPT;
+    return false;
+  }
+  return true;
+}
+
+void atr__q_take_commit(const atr_handle *h, struct atr__obj *o, uint64_t next,
+                        uint64_t k) {
+  struct atr__queue *q = &o->u.q;
+  (void)h;
+  q_count(&q->gets);
+  q_side_store(&q->cons, &q->cons_intent,
+               (struct atr__qside){next, q->cons.items + k});
+}
+
+uint64_t atr__q_puts(const struct atr__obj *o) {
+  return q_side_load(&o->u.q.prod).items;
 }
 
 struct q_one_sink {
@@ -716,7 +808,7 @@ ATR__EXPORT int atr_queue_get(const atr_handle *h, void *buf, size_t cap,
   return q_take(h, 1, timeout, q_one_item, &os);
 }
 
-static int q_items_append(void *arg, const uint8_t *item, uint32_t len) {
+int atr__items_append(void *arg, const uint8_t *item, uint32_t len) {
   atr_items *it = arg;
   size_t used =
       it->count > 0 ? it->off[it->count - 1] + it->len[it->count - 1] : 0;
@@ -757,7 +849,7 @@ ATR__EXPORT int atr_queue_get_batch(const atr_handle *h, size_t max,
   if (out == NULL)
     return ATR_EINVAL;
   before = out->count;
-  rc = q_take(h, max, timeout, q_items_append, out);
+  rc = q_take(h, max, timeout, atr__items_append, out);
   if (rc != 0)
     out->count = before; /* nothing was taken */
   return rc;
@@ -806,11 +898,12 @@ ATR__EXPORT int atr_queue_size(const atr_handle *h, uint64_t *items,
   if (o == NULL)
     return ATR_ENOENT;
   struct q_view v = q_describe(&o->u.q);
+  const struct atr__ltable *t = atr__lq_table(h->store, o);
   if (atomic_load(&o->id) != h->id ||
       __atomic_load_n(&o->dead, __ATOMIC_ACQUIRE))
     return ATR_ENOENT;
   if (items != NULL)
-    *items = v.items;
+    *items = v.items + (t != NULL ? atomic_load(&t->ready) : 0);
   if (bytes != NULL)
     *bytes = v.bytes;
   if (version != NULL)
@@ -821,11 +914,18 @@ ATR__EXPORT int atr_queue_size(const atr_handle *h, uint64_t *items,
 ATR__EXPORT int atr_queue_clear(const atr_handle *h) {
   struct atr__obj *o;
   int rc;
+  /* The items removed are done, which the lease table counts. */
+  if ((rc = atr__lq_ensure(h)) != 0)
+    return rc;
   if ((rc = q_lock_both(h, &o)) != 0)
     return rc;
   struct atr__queue *q = &o->u.q;
+  /* How many are done is written aside first and committed by the
+   * getters' side (see lease.c). */
+  atr__lq_clear_begin(h->store, o, q->prod.items, q->prod.items - q->cons.items);
   q_count(&q->base);
   q_side_store(&q->cons, &q->cons_intent, q->prod);
+  atr__lq_clear_end(h->store, o);
   q_reset_hints(q);
   q_unlock_both(o);
   atr__ec_signal(&q->ec_get, false);
@@ -842,6 +942,7 @@ static int q_kill(atr_store *s, struct atr__obj *o, uint64_t *last) {
     return rc;
   o->dead = 1;
   *last = q_version(q);
+  atr__lq_free(s, o);
   q_unlock_both(o);
   /* Waiters wake, find the record dead and answer ATR_ENOENT. */
   atr__ec_signal(&q->ec_put, true);
@@ -860,6 +961,7 @@ static int q_info(atr_store *s, struct atr__obj *o, atr_info *info) {
   info->maxsize = q->maxsize;
   info->max_bytes = q->grow ? 0 : q->ring_size;
   info->max_item = q->max_item;
+  atr__lq_info(s, o, q_side_load(&q->prod).items, info);
   return 0;
 }
 
@@ -881,6 +983,14 @@ static _Atomic uint64_t *q_mark(struct atr__obj *o, atr_op op) {
   return op == ATR_OP_POP ? &o->u.q.pend_pop : &o->pend;
 }
 
+/* A deleted queue whose leased items a thread still holds (its lease
+ * table was kept: see atr__lq_free). */
+static bool q_lingers(const atr_store *s, const struct atr__obj *o) {
+  const struct atr__ltable *t = atr__lq_table(s, o);
+  return t != NULL && atr__holds_linked(&t->slot[0].hold,
+                                        sizeof(struct atr__lslot), t->cap);
+}
+
 static int q_slot_init(struct atr__obj *o) {
   return atr__mutex_init(&o->u.q.put_lock);
 }
@@ -894,4 +1004,7 @@ const struct atr__kind_ops atr__queue_ops = {
     .last_version = q_last_version,
     .mark = q_mark,
     .slot_init = q_slot_init,
+    .lingers = q_lingers,
+    .expire = atr__lq_expire,
+    .spans = atr__lq_spans,
 };
