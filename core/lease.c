@@ -458,6 +458,11 @@ static int lq_lease_place(struct atr__ltable *t, uint32_t i,
   sl->receipt = lq_receipt(sl, i);
   sl->deliveries++;
   lq_hold(sl, self, sl->receipt, deadline);
+  /* The sweep is due at its deadline, or soon for a thread's hold (its
+   * death publishes nothing). */
+  int64_t due = self != NULL ? atr__now_ns() + LQ_LOOK_NS : deadline;
+  if (due < t->sweep_ns)
+    t->sweep_ns = due;
   out->receipts[out->k] = sl->receipt;
   out->deliveries[out->k] = sl->deliveries;
   out->k++;
@@ -617,18 +622,18 @@ ATR__EXPORT int atr_queue_get_leased(const atr_handle *h, size_t max,
       if (self != NULL)
         atomic_fetch_add(&t->linked, 1);
     }
-    if (lo.k > 0) {
+    if (lo.k > 0 && (rc != 0 || grow == UINT32_MAX)) {
       atr__mutex_unlock(&o->lock);
       atr__ec_signal(&o->u.q.ec_get, false);
       atr__feed_push_fenced(h->store, o, h->slot, ATR_OP_LEASED,
                             &t->pend_lease);
       lq_after(h, o, t, returned);
-      return 0;
+      return 0; /* what was taken is the caller's, whatever came next */
     }
     if (rc != 0 || grow != UINT32_MAX) {
       atr__mutex_unlock(&o->lock);
-      lq_after(h, o, t, returned);
       if (rc != 0) {
+        lq_after(h, o, t, returned);
         out->count = before;
         return rc;
       }
@@ -639,22 +644,31 @@ ATR__EXPORT int atr_queue_get_leased(const atr_handle *h, size_t max,
         atr__store_unlock(h->store);
         return rc;
       }
-      struct atr__lslot *sl = &t->slot[grow];
-      if (atr__lq_table(h->store, o) == t && sl->state == ATR__LQ_FREE &&
-          (sl->blk_off == 0 || sl->blk_size < grow_len)) {
-        uint64_t got, off = atr__heap_alloc(
-            h->store, grow_len > LQ_BLK_MIN ? grow_len : LQ_BLK_MIN, &got);
+      /* Blocks for this item's place and for the rest of the batch. */
+      size_t want = max - lo.k;
+      for (uint32_t i = grow; want > 0 && i < t->cap &&
+                              atr__lq_table(h->store, o) == t;
+           i++) {
+        struct atr__lslot *sl = &t->slot[i];
+        uint32_t len = i == grow ? grow_len : 0;
+        if (sl->state != ATR__LQ_FREE ||
+            (sl->blk_off != 0 && sl->blk_size >= (len > 0 ? len : 1)))
+          continue;
+        uint64_t got, off =
+            atr__heap_alloc(h->store, len > LQ_BLK_MIN ? len : LQ_BLK_MIN, &got);
         if (off == 0) {
-          rc = ATR_ENOSPC;
-        } else {
-          uint64_t old = sl->blk_off;
-          /* The place owns the new block from one store on; the old one
-           * is free after (a death between leaks it until recovery). */
-          sl->blk_size = got;
-          __atomic_store_n(&sl->blk_off, off, __ATOMIC_RELEASE);
-          if (old != 0)
-            atr__heap_free(h->store, old);
+          if (i == grow)
+            rc = ATR_ENOSPC;
+          break;
         }
+        uint64_t old = sl->blk_off;
+        /* The place owns the new block from one store on; the old one is
+         * free after (a death between leaks it until recovery). */
+        sl->blk_size = got;
+        __atomic_store_n(&sl->blk_off, off, __ATOMIC_RELEASE);
+        if (old != 0)
+          atr__heap_free(h->store, old);
+        want--;
       }
       atr__mutex_unlock(&o->lock);
       atr__store_unlock(h->store);
