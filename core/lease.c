@@ -42,6 +42,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define LQ_CAP_DEFAULT 1024u
 #define LQ_CAP_MAX 65536u
@@ -395,10 +396,34 @@ int atr__lq_take_ready(const atr_handle *h, struct atr__obj *o,
   return 1;
 }
 
+/* Receipts come from a per-thread generator keyed by a random secret
+ * (atr__token, a getrandom call: too slow for each item): splitmix64 of
+ * key + counter, unguessable enough that a made-up receipt is just
+ * unknown. A forked child draws a new key (its thread's nonce is new). */
+static _Thread_local struct {
+  uint64_t key, n;
+  uint64_t nonce;
+} lq_rng;
+
+static uint64_t lq_random(void) {
+  /* The thread's nonce is drawn again after a fork (robust.c). */
+  const struct atr__self *self = atr__self();
+  uint64_t nonce = self != NULL ? self->nonce : (uint64_t)getpid();
+  if (lq_rng.key == 0 || lq_rng.nonce != nonce) {
+    lq_rng.key = atr__token();
+    lq_rng.n = atr__token();
+    lq_rng.nonce = nonce;
+  }
+  uint64_t z = lq_rng.key + (++lq_rng.n) * UINT64_C(0x9e3779b97f4a7c15);
+  z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+  z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+  return z ^ (z >> 31);
+}
+
 static uint64_t lq_receipt(const struct atr__lslot *sl, uint32_t i) {
   uint64_t r;
   do
-    r = (atr__token() & ~(uint64_t)LQ_SLOT_MASK) | i;
+    r = (lq_random() & ~(uint64_t)LQ_SLOT_MASK) | i;
   while (r == sl->receipt || r == i);
   return r;
 }
