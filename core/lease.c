@@ -972,6 +972,7 @@ void atr__lq_info(const atr_store *s, const struct atr__obj *o,
   info->leased = info->dead_lettered = info->dropped = 0;
   info->max_deliveries = 0;
   info->dead_letter[0] = '\0';
+  info->expires_in = -1;
   info->unfinished = prod_items;
   if (t == NULL)
     return;
@@ -982,6 +983,12 @@ void atr__lq_info(const atr_store *s, const struct atr__obj *o,
   info->dead_lettered = atomic_load(&t->dead_lettered);
   info->dropped = atomic_load(&t->dropped);
   info->max_deliveries = t->max_deliveries;
+  /* When the next lease may end (the sweep's due time): the gateway
+   * calls atr_sync_expire then. */
+  int64_t due = t->sweep_ns, now = atr__now_ns();
+  info->expires_in = info->leased == 0 || due == INT64_MAX ? -1
+                     : due <= now                        ? 0
+                                  : (double)(due - now) / 1e9;
   memcpy(info->dead_letter, t->dead_letter, ATR_NAME_MAX);
   info->dead_letter[ATR_NAME_MAX] = '\0';
 }

@@ -322,9 +322,10 @@ ATR__EXPORT int atr_queue_open(atr_store *s, const char *name, int flags,
       o.max_leased > 65536)
     return ATR_EINVAL;
   if (o.dead_letter != NULL) {
-    size_t n = strlen(o.dead_letter);
-    if (n == 0 || n > ATR_NAME_MAX || strcmp(o.dead_letter, name) == 0)
-      return ATR_EINVAL;
+    if (atr_name_check(o.dead_letter, strlen(o.dead_letter)) != 0)
+      return ATR_ENAME;
+    if (strcmp(o.dead_letter, name) == 0)
+      return ATR_EINVAL; /* an item would never leave */
   }
   return atr__open(s, name, ATR_QUEUE, 0, flags, NULL, q_init, &o, h);
 }
