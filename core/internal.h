@@ -916,6 +916,9 @@ void atr__q_take_commit(const atr_handle *h, struct atr__obj *o,
                         uint64_t next, uint64_t k);
 /* Appends one item to an atr_items (arg): 0 or ATR_ENOMEM. */
 int atr__items_append(void *arg, const uint8_t *item, uint32_t len);
+/* Counts a change of the lease table in the queue's version (holding
+ * the getters' lock: it counts as a get commit). */
+void atr__q_bump(struct atr__obj *o);
 /* The queue's items put ever (the putters' count). */
 uint64_t atr__q_puts(const struct atr__obj *o);
 /* Waits as a getter on an empty queue (releases the record lock). */

@@ -281,11 +281,17 @@ static int lq_sweep(const atr_store *s, struct atr__ltable *t, int64_t now) {
   return n;
 }
 
-static int lq_sweep_due(const atr_store *s, struct atr__ltable *t) {
+/* A sweep if one is due (holding the getters' lock); a change counts in
+ * the queue's version. */
+static int lq_sweep_due(const atr_store *s, struct atr__obj *o,
+                        struct atr__ltable *t) {
   if (atomic_load(&t->leased) == 0 && atomic_load(&t->linked) == 0)
     return 0;
   int64_t now = atr__now_ns();
-  return now >= t->sweep_ns ? lq_sweep(s, t, now) : 0;
+  int n = now >= t->sweep_ns ? lq_sweep(s, t, now) : 0;
+  if (n > 0)
+    atr__q_bump(o);
+  return n;
 }
 
 void atr__lq_repair(atr_store *s, struct atr__obj *o) {
@@ -354,7 +360,7 @@ uint32_t atr__lq_ready(const atr_handle *h, struct atr__obj *o) {
   struct atr__ltable *t = atr__lq_table(h->store, o);
   if (t == NULL)
     return 0;
-  lq_sweep_due(h->store, t);
+  lq_sweep_due(h->store, o, t);
   return atomic_load(&t->ready);
 }
 
@@ -545,6 +551,7 @@ static void lq_dead_letters(const atr_handle *h) {
       atomic_store(&t->done, lq_done_after(t, o, 1));
       atomic_fetch_add(moved ? &t->dead_lettered : &t->dropped, 1);
       atomic_fetch_sub(&t->dead, 1);
+      atr__q_bump(o);
       lq_done_wake(t);
     }
     atr__mutex_unlock(&o->lock);
@@ -592,7 +599,7 @@ ATR__EXPORT int atr_queue_get_leased(const atr_handle *h, size_t max,
       atr__mutex_unlock(&o->lock);
       return rc;
     }
-    returned = lq_sweep_due(h->store, t);
+    returned = lq_sweep_due(h->store, o, t);
     int64_t until = atr__now_ns() + (int64_t)(lease * 1e9);
     while (lo.k < max) {
       uint32_t i = lq_first_ready(t);
@@ -605,6 +612,7 @@ ATR__EXPORT int atr_queue_get_leased(const atr_handle *h, size_t max,
         if ((rc = lq_lease_place(t, i, self, until, &lo, item)) != 0)
           break;
         t->slot[i].state = ATR__LQ_LEASED;
+        atr__q_bump(o);
         atomic_fetch_sub(&t->ready, 1);
         atomic_fetch_add(&t->leased, 1);
         if (self != NULL)
@@ -794,6 +802,8 @@ static int lq_settle(const atr_handle *h, const uint64_t *receipts, size_t n,
     if (linked)
       atomic_fetch_sub(&t->linked, 1);
   }
+  if (applied > 0 && op != LQ_TOUCH)
+    atr__q_bump(o);
   atr__mutex_unlock(&o->lock);
   if (n_unknown != NULL)
     *n_unknown = nu;
@@ -848,6 +858,7 @@ ATR__EXPORT int atr_queue_done(const atr_handle *h, uint64_t n,
   } else {
     atomic_store(&t->done, d + n);
     left -= n;
+    atr__q_bump(o);
   }
   atr__mutex_unlock(&o->lock);
   if (unfinished != NULL)
@@ -902,7 +913,8 @@ int atr__lq_expire(const atr_handle *h, struct atr__obj *o) {
     atr__mutex_unlock(&o->lock);
     return rc;
   }
-  n = lq_sweep(h->store, t, atr__now_ns());
+  if ((n = lq_sweep(h->store, t, atr__now_ns())) > 0)
+    atr__q_bump(o);
   atr__mutex_unlock(&o->lock);
   lq_after(h, o, t, n);
   return n;

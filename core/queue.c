@@ -682,6 +682,8 @@ static int q_take(const atr_handle *h, size_t max, double timeout,
       size_t k = 0;
       while (k < max && (rc = atr__lq_take_ready(h, o, sink, arg)) == 1)
         k++;
+      if (k > 0)
+        q_count(&q->gets);
       atr__mutex_unlock(&o->lock);
       if (k > 0) {
         atr__ec_signal(&q->ec_get, false);
@@ -779,6 +781,10 @@ void atr__q_take_commit(const atr_handle *h, struct atr__obj *o, uint64_t next,
   q_count(&q->gets);
   q_side_store(&q->cons, &q->cons_intent,
                (struct atr__qside){next, q->cons.items + k});
+}
+
+void atr__q_bump(struct atr__obj *o) {
+  q_count(&o->u.q.gets);
 }
 
 uint64_t atr__q_puts(const struct atr__obj *o) {
