@@ -858,6 +858,17 @@ struct atr__ltable {
   struct atr__lq_log log;
   struct atr__lslot slot[];
 };
+/* A leased take and an ack, each a fixed sequence of steps (lease.c
+ * says which); the library makes all of them, a white-box test fewer. */
+#define ATR__LQ_TAKE_STEPS 9
+#define ATR__LQ_ACK_STEPS 5
+void atr__lq_take_commit(const atr_store *s, struct atr__obj *o,
+                         struct atr__ltable *t, uint32_t i, const uint8_t *at,
+                         uint32_t len, uint64_t next,
+                         const struct atr__self *self, uint64_t receipt,
+                         int64_t deadline, int steps);
+void atr__lq_ack_commit(struct atr__obj *o, struct atr__ltable *t, uint32_t i,
+                        const struct atr__self *self, int steps);
 /* The table of o (a queue's record) if it has a whole one, else NULL. */
 struct atr__ltable *atr__lq_table(const atr_store *s, const struct atr__obj *o);
 /* Called by the getters holding the record lock: items a plain get
@@ -912,8 +923,8 @@ static inline uint64_t atr__lq_held(const atr_store *s,
 int atr__q_lock_get(const atr_handle *h, struct atr__obj **out);
 bool atr__q_head(const atr_handle *h, struct atr__obj *o, const uint8_t **at,
                  uint32_t *len, uint64_t *next, int *rc);
-void atr__q_take_commit(const atr_handle *h, struct atr__obj *o,
-                        uint64_t next, uint64_t k);
+void atr__q_take_commit(struct atr__obj *o, uint64_t next, uint64_t k,
+                        int stores);
 /* Appends one item to an atr_items (arg): 0 or ATR_ENOMEM. */
 int atr__items_append(void *arg, const uint8_t *item, uint32_t len);
 /* Counts a change of the lease table in the queue's version (holding

@@ -478,26 +478,117 @@ struct lq_out {
   size_t k;
 };
 
-/* Leases place i (its item in its block) to the caller. */
+/* Hands an item to the caller (nothing in the store changes). */
+static int lq_out_add(struct lq_out *out, const uint8_t *item, uint32_t len,
+                      uint64_t receipt, uint32_t deliveries) {
+  int rc;
+  if ((rc = atr__items_append(out->items, item, len)) != 0)
+    return rc;
+  out->receipts[out->k] = receipt;
+  out->deliveries[out->k] = deliveries;
+  out->k++;
+  return 0;
+}
+
+/* A new lease's sweep is due at its deadline, or soon for a thread's
+ * hold (its death publishes nothing). */
+static void lq_due(struct atr__ltable *t, const struct atr__self *self,
+                   int64_t deadline) {
+  int64_t due = self != NULL ? atr__now_ns() + LQ_LOOK_NS : deadline;
+  if (due < t->sweep_ns)
+    t->sweep_ns = due;
+}
+
+/* Leases the READY place i (its item in its block) to the caller. */
 static int lq_lease_place(struct atr__ltable *t, uint32_t i,
                           const struct atr__self *self, int64_t deadline,
                           struct lq_out *out, const uint8_t *item) {
   struct atr__lslot *sl = &t->slot[i];
+  uint64_t receipt = lq_receipt(sl, i);
   int rc;
-  if ((rc = atr__items_append(out->items, item, sl->len)) != 0)
+  if ((rc = lq_out_add(out, item, sl->len, receipt, sl->deliveries + 1)) != 0)
     return rc;
-  sl->receipt = lq_receipt(sl, i);
+  /* A death from here leaves it READY (repair clears the hold). */
+  sl->receipt = receipt;
   sl->deliveries++;
-  lq_hold(sl, self, sl->receipt, deadline);
-  /* The sweep is due at its deadline, or soon for a thread's hold (its
-   * death publishes nothing). */
-  int64_t due = self != NULL ? atr__now_ns() + LQ_LOOK_NS : deadline;
-  if (due < t->sweep_ns)
-    t->sweep_ns = due;
-  out->receipts[out->k] = sl->receipt;
-  out->deliveries[out->k] = sl->deliveries;
-  out->k++;
+  lq_hold(sl, self, receipt, deadline);
+  lq_due(t, self, deadline);
   return 0;
+}
+
+/*
+ * The take of the ring's head item (at, len bytes, the next item at
+ * next) into the free place i, as a fixed sequence of steps (a test
+ * stops after each, white-box): 1 the bytes, length, deliveries and
+ * receipt into the place (still FREE); 2 the hold; 3 the log, valid; 4-7
+ * the getters' side's commit (atr__qside_commit's four stores: the
+ * commit point is its count, at 6); 8 the place LEASED; 9 the log done.
+ * A death before 6 leaves the item in the ring, from 6 on in the place
+ * (given back READY: its taker died), never both, never neither.
+ */
+void atr__lq_take_commit(const atr_store *s, struct atr__obj *o,
+                         struct atr__ltable *t, uint32_t i, const uint8_t *at,
+                         uint32_t len, uint64_t next,
+                         const struct atr__self *self, uint64_t receipt,
+                         int64_t deadline, int steps) {
+  struct atr__lslot *sl = &t->slot[i];
+  if (steps < 1)
+    return;
+  if (len > 0)
+    memcpy(s->base + sl->blk_off, at, len);
+  sl->len = len;
+  sl->deliveries = 1;
+  sl->receipt = receipt;
+  if (steps < 2)
+    return;
+  lq_hold(sl, self, receipt, deadline);
+  if (steps < 3)
+    return;
+  t->log.op = LQ_OP_LEASE;
+  t->log.slot = i;
+  t->log.slot2 = 0;
+  t->log.cons_after = o->u.q.cons.items + 1;
+  atomic_store(&t->log.valid, 1);
+  if (steps < 4)
+    return;
+  atr__q_take_commit(o, next, 1, steps - 3 < 4 ? steps - 3 : 4);
+  if (steps < 8)
+    return;
+  sl->state = ATR__LQ_LEASED;
+  if (steps < 9)
+    return;
+  atomic_store(&t->log.valid, 0);
+}
+
+/*
+ * The ack of the LEASED place i (the caller may settle it: lq_mine), as
+ * a fixed sequence of steps: 1 the log (the done count after it), valid,
+ * the commit point; 2 the hold given back; 3 the place FREE; 4 the done
+ * count; 5 the log done. A death from 1 on is an ack made whole.
+ */
+void atr__lq_ack_commit(struct atr__obj *o, struct atr__ltable *t, uint32_t i,
+                        const struct atr__self *self, int steps) {
+  struct atr__lslot *sl = &t->slot[i];
+  if (steps < 1)
+    return;
+  t->log.op = LQ_OP_ACK;
+  t->log.slot = i;
+  t->log.slot2 = 0;
+  t->log.done_after = lq_done_after(t, o, 1);
+  atomic_store(&t->log.valid, 1);
+  if (steps < 2)
+    return;
+  lq_unhold(sl, self);
+  if (steps < 3)
+    return;
+  sl->receipt = 0;
+  sl->state = ATR__LQ_FREE;
+  if (steps < 4)
+    return;
+  atomic_store(&t->done, t->log.done_after);
+  if (steps < 5)
+    return;
+  atomic_store(&t->log.valid, 0);
 }
 
 /* Dead letters: each DEAD place's item is put (without waiting) into the
@@ -635,22 +726,12 @@ ATR__EXPORT int atr_queue_get_leased(const atr_handle *h, size_t max,
         grow_len = len;
         break;
       }
-      struct atr__lslot *sl = &t->slot[i];
-      if (len > 0)
-        memcpy(h->store->base + sl->blk_off, at, len);
-      sl->len = len;
-      sl->deliveries = 0;
-      if ((rc = lq_lease_place(t, i, self, until, &lo, at)) != 0)
+      uint64_t receipt = lq_receipt(&t->slot[i], i);
+      if ((rc = lq_out_add(&lo, at, len, receipt, 1)) != 0)
         break;
-      /* The take: written aside, committed by the getters' side. */
-      t->log.op = LQ_OP_LEASE;
-      t->log.slot = i;
-      t->log.slot2 = 0;
-      t->log.cons_after = o->u.q.cons.items + 1;
-      atomic_store(&t->log.valid, 1);
-      atr__q_take_commit(h, o, next, 1);
-      sl->state = ATR__LQ_LEASED;
-      atomic_store(&t->log.valid, 0);
+      atr__lq_take_commit(h->store, o, t, i, at, len, next, self, receipt,
+                          until, ATR__LQ_TAKE_STEPS);
+      lq_due(t, self, until);
       atomic_fetch_add(&t->leased, 1);
       if (self != NULL)
         atomic_fetch_add(&t->linked, 1);
@@ -767,16 +848,7 @@ static int lq_settle(const atr_handle *h, const uint64_t *receipts, size_t n,
     applied++;
     switch (op) {
     case LQ_ACK:
-      t->log.op = LQ_OP_ACK;
-      t->log.slot = i;
-      t->log.slot2 = 0;
-      t->log.done_after = lq_done_after(t, o, 1);
-      atomic_store(&t->log.valid, 1);
-      lq_unhold(sl, self);
-      sl->receipt = 0;
-      sl->state = ATR__LQ_FREE;
-      atomic_store(&t->done, t->log.done_after);
-      atomic_store(&t->log.valid, 0);
+      atr__lq_ack_commit(o, t, i, self, ATR__LQ_ACK_STEPS);
       atomic_fetch_sub(&t->leased, 1);
       break;
     case LQ_NACK:

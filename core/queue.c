@@ -774,13 +774,12 @@ bool atr__q_head(const atr_handle *h, struct atr__obj *o, const uint8_t **at,
   return true;
 }
 
-void atr__q_take_commit(const atr_handle *h, struct atr__obj *o, uint64_t next,
-                        uint64_t k) {
+void atr__q_take_commit(struct atr__obj *o, uint64_t next, uint64_t k,
+                        int stores) {
   struct atr__queue *q = &o->u.q;
-  (void)h;
   q_count(&q->gets);
-  q_side_store(&q->cons, &q->cons_intent,
-               (struct atr__qside){next, q->cons.items + k});
+  atr__qside_commit(&q->cons, &q->cons_intent,
+                    (struct atr__qside){next, q->cons.items + k}, stores);
 }
 
 void atr__q_bump(struct atr__obj *o) {

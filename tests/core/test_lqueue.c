@@ -1,10 +1,13 @@
 /*
  * test_lqueue.c - leased queue items and task accounting: receipts, ack,
  * nack (with a delay), touch, leases that run out with nobody watching, a
- * process that dies holding items, dead letters, done and join, and the
- * chaos of producers and consumers killed at random.
+ * process that dies holding items, dead letters, done and join, a taker
+ * and an acker dying after each step of their commits, and the chaos of
+ * producers and consumers killed at random.
  */
 #include "testutil.h"
+
+#include "internal.h" /* the commits' steps, white-box */
 
 #include <signal.h>
 #include <stdio.h>
@@ -304,6 +307,92 @@ static void test_join(void **state) {
   tu_ok(atr_queue_join(&h, 0, &u));
 }
 
+/* ------------------------------------------------ deaths inside commits */
+
+struct step_arg {
+  const char *path;
+  int ack; /* an ack dies (else a take) */
+  int steps;
+};
+
+/* Takes the getters' lock as the library does, makes `steps` of a take
+ * of the head item (or of an ack of an item it leased), and exits with
+ * the lock held: its owner is dead. */
+static int step_and_die(void *arg) {
+  const struct step_arg *a = arg;
+  atr_store *s = tu_child_open(a->path);
+  atr_handle h;
+  atr_items it = {0};
+  uint64_t r = 0;
+  uint32_t d;
+  TU_CHILD_CHECK(atr_queue_open(s, "q", 0, NULL, &h) == 0);
+  if (a->ack)
+    TU_CHILD_CHECK(atr_queue_get_leased(&h, 1, 60, 0, 0, &it, &r, &d) == 0);
+  struct atr__obj *o = atr__slot(s, h.slot);
+  struct atr__ltable *t = atr__lq_table(s, o);
+  TU_CHILD_CHECK(t != NULL);
+  TU_CHILD_CHECK(atr__mutex_lock(&o->lock, NULL, NULL) == 0);
+  const struct atr__self *self = atr__self();
+  if (a->ack) {
+    atr__lq_ack_commit(o, t, (uint32_t)(r & 0xffff), self, a->steps);
+  } else {
+    const uint8_t *at;
+    uint32_t len;
+    uint64_t next;
+    int rc;
+    TU_CHILD_CHECK(atr__q_head(&h, o, &at, &len, &next, &rc));
+    /* Place 0 is free, with a block (the parent's lease and ack). */
+    TU_CHILD_CHECK(t->slot[0].state == ATR__LQ_FREE && t->slot[0].blk_off);
+    atr__lq_take_commit(s, o, t, 0, at, len, next, self,
+                        (UINT64_C(0x5eed) << 16), atr__now_ns() + 60 * ATR__NS,
+                        a->steps);
+  }
+  return 0; /* _exit, the lock held */
+}
+
+static void test_deaths_inside_commits(void **state) {
+  tu_fixture *f = fixture(state);
+  for (int ack = 0; ack < 2; ack++) {
+    int max = ack ? ATR__LQ_ACK_STEPS : ATR__LQ_TAKE_STEPS;
+    for (int k = 0; k <= max; k++) {
+      atr_handle h;
+      tu_case("%s dies after %d of %d steps", ack ? "an ack" : "a take", k, max);
+      qnew(f->store, "q", 0, NULL, &h);
+      put_str(&h, "z"); /* a lease and an ack: place 0 gets a block */
+      tu_ok(atr_queue_ack(&h, (uint64_t[]){lease_one(&h, 60, 0, 0, "z", 1)}, 1,
+                          NULL, NULL));
+      put_str(&h, "A");
+      struct step_arg a = {f->path, ack, k};
+      tu_assert_i64(tu_run(step_and_die, &a, 10), 0);
+      /* The next locker repairs (a describe takes no lock). */
+      struct atr__obj *o = atr__slot(f->store, h.slot);
+      tu_ok(atr__queue_lock_both(f->store, o));
+      atr__queue_unlock_both(o);
+      /* Not made, or made whole: a take before the getters' side's count
+       * (step 6) left the item in the ring; from then on it came back to
+       * the head, its taker dead. An ack is made from its log (step 1);
+       * before, the item comes back. */
+      bool gone = ack && k >= 1;
+      uint32_t deliveries = ack ? 2 : k >= 6 ? 2 : 1;
+      if (gone) {
+        atr_items it = {0};
+        uint64_t r;
+        uint32_t d;
+        tu_assert_rc(atr_queue_get_leased(&h, 1, 60, 0, 0, &it, &r, &d),
+                     ATR_EEMPTY);
+        expect_counts(&h, 0, 0, 0);
+        atr_items_free(&it);
+      } else {
+        expect_counts(&h, 1, 0, 1);
+        uint64_t r = lease_one(&h, 60, 0, 0, "A", deliveries);
+        tu_ok(atr_queue_ack(&h, &r, 1, NULL, NULL));
+        expect_counts(&h, 0, 0, 0);
+      }
+      tu_ok(atr_delete(f->store, "q", ATR_QUEUE));
+    }
+  }
+}
+
 /* ---------------------------------------------------------------- chaos */
 
 #define CH_PRODUCERS 3
@@ -447,6 +536,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_death_gives_back, tu_setup,
                                       tu_teardown),
       cmocka_unit_test_setup_teardown(test_join, tu_setup, tu_teardown),
+      cmocka_unit_test_setup_teardown(test_deaths_inside_commits, tu_setup,
+                                      tu_teardown),
       cmocka_unit_test_setup_teardown(test_chaos, tu_setup, tu_teardown),
       cmocka_unit_test(tu_test_no_leftovers),
   };
