@@ -73,11 +73,18 @@ struct atr__ltable *atr__lq_table(const atr_store *s,
   return t;
 }
 
-/* The table of a queue that has one (0), ATR_ECORRUPT if it is damaged. */
-static int lq_get(const atr_store *s, const struct atr__obj *o,
-                  struct atr__ltable **t) {
-  *t = atr__lq_table(s, o);
-  return *t != NULL ? 0 : ATR_ECORRUPT;
+/* The getters' lock of h's queue (*o) and its table (*t): 0 with the
+ * lock held, or an error (ATR_ECORRUPT for a damaged table) without. */
+static int lq_lock(const atr_handle *h, struct atr__obj **o,
+                   struct atr__ltable **t) {
+  int rc;
+  if ((rc = atr__q_lock_get(h, o)) != 0)
+    return rc;
+  if ((*t = atr__lq_table(h->store, *o)) == NULL) {
+    atr__mutex_unlock(&(*o)->lock);
+    return ATR_ECORRUPT;
+  }
+  return 0;
 }
 
 int atr__lq_make(atr_store *s, struct atr__obj *o, uint32_t cap,
@@ -684,12 +691,8 @@ ATR__EXPORT int atr_queue_get_leased(const atr_handle *h, size_t max,
     struct atr__ltable *t;
     uint32_t grow = UINT32_MAX, grow_len = 0;
     int returned;
-    if ((rc = atr__q_lock_get(h, &o)) != 0)
+    if ((rc = lq_lock(h, &o, &t)) != 0)
       return rc;
-    if ((rc = lq_get(h->store, o, &t)) != 0) {
-      atr__mutex_unlock(&o->lock);
-      return rc;
-    }
     returned = lq_sweep_due(h->store, o, t);
     int64_t until = atr__now_ns() + (int64_t)(lease * 1e9);
     while (lo.k < max) {
@@ -818,12 +821,8 @@ static int lq_settle(const atr_handle *h, const uint64_t *receipts, size_t n,
   if ((rc = atr__lq_ensure(h)) != 0)
     return rc;
   const struct atr__self *self = atr__self();
-  if ((rc = atr__q_lock_get(h, &o)) != 0)
+  if ((rc = lq_lock(h, &o, &t)) != 0)
     return rc;
-  if ((rc = lq_get(h->store, o, &t)) != 0) {
-    atr__mutex_unlock(&o->lock);
-    return rc;
-  }
   int64_t now = atr__now_ns(), secs_ns = (int64_t)(secs * 1e9);
   for (size_t k = 0; k < n; k++) {
     uint64_t r = receipts[k];
@@ -917,12 +916,8 @@ ATR__EXPORT int atr_queue_done(const atr_handle *h, uint64_t n,
     return ATR_EINVAL;
   if ((rc = atr__lq_ensure(h)) != 0)
     return rc;
-  if ((rc = atr__q_lock_get(h, &o)) != 0)
+  if ((rc = lq_lock(h, &o, &t)) != 0)
     return rc;
-  if ((rc = lq_get(h->store, o, &t)) != 0) {
-    atr__mutex_unlock(&o->lock);
-    return rc;
-  }
   uint64_t d = atomic_load(&t->done), puts = atr__q_puts(o);
   uint64_t left = puts > d ? puts - d : 0;
   if (n > left) {
@@ -979,12 +974,8 @@ int atr__lq_expire(const atr_handle *h, struct atr__obj *o) {
   int rc, n;
   if (atr__lq_table(h->store, o) == NULL)
     return 0;
-  if ((rc = atr__q_lock_get(h, &o)) != 0)
+  if ((rc = lq_lock(h, &o, &t)) != 0)
     return rc;
-  if ((rc = lq_get(h->store, o, &t)) != 0) {
-    atr__mutex_unlock(&o->lock);
-    return rc;
-  }
   if ((n = lq_sweep(h->store, t, atr__now_ns())) > 0)
     atr__q_bump(o);
   atr__mutex_unlock(&o->lock);
