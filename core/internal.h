@@ -806,14 +806,14 @@ void atr__queue_unlock_both(struct atr__obj *o);
 #define ATR__LQ_MAGIC 0x3176716c7274614full /* "Oatrlqv1" */
 enum atr__lq_state {
   ATR__LQ_FREE = 0,
-  ATR__LQ_LEASED,   /* out under hold; deadline in hold.deadline_ns   */
-  ATR__LQ_DELAYED,  /* nacked, back at until_ns (counts as leased)    */
-  ATR__LQ_READY,    /* back at the queue's head, in `order`           */
-  ATR__LQ_DEAD,     /* to be moved to the dead-letter queue           */
-  ATR__LQ_MOVING,   /* being moved there (until until_ns)             */
-  ATR__LQ_ORPHAN,   /* a process hold whose lease ran out: its item
-                       was moved to another place; the hold stays until
-                       its thread lets go or dies                     */
+  ATR__LQ_LEASED,  /* out under hold; deadline in hold.deadline_ns   */
+  ATR__LQ_DELAYED, /* nacked, back at until_ns (counts as leased)    */
+  ATR__LQ_READY,   /* back at the queue's head, in `order`           */
+  ATR__LQ_DEAD,    /* to be moved to the dead-letter queue           */
+  ATR__LQ_MOVING,  /* being moved there (until until_ns)             */
+  ATR__LQ_ORPHAN,  /* a process hold whose lease ran out: its item
+                      was moved to another place; the hold stays until
+                      its thread lets go or dies                     */
 };
 struct atr__lslot {
   struct atr__hold hold; /* process hold or lease; nonce = receipt for
@@ -853,7 +853,7 @@ struct atr__ltable {
   _Atomic uint32_t dead;    /* places DEAD or MOVING (derived)         */
   _Atomic uint32_t linked;  /* LEASED places held by a thread (derived) */
   uint32_t pad2;
-  int64_t sweep_ns;         /* the next sweep is due then (hint)       */
+  int64_t sweep_ns; /* the next sweep is due then (hint)       */
   _Atomic uint64_t pend_lease, pend_ack; /* coalescing marks */
   struct atr__lq_log log;
   struct atr__lslot slot[];

@@ -156,7 +156,8 @@ static uint32_t lq_free_place(const atr_store *s, const struct atr__ltable *t,
   uint32_t any = UINT32_MAX;
   for (uint32_t i = 0; i < t->cap; i++) {
     const struct atr__lslot *sl = &t->slot[i];
-    if (sl->state != ATR__LQ_FREE || !atr__word_free(atomic_load(&sl->hold.word)))
+    if (sl->state != ATR__LQ_FREE ||
+        !atr__word_free(atomic_load(&sl->hold.word)))
       continue;
     if (sl->blk_off != 0 && sl->blk_size >= len && lq_blk_ok(s, sl)) {
       *fits = true;
@@ -306,8 +307,7 @@ void atr__lq_repair(atr_store *s, struct atr__obj *o) {
   if (t == NULL)
     return;
   struct atr__lq_log *lg = &t->log;
-  if (atomic_load(&lg->valid) != 0 && lg->slot < t->cap &&
-      lg->slot2 < t->cap) {
+  if (atomic_load(&lg->valid) != 0 && lg->slot < t->cap && lg->slot2 < t->cap) {
     struct atr__lslot *sl = &t->slot[lg->slot];
     uint64_t cons = o->u.q.cons.items;
     switch (lg->op) {
@@ -608,7 +608,8 @@ static void lq_dead_letters(const atr_handle *h) {
     struct atr__ltable *t;
     if (atr__q_lock_get(h, &o) != 0)
       return;
-    if ((t = atr__lq_table(h->store, o)) == NULL || atomic_load(&t->dead) == 0) {
+    if ((t = atr__lq_table(h->store, o)) == NULL ||
+        atomic_load(&t->dead) == 0) {
       atr__mutex_unlock(&o->lock);
       return;
     }
@@ -643,8 +644,8 @@ static void lq_dead_letters(const atr_handle *h) {
 
     if (atr__q_lock_get(h, &o) != 0)
       return;
-    if ((t = atr__lq_table(h->store, o)) != NULL && sl->state == ATR__LQ_MOVING &&
-        sl->order == tag) {
+    if ((t = atr__lq_table(h->store, o)) != NULL &&
+        sl->state == ATR__LQ_MOVING && sl->order == tag) {
       sl->state = ATR__LQ_FREE;
       atomic_store(&t->done, lq_done_after(t, o, 1));
       atomic_fetch_add(moved ? &t->dead_lettered : &t->dropped, 1);
@@ -763,16 +764,15 @@ ATR__EXPORT int atr_queue_get_leased(const atr_handle *h, size_t max,
       }
       /* Blocks for this item's place and for the rest of the batch. */
       size_t want = max - lo.k;
-      for (uint32_t i = grow; want > 0 && i < t->cap &&
-                              atr__lq_table(h->store, o) == t;
-           i++) {
+      for (uint32_t i = grow;
+           want > 0 && i < t->cap && atr__lq_table(h->store, o) == t; i++) {
         struct atr__lslot *sl = &t->slot[i];
         uint32_t len = i == grow ? grow_len : 0;
         if (sl->state != ATR__LQ_FREE ||
             (sl->blk_off != 0 && sl->blk_size >= (len > 0 ? len : 1)))
           continue;
-        uint64_t got, off =
-            atr__heap_alloc(h->store, len > LQ_BLK_MIN ? len : LQ_BLK_MIN, &got);
+        uint64_t got, off = atr__heap_alloc(
+                          h->store, len > LQ_BLK_MIN ? len : LQ_BLK_MIN, &got);
         if (off == 0) {
           if (i == grow)
             rc = ATR_ENOSPC;
@@ -1062,7 +1062,7 @@ void atr__lq_info(const atr_store *s, const struct atr__obj *o,
    * calls atr_sync_expire then. */
   int64_t due = t->sweep_ns, now = atr__now_ns();
   info->expires_in = info->leased == 0 || due == INT64_MAX ? -1
-                     : due <= now                        ? 0
+                     : due <= now                          ? 0
                                   : (double)(due - now) / 1e9;
   memcpy(info->dead_letter, t->dead_letter, ATR_NAME_MAX);
   info->dead_letter[ATR_NAME_MAX] = '\0';

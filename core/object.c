@@ -372,8 +372,7 @@ static void obj_recover_records(atr_store *s) {
 static size_t obj_spans(const atr_store *s, const struct atr__obj *o,
                         struct atr__span *live, size_t n_max) {
   const struct atr__kind_ops *ops = atr__kind_ops_of(o->kind);
-  return ops != NULL && ops->spans != NULL ? ops->spans(s, o, live, n_max)
-                                           : 0;
+  return ops != NULL && ops->spans != NULL ? ops->spans(s, o, live, n_max) : 0;
 }
 
 /* Hands the heap the blocks of the live records. */

@@ -637,10 +637,9 @@ ATR__EXPORT int atr_queue_put_batch(const atr_handle *h,
         return rc;
       continue;
     }
-    if (q->grow &&
-        (q->maxsize == 0 || prod.items - cons.items + n +
-                                    atr__lq_held(h->store, o) <=
-                                q->maxsize)) {
+    if (q->grow && (q->maxsize == 0 ||
+                    prod.items - cons.items + n + atr__lq_held(h->store, o) <=
+                        q->maxsize)) {
       /* Short of bytes, not of items: move to a larger ring. */
       atr__mutex_unlock(&q->put_lock);
       if ((rc = q_grow(h, total)) != 0)
@@ -748,7 +747,8 @@ int atr__q_wait_items(const atr_handle *h, struct atr__obj *o,
   struct atr__qside prod = q_side_load(&q->prod);
   const struct atr__ltable *t = atr__lq_table(h->store, o);
   double until = deadline;
-  if (t != NULL && (atomic_load(&t->linked) > 0 || atomic_load(&t->leased) > 0)) {
+  if (t != NULL &&
+      (atomic_load(&t->linked) > 0 || atomic_load(&t->leased) > 0)) {
     double look = atr__deadline(Q_LEASE_LOOK);
     if (deadline < 0 || look < deadline)
       until = look;
@@ -928,7 +928,8 @@ ATR__EXPORT int atr_queue_clear(const atr_handle *h) {
   struct atr__queue *q = &o->u.q;
   /* How many are done is written aside first and committed by the
    * getters' side (see lease.c). */
-  atr__lq_clear_begin(h->store, o, q->prod.items, q->prod.items - q->cons.items);
+  atr__lq_clear_begin(h->store, o, q->prod.items,
+                      q->prod.items - q->cons.items);
   q_count(&q->base);
   q_side_store(&q->cons, &q->cons_intent, q->prod);
   atr__lq_clear_end(h->store, o);
@@ -993,8 +994,8 @@ static _Atomic uint64_t *q_mark(struct atr__obj *o, atr_op op) {
  * table was kept: see atr__lq_free). */
 static bool q_lingers(const atr_store *s, const struct atr__obj *o) {
   const struct atr__ltable *t = atr__lq_table(s, o);
-  return t != NULL && atr__holds_linked(&t->slot[0].hold,
-                                        sizeof(struct atr__lslot), t->cap);
+  return t != NULL &&
+         atr__holds_linked(&t->slot[0].hold, sizeof(struct atr__lslot), t->cap);
 }
 
 static int q_slot_init(struct atr__obj *o) {

@@ -17,9 +17,9 @@
 #define QUEUE_ITEM_DEPTH 512 /* nesting checked on popped items */
 
 int gw_queue_put(struct gw_req *req) {
-  static const char *const members[] = {
-      "maxsize", "max_bytes", "max_item", "max_deliveries", "dead_letter",
-      NULL};
+  static const char *const members[] = {"maxsize",     "max_bytes",
+                                        "max_item",    "max_deliveries",
+                                        "dead_letter", NULL};
   static const char *const names[] = {"maxsize", "max_bytes", "max_item",
                                       "max_deliveries"};
   uint64_t vals[4] = {0, 0, 0, 0};
@@ -185,8 +185,8 @@ static int queue_try_pop(struct gw_req *req, void *arg) {
 
   if (qt->lease > 0)
     return atr_queue_get_leased(&req->wait.h, req->wait.max, qt->lease,
-                                ATR_LEASE_DETACHED, 0, &qt->items,
-                                qt->receipts, qt->deliveries);
+                                ATR_LEASE_DETACHED, 0, &qt->items, qt->receipts,
+                                qt->deliveries);
   return atr_queue_get_batch(&req->wait.h, req->wait.max, 0, &qt->items);
 }
 
@@ -367,8 +367,7 @@ static int queue_settle(struct gw_req *req, enum queue_settle_op op) {
   }
   gw_buf_str(&b, "]");
   if (op != QUEUE_ACK)
-    gw_buf_fmt(&b, ",\"%s\":%.17g", op == QUEUE_NACK ? "delay" : "lease",
-               secs);
+    gw_buf_fmt(&b, ",\"%s\":%.17g", op == QUEUE_NACK ? "delay" : "lease", secs);
   gw_buf_str(&b, "}");
   rv = gw_reply_buf(req, 200, &b, 0);
 out:

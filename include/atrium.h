@@ -58,7 +58,7 @@ extern "C" {
   X(EBROKEN, "barrier is broken")                                              \
   X(EOVERRELEASE, "released past the semaphore's bound")                       \
   X(ESTALE, "fence no longer holds the lock")                                  \
-  X(ELOCKED, "object is held by a process that does not let go; try again") \
+  X(ELOCKED, "object is held by a process that does not let go; try again")    \
   X(EDONE, "done called more often than items were unfinished")
 
 /* Positions in the table; the public codes below are their negations. */

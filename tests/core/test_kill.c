@@ -27,7 +27,7 @@ struct writer_arg {
   int stop[2]; /* the reader: stops when this pipe gets a byte */
   int out[2];
   uint64_t seed;
-  int puts; /* queue writers: puts in 10 operations */
+  int puts;   /* queue writers: puts in 10 operations */
   int leases; /* queue writers: gets take leased items, settled at random */
 };
 

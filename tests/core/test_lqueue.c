@@ -362,7 +362,8 @@ static void test_deaths_inside_commits(void **state) {
     int max = ack ? ATR__LQ_ACK_STEPS : ATR__LQ_TAKE_STEPS;
     for (int k = 0; k <= max; k++) {
       atr_handle h;
-      tu_case("%s dies after %d of %d steps", ack ? "an ack" : "a take", k, max);
+      tu_case("%s dies after %d of %d steps", ack ? "an ack" : "a take", k,
+              max);
       qnew(f->store, "q", 0, NULL, &h);
       put_str(&h, "z"); /* a lease and an ack: place 0 gets a block */
       tu_ok(atr_queue_ack(&h, (uint64_t[]){lease_one(&h, 60, 0, 0, "z", 1)}, 1,
@@ -473,8 +474,9 @@ static void test_chaos(void **state) {
   uint64_t rng = tu_seed();
   int kills_max = tu_kill_trials(), kills = 0;
   qnew(s, "q", 0, NULL, &h);
-  tu_assert_rc(atr_array_open(s, "seen", 'q', CH_ITEMS, ATR_CREATE, NULL, &seen),
-               ATR_CREATED);
+  tu_assert_rc(
+      atr_array_open(s, "seen", 'q', CH_ITEMS, ATR_CREATE, NULL, &seen),
+      ATR_CREATED);
   tu_assert_rc(
       atr_array_open(s, "acked", 'q', CH_ITEMS, ATR_CREATE, NULL, &acked),
       ATR_CREATED);
@@ -503,7 +505,8 @@ static void test_chaos(void **state) {
   printf("# chaos: %d kills, %d items, %.1f s\n", kills, CH_ITEMS,
          tu_now() - t0);
 
-  atr_scalar *sv = calloc(CH_ITEMS, sizeof *sv), *av = calloc(CH_ITEMS, sizeof *av);
+  atr_scalar *sv = calloc(CH_ITEMS, sizeof *sv),
+             *av = calloc(CH_ITEMS, sizeof *av);
   uint64_t n;
   assert_non_null(sv);
   assert_non_null(av);
@@ -512,8 +515,8 @@ static void test_chaos(void **state) {
   int64_t extra = 0, unacked = 0;
   for (int i = 0; i < CH_ITEMS; i++) {
     tu_case("item %d", i);
-    assert_true(sv[i].i >= 1);       /* none lost */
-    assert_true(av[i].i <= 1);       /* acked at most once */
+    assert_true(sv[i].i >= 1); /* none lost */
+    assert_true(av[i].i <= 1); /* acked at most once */
     extra += sv[i].i - 1;
     unacked += 1 - av[i].i;
   }
