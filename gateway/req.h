@@ -195,6 +195,11 @@ struct gw_req {
   double t_start;
   struct gw_waiter wait;
   struct gw_sse *sse; /* an event stream (sse.c); freed on completion */
+  int lock_wait;      /* gw_reply_core left an ATR_ELOCKED unanswered:
+                         the daemon parks the request, runs it again  */
+  int changed;        /* the handler changed the store: an ATR_ELOCKED
+                         now is answered, never run again             */
+  int retry_after;    /* the answer says Retry-After: this (seconds)  */
   /* Atrium-Fence (GW_R_FENCE routes): the handler runs only while that
    * lock holds that fence (routes.c). */
   int fenced;
@@ -202,11 +207,6 @@ struct gw_req {
   char fence_lock[ATR_NAME_MAX + 1];
   struct gw_grant grant;    /* what the answer hands out (lease.h) */
   struct gw_cond_wait cond; /* a condition wait's progress         */
-  int lock_wait;            /* gw_reply_core left an ATR_ELOCKED unanswered:
-                               the daemon parks the request, runs it again  */
-  int changed;              /* the handler changed the store: an ATR_ELOCKED
-                               now is answered, never run again             */
-  int retry_after;          /* the answer says Retry-After: this (seconds)  */
 };
 
 /* 1 if origin is one --cors-origin allows (listed, or "*"). */

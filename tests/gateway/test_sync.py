@@ -104,6 +104,7 @@ class Tool:
 
 
 class Sync(gw.GatewayCase):
+    gateway_args = ("--events", "tcp://127.0.0.1:0")  # a free port (nng below)
 
     # ----------------------------------------------------------- helpers
 
@@ -274,6 +275,7 @@ class Sync(gw.GatewayCase):
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json["held"], False)
         self.assertGreater(r.json["version"], s["version"])
+        self.assertGreater(r.json["fence"], g["fence"])  # the fence grew
         self.assert_error(self.gw.post("/v1/locks/l.renew/renew?ttl=5", {"token": g["token"]}),
                           409, "not_held")
         self.release("l.renew", g["token"], expect=409)
@@ -751,12 +753,38 @@ class Sync(gw.GatewayCase):
         self.assertIn("c.cond", [o["name"] for o in
                                  self.gw.get("/v1/conditions").json["conditions"]])
 
+    def test_delete_answers_waiters_404(self):
+        self.gw.put("/v1/locks/d.l", {})
+        self.gw.put("/v1/semaphores/d.s", {"value": 0})
+        self.gw.put("/v1/flags/d.f", {})
+        self.gw.put("/v1/barriers/d.b", {"parties": 2})
+        self.gw.put("/v1/conditions/d.c", {"lock": "d.l"})
+        g = self.acquire("d.l", ttl=30)
+        waiters = {
+            "locks/d.l": in_thread(self.gw.post, "/v1/locks/d.l/acquire?ttl=5&timeout=20"),
+            "semaphores/d.s": in_thread(self.gw.post, "/v1/semaphores/d.s/acquire?timeout=20"),
+            "flags/d.f": in_thread(self.gw.post, "/v1/flags/d.f/wait?timeout=20"),
+            "barriers/d.b": in_thread(self.gw.post, "/v1/barriers/d.b/wait?timeout=20"),
+        }
+        evlib.wait_for(lambda: self.gw.metric("atrium_parked_requests") >= 4, 5, "parked")
+        for path, t in waiters.items():
+            with self.subTest(path=path):
+                self.assertEqual(self.gw.request("DELETE", "/v1/" + path).status, 204)
+                self.assert_error(t.result(), 404, "not_found")
+        self.assertEqual(self.gw.request("DELETE", "/v1/conditions/d.c").status, 204)
+        self.release("d.l", g["token"], expect=404)
+
     # --------------------------------------------------- events, metrics
 
-    def test_events_on_sse(self):
+    def test_events_on_sse_and_nng(self):
         sse = evlib.SSE(self.gw, "/v1/events?topics=lock/ev.,semaphore/ev.,flag/ev.,"
                         "barrier/ev.,condition/ev.")
+        self.gw.put("/v1/flags/ev.poke", {})
+        sub = evlib.Sub(evlib.events_url(self.gw), "lock/ev.", "semaphore/ev.", "flag/ev.",
+                        "barrier/ev.", "condition/ev.")
         try:
+            sub.sync(lambda: self.gw.post("/v1/flags/ev.poke/set"),
+                     lambda e: e.json["name"] == "ev.poke")
             self.gw.put("/v1/locks/ev.l", {})
             self.gw.put("/v1/semaphores/ev.s", {})
             self.gw.put("/v1/flags/ev.f", {})
@@ -786,8 +814,13 @@ class Sync(gw.GatewayCase):
                 ev = sse.wait(lambda e: not e.comment and e.json["kind"] == kind
                               and e.json["op"] == op, 5, "%s %s" % (kind, op))
                 self.assertIn("version", ev.json)
+                ev = sub.wait(lambda e: e.topic.startswith("%s/ev." % kind)
+                              and e.topic.endswith("/" + op) and e.json["op"] == op, 5,
+                              "nng %s %s" % (kind, op))
+                self.assertEqual(ev.json["kind"], kind)
         finally:
             sse.close()
+            sub.close()
 
     def test_metrics(self):
         self.gw.put("/v1/locks/m.l", {})
@@ -853,6 +886,25 @@ class Restart(unittest.TestCase):
         finally:
             g1.stop()
             gw.remove(store)
+
+    def test_reentered_lease_released_a_level_still_expires_on_time(self):
+        g = gw.Gateway().start()
+        try:
+            g.put("/v1/locks/r.re", {"reentrant": True})
+            tok = g.post("/v1/locks/r.re/acquire?ttl=0.6").json["token"]
+            r = g.post("/v1/locks/r.re/acquire?ttl=0.6", {"token": tok})
+            self.assertEqual(r.status, 200, r)
+            sse = evlib.SSE(g, "/v1/events?topics=lock/r.re/")
+            try:
+                r = g.post("/v1/locks/r.re/release", {"token": tok})
+                self.assertEqual((r.status, r.json["count"]), (200, 1))
+                ev = sse.wait(lambda e: not e.comment and e.json["op"] == "expired", 3,
+                              "expired")
+                self.assertEqual(ev.json["held"], False)
+            finally:
+                sse.close()
+        finally:
+            g.stop()
 
     def test_max_lease(self):
         g = gw.Gateway("--max-lease", "2", env={"ATRIUM_MAX_LEASE": "7"}).start()
