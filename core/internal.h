@@ -870,6 +870,30 @@ void atr__lq_take_commit(const atr_store *s, struct atr__obj *o,
                          int64_t deadline, int steps);
 void atr__lq_ack_commit(struct atr__obj *o, struct atr__ltable *t, uint32_t i,
                         const struct atr__self *self, int steps);
+/* lease.c and tasks.c share: */
+#define ATR__LQ_SLOT_MASK 0xffffu /* a receipt's place index */
+enum {
+  ATR__LQ_OP_LEASE = 1,
+  ATR__LQ_OP_ACK,
+  ATR__LQ_OP_CLEAR,
+  ATR__LQ_OP_MOVE
+};
+/* The getters' lock of h's queue (*o) and its table (*t): 0 with the
+ * lock held, or an error (ATR_ECORRUPT for a damaged table) without. */
+int atr__lq_lock(const atr_handle *h, struct atr__obj **o,
+                 struct atr__ltable **t);
+/* done + n, never past the items put. */
+uint64_t atr__lq_done_after(const struct atr__ltable *t,
+                            const struct atr__obj *o, uint64_t n);
+/* A place whose item came back (its hold given back): READY at the head,
+ * or DEAD past max_deliveries. */
+void atr__lq_return(struct atr__ltable *t, struct atr__lslot *sl);
+/* The item's bytes in a place's block, or NULL (damage). */
+const uint8_t *atr__lq_item(const atr_store *s, const struct atr__lslot *sl);
+/* After a step that may have made dead letters or given items back
+ * (returned of them): wakes getters, publishes, moves dead letters. */
+void atr__lq_after(const atr_handle *h, struct atr__obj *o,
+                   struct atr__ltable *t, int returned);
 /* The table of o (a queue's record) if it has a whole one, else NULL. */
 struct atr__ltable *atr__lq_table(const atr_store *s, const struct atr__obj *o);
 /* Called by the getters holding the record lock: items a plain get
@@ -903,6 +927,10 @@ size_t atr__lq_spans(const atr_store *s, const struct atr__obj *o,
 /* Under the store lock: makes o's table (cap places, settings). */
 int atr__lq_make(atr_store *s, struct atr__obj *o, uint32_t cap,
                  uint32_t max_deliveries, const char *dead_letter);
+/* join sleeps on ec_done: bumped whenever done grows. */
+static inline void atr__lq_done_wake(struct atr__ltable *t) {
+  atr__ec_signal(&t->ec_done, false);
+}
 /* Lock-free describe of the table's counts (zeros without one); READY
  * items are added to info->size. */
 void atr__lq_info(const atr_store *s, const struct atr__obj *o,

@@ -1,5 +1,6 @@
 /*
- * lease.c - a queue's leased items and its task accounting (JoinableQueue).
+ * lease.c - a queue's leased items: the lease table, its places and holds,
+ * sweeps and repair, and the leased take (tasks.c settles them).
  *
  * A queue's lease table (struct atr__ltable, the heap block at its
  * record's data_off) has one place per item out under a lease. A leased
@@ -10,7 +11,8 @@
  * ran out makes it READY, which plain and leased gets take before the
  * ring (back at the head), oldest return first; an item that comes back
  * having had max_deliveries goes DEAD and is moved to the dead-letter
- * queue outside every lock (lq_dead_letters).
+ * queue outside every lock (tasks.c, which also settles receipts and
+ * keeps the task accounting).
  *
  * A place's hold (robust.c) is a lease (word LEASE_TID, the receipt as
  * its token, a deadline) or a process hold (the taking thread's TID,
@@ -33,9 +35,9 @@
  * changes only inside a logged step or by one store.
  *
  * Receipts: the place's index in the low 16 bits, 48 random bits above
- * (atr__token), redrawn if equal to the place's last; a receipt is spent
+ * (lq_random), redrawn if equal to the place's last; a receipt is spent
  * once its place is settled. unfinished = items put (the putters'
- * count) - done; done never passes the items put.
+ * count) - done; done never passes the items put (tasks.c).
  */
 #include "internal.h"
 
@@ -46,14 +48,9 @@
 
 #define LQ_CAP_DEFAULT 1024u
 #define LQ_CAP_MAX 65536u
-#define LQ_SLOT_MASK 0xffffu
 #define LQ_BLK_MIN 256u
 /* While threads hold items, sweeps for dead ones are due this often. */
 #define LQ_LOOK_NS (10 * INT64_C(1000000))
-/* A dead letter whose mover died is moved again after this. */
-#define LQ_MOVE_NS (5 * ATR__NS)
-
-enum { LQ_OP_LEASE = 1, LQ_OP_ACK, LQ_OP_CLEAR, LQ_OP_MOVE };
 
 static uint64_t lq_bytes(uint32_t cap) {
   return sizeof(struct atr__ltable) + (uint64_t)cap * sizeof(struct atr__lslot);
@@ -75,8 +72,8 @@ struct atr__ltable *atr__lq_table(const atr_store *s,
 
 /* The getters' lock of h's queue (*o) and its table (*t): 0 with the
  * lock held, or an error (ATR_ECORRUPT for a damaged table) without. */
-static int lq_lock(const atr_handle *h, struct atr__obj **o,
-                   struct atr__ltable **t) {
+int atr__lq_lock(const atr_handle *h, struct atr__obj **o,
+                 struct atr__ltable **t) {
   int rc;
   if ((rc = atr__q_lock_get(h, o)) != 0)
     return rc;
@@ -129,19 +126,15 @@ static bool lq_blk_ok(const atr_store *s, const struct atr__lslot *sl) {
 }
 
 /* done grows by n, never past the items put. */
-static uint64_t lq_done_after(const struct atr__ltable *t,
-                              const struct atr__obj *o, uint64_t n) {
+uint64_t atr__lq_done_after(const struct atr__ltable *t,
+                            const struct atr__obj *o, uint64_t n) {
   uint64_t d = atomic_load(&t->done), puts = atr__q_puts(o);
   return d + n < puts ? d + n : puts > d ? puts : d;
 }
 
-static void lq_done_wake(struct atr__ltable *t) {
-  atr__ec_signal(&t->ec_done, false);
-}
-
 /* A place whose item came back (its hold already given back): READY at
  * the head, or DEAD past max_deliveries. */
-static void lq_return(struct atr__ltable *t, struct atr__lslot *sl) {
+void atr__lq_return(struct atr__ltable *t, struct atr__lslot *sl) {
   sl->receipt = 0;
   sl->order = ++t->next_order;
   sl->state = t->max_deliveries != 0 && sl->deliveries >= t->max_deliveries
@@ -172,7 +165,7 @@ static uint32_t lq_free_place(const atr_store *s, const struct atr__ltable *t,
 
 /* Moves the item of place i (a live thread's process hold past its
  * deadline) to the free place j: the blocks are exchanged, so nothing is
- * copied; written aside first (LQ_OP_MOVE). */
+ * copied; written aside first (ATR__LQ_OP_MOVE). */
 static void lq_move_apply(struct atr__ltable *t, uint32_t i, uint32_t j,
                           uint64_t j_off, uint64_t j_size) {
   struct atr__lslot *a = &t->slot[i], *b = &t->slot[j];
@@ -182,7 +175,7 @@ static void lq_move_apply(struct atr__ltable *t, uint32_t i, uint32_t j,
     b->len = a->len;
     b->deliveries = a->deliveries;
     atomic_store(&b->hold.word, 0);
-    lq_return(t, b);
+    atr__lq_return(t, b);
   }
   a->blk_off = j_off;
   a->blk_size = j_size;
@@ -191,7 +184,7 @@ static void lq_move_apply(struct atr__ltable *t, uint32_t i, uint32_t j,
 
 static void lq_move(struct atr__ltable *t, uint32_t i, uint32_t j) {
   struct atr__lq_log *lg = &t->log;
-  lg->op = LQ_OP_MOVE;
+  lg->op = ATR__LQ_OP_MOVE;
   lg->slot = i;
   lg->slot2 = j;
   lg->blk_off = t->slot[j].blk_off;
@@ -219,12 +212,12 @@ static int lq_sweep(const atr_store *s, struct atr__ltable *t, int64_t now) {
     case ATR__LQ_LEASED:
       if (atr__word_free(w)) { /* its thread died */
         atomic_store(&sl->hold.word, 0);
-        lq_return(t, sl);
+        atr__lq_return(t, sl);
         n++;
       } else if (now >= sl->hold.deadline_ns) {
         if (lease) {
           atr__lease_give(&sl->hold, 0, 0);
-          lq_return(t, sl);
+          atr__lq_return(t, sl);
           n++;
         } else {
           bool fits;
@@ -242,7 +235,7 @@ static int lq_sweep(const atr_store *s, struct atr__ltable *t, int64_t now) {
       break;
     case ATR__LQ_DELAYED:
       if (now >= sl->until_ns)
-        lq_return(t, sl);
+        atr__lq_return(t, sl);
       else if (sl->until_ns < next)
         next = sl->until_ns;
       break;
@@ -311,22 +304,22 @@ void atr__lq_repair(atr_store *s, struct atr__obj *o) {
     struct atr__lslot *sl = &t->slot[lg->slot];
     uint64_t cons = o->u.q.cons.items;
     switch (lg->op) {
-    case LQ_OP_LEASE: /* committed by the getters' side */
+    case ATR__LQ_OP_LEASE: /* committed by the getters' side */
       atomic_store(&sl->hold.word, 0);
       if (cons >= lg->cons_after) {
-        lq_return(t, sl); /* out of the ring, to nobody alive */
+        atr__lq_return(t, sl); /* out of the ring, to nobody alive */
       } else {
         sl->receipt = 0;
         sl->state = ATR__LQ_FREE;
       }
       break;
-    case LQ_OP_ACK:
+    case ATR__LQ_OP_ACK:
       atomic_store(&sl->hold.word, 0);
       sl->receipt = 0;
       sl->state = ATR__LQ_FREE;
       atomic_store(&t->done, lg->done_after);
       break;
-    case LQ_OP_CLEAR:
+    case ATR__LQ_OP_CLEAR:
       if (cons >= lg->cons_after) {
         for (uint32_t i = 0; i < t->cap; i++)
           if (t->slot[i].state == ATR__LQ_READY)
@@ -334,7 +327,7 @@ void atr__lq_repair(atr_store *s, struct atr__obj *o) {
         atomic_store(&t->done, lg->done_after);
       }
       break;
-    case LQ_OP_MOVE:
+    case ATR__LQ_OP_MOVE:
       lq_move_apply(t, lg->slot, lg->slot2, lg->blk_off, lg->blk_size);
       break;
     default:
@@ -383,7 +376,7 @@ static uint32_t lq_first_ready(const struct atr__ltable *t) {
   return best;
 }
 
-static const uint8_t *lq_item(const atr_store *s, const struct atr__lslot *sl) {
+const uint8_t *atr__lq_item(const atr_store *s, const struct atr__lslot *sl) {
   if (sl->blk_off == 0 || sl->len > sl->blk_size || !lq_blk_ok(s, sl))
     return NULL;
   return s->base + sl->blk_off;
@@ -399,7 +392,7 @@ int atr__lq_take_ready(const atr_handle *h, struct atr__obj *o,
   if (i == UINT32_MAX)
     return 0;
   struct atr__lslot *sl = &t->slot[i];
-  const uint8_t *item = lq_item(h->store, sl);
+  const uint8_t *item = atr__lq_item(h->store, sl);
   if (item == NULL)
     return ATR_ECORRUPT;
   if ((rc = sink(arg, item, sl->len)) != 0)
@@ -436,7 +429,7 @@ static uint64_t lq_random(void) {
 static uint64_t lq_receipt(const struct atr__lslot *sl, uint32_t i) {
   uint64_t r;
   do
-    r = (lq_random() & ~(uint64_t)LQ_SLOT_MASK) | i;
+    r = (lq_random() & ~(uint64_t)ATR__LQ_SLOT_MASK) | i;
   while (r == sl->receipt || r == i);
   return r;
 }
@@ -451,31 +444,6 @@ static void lq_hold(struct atr__lslot *sl, const struct atr__self *self,
     __atomic_store_n(&sl->hold.deadline_ns, deadline, __ATOMIC_RELAXED);
     atr__hold_take(&sl->hold, self, 0, &seen);
   }
-}
-
-/* Gives back a LEASED place's hold (the caller may: lq_mine). */
-static void lq_unhold(struct atr__lslot *sl, const struct atr__self *self) {
-  uint32_t w = atomic_load(&sl->hold.word);
-  if ((w & ATR__TID_MASK) == ATR__LEASE_TID)
-    atr__lease_give(&sl->hold, 0, 0);
-  else if (self != NULL && atr__hold_mine(&sl->hold, self))
-    atr__hold_give(&sl->hold, self, 0, 0);
-  else
-    atomic_store(&sl->hold.word, 0); /* its thread died */
-}
-
-/* Whether the caller may settle the place with receipt r now: a lease
- * not run out, or a process hold of the calling thread not run out. */
-static bool lq_mine(const struct atr__lslot *sl, uint64_t r,
-                    const struct atr__self *self, int64_t now) {
-  if (sl->state != ATR__LQ_LEASED || sl->receipt != r)
-    return false;
-  uint32_t w = atomic_load(&sl->hold.word);
-  if (atr__word_free(w) || now >= sl->hold.deadline_ns)
-    return false;
-  if ((w & ATR__TID_MASK) == ATR__LEASE_TID)
-    return atr__lease_is(&sl->hold, r);
-  return self != NULL && atr__hold_mine(&sl->hold, self);
 }
 
 struct lq_out {
@@ -551,7 +519,7 @@ void atr__lq_take_commit(const atr_store *s, struct atr__obj *o,
   lq_hold(sl, self, receipt, deadline);
   if (steps < 3)
     return;
-  t->log.op = LQ_OP_LEASE;
+  t->log.op = ATR__LQ_OP_LEASE;
   t->log.slot = i;
   t->log.slot2 = 0;
   t->log.cons_after = o->u.q.cons.items + 1;
@@ -565,108 +533,6 @@ void atr__lq_take_commit(const atr_store *s, struct atr__obj *o,
   if (steps < 9)
     return;
   atomic_store(&t->log.valid, 0);
-}
-
-/*
- * The ack of the LEASED place i (the caller may settle it: lq_mine), as
- * a fixed sequence of steps: 1 the log (the done count after it), valid,
- * the commit point; 2 the hold given back; 3 the place FREE; 4 the done
- * count; 5 the log done. A death from 1 on is an ack made whole.
- */
-void atr__lq_ack_commit(struct atr__obj *o, struct atr__ltable *t, uint32_t i,
-                        const struct atr__self *self, int steps) {
-  struct atr__lslot *sl = &t->slot[i];
-  if (steps < 1)
-    return;
-  t->log.op = LQ_OP_ACK;
-  t->log.slot = i;
-  t->log.slot2 = 0;
-  t->log.done_after = lq_done_after(t, o, 1);
-  atomic_store(&t->log.valid, 1);
-  if (steps < 2)
-    return;
-  lq_unhold(sl, self);
-  if (steps < 3)
-    return;
-  sl->receipt = 0;
-  sl->state = ATR__LQ_FREE;
-  if (steps < 4)
-    return;
-  atomic_store(&t->done, t->log.done_after);
-  if (steps < 5)
-    return;
-  atomic_store(&t->log.valid, 0);
-}
-
-/* Dead letters: each DEAD place's item is put (without waiting) into the
- * dead-letter queue, outside every lock of this queue (the put takes
- * that queue's); then the place is freed and the item is done. A death
- * between the put and the free moves it again (MOVING runs out). */
-static void lq_dead_letters(const atr_handle *h) {
-  for (int rounds = 0; rounds < 64; rounds++) {
-    struct atr__obj *o;
-    struct atr__ltable *t;
-    if (atr__q_lock_get(h, &o) != 0)
-      return;
-    if ((t = atr__lq_table(h->store, o)) == NULL ||
-        atomic_load(&t->dead) == 0) {
-      atr__mutex_unlock(&o->lock);
-      return;
-    }
-    uint32_t i = 0;
-    while (i < t->cap && t->slot[i].state != ATR__LQ_DEAD)
-      i++;
-    if (i == t->cap) {
-      atr__mutex_unlock(&o->lock);
-      return;
-    }
-    struct atr__lslot *sl = &t->slot[i];
-    const uint8_t *item = lq_item(h->store, sl);
-    uint32_t len = sl->len;
-    uint64_t tag = sl->order;
-    char name[ATR_NAME_MAX + 1];
-    memcpy(name, t->dead_letter, ATR_NAME_MAX);
-    name[ATR_NAME_MAX] = '\0';
-    void *copy = item != NULL ? malloc(len > 0 ? len : 1) : NULL;
-    if (copy != NULL)
-      memcpy(copy, item, len);
-    sl->state = ATR__LQ_MOVING;
-    sl->until_ns = atr__now_ns() + LQ_MOVE_NS;
-    atr__mutex_unlock(&o->lock);
-
-    bool moved = false;
-    atr_handle dh;
-    if (copy != NULL && name[0] != '\0' &&
-        atr_queue_open(h->store, name, 0, NULL, &dh) == 0 &&
-        dh.kind == ATR_QUEUE)
-      moved = atr_queue_put(&dh, copy, len, 0) == 0;
-    free(copy);
-
-    if (atr__q_lock_get(h, &o) != 0)
-      return;
-    if ((t = atr__lq_table(h->store, o)) != NULL &&
-        sl->state == ATR__LQ_MOVING && sl->order == tag) {
-      sl->state = ATR__LQ_FREE;
-      atomic_store(&t->done, lq_done_after(t, o, 1));
-      atomic_fetch_add(moved ? &t->dead_lettered : &t->dropped, 1);
-      atomic_fetch_sub(&t->dead, 1);
-      atr__q_bump(o);
-      lq_done_wake(t);
-    }
-    atr__mutex_unlock(&o->lock);
-    atr__feed_push(h->store, o, h->slot, ATR_OP_DONE, NULL);
-  }
-}
-
-/* After a step that may have made dead letters or given items back. */
-static void lq_after(const atr_handle *h, struct atr__obj *o,
-                     struct atr__ltable *t, int returned) {
-  if (returned > 0) {
-    atr__ec_signal(&o->u.q.ec_put, false); /* getters: items are back */
-    atr__feed_push(h->store, o, h->slot, ATR_OP_EXPIRED, NULL);
-  }
-  if (atomic_load(&t->dead) > 0)
-    lq_dead_letters(h);
 }
 
 ATR__EXPORT int atr_queue_get_leased(const atr_handle *h, size_t max,
@@ -692,14 +558,14 @@ ATR__EXPORT int atr_queue_get_leased(const atr_handle *h, size_t max,
     struct atr__ltable *t;
     uint32_t grow = UINT32_MAX, grow_len = 0;
     int returned;
-    if ((rc = lq_lock(h, &o, &t)) != 0)
+    if ((rc = atr__lq_lock(h, &o, &t)) != 0)
       return rc;
     returned = lq_sweep_due(h->store, o, t);
     int64_t until = atr__now_ns() + (int64_t)(lease * 1e9);
     while (lo.k < max) {
       uint32_t i = lq_first_ready(t);
       if (i != UINT32_MAX) { /* back at the head: first */
-        const uint8_t *item = lq_item(h->store, &t->slot[i]);
+        const uint8_t *item = atr__lq_item(h->store, &t->slot[i]);
         if (item == NULL) {
           rc = ATR_ECORRUPT;
           break;
@@ -745,13 +611,13 @@ ATR__EXPORT int atr_queue_get_leased(const atr_handle *h, size_t max,
       atr__ec_signal(&o->u.q.ec_get, false);
       atr__feed_push_fenced(h->store, o, h->slot, ATR_OP_LEASED,
                             &t->pend_lease);
-      lq_after(h, o, t, returned);
+      atr__lq_after(h, o, t, returned);
       return 0; /* what was taken is the caller's, whatever came next */
     }
     if (rc != 0 || grow != UINT32_MAX) {
       atr__mutex_unlock(&o->lock);
       if (rc != 0) {
-        lq_after(h, o, t, returned);
+        atr__lq_after(h, o, t, returned);
         out->count = before;
         return rc;
       }
@@ -795,177 +661,11 @@ ATR__EXPORT int atr_queue_get_leased(const atr_handle *h, size_t max,
     }
     if (returned > 0) {
       atr__mutex_unlock(&o->lock);
-      lq_after(h, o, t, returned);
+      atr__lq_after(h, o, t, returned);
       continue;
     }
     if ((rc = atr__q_wait_items(h, o, deadline)) != 0)
       return rc == ATR_EINTR ? rc : ATR_EEMPTY;
-  }
-}
-
-enum lq_settle_op { LQ_ACK, LQ_NACK, LQ_TOUCH };
-
-static int lq_settle(const atr_handle *h, const uint64_t *receipts, size_t n,
-                     enum lq_settle_op op, double secs, uint64_t *unknown,
-                     size_t *n_unknown) {
-  struct atr__obj *o;
-  struct atr__ltable *t;
-  size_t applied = 0, nu = 0, back = 0;
-  int rc;
-  if ((receipts == NULL && n > 0) || (unknown == NULL) != (n_unknown == NULL) ||
-      !isfinite(secs) || secs < 0 || secs > 1e9 ||
-      (op == LQ_TOUCH && !(secs > 0)))
-    return ATR_EINVAL;
-  if (n_unknown != NULL)
-    *n_unknown = 0;
-  if ((rc = atr__lq_ensure(h)) != 0)
-    return rc;
-  const struct atr__self *self = atr__self();
-  if ((rc = lq_lock(h, &o, &t)) != 0)
-    return rc;
-  int64_t now = atr__now_ns(), secs_ns = (int64_t)(secs * 1e9);
-  for (size_t k = 0; k < n; k++) {
-    uint64_t r = receipts[k];
-    uint32_t i = (uint32_t)(r & LQ_SLOT_MASK);
-    struct atr__lslot *sl = i < t->cap ? &t->slot[i] : NULL;
-    if (sl != NULL && sl->state == ATR__LQ_ORPHAN && sl->receipt == r &&
-        self != NULL && atr__hold_mine(&sl->hold, self)) {
-      /* Its lease ran out and its item went back: let go of the hold. */
-      atr__hold_give(&sl->hold, self, 0, 0);
-      sl->receipt = 0;
-      sl->state = ATR__LQ_FREE;
-      atomic_fetch_sub(&t->linked, 1);
-      sl = NULL;
-    }
-    if (sl == NULL || r == 0 || !lq_mine(sl, r, self, now)) {
-      if (unknown != NULL)
-        unknown[nu] = r;
-      nu++;
-      continue;
-    }
-    bool linked = atr__word_linked(atomic_load(&sl->hold.word));
-    applied++;
-    switch (op) {
-    case LQ_ACK:
-      atr__lq_ack_commit(o, t, i, self, ATR__LQ_ACK_STEPS);
-      atomic_fetch_sub(&t->leased, 1);
-      break;
-    case LQ_NACK:
-      lq_unhold(sl, self);
-      if (secs_ns > 0) {
-        sl->receipt = 0;
-        sl->until_ns = now + secs_ns;
-        sl->state = ATR__LQ_DELAYED;
-        if (sl->until_ns < t->sweep_ns)
-          t->sweep_ns = sl->until_ns;
-      } else {
-        lq_return(t, sl);
-        atomic_fetch_sub(&t->leased, 1);
-        atomic_fetch_add(sl->state == ATR__LQ_READY ? &t->ready : &t->dead, 1);
-        back++;
-      }
-      break;
-    case LQ_TOUCH:
-      __atomic_store_n(&sl->hold.deadline_ns, now + secs_ns, __ATOMIC_RELAXED);
-      linked = false;
-      break;
-    }
-    if (linked)
-      atomic_fetch_sub(&t->linked, 1);
-  }
-  if (applied > 0 && op != LQ_TOUCH)
-    atr__q_bump(o);
-  atr__mutex_unlock(&o->lock);
-  if (n_unknown != NULL)
-    *n_unknown = nu;
-  if (applied > 0 && op == LQ_ACK) {
-    lq_done_wake(t);
-    atr__feed_push_fenced(h->store, o, h->slot, ATR_OP_ACKED, &t->pend_ack);
-  } else if (applied > 0 && op == LQ_NACK) {
-    if (back > 0)
-      atr__ec_signal(&o->u.q.ec_put, false);
-    atr__feed_push(h->store, o, h->slot, ATR_OP_NACKED, NULL);
-  }
-  lq_after(h, o, t, 0);
-  return 0;
-}
-
-ATR__EXPORT int atr_queue_ack(const atr_handle *h, const uint64_t *receipts,
-                              size_t n, uint64_t *unknown, size_t *n_unknown) {
-  return lq_settle(h, receipts, n, LQ_ACK, 0, unknown, n_unknown);
-}
-
-ATR__EXPORT int atr_queue_nack(const atr_handle *h, const uint64_t *receipts,
-                               size_t n, double delay, uint64_t *unknown,
-                               size_t *n_unknown) {
-  return lq_settle(h, receipts, n, LQ_NACK, delay, unknown, n_unknown);
-}
-
-ATR__EXPORT int atr_queue_touch(const atr_handle *h, const uint64_t *receipts,
-                                size_t n, double lease, uint64_t *unknown,
-                                size_t *n_unknown) {
-  return lq_settle(h, receipts, n, LQ_TOUCH, lease, unknown, n_unknown);
-}
-
-ATR__EXPORT int atr_queue_done(const atr_handle *h, uint64_t n,
-                               uint64_t *unfinished) {
-  struct atr__obj *o;
-  struct atr__ltable *t;
-  int rc;
-  if (n == 0)
-    return ATR_EINVAL;
-  if ((rc = atr__lq_ensure(h)) != 0)
-    return rc;
-  if ((rc = lq_lock(h, &o, &t)) != 0)
-    return rc;
-  uint64_t d = atomic_load(&t->done), puts = atr__q_puts(o);
-  uint64_t left = puts > d ? puts - d : 0;
-  if (n > left) {
-    rc = ATR_EDONE;
-  } else {
-    atomic_store(&t->done, d + n);
-    left -= n;
-    atr__q_bump(o);
-  }
-  atr__mutex_unlock(&o->lock);
-  if (unfinished != NULL)
-    *unfinished = left;
-  if (rc == 0) {
-    lq_done_wake(t);
-    atr__feed_push(h->store, o, h->slot, ATR_OP_DONE, NULL);
-  }
-  return rc;
-}
-
-ATR__EXPORT int atr_queue_join(const atr_handle *h, double timeout,
-                               uint64_t *unfinished) {
-  double deadline = atr__deadline(timeout);
-  int rc;
-  if ((rc = atr__lq_ensure(h)) != 0)
-    return rc;
-  for (;;) {
-    struct atr__obj *o = atr__obj_of(h);
-    struct atr__ltable *t;
-    if (o == NULL || __atomic_load_n(&o->dead, __ATOMIC_ACQUIRE))
-      return ATR_ENOENT;
-    if ((t = atr__lq_table(h->store, o)) == NULL)
-      return ATR_ECORRUPT;
-    uint32_t val = atr__ec_prepare(&t->ec_done);
-    uint64_t d = atomic_load(&t->done), puts = atr__q_puts(o);
-    uint64_t left = puts > d ? puts - d : 0;
-    if (unfinished != NULL)
-      *unfinished = left;
-    if (left == 0)
-      return 0;
-    double wait = atr__remaining(deadline);
-    if (wait == 0)
-      return ATR_ETIMEDOUT;
-    /* A put does not wake joiners (it only makes the count grow); the
-     * cap bounds how stale a deleted queue's waiter can be. */
-    if (wait < 0 || wait > 0.5)
-      wait = 0.5;
-    if ((rc = atr__futex_wait(&t->ec_done, val, wait)) == ATR_EINTR)
-      return rc;
   }
 }
 
@@ -974,12 +674,12 @@ int atr__lq_expire(const atr_handle *h, struct atr__obj *o) {
   int rc, n;
   if (atr__lq_table(h->store, o) == NULL)
     return 0;
-  if ((rc = lq_lock(h, &o, &t)) != 0)
+  if ((rc = atr__lq_lock(h, &o, &t)) != 0)
     return rc;
   if ((n = lq_sweep(h->store, t, atr__now_ns())) > 0)
     atr__q_bump(o);
   atr__mutex_unlock(&o->lock);
-  lq_after(h, o, t, n);
+  atr__lq_after(h, o, t, n);
   return n;
 }
 
@@ -988,10 +688,11 @@ void atr__lq_clear_begin(const atr_store *s, struct atr__obj *o,
   struct atr__ltable *t = atr__lq_table(s, o);
   if (t == NULL)
     return;
-  t->log.op = LQ_OP_CLEAR;
+  t->log.op = ATR__LQ_OP_CLEAR;
   t->log.slot = t->log.slot2 = 0;
   t->log.cons_after = cons_after;
-  t->log.done_after = lq_done_after(t, o, ring_items + atomic_load(&t->ready));
+  t->log.done_after =
+      atr__lq_done_after(t, o, ring_items + atomic_load(&t->ready));
   atomic_store(&t->log.valid, 1);
 }
 
@@ -1005,7 +706,7 @@ void atr__lq_clear_end(const atr_store *s, struct atr__obj *o) {
   atomic_store(&t->done, t->log.done_after);
   atomic_store(&t->log.valid, 0);
   atomic_store(&t->ready, 0);
-  lq_done_wake(t);
+  atr__lq_done_wake(t);
 }
 
 bool atr__lq_free(atr_store *s, struct atr__obj *o) {
