@@ -132,6 +132,10 @@ struct atr__queue {
   uint64_t maxsize, max_item;
   uint64_t base; /* version base */
   uint32_t grow; /* no byte bound: the ring grows */
+  /* A clear's done count, written aside (under both locks) and
+   * committed by the getters' side: clear_cons is the getters' item count
+   * that commits it, + 1 (0: none). */
+  uint64_t clear_cons, clear_done;
   /* line 4: the getters' side */
   _Alignas(64) struct atr__qside cons;
   struct atr__qside cons_intent;
@@ -140,6 +144,9 @@ struct atr__queue {
   /* The coalescing mark of pops (the record's `pend` serves puts), so
    * that puts and pops taking turns do not publish an event each. */
   _Atomic uint64_t pend_pop;
+  /* Items done (task_done, acks, clears, dead letters), never past the
+   * items put; changed under the getters' lock (lease.c, tasks.c). */
+  _Atomic uint64_t done;
   /* line 5: the putters' lock and what only putters touch; put_lock is
    * initialised once, at store creation, like the record's lock */
   _Alignas(64) pthread_mutex_t put_lock;
@@ -844,15 +851,13 @@ struct atr__ltable {
   uint32_t max_deliveries; /* 0: never dead-lettered */
   char dead_letter[ATR_NAME_MAX + 1];
   uint8_t pad[7];
-  _Atomic uint64_t done;          /* items done, ever */
   _Atomic uint64_t dead_lettered; /* moved to the dead-letter queue */
   _Atomic uint64_t dropped;       /* dead letters dropped */
   uint64_t next_order;
-  _Atomic uint32_t ec_done; /* bumped when done grows: join sleeps on it */
-  _Atomic uint32_t ready;   /* places READY (derived: repair recounts) */
-  _Atomic uint32_t leased;  /* places LEASED or DELAYED (derived)      */
-  _Atomic uint32_t dead;    /* places DEAD or MOVING (derived)         */
-  _Atomic uint32_t linked;  /* LEASED places held by a thread (derived) */
+  _Atomic uint32_t ready;  /* places READY (derived: repair recounts) */
+  _Atomic uint32_t leased; /* places LEASED or DELAYED (derived)      */
+  _Atomic uint32_t dead;   /* places DEAD or MOVING (derived)         */
+  _Atomic uint32_t linked; /* LEASED places held by a thread (derived) */
   uint32_t pad2;
   int64_t sweep_ns; /* the next sweep is due then (hint)       */
   _Atomic uint64_t pend_lease, pend_ack; /* coalescing marks */
@@ -872,19 +877,13 @@ void atr__lq_ack_commit(struct atr__obj *o, struct atr__ltable *t, uint32_t i,
                         const struct atr__self *self, int steps);
 /* lease.c and tasks.c share: */
 #define ATR__LQ_SLOT_MASK 0xffffu /* a receipt's place index */
-enum {
-  ATR__LQ_OP_LEASE = 1,
-  ATR__LQ_OP_ACK,
-  ATR__LQ_OP_CLEAR,
-  ATR__LQ_OP_MOVE
-};
+enum { ATR__LQ_OP_LEASE = 1, ATR__LQ_OP_ACK, ATR__LQ_OP_MOVE };
 /* The getters' lock of h's queue (*o) and its table (*t): 0 with the
  * lock held, or an error (ATR_ECORRUPT for a damaged table) without. */
 int atr__lq_lock(const atr_handle *h, struct atr__obj **o,
                  struct atr__ltable **t);
-/* done + n, never past the items put. */
-uint64_t atr__lq_done_after(const struct atr__ltable *t,
-                            const struct atr__obj *o, uint64_t n);
+/* The queue's done count + n, never past the items put. */
+uint64_t atr__lq_done_after(const struct atr__obj *o, uint64_t n);
 /* A place whose item came back (its hold given back): READY at the head,
  * or DEAD past max_deliveries. */
 void atr__lq_return(struct atr__ltable *t, struct atr__lslot *sl);
@@ -910,12 +909,11 @@ int atr__lq_take_ready(const atr_handle *h, struct atr__obj *o,
 /* Repair of the lease table after the record lock's holder died (from
  * the queue's repair; the getters' side is whole already). */
 void atr__lq_repair(atr_store *s, struct atr__obj *o);
-/* Under both queue locks, around a clear's commit of the getters' side
- * (to cons_after items, ring_items of them removed): the READY items go
- * too, and all of them are done. */
-void atr__lq_clear_begin(const atr_store *s, struct atr__obj *o,
-                         uint64_t cons_after, uint64_t ring_items);
-void atr__lq_clear_end(const atr_store *s, struct atr__obj *o);
+/* Holding the getters' lock: frees the READY places (a clear's part: the
+ * caller counts them done); returns how many there were. */
+uint64_t atr__lq_clear_ready(const atr_store *s, struct atr__obj *o);
+/* READY places now (0 without a table). */
+uint64_t atr__lq_ready_count(const atr_store *s, const struct atr__obj *o);
 /* Makes h's queue's lease table if it has none (takes the store lock). */
 int atr__lq_ensure(const atr_handle *h);
 /* Under the store lock: frees the table and its places' blocks, unless
@@ -927,9 +925,11 @@ size_t atr__lq_spans(const atr_store *s, const struct atr__obj *o,
 /* Under the store lock: makes o's table (cap places, settings). */
 int atr__lq_make(atr_store *s, struct atr__obj *o, uint32_t cap,
                  uint32_t max_deliveries, const char *dead_letter);
-/* join sleeps on ec_done: bumped whenever done grows. */
-static inline void atr__lq_done_wake(struct atr__ltable *t) {
-  atr__ec_signal(&t->ec_done, false);
+/* join sleeps on the getters' eventcount (ec_get, which putters waiting
+ * for room share: a wake they did not need only makes them look again):
+ * bumped whenever done grows. */
+static inline void atr__lq_done_wake(struct atr__obj *o) {
+  atr__ec_signal(&o->u.q.ec_get, false);
 }
 /* Lock-free describe of the table's counts (zeros without one); READY
  * items are added to info->size. */

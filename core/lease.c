@@ -31,8 +31,9 @@
  * by the getters' side's commit (cons_after), an ack and a move by the
  * log's valid flag; the next locker after a death finishes or drops it
  * (atr__lq_repair), then recounts the places. The counters (ready,
- * leased, dead, linked) are derived from the places; `done` is not, and
- * changes only inside a logged step or by one store.
+ * leased, dead, linked) are derived from the places. The queue's `done`
+ * count is in its record (on the getters' line), not here: a queue never
+ * leased from needs no table for done, join or clear.
  *
  * Receipts: the place's index in the low 16 bits, 48 random bits above
  * (lq_random), redrawn if equal to the place's last; a receipt is spent
@@ -126,9 +127,8 @@ static bool lq_blk_ok(const atr_store *s, const struct atr__lslot *sl) {
 }
 
 /* done grows by n, never past the items put. */
-uint64_t atr__lq_done_after(const struct atr__ltable *t,
-                            const struct atr__obj *o, uint64_t n) {
-  uint64_t d = atomic_load(&t->done), puts = atr__q_puts(o);
+uint64_t atr__lq_done_after(const struct atr__obj *o, uint64_t n) {
+  uint64_t d = atomic_load(&o->u.q.done), puts = atr__q_puts(o);
   return d + n < puts ? d + n : puts > d ? puts : d;
 }
 
@@ -317,15 +317,7 @@ void atr__lq_repair(atr_store *s, struct atr__obj *o) {
       atomic_store(&sl->hold.word, 0);
       sl->receipt = 0;
       sl->state = ATR__LQ_FREE;
-      atomic_store(&t->done, lg->done_after);
-      break;
-    case ATR__LQ_OP_CLEAR:
-      if (cons >= lg->cons_after) {
-        for (uint32_t i = 0; i < t->cap; i++)
-          if (t->slot[i].state == ATR__LQ_READY)
-            t->slot[i].state = ATR__LQ_FREE;
-        atomic_store(&t->done, lg->done_after);
-      }
+      atomic_store(&o->u.q.done, lg->done_after);
       break;
     case ATR__LQ_OP_MOVE:
       lq_move_apply(t, lg->slot, lg->slot2, lg->blk_off, lg->blk_size);
@@ -683,37 +675,29 @@ int atr__lq_expire(const atr_handle *h, struct atr__obj *o) {
   return n;
 }
 
-void atr__lq_clear_begin(const atr_store *s, struct atr__obj *o,
-                         uint64_t cons_after, uint64_t ring_items) {
+uint64_t atr__lq_clear_ready(const atr_store *s, struct atr__obj *o) {
   struct atr__ltable *t = atr__lq_table(s, o);
+  uint64_t n = 0;
   if (t == NULL)
-    return;
-  t->log.op = ATR__LQ_OP_CLEAR;
-  t->log.slot = t->log.slot2 = 0;
-  t->log.cons_after = cons_after;
-  t->log.done_after =
-      atr__lq_done_after(t, o, ring_items + atomic_load(&t->ready));
-  atomic_store(&t->log.valid, 1);
+    return 0;
+  for (uint32_t i = 0; i < t->cap; i++)
+    if (t->slot[i].state == ATR__LQ_READY) {
+      t->slot[i].state = ATR__LQ_FREE; /* one store each */
+      n++;
+    }
+  atomic_store(&t->ready, 0);
+  return n;
 }
 
-void atr__lq_clear_end(const atr_store *s, struct atr__obj *o) {
-  struct atr__ltable *t = atr__lq_table(s, o);
-  if (t == NULL)
-    return;
-  for (uint32_t i = 0; i < t->cap; i++)
-    if (t->slot[i].state == ATR__LQ_READY)
-      t->slot[i].state = ATR__LQ_FREE;
-  atomic_store(&t->done, t->log.done_after);
-  atomic_store(&t->log.valid, 0);
-  atomic_store(&t->ready, 0);
-  atr__lq_done_wake(t);
+uint64_t atr__lq_ready_count(const atr_store *s, const struct atr__obj *o) {
+  const struct atr__ltable *t = atr__lq_table(s, o);
+  return t != NULL ? atomic_load(&t->ready) : 0;
 }
 
 bool atr__lq_free(atr_store *s, struct atr__obj *o) {
   struct atr__ltable *t = atr__lq_table(s, o);
   if (t == NULL)
     return true;
-  atr__ec_signal(&t->ec_done, true); /* joiners find the queue gone */
   if (atr__holds_linked(&t->slot[0].hold, sizeof(struct atr__lslot), t->cap))
     return false; /* lingers: its holds stay where their threads link them */
   for (uint32_t i = 0; i < t->cap; i++)
@@ -749,13 +733,12 @@ void atr__lq_info(const atr_store *s, const struct atr__obj *o,
   info->max_deliveries = 0;
   info->dead_letter[0] = '\0';
   info->expires_in = -1;
-  info->unfinished = prod_items;
+  uint64_t d = atomic_load(&o->u.q.done);
+  info->unfinished = prod_items > d ? prod_items - d : 0;
   if (t == NULL)
     return;
-  uint64_t d = atomic_load(&t->done);
   info->size += atomic_load(&t->ready);
   info->leased = atomic_load(&t->leased) + atomic_load(&t->dead);
-  info->unfinished = prod_items > d ? prod_items - d : 0;
   info->dead_lettered = atomic_load(&t->dead_lettered);
   info->dropped = atomic_load(&t->dropped);
   info->max_deliveries = t->max_deliveries;

@@ -151,13 +151,17 @@ static void q_finish_move(const atr_store *s, struct atr__queue *q) {
   atomic_store(&q->move.valid, 0);
 }
 
+static void q_clear_finish(const atr_store *s, struct atr__obj *o);
+
 /* The record's lock (the getters') was found with its holder dead: its
- * side and what it last saw of the other's are made whole again. */
+ * side and what it last saw of the other's are made whole again, and a
+ * clear or a lease's step it was making is finished or dropped. */
 static void q_repair(atr_store *s, struct atr__obj *o) {
   struct atr__queue *q = &o->u.q;
   q_finish_move(s, q);
   atr__qside_repair(&q->cons, &q->cons_intent);
   q->prod_seen = q_side_load(&q->prod).items;
+  q_clear_finish(s, o);
   atr__lq_repair(s, o);
 }
 
@@ -282,6 +286,8 @@ static int q_init(atr_store *s, struct atr__obj *o, void *arg) {
   q->cons = q->cons_intent = q->prod = q->prod_intent =
       (struct atr__qside){0, 0};
   q->gets = q->puts = 0;
+  q->clear_cons = q->clear_done = 0;
+  atomic_store(&q->done, 0);
   atomic_store(&q->pend_pop, 0);
   q_reset_hints(q);
   q->base = o->version;
@@ -917,22 +923,33 @@ ATR__EXPORT int atr_queue_size(const atr_handle *h, uint64_t *items,
   return 0;
 }
 
+/* A clear committed by the getters' side: the items back from a lease
+ * go too, and all of them are done (under both locks, or in repair). */
+static void q_clear_finish(const atr_store *s, struct atr__obj *o) {
+  struct atr__queue *q = &o->u.q;
+  if (q->clear_cons == 0)
+    return;
+  if (q->cons.items + 1 >= q->clear_cons) {
+    atr__lq_clear_ready(s, o);
+    atomic_store(&q->done, q->clear_done);
+  }
+  q->clear_cons = 0;
+}
+
 ATR__EXPORT int atr_queue_clear(const atr_handle *h) {
   struct atr__obj *o;
   int rc;
-  /* The items removed are done, which the lease table counts. */
-  if ((rc = atr__lq_ensure(h)) != 0)
-    return rc;
   if ((rc = q_lock_both(h, &o)) != 0)
     return rc;
   struct atr__queue *q = &o->u.q;
-  /* How many are done is written aside first and committed by the
-   * getters' side (see lease.c). */
-  atr__lq_clear_begin(h->store, o, q->prod.items,
-                      q->prod.items - q->cons.items);
+  /* The items removed are done: how many is written aside first and
+   * committed with the getters' side. */
+  q->clear_done = atr__lq_done_after(o, q->prod.items - q->cons.items +
+                                            atr__lq_ready_count(h->store, o));
+  q->clear_cons = q->prod.items + 1;
   q_count(&q->base);
   q_side_store(&q->cons, &q->cons_intent, q->prod);
-  atr__lq_clear_end(h->store, o);
+  q_clear_finish(h->store, o);
   q_reset_hints(q);
   q_unlock_both(o);
   atr__ec_signal(&q->ec_get, false);

@@ -62,7 +62,7 @@ void atr__lq_ack_commit(struct atr__obj *o, struct atr__ltable *t, uint32_t i,
   t->log.op = ATR__LQ_OP_ACK;
   t->log.slot = i;
   t->log.slot2 = 0;
-  t->log.done_after = atr__lq_done_after(t, o, 1);
+  t->log.done_after = atr__lq_done_after(o, 1);
   atomic_store(&t->log.valid, 1);
   if (steps < 2)
     return;
@@ -73,7 +73,7 @@ void atr__lq_ack_commit(struct atr__obj *o, struct atr__ltable *t, uint32_t i,
   sl->state = ATR__LQ_FREE;
   if (steps < 4)
     return;
-  atomic_store(&t->done, t->log.done_after);
+  atomic_store(&o->u.q.done, t->log.done_after);
   if (steps < 5)
     return;
   atomic_store(&t->log.valid, 0);
@@ -128,11 +128,11 @@ static void lq_dead_letters(const atr_handle *h) {
     if ((t = atr__lq_table(h->store, o)) != NULL &&
         sl->state == ATR__LQ_MOVING && sl->order == tag) {
       sl->state = ATR__LQ_FREE;
-      atomic_store(&t->done, atr__lq_done_after(t, o, 1));
+      atomic_store(&o->u.q.done, atr__lq_done_after(o, 1));
       atomic_fetch_add(moved ? &t->dead_lettered : &t->dropped, 1);
       atomic_fetch_sub(&t->dead, 1);
       atr__q_bump(o);
-      atr__lq_done_wake(t);
+      atr__lq_done_wake(o);
     }
     atr__mutex_unlock(&o->lock);
     atr__feed_push(h->store, o, h->slot, ATR_OP_DONE, NULL);
@@ -165,8 +165,17 @@ static int lq_settle(const atr_handle *h, const uint64_t *receipts, size_t n,
     return ATR_EINVAL;
   if (n_unknown != NULL)
     *n_unknown = 0;
-  if ((rc = atr__lq_ensure(h)) != 0)
-    return rc;
+  struct atr__obj *live = atr__obj_of(h);
+  if (live == NULL)
+    return ATR_ENOENT;
+  if (__atomic_load_n(&live->data_off, __ATOMIC_ACQUIRE) == 0) {
+    /* Never leased from: every receipt is unknown. */
+    if (unknown != NULL && n > 0)
+      memcpy(unknown, receipts, n * sizeof *receipts);
+    if (n_unknown != NULL)
+      *n_unknown = n;
+    return 0;
+  }
   const struct atr__self *self = atr__self();
   if ((rc = atr__lq_lock(h, &o, &t)) != 0)
     return rc;
@@ -226,7 +235,7 @@ static int lq_settle(const atr_handle *h, const uint64_t *receipts, size_t n,
   if (n_unknown != NULL)
     *n_unknown = nu;
   if (applied > 0 && op == LQ_ACK) {
-    atr__lq_done_wake(t);
+    atr__lq_done_wake(o);
     atr__feed_push_fenced(h->store, o, h->slot, ATR_OP_ACKED, &t->pend_ack);
   } else if (applied > 0 && op == LQ_NACK) {
     if (back > 0)
@@ -257,20 +266,17 @@ ATR__EXPORT int atr_queue_touch(const atr_handle *h, const uint64_t *receipts,
 ATR__EXPORT int atr_queue_done(const atr_handle *h, uint64_t n,
                                uint64_t *unfinished) {
   struct atr__obj *o;
-  struct atr__ltable *t;
   int rc;
   if (n == 0)
     return ATR_EINVAL;
-  if ((rc = atr__lq_ensure(h)) != 0)
+  if ((rc = atr__q_lock_get(h, &o)) != 0)
     return rc;
-  if ((rc = atr__lq_lock(h, &o, &t)) != 0)
-    return rc;
-  uint64_t d = atomic_load(&t->done), puts = atr__q_puts(o);
+  uint64_t d = atomic_load(&o->u.q.done), puts = atr__q_puts(o);
   uint64_t left = puts > d ? puts - d : 0;
   if (n > left) {
     rc = ATR_EDONE;
   } else {
-    atomic_store(&t->done, d + n);
+    atomic_store(&o->u.q.done, d + n); /* one store: done */
     left -= n;
     atr__q_bump(o);
   }
@@ -278,7 +284,7 @@ ATR__EXPORT int atr_queue_done(const atr_handle *h, uint64_t n,
   if (unfinished != NULL)
     *unfinished = left;
   if (rc == 0) {
-    atr__lq_done_wake(t);
+    atr__lq_done_wake(o);
     atr__feed_push(h->store, o, h->slot, ATR_OP_DONE, NULL);
   }
   return rc;
@@ -288,17 +294,14 @@ ATR__EXPORT int atr_queue_join(const atr_handle *h, double timeout,
                                uint64_t *unfinished) {
   double deadline = atr__deadline(timeout);
   int rc;
-  if ((rc = atr__lq_ensure(h)) != 0)
-    return rc;
   for (;;) {
     struct atr__obj *o = atr__obj_of(h);
-    struct atr__ltable *t;
     if (o == NULL || __atomic_load_n(&o->dead, __ATOMIC_ACQUIRE))
       return ATR_ENOENT;
-    if ((t = atr__lq_table(h->store, o)) == NULL)
-      return ATR_ECORRUPT;
-    uint32_t val = atr__ec_prepare(&t->ec_done);
-    uint64_t d = atomic_load(&t->done), puts = atr__q_puts(o);
+    /* The waiter bit first, then the count: whoever grows done after
+     * this look wakes us. */
+    uint32_t val = atr__ec_prepare(&o->u.q.ec_get);
+    uint64_t d = atomic_load(&o->u.q.done), puts = atr__q_puts(o);
     uint64_t left = puts > d ? puts - d : 0;
     if (unfinished != NULL)
       *unfinished = left;
@@ -307,11 +310,7 @@ ATR__EXPORT int atr_queue_join(const atr_handle *h, double timeout,
     double wait = atr__remaining(deadline);
     if (wait == 0)
       return ATR_ETIMEDOUT;
-    /* A put does not wake joiners (it only makes the count grow); the
-     * cap bounds how stale a deleted queue's waiter can be. */
-    if (wait < 0 || wait > 0.5)
-      wait = 0.5;
-    if ((rc = atr__futex_wait(&t->ec_done, val, wait)) == ATR_EINTR)
+    if ((rc = atr__futex_wait(&o->u.q.ec_get, val, wait)) == ATR_EINTR)
       return rc;
   }
 }
