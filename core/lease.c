@@ -195,10 +195,11 @@ static void lq_move(struct atr__ltable *t, uint32_t i, uint32_t j) {
 }
 
 /*
- * Under the getters' lock: gives back what ran out or whose holder died
- * (returns how many), ends delays, and recounts the places. repair: the
- * last locker died, so a LEASED place with a free word is a settle that
- * died half-way (given back too).
+ * Under the getters' lock: gives back what ran out, whose holder died or
+ * whose nack's delay ended (returns how many: each is published as
+ * "expired" and wakes getters), and recounts the places. A LEASED place
+ * whose word is free lost its holder (or, after a death under the lock,
+ * a settle died half-way): given back too.
  */
 static int lq_sweep(const atr_store *s, struct atr__ltable *t, int64_t now) {
   uint32_t ready = 0, leased = 0, dead = 0, linked = 0;
@@ -234,9 +235,10 @@ static int lq_sweep(const atr_store *s, struct atr__ltable *t, int64_t now) {
       }
       break;
     case ATR__LQ_DELAYED:
-      if (now >= sl->until_ns)
+      if (now >= sl->until_ns) { /* a nack's delay ended: back too */
         atr__lq_return(t, sl);
-      else if (sl->until_ns < next)
+        n++;
+      } else if (sl->until_ns < next)
         next = sl->until_ns;
       break;
     case ATR__LQ_MOVING:

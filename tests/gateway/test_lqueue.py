@@ -5,15 +5,19 @@ nothing; leases that run out (an expired event, a parked pop woken by
 it); leases and receipts across a gateway restart, and leases that run
 out while it is down; and the chaos of HTTP producers and consumers that
 vanish mid-lease."""
-import json
+import os
 import random
 import re
 import socket
+import sys
 import threading
 import time
 import unittest
 
 import gw
+
+sys.path.insert(0, os.path.join(gw.ROOT, "tests", "events"))
+import evlib  # noqa: E402
 
 RECEIPT = re.compile(r"^[0-9a-f]{16}$")
 
@@ -189,6 +193,28 @@ class Basics(gw.GatewayCase):
         self.assertEqual(g.put(self.url(), {"dead_letter": self.name}).status, 400)
         self.assertEqual(g.put(self.url(), {"dead_letter": "bad name"}).status, 400)
         self.assertEqual(g.put(self.url(), {"max_deliveries": 1.5}).status, 400)
+
+
+class Events(gw.GatewayCase):
+    def test_leased_acked_nacked_expired_done(self):
+        """Each new queue op comes on SSE with the queue's state."""
+        g = self.gw
+        sse = evlib.SSE(g, "/v1/events?topics=queue/evq")
+        try:
+            g.put("/v1/queues/evq", {})
+            g.post("/v1/queues/evq/batch", [1, 2, 3])
+            a, b = pop(g, "evq", 30, 2)
+            g.post("/v1/queues/evq/ack", {"receipts": [a["receipt"]]})
+            g.post("/v1/queues/evq/nack?delay=0.2", {"receipts": [b["receipt"]]})
+            g.post("/v1/queues/evq/pop")
+            g.post("/v1/queues/evq/done", {"n": 1})
+            for op in ("leased", "acked", "nacked", "expired", "done"):
+                ev = sse.wait(lambda e, op=op: not e.comment and e.json["op"] == op, 5, op)
+                self.assertEqual(ev.json["kind"], "queue")
+                for member in ("leased", "unfinished", "version"):
+                    self.assertIn(member, ev.json)
+        finally:
+            sse.close()
 
 
 class Restart(unittest.TestCase):
