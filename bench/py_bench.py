@@ -11,6 +11,13 @@ calibration and process pairs it uses:
   py_queue_tuple_2p    atrium.Queue, one producer and one consumer process,
                        small tuples (items/s)
   mp_queue_tuple_2p    its peer: multiprocessing.Queue, the same tuples
+  py_lock_1p           atrium.Lock(): acquire() + release() from one
+                       process, uncontended (pairs/s; local transport)
+  mp_lock_1p           its peer: multiprocessing.Lock(), the same loop;
+                       the ratio py_lock_1p / mp_lock_1p is printed after
+  py_value_getlock_2p  atrium.Value('q'): value += 1 under get_lock() from
+                       two processes (ops/s; its peer is mp_bench.py's
+                       mp_value_add_2p, the same loop)
   py_http_value_add_c1 atrium.Value over HTTP (atriumd): add(1) round
                        trips on one connection (ops/s)
   webdis_incr_c1_py    its peer: http.client GET /INCR/k against Webdis +
@@ -76,6 +83,33 @@ def py_value_add_2p(count):
     elapsed = mp_bench.run_pair([(add_child, (v,)), (add_child, (v,))], count)
     if v.value != 2 * count:
         raise SystemExit("py_bench: %d adds made %d" % (2 * count, v.value))
+    return elapsed
+
+
+def lock_loop(lock, count):
+    acquire, release = lock.acquire, lock.release
+    start = time.perf_counter()
+    for _ in range(count):
+        acquire()
+        release()
+    return time.perf_counter() - start
+
+
+def py_lock_1p(count):
+    return lock_loop(atrium.Lock(store=atrium.connect(STORE)), count)
+
+
+def mp_lock_1p(count):
+    return lock_loop(mp.Lock(), count)
+
+
+def py_value_getlock_2p(count):
+    v = atrium.Value("q", store=atrium.connect(STORE))
+    v.get_lock()  # made before the children start: both open it
+    elapsed = mp_bench.run_pair([(mp_bench.value_add_child, (v,)),
+                                 (mp_bench.value_add_child, (v,))], count)
+    if v.value != 2 * count:
+        raise SystemExit("py_bench: %d locked adds made %d" % (2 * count, v.value))
     return elapsed
 
 
@@ -209,21 +243,33 @@ CASES = [
     ("py_value_add_2p", py_value_add_2p, 2, "ops/s"),
     ("py_queue_tuple_2p", py_queue_tuple_2p, 1, "items/s"),
     ("mp_queue_tuple_2p", mp_queue_tuple_2p, 1, "items/s"),
+    ("py_lock_1p", py_lock_1p, 1, "pairs/s"),
+    ("mp_lock_1p", mp_lock_1p, 1, "pairs/s"),
+    ("py_value_getlock_2p", py_value_getlock_2p, 2, "ops/s"),
 ]
+# Ratios printed here, for peers measured in this script.
+RATIOS = [("py_lock_1p", "mp_lock_1p", 1.0)]
 
 
 def main(argv):
     target = float(os.environ.get("ATRIUM_BENCH_TIME") or 1.2)
     wanted = set(argv[2:])
     servers = Servers()
+    results = {}
     try:
-        cases = CASES + http_cases(servers)
+        http = not wanted or wanted & {"py_http_value_add_c1", "webdis_incr_c1_py"}
+        cases = CASES + (http_cases(servers) if http else [])
         for name, fn, per_count, unit in cases:
             if wanted and name not in wanted:
                 continue
             count = mp_bench.calibrate(fn, target)
             best = max(per_count * count / fn(count) for _ in range(mp_bench.REPEATS))
+            results[name] = best
             print("%s: %.0f %s" % (name, best, unit), flush=True)
+        for mine, peer, target in RATIOS:
+            if mine in results and peer in results:
+                print("# %s / %s = %.2f (target >= %g)"
+                      % (mine, peer, results[mine] / results[peer], target))
     finally:
         servers.stop()
         if os.path.exists(STORE):

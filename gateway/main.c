@@ -574,6 +574,8 @@ int main(int argc, char **argv) {
     goto done;
   if (gw_events_open() != 0)
     goto done;
+  /* States count the HTTP waiters parked here beside the store's. */
+  gw_repr_set_waiting(gw_park_waiting);
   /* Leases outlive the gateway: their deadlines are noted again. */
   gw_lease_scan(srv.store);
   if (gw_follow_start(srv.store, gw_subs,

@@ -391,6 +391,18 @@ void gw_park_forget(struct gw_req *req) {
   pthread_mutex_unlock(&P.mu);
 }
 
+uint64_t gw_park_waiting(uint64_t id) {
+  uint64_t n = 0;
+
+  pthread_mutex_lock(&P.mu);
+  struct gw_wgroup *g = p_group(id);
+  for (struct gw_waiter *w = g ? g->head : NULL; w; w = w->next)
+    if (w->state == P_SUSPENDED && !w->locked)
+      n++;
+  pthread_mutex_unlock(&P.mu);
+  return n;
+}
+
 uint64_t gw_park_count(void) {
   uint64_t n;
 

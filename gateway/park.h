@@ -20,7 +20,10 @@
  * A resumed request runs its handler again (req->runs > 1, req->wait as
  * it was), which calls gw_park_run again - unless its client has gone:
  * the daemon then closes it without running anything (http.c), so a pop
- * takes nothing and a put adds nothing.
+ * takes nothing and a put adds nothing. A run that met a busy lock and
+ * left the request unanswered (gw_reply_core, ATR_ELOCKED) is not
+ * counted: it runs again with the same req->runs, so a first run's work
+ * (the open, a barrier's arrival) is done on the run that gets through.
  */
 #ifndef ATRIUM_GW_PARK_H
 #define ATRIUM_GW_PARK_H
@@ -56,6 +59,10 @@ int gw_park_run(struct gw_req *req, gw_park_try try_op, void *arg, int busy,
 int gw_park_locked(struct gw_req *req);
 /* Called by the completion callback: the request leaves every list. */
 void gw_park_forget(struct gw_req *req);
+/* Requests parked now waiting on the object of incarnation id (those
+ * that met a busy lock not counted): the HTTP waiters a lock's,
+ * semaphore's or flag's state adds to the processes the store counts. */
+uint64_t gw_park_waiting(uint64_t id);
 /* Parked requests now (metrics). */
 uint64_t gw_park_count(void);
 /* Answers every parked request (as if timed out) and refuses to park

@@ -220,6 +220,12 @@ static void (*const repr_info_members[])(gw_buf *b, const atr_info *i) = {
     [ATR_BARRIER] = repr_barrier_members, [ATR_CONDITION] = repr_cond_members,
 };
 
+static uint64_t (*repr_waiting)(uint64_t id);
+
+void gw_repr_set_waiting(uint64_t (*waiting)(uint64_t id)) {
+  repr_waiting = waiting;
+}
+
 /* A queue's or a synchronisation kind's state is its description: one
  * read by the handle (a queue's counts without its locks). */
 static int repr_info_state(gw_buf *b, const atr_handle *h,
@@ -230,6 +236,11 @@ static int repr_info_state(gw_buf *b, const atr_handle *h,
   (void)o;
   if ((rv = atr_handle_stat(h, &info)) != 0)
     return rv;
+  /* Conditions and barriers keep the gateway's waiters in the store
+   * (as places); the others count processes only. */
+  if (repr_waiting != NULL &&
+      (h->kind == ATR_LOCK || h->kind == ATR_SEMAPHORE || h->kind == ATR_FLAG))
+    info.waiters += repr_waiting(h->id);
   repr_info_members[h->kind](b, &info);
   repr_version(b, info.version);
   *version = info.version;

@@ -29,6 +29,11 @@ struct gw_repr_opts {
   int64_t start, stop; /* with "start" and "stop" members               */
 };
 /* All of it (GET), and what listings and events show. */
+/* Who tells how many requests wait on an object by its id (park.c, a
+ * layer above: main.c sets it). Locks, semaphores and flags count their
+ * waiting processes in the store; their HTTP waiters are these. */
+void gw_repr_set_waiting(uint64_t (*waiting)(uint64_t id));
+
 extern const struct gw_repr_opts gw_repr_all, gw_repr_list;
 
 /*

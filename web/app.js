@@ -1,21 +1,35 @@
 // atrium dashboard: the state comes from the REST API (/v1), changes from
 // the event stream (/v1/events, Server-Sent Events). It uses the documented
 // HTTP API only, builds every node with the DOM API (names and values are
-// set as text, never parsed as HTML), and needs no build step.
+// set as text, never parsed as HTML), and needs no build step. Its
+// modules: ui.js (DOM builders, number formats), sync.js (the cards of
+// locks, semaphores, flags, barriers and conditions).
+
+import {
+  cardHead, el, flash, formatBytes, formatRate, formatShort, formatValue, now, say, setText,
+  svgEl,
+} from './ui.js';
+import {
+  SYNC_KINDS, syncApply, syncBody, syncDone, syncTick, syncUpdate, syncView,
+} from './sync.js';
 
 const TOKEN_KEY = 'atrium.token';
 const HISTORY_SECONDS = 120; // what a sparkline shows
 const RATE_SECONDS = 10; // the sliding window of queue rates
 const FETCH_INTERVAL_MS = 250; // at most one GET per object this often
 const MAX_BARS_LISTED = 256; // arrays up to this length list their values
-const SVG_NS = 'http://www.w3.org/2000/svg';
 
 const TYPE_NAMES = {
   b: 'int8', B: 'uint8', h: 'int16', H: 'uint16', i: 'int32', I: 'uint32',
   l: 'int64', L: 'uint64', q: 'int64', Q: 'uint64', f: 'float', d: 'double',
   '?': 'bool', c: 'char',
 };
-const KIND_PATHS = { value: 'values', array: 'arrays', queue: 'queues' };
+const KIND_PATHS = {
+  value: 'values', array: 'arrays', queue: 'queues',
+  ...Object.fromEntries(Object.entries(SYNC_KINDS).map(([kind, k]) => [kind, k.path])),
+};
+const POLL_SECONDS = 2; // busy synchronisation objects are read again this often
+const POLL_MAX = 64; // and at most this many of them per tick
 
 const state = {
   token: sessionStorage.getItem(TOKEN_KEY),
@@ -37,35 +51,6 @@ const state = {
 };
 
 const byId = (id) => document.getElementById(id);
-const now = () => performance.now() / 1000;
-
-// ------------------------------------------------------------------ DOM
-
-// el('p', {class: 'x', text: 'hi', 'aria-label': '…'}, child, …)
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  setAttrs(node, attrs);
-  for (const c of children) node.append(c);
-  return node;
-}
-
-function svgEl(tag, attrs = {}) {
-  const node = document.createElementNS(SVG_NS, tag);
-  setAttrs(node, attrs);
-  return node;
-}
-
-function setAttrs(node, attrs) {
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === 'text') node.textContent = v;
-    else node.setAttribute(k, v === true ? '' : String(v));
-  }
-}
-
-function setText(node, text) {
-  if (node.textContent !== text) node.textContent = text;
-}
 
 // ------------------------------------------------------------------ JSON
 
@@ -174,6 +159,9 @@ function newModel(name, kind) {
     unfinished: undefined, // queue: put and not yet done
     deadLettered: undefined, // queue: moved to its dead-letter queue
     dropped: undefined, // queue: dead letters with nowhere to go
+    sync: {}, // the synchronisation kinds' members (see sync.js)
+    expiresAt: undefined, // lock held by a lease: when it runs out (seconds)
+    expiresWall: undefined, // the same by the clock (ms since 1970), to show
     hist: [], // [seconds, number]: values and queue depths
     puts: [], // [seconds, items] from events, for rates
     pops: [],
@@ -296,7 +284,16 @@ function apply(info, op) {
     }
     if (o.maxsize === undefined) o.needFetch = true;
   }
-  if (o.type === undefined && kind !== 'queue') o.needFetch = true;
+  if (SYNC_KINDS[kind]) {
+    syncApply(o, info, op);
+    // A condition's card shows its lock's state.
+    if (kind === 'lock') {
+      for (const c of state.objects.values()) {
+        if (c.kind === 'condition' && c.sync.lock === name) markDirty(c);
+      }
+    }
+  }
+  if (o.type === undefined && (kind === 'value' || kind === 'array')) o.needFetch = true;
   if (version !== undefined && (o.version === undefined || version > o.version)) {
     o.version = version;
   }
@@ -491,55 +488,6 @@ function onEvent(message) {
   if (ev.op === 'deleted' || ev.version !== undefined) apply(ev, ev.op);
 }
 
-// ----------------------------------------------------------- formatting
-
-const intFormat = new Intl.NumberFormat(undefined);
-const floatFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 6 });
-const shortFormat = new Intl.NumberFormat(undefined, {
-  notation: 'compact', maximumFractionDigits: 2,
-});
-
-function formatValue(type, v) {
-  if (v === undefined || v === null) return '–';
-  if (type === '?' || typeof v === 'boolean') return v ? 'true' : 'false';
-  if (type === 'c' || typeof v === 'string') {
-    const code = v.charCodeAt(0);
-    if (code < 0x20 || (code >= 0x7f && code < 0xa0)) {
-      return `'\\x${code.toString(16).padStart(2, '0')}'`;
-    }
-    return `'${v}'`;
-  }
-  if (typeof v === 'bigint') return intFormat.format(v);
-  if (type === 'f' || type === 'd' || !Number.isInteger(v)) {
-    const a = Math.abs(v);
-    if (a !== 0 && (a >= 1e15 || a < 1e-4)) return v.toExponential(4);
-    return floatFormat.format(v);
-  }
-  return intFormat.format(v);
-}
-
-function formatShort(n) {
-  if (!Number.isFinite(n)) return '–';
-  if (Math.abs(n) >= 1e15) return n.toExponential(3);
-  if (Math.abs(n) < 10000) return floatFormat.format(Math.round(n * 100) / 100);
-  return shortFormat.format(n);
-}
-
-function formatBytes(n) {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let u = 0;
-  n = Number(n);
-  while (n >= 1024 && u < units.length - 1) {
-    n /= 1024;
-    u++;
-  }
-  return `${n >= 100 || u === 0 ? Math.round(n) : n.toFixed(1)} ${units[u]}`;
-}
-
-function formatRate(r) {
-  return r >= 100 ? Math.round(r).toString() : r.toFixed(1);
-}
-
 // ---------------------------------------------------------------- views
 
 function markDirty(o) {
@@ -580,15 +528,6 @@ function insertSorted(container, card, name) {
   container.append(card);
 }
 
-function cardHead(o, extra) {
-  const head = el('div', { class: 'card-head' });
-  head.append(el('h3', { text: o.name }));
-  if (extra) head.append(extra);
-  const meta = el('span', { class: 'meta' });
-  head.append(meta);
-  return { head, meta };
-}
-
 function sparkline(label) {
   const svg = svgEl('svg', { class: 'spark', role: 'img', 'aria-label': label });
   const area = svgEl('path', { class: 'area' });
@@ -601,7 +540,9 @@ function sparkline(label) {
 function createView(o) {
   const card = el('article', { class: 'card', 'data-name': o.name, 'data-kind': o.kind });
   const v = { card };
-  if (o.kind === 'value') {
+  if (SYNC_KINDS[o.kind]) {
+    syncView(o, v, syncCtx);
+  } else if (o.kind === 'value') {
     v.badge = el('span', { class: 'badge' });
     const { head, meta } = cardHead(o, v.badge);
     v.meta = meta;
@@ -663,15 +604,10 @@ function createView(o) {
 
 function updateView(o) {
   const v = o.view;
-  if (o.kind === 'value') updateValueView(o, v);
+  if (SYNC_KINDS[o.kind]) syncUpdate(o, v, syncCtx);
+  else if (o.kind === 'value') updateValueView(o, v);
   else if (o.kind === 'queue') updateQueueView(o, v);
   else updateArrayView(o, v);
-}
-
-function flash(node) {
-  node.classList.remove('flash');
-  void node.offsetWidth; // restart the animation
-  node.classList.add('flash');
 }
 
 function updateValueView(o, v) {
@@ -920,22 +856,24 @@ function updateCounts() {
     const empty = byId(`${KIND_PATHS[kind]}-empty`);
     empty.hidden = shown > 0;
     setText(empty, cards.length ? 'None matches the filter.' : `No ${KIND_PATHS[kind]} yet.`);
+    // The synchronisation kinds take no room on a page that has none.
+    if (SYNC_KINDS[kind]) grid(kind).closest('section').hidden = cards.length === 0;
   }
+  listLockNames();
+}
+
+// The create form's suggestions for a condition's lock.
+function listLockNames() {
+  const names = [...state.objects.values()].filter((o) => o.kind === 'lock')
+    .map((o) => o.name).sort();
+  const list = byId('lock-names');
+  if (list.dataset.names === names.join(' ')) return;
+  list.dataset.names = names.join(' ');
+  list.replaceChildren(...names.map((name) => el('option', { value: name })));
 }
 
 function matchesFilter(name) {
   return !state.filter || name.toLowerCase().includes(state.filter);
-}
-
-// A message in a status line, cleared after a while.
-function say(node, text, isError) {
-  node.textContent = text;
-  node.classList.toggle('error', Boolean(isError));
-  node.classList.toggle('ok', !isError);
-  clearTimeout(node.sayTimer);
-  node.sayTimer = setTimeout(() => {
-    node.textContent = '';
-  }, isError ? 8000 : 4000);
 }
 
 function describe(e) {
@@ -973,6 +911,27 @@ async function setValue(o, jsonText, button) {
   }
 }
 
+// POST /v1/<kind>s/<name>/<action> without a body (break, set, clear,
+// abort, reset): the answer is the object's state.
+async function syncAct(o, action, button) {
+  button.busy = true;
+  button.disabled = true;
+  try {
+    const r = await api('POST', `${objectPath(o.kind, o.name)}/${action}`);
+    apply({ ...r.json, kind: o.kind });
+    if (o.view) say(o.view.msg, syncDone(o, action), false);
+  } catch (e) {
+    if (o.view) say(o.view.msg, describe(e), true);
+  } finally {
+    button.busy = false;
+    button.disabled = false;
+    markDirty(o); // the view says again which actions make sense now
+  }
+}
+
+// What sync.js's cards may use of this module.
+const syncCtx = { objects: state.objects, act: syncAct };
+
 function createKind() {
   return byId('create-form').elements.kind.value;
 }
@@ -1009,10 +968,12 @@ async function create(e) {
       if (!/^\d+$/.test(length) || Number(length) < 1) throw new Error('the length is a whole number, 1 or more');
       body = `{"type":${JSON.stringify(type)},"length":${BigInt(length)}}`;
       headers['If-None-Match'] = '*';
-    } else {
+    } else if (kind === 'queue') {
       const maxsize = form.elements.maxsize.value.trim() || '0';
       if (!/^\d+$/.test(maxsize)) throw new Error('the max size is a whole number, 0 or more');
       body = `{"maxsize":${BigInt(maxsize)}}`;
+    } else {
+      body = syncBody(kind, form);
     }
   } catch (err) {
     say(msg, err.message, true);
@@ -1129,17 +1090,34 @@ async function start() {
 
 function tick() {
   if (document.hidden) return;
+  const t = now();
+  let polls = 0;
   for (const o of state.objects.values()) {
     if (!o.view) continue;
     if (o.kind === 'value' && o.type !== 'c') drawSpark(o, o.view);
     else if (o.kind === 'queue') {
       updateRates(o, o.view);
       drawSpark(o, o.view);
+    } else if (SYNC_KINDS[o.kind] && syncTick(o, o.view) && !o.view.card.hidden &&
+               t - o.fetchAt >= POLL_SECONDS && polls < POLL_MAX) {
+      // Waiters come and go without an event: read busy objects again.
+      polls++;
+      fetchObject(o);
     }
   }
 }
 
+// The section of a synchronisation kind, as index.html has them for the
+// others; hidden while it has no object.
+function syncSection(path, title) {
+  return el('section', { class: 'kind', 'aria-labelledby': `${path}-title`, hidden: true },
+    el('h2', { id: `${path}-title` }, `${title} `, el('span', { class: 'count', id: `${path}-count` })),
+    el('p', { class: 'empty', id: `${path}-empty` }),
+    el('div', { class: 'grid', id: path }));
+}
+
 function init() {
+  for (const k of Object.values(SYNC_KINDS)) byId('objects').append(syncSection(k.path, k.title));
   // On a phone the objects come first; the form opens on a tap.
   if (window.matchMedia('(max-width: 560px)').matches) byId('create').open = false;
   byId('create-form').addEventListener('submit', create);

@@ -7,7 +7,18 @@
 // process (the atrium tool) shows within a second, without a reload; the
 // +1 button changes the value the API gives; a queue made with the form
 // appears and shows puts as they happen; a queue's leased and unfinished
-// items and dead letters show as they change; an array shows as bars; at 390 px
+// items and dead letters show as they change; an array shows as bars; each
+// synchronisation kind (lock, semaphore, flag, barrier, condition) is made
+// with the form, bad input there makes nothing, a lock leased over HTTP
+// shows as held with its fence and its time left running down, the Break
+// button frees it (its token and fence spent), a lock held by a C process
+// (sync_tool) shows so, with a C waiter counted, and passes on abandoned
+// when the holder is killed, a condition's waiter shows and a notify
+// wakes it, a lease running out frees the card on time, the flag's buttons
+// set and clear it (waking a waiter parked over HTTP), a barrier's
+// arrivals show as HTTP waiters park and Abort/Reset answer them, a
+// semaphore follows acquires, all live from the stream, and the name
+// filter hides them as it does the others; at 390 px
 // the page has no horizontal scroll; the page logged no console error;
 // with a token required the page asks for it and streams with a ticket;
 // after a gateway restart the page reconnects by itself and shows what
@@ -32,6 +43,7 @@ const ARTIFACTS = resolve(ROOT, process.env.ARTIFACTS || 'build/artifacts');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const ATRIUMD = join(BUILD, 'atriumd');
 const ATRIUM = join(BUILD, 'atrium');
+const SYNC_TOOL = join(BUILD, 'tests', 'gateway', 'sync_tool'); // holds a lock from C
 
 const READY = /^atriumd: listening on http:\/\/([^ ]+):(\d+), events on (\S+)$/m;
 const SANITIZER = ['ERROR: AddressSanitizer', 'ERROR: LeakSanitizer', 'runtime error:',
@@ -339,6 +351,8 @@ async function main() {
         card('array', 'load'), { timeout: 5000 });
     });
 
+    await syncPanels(gw, page, () => reloads, errors, store);
+
     // Something to look at: histories, rates, a longer array.
     await populate(gw, page);
 
@@ -439,6 +453,334 @@ async function tokenFlow(context, profile) {
     await page.close();
     await gw.stop();
   }
+}
+
+// ------------------------------------------------- synchronisation kinds
+
+const field = (kind, name, f) => `${card(kind, name)} [data-field="${f}"]`;
+
+async function textOf(page, sel) {
+  return page.evaluate((s) => {
+    const node = document.querySelector(s);
+    return node ? node.textContent : null;
+  }, sel);
+}
+
+// Waits until the text of sel is want (a string), or matches it (a RegExp).
+async function waitText(page, sel, want, ms = 3000) {
+  const re = want instanceof RegExp ? [want.source, want.flags] : null;
+  try {
+    await page.waitForFunction(([s, w, r]) => {
+      const node = document.querySelector(s);
+      if (!node) return false;
+      return r ? new RegExp(r[0], r[1]).test(node.textContent) : node.textContent === w;
+    }, [sel, re ? null : want, re], { timeout: ms, polling: 'raf' });
+  } catch {
+    throw new Error(`${sel}: "${await textOf(page, sel)}", not ${re ? want : `"${want}"`}, after ${ms} ms`);
+  }
+}
+
+// The seconds a lock's time left shows ("in 29 s · 10:04:31", "in 1 min 05 s · …").
+function seconds(text) {
+  const m = /^in (?:(\d+) min )?(\d+) s · \S/.exec(text || '');
+  return m ? Number(m[1] || 0) * 60 + Number(m[2]) : NaN;
+}
+
+const digits = (text) => (text || '').replace(/\D/g, '');
+
+// Creates an object with the dashboard's form: kind's radio, then fields
+// (selector -> value; true/false for a checkbox), then Create.
+async function createWithForm(page, kind, name, fields = {}) {
+  await page.check(`#create-form input[name="kind"][value="${kind}"]`);
+  await page.fill('#create-name', name);
+  for (const [sel, value] of Object.entries(fields)) {
+    if (typeof value === 'boolean') await page.setChecked(sel, value);
+    else await page.fill(sel, value);
+  }
+  await page.click('#create-form button[type="submit"]');
+}
+
+// The dashboard's panels of locks, semaphores, flags, barriers and
+// conditions, against the gateway's routes: each made with the form,
+// then changed over HTTP and from the cards, the cards following live
+// (no reload) from the event stream.
+async function syncPanels(gw, page, reloads, errors, store) {
+  const before = reloads();
+  await page.evaluate(() => {
+    window.atriumSyncMark = 'still here';
+  });
+
+  await check('each synchronisation kind is made with the form and shows its state', async () => {
+    await createWithForm(page, 'lock', 'door', { '#create-reentrant': false });
+    await waitShown(page, 'lock', 'door', 'free', 5000);
+    await createWithForm(page, 'lock', 'stair', { '#create-reentrant': true });
+    await waitShown(page, 'lock', 'stair', 'free', 5000);
+    await createWithForm(page, 'semaphore', 'slots', { '#create-permits': '2', '#create-bound': '3' });
+    await waitShown(page, 'semaphore', 'slots', '2 / 3 free', 5000);
+    await createWithForm(page, 'flag', 'go', { '#create-set': false });
+    await waitShown(page, 'flag', 'go', 'clear', 5000);
+    await createWithForm(page, 'condition', 'door.cv', { '#create-lock': 'door' });
+    await waitShown(page, 'condition', 'door.cv', '0 waiting', 5000);
+    await waitText(page, field('condition', 'door.cv', 'lock'), 'door · free');
+    await createWithForm(page, 'barrier', 'meet', { '#create-parties': '3' });
+    await waitShown(page, 'barrier', 'meet', '0 / 3 arrived', 5000);
+
+    const want = {
+      '/v1/locks/door': { kind: 'lock', reentrant: false, held: false, waiters: 0 },
+      '/v1/locks/stair': { kind: 'lock', reentrant: true, held: false },
+      '/v1/semaphores/slots': { kind: 'semaphore', value: 2, bound: 3, waiters: 0 },
+      '/v1/flags/go': { kind: 'flag', set: false, waiters: 0 },
+      '/v1/barriers/meet': { kind: 'barrier', parties: 3, n_waiting: 0, broken: false },
+      '/v1/conditions/door.cv': { kind: 'condition', lock: 'door', waiters: 0 },
+    };
+    for (const [path, members] of Object.entries(want)) {
+      const r = await gw.json('GET', path);
+      assert(r.status === 200, `GET ${path} answered ${r.status}`);
+      for (const [k, v] of Object.entries(members)) {
+        assert(r.body[k] === v, `GET ${path}: ${k} is ${JSON.stringify(r.body[k])}, not ${v}`);
+      }
+    }
+    assert(await textOf(page, `${card('lock', 'stair')} .badge`) === 'reentrant',
+      'the reentrant lock has no "reentrant" badge');
+  });
+
+  await check('bad input in the form is refused and makes nothing', async () => {
+    await createWithForm(page, 'barrier', 'nobody', { '#create-parties': '0' });
+    await waitText(page, '#create-msg', /parties is a whole number, 1 to 1024/);
+    await createWithForm(page, 'semaphore', 'over', { '#create-permits': '4', '#create-bound': '3' });
+    await waitText(page, '#create-msg', 'the value is at most the bound');
+    // The gateway's refusal (no such lock) is said as it gives it.
+    await createWithForm(page, 'condition', 'lost.cv', { '#create-lock': 'no-such-lock' });
+    await waitText(page, '#create-msg', /\(404 /);
+    // The browser logs the refused request: that one error is expected.
+    await until(() => errors.some((e) => /status of 404/.test(e)), 2000, 'the 404 logged');
+    const logged = errors.filter((e) => /status of 404/.test(e));
+    assert(logged.length === 1, `the browser logged ${logged.length} 404s: ${errors.join('; ')}`);
+    errors.splice(errors.indexOf(logged[0]), 1);
+    for (const path of ['/v1/barriers/nobody', '/v1/semaphores/over', '/v1/conditions/lost.cv']) {
+      const r = await gw.json('GET', path);
+      assert(r.status === 404, `GET ${path} answered ${r.status}: something was made`);
+    }
+    assert(await page.$(card('condition', 'lost.cv')) === null, 'a card for lost.cv');
+  });
+
+  let lease;
+  await check('a lock leased over HTTP shows as held, with its fence and its time running out', async () => {
+    const r = await gw.json('POST', '/v1/locks/door/acquire?ttl=30');
+    assert(r.status === 200 && r.body.token, `acquire answered ${r.status} ${JSON.stringify(r.body)}`);
+    lease = r.body;
+    const t0 = Date.now();
+    await waitShown(page, 'lock', 'door', 'held', 2000);
+    console.log(`#   shown held ${Date.now() - t0} ms after the acquire answered`);
+    await waitText(page, field('lock', 'door', 'holder'), 'an HTTP lease');
+    await waitText(page, field('lock', 'door', 'fence'), /\d/);
+    const fence = digits(await textOf(page, field('lock', 'door', 'fence')));
+    assert(fence === String(lease.fence), `the card shows fence ${fence}, the grant ${lease.fence}`);
+    const left = seconds(await textOf(page, field('lock', 'door', 'left')));
+    assert(left > 25 && left <= 30, `time left shows ${left} s of a 30 s lease`);
+    // It runs down by itself, without an event.
+    await sleep(2100);
+    const later = seconds(await textOf(page, field('lock', 'door', 'left')));
+    assert(later < left && later >= left - 4, `time left went from ${left} to ${later} s in 2.1 s`);
+    await waitText(page, field('condition', 'door.cv', 'lock'), 'door · held');
+    assert(!(await page.isDisabled(`${card('lock', 'door')} button[data-action="break"]`)),
+      'the break button is off on a held lock');
+  });
+
+  await check('breaking the lock from the dashboard frees it and spends its token and fence', async () => {
+    const sel = `${card('lock', 'door')} button[data-action="break"]`;
+    const held = (await gw.json('GET', '/v1/locks/door')).body;
+    await page.click(sel); // arms it: a break takes a second click
+    await waitText(page, sel, 'Confirm break');
+    assert((await gw.json('GET', '/v1/locks/door')).body.held === true, 'one click broke the lock');
+    await page.focus(sel);
+    await page.keyboard.press('Enter'); // by keyboard
+    const after = await until(async () => {
+      const r = await gw.json('GET', '/v1/locks/door');
+      return r.body.held === false && r.body;
+    }, 3000, 'GET /v1/locks/door held false');
+    assert(after.version > held.version, `the version went from ${held.version} to ${after.version}`);
+    await waitShown(page, 'lock', 'door', 'free', 2000);
+    await waitText(page, field('lock', 'door', 'holder'), 'nobody');
+    assert(await page.isHidden(field('lock', 'door', 'left')), 'a free lock shows a time left');
+    assert(await page.isDisabled(sel), 'Break is on for a free lock');
+    await waitText(page, `${card('lock', 'door')} .msg`, /^Broken/);
+    await waitText(page, field('condition', 'door.cv', 'lock'), 'door · free');
+    // The broken lease's token and fence are spent.
+    const spent = await gw.json('POST', '/v1/locks/door/release', { token: lease.token });
+    assert(spent.status === 409 && spent.body.error.code === 'not_held',
+      `release with the broken lease's token answered ${spent.status} ${JSON.stringify(spent.body)}`);
+    const write = await fetch(`${gw.url}/v1/values/visits`, {
+      method: 'PUT',
+      headers: { 'Content-Type': 'application/json', 'Atrium-Fence': `door=${lease.fence}` },
+      body: '{"type":"q","value":-1}',
+    });
+    assert(write.status === 412, `a write fenced by the broken lease answered ${write.status}`);
+    assert((await gw.json('GET', '/v1/values/visits')).body.value === 42, 'the fenced write changed visits');
+    // The next holder's fence is above it, and the card shows that one.
+    const next = await gw.json('POST', '/v1/locks/door/acquire?ttl=5');
+    assert(next.status === 200 && next.body.fence > lease.fence,
+      `the next acquisition's fence is ${next.body.fence}, the broken one's ${lease.fence}`);
+    await waitText(page, field('lock', 'door', 'fence'), (await page.evaluate(
+      (n) => new Intl.NumberFormat().format(n), next.body.fence)));
+    await waitShown(page, 'lock', 'door', 'held', 2000);
+    const released = await gw.json('POST', '/v1/locks/door/release', { token: next.body.token });
+    assert(released.status === 200 && released.body.held === false,
+      `release answered ${released.status} ${JSON.stringify(released.body)}`);
+    await waitShown(page, 'lock', 'door', 'free', 2000);
+  });
+
+  await check('a lock held by a C process shows so; killed, it passes to a C waiter, abandoned', async () => {
+    const tools = [];
+    const tool = (args) => {
+      const proc = spawn(SYNC_TOOL, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+      running.add(proc);
+      proc.once('exit', () => running.delete(proc));
+      proc.out = '';
+      proc.stdout.setEncoding('utf8');
+      proc.stdout.on('data', (chunk) => {
+        proc.out += chunk;
+      });
+      tools.push(proc);
+      return proc;
+    };
+    try {
+      const holder = tool(['hold', store, 'door']);
+      const held = await until(() => /^held (\d+) 0$/m.exec(holder.out), 5000, 'sync_tool holds door');
+      await waitShown(page, 'lock', 'door', 'held', 2000);
+      await waitText(page, field('lock', 'door', 'holder'), 'a local process');
+      assert(await page.isHidden(field('lock', 'door', 'left')), 'a process hold shows a time left');
+      assert(digits(await textOf(page, field('lock', 'door', 'fence'))) === held[1],
+        `the card's fence is not the C process's ${held[1]}`);
+      // A waiter comes: no event says so, the card reads a held lock again.
+      const waiter = tool(['acquire', store, 'door', '20']);
+      await waitText(page, field('lock', 'door', 'waiters'), '1', 4000);
+      holder.kill('SIGKILL');
+      const got = await until(() => /^acquired (\d+) /m.exec(waiter.out), 5000, 'the waiter acquires');
+      assert(Number(got[1]) > Number(held[1]), `the waiter's fence ${got[1]} is not above ${held[1]}`);
+      await waitText(page, `${card('lock', 'door')} .msg`, /holder died/);
+      await waitShown(page, 'lock', 'door', 'free', 2000); // the waiter released it
+      await waitText(page, field('lock', 'door', 'waiters'), '0', 4000);
+    } finally {
+      for (const proc of tools) proc.kill('SIGKILL');
+    }
+  });
+
+  await check("a condition's waiters show as an HTTP client waits, and a notify wakes it", async () => {
+    const acquire = async () => {
+      const r = await gw.json('POST', '/v1/locks/door/acquire?ttl=30');
+      assert(r.status === 200, `acquire answered ${r.status} ${JSON.stringify(r.body)}`);
+      return r.body.token;
+    };
+    const first = await acquire();
+    await waitText(page, field('condition', 'door.cv', 'lock'), 'door · held');
+    const waiter = gw.json('POST', '/v1/conditions/door.cv/wait?timeout=20', { token: first });
+    // The wait gives the lock back and parks; the card reads it again.
+    await waitShown(page, 'condition', 'door.cv', '1 waiting', 4000);
+    await waitText(page, field('condition', 'door.cv', 'lock'), 'door · free');
+    const second = await acquire();
+    const n = await gw.json('POST', '/v1/conditions/door.cv/notify', { token: second, n: 1 });
+    assert(n.status === 200 && n.body.woken === 1, `notify answered ${n.status} ${JSON.stringify(n.body)}`);
+    // The notify event may still count the woken waiter (it leaves the line
+    // a moment later, without an event): the card's next read shows it.
+    await waitShown(page, 'condition', 'door.cv', '0 waiting', 4000);
+    assert((await gw.json('POST', '/v1/locks/door/release', { token: second })).status === 200,
+      'release of the notifier');
+    const w = await waiter; // it takes the lock again
+    assert(w.status === 200 && w.body.notified === true && w.body.token,
+      `the waiter got ${w.status} ${JSON.stringify(w.body)}`);
+    await waitText(page, field('condition', 'door.cv', 'lock'), 'door · held');
+    assert((await gw.json('POST', '/v1/locks/door/release', { token: w.body.token })).status === 200,
+      'release of the woken waiter');
+    await waitText(page, field('condition', 'door.cv', 'lock'), 'door · free');
+  });
+
+  await check('a lease that runs out frees the lock on its card, on time, and says so', async () => {
+    const r = await gw.json('POST', '/v1/locks/door/acquire?ttl=1.5');
+    assert(r.status === 200, `acquire answered ${r.status} ${JSON.stringify(r.body)}`);
+    const t0 = Date.now();
+    await waitShown(page, 'lock', 'door', 'held', 2000);
+    await waitShown(page, 'lock', 'door', 'free', 4000);
+    const ms = Date.now() - t0;
+    await waitText(page, `${card('lock', 'door')} .msg`, /lease ran out/);
+    assert(ms >= 1400 && ms <= 3000, `the card showed the lock free ${ms} ms after a 1.5 s lease began`);
+    console.log(`#   shown free ${ms} ms after a 1.5 s lease was granted`);
+  });
+
+  await check('a flag is set and cleared from the dashboard, and follows HTTP', async () => {
+    const set = `${card('flag', 'go')} button[data-action="set"]`;
+    const clear = `${card('flag', 'go')} button[data-action="clear"]`;
+    assert(await page.isDisabled(clear), 'Clear is on while the flag is clear');
+    // A waiter parked over HTTP is answered when the dashboard sets it.
+    const waiter = gw.json('POST', '/v1/flags/go/wait?timeout=20');
+    await page.focus(set);
+    await page.keyboard.press('Space');
+    await waitShown(page, 'flag', 'go', 'set', 3000);
+    const w = await waiter;
+    assert(w.status === 200 && w.body.set === true, `the waiter got ${w.status} ${JSON.stringify(w.body)}`);
+    assert((await gw.json('GET', '/v1/flags/go')).body.set === true, 'GET says clear after Set');
+    const r = await gw.json('POST', '/v1/flags/go/clear');
+    assert(r.status === 200, `clear answered ${r.status}`);
+    await waitShown(page, 'flag', 'go', 'clear', 2000);
+    assert((await gw.json('POST', '/v1/flags/go/set')).status === 200, 'set over HTTP');
+    await waitShown(page, 'flag', 'go', 'set', 2000);
+    await page.click(clear);
+    await waitShown(page, 'flag', 'go', 'clear', 3000);
+    assert((await gw.json('GET', '/v1/flags/go')).body.set === false, 'GET says set after Clear');
+  });
+
+  await check("a barrier's arrivals show as HTTP waiters park; Abort sends them away, Reset mends it", async () => {
+    const first = gw.json('POST', '/v1/barriers/meet/wait?timeout=30');
+    await waitShown(page, 'barrier', 'meet', '1 / 3 arrived', 3000);
+    const second = gw.json('POST', '/v1/barriers/meet/wait?timeout=30');
+    await waitShown(page, 'barrier', 'meet', '2 / 3 arrived', 3000);
+    assert((await gw.json('GET', '/v1/barriers/meet')).body.n_waiting === 2, 'GET n_waiting is not 2');
+    await page.click(`${card('barrier', 'meet')} button[data-action="abort"]`);
+    for (const [n, p] of [['first', first], ['second', second]]) {
+      const r = await p;
+      assert(r.status === 409 && r.body.error.code === 'broken',
+        `the ${n} waiter got ${r.status} ${JSON.stringify(r.body)}`);
+    }
+    await waitText(page, field('barrier', 'meet', 'state'), 'broken');
+    await waitText(page, `${card('barrier', 'meet')} .badge`, 'broken');
+    const broken = (await gw.json('GET', '/v1/barriers/meet')).body;
+    assert(broken.broken === true, 'GET says whole after Abort');
+    await page.click(`${card('barrier', 'meet')} button[data-action="reset"]`);
+    await waitText(page, field('barrier', 'meet', 'state'), 'whole');
+    const mended = (await gw.json('GET', '/v1/barriers/meet')).body;
+    assert(mended.broken === false && mended.generation > broken.generation,
+      `after Reset: ${JSON.stringify(mended)} (before: generation ${broken.generation})`);
+    await waitText(page, field('barrier', 'meet', 'generation'), String(mended.generation));
+    await waitShown(page, 'barrier', 'meet', '0 / 3 arrived', 2000);
+  });
+
+  await check("a semaphore's value follows acquires and releases over HTTP", async () => {
+    const r = await gw.json('POST', '/v1/semaphores/slots/acquire');
+    assert(r.status === 200 && r.body.value === 1, `acquire answered ${r.status} ${JSON.stringify(r.body)}`);
+    await waitShown(page, 'semaphore', 'slots', '1 / 3 free', 2000);
+    assert((await gw.json('POST', '/v1/semaphores/slots/release')).status === 200, 'release');
+    await waitShown(page, 'semaphore', 'slots', '2 / 3 free', 2000);
+  });
+
+  await check('the synchronisation panels changed live, without a reload', async () => {
+    assert(reloads() === before, 'the page navigated');
+    assert(await page.evaluate(() => window.atriumSyncMark) === 'still here', 'the page reloaded');
+    const counts = await page.evaluate(() => ['locks', 'semaphores', 'flags', 'barriers', 'conditions']
+      .map((k) => document.getElementById(`${k}-count`).textContent).join(' '));
+    assert(counts === '2 1 1 1 1', `the sections count ${counts}`);
+  });
+
+  await check('the name filter applies to the synchronisation cards as to the others', async () => {
+    await page.fill('#filter', 'door');
+    await waitText(page, '#locks-count', '1 of 2');
+    assert(await page.isVisible(card('lock', 'door')), 'the lock door is filtered out');
+    assert(await page.isHidden(card('lock', 'stair')), 'the lock stair shows');
+    assert(await page.isVisible(card('condition', 'door.cv')), 'the condition door.cv is filtered out');
+    await waitText(page, '#flags-empty', 'None matches the filter.');
+    await page.fill('#filter', '');
+    await waitText(page, '#locks-count', '2');
+    assert(await page.isVisible(card('lock', 'stair')), 'the lock stair stays hidden');
+  });
 }
 
 // Changes over a second or two, so that sparklines and rates have a shape.

@@ -30,6 +30,8 @@ command -v curl >/dev/null 2>&1 || fail "curl is missing (sh deploy/install-deps
 [ -x "$CHROMIUM" ] || fail "no Chromium at $CHROMIUM (sh deploy/install-deps.sh)"
 [ -x "$BUILD/atriumd" ] && [ -x "$BUILD/atrium" ] ||
 	fail "no $BUILD/atriumd or $BUILD/atrium: run make first"
+[ -x "$BUILD/tests/gateway/sync_tool" ] ||
+	fail "no $BUILD/tests/gateway/sync_tool: run make tests first"
 
 cd "$here" || fail "cannot enter $here"
 # The pinned playwright-core, unless node_modules has it already.

@@ -57,6 +57,59 @@ def array_prefix_sums(arr):
         arr[i] += arr[i - 1]
 
 
+def count_under(lock, value, n):
+    """n read-then-write increments (not atomic alone) under lock."""
+    for _ in range(n):
+        with lock:
+            x = value.value
+            value.value = x + 1
+
+
+def count_get_lock(value, n):
+    for _ in range(n):
+        with value.get_lock():
+            value.value += 1
+
+
+def hold_forever(lock, ready):
+    lock.acquire()
+    ready.set()
+    time.sleep(600)
+
+
+def wait_then_put(event, q):
+    q.put(("waiting", os.getpid()))
+    q.put(("event", event.wait(60)))
+
+
+def barrier_rounds(barrier, q, rounds):
+    for r in range(rounds):
+        q.put((r, barrier.wait(60)))
+
+
+def consume_when_ready(cond, state, q):
+    with cond:
+        q.put("in")
+        ok = cond.wait_for(lambda: state.value > 0, 60)
+        q.put(("woke", ok, state.value))
+
+
+def count_element(lock, arr, n):
+    for _ in range(n):
+        with lock:
+            arr[0] = arr[0] + 1
+
+
+def bounded_worker(sem, inside, most, n):
+    for _ in range(n):
+        with sem:
+            now = inside.add(1)
+            with most.get_lock():
+                if now > most.value:
+                    most.value = now
+            inside.add(-1)
+
+
 @both
 class _Values:
 
@@ -144,31 +197,41 @@ class _Values:
         v = atrium.RawValue(ctypes.c_double, 2.5, store=self.store)
         self.assertEqual((v.value, v._type_), (2.5, "d"))
 
-    def test_locks_not_faked(self):
+    def test_get_lock(self):
         v = atrium.Value("i", 5, store=self.store)
-        with self.assertRaises(atrium.AtriumError) as cm:
-            v.get_lock()
-        self.assertEqual(cm.exception.name, "ENOKIND")
-        self.assertIn("lock", str(cm.exception))
-        with self.assertRaises(atrium.AtriumError):
-            with v:
-                pass
-        self.assertEqual(v.get_obj().value, 5)
+        lock = v.get_lock()
+        self.assertIsInstance(lock, atrium.RLock)
+        self.assertEqual(lock.name, v.name + ".lock")
+        self.assertIs(v.get_lock(), lock)
+        with v:
+            with v.get_lock():  # an RLock: re-entered
+                v.value += 1
+        self.assertTrue(v.acquire(False))
+        v.release()
+        self.assertEqual(v.get_obj().value, 6)
+        # Another process's object of the same name finds the same lock.
+        again = pickle.loads(pickle.dumps(v))
+        self.assertEqual(again.get_lock().name, lock.name)
         raw = atrium.Value("i", 5, lock=False, store=self.store)
         self.assertFalse(hasattr(raw, "get_lock") or hasattr(raw, "get_obj"))
         with self.assertRaises(AttributeError):
             atrium.Value("i", lock="notalock", store=self.store)
-        for factory in (atrium.Lock, atrium.RLock, atrium.Event, atrium.JoinableQueue,
-                        atrium.Manager, atrium.shared_memory.SharedMemory):
+        for factory in (atrium.JoinableQueue, atrium.Manager,
+                        atrium.shared_memory.SharedMemory):
             with self.assertRaises(atrium.AtriumError):
                 factory()
         # A lock the caller gives is used as it is.
-        lock = multiprocessing.Lock()
-        v2 = atrium.Value("i", lock=lock, store=self.store)
-        self.assertIs(v2.get_lock(), lock)
+        mine = atrium.Lock(store=self.store)
+        v2 = atrium.Value("i", lock=mine, store=self.store)
+        self.assertIs(v2.get_lock(), mine)
         with v2:
             v2.value += 1
+            self.assertFalse(mine.acquire(False))
         self.assertEqual(v2.value, 1)
+        arr = atrium.Array("d", 3, lock=multiprocessing.Lock(), store=self.store)
+        with arr:
+            arr[0] = 1.5
+        self.assertEqual(arr[:], [1.5, 0.0, 0.0])
 
     def test_named_shared_with_c(self):
         name = unique("hits")
@@ -210,6 +273,257 @@ class _Values:
                     p.join(60)
                 self.assertEqual([p.exitcode for p in procs], [0, 0])
                 self.assertEqual(v.value, 1000)
+
+
+@both
+class _Sync:
+    """Locks, semaphores, events, conditions and barriers: multiprocessing's
+    results and exceptions, between real processes."""
+    N_LOCAL, N_REMOTE = 3000, 150
+
+    def n(self):
+        return self.N_LOCAL if self.transport == "local" else self.N_REMOTE
+
+    def test_lock_and_rlock_results(self):
+        lock = atrium.Lock(store=self.store)
+        self.assertEqual((lock.acquire(), lock.acquire(False)), (True, False))
+        t = time.monotonic()
+        self.assertFalse(lock.acquire(timeout=0.3))
+        self.assertGreaterEqual(time.monotonic() - t, 0.29)
+        self.assertFalse(lock.abandoned)
+        # Held by this thread: another thread's release is refused.
+        import threading
+        errors = []
+
+        def other(lk):
+            try:
+                lk.release()
+            except (ValueError, AssertionError) as e:
+                errors.append(type(e))
+        th = threading.Thread(target=other, args=(lock,))
+        th.start()
+        th.join(60)
+        self.assertIsNone(lock.release())
+        self.assertRaises(ValueError, lock.release)
+        rlock = atrium.RLock(store=self.store)
+        self.assertTrue(rlock.acquire() and rlock.acquire())
+        th = threading.Thread(target=other, args=(rlock,))
+        th.start()
+        th.join(60)
+        rlock.release()
+        rlock.release()
+        self.assertRaises(AssertionError, rlock.release)
+        self.assertEqual(errors, [ValueError, AssertionError])
+        with lock:
+            self.assertFalse(lock.acquire(False))
+        self.assertTrue(lock.acquire(False))
+        lock.release()
+        name = unique("lk")
+        atrium.RLock(name=name, store=self.store)
+        with self.assertRaises(TypeError):
+            atrium.Lock(name=name, store=self.store)
+        self.store.delete(name, "lock")
+
+    def test_mutual_exclusion_between_processes(self):
+        n = self.n()
+        for method in ("fork", "spawn"):
+            with self.subTest(method=method):
+                ctx = multiprocessing.get_context(method)
+                lock = atrium.Lock(store=self.store)
+                v = atrium.RawValue("q", store=self.store)
+                locked = atrium.Value("q", store=self.store)
+                procs = [ctx.Process(target=count_under, args=(lock, v, n))
+                         for _ in range(2)]
+                procs += [ctx.Process(target=count_get_lock, args=(locked, n))
+                          for _ in range(2)]
+                for p in procs:
+                    p.start()
+                for p in procs:
+                    p.join(120)
+                self.assertEqual([p.exitcode for p in procs], [0] * 4)
+                self.assertEqual((v.value, locked.value), (2 * n, 2 * n))
+
+    def test_killed_holder(self):
+        import warnings
+        lock = atrium.Lock(store=self.store, ttl=1.0)
+        ready = atrium.Event(store=self.store)
+        p = multiprocessing.get_context("fork").Process(target=hold_forever,
+                                                        args=(lock, ready))
+        p.start()
+        try:
+            self.assertTrue(ready.wait(60))
+            self.assertFalse(lock.acquire(timeout=0.2))
+        finally:
+            os.kill(p.pid, signal.SIGKILL)
+            p.join(60)
+        t = time.monotonic()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            self.assertTrue(lock.acquire(timeout=30))
+        took = time.monotonic() - t
+        if self.transport == "local":
+            # The kernel gave it back at the holder's death.
+            self.assertLess(took, 1.0)
+            self.assertTrue(lock.abandoned)
+            self.assertEqual([w.category for w in caught], [atrium.AbandonedWarning])
+        else:
+            # Its lease (1 s) ran out when the renewals stopped.
+            self.assertLess(took, 5.0)
+        lock.release()
+        self.assertTrue(lock.acquire(False))
+        self.assertFalse(lock.abandoned)
+        lock.release()
+
+    def test_ctrl_c_interrupts_acquire(self):
+        name = unique("held")
+        lock = atrium.Lock(name=name, store=self.store)
+        self.assertTrue(lock.acquire())
+        code = textwrap.dedent("""
+            import sys, time, atrium
+            lock = atrium.Lock(name=%r, store=atrium.connect(%r))
+            print("waiting", flush=True)
+            try:
+                lock.acquire()
+            except KeyboardInterrupt:
+                print("interrupted", flush=True)
+                sys.exit(3)
+            """ % (name, self.store.url))
+        p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                             text=True)
+        try:
+            self.assertEqual(p.stdout.readline().strip(), "waiting")
+            time.sleep(0.5)  # into the wait
+            t = time.monotonic()
+            p.send_signal(signal.SIGINT)
+            out, _ = p.communicate(timeout=60)
+            took = time.monotonic() - t
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.assertEqual((p.returncode, out.strip()), (3, "interrupted"))
+        self.assertLess(took, 0.5)  # at once, not at the end of a slice
+        lock.release()
+        self.assertTrue(lock.acquire(timeout=10))  # the child took nothing
+        lock.release()
+        self.store.delete(name, "lock")
+
+    def test_semaphores(self):
+        sem = atrium.Semaphore(2, store=self.store)
+        self.assertEqual((sem.get_value(), sem.acquire(), sem.acquire()), (2, True, True))
+        self.assertEqual((sem.acquire(False), sem.acquire(timeout=0.1)), (False, False))
+        sem.release()
+        sem.release()
+        sem.release()
+        self.assertEqual(sem.get_value(), 3)
+        with self.assertRaises(ValueError):
+            atrium.Semaphore(-1, store=self.store)
+        bounded = atrium.BoundedSemaphore(2, store=self.store)
+        self.assertRaises(ValueError, bounded.release)
+        self.assertEqual(bounded.get_value(), 2)
+        inside = atrium.RawValue("q", store=self.store)
+        most = atrium.Value("q", store=self.store)
+        ctx = multiprocessing.get_context("fork")
+        n = self.n() // 10
+        procs = [ctx.Process(target=bounded_worker, args=(bounded, inside, most, n))
+                 for _ in range(4)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(120)
+        self.assertEqual([p.exitcode for p in procs], [0] * 4)
+        self.assertEqual((inside.value, bounded.get_value()), (0, 2))
+        self.assertIn(most.value, (1, 2))
+
+    def test_event_between_processes(self):
+        ev = atrium.Event(store=self.store)
+        q = atrium.Queue(store=self.store)
+        self.assertEqual((ev.is_set(), ev.wait(0), ev.wait(0.1)), (False, False, False))
+        for method in ("fork", "spawn"):
+            with self.subTest(method=method):
+                ev.clear()
+                p = multiprocessing.get_context(method).Process(
+                    target=wait_then_put, args=(ev, q))
+                p.start()
+                self.assertEqual(q.get(timeout=60)[0], "waiting")
+                time.sleep(0.2)
+                self.assertTrue(q.empty())
+                ev.set()
+                self.assertEqual(q.get(timeout=60), ("event", True))
+                p.join(60)
+                self.assertEqual(p.exitcode, 0)
+        self.assertRegex(repr(ev), r"<Event at .* set>")
+
+    def test_condition_between_processes(self):
+        cond = atrium.Condition(store=self.store)
+        state = atrium.RawValue("i", store=self.store)
+        q = atrium.Queue(store=self.store)
+        with cond:
+            self.assertFalse(cond.wait(0.1))
+            self.assertEqual(cond.wait_for(lambda: False, 0.1), False)
+        self.assertRaises(AssertionError, cond.notify)
+        self.assertRaises(AssertionError, cond.wait, 0.1)
+        procs = [multiprocessing.get_context(m).Process(
+            target=consume_when_ready, args=(cond, state, q)) for m in ("fork", "spawn")]
+        for p in procs:
+            p.start()
+        self.assertEqual([q.get(timeout=60) for _ in procs], ["in", "in"])
+        time.sleep(0.3)  # both waiting (they hold the lock until they are)
+        with cond:
+            state.value = 7
+            cond.notify_all()
+        self.assertEqual([q.get(timeout=60) for _ in procs], [("woke", True, 7)] * 2)
+        for p in procs:
+            p.join(60)
+        self.assertEqual([p.exitcode for p in procs], [0, 0])
+        named = unique("cond")
+        c1 = atrium.Condition(name=named, store=self.store)
+        c2 = atrium.Condition(name=named, store=self.store)
+        self.assertEqual(c1._lock.name, named + ".lock")
+        with c1:
+            self.assertFalse(c2.acquire(False) and False)
+        self.store.delete(named, "condition")
+        self.store.delete(named + ".lock", "lock")
+
+    def test_barrier_between_processes(self):
+        import threading
+        barrier = atrium.Barrier(4, store=self.store)
+        self.assertEqual((barrier.parties, barrier.n_waiting, barrier.broken), (4, 0, False))
+        q = atrium.Queue(store=self.store)
+        procs = [multiprocessing.get_context(m).Process(
+            target=barrier_rounds, args=(barrier, q, 3)) for m in ("fork", "spawn", "fork")]
+        for p in procs:
+            p.start()
+        mine = [barrier.wait(60) for _ in range(3)]
+        got = [q.get(timeout=60) for _ in range(9)]
+        for p in procs:
+            p.join(60)
+        self.assertEqual([p.exitcode for p in procs], [0] * 3)
+        for r in range(3):
+            self.assertEqual(sorted([i for rr, i in got if rr == r] + [mine[r]]),
+                             [0, 1, 2, 3])
+        with self.assertRaises(threading.BrokenBarrierError):
+            barrier.wait(0.2)  # alone: the timeout breaks it
+        self.assertTrue(barrier.broken)
+        barrier.reset()
+        self.assertFalse(barrier.broken)
+        barrier.abort()
+        self.assertRaises(threading.BrokenBarrierError, barrier.wait, 1)
+        seen = []
+        with_action = atrium.Barrier(1, action=lambda: seen.append(1), store=self.store)
+        self.assertEqual((with_action.wait(), with_action.wait()), (0, 0))
+        self.assertEqual(seen, [1, 1])
+
+    def test_pickles_as_reference(self):
+        for obj in (atrium.Lock(store=self.store), atrium.RLock(store=self.store),
+                    atrium.Semaphore(3, store=self.store), atrium.Event(store=self.store),
+                    atrium.Condition(store=self.store), atrium.Barrier(2, store=self.store)):
+            with self.subTest(kind=type(obj).__name__):
+                data = pickle.dumps(obj)
+                self.assertLess(len(data), 700)
+                back = pickle.loads(data)
+                self.assertIs(type(back), type(obj))
+                self.assertEqual(back.name, obj.name)
 
 
 @both
@@ -426,7 +740,10 @@ class _Lifetime:
             import multiprocessing, sys, atrium
             s = atrium.connect(%r)
             kept = [atrium.Value("i", store=s), atrium.Array("d", 3, store=s),
-                    atrium.Queue(store=s), atrium.RawValue("q", store=s)]
+                    atrium.Queue(store=s), atrium.RawValue("q", store=s),
+                    atrium.Lock(store=s), atrium.Condition(store=s),
+                    atrium.Semaphore(store=s), atrium.Event(store=s)]
+            kept[0].get_lock()  # its lock, named after it, goes with it
             gone = atrium.Value("i", store=s)
             name = gone.name
             del gone
@@ -434,14 +751,15 @@ class _Lifetime:
             # A forked child that exits leaves its parent's objects alone.
             p = multiprocessing.get_context("fork").Process(target=lambda: None)
             p.start(); p.join()
-            print(name, *[o.name for o in kept], flush=True)
+            print(name, *[o.name for o in kept], kept[0].name + ".lock",
+                  kept[5]._lock.name, flush=True)
             sys.stdin.readline()
             """ % (self.store.url, unique("named")))
         p = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, text=True)
         names = p.stdout.readline().split()
         try:
-            self.assertEqual(len(names), 5)
+            self.assertEqual(len(names), 11)
             live = pyc.objects(self.path)
             self.assertNotIn(names[0], live)  # garbage: removed at once
             self.assertTrue(set(names[1:]) <= live)
@@ -530,6 +848,68 @@ class BothTransports(pyc.RemoteMixin, pyc.unittest.TestCase):
         self.assertEqual(sorted(got), [(i, "item", [i]) for i in
                                        list(range(100)) + list(range(1000, 1100))])
 
+    def test_one_lock_for_python_c_and_http(self):
+        """Local Python processes, one over HTTP and a C program, on one
+        lock and one array element: exact count; then a local holder
+        killed, and the HTTP client's acquire says abandoned."""
+        lname, aname = unique("xlock"), unique("xarr")
+        local_store = atrium.connect(self.path)
+        llock = atrium.Lock(name=lname, store=local_store)
+        rlock = atrium.Lock(name=lname, store=self.store)
+        larr = atrium.RawArray("q", 1, name=aname, store=local_store)
+        rarr = atrium.RawArray("q", 1, name=aname, store=self.store)
+        ctx = multiprocessing.get_context("fork")
+        procs = [ctx.Process(target=count_element, args=(llock, larr, 2000)),
+                 ctx.Process(target=count_element, args=(llock, larr, 2000)),
+                 ctx.Process(target=count_element, args=(rlock, rarr, 150))]
+        for p in procs:
+            p.start()
+        c = subprocess.run([SYNC_TOOL, "incr", self.path, lname, aname, "0", "2000"],
+                           stdout=subprocess.PIPE, text=True, timeout=120)
+        for p in procs:
+            p.join(120)
+        self.assertEqual([p.exitcode for p in procs] + [c.returncode], [0] * 4)
+        self.assertEqual(larr[0], 2000 + 2000 + 150 + 2000)
+        self.assertEqual(rarr[0], larr[0])
+        ready = atrium.Event(store=local_store)
+        p = ctx.Process(target=hold_forever, args=(llock, ready))
+        p.start()
+        self.assertTrue(ready.wait(60))
+        self.assertFalse(rlock.acquire(False))
+        os.kill(p.pid, signal.SIGKILL)
+        p.join(60)
+        import warnings
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
+            self.assertTrue(rlock.acquire(timeout=30))
+        self.assertTrue(rlock.abandoned)
+        with rlock.fenced() as fence:
+            self.assertGreater(fence, 0)
+            rarr[0] = 1  # carries the fence: applied while held
+            # An operator breaks the lock: the hold is gone, and so is
+            # every write fenced by it.
+            self.assertEqual(self.gw.post("/v1/locks/%s/break" % lname).status, 200)
+            with self.assertRaises(atrium.AtriumError) as cm:
+                rarr[0] = 2
+            self.assertEqual((cm.exception.name, cm.exception.status), ("ESTALE", 412))
+        self.assertEqual(larr[0], 1)
+        with self.assertRaises(atrium.AtriumError) as cm:
+            rlock.release()  # (the break spent its token)
+        self.assertEqual(cm.exception.name, "ENOTHELD")
+        rlock.acquire()
+        with rlock.fenced() as newer:
+            self.assertGreater(newer, fence)
+            rarr[0] = 1
+        rlock.release()
+        with self.assertRaises(AssertionError):
+            with rlock.fenced():
+                pass
+        self.assertEqual(larr[0], 1)
+        self.store.delete(lname, "lock")
+        self.store.delete(aname, "array")
+
+
+SYNC_TOOL = os.path.join(pyc.gw.BUILD, "tests", "gateway", "sync_tool")
 
 if __name__ == "__main__":
     pyc.main()

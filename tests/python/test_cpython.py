@@ -8,10 +8,14 @@ class runs under fork and spawn, on the local and the remote transport.
 Nothing of CPython's code is copied: the module is imported from the
 installed test suite.
 
-Run now: _TestValue, _TestArray, _TestQueue. The lock, semaphore,
-condition, event, barrier and manager dict classes follow with issues 10
-and 11 (atrium has no such objects yet). Every test that cannot apply is
-skipped below with its reason, and the closing lines give the counts.
+Run: _TestValue, _TestArray, _TestQueue, _TestLock, _TestSemaphore,
+_TestCondition, _TestEvent, _TestBarrier (the manager dict classes follow
+with issue 11). Every test that cannot apply is skipped below with its
+reason, and the closing lines give the counts.
+
+The mixin is a ProcessesMixin whose factories are atrium's, so that the
+tests that check multiprocessing's own behaviour for processes run too
+(_TestCondition.test_wait_result sends SIGINT into a Condition.wait).
 """
 import os
 import sys
@@ -34,13 +38,9 @@ except ImportError:
     sys.exit(1)
 import multiprocessing  # noqa: E402
 
-LATER = "needs atrium's lock kind (issue 10): get_lock() of a Value/Array " \
-        "made with the default lock raises AtriumError ENOKIND until then"
 STDLIB = "exercises the standard library's own multiprocessing.Queue, not " \
          "the mixin's factory"
 SKIPS = {
-    ("_TestValue", "test_getobj_getlock"): LATER,
-    ("_TestArray", "test_getobj_getlock_obj"): LATER,
     ("_TestQueue", "test_task_done"):
         "JoinableQueue needs queue task accounting (issue 11)",
     ("_TestQueue", "test_no_import_lock_contention"): STDLIB,
@@ -56,19 +56,23 @@ SKIPS = {
         "multiprocessing's feeder thread internals (a subclass of "
         "multiprocessing.queues.Queue and its _on_queue_feeder_error hook)",
 }
-CLASSES = ("_TestValue", "_TestArray", "_TestQueue")
+CLASSES = ("_TestValue", "_TestArray", "_TestQueue", "_TestLock",
+           "_TestSemaphore", "_TestCondition", "_TestEvent", "_TestBarrier")
 METHODS = ("fork", "spawn")
 
 
-class AtriumMixin(cpython.BaseMixin):
-    """The factories under test are atrium's; what atrium does not have
-    (Process, and Event for the tests' own hand-offs) is the standard
-    library's, as `import atrium as multiprocessing` gives it."""
+class AtriumMixin(cpython.ProcessesMixin):
+    """The factories under test are atrium's; the rest (Process, Pipe,
+    Pool ...) is the standard library's, as `import atrium as
+    multiprocessing` gives it."""
     TYPE = "processes"
-    Process = multiprocessing.Process
-    current_process = staticmethod(multiprocessing.current_process)
-    Event = staticmethod(multiprocessing.Event)
-    Lock = staticmethod(multiprocessing.Lock)
+    Lock = staticmethod(atrium.Lock)
+    RLock = staticmethod(atrium.RLock)
+    Semaphore = staticmethod(atrium.Semaphore)
+    BoundedSemaphore = staticmethod(atrium.BoundedSemaphore)
+    Condition = staticmethod(atrium.Condition)
+    Event = staticmethod(atrium.Event)
+    Barrier = staticmethod(atrium.Barrier)
     Value = staticmethod(atrium.Value)
     Array = staticmethod(atrium.Array)
     RawValue = staticmethod(atrium.RawValue)

@@ -2,7 +2,8 @@
 
     import atrium as multiprocessing
 
-Value, Array, RawValue, RawArray, Queue and SimpleQueue live in an atrium
+Value, Array, RawValue, RawArray, Queue, SimpleQueue, Lock, RLock,
+Semaphore, BoundedSemaphore, Event, Condition and Barrier live in an atrium
 store, where C programs (libatrium), HTTP clients (atriumd) and the
 dashboard see them too. Everything else (Process, Pool, current_process,
 get_context, ...) is the standard library's multiprocessing, unchanged.
@@ -57,7 +58,8 @@ class Store:
 
     def delete(self, name, kind):
         """Deletes the object called name of kind ("value", "array",
-        "queue"): AtriumError if it is not there."""
+        "queue", "lock", "semaphore", "flag", "barrier", "condition"):
+        AtriumError if it is not there."""
         self._impl.delete(name, kind)
 
     def Value(self, typecode_or_type, *args, lock=True, name=None):
@@ -79,6 +81,27 @@ class Store:
     def SimpleQueue(self, *, name=None):
         return SimpleQueue(name=name, store=self)
 
+    def Lock(self, *, name=None):
+        return Lock(name=name, store=self)
+
+    def RLock(self, *, name=None):
+        return RLock(name=name, store=self)
+
+    def Semaphore(self, value=1, *, name=None):
+        return Semaphore(value, name=name, store=self)
+
+    def BoundedSemaphore(self, value=1, *, name=None):
+        return BoundedSemaphore(value, name=name, store=self)
+
+    def Event(self, *, name=None):
+        return Event(name=name, store=self)
+
+    def Condition(self, lock=None, *, name=None):
+        return Condition(lock, name=name, store=self)
+
+    def Barrier(self, parties, action=None, timeout=None, *, name=None):
+        return Barrier(parties, action, timeout, name=name, store=self)
+
 
 def _store_for(url, token=None):
     """The Store of url (a path or an http:// URL), one per process."""
@@ -98,12 +121,17 @@ def _store_for(url, token=None):
     return store
 
 
-def connect(target=None, token=None):
+def connect(target=None, token=None, *, lease_ttl=None):
     """Connects to a store and makes it the default of the factories:
     target is a store path (local: libatrium on the file) or an http://
     URL of atriumd (remote; token: its bearer token). Without target: the
     environment's ATRIUM_URL (with ATRIUM_TOKEN), else ATRIUM_STORE, else
-    /dev/shm/atrium. Returns the Store."""
+    /dev/shm/atrium. Returns the Store.
+
+    lease_ttl (remote only; else $ATRIUM_LEASE_TTL, else 30): the seconds
+    of the leases by which this process holds locks over HTTP; renewed at
+    a third of it while the process lives, they run out that long after
+    it died."""
     global _default
     if target is None:
         target = os.environ.get("ATRIUM_URL")
@@ -112,6 +140,10 @@ def connect(target=None, token=None):
         else:
             target = os.environ.get("ATRIUM_STORE") or DEFAULT_STORE
     _default = _store_for(target, token)
+    if lease_ttl is not None:
+        if not lease_ttl > 0:
+            raise ValueError("lease_ttl must be > 0")
+        _default._impl.lease_ttl = float(lease_ttl)
     return _default
 
 
@@ -138,13 +170,20 @@ def _remove(store, name, kind, pid):
         pass
 
 
+def _remove_with_lock(store, name, kind, pid):
+    _remove(store, name, kind, pid)
+    # get_lock()'s lock, named after the object, wherever it was made.
+    _remove(store, name + ".lock", "lock", pid)
+
+
 def _own(obj, store, name, kind):
     """obj was made with a generated name: remove it from the store when
     it is garbage, or at the exit of this process at the latest (as
     multiprocessing's resource tracker does for its own objects). Garbage
     means its transport object's `life`, which the object and every
     function bound from it (v.add) hold."""
-    weakref.finalize(obj._b.life, _remove, store, name, kind, os.getpid())
+    remove = _remove_with_lock if isinstance(obj, _Synchronized) else _remove
+    weakref.finalize(obj._b.life, remove, store, name, kind, os.getpid())
 
 
 # ------------------------------------------------------------------ values
@@ -282,9 +321,11 @@ class SharedValue(_Shared):
 
 class _Synchronized:
     """get_lock(), get_obj() and the lock's methods, as multiprocessing's
-    Synchronized wrappers have. lock=True (the default) names a lock kind
-    of object that arrives with issue 10: until then get_lock() (and
-    acquire, release, with) raise AtriumError ENOKIND, never a fake lock."""
+    Synchronized wrappers have. lock=True or None (the default): an RLock
+    in the store named after the object ("<name>.lock"), opened or made at
+    the first get_lock(), the same for every process that opens the
+    object, removed with the object when its name was generated; lock= an
+    object with acquire() is used as it is."""
 
     def _set_lock(self, lock):
         if lock is None or lock is True:
@@ -298,10 +339,10 @@ class _Synchronized:
         return super()._ref_args() + (self._lock,)
 
     def get_lock(self):
-        if self._lock is None:
-            # The seam: the store's lock for this object (issue 10).
-            raise missing_kind("lock", 10)
-        return self._lock
+        lock = self._lock
+        if lock is None:
+            lock = self._lock = RLock(name=self._name + ".lock", store=self._store)
+        return lock
 
     def get_obj(self):
         raw = self._raw_class.__new__(self._raw_class)
@@ -590,14 +631,13 @@ def _later(kind, issue):
 
 
 JoinableQueue = _later("JoinableQueue (queue task accounting)", 11)
-Lock = _later("lock", 10)
-RLock = _later("lock (reentrant)", 10)
-Semaphore = _later("semaphore", 10)
-BoundedSemaphore = _later("semaphore (bounded)", 10)
-Event = _later("flag (Event)", 10)
-Condition = _later("condition", 10)
-Barrier = _later("barrier", 10)
 Manager = _later("dict (Manager)", 11)
+
+# --------------------------------------------- synchronisation objects
+
+from ._sync import (Barrier, BoundedSemaphore, Condition, Event,  # noqa: E402
+                    Lock, RLock, Semaphore)
+from ._errors import AbandonedWarning  # noqa: E402
 
 # ------------------------------------- the rest: the standard library's own
 

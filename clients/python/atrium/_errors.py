@@ -1,6 +1,8 @@
 """The client's one error type, and how core codes and HTTP answers map to
 the exceptions that multiprocessing users expect."""
 
+import warnings
+
 # Core error names (include/atrium.h, ATR_ERRNO_MAP) with the HTTP status
 # and JSON code that atriumd answers for each (gateway/errors.c): one
 # vocabulary for both transports.
@@ -29,6 +31,12 @@ ERRORS = {
     "EGAP": (500, "internal_error"),
     "ENOMEM": (500, "out_of_memory"),
     "ESYS": (500, "internal_error"),
+    "EINTR": (503, "unavailable"),
+    "ENOTHELD": (409, "not_held"),
+    "EBROKEN": (409, "broken"),
+    "EOVERRELEASE": (409, "over_released"),
+    "ESTALE": (412, "stale_fence"),
+    "ELOCKED": (503, "busy"),
     # Not core codes: what this client says when the store or gateway it
     # talks to lacks a kind of object (locks before issue 10, ...).
     "ENOKIND": (501, "no_such_kind"),
@@ -39,6 +47,8 @@ for _name, (_status, _code) in ERRORS.items():
     _BY_HTTP.setdefault(_code, _name)
 # atriumd's own: a JSON value of the wrong sort for the type code.
 _BY_HTTP["invalid_value"] = "ETYPE"
+# A wait of a synchronisation object that ran out.
+_BY_HTTP["timeout"] = "ETIMEDOUT"
 
 
 class AtriumError(OSError):
@@ -90,3 +100,35 @@ def std(err):
     e = cls(str(err.args[0]))
     e.__cause__ = err
     return e
+
+
+def not_held(reentrant, cause=None):
+    """What multiprocessing raises for a release of a lock the caller does
+    not hold: SemLock's ValueError for a Lock, its AssertionError for an
+    RLock (whose holder is a thread). atrium's Lock is held by a thread
+    too, so its release from another thread is refused the same way."""
+    if reentrant:
+        e = AssertionError("attempt to release recursive lock not owned by thread")
+    else:
+        e = ValueError("semaphore or lock released too many times "
+                       "(or by a thread that does not hold it)")
+    e.__cause__ = cause
+    return e
+
+
+def over_released(cause=None):
+    """BoundedSemaphore's error for a release past its bound."""
+    e = ValueError("semaphore or lock released too many times")
+    e.__cause__ = cause
+    return e
+
+
+class AbandonedWarning(RuntimeWarning):
+    """An acquire took a lock (or a semaphore's permit) whose last holder
+    died holding it: what it protects may be half-changed."""
+
+
+def abandoned_warning(name):
+    warnings.warn("atrium: lock %r was abandoned by a holder that died; "
+                  "it is now yours (what it protects may be inconsistent)"
+                  % name, AbandonedWarning, stacklevel=3)

@@ -52,16 +52,14 @@ class Handle(Structure):
 
 
 class Info(Structure):
+    """atr_info, every field (the core writes the whole struct)."""
     _fields_ = [("name", c_char * (NAME_MAX + 1)), ("kind", c_int),
                 ("type", c_char), ("version", c_uint64), ("id", c_uint64),
                 ("length", c_uint64), ("size", c_uint64), ("bytes", c_uint64),
                 ("maxsize", c_uint64), ("max_bytes", c_uint64),
                 ("max_item", c_uint64),
-                # the synchronisation kinds' fields: the whole struct, as
-                # atrium.h has it (the library fills all of it)
-                ("waiters", c_uint64), ("fence", c_uint64),
-                ("count", c_uint64), ("bound", c_uint64),
-                ("leased", c_uint64), ("parties", c_uint64),
+                ("waiters", c_uint64), ("fence", c_uint64), ("count", c_uint64),
+                ("bound", c_uint64), ("leased", c_uint64), ("parties", c_uint64),
                 ("n_waiting", c_uint64), ("generation", c_uint64),
                 ("expires_in", c_double), ("reentrant", c_ubyte),
                 ("lease", c_ubyte), ("set", c_ubyte), ("broken", c_ubyte),
@@ -70,6 +68,12 @@ class Info(Structure):
                 ("unfinished", c_uint64), ("dead_lettered", c_uint64),
                 ("dropped", c_uint64), ("max_deliveries", c_uint64),
                 ("dead_letter", c_char * (NAME_MAX + 1))]
+
+
+class Grant(Structure):
+    """atr_grant: what an acquisition of a lock gives back."""
+    _fields_ = [("fence", c_uint64), ("token", c_uint64), ("count", c_uint64),
+                ("ttl", c_double)]
 
 
 class QueueOpts(Structure):
@@ -106,6 +110,30 @@ _PROTOS = {
     "atr_queue_get": (c_int, [_h, c_void_p, c_size_t, POINTER(c_size_t), c_double]),
     "atr_queue_size": (c_int, [_h, _u64p, _u64p, _u64p]),
     "atr_queue_clear": (c_int, [_h]),
+}
+_gp = POINTER(Grant)
+_ip = POINTER(c_int)
+# The synchronisation kinds: declared when the library has them (an older
+# libatrium lacks them; their factories then raise ENOKIND).
+_SYNC_PROTOS = {
+    "atr_lock_open": (c_int, [c_void_p, c_char_p, c_int, c_int, _h]),
+    "atr_lock_acquire": (c_int, [_h, c_double, _gp]),
+    "atr_lock_release": (c_int, [_h]),
+    "atr_lock_fenced": (c_int, [c_void_p, c_char_p, c_uint64, c_void_p, c_void_p]),
+    "atr_sem_open": (c_int, [c_void_p, c_char_p, c_int, c_uint64, c_uint64, _h]),
+    "atr_sem_acquire": (c_int, [_h, c_double, _u64p]),
+    "atr_sem_release": (c_int, [_h, c_uint64, _u64p]),
+    "atr_flag_open": (c_int, [c_void_p, c_char_p, c_int, c_int, _h]),
+    "atr_flag_set": (c_int, [_h]),
+    "atr_flag_clear": (c_int, [_h]),
+    "atr_flag_wait": (c_int, [_h, c_double, _ip]),
+    "atr_barrier_open": (c_int, [c_void_p, c_char_p, c_int, c_uint64, _h]),
+    "atr_barrier_wait": (c_int, [_h, c_double, _u64p, _u64p]),
+    "atr_barrier_abort": (c_int, [_h]),
+    "atr_barrier_reset": (c_int, [_h]),
+    "atr_cond_open": (c_int, [c_void_p, c_char_p, c_int, c_char_p, _h]),
+    "atr_cond_wait": (c_int, [_h, c_double, _ip, _gp]),
+    "atr_cond_notify": (c_int, [_h, c_uint64, c_uint64, _u64p]),
 }
 
 _lib = None
@@ -150,6 +178,11 @@ def lib():
                 fn = getattr(loaded, name)
                 fn.restype = res
                 fn.argtypes = args
+            for name, (res, args) in _SYNC_PROTOS.items():
+                fn = getattr(loaded, name, None)
+                if fn is not None:
+                    fn.restype = res
+                    fn.argtypes = args
             # The same library again (dlopen counts it once): its own
             # function objects, undeclared, that keep the GIL.
             _fast = ctypes.PyDLL(loaded._name)
@@ -267,7 +300,8 @@ class Store:
 
 
 _FLAGS = {"new": CREATE | EXCL, "any": CREATE, "open": 0}
-_KINDS = {"value": VALUE, "array": ARRAY, "queue": QUEUE}
+_KINDS = {"value": VALUE, "array": ARRAY, "queue": QUEUE, "lock": 4,
+          "semaphore": 5, "flag": 6, "barrier": 7, "condition": 8}
 
 
 class _Object:
@@ -497,5 +531,5 @@ class LocalQueue(_Object):
 
 
 # The kinds of object of this transport, as atrium's objects open them:
-# Kind(store, name, ...) (see atrium._make).
+# Kind(store, name, ...) (see atrium._make); _local_sync adds its own.
 Store.kinds = {"value": LocalValue, "array": LocalArray, "queue": LocalQueue}

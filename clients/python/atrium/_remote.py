@@ -20,6 +20,8 @@ from . import _codec
 from ._errors import AtriumError, from_http, std
 
 SLICE = 30.0
+# The writes that carry a lock's fence within its fenced().
+_FENCED = ("/v1/values/", "/v1/arrays/", "/v1/queues/", "/v1/dicts/")
 _dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 _loads_items = json.JSONDecoder(object_hook=_codec.object_hook).decode
 
@@ -72,6 +74,10 @@ class Store:
         hdrs = self.headers if body is not None else self.bare
         if headers:
             hdrs = dict(hdrs, **headers)
+        fence = getattr(self.tls, "fence", None)
+        if fence and method != "GET" and path.startswith(_FENCED):
+            # (a lock's fenced(): see _sync)
+            hdrs = dict(hdrs, **{"Atrium-Fence": fence})
         for attempt in (0, 1):
             conn = self._conn()
             reused = self.tls.used
