@@ -331,6 +331,33 @@ static double core_queue_batch_2p(uint64_t count) {
   return bench_fork2(roles, count);
 }
 
+/* Leased get + ack by one consumer (a process hold with a lease, as
+ * JoinableQueue's get + task_done), one producer. */
+static void bench_lqueue_consume(void *ctx, uint64_t count) {
+  const atr_handle *h = ctx;
+  atr_items items = {0};
+  uint64_t receipt;
+  uint32_t deliveries;
+  int rv;
+
+  for (uint64_t n = 0; n < count; n++) {
+    items.count = 0;
+    if ((rv = atr_queue_get_leased(h, 1, 60, 0, -1, &items, &receipt,
+                                   &deliveries)) != 0)
+      bench_die("atr_queue_get_leased", rv);
+    if ((rv = atr_queue_ack(h, &receipt, 1, NULL, NULL)) != 0)
+      bench_die("atr_queue_ack", rv);
+  }
+  atr_items_free(&items);
+}
+
+static double core_lqueue_2p(uint64_t count) {
+  static const bench_role roles[2] = {
+      {bench_queue_setup, bench_queue_produce},
+      {bench_queue_setup, bench_lqueue_consume}};
+  return bench_fork2(roles, count);
+}
+
 /* ------------------------------------------------------------ locks */
 
 static void bench_lock_open(atr_store *store, atr_handle *h) {
@@ -491,6 +518,7 @@ static const bench_case bench_cases[] = {
     {"core_value_add_2p", core_value_add_2p, 2, "ops/s", 1},
     {"core_queue_2p", core_queue_2p, 1, "items/s", 2},
     {"core_queue_batch_2p", core_queue_batch_2p, 1, "items/s", 2},
+    {"core_lqueue_2p", core_lqueue_2p, 1, "items/s", 2},
     {"core_lock_1p", core_lock_1p, 1, "pairs/s", 3},
     {"posix_sem_1p", posix_sem_1p, 1, "pairs/s", 0},
     {"core_lock_2p", core_lock_2p, 2, "pairs/s", 3},

@@ -28,6 +28,7 @@ parked_n=10000
 item='{"id":12345,"task":"resize"}'
 item_url='%7B%22id%22%3A12345%2C%22task%22%3A%22resize%22%7D' # the same
 pop_fill=1500000 # items put in before the pop run: far more than it drains
+lease_fill=400000 # the same for the leased take+ack runs (two requests each)
 
 PATH=$PATH:/usr/sbin:/sbin # nginx
 # Loopback only: curl never through a proxy the environment names.
@@ -432,6 +433,34 @@ emit_run webdis_lock_c1 "$rate" "acquire+release/s"
 counts webdis_lock_c1 "" 0 $(($(calls set) - r0))
 wrk_script=http_bench.lua
 
+# Leased items, one connection per thread: a pop under a 30 s lease and
+# the ack of its receipt, in turns, against Redis Streams through Webdis
+# (XREADGROUP of one entry, then XACK of its id). Both are filled first
+# with more items than a run takes. Rates are take+ack pairs a second.
+# Checked: every take handed out an item and every ack acknowledged one;
+# the server acked exactly the pairs wrk counted (+1 per connection in
+# flight): atriumd's queue_ack 200s, Redis' XACKs.
+export WRK_QUEUE=lp
+wrk_script=lqueue_bench.lua
+api PUT /v1/queues/lp '{}' >/dev/null
+helper fill "$gw_port" lp "$lease_fill" "$item" >/dev/null
+k0=$(served queue_ack 200)
+gw_servers
+WRK_MODE=atrium
+wrk_run http_lqueue 2 2 POST '' "$gw"
+emit_run http_lqueue "$rate" "take+ack/s"
+counts http_lqueue "" 0 $(($(served queue_ack 200) - k0))
+rcli eval "for i = 1, tonumber(ARGV[1]) do redis.call('XADD', KEYS[1], '*', 'item', ARGV[2]) end" \
+  1 lp "$lease_fill" "$item" >/dev/null
+rcli xgroup create lp g 0 >/dev/null
+r0=$(calls xack)
+webdis_servers
+WRK_MODE=webdis
+wrk_run webdis_xack 2 2 GET '' "$webdis"
+emit_run webdis_xack "$rate" "take+ack/s"
+counts webdis_xack "" 0 $(($(calls xack) - r0))
+wrk_script=http_bench.lua
+
 # Batches of 100 items. At millions of items/s the queue would outgrow
 # any reasonable store in 5 s, so a helper empties it ten times a second
 # (DELETE /v1/queues/qb/items, one cheap request each time). Checked: the
@@ -562,6 +591,7 @@ http_queue_pop    webdis_rpop    >= 2 x
 http_value_add    nginx_fixed    >= 0.8
 http_value_add_c1 webdis_incr_c1 >= 3 x
 http_lock_c1      webdis_lock_c1 >= 1.5 x
+http_lqueue       webdis_xack    >= 1.5 x
 http_queue_batch100_items webdis_lpush_items >= 20 x http_queue_batch100 webdis_lpush
 http_value_add_parked http_value_add >= 0.8
 limit gateway_idle_rss <= 8 1024 MiB

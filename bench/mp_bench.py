@@ -7,6 +7,8 @@ Prints one `name: value unit` line per measurement, like core_bench:
   mp_value_add_2p   the same from two processes at once (aggregate ops/s)
   mp_queue_2p       multiprocessing.Queue, one producer and one consumer
                     process, 64-byte bytes items (items/s)
+  mp_joinable_2p    multiprocessing.JoinableQueue, the same with get +
+                    task_done (items/s)
   mp_lock_1p        multiprocessing.Lock acquire() + release(), 1 process
                     (pairs/s)
   mp_lock_2p        the same from two processes taking turns on one lock
@@ -91,6 +93,21 @@ def mp_queue_2p(count):
                      (queue_consume, (queue,))], count)
 
 
+def joinable_consume(queue, count, barrier):
+    barrier.wait()
+    get, task_done = queue.get, queue.task_done
+    for _ in range(count):
+        if len(get()) != len(ITEM):
+            raise SystemExit("mp_joinable_2p: wrong item")
+        task_done()
+
+
+def mp_joinable_2p(count):
+    queue = mp.JoinableQueue()
+    return run_pair([(queue_produce, (queue,)),
+                     (joinable_consume, (queue,))], count)
+
+
 def lock_pairs(lock, count):
     acquire, release = lock.acquire, lock.release
     for _ in range(count):
@@ -140,6 +157,7 @@ CASES = [
     ("mp_value_add_1p", mp_value_add_1p, 1, "ops/s"),
     ("mp_value_add_2p", mp_value_add_2p, 2, "ops/s"),
     ("mp_queue_2p", mp_queue_2p, 1, "items/s"),
+    ("mp_joinable_2p", mp_joinable_2p, 1, "items/s"),
     ("mp_lock_1p", mp_lock_1p, 1, "pairs/s"),
     ("mp_lock_2p", mp_lock_2p, 2, "pairs/s"),
     ("mp_sem_1p", mp_sem_1p, 1, "pairs/s"),

@@ -42,6 +42,7 @@ core_value_add_2p   mp_value_add_2p   >= 100 x
 core_value_add_2p   raw_atomic_add_2p >= 0.4
 core_queue_2p       mp_queue_2p       >= 40 x
 core_queue_batch_2p mp_queue_2p       >= 40 x
+core_lqueue_2p      mp_joinable_2p    >= 20 x
 py_value_add_2p      mp_value_add_2p   >= 5 x
 py_queue_tuple_2p    mp_queue_tuple_2p >= 2 x
 py_http_value_add_c1 webdis_incr_c1_py >= 1.2

@@ -60,8 +60,12 @@ ATR__EXPORT const char *atr_op_name(atr_op op) {
       [ATR_OP_BROKEN] = "broken",
       [ATR_OP_RESET] = "reset",
       [ATR_OP_NOTIFY] = "notify",
+      [ATR_OP_LEASED] = "leased",
+      [ATR_OP_ACKED] = "acked",
+      [ATR_OP_NACKED] = "nacked",
+      [ATR_OP_DONE] = "done",
   };
-  if (op < ATR_OP_CREATED || op > ATR_OP_NOTIFY)
+  if (op < ATR_OP_CREATED || op > ATR_OP_DONE)
     return "unknown";
   return names[op];
 }

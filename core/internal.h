@@ -132,6 +132,10 @@ struct atr__queue {
   uint64_t maxsize, max_item;
   uint64_t base; /* version base */
   uint32_t grow; /* no byte bound: the ring grows */
+  /* A clear's done count, written aside (under both locks) and
+   * committed by the getters' side: clear_cons is the getters' item count
+   * that commits it, + 1 (0: none). */
+  uint64_t clear_cons, clear_done;
   /* line 4: the getters' side */
   _Alignas(64) struct atr__qside cons;
   struct atr__qside cons_intent;
@@ -140,6 +144,9 @@ struct atr__queue {
   /* The coalescing mark of pops (the record's `pend` serves puts), so
    * that puts and pops taking turns do not publish an event each. */
   _Atomic uint64_t pend_pop;
+  /* Items done (task_done, acks, clears, dead letters), never past the
+   * items put; changed under the getters' lock (lease.c, tasks.c). */
+  _Atomic uint64_t done;
   /* line 5: the putters' lock and what only putters touch; put_lock is
    * initialised once, at store creation, like the record's lock */
   _Alignas(64) pthread_mutex_t put_lock;
@@ -770,6 +777,12 @@ struct atr__kind_ops {
    * that ran out, wakes its waiters, publishes; returns how many it
    * ended, or an error. Takes the kind's own locks. */
   int (*expire)(const atr_handle *h, struct atr__obj *o);
+  /* Optional (NULL: none). The heap blocks o uses besides its data (a
+   * queue's lease table and its places' blocks): with live NULL, how
+   * many; else writes up to n_max of them and returns how many. Under
+   * the store lock, in recovery: checks every offset it reads. */
+  size_t (*spans)(const atr_store *s, const struct atr__obj *o,
+                  struct atr__span *live, size_t n_max);
 };
 
 extern const struct atr__kind_ops atr__value_ops;
@@ -787,6 +800,169 @@ extern const struct atr__kind_ops atr__cond_ops;
  * held). The record may be dead. */
 int atr__queue_lock_both(atr_store *s, struct atr__obj *o);
 void atr__queue_unlock_both(struct atr__obj *o);
+
+/*
+ * lease.c: a queue's leased items. A queue's lease table is the heap
+ * block at its record's data_off (0: none yet; queues keep their ring in
+ * u.q), made at creation when the queue has a dead-letter setting and
+ * else at its first leased get or done. It holds the counters of task
+ * accounting and one place per leased item; each place owns a heap block
+ * that keeps its item's bytes while it is out (and is reused by the next
+ * item that fits). All of it changes under the getters' lock (the
+ * record's); the counters are read without it.
+ */
+#define ATR__LQ_MAGIC 0x3176716c7274614full /* "Oatrlqv1" */
+enum atr__lq_state {
+  ATR__LQ_FREE = 0,
+  ATR__LQ_LEASED,  /* out under hold; deadline in hold.deadline_ns   */
+  ATR__LQ_DELAYED, /* nacked, back at until_ns (counts as leased)    */
+  ATR__LQ_READY,   /* back at the queue's head, in `order`           */
+  ATR__LQ_DEAD,    /* to be moved to the dead-letter queue           */
+  ATR__LQ_MOVING,  /* being moved there (until until_ns)             */
+  ATR__LQ_ORPHAN,  /* a process hold whose lease ran out: its item
+                      was moved to another place; the hold stays until
+                      its thread lets go or dies                     */
+};
+struct atr__lslot {
+  struct atr__hold hold; /* process hold or lease; nonce = receipt for
+                            a lease */
+  uint64_t receipt;
+  uint64_t blk_off;  /* the heap block keeping the item (0: none)   */
+  uint64_t blk_size; /* its usable bytes                             */
+  uint64_t order;    /* READY: taken smallest first                  */
+  int64_t until_ns;  /* DELAYED, MOVING: when that ends              */
+  uint32_t len;      /* the item's bytes                             */
+  uint32_t state;
+  uint32_t deliveries;
+  uint32_t pad;
+};
+/* A change of more than one field, written aside first (lease.c). */
+struct atr__lq_log {
+  _Atomic uint32_t valid;
+  uint32_t op; /* lease.c's LQ_OP_* */
+  uint32_t slot, slot2;
+  uint64_t cons_after; /* the getters' item count that commits it */
+  uint64_t done_after;
+  uint64_t blk_off, blk_size; /* a move's: the block slot2 had */
+};
+struct atr__ltable {
+  uint64_t magic;
+  uint32_t cap;            /* places */
+  uint32_t max_deliveries; /* 0: never dead-lettered */
+  char dead_letter[ATR_NAME_MAX + 1];
+  uint8_t pad[7];
+  _Atomic uint64_t dead_lettered; /* moved to the dead-letter queue */
+  _Atomic uint64_t dropped;       /* dead letters dropped */
+  uint64_t next_order;
+  _Atomic uint32_t ready;  /* places READY (derived: repair recounts) */
+  _Atomic uint32_t leased; /* places LEASED or DELAYED (derived)      */
+  _Atomic uint32_t dead;   /* places DEAD or MOVING (derived)         */
+  _Atomic uint32_t linked; /* LEASED places held by a thread (derived) */
+  uint32_t pad2;
+  int64_t sweep_ns; /* the next sweep is due then (hint)       */
+  _Atomic uint64_t pend_lease, pend_ack; /* coalescing marks */
+  struct atr__lq_log log;
+  struct atr__lslot slot[];
+};
+/* A leased take and an ack, each a fixed sequence of steps (lease.c
+ * says which); the library makes all of them, a white-box test fewer. */
+#define ATR__LQ_TAKE_STEPS 9
+#define ATR__LQ_ACK_STEPS 5
+void atr__lq_take_commit(const atr_store *s, struct atr__obj *o,
+                         struct atr__ltable *t, uint32_t i, const uint8_t *at,
+                         uint32_t len, uint64_t next,
+                         const struct atr__self *self, uint64_t receipt,
+                         int64_t deadline, int steps);
+void atr__lq_ack_commit(struct atr__obj *o, struct atr__ltable *t, uint32_t i,
+                        const struct atr__self *self, int steps);
+/* lease.c and tasks.c share: */
+#define ATR__LQ_SLOT_MASK 0xffffu /* a receipt's place index */
+enum { ATR__LQ_OP_LEASE = 1, ATR__LQ_OP_ACK, ATR__LQ_OP_MOVE };
+/* The getters' lock of h's queue (*o) and its table (*t): 0 with the
+ * lock held, or an error (ATR_ECORRUPT for a damaged table) without. */
+int atr__lq_lock(const atr_handle *h, struct atr__obj **o,
+                 struct atr__ltable **t);
+/* The queue's done count + n, never past the items put. */
+uint64_t atr__lq_done_after(const struct atr__obj *o, uint64_t n);
+/* A place whose item came back (its hold given back): READY at the head,
+ * or DEAD past max_deliveries. */
+void atr__lq_return(struct atr__ltable *t, struct atr__lslot *sl);
+/* The item's bytes in a place's block, or NULL (damage). */
+const uint8_t *atr__lq_item(const atr_store *s, const struct atr__lslot *sl);
+/* After a step that may have made dead letters or given items back
+ * (returned of them): wakes getters, publishes, moves dead letters. */
+void atr__lq_after(const atr_handle *h, struct atr__obj *o,
+                   struct atr__ltable *t, int returned);
+/* The table of o (a queue's record) if it has a whole one, else NULL. */
+struct atr__ltable *atr__lq_table(const atr_store *s, const struct atr__obj *o);
+/* Called by the getters holding the record lock: items a plain get
+ * may take from the lease table first (READY places), after a sweep if
+ * one is due. */
+uint32_t atr__lq_ready(const atr_handle *h, struct atr__obj *o);
+/* Holding the record lock: takes the first READY item into the sink
+ * (a plain get: the place is freed; the item is not done). 1 if taken,
+ * 0 if none, < 0 an error of the sink. */
+int atr__lq_take_ready(const atr_handle *h, struct atr__obj *o,
+                       int (*sink)(void *arg, const uint8_t *item,
+                                   uint32_t len),
+                       void *arg);
+/* Repair of the lease table after the record lock's holder died (from
+ * the queue's repair; the getters' side is whole already). */
+void atr__lq_repair(atr_store *s, struct atr__obj *o);
+/* Holding the getters' lock: frees the READY places (a clear's part: the
+ * caller counts them done); returns how many there were. */
+uint64_t atr__lq_clear_ready(const atr_store *s, struct atr__obj *o);
+/* READY places now (0 without a table). */
+uint64_t atr__lq_ready_count(const atr_store *s, const struct atr__obj *o);
+/* Makes h's queue's lease table if it has none (takes the store lock). */
+int atr__lq_ensure(const atr_handle *h);
+/* Under the store lock: frees the table and its places' blocks, unless
+ * a thread may still have one of its holds linked (then false). */
+bool atr__lq_free(atr_store *s, struct atr__obj *o);
+/* The queue's `spans` op: the table's block and its places' blocks. */
+size_t atr__lq_spans(const atr_store *s, const struct atr__obj *o,
+                     struct atr__span *live, size_t n_max);
+/* Under the store lock: makes o's table (cap places, settings). */
+int atr__lq_make(atr_store *s, struct atr__obj *o, uint32_t cap,
+                 uint32_t max_deliveries, const char *dead_letter);
+/* join sleeps on the getters' eventcount (ec_get, which putters waiting
+ * for room share: a wake they did not need only makes them look again):
+ * bumped whenever done grows. */
+static inline void atr__lq_done_wake(struct atr__obj *o) {
+  atr__ec_signal(&o->u.q.ec_get, false);
+}
+/* Lock-free describe of the table's counts (zeros without one); READY
+ * items are added to info->size. */
+void atr__lq_info(const atr_store *s, const struct atr__obj *o,
+                  uint64_t prod_items, atr_info *info);
+/* The queue's lease-related expire (atr_sync_expire). */
+int atr__lq_expire(const atr_handle *h, struct atr__obj *o);
+/* Leased items out and waiting in the table, for a put's maxsize. */
+static inline uint64_t atr__lq_held(const atr_store *s,
+                                    const struct atr__obj *o) {
+  const struct atr__ltable *t = atr__lq_table(s, o);
+  return t == NULL ? 0
+                   : (uint64_t)atomic_load(&t->ready) +
+                         atomic_load(&t->leased) + atomic_load(&t->dead);
+}
+
+/* queue.c, for lease.c: the getters' lock with the ring whole; the
+ * queue's item at the head of the ring (false: none, or *rc set on
+ * damage); the commit of a take of one item ending at next. */
+int atr__q_lock_get(const atr_handle *h, struct atr__obj **out);
+bool atr__q_head(const atr_handle *h, struct atr__obj *o, const uint8_t **at,
+                 uint32_t *len, uint64_t *next, int *rc);
+void atr__q_take_commit(struct atr__obj *o, uint64_t next, uint64_t k,
+                        int stores);
+/* Appends one item to an atr_items (arg): 0 or ATR_ENOMEM. */
+int atr__items_append(void *arg, const uint8_t *item, uint32_t len);
+/* Counts a change of the lease table in the queue's version (holding
+ * the getters' lock: it counts as a get commit). */
+void atr__q_bump(struct atr__obj *o);
+/* The queue's items put ever (the putters' count). */
+uint64_t atr__q_puts(const struct atr__obj *o);
+/* Waits as a getter on an empty queue (releases the record lock). */
+int atr__q_wait_items(const atr_handle *h, struct atr__obj *o, double deadline);
 
 /* lock.c, for conditions: the lock lh (a handle made from the
  * condition's binding) and its holder. */

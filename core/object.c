@@ -368,12 +368,24 @@ static void obj_recover_records(atr_store *s) {
   }
 }
 
+/* The blocks o uses besides its data (a kind's `spans` op). */
+static size_t obj_spans(const atr_store *s, const struct atr__obj *o,
+                        struct atr__span *live, size_t n_max) {
+  const struct atr__kind_ops *ops = atr__kind_ops_of(o->kind);
+  return ops != NULL && ops->spans != NULL ? ops->spans(s, o, live, n_max) : 0;
+}
+
 /* Hands the heap the blocks of the live records. */
 static void obj_rebuild_heap(atr_store *s) {
   struct atr__header *h = s->hdr;
-  struct atr__span *live = calloc(h->max_objects + 1u, sizeof *live);
-  size_t n = 0;
+  size_t n = 0, n_max = h->max_objects + 1u;
 
+  /* Blocks besides a record's data (a queue's lease table) too. */
+  for (uint32_t i = 0; i < h->max_objects; i++) {
+    struct atr__obj *o = atr__slot(s, i);
+    n_max += obj_spans(s, o, NULL, 0);
+  }
+  struct atr__span *live = calloc(n_max, sizeof *live);
   if (live == NULL)
     abort(); /* recovery cannot proceed without it; never leave it half */
   for (uint32_t i = 0; i < h->max_objects; i++) {
@@ -382,6 +394,8 @@ static void obj_rebuild_heap(atr_store *s) {
     bool kept = atomic_load(&o->id) != 0 || o->dead == ATR__LINGER;
     if (kept && off != 0)
       live[n++] = (struct atr__span){off, size};
+    if (kept)
+      n += obj_spans(s, o, live + n, n_max - n);
   }
   atr__heap_rebuild(s, live, n);
   free(live);

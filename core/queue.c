@@ -151,13 +151,18 @@ static void q_finish_move(const atr_store *s, struct atr__queue *q) {
   atomic_store(&q->move.valid, 0);
 }
 
+static void q_clear_finish(const atr_store *s, struct atr__obj *o);
+
 /* The record's lock (the getters') was found with its holder dead: its
- * side and what it last saw of the other's are made whole again. */
+ * side and what it last saw of the other's are made whole again, and a
+ * clear or a lease's step it was making is finished or dropped. */
 static void q_repair(atr_store *s, struct atr__obj *o) {
   struct atr__queue *q = &o->u.q;
   q_finish_move(s, q);
   atr__qside_repair(&q->cons, &q->cons_intent);
   q->prod_seen = q_side_load(&q->prod).items;
+  q_clear_finish(s, o);
+  atr__lq_repair(s, o);
 }
 
 static void q_put_repair(void *arg) {
@@ -179,6 +184,10 @@ static int q_lock_get(const atr_handle *h, struct atr__obj **out) {
     return ATR_ECORRUPT;
   }
   return rc;
+}
+
+int atr__q_lock_get(const atr_handle *h, struct atr__obj **out) {
+  return q_lock_get(h, out);
 }
 
 /* The putters' lock, with the object still alive. */
@@ -260,6 +269,9 @@ ATR__EXPORT void atr_queue_opts_init(atr_queue_opts *opts) {
   opts->maxsize = 0;
   opts->max_bytes = (uint64_t)1 << 20;
   opts->max_item = 0;
+  opts->max_deliveries = 0;
+  opts->max_leased = 0;
+  opts->dead_letter = NULL;
 }
 
 static int q_init(atr_store *s, struct atr__obj *o, void *arg) {
@@ -274,6 +286,8 @@ static int q_init(atr_store *s, struct atr__obj *o, void *arg) {
   q->cons = q->cons_intent = q->prod = q->prod_intent =
       (struct atr__qside){0, 0};
   q->gets = q->puts = 0;
+  q->clear_cons = q->clear_done = 0;
+  atomic_store(&q->done, 0);
   atomic_store(&q->pend_pop, 0);
   q_reset_hints(q);
   q->base = o->version;
@@ -287,6 +301,17 @@ static int q_init(atr_store *s, struct atr__obj *o, void *arg) {
   q->max_item = opts->max_item != 0 ? opts->max_item
                 : q->grow           ? GROW_MAX_ITEM
                                     : q->ring_size / 4;
+  /* Settings of leased items live in the lease table: made now if the
+   * queue has any, else at its first leased get. */
+  if (opts->max_deliveries != 0 || opts->dead_letter != NULL ||
+      opts->max_leased != 0) {
+    int rc = atr__lq_make(s, o, opts->max_leased, opts->max_deliveries,
+                          opts->dead_letter);
+    if (rc != 0) {
+      atr__heap_free(s, off);
+      return rc;
+    }
+  }
   return 0;
 }
 
@@ -299,18 +324,28 @@ ATR__EXPORT int atr_queue_open(atr_store *s, const char *name, int flags,
   if ((o.max_bytes != 0 &&
        (o.max_bytes < 64 ||
         o.max_item > atr__round_up(o.max_bytes, 8) - ITEM_HDR)) ||
-      o.max_bytes > ((uint64_t)1 << 40) || o.max_item > UINT32_MAX - 8)
+      o.max_bytes > ((uint64_t)1 << 40) || o.max_item > UINT32_MAX - 8 ||
+      o.max_leased > 65536)
     return ATR_EINVAL;
+  if (o.dead_letter != NULL) {
+    if (atr_name_check(o.dead_letter, strlen(o.dead_letter)) != 0)
+      return ATR_ENAME;
+    if (strcmp(o.dead_letter, name) == 0)
+      return ATR_EINVAL; /* an item would never leave */
+  }
   return atr__open(s, name, ATR_QUEUE, 0, flags, NULL, q_init, &o, h);
 }
 
 /* Where n items would end if written from prod.pos; false if they do
  * not fit beside what cons has not taken yet. */
-static bool q_plan_put(const struct atr__queue *q, struct atr__qside prod,
-                       struct atr__qside cons, const struct iovec *items,
-                       size_t n, uint64_t *end) {
+static bool q_plan_put(const atr_handle *h, const struct atr__obj *o,
+                       struct atr__qside prod, struct atr__qside cons,
+                       const struct iovec *items, size_t n, uint64_t *end) {
+  const struct atr__queue *q = &o->u.q;
   uint64_t R = q->ring_size, pos = prod.pos;
-  if (q->maxsize != 0 && prod.items - cons.items + n > q->maxsize)
+  /* maxsize bounds the waiting items and the leased ones together. */
+  if (q->maxsize != 0 &&
+      prod.items - cons.items + n + atr__lq_held(h->store, o) > q->maxsize)
     return false;
   for (size_t i = 0; i < n; i++) {
     uint64_t need = q_need(items[i].iov_len), phys = pos % R;
@@ -581,14 +616,14 @@ ATR__EXPORT int atr_queue_put_batch(const atr_handle *h,
       return rc;
     struct atr__queue *q = &o->u.q;
     struct atr__qside prod = q->prod, cons = q->cons_seen;
-    bool fits = q_plan_put(q, prod, cons, items, n, &end);
+    bool fits = q_plan_put(h, o, prod, cons, items, n, &end);
     if (!fits) {
       cons = q->cons_seen = q_side_load(&q->cons);
       if (!q_sides_ok(q->ring_size, prod, cons, false)) {
         atr__mutex_unlock(&q->put_lock);
         return ATR_ECORRUPT;
       }
-      fits = q_plan_put(q, prod, cons, items, n, &end);
+      fits = q_plan_put(h, o, prod, cons, items, n, &end);
     }
     if (fits) {
       q_write_items(q_ring(h, q), q->ring_size, prod.pos, items, n);
@@ -608,8 +643,9 @@ ATR__EXPORT int atr_queue_put_batch(const atr_handle *h,
         return rc;
       continue;
     }
-    if (q->grow &&
-        (q->maxsize == 0 || prod.items - cons.items + n <= q->maxsize)) {
+    if (q->grow && (q->maxsize == 0 ||
+                    prod.items - cons.items + n + atr__lq_held(h->store, o) <=
+                        q->maxsize)) {
       /* Short of bytes, not of items: move to a larger ring. */
       atr__mutex_unlock(&q->put_lock);
       if ((rc = q_grow(h, total)) != 0)
@@ -646,6 +682,20 @@ static int q_take(const atr_handle *h, size_t max, double timeout,
     if ((rc = q_lock_get(h, &o)) != 0)
       return rc;
     struct atr__queue *q = &o->u.q;
+    /* Items back from a lease stand at the head: taken first. */
+    if (o->data_off != 0 && atr__lq_ready(h, o) > 0) {
+      size_t k = 0;
+      while (k < max && (rc = atr__lq_take_ready(h, o, sink, arg)) == 1)
+        k++;
+      if (k > 0)
+        q_count(&q->gets);
+      atr__mutex_unlock(&o->lock);
+      if (k > 0) {
+        atr__ec_signal(&q->ec_get, false);
+        atr__feed_push_fenced(h->store, o, h->slot, ATR_OP_POP, &q->pend_pop);
+      }
+      return k > 0 ? 0 : rc < 0 ? rc : ATR_EEMPTY;
+    }
     struct atr__qside cons = q->cons, prod = {0, q->prod_seen};
     uint64_t waiting = prod.items - cons.items;
     /* The hint is as old as our last look: with fewer items than asked
@@ -687,9 +737,63 @@ static int q_take(const atr_handle *h, size_t max, double timeout,
       }
       return rc;
     }
-    if ((rc = q_wait_side(&o->lock, &q->ec_put, &q->prod, prod, deadline)) != 0)
+    if ((rc = atr__q_wait_items(h, o, deadline)) != 0)
       return rc == ATR_EINTR ? rc : ATR_EEMPTY;
   }
+}
+
+/* A leased item comes back by itself when its holder dies, and nothing
+ * is put then: while threads hold leased items, an empty queue's getters
+ * look again every 10 ms. */
+#define Q_LEASE_LOOK 0.01
+
+int atr__q_wait_items(const atr_handle *h, struct atr__obj *o,
+                      double deadline) {
+  struct atr__queue *q = &o->u.q;
+  struct atr__qside prod = q_side_load(&q->prod);
+  const struct atr__ltable *t = atr__lq_table(h->store, o);
+  double until = deadline;
+  if (t != NULL &&
+      (atomic_load(&t->linked) > 0 || atomic_load(&t->leased) > 0)) {
+    double look = atr__deadline(Q_LEASE_LOOK);
+    if (deadline < 0 || look < deadline)
+      until = look;
+  }
+  int rc = q_wait_side(&o->lock, &q->ec_put, &q->prod, prod, until);
+  return rc == ATR_ETIMEDOUT && until != deadline ? 0 : rc;
+}
+
+bool atr__q_head(const atr_handle *h, struct atr__obj *o, const uint8_t **at,
+                 uint32_t *len, uint64_t *next, int *rc) {
+  struct atr__queue *q = &o->u.q;
+  struct atr__qside cons = q->cons;
+  *rc = 0;
+  if (q->prod_seen == cons.items)
+    q->prod_seen = q_side_load(&q->prod).items;
+  if (q->prod_seen == cons.items)
+    return false;
+  if (!q_item_at(q_ring(h, q), q->ring_size, cons.pos, q->ring_size, cons.pos,
+                 len, at, next)) {
+    *rc = ATR_ECORRUPT;
+    return false;
+  }
+  return true;
+}
+
+void atr__q_take_commit(struct atr__obj *o, uint64_t next, uint64_t k,
+                        int stores) {
+  struct atr__queue *q = &o->u.q;
+  q_count(&q->gets);
+  atr__qside_commit(&q->cons, &q->cons_intent,
+                    (struct atr__qside){next, q->cons.items + k}, stores);
+}
+
+void atr__q_bump(struct atr__obj *o) {
+  q_count(&o->u.q.gets);
+}
+
+uint64_t atr__q_puts(const struct atr__obj *o) {
+  return q_side_load(&o->u.q.prod).items;
 }
 
 struct q_one_sink {
@@ -716,7 +820,7 @@ ATR__EXPORT int atr_queue_get(const atr_handle *h, void *buf, size_t cap,
   return q_take(h, 1, timeout, q_one_item, &os);
 }
 
-static int q_items_append(void *arg, const uint8_t *item, uint32_t len) {
+int atr__items_append(void *arg, const uint8_t *item, uint32_t len) {
   atr_items *it = arg;
   size_t used =
       it->count > 0 ? it->off[it->count - 1] + it->len[it->count - 1] : 0;
@@ -757,7 +861,7 @@ ATR__EXPORT int atr_queue_get_batch(const atr_handle *h, size_t max,
   if (out == NULL)
     return ATR_EINVAL;
   before = out->count;
-  rc = q_take(h, max, timeout, q_items_append, out);
+  rc = q_take(h, max, timeout, atr__items_append, out);
   if (rc != 0)
     out->count = before; /* nothing was taken */
   return rc;
@@ -806,16 +910,30 @@ ATR__EXPORT int atr_queue_size(const atr_handle *h, uint64_t *items,
   if (o == NULL)
     return ATR_ENOENT;
   struct q_view v = q_describe(&o->u.q);
+  const struct atr__ltable *t = atr__lq_table(h->store, o);
   if (atomic_load(&o->id) != h->id ||
       __atomic_load_n(&o->dead, __ATOMIC_ACQUIRE))
     return ATR_ENOENT;
   if (items != NULL)
-    *items = v.items;
+    *items = v.items + (t != NULL ? atomic_load(&t->ready) : 0);
   if (bytes != NULL)
     *bytes = v.bytes;
   if (version != NULL)
     *version = v.version;
   return 0;
+}
+
+/* A clear committed by the getters' side: the items back from a lease
+ * go too, and all of them are done (under both locks, or in repair). */
+static void q_clear_finish(const atr_store *s, struct atr__obj *o) {
+  struct atr__queue *q = &o->u.q;
+  if (q->clear_cons == 0)
+    return;
+  if (q->cons.items + 1 >= q->clear_cons) {
+    atr__lq_clear_ready(s, o);
+    atomic_store(&q->done, q->clear_done);
+  }
+  q->clear_cons = 0;
 }
 
 ATR__EXPORT int atr_queue_clear(const atr_handle *h) {
@@ -824,8 +942,14 @@ ATR__EXPORT int atr_queue_clear(const atr_handle *h) {
   if ((rc = q_lock_both(h, &o)) != 0)
     return rc;
   struct atr__queue *q = &o->u.q;
+  /* The items removed are done: how many is written aside first and
+   * committed with the getters' side. */
+  q->clear_done = atr__lq_done_after(o, q->prod.items - q->cons.items +
+                                            atr__lq_ready_count(h->store, o));
+  q->clear_cons = q->prod.items + 1;
   q_count(&q->base);
   q_side_store(&q->cons, &q->cons_intent, q->prod);
+  q_clear_finish(h->store, o);
   q_reset_hints(q);
   q_unlock_both(o);
   atr__ec_signal(&q->ec_get, false);
@@ -842,6 +966,7 @@ static int q_kill(atr_store *s, struct atr__obj *o, uint64_t *last) {
     return rc;
   o->dead = 1;
   *last = q_version(q);
+  atr__lq_free(s, o);
   q_unlock_both(o);
   /* Waiters wake, find the record dead and answer ATR_ENOENT. */
   atr__ec_signal(&q->ec_put, true);
@@ -860,6 +985,7 @@ static int q_info(atr_store *s, struct atr__obj *o, atr_info *info) {
   info->maxsize = q->maxsize;
   info->max_bytes = q->grow ? 0 : q->ring_size;
   info->max_item = q->max_item;
+  atr__lq_info(s, o, q_side_load(&q->prod).items, info);
   return 0;
 }
 
@@ -881,6 +1007,14 @@ static _Atomic uint64_t *q_mark(struct atr__obj *o, atr_op op) {
   return op == ATR_OP_POP ? &o->u.q.pend_pop : &o->pend;
 }
 
+/* A deleted queue whose leased items a thread still holds (its lease
+ * table was kept: see atr__lq_free). */
+static bool q_lingers(const atr_store *s, const struct atr__obj *o) {
+  const struct atr__ltable *t = atr__lq_table(s, o);
+  return t != NULL &&
+         atr__holds_linked(&t->slot[0].hold, sizeof(struct atr__lslot), t->cap);
+}
+
 static int q_slot_init(struct atr__obj *o) {
   return atr__mutex_init(&o->u.q.put_lock);
 }
@@ -894,4 +1028,7 @@ const struct atr__kind_ops atr__queue_ops = {
     .last_version = q_last_version,
     .mark = q_mark,
     .slot_init = q_slot_init,
+    .lingers = q_lingers,
+    .expire = atr__lq_expire,
+    .spans = atr__lq_spans,
 };

@@ -147,10 +147,28 @@ int gw_body_bool(struct gw_req *req, const char *key, int *out) {
   return GW_NEXT;
 }
 
+int gw_hex16_parse(const char *s, uint64_t *out) {
+  uint64_t v = 0;
+
+  if (s == NULL || strlen(s) != 16)
+    return -1;
+  for (int i = 0; i < 16; i++) {
+    char c = s[i];
+    if (c >= '0' && c <= '9')
+      v = v << 4 | (uint64_t)(c - '0');
+    else if (c >= 'a' && c <= 'f')
+      v = v << 4 | (uint64_t)(c - 'a' + 10);
+    else
+      return -1;
+  }
+  if (v == 0)
+    return -1;
+  *out = v;
+  return 0;
+}
+
 int gw_body_token(struct gw_req *req, int required, uint64_t *token) {
   const gw_jnode *t = gw_body_get(req, "token");
-  const char *s = t ? gw_json_string(req->doc, t) : NULL;
-  uint64_t v = 0;
 
   *token = 0;
   if (t == NULL) {
@@ -160,32 +178,22 @@ int gw_body_token(struct gw_req *req, int required, uint64_t *token) {
   }
   /* A token is a secret handed out, not a syntax: anything that is not
    * one the gateway could have given holds nothing. */
-  if (s == NULL || strlen(s) != 16)
-    goto not_held;
-  for (int i = 0; i < 16; i++) {
-    char c = s[i];
-    if (c >= '0' && c <= '9')
-      v = v << 4 | (uint64_t)(c - '0');
-    else if (c >= 'a' && c <= 'f')
-      v = v << 4 | (uint64_t)(c - 'a' + 10);
-    else
-      goto not_held;
-  }
-  if (v == 0)
-    goto not_held;
-  *token = v;
+  if (gw_hex16_parse(gw_json_string(req->doc, t), token) != 0)
+    return gw_reply_core(req, ATR_ENOTHELD);
   return GW_NEXT;
-not_held:
-  return gw_reply_core(req, ATR_ENOTHELD);
+}
+
+void gw_hex16_put(gw_buf *b, uint64_t v) {
+  static const char hex[] = "0123456789abcdef";
+  char text[18];
+
+  text[0] = text[17] = '"';
+  for (int i = 16; i >= 1; i--, v >>= 4)
+    text[i] = hex[v & 15];
+  gw_buf_add(b, text, sizeof text);
 }
 
 void gw_token_put(gw_buf *b, uint64_t token) {
-  static const char hex[] = "0123456789abcdef";
-  char text[16];
-
-  for (int i = 15; i >= 0; i--, token >>= 4)
-    text[i] = hex[token & 15];
-  gw_buf_str(b, "\"token\":\"");
-  gw_buf_add(b, text, 16);
-  gw_buf_add(b, "\"", 1);
+  gw_buf_str(b, "\"token\":");
+  gw_hex16_put(b, token);
 }

@@ -42,6 +42,7 @@ static const struct gw_errmap gw_errors[] = {
     [ATR__EOVERRELEASE] = {409, "over_released"},
     [ATR__ESTALE] = {412, "stale_fence"},
     [ATR__ELOCKED] = {503, "busy"},
+    [ATR__EDONE] = {409, "too_many_done"},
 };
 
 /* A code added to the core's map needs its row here. */

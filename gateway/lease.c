@@ -79,6 +79,20 @@ void gw_lease_note(const atr_handle *h, uint64_t token, double ttl) {
     gw_follow_kick(due);
 }
 
+void gw_lease_note_min(const atr_handle *h, double ttl) {
+  double due = gw_now() + ttl + L_SLACK;
+  size_t i;
+
+  pthread_mutex_lock(&L.mu);
+  i = l_find(h->id, 0);
+  if (i < L.n && L.e[i].due <= due) {
+    pthread_mutex_unlock(&L.mu);
+    return; /* an earlier look is due anyway (it notes the next one) */
+  }
+  pthread_mutex_unlock(&L.mu);
+  gw_lease_note(h, 0, ttl);
+}
+
 void gw_lease_forget(const atr_handle *h, uint64_t token) {
   size_t i;
 
@@ -106,6 +120,13 @@ static int l_scan_one(const atr_info *info, void *arg) {
   struct l_scan *s = arg;
   atr_handle h;
 
+  if (info->kind == ATR_QUEUE && info->leased > 0 && info->expires_in >= 0) {
+    if (atr_queue_open(s->store, info->name, 0, NULL, &h) < 0 ||
+        h.id != info->id)
+      return 0; /* gone meanwhile */
+    gw_lease_note_min(&h, info->expires_in);
+    return 0;
+  }
   if (info->kind != ATR_LOCK || !info->lease || info->count == 0)
     return 0;
   if (atr_lock_open(s->store, info->name, 0, 0, &h) < 0 || h.id != info->id)
@@ -125,6 +146,12 @@ void gw_lease_scan(atr_store *store) {
 static void l_after(const struct l_entry *e) {
   atr_info info;
 
+  if (e->h.kind == ATR_QUEUE) { /* its next lease's end, if any */
+    if (atr_handle_stat(&e->h, &info) == 0 && info.leased > 0 &&
+        info.expires_in >= 0)
+      gw_lease_note_min(&e->h, info.expires_in);
+    return;
+  }
   if (e->h.kind != ATR_LOCK || atr_handle_stat(&e->h, &info) != 0)
     return;
   if (info.count > 0 && info.lease && info.expires_in > 0)

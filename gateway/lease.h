@@ -28,10 +28,14 @@
  * from now (a renewal moves the noted deadline). Takes a lock of its
  * own; never blocks on the store. */
 void gw_lease_note(const atr_handle *h, uint64_t token, double ttl);
+/* Notes that a lease of the queue h is open on may end ttl seconds from
+ * now: the queue's one deadline moves earlier, never later (at it, the
+ * next is noted from the queue's own state). */
+void gw_lease_note_min(const atr_handle *h, double ttl);
 /* Forgets the lease token of h (given back). */
 void gw_lease_forget(const atr_handle *h, uint64_t token);
-/* Notes the leases of every lock of store (at start: they outlive the
- * gateway). */
+/* Notes the leases of every lock and queue of store (at start: they
+ * outlive the gateway). */
 void gw_lease_scan(atr_store *store);
 /* Deadlines noted now (metrics). */
 uint64_t gw_lease_count(void);

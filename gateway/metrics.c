@@ -170,6 +170,10 @@ enum {
   M_FLAG_SET,
   M_BARRIER_WAITING,
   M_BARRIER_BROKEN,
+  M_QUEUE_LEASED,
+  M_QUEUE_UNFINISHED,
+  M_QUEUE_DEAD_LETTERED,
+  M_QUEUE_DROPPED,
   M_N_SYNC
 };
 
@@ -189,6 +193,16 @@ static const struct {
                            "Arrived at the barrier in this round."},
     [M_BARRIER_BROKEN] = {"atrium_barrier_broken",
                           "1 while the barrier is broken."},
+    [M_QUEUE_LEASED] = {"atrium_queue_leased",
+                        "Items out under a lease (and nacked ones waiting "
+                        "out their delay)."},
+    [M_QUEUE_UNFINISHED] = {"atrium_queue_unfinished",
+                            "Items put and not yet done."},
+    [M_QUEUE_DEAD_LETTERED] = {"atrium_queue_dead_lettered",
+                               "Items moved to the dead-letter queue."},
+    [M_QUEUE_DROPPED] = {"atrium_queue_dropped",
+                         "Dead letters dropped (the dead-letter queue was "
+                         "missing or full)."},
 };
 
 static void m_sample(gw_buf *fam, int f, const char *name, uint64_t v) {
@@ -216,6 +230,12 @@ static int m_sync(const atr_info *i, void *arg) {
   case ATR_BARRIER:
     m_sample(fam, M_BARRIER_WAITING, i->name, i->n_waiting);
     m_sample(fam, M_BARRIER_BROKEN, i->name, i->broken);
+    break;
+  case ATR_QUEUE:
+    m_sample(fam, M_QUEUE_LEASED, i->name, i->leased);
+    m_sample(fam, M_QUEUE_UNFINISHED, i->name, i->unfinished);
+    m_sample(fam, M_QUEUE_DEAD_LETTERED, i->name, i->dead_lettered);
+    m_sample(fam, M_QUEUE_DROPPED, i->name, i->dropped);
     break;
   default:
     break;

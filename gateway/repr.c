@@ -134,6 +134,16 @@ static void repr_queue_members(gw_buf *b, const atr_info *i) {
   repr_u64(b, "bytes", i->bytes);
   repr_u64(b, "max_bytes", i->max_bytes);
   repr_u64(b, "max_item", i->max_item);
+  repr_u64(b, "leased", i->leased);
+  repr_u64(b, "unfinished", i->unfinished);
+  repr_u64(b, "dead_lettered", i->dead_lettered);
+  repr_u64(b, "dropped", i->dropped);
+  repr_u64(b, "max_deliveries", i->max_deliveries);
+  gw_buf_str(b, ",\"dead_letter\":");
+  if (i->dead_letter[0] != '\0')
+    gw_json_put_string(b, i->dead_letter, strlen(i->dead_letter));
+  else
+    gw_buf_str(b, "null");
 }
 
 /* ------------------------------------------- the synchronisation kinds */

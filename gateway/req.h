@@ -374,5 +374,10 @@ int gw_body_bool(struct gw_req *req, const char *key, int *out);
 int gw_body_token(struct gw_req *req, int required, uint64_t *token);
 /* Appends "token":"<16 hex digits>" to b. */
 void gw_token_put(gw_buf *b, uint64_t token);
+/* A token or receipt as text: 16 lowercase hex digits, not all 0. 0 with
+ * *out, or -1 (any other text). */
+int gw_hex16_parse(const char *s, uint64_t *out);
+/* Appends v as a JSON string of 16 lowercase hex digits. */
+void gw_hex16_put(gw_buf *b, uint64_t v);
 
 #endif /* ATRIUM_GW_REQ_H */

@@ -72,6 +72,15 @@ static const struct gw_route gw_routes[] = {
      NAMED | GW_R_BODY | GW_R_NEED | FENCE, "queue_batch"},
     {GW_POST, "/v1/queues/{name}/pop", gw_queue_pop, NAMED | FENCE,
      "queue_pop"},
+    {GW_POST, "/v1/queues/{name}/ack", gw_queue_ack, NAMED | NEED | FENCE,
+     "queue_ack"},
+    {GW_POST, "/v1/queues/{name}/nack", gw_queue_nack, NAMED | NEED | FENCE,
+     "queue_nack"},
+    {GW_POST, "/v1/queues/{name}/touch", gw_queue_touch, NAMED | NEED | FENCE,
+     "queue_touch"},
+    {GW_POST, "/v1/queues/{name}/done", gw_queue_done, NAMED | BODY | FENCE,
+     "queue_done"},
+    {GW_POST, "/v1/queues/{name}/join", gw_queue_join, NAMED, "queue_join"},
     /* The synchronisation kinds. A lock's or condition's own routes take
      * no fence (they are the lock's business); the others' writes do. */
     {GW_GET, "/v1/locks", gw_lock_list, 0, "locks_list"},

@@ -112,6 +112,11 @@ int gw_queue_batch(struct gw_req *req);
 int gw_queue_pop(struct gw_req *req);
 int gw_queue_clear(struct gw_req *req);
 int gw_queue_delete(struct gw_req *req);
+int gw_queue_ack(struct gw_req *req);
+int gw_queue_nack(struct gw_req *req);
+int gw_queue_touch(struct gw_req *req);
+int gw_queue_done(struct gw_req *req);
+int gw_queue_join(struct gw_req *req);
 /* locks.c */
 int gw_lock_list(struct gw_req *req);
 int gw_lock_put(struct gw_req *req);

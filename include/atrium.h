@@ -58,7 +58,8 @@ extern "C" {
   X(EBROKEN, "barrier is broken")                                              \
   X(EOVERRELEASE, "released past the semaphore's bound")                       \
   X(ESTALE, "fence no longer holds the lock")                                  \
-  X(ELOCKED, "object is held by a process that does not let go; try again")
+  X(ELOCKED, "object is held by a process that does not let go; try again")    \
+  X(EDONE, "done called more often than items were unfinished")
 
 /* Positions in the table; the public codes below are their negations. */
 enum atr__errpos {
@@ -232,7 +233,8 @@ typedef struct atr_info {
   uint64_t count;          /* lock: holds of the holder (reentrant depth; 0:
                               free); semaphore: permits free (its value)     */
   uint64_t bound;          /* semaphore: the bound (0 = none)               */
-  uint64_t leased;         /* semaphore: leased permits out                 */
+  uint64_t leased;         /* semaphore: leased permits out; queue: items
+                              out under a lease                             */
   uint64_t parties;        /* barrier: parties                              */
   uint64_t n_waiting;      /* barrier: arrived in this generation           */
   uint64_t generation;     /* barrier: rounds passed or reset               */
@@ -242,6 +244,13 @@ typedef struct atr_info {
   unsigned char set;       /* flag: set                                 */
   unsigned char broken;    /* barrier: broken                           */
   char lock[ATR_NAME_MAX + 1]; /* condition: the name of its lock       */
+  /* queue: leased items (in `leased` above, with nacked ones waiting out
+   * their delay), and: */
+  uint64_t unfinished;     /* put and not yet done                       */
+  uint64_t dead_lettered;  /* moved to the dead-letter queue             */
+  uint64_t dropped;        /* dead letters dropped (queue missing, full) */
+  uint64_t max_deliveries; /* 0: never dead-lettered                     */
+  char dead_letter[ATR_NAME_MAX + 1]; /* "" if none                      */
 } atr_info;
 
 /* Fills *info for the object called name (ATR_ENOENT if none). */
@@ -388,6 +397,13 @@ typedef struct atr_queue_opts {
                          full fails with ATR_ENOSPC                     */
   uint64_t max_item;  /* largest item (default: max_bytes / 4, or 1 MiB
                          when max_bytes is 0)                           */
+  /* Leased items (atr_queue_get_leased): */
+  uint32_t max_deliveries; /* an item coming back having had this many
+                              deliveries moves to dead_letter (0: never) */
+  uint32_t max_leased;     /* items out under a lease at once (default
+                              1024, at most 65536)                      */
+  const char *dead_letter; /* the dead-letter queue's name (NULL: none;
+                              a dead-lettered item is then dropped)     */
 } atr_queue_opts;
 
 void atr_queue_opts_init(atr_queue_opts *opts);
@@ -459,8 +475,73 @@ int atr_queue_get_batch(const atr_handle *h, size_t max, double timeout,
 int atr_queue_size(const atr_handle *h, uint64_t *items, uint64_t *bytes,
                    uint64_t *version);
 
-/* Removes every waiting item, at once. */
+/* Removes every waiting item, at once (leased ones stay leased); the
+ * removed items count as done. */
 int atr_queue_clear(const atr_handle *h);
+
+/*
+ * Leased items and task accounting (JoinableQueue).
+ *
+ * A leased get takes items under a lease: each is hidden from other
+ * consumers until it is acked (gone, and done), nacked (back at the
+ * head, after an optional delay) or its lease runs out (back at the
+ * head). An item is handed out with a receipt (64 bits, never repeated,
+ * random: a wrong one is just unknown) and its deliveries (times handed
+ * out, this one included). An item that comes back having had the
+ * queue's max_deliveries moves to its dead-letter queue (dropped and
+ * counted if that queue is missing or full) and is done for this one.
+ *
+ * Leases live in the store: a lease outlives its taker and runs out at
+ * its deadline (CLOCK_MONOTONIC), whoever looks next ends it (a getter,
+ * atr_sync_expire). By default a lease is also a process hold: if the
+ * taking thread dies its items come back at once, and only that thread
+ * may ack, nack or touch them (for any other caller their receipts are
+ * unknown). ATR_LEASE_DETACHED takes a lease that any holder of the
+ * receipt may settle and that only its deadline ends (the gateway's).
+ *
+ * unfinished counts the items put and not yet done: an ack is done, a
+ * plain get is done when atr_queue_done is called; join waits until it
+ * is 0.
+ */
+#define ATR_LEASE_DETACHED 1
+
+/*
+ * Takes up to max items (at least one; waits up to timeout while none is
+ * there) under a lease of `lease` seconds (> 0), appends them to *out
+ * and their receipts and deliveries to receipts[0..k) and deliveries[0..k)
+ * (caller-owned arrays of max entries; k = out->count growth).
+ * Returns 0, ATR_EEMPTY when none came, ATR_EFULL when max_leased items
+ * are out already, ATR_EINVAL, ATR_EINTR, ATR_ENOMEM, ATR_ENOSPC (no room
+ * in the store for the leased item's copy), ATR_ENOENT.
+ */
+int atr_queue_get_leased(const atr_handle *h, size_t max, double lease,
+                         int flags, double timeout, atr_items *out,
+                         uint64_t *receipts, uint32_t *deliveries);
+
+/*
+ * Settle leased items by receipt: ack (gone, done), nack (back at the
+ * head after delay seconds, >= 0; until then it counts as leased),
+ * touch (its lease now ends `lease` seconds from now, > 0). The receipts
+ * that were not acted on (unknown, expired or spent) are copied to
+ * unknown[0..*n_unknown) (caller-owned, n entries; may be NULL with
+ * n_unknown NULL). 0, ATR_EINVAL, ATR_ENOENT.
+ */
+int atr_queue_ack(const atr_handle *h, const uint64_t *receipts, size_t n,
+                  uint64_t *unknown, size_t *n_unknown);
+int atr_queue_nack(const atr_handle *h, const uint64_t *receipts, size_t n,
+                   double delay, uint64_t *unknown, size_t *n_unknown);
+int atr_queue_touch(const atr_handle *h, const uint64_t *receipts, size_t n,
+                    double lease, uint64_t *unknown, size_t *n_unknown);
+
+/* Marks n items done (task_done); *unfinished (may be NULL) gets what is
+ * left. ATR_EDONE if n is more than the unfinished items (nothing
+ * changes), ATR_EINVAL for n = 0. */
+int atr_queue_done(const atr_handle *h, uint64_t n, uint64_t *unfinished);
+
+/* Waits up to timeout (< 0: for ever) until no item is unfinished.
+ * 0, ATR_ETIMEDOUT, ATR_EINTR, ATR_ENOENT; *unfinished (may be NULL)
+ * gets the count seen last. */
+int atr_queue_join(const atr_handle *h, double timeout, uint64_t *unfinished);
 
 /* ------------------------------------------------ synchronisation objects
  *
@@ -729,11 +810,16 @@ typedef enum atr_op {
   ATR_OP_BROKEN,    /* barrier */
   ATR_OP_RESET,     /* barrier */
   ATR_OP_NOTIFY,    /* condition */
+  ATR_OP_LEASED,    /* queue: items taken under a lease */
+  ATR_OP_ACKED,     /* queue */
+  ATR_OP_NACKED,    /* queue */
+  ATR_OP_DONE,      /* queue: task_done */
 } atr_op;
 
 /* "created", "deleted", "set", "add", "put", "pop", "clear", "acquired",
  * "released", "expired", "abandoned", "wait", "passed", "broken", "reset",
- * "notify". A flag's set and clear are "set" and "clear". */
+ * "notify", "leased", "acked", "nacked", "done". A flag's set and clear
+ * are "set" and "clear"; a queue's lease that ran out is "expired". */
 const char *atr_op_name(atr_op op);
 
 /*

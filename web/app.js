@@ -155,6 +155,10 @@ function newModel(name, kind) {
     values: undefined, // array
     size: undefined, // queue
     maxsize: undefined, // queue
+    leased: undefined, // queue: out under a lease
+    unfinished: undefined, // queue: put and not yet done
+    deadLettered: undefined, // queue: moved to its dead-letter queue
+    dropped: undefined, // queue: dead letters with nowhere to go
     sync: {}, // the synchronisation kinds' members (see sync.js)
     expiresAt: undefined, // lock held by a lease: when it runs out (seconds)
     expiresWall: undefined, // the same by the clock (ms since 1970), to show
@@ -211,7 +215,8 @@ function sameValue(a, b) {
 }
 
 // Applies what the gateway says of an object: a REST answer (op undefined)
-// or an event (op = snapshot, created, set, add, put, pop, clear, resync).
+// or an event (op = snapshot, created, set, add, put, pop, clear, resync;
+// a queue's leased, acked, nacked, expired, done).
 function apply(info, op) {
   const name = info.name;
   const kind = info.kind;
@@ -258,6 +263,10 @@ function apply(info, op) {
   }
   if (kind === 'queue') {
     if (info.maxsize !== undefined) o.maxsize = Number(info.maxsize);
+    if (info.leased !== undefined) o.leased = Number(info.leased);
+    if (info.unfinished !== undefined) o.unfinished = Number(info.unfinished);
+    if (info.dead_lettered !== undefined) o.deadLettered = Number(info.dead_lettered);
+    if (info.dropped !== undefined) o.dropped = Number(info.dropped);
     if (info.size !== undefined) {
       const size = Number(info.size);
       const prev = o.size;
@@ -560,11 +569,20 @@ function createView(o) {
       el('span', {}, 'put ', v.put, '/s'),
       el('span', {}, 'pop ', v.pop, '/s'));
     rates.title = `items per second over the last ${RATE_SECONDS} s`;
+    // Leased items (out to a consumer until acked), unfinished ones (put
+    // and not yet done: join waits for them) and dead letters.
+    v.leased = el('b');
+    v.unfinished = el('b');
+    v.dead = el('b');
+    const tasks = el('div', { class: 'rates tasks' },
+      el('span', {}, 'leased ', v.leased),
+      el('span', {}, 'unfinished ', v.unfinished),
+      el('span', {}, 'dead letters ', v.dead));
     v.spark = sparkline(`depth of ${o.name}`);
     v.lo = el('span');
     v.span = el('span');
     v.hi = el('span');
-    card.append(head, v.num, v.meter, rates, v.spark.svg,
+    card.append(head, v.num, v.meter, rates, tasks, v.spark.svg,
       el('div', { class: 'scale' }, v.lo, v.span, v.hi));
   } else {
     v.badge = el('span', { class: 'badge' });
@@ -682,6 +700,10 @@ function updateQueueView(o, v) {
     v.meter.setAttribute('aria-valuemax', o.maxsize);
     v.meter.setAttribute('aria-valuenow', size);
   }
+  setText(v.leased, formatValue('q', o.leased ?? 0));
+  setText(v.unfinished, formatValue('q', o.unfinished ?? 0));
+  setText(v.dead, formatValue('q', o.deadLettered ?? 0) +
+    (o.dropped ? ` (+${formatValue('q', o.dropped)} dropped)` : ''));
   updateRates(o, v);
   drawSpark(o, v);
 }

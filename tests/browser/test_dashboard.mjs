@@ -6,7 +6,8 @@
 // event stream; a value made with curl appears; an add from a separate C
 // process (the atrium tool) shows within a second, without a reload; the
 // +1 button changes the value the API gives; a queue made with the form
-// appears and shows puts as they happen; an array shows as bars; each
+// appears and shows puts as they happen; a queue's leased and unfinished
+// items and dead letters show as they change; an array shows as bars; each
 // synchronisation kind (lock, semaphore, flag, barrier, condition) is made
 // with the form, bad input there makes nothing, a lock leased over HTTP
 // shows as held with its fence and its time left running down, the Break
@@ -316,6 +317,31 @@ async function main() {
       await waitShown(page, 'queue', 'jobs', '3 / 25', 2000);
       const rate = await page.textContent(`${card('queue', 'jobs')} .rates b`);
       assert(Number(rate) > 0, `the put rate shows ${rate}`);
+    });
+
+    await check("a queue's leased and unfinished items and dead letters show", async () => {
+      const put = async (path, body) => {
+        const r = await gw.json('PUT', path, body);
+        assert(r.status === 201, `PUT ${path} answered ${r.status}`);
+      };
+      await put('/v1/queues/dead', {});
+      await put('/v1/queues/work', { max_deliveries: 1, dead_letter: 'dead' });
+      const b = await gw.json('POST', '/v1/queues/work/batch', [1, 2, 3]);
+      assert(b.status === 201, `batch answered ${b.status}`);
+      const got = await gw.json('POST', '/v1/queues/work/pop?lease=60&max=2');
+      assert(got.status === 200 && got.body.items.length === 2, `pop: ${JSON.stringify(got)}`);
+      const tasks = async (want) => page.waitForFunction(([sel, w]) => {
+        const b = [...document.querySelectorAll(`${sel} .tasks b`)].map((n) => n.textContent);
+        return b.join(' ') === w;
+      }, [card('queue', 'work'), want], { timeout: 3000, polling: 'raf' });
+      await tasks('2 3 0');
+      // A nack past max_deliveries: the item goes to "dead", done here.
+      const n = await gw.json('POST', '/v1/queues/work/nack', { receipts: [got.body.items[0].receipt] });
+      assert(n.status === 200 && n.body.applied === 1, `nack: ${JSON.stringify(n)}`);
+      await tasks('1 2 1');
+      const a = await gw.json('POST', '/v1/queues/work/ack', { receipts: [got.body.items[1].receipt] });
+      assert(a.status === 200 && a.body.applied === 1, `ack: ${JSON.stringify(a)}`);
+      await tasks('0 1 1');
     });
 
     await check('an array shows as a bar chart', async () => {

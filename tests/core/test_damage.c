@@ -367,6 +367,63 @@ static void expect_lock_breakable(const char *path, struct objs *o) {
 /* A semaphore's or barrier's table past the store, or of another size
  * than its record says: every call that reads it answers ECORRUPT, and
  * it can be deleted. */
+/* Queue "q" with a lease table: one of its items taken under a lease. */
+static void lq_lease_one(struct objs *o, uint64_t *receipt) {
+  atr_items it = {0};
+  uint32_t d;
+  tu_ok(atr_queue_get_leased(&o->q, 1, 60, ATR_LEASE_DETACHED, 0, &it, receipt,
+                             &d));
+  atr_items_free(&it);
+}
+static void lq_table_out(const char *path, struct objs *o) {
+  uint64_t r;
+  lq_lease_one(o, &r);
+  POKE(path, o, rec(&o->q)->data_off, (uint64_t)o->s->size - 64);
+}
+static void lq_table_cap_big(const char *path, struct objs *o) {
+  uint64_t r;
+  lq_lease_one(o, &r);
+  struct atr__ltable *t = atr__lq_table(o->s, rec(&o->q));
+  assert_non_null(t);
+  POKE(path, o, t->cap, 60000u);
+}
+static void expect_lq_corrupt(const char *path, struct objs *o) {
+  atr_items it = {0};
+  uint64_t r = 1, unknown[1];
+  uint32_t d;
+  size_t nu;
+  (void)path;
+  tu_assert_rc(atr_queue_get_leased(&o->q, 1, 60, 0, 0, &it, &r, &d),
+               ATR_ECORRUPT);
+  tu_assert_rc(atr_queue_ack(&o->q, &r, 1, unknown, &nu), ATR_ECORRUPT);
+  tu_assert_rc(atr_queue_nack(&o->q, &r, 1, 0, unknown, &nu), ATR_ECORRUPT);
+  tu_assert_rc(atr_queue_touch(&o->q, &r, 1, 1, unknown, &nu), ATR_ECORRUPT);
+  atr_items_free(&it);
+  tu_ok(atr_delete(o->s, "q", ATR_QUEUE));
+}
+/* A leased item's place whose block lies past the store: given back (a
+ * nack), its bytes are never read from there. */
+static void lq_block_out(const char *path, struct objs *o) {
+  uint64_t r;
+  lq_lease_one(o, &r);
+  tu_ok(atr_queue_nack(&o->q, &r, 1, 0, NULL, NULL));
+  struct atr__ltable *t = atr__lq_table(o->s, rec(&o->q));
+  assert_non_null(t);
+  POKE(path, o, t->slot[r & 0xffff].blk_off, (uint64_t)o->s->size - 64);
+}
+static void expect_lq_block_corrupt(const char *path, struct objs *o) {
+  atr_items it = {0};
+  uint64_t r;
+  uint32_t d;
+  char buf[16];
+  size_t len;
+  (void)path;
+  tu_assert_rc(atr_queue_get_leased(&o->q, 1, 60, 0, 0, &it, &r, &d),
+               ATR_ECORRUPT);
+  tu_assert_rc(atr_queue_get(&o->q, buf, sizeof buf, &len, 0), ATR_ECORRUPT);
+  atr_items_free(&it);
+  tu_ok(atr_delete(o->s, "q", ATR_QUEUE));
+}
 static void sem_table_out(const char *path, struct objs *o) {
   POKE(path, o, rec(&o->m)->data_off, (uint64_t)o->s->size - 64);
 }
@@ -429,6 +486,11 @@ static const struct record_case record_cases[] = {
     {"queue move past the store", move_out, expect_move_dropped, true},
     {"queue counts past its bytes", counts_past_bytes, expect_grow_corrupt,
      true},
+    {"queue lease table past the store", lq_table_out, expect_lq_corrupt, true},
+    {"queue lease table's places past its block", lq_table_cap_big,
+     expect_lq_corrupt, true},
+    {"queue leased item's block past the store", lq_block_out,
+     expect_lq_block_corrupt, true},
 };
 
 static void test_damaged_records(void **state) {

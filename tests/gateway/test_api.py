@@ -321,7 +321,8 @@ class ApiTest(gw.GatewayCase):
                  {"name", "kind", "type", "length", "values", "version"}),
                 ("queues", "shape.q",
                  {"name", "kind", "size", "maxsize", "bytes", "max_bytes",
-                  "max_item", "version"})):
+                  "max_item", "leased", "unfinished", "dead_lettered",
+                  "dropped", "max_deliveries", "dead_letter", "version"})):
             got = g.get("/v1/%s/%s" % (kind, name))
             self.assertEqual(got.status, 200)
             self.assertEqual(set(got.json), members, name)

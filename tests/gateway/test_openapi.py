@@ -629,6 +629,45 @@ class OpenApi(unittest.TestCase):
         ex("DELETE", "/v1/conditions/sc", None, 204)
         ex("DELETE", "/v1/locks/sl", None, 204)
 
+    def test_1c_leased_queue(self):
+        """Leased pops, ack, nack, touch, done and join, in order (receipts
+        are the answers'), each answer checked against the spec."""
+        g = self.gw
+
+        def ex(method, path, body=None, status=200, code=None):
+            text = None if body is None else J(body)
+            resp, errors = self.run_exchange(g, method, path, text)
+            with self.subTest(method=method, path=path, body=(text or "")[:50]):
+                self.assertEqual((resp.status, error_code(resp)), (status, code), resp)
+                self.assertEqual(errors, [])
+            return resp.json if resp.body else None
+
+        ex("PUT", "/v1/queues/lqd", {}, 201)
+        ex("PUT", "/v1/queues/lq", {"max_deliveries": 2, "dead_letter": "lqd"}, 201)
+        ex("PUT", "/v1/queues/lq2", {"dead_letter": "lq2"}, 400, "invalid_body")
+        ex("PUT", "/v1/queues/lq2", {"max_deliveries": -1}, 400, "invalid_body")
+        ex("POST", "/v1/queues/lq/batch", [1, 2, 3], 201)
+        got = ex("POST", "/v1/queues/lq/pop?lease=30&max=2")
+        r = [i["receipt"] for i in got["items"]]
+        ex("POST", "/v1/queues/lq/pop?lease=0", None, 400, "invalid_query")
+        ex("POST", "/v1/queues/lq/touch?lease=60", {"receipts": r[:1]})
+        ex("POST", "/v1/queues/lq/touch", {"receipts": r[:1]}, 400, "invalid_query")
+        ex("POST", "/v1/queues/lq/ack", {"receipts": r[:1] + ["nope"]})
+        ex("POST", "/v1/queues/lq/ack", {"receipts": "x"}, 400, "invalid_body")
+        ex("POST", "/v1/queues/lq/ack", {}, 400, "invalid_body")
+        ex("POST", "/v1/queues/lq/nack?delay=0", {"receipts": r[1:]})
+        ex("POST", "/v1/queues/lq/nack?delay=-1", {"receipts": r[1:]}, 400, "invalid_query")
+        ex("GET", "/v1/queues/lq")
+        ex("POST", "/v1/queues/lq/pop?max=10")
+        ex("POST", "/v1/queues/lq/done", {"n": 2})
+        ex("POST", "/v1/queues/lq/done", None, 409, "too_many_done")
+        ex("POST", "/v1/queues/lq/done", {"n": 0}, 400, "invalid_body")
+        ex("POST", "/v1/queues/lq/join?timeout=0")
+        ex("POST", "/v1/queues/lq/join?timeout=x", None, 400, "invalid_query")
+        ex("POST", "/v1/queues/nolq/join", None, 404, "not_found")
+        ex("DELETE", "/v1/queues/lq", None, 204)
+        ex("DELETE", "/v1/queues/lqd", None, 204)
+
     def test_2_unauthorized(self):
         """Without the token every route but the open ones is 401, as the
         spec says per operation (security: [] marks the open ones)."""

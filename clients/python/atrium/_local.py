@@ -63,7 +63,11 @@ class Info(Structure):
                 ("n_waiting", c_uint64), ("generation", c_uint64),
                 ("expires_in", c_double), ("reentrant", c_ubyte),
                 ("lease", c_ubyte), ("set", c_ubyte), ("broken", c_ubyte),
-                ("lock", c_char * (NAME_MAX + 1))]
+                ("lock", c_char * (NAME_MAX + 1)),
+                # a queue's leased items and task accounting
+                ("unfinished", c_uint64), ("dead_lettered", c_uint64),
+                ("dropped", c_uint64), ("max_deliveries", c_uint64),
+                ("dead_letter", c_char * (NAME_MAX + 1))]
 
 
 class Grant(Structure):
@@ -74,7 +78,8 @@ class Grant(Structure):
 
 class QueueOpts(Structure):
     _fields_ = [("maxsize", c_uint64), ("max_bytes", c_uint64),
-                ("max_item", c_uint64)]
+                ("max_item", c_uint64), ("max_deliveries", c_uint32),
+                ("max_leased", c_uint32), ("dead_letter", c_char_p)]
 
 
 _h = POINTER(Handle)
