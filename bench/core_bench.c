@@ -31,6 +31,9 @@
 #define BENCH_VALUE "bench.counter"
 #define BENCH_QUEUE "bench.queue"
 #define BENCH_LOCK "bench.lock"
+#define BENCH_SEM "bench.sem"
+#define BENCH_BARRIER "bench.barrier"
+#define BENCH_PARTIES 4
 
 /* The store of the running measurement, removed on exit and on a signal. */
 static char bench_store_path[96];
@@ -116,20 +119,21 @@ static void bench_pin(int k) {
 }
 
 /*
- * Forks one child per role; each sets up (opening the store by path, as
- * an unrelated process would), reports ready, and waits for the start.
- * Returns the seconds from the start until both have exited.
+ * Forks one child per role (n of them, at most 8); each sets up (opening
+ * the store by path, as an unrelated process would), reports ready, and
+ * waits for the start. Returns the seconds from the start until all have
+ * exited.
  */
-static double bench_fork2(const bench_role roles[2], uint64_t count) {
+static double bench_fork(const bench_role *roles, int n, uint64_t count) {
   int ready[2], start[2];
-  pid_t pids[2];
+  pid_t pids[8];
   double t0, t1;
-  char byte = 0;
+  char byte = 0, go[8] = {0};
   int k;
 
-  if (pipe(ready) < 0 || pipe(start) < 0)
+  if (n > 8 || pipe(ready) < 0 || pipe(start) < 0)
     bench_die("pipe", 0);
-  for (k = 0; k < 2; k++) {
+  for (k = 0; k < n; k++) {
     if ((pids[k] = fork()) < 0)
       bench_die("fork", 0);
     if (pids[k] == 0) {
@@ -147,13 +151,13 @@ static double bench_fork2(const bench_role roles[2], uint64_t count) {
   }
   close(ready[1]);
   close(start[0]);
-  for (k = 0; k < 2; k++)
+  for (k = 0; k < n; k++)
     if (read(ready[0], &byte, 1) != 1)
       bench_die("a child failed to start", 0);
   t0 = bench_now();
-  if (write(start[1], "gg", 2) != 2)
+  if (write(start[1], go, (size_t)n) != n)
     bench_die("write", 0);
-  for (k = 0; k < 2; k++) {
+  for (k = 0; k < n; k++) {
     int status;
     if (waitpid(pids[k], &status, 0) < 0)
       bench_die("waitpid", 0);
@@ -166,6 +170,10 @@ static double bench_fork2(const bench_role roles[2], uint64_t count) {
   close(ready[0]);
   close(start[1]);
   return t1 - t0;
+}
+
+static double bench_fork2(const bench_role roles[2], uint64_t count) {
+  return bench_fork(roles, 2, count);
 }
 
 /* ------------------------------------------------------------ raw atomic */
@@ -413,6 +421,58 @@ static double robust_mutex_2p(uint64_t count) {
   return bench_fork2(roles, count);
 }
 
+/* ------------------------------------------- semaphores and barriers */
+
+static void bench_sem_open(atr_store *store, atr_handle *h) {
+  int rv = atr_sem_open(store, BENCH_SEM, ATR_CREATE, 1, 0, h);
+  if (rv < 0)
+    bench_die("atr_sem_open", rv);
+}
+
+/* acquire + release of a plain permit, count times. */
+static double core_sem_1p(uint64_t count) {
+  atr_handle h;
+  int rv;
+  bench_sem_open(bench_value_store, &h);
+  double t0 = bench_now();
+  for (uint64_t n = 0; n < count; n++) {
+    if ((rv = atr_sem_acquire(&h, -1, NULL)) != 0)
+      bench_die("atr_sem_acquire", rv);
+    if ((rv = atr_sem_release(&h, 1, NULL)) != 0)
+      bench_die("atr_sem_release", rv);
+  }
+  return bench_now() - t0;
+}
+
+static void bench_barrier_open(atr_store *store, atr_handle *h) {
+  int rv = atr_barrier_open(store, BENCH_BARRIER, ATR_CREATE, BENCH_PARTIES, h);
+  if (rv < 0)
+    bench_die("atr_barrier_open", rv);
+}
+
+static void bench_barrier_setup(void *ctx) {
+  bench_barrier_open(bench_store_attach(), ctx);
+}
+
+static void bench_barrier_run(void *ctx, uint64_t count) {
+  const atr_handle *h = ctx;
+  int rv;
+  for (uint64_t n = 0; n < count; n++)
+    if ((rv = atr_barrier_wait(h, -1, NULL, NULL)) != 0)
+      bench_die("atr_barrier_wait", rv);
+}
+
+/* A barrier of 4 processes, not pinned (as the Python peer is not):
+ * rounds per second. */
+static double core_barrier_4p(uint64_t count) {
+  static const bench_role roles[BENCH_PARTIES] = {
+      {bench_barrier_setup, bench_barrier_run, 0},
+      {bench_barrier_setup, bench_barrier_run, 0},
+      {bench_barrier_setup, bench_barrier_run, 0},
+      {bench_barrier_setup, bench_barrier_run, 0}};
+  return bench_fork(roles, BENCH_PARTIES, count);
+}
+
 /* ------------------------------------------------------------ driver */
 
 typedef struct bench_case {
@@ -421,7 +481,7 @@ typedef struct bench_case {
   double ops_per_count;         /* operations counted per unit of count */
   const char *unit;
   int store; /* 1: needs a store with the value; 2: with the queue;
-                3: with the lock */
+                3: with the lock; 4: the semaphore; 5: the barrier */
 } bench_case;
 
 static const bench_case bench_cases[] = {
@@ -435,6 +495,8 @@ static const bench_case bench_cases[] = {
     {"posix_sem_1p", posix_sem_1p, 1, "pairs/s", 0},
     {"core_lock_2p", core_lock_2p, 2, "pairs/s", 3},
     {"robust_mutex_2p", robust_mutex_2p, 2, "pairs/s", 0},
+    {"core_sem_1p", core_sem_1p, 1, "pairs/s", 4},
+    {"core_barrier_4p", core_barrier_4p, 1, "rounds/s", 5},
 };
 
 /* Grows count until a run takes 0.1 s, then scales it to the target. */
@@ -464,6 +526,12 @@ static void bench_measure(const bench_case *c) {
     } else if (c->store == 3) {
       atr_handle h;
       bench_lock_open(store, &h);
+    } else if (c->store == 4) {
+      atr_handle h;
+      bench_sem_open(store, &h);
+    } else if (c->store == 5) {
+      atr_handle h;
+      bench_barrier_open(store, &h);
     } else {
       atr_handle h;
       int rv = atr_queue_open(store, BENCH_QUEUE, ATR_CREATE, NULL, &h);

@@ -11,6 +11,10 @@ Prints one `name: value unit` line per measurement, like core_bench:
                     (pairs/s)
   mp_lock_2p        the same from two processes taking turns on one lock
                     (aggregate pairs/s)
+  mp_sem_1p         multiprocessing.Semaphore acquire() + release(), 1
+                    process (pairs/s)
+  mp_barrier_4p     multiprocessing.Barrier(4), 4 processes each waiting
+                    count times (rounds/s)
 
 Each measurement is sized by a short calibration run to take about
 ATRIUM_BENCH_TIME seconds (default 1.2), runs three times and reports the
@@ -112,6 +116,25 @@ def mp_lock_2p(count):
                      (lock_pairs_child, (lock,))], count)
 
 
+def mp_sem_1p(count):
+    sem = mp.Semaphore(1)
+    start = time.perf_counter()
+    lock_pairs(sem, count)
+    return time.perf_counter() - start
+
+
+def barrier_rounds(barrier, count, start):
+    start.wait()
+    wait = barrier.wait
+    for _ in range(count):
+        wait()
+
+
+def mp_barrier_4p(count):
+    barrier = mp.Barrier(4)
+    return run_pair([(barrier_rounds, (barrier,))] * 4, count)
+
+
 # name, function (seconds for count per process), operations per count, unit
 CASES = [
     ("mp_value_add_1p", mp_value_add_1p, 1, "ops/s"),
@@ -119,6 +142,8 @@ CASES = [
     ("mp_queue_2p", mp_queue_2p, 1, "items/s"),
     ("mp_lock_1p", mp_lock_1p, 1, "pairs/s"),
     ("mp_lock_2p", mp_lock_2p, 2, "pairs/s"),
+    ("mp_sem_1p", mp_sem_1p, 1, "pairs/s"),
+    ("mp_barrier_4p", mp_barrier_4p, 1, "rounds/s"),
 ]
 
 

@@ -49,6 +49,8 @@ core_lock_1p        mp_lock_1p        >= 3 x
 core_lock_1p        posix_sem_1p      >= 0.5
 core_lock_2p        mp_lock_2p        >= 2 x
 core_lock_2p        robust_mutex_2p   >= 0.5
+core_sem_1p         mp_sem_1p         >= 1 x
+core_barrier_4p     mp_barrier_4p     >= 3 x
 EOF
 
 # The gateway over HTTP, beside Webdis+Redis and nginx: its own servers,

@@ -221,6 +221,50 @@ struct atr__cond_state {
  * still have one of its holds linked (the kind's `lingers` op). */
 #define ATR__LINGER 2
 
+/*
+ * A flag (flag.c): one 64-bit word changed by CAS. Its low half is the
+ * futex word waiters sleep on: (sets << 1) | set, sets counting the sets
+ * (a set is the only change that wakes anyone); its high half counts the
+ * waiters registered since the last set (advisory: a set zeroes it).
+ * Little-endian: the low half is at the word's own address.
+ */
+struct atr__flag {
+  _Atomic uint64_t state;
+};
+
+/*
+ * A semaphore (semaphore.c): the free permits and the leased ones in one
+ * 64-bit word changed by CAS, so a bound is checked exactly without a
+ * lock. Low half, the futex word: the free permits (value), bit 31 set
+ * by a waiter about to sleep; high half: the leased permits out, and
+ * bit 63 once the semaphore is deleted. The table of leased permits is
+ * the record's heap block (data_off, data_size).
+ */
+struct atr__sem {
+  _Atomic uint64_t state;
+  _Atomic uint64_t pend_rel; /* the coalescing mark of "released" */
+  uint64_t bound;            /* 0: none */
+  uint32_t table_cap;        /* places in the table of leased permits */
+  _Atomic uint32_t waiters;  /* advisory */
+};
+
+/*
+ * A barrier (barrier.c): its bookkeeping changes under the record lock
+ * (read lock-free to describe it); `seq` is the futex word every waiter
+ * sleeps on, bumped when a round passes, breaks or resets and at delete.
+ * Its places (2 x parties holds) are the record's heap block.
+ */
+struct atr__barrier {
+  _Atomic uint32_t seq;
+  uint32_t parties;
+  uint32_t count;      /* arrived in this round */
+  uint32_t broken;     /* 1 until a reset */
+  uint64_t generation; /* rounds passed or reset */
+  uint32_t table_cap;  /* places: 2 x parties */
+  uint32_t pad;
+  _Atomic uint64_t pend_pass; /* the coalescing mark of "passed" */
+};
+
 /* One object record. The first cache line is all an add touches. */
 struct atr__obj {
   /* line 0 */
@@ -241,6 +285,9 @@ struct atr__obj {
   union {
     struct atr__array a;
     struct atr__queue q;
+    struct atr__flag f;
+    struct atr__sem sem;
+    struct atr__barrier b;
     struct atr__lock_state l;
     struct atr__cond_state c;
   } u;
@@ -253,6 +300,14 @@ _Static_assert(sizeof(struct atr__queue) <= ATR__KIND_ROOM, "queue state");
 _Static_assert(offsetof(struct atr__queue, put_lock) >=
                    sizeof(struct atr__array),
                "an array would overwrite a queue lock");
+_Static_assert(offsetof(struct atr__queue, put_lock) >=
+                   sizeof(struct atr__flag),
+               "a flag would overwrite a queue lock");
+_Static_assert(offsetof(struct atr__queue, put_lock) >= sizeof(struct atr__sem),
+               "a semaphore would overwrite a queue lock");
+_Static_assert(offsetof(struct atr__queue, put_lock) >=
+                   sizeof(struct atr__barrier),
+               "a barrier would overwrite a queue lock");
 _Static_assert(offsetof(struct atr__queue, put_lock) >=
                    sizeof(struct atr__lock_state),
                "a lock would overwrite a queue lock");
@@ -429,6 +484,18 @@ uint64_t atr__token(void);
 static inline bool atr__word_linked(uint32_t w) {
   uint32_t tid = w & ATR__TID_MASK;
   return tid != 0 && tid <= ATR__TID_MAX;
+}
+/* Whether any of n holds, the first at first and each stride bytes past
+ * the one before (a table of places), may be linked in a thread's robust
+ * list: a kind's `lingers` for its table. */
+static inline bool atr__holds_linked(const struct atr__hold *first,
+                                     size_t stride, uint32_t n) {
+  const char *p = (const char *)first;
+  for (uint32_t i = 0; i < n; i++, p += stride)
+    if (atr__word_linked(
+            atomic_load(&((const struct atr__hold *)(const void *)p)->word)))
+      return true;
+  return false;
 }
 /* Whether a word is free to take: 0, or its holder died. */
 static inline bool atr__word_free(uint32_t w) {
@@ -699,6 +766,9 @@ struct atr__kind_ops {
 extern const struct atr__kind_ops atr__value_ops;
 extern const struct atr__kind_ops atr__array_ops;
 extern const struct atr__kind_ops atr__queue_ops;
+extern const struct atr__kind_ops atr__flag_ops;
+extern const struct atr__kind_ops atr__sem_ops;
+extern const struct atr__kind_ops atr__barrier_ops;
 extern const struct atr__kind_ops atr__lock_ops;
 extern const struct atr__kind_ops atr__cond_ops;
 

@@ -567,8 +567,9 @@ int atr_lock_fenced(atr_store *store, const char *lock_name, uint64_t fence,
 
 /* Opens the semaphore called name; with ATR_CREATE a missing one is
  * created with value free permits and bound (0: none; else value <=
- * bound, or ATR_EINVAL: BoundedSemaphore). An existing one keeps its
- * own. Returns ATR_CREATED or 0. */
+ * bound, or ATR_EINVAL: BoundedSemaphore); value and bound are at most
+ * 2^31 - 1 (ATR_EINVAL). An existing one keeps its own. Returns
+ * ATR_CREATED or 0. */
 int atr_sem_open(atr_store *store, const char *name, int flags, uint64_t value,
                  uint64_t bound, atr_handle *h);
 
@@ -577,8 +578,9 @@ int atr_sem_open(atr_store *store, const char *name, int flags, uint64_t value,
  * free after this call. */
 int atr_sem_acquire(const atr_handle *h, double timeout, uint64_t *value);
 
-/* Gives back n plain permits. ATR_EOVERRELEASE (nothing given back) if
- * the bound would be passed (free and leased permits count). */
+/* Gives back n plain permits (n >= 1, else ATR_EINVAL). ATR_EOVERRELEASE
+ * (nothing given back) if the bound would be passed (free and leased
+ * permits count); ATR_EOVERFLOW past 2^31 - 1 free permits. */
 int atr_sem_release(const atr_handle *h, uint64_t n, uint64_t *value);
 
 /*
@@ -635,7 +637,11 @@ int atr_barrier_wait(const atr_handle *h, double timeout, uint64_t *index,
  * barrier); poll answers without waiting: 0 with index and generation
  * once the round passed, ATR_ETIMEDOUT while it has not, ATR_EBROKEN;
  * leave gives the place up and breaks the barrier if the round had not
- * passed. *ticket names the place.
+ * passed. *ticket names the place. A poll that answers 0 or ATR_EBROKEN
+ * gives the place up too; poll and leave answer ATR_ENOTHELD for a ticket
+ * that names no place (given up, or its lease ran out and broke the
+ * barrier). arrive: ATR_EINVAL unless deadline_in > 0 (capped to
+ * ATR_LEASE_MAX), ATR_ETOOMANY when all 2 x parties places are taken.
  */
 int atr_barrier_arrive(const atr_handle *h, double deadline_in,
                        uint64_t *ticket);

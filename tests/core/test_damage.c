@@ -34,6 +34,8 @@ struct objs {
   atr_handle ok; /* value "ok": must keep working whatever happens */
   atr_handle l;  /* lock "l"                                       */
   atr_handle c;  /* condition "c" bound to "l"                     */
+  atr_handle m;  /* semaphore "m", value 2, bound 2                */
+  atr_handle b;  /* barrier "b" of 2 parties                       */
 };
 
 static void objs_make(struct objs *o) {
@@ -57,6 +59,8 @@ static void objs_make(struct objs *o) {
   tu_ok(atr_queue_put(&o->g, "grow", 4, 0));
   tu_assert_rc(atr_lock_open(o->s, "l", ATR_CREATE, 0, &o->l), ATR_CREATED);
   tu_assert_rc(atr_cond_open(o->s, "c", ATR_CREATE, "l", &o->c), ATR_CREATED);
+  tu_assert_rc(atr_sem_open(o->s, "m", ATR_CREATE, 2, 2, &o->m), ATR_CREATED);
+  tu_assert_rc(atr_barrier_open(o->s, "b", ATR_CREATE, 2, &o->b), ATR_CREATED);
 }
 
 /* Writes n bytes at the store file's offset off, as any writer could. */
@@ -168,14 +172,14 @@ static void expect_name_len(const char *path, struct objs *o) {
   atr_info info;
   int listed = 0;
   tu_ok(atr_list(o->s, count_listed, &listed));
-  tu_assert_i64(listed, 6); /* all but the damaged one */
+  tu_assert_i64(listed, 8); /* all but the damaged one */
   tu_assert_rc(atr_handle_stat(&o->v, &info), ATR_ECORRUPT);
   tu_assert_rc(atr_stat(o->s, "v", &info), ATR_ENOENT); /* not findable */
   /* Recovery walks every record: it passes the damaged one by. */
   tu_assert_i64(tu_run(die_holding_store, (void *)path, 10), 0);
   listed = 0;
   tu_ok(atr_list(o->s, count_listed, &listed));
-  tu_assert_i64(listed, 6);
+  tu_assert_i64(listed, 8);
 }
 
 static void free_slot_out(const char *path, struct objs *o) {
@@ -360,7 +364,51 @@ static void expect_lock_breakable(const char *path, struct objs *o) {
   tu_ok(atr_lock_release(&o->l));
 }
 
+/* A semaphore's or barrier's table past the store, or of another size
+ * than its record says: every call that reads it answers ECORRUPT, and
+ * it can be deleted. */
+static void sem_table_out(const char *path, struct objs *o) {
+  POKE(path, o, rec(&o->m)->data_off, (uint64_t)o->s->size - 64);
+}
+static void sem_table_big(const char *path, struct objs *o) {
+  POKE(path, o, rec(&o->m)->u.sem.table_cap, 1000000u);
+}
+static void expect_sem_corrupt(const char *path, struct objs *o) {
+  atr_info info;
+  atr_grant g;
+  (void)path;
+  tu_assert_rc(atr_stat(o->s, "m", &info), ATR_ECORRUPT);
+  tu_assert_rc(atr_sem_lease(&o->m, 1, 0, &g), ATR_ECORRUPT);
+  tu_assert_rc(atr_sem_unlease(&o->m, 1, NULL), ATR_ECORRUPT);
+  tu_assert_rc(atr_sync_expire(&o->m), ATR_ECORRUPT);
+  tu_ok(atr_delete(o->s, "m", ATR_SEMAPHORE));
+}
+static void barrier_table_out(const char *path, struct objs *o) {
+  POKE(path, o, rec(&o->b)->data_off, (uint64_t)o->s->size - 64);
+}
+static void barrier_parties_big(const char *path, struct objs *o) {
+  POKE(path, o, rec(&o->b)->u.b.parties, 4000u);
+}
+static void expect_barrier_corrupt(const char *path, struct objs *o) {
+  atr_info info;
+  uint64_t ticket;
+  (void)path;
+  tu_assert_rc(atr_stat(o->s, "b", &info), ATR_ECORRUPT);
+  tu_assert_rc(atr_barrier_wait(&o->b, 0, NULL, NULL), ATR_ECORRUPT);
+  tu_assert_rc(atr_barrier_arrive(&o->b, 1, &ticket), ATR_ECORRUPT);
+  tu_assert_rc(atr_barrier_abort(&o->b), ATR_ECORRUPT);
+  tu_assert_rc(atr_sync_expire(&o->b), ATR_ECORRUPT);
+  tu_ok(atr_delete(o->s, "b", ATR_BARRIER));
+}
+
 static const struct record_case record_cases[] = {
+    {"semaphore table past the store", sem_table_out, expect_sem_corrupt, true},
+    {"semaphore table larger than its block", sem_table_big, expect_sem_corrupt,
+     true},
+    {"barrier table past the store", barrier_table_out, expect_barrier_corrupt,
+     true},
+    {"barrier parties past its table", barrier_parties_big,
+     expect_barrier_corrupt, true},
     {"condition table past the store", cond_table_out, expect_cond_corrupt,
      true},
     {"lock word a stranger's", lock_word_stranger, expect_lock_breakable, true},

@@ -263,7 +263,8 @@ int tu_wait_blocked(pid_t pid, double timeout) {
     long sysno;
     if (tu_proc_state(pid, &state, &sysno) != 0 || state == 'Z')
       return -1;
-    if (state == 'S' && (sysno == -1 || sysno == SYS_futex))
+    /* 449: futex_waitv, which older headers do not name. */
+    if (state == 'S' && (sysno == -1 || sysno == SYS_futex || sysno == 449))
       return 0;
     tu_sleep(0.0002);
   } while (tu_now() < deadline);
@@ -274,6 +275,18 @@ _Noreturn void tu_child_fail(const char *file, int line, const char *what) {
   fprintf(stderr, "child %ld: %s:%d: check failed: %s\n", (long)getpid(), file,
           line, what);
   _exit(1);
+}
+
+static void tu_on_sigint(int sig) {
+  (void)sig;
+}
+
+void tu_catch_sigint(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = tu_on_sigint;
+  sigemptyset(&sa.sa_mask);
+  TU_CHILD_CHECK(sigaction(SIGINT, &sa, NULL) == 0);
 }
 
 atr_store *tu_child_open(const char *path) {
@@ -478,4 +491,34 @@ void tu_assert_f64_at(double got, double expected, const char *what,
 void tu_counter_new(atr_store *store, const char *name, atr_handle *h) {
   tu_assert_rc(atr_value_open(store, name, 'q', ATR_CREATE, NULL, h),
                ATR_CREATED);
+}
+
+int tu_kill_trials(void) {
+  const char *env = getenv("ATRIUM_TEST_TRIALS");
+  if (env != NULL && atoi(env) > 0)
+    return atoi(env);
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  return 100;
+#else
+  return 500;
+#endif
+}
+
+static int tu_cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+void tu_latency_check(const char *what, double *lat, double *late, int n) {
+  assert_true(n > 0);
+  qsort(lat, (size_t)n, sizeof *lat, tu_cmp_double);
+  qsort(late, (size_t)n, sizeof *late, tu_cmp_double);
+  int p99 = n - 1 - n / 100;
+  print_message("%d trials, %s: after the kill median %.3f ms, 99%% within "
+                "%.3f ms, max %.3f ms; after the death median %.3f ms, 99%% "
+                "within %.3f ms, max %.3f ms\n",
+                n, what, lat[n / 2] * 1e3, lat[p99] * 1e3, lat[n - 1] * 1e3,
+                late[n / 2] * 1e3, late[p99] * 1e3, late[n - 1] * 1e3);
+  assert_true(late[p99] < 0.010);
+  assert_true(lat[n - 1] < 2.0);
 }

@@ -84,6 +84,11 @@ _Noreturn void tu_child_fail(const char *file, int line, const char *what);
 /* In a child: atr_store_open(path) with defaults, or _exit(1). */
 atr_store *tu_child_open(const char *path);
 
+/* In a child: a SIGINT handler that does nothing, installed without
+ * SA_RESTART (as Python's is), so a signal interrupts a wait; or
+ * _exit(1)s. */
+void tu_catch_sigint(void);
+
 /* Pipes: tu_pipe asserts; read/write whole buffers (read waits up to
  * timeout seconds; both return 0 or -1). */
 void tu_pipe(int fds[2]);
@@ -97,6 +102,28 @@ pid_t tu_spawn_ready(tu_child_fn fn, void *arg, int ready_fd);
 void tu_child_ready(int ready_fd);
 /* Whether a byte waits on fd (never waits). */
 int tu_readable(int fd);
+
+/* What a waiting child reports to its parent: the call's result and when
+ * it returned (tu_now). */
+typedef struct tu_report {
+  int rc;
+  double at;
+} tu_report;
+
+/* How many kill trials a latency test runs: ATRIUM_TEST_TRIALS, else
+ * 500 (100 under the sanitizers, to stay near 20 s). */
+int tu_kill_trials(void);
+/*
+ * Judges a kill test's n trials (seconds, sorted here): lat from the
+ * kill to the waiters' return, late from the victim's reaping (it had
+ * died: the kernel walks its robust list before it is a zombie) to their
+ * return, 0 if they came back first. Prints medians, 99th percentiles
+ * and maxima; asserts 99 in 100 back within 10 ms of the death and every
+ * one within 2 s of the kill (nothing hangs). The kill is asynchronous:
+ * on a loaded machine the dying process waits for a CPU to run its exit,
+ * which is the scheduler's time, not the library's (as test_lock).
+ */
+void tu_latency_check(const char *what, double *lat, double *late, int n);
 
 /* --------------------------------------------------------------- misc */
 

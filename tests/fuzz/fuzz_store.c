@@ -168,6 +168,48 @@ static void fuzz_cond(atr_store *s, const atr_info *info) {
   atr_sync_expire(&h);
 }
 
+/* A semaphore: plain and leased permits, given back. */
+static void fuzz_sem(atr_store *s, const atr_info *info) {
+  atr_handle h;
+  atr_grant g;
+  if (atr_sem_open(s, info->name, 0, 0, 0, &h) != 0)
+    return;
+  if (atr_sem_acquire(&h, 0, NULL) >= 0)
+    atr_sem_release(&h, 1, NULL);
+  int rc = atr_sem_lease(&h, -1, 0, &g);
+  if (rc == 0 || rc == ATR_ABANDONED)
+    atr_sem_unlease(&h, g.token, NULL);
+  rc = atr_sem_lease(&h, 0.5, 0, &g);
+  if (rc == 0 || rc == ATR_ABANDONED)
+    atr_sem_unlease(&h, g.token, NULL);
+  atr_sync_expire(&h);
+}
+
+/* A flag and a barrier: every call that does not wait. */
+static void fuzz_flag(atr_store *s, const atr_info *info) {
+  atr_handle h;
+  if (atr_flag_open(s, info->name, 0, 0, &h) != 0)
+    return;
+  atr_flag_set(&h);
+  atr_flag_wait(&h, 0, NULL);
+  atr_flag_clear(&h);
+}
+
+static void fuzz_barrier(atr_store *s, const atr_info *info) {
+  atr_handle h;
+  uint64_t ticket;
+  if (atr_barrier_open(s, info->name, 0, 0, &h) != 0)
+    return;
+  atr_barrier_wait(&h, 0, NULL, NULL);
+  if (atr_barrier_arrive(&h, 0.5, &ticket) == 0) {
+    atr_barrier_poll(&h, ticket, NULL, NULL);
+    atr_barrier_leave(&h, ticket);
+  }
+  atr_sync_expire(&h);
+  atr_barrier_reset(&h);
+  atr_barrier_abort(&h);
+}
+
 /* New objects of every kind; a growing queue made to grow. */
 static void fuzz_create(atr_store *s) {
   static char big[40000];
@@ -220,6 +262,12 @@ static void fuzz_store(atr_store *s) {
       fuzz_lock(s, in);
     else if (in->kind == ATR_CONDITION)
       fuzz_cond(s, in);
+    else if (in->kind == ATR_SEMAPHORE)
+      fuzz_sem(s, in);
+    else if (in->kind == ATR_FLAG)
+      fuzz_flag(s, in);
+    else if (in->kind == ATR_BARRIER)
+      fuzz_barrier(s, in);
   }
   if (l.n > 0)
     atr_delete(s, l.info[0].name, ATR_ANY);
@@ -328,6 +376,13 @@ static void seed_every_kind(atr_store *s) {
   atr_lock_lease(&h, 3600, 0, 0, &g);
   atr_cond_wait_begin(&c, g.token, 3600, &ticket, NULL);
   atr_lock_lease(&h, 3600, 0, 0, &g);
+  /* A semaphore with a leased permit, a set flag, a barrier with a lease
+   * place waiting. */
+  atr_sem_open(s, "sm", ATR_CREATE, 2, 3, &h);
+  atr_sem_lease(&h, 3600, 0, &g);
+  atr_flag_open(s, "fl", ATR_CREATE, 1, &h);
+  atr_barrier_open(s, "br", ATR_CREATE, 3, &h);
+  atr_barrier_arrive(&h, 3600, &ticket);
 }
 
 /* A bounded queue whose items wrap past the ring's end. */
