@@ -184,6 +184,14 @@ EVENTS_TOOL := $(BUILD)/tests/events/ev_tool
 tests: $(EVENTS_TOOL)
 $(EVENTS_TOOL): $(BUILD)/tests/events/ev_tool.o $(LIB_A)
 	$(CC) $(LDFLAGS) -o $@ $^ -lnng
+# The C process of the gateway's lock tests (tests/gateway/test_sync.py).
+SYNC_TOOL := $(BUILD)/tests/gateway/sync_tool
+tests: $(SYNC_TOOL)
+$(SYNC_TOOL): $(BUILD)/tests/gateway/sync_tool.o $(LIB_A)
+	$(CC) $(LDFLAGS) -o $@ $^
+$(BUILD)/tests/gateway/%.o: tests/gateway/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PUBLIC_INC) -c $< -o $@
 
 # ---------------------------------------------------------------- containers
 # make check-containers (root): the image built from the Dockerfile as it

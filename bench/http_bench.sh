@@ -206,6 +206,7 @@ fail() { # fail NAME WHY
   status=1
 }
 runs=0
+wrk_script=http_bench.lua
 
 # CPU time (utime + stime, in clock ticks) of the processes named by
 # $servers (for nginx, its workers too): the server's own cost per request,
@@ -217,7 +218,8 @@ cpu_ticks() {
   done | awk '{ t += $12 + $13 } END { print t + 0 }'
 }
 
-# wrk_run NAME THREADS CONNS METHOD BODY URL: one wrk run. Sets reqs (as
+# wrk_run NAME THREADS CONNS METHOD BODY URL: one wrk run (its script:
+# $wrk_script, http_bench.lua unless a run says otherwise). Sets reqs (as
 # wrk counted them), rate (req/s), conns and cpu (a comment line: the
 # servers' CPU time per request); a non-2xx answer or a socket error fails
 # NAME.
@@ -227,7 +229,7 @@ wrk_run() {
   runs=$((runs + 1))
   cpu0=$(cpu_ticks)
   if ! WRK_METHOD=$4 WRK_BODY=$5 wrk -t"$2" -c"$3" -d"${dur}s" \
-    -s "$here/http_bench.lua" "$6" >"$log" 2>&1; then
+    -s "$here/$wrk_script" "$6" >"$log" 2>&1; then
     fail "$1" "wrk failed: $(tail -n 2 "$log" | tr '\n' ' ')"
     reqs=0 rate=0
     return 0
@@ -244,7 +246,7 @@ wrk_run() {
   cpu=$(awk -v t=$(($(cpu_ticks) - cpu0)) -v us="$tick_us" -v n="$2" -v who="$servers_name" \
     'BEGIN { printf "# %s: %.1f us of CPU per request", who, n ? t * us / n : 0 }')
   if [ "$4" -ne 0 ]; then
-    fail "$1" "$4 non-2xx answers of $2 (wrk: Non-2xx or 3xx responses)"
+    fail "$1" "$4 failed answers of $2 (non-2xx; locks: not granted or released)"
   fi
   if [ $(($5 + $6 + $7 + $8)) -ne 0 ]; then
     fail "$1" "socket errors: connect $5, read $6, write $7, timeout $8"
@@ -405,6 +407,31 @@ wrk_run webdis_incr_c1 1 1 GET '' "$webdis/INCR/k"
 emit_run webdis_incr_c1 "$rate" req/s
 counts webdis_incr_c1 "k grew by" $(($(rcli get k) - k0)) $(($(calls incr) - r0))
 
+# Locks on one connection: acquire (a 10 s lease) and release in turns,
+# each release carrying its acquire's token, against the usual Redis lock
+# through Webdis: SET key token NX PX 10000, then a Lua compare-and-delete.
+# Rates are acquire+release pairs a second (wrk's "requests" here are
+# pairs). Checked: every acquire and release answered as granted and
+# released; the server granted exactly as many as the pairs wrk counted
+# (+1 in flight at its stop): atriumd's lock_acquire 200s, Redis' SETs.
+export WRK_MODE WRK_LOCK=bl
+wrk_script=lock_bench.lua
+api PUT /v1/locks/bl '{}' >/dev/null
+l0=$(served lock_acquire 200)
+gw_servers
+WRK_MODE=atrium
+wrk_run http_lock_c1 1 1 POST '' "$gw"
+emit_run http_lock_c1 "$rate" "acquire+release/s"
+counts http_lock_c1 "" 0 $(($(served lock_acquire 200) - l0))
+rcli del bl >/dev/null
+r0=$(calls set)
+webdis_servers
+WRK_MODE=webdis
+wrk_run webdis_lock_c1 1 1 GET '' "$webdis"
+emit_run webdis_lock_c1 "$rate" "acquire+release/s"
+counts webdis_lock_c1 "" 0 $(($(calls set) - r0))
+wrk_script=http_bench.lua
+
 # Batches of 100 items. At millions of items/s the queue would outgrow
 # any reasonable store in 5 s, so a helper empties it ten times a second
 # (DELETE /v1/queues/qb/items, one cheap request each time). Checked: the
@@ -534,6 +561,7 @@ http_queue_put    webdis_lpush   >= 2 x
 http_queue_pop    webdis_rpop    >= 2 x
 http_value_add    nginx_fixed    >= 0.8
 http_value_add_c1 webdis_incr_c1 >= 3 x
+http_lock_c1      webdis_lock_c1 >= 1.5 x
 http_queue_batch100_items webdis_lpush_items >= 20 x http_queue_batch100 webdis_lpush
 http_value_add_parked http_value_add >= 0.8
 limit gateway_idle_rss <= 8 1024 MiB

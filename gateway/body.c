@@ -133,3 +133,59 @@ int gw_body_delta(struct gw_req *req, char type, const char *what,
   delta->i = 1;
   return given ? gw_body_scalar(req, given, 'q', "delta", delta) : GW_NEXT;
 }
+
+int gw_body_bool(struct gw_req *req, const char *key, int *out) {
+  const gw_jnode *j = gw_body_get(req, key);
+  gw_jtype t = j ? gw_json_type(j) : GW_JNULL;
+
+  if (j == NULL)
+    return GW_NEXT;
+  if (t != GW_JTRUE && t != GW_JFALSE)
+    return gw_reply_error(req, 400, "invalid_body",
+                          "\"%s\" must be true or false", key);
+  *out = t == GW_JTRUE;
+  return GW_NEXT;
+}
+
+int gw_body_token(struct gw_req *req, int required, uint64_t *token) {
+  const gw_jnode *t = gw_body_get(req, "token");
+  const char *s = t ? gw_json_string(req->doc, t) : NULL;
+  uint64_t v = 0;
+
+  *token = 0;
+  if (t == NULL) {
+    if (!required)
+      return GW_NEXT;
+    return gw_reply_error(req, 400, "invalid_body", "\"token\" is required");
+  }
+  /* A token is a secret handed out, not a syntax: anything that is not
+   * one the gateway could have given holds nothing. */
+  if (s == NULL || strlen(s) != 16)
+    goto not_held;
+  for (int i = 0; i < 16; i++) {
+    char c = s[i];
+    if (c >= '0' && c <= '9')
+      v = v << 4 | (uint64_t)(c - '0');
+    else if (c >= 'a' && c <= 'f')
+      v = v << 4 | (uint64_t)(c - 'a' + 10);
+    else
+      goto not_held;
+  }
+  if (v == 0)
+    goto not_held;
+  *token = v;
+  return GW_NEXT;
+not_held:
+  return gw_reply_core(req, ATR_ENOTHELD);
+}
+
+void gw_token_put(gw_buf *b, uint64_t token) {
+  static const char hex[] = "0123456789abcdef";
+  char text[16];
+
+  for (int i = 15; i >= 0; i--, token >>= 4)
+    text[i] = hex[token & 15];
+  gw_buf_str(b, "\"token\":\"");
+  gw_buf_add(b, text, 16);
+  gw_buf_add(b, "\"", 1);
+}

@@ -11,11 +11,14 @@
  *   1  req.h follow.h              requests and answers (req.c, body.c,
  *                                  errors.c, query.c); the feed follower
  *   2  auth.h park.h pub.h sse.h   token and tickets; parked requests;
- *                                  the nng publisher; event streams
+ *      lease.h                     the nng publisher; event streams;
+ *                                  lease deadlines and grants
  *   3  events.h                    the follower's events subscriber
  *   4  routes.h                    the route table and its handlers
  *                                  (values.c arrays.c queues.c objects.c
- *                                  metrics.c web.c): the one loop, the
+ *                                  locks.c semaphores.c flags.c
+ *                                  barriers.c conditions.c metrics.c
+ *                                  web.c): the one loop, the
  *                                  table naming the handlers and their
  *                                  files including the table's header
  *   5  http.h                      the libmicrohttpd daemon

@@ -39,6 +39,7 @@
 #define F_SHORT 200e-6  /* a sleep on the feed this short: a burst      */
 #define F_NAP_NS 50000L /* then nap this long before sleeping again     */
 #define F_MAX_SUBS 4
+#define F_NEVER 1e300
 
 static struct {
   pthread_mutex_t mu;
@@ -55,7 +56,8 @@ static struct {
   int following;  /* it reads the feed (and owns cur); when not, */
   int rearmed;    /* a kick may have set cur where interest came */
   double wake_at; /* when its sleep on the feed ends (0: awake) */
-} F = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  double due;     /* the earliest due kicked while it was awake  */
+} F = {.mu = PTHREAD_MUTEX_INITIALIZER, .due = F_NEVER};
 
 static double f_now(void) {
   struct timespec ts;
@@ -182,6 +184,11 @@ static void *f_loop(void *arg) {
       pthread_mutex_unlock(&F.mu);
       break;
     }
+    /* A kick while it was awake (a subscriber's timer set after its
+     * tick ran) counts too. */
+    if (F.due < due)
+      due = F.due;
+    F.due = F_NEVER;
     wait = due - now > 0 ? due - now : 0;
     if (F.kicked)
       wait = 0; /* a new stream or a drained one: serve it first */
@@ -227,6 +234,8 @@ void gw_follow_kick(double due) {
       pthread_cond_signal(&F.idle);
   }
   wake_feed = !F.paused && (due <= 0 || (F.wake_at > 0 && due < F.wake_at));
+  if (!F.paused && F.wake_at == 0 && due > 0 && due < F.due)
+    F.due = due; /* awake: it sleeps no later than this */
   pthread_mutex_unlock(&F.mu);
   if (wake_feed && F.store != NULL)
     atr_feed_wake(F.store); /* it sleeps on the feed past due */

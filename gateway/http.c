@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "http.h"
+#include "lease.h"
 #include "park.h"
 #include "routes.h"
 #include "sse.h"
@@ -57,11 +58,15 @@ static void http_on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
 
   (void)cls;
   (void)conn;
-  (void)toe;
   if (req == NULL)
     return;
   *con_cls = NULL;
   gw_park_forget(req);
+  /* What the answer handed out (a lease, a permit, a place) goes back
+   * if the answer did not reach its client. */
+  if (req->grant.kind != GW_GRANT_NONE &&
+      toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+    gw_grant_undo(req);
   gw_sse_forget(req);
   gw_metrics_count(req->route, req->status, gw_now() - req->t_start);
   gw_json_free(req->doc);

@@ -24,6 +24,7 @@
 #include "events.h"
 #include "follow.h"
 #include "http.h"
+#include "lease.h"
 #include "park.h"
 #include "pub.h"
 #include "routes.h"
@@ -32,8 +33,8 @@
 struct gw_server *gw_srv;
 
 /* Who the change-feed follower hands events to, in this order. */
-static const struct gw_follow_sub *const gw_subs[] = {&gw_park_sub,
-                                                      &gw_events_sub};
+static const struct gw_follow_sub *const gw_subs[] = {
+    &gw_lease_sub, &gw_park_sub, &gw_events_sub};
 
 static const char gw_usage[] =
     "usage: atriumd [options]\n"
@@ -55,6 +56,9 @@ static const char gw_usage[] =
     "                      booleans: 1/0 true/false yes/no on/off)\n"
     "  --max-wait SECONDS  cap of every timeout (ATRIUM_MAX_WAIT, default "
     "300)\n"
+    "  --max-lease SECONDS cap of every lock and permit ttl "
+    "(ATRIUM_MAX_LEASE,\n"
+    "                      default 3600)\n"
     "  --max-body BYTES    request body limit (ATRIUM_MAX_BODY, default 1M)\n"
     "  --max-conns N       connection limit (ATRIUM_MAX_CONNS, default: what\n"
     "                      the open-file limit allows, at most 65536)\n"
@@ -262,6 +266,7 @@ enum {
   OPT_TOKEN_FILE,
   OPT_INSECURE,
   OPT_MAX_WAIT,
+  OPT_MAX_LEASE,
   OPT_MAX_BODY,
   OPT_MAX_CONNS,
   OPT_THREADS,
@@ -285,6 +290,7 @@ static const struct {
     {OPT_TOKEN_FILE, "ATRIUM_TOKEN_FILE"},
     {OPT_INSECURE, "ATRIUM_INSECURE"},
     {OPT_MAX_WAIT, "ATRIUM_MAX_WAIT"},
+    {OPT_MAX_LEASE, "ATRIUM_MAX_LEASE"},
     {OPT_MAX_BODY, "ATRIUM_MAX_BODY"},
     {OPT_MAX_CONNS, "ATRIUM_MAX_CONNS"},
     {OPT_THREADS, "ATRIUM_THREADS"},
@@ -329,6 +335,13 @@ static int apply(struct gw_config *cfg, int opt, char *arg) {
       return -1;
     cfg->max_wait = d;
     return 0;
+  case OPT_MAX_LEASE:
+    /* Above 0 (a lease of 0 s would be over when given), at most the
+     * core's longest lease. */
+    if (gw_parse_double(arg, &d) != 0 || !(d > 0) || d > ATR_LEASE_MAX)
+      return -1;
+    cfg->max_lease = d;
+    return 0;
   case OPT_MAX_BODY:
     return parse_size(arg, &cfg->max_body) != 0 || cfg->max_body == 0 ? -1 : 0;
   case OPT_MAX_CONNS:
@@ -365,6 +378,7 @@ static int configure(struct gw_config *cfg, int argc, char **argv) {
       {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
       {"insecure", no_argument, NULL, OPT_INSECURE},
       {"max-wait", required_argument, NULL, OPT_MAX_WAIT},
+      {"max-lease", required_argument, NULL, OPT_MAX_LEASE},
       {"max-body", required_argument, NULL, OPT_MAX_BODY},
       {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
       {"threads", required_argument, NULL, OPT_THREADS},
@@ -382,6 +396,7 @@ static int configure(struct gw_config *cfg, int argc, char **argv) {
   parse_listen("127.0.0.1:7450", cfg);
   cfg->events_url = "tcp://127.0.0.1:7451";
   cfg->max_wait = 300;
+  cfg->max_lease = 3600;
   cfg->max_body = (size_t)1 << 20;
   cfg->max_depth = 64;
   cfg->sse_heartbeat = 15;
@@ -536,6 +551,8 @@ int main(int argc, char **argv) {
     goto done;
   if (gw_events_open() != 0)
     goto done;
+  /* Leases outlive the gateway: their deadlines are noted again. */
+  gw_lease_scan(srv.store);
   if (gw_follow_start(srv.store, gw_subs,
                       sizeof(gw_subs) / sizeof(gw_subs[0])) != 0) {
     fprintf(stderr, "atriumd: cannot start the change-feed follower\n");

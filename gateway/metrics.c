@@ -1,7 +1,8 @@
 /*
  * metrics.c - /metrics in Prometheus text format: requests by route and
  * status, a latency histogram per route, store usage, parked requests,
- * and every value as a gauge labelled by its name.
+ * every value as a gauge labelled by its name, and the state of every
+ * lock, semaphore, flag and barrier as gauges labelled the same way.
  *
  * Counters are relaxed atomics in one table allocated at start: counting
  * a request takes no lock.
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lease.h"
 #include "park.h"
 #include "routes.h"
 
@@ -155,6 +157,94 @@ static int m_value(const atr_info *info, void *arg) {
   return 0;
 }
 
+/* The synchronisation kinds' gauges: one family per member shown, each
+ * gathered in its own buffer during one walk of the store (a family's
+ * samples must come together). */
+enum {
+  M_LOCK_HELD,
+  M_LOCK_FENCE,
+  M_LOCK_WAITERS,
+  M_SEM_VALUE,
+  M_SEM_BOUND,
+  M_SEM_WAITERS,
+  M_FLAG_SET,
+  M_BARRIER_WAITING,
+  M_BARRIER_BROKEN,
+  M_N_SYNC
+};
+
+static const struct {
+  const char *name, *help;
+} m_sync_families[M_N_SYNC] = {
+    [M_LOCK_HELD] = {"atrium_lock_held", "1 while the lock is held."},
+    [M_LOCK_FENCE] = {"atrium_lock_fence",
+                      "The fence of the lock's last acquisition."},
+    [M_LOCK_WAITERS] = {"atrium_lock_waiters", "Waiting for the lock."},
+    [M_SEM_VALUE] = {"atrium_semaphore_value", "Free permits."},
+    [M_SEM_BOUND] = {"atrium_semaphore_bound",
+                     "The semaphore's bound (0: none)."},
+    [M_SEM_WAITERS] = {"atrium_semaphore_waiters", "Waiting for a permit."},
+    [M_FLAG_SET] = {"atrium_flag_set", "1 while the flag is set."},
+    [M_BARRIER_WAITING] = {"atrium_barrier_waiting",
+                           "Arrived at the barrier in this round."},
+    [M_BARRIER_BROKEN] = {"atrium_barrier_broken",
+                          "1 while the barrier is broken."},
+};
+
+static void m_sample(gw_buf *fam, int f, const char *name, uint64_t v) {
+  gw_buf_fmt(&fam[f], "%s{name=\"%s\"} %llu\n", m_sync_families[f].name, name,
+             (unsigned long long)v);
+}
+
+static int m_sync(const atr_info *i, void *arg) {
+  gw_buf *fam = arg;
+
+  switch (i->kind) {
+  case ATR_LOCK:
+    m_sample(fam, M_LOCK_HELD, i->name, i->count > 0);
+    m_sample(fam, M_LOCK_FENCE, i->name, i->fence);
+    m_sample(fam, M_LOCK_WAITERS, i->name, i->waiters);
+    break;
+  case ATR_SEMAPHORE:
+    m_sample(fam, M_SEM_VALUE, i->name, i->count);
+    m_sample(fam, M_SEM_BOUND, i->name, i->bound);
+    m_sample(fam, M_SEM_WAITERS, i->name, i->waiters);
+    break;
+  case ATR_FLAG:
+    m_sample(fam, M_FLAG_SET, i->name, i->set);
+    break;
+  case ATR_BARRIER:
+    m_sample(fam, M_BARRIER_WAITING, i->name, i->n_waiting);
+    m_sample(fam, M_BARRIER_BROKEN, i->name, i->broken);
+    break;
+  default:
+    break;
+  }
+  return 0;
+}
+
+static void m_sync_all(gw_buf *b) {
+  gw_buf fam[M_N_SYNC];
+
+  for (int f = 0; f < M_N_SYNC; f++)
+    gw_buf_init(&fam[f]);
+  atr_list(gw_srv->store, m_sync, fam);
+  for (int f = 0; f < M_N_SYNC; f++) {
+    gw_buf_fmt(b, "# HELP %s %s\n# TYPE %s gauge\n", m_sync_families[f].name,
+               m_sync_families[f].help, m_sync_families[f].name);
+    if (fam[f].failed)
+      b->failed = 1;
+    else
+      gw_buf_add(b, fam[f].data, fam[f].len);
+    gw_buf_fini(&fam[f]);
+  }
+  gw_buf_fmt(b,
+             "# HELP atrium_leases Lease deadlines the gateway watches.\n"
+             "# TYPE atrium_leases gauge\n"
+             "atrium_leases %llu\n",
+             (unsigned long long)gw_lease_count());
+}
+
 int gw_metrics(struct gw_req *req) {
   atr_store_stats st;
   struct m_values mv;
@@ -191,6 +281,7 @@ int gw_metrics(struct gw_req *req) {
                  "# TYPE atrium_value gauge\n");
   mv.b = &b;
   atr_list(gw_srv->store, m_value, &mv);
+  m_sync_all(&b);
   if (b.failed) {
     gw_buf_fini(&b);
     return gw_reply_core(req, ATR_ENOMEM);

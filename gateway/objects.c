@@ -22,6 +22,12 @@ int gw_reply_object(struct gw_req *req, unsigned status, const atr_handle *h,
   return gw_reply_buf(req, status, &b, version);
 }
 
+int gw_reply_open(struct gw_req *req, int rv, const atr_handle *h) {
+  if (rv < 0)
+    return gw_reply_core(req, rv);
+  return gw_reply_object(req, rv == ATR_CREATED ? 201 : 200, h, &gw_repr_all);
+}
+
 int gw_object_delete(struct gw_req *req, atr_kind kind) {
   int rv = atr_delete(gw_srv->store, req->name, kind);
 
@@ -112,6 +118,57 @@ int gw_objects_list(struct gw_req *req) {
 
 int gw_value_list(struct gw_req *req) {
   return obj_list_answer(req, ATR_VALUE, "values");
+}
+
+int gw_kind_list(struct gw_req *req, atr_kind kind, const char *what) {
+  return obj_list_answer(req, kind, what);
+}
+
+int gw_kind_get(struct gw_req *req, atr_kind kind) {
+  atr_handle h;
+  int rv = gw_repr_open(gw_srv->store, kind, req->name, 0, &h);
+
+  if (rv < 0)
+    return gw_reply_core(req, rv);
+  return gw_reply_object(req, 200, &h, &gw_repr_all);
+}
+
+int gw_kind_act(struct gw_req *req, atr_kind kind,
+                int (*act)(const atr_handle *h)) {
+  atr_handle h;
+  int rv = gw_repr_open(gw_srv->store, kind, req->name, 0, &h);
+
+  if (rv < 0)
+    return gw_reply_core(req, rv);
+  if ((rv = act(&h)) < 0)
+    return gw_reply_core(req, rv);
+  return gw_reply_object(req, 200, &h, &gw_repr_all);
+}
+
+int gw_acquire_run(struct gw_req *req, atr_kind kind, gw_park_try try_op,
+                   void *arg, int *rv) {
+  if (req->runs == 1) {
+    atr_handle h;
+    double timeout;
+    if (gw_query_timeout(req, 0, &timeout) != GW_NEXT)
+      return GW_DONE;
+    if ((*rv = gw_repr_open(gw_srv->store, kind, req->name, 0, &h)) < 0)
+      return gw_reply_core(req, *rv);
+    gw_park_begin(req, GW_WAIT_HOLD, &h, timeout);
+  } else if (gw_client_gone(req)) {
+    return gw_req_drop(req); /* resumed for a client that left: take nothing */
+  }
+  if (gw_park_run(req, try_op, arg, ATR_ETIMEDOUT, rv) == GW_DONE)
+    return GW_DONE; /* parked */
+  if (*rv == ATR_ETIMEDOUT)
+    return gw_reply_timeout(req);
+  if (*rv < 0)
+    return gw_reply_core(req, *rv);
+  return GW_NEXT;
+}
+
+int gw_reply_timeout(struct gw_req *req) {
+  return gw_reply_error(req, 409, "timeout", "not acquired within the timeout");
 }
 
 int gw_store_info(struct gw_req *req) {

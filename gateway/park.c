@@ -14,7 +14,18 @@
  * the operation without waiting, then parks. An event that comes between
  * the try and the park marks the armed request "woken", and it tries
  * again. As a second net (a waker that leaves, a coalesced or lost
- * event), groups with parked requests are re-checked ten times a second.
+ * event), groups with parked requests are re-checked ten times a second
+ * (P_TICK).
+ *
+ * Holders (GW_WAIT_HOLD: a lock, a semaphore's permits, a barrier's
+ * places). A lease's end is published (lease.h) and wakes its waiters as
+ * any event does; a process that dies holding something publishes
+ * nothing (the kernel gives it back), so while a process holds what a
+ * parked request waits for, the re-check retries that request, at most
+ * every P_HOLD_TICK (50 ms: the longest a waiter over HTTP lags behind a dead
+ * holder). The same re-check lets go of parked holders' requests whose
+ * client has left (a suspended connection does not notice), so that a
+ * client that left is never granted anything and holds no connection.
  *
  * Lock order: P.mu, then libmicrohttpd's own (suspend/resume take it);
  * the follower's lock only after P.mu is let go (gw_follow_kick).
@@ -29,8 +40,9 @@
 #include "park.h"
 
 #define P_BUCKETS 1024
-#define P_TICK 0.1     /* seconds between re-checks while requests wait */
-#define P_TRIM_AT 1024 /* parked requests released: give memory back  */
+#define P_TICK 0.1       /* seconds between re-checks while requests wait */
+#define P_HOLD_TICK 0.05 /* the same while GW_WAIT_HOLD requests do */
+#define P_TRIM_AT 1024   /* parked requests released: give memory back  */
 #define P_NEVER 1e300
 
 enum { P_OFF = 0, P_ARMED, P_SUSPENDED };
@@ -47,9 +59,10 @@ static struct {
   pthread_mutex_t mu;
   pthread_cond_t drained;
   struct gw_wgroup *buckets[P_BUCKETS];
-  int stopping;    /* no more parking; answer everyone          */
-  uint64_t parked; /* suspended requests                        */
-  size_t draining; /* resumed for shutdown, not yet completed   */
+  int stopping;         /* no more parking; answer everyone          */
+  uint64_t parked;      /* suspended requests                        */
+  uint64_t hold_parked; /* of which GW_WAIT_HOLD                 */
+  size_t draining;      /* resumed for shutdown, not yet completed   */
   double next_deadline;
   double last_check; /* the last periodic re-check             */
   uint64_t peak;     /* most requests parked since the last trim  */
@@ -57,6 +70,11 @@ static struct {
 } P = {.mu = PTHREAD_MUTEX_INITIALIZER,
        .drained = PTHREAD_COND_INITIALIZER,
        .next_deadline = P_NEVER};
+
+/* Seconds between re-checks now. P.mu held. */
+static double p_tick_every(void) {
+  return P.hold_parked > 0 ? P_HOLD_TICK : P_TICK;
+}
 
 static struct gw_req *p_req(struct gw_waiter *w) {
   return (struct gw_req *)((char *)w - offsetof(struct gw_req, wait));
@@ -115,6 +133,8 @@ static void p_unlink(struct gw_waiter *w) {
     return;
   if (w->state == P_SUSPENDED) {
     P.parked--;
+    if (w->kind == GW_WAIT_HOLD)
+      P.hold_parked--;
     g->suspended--;
   }
   if (w->prev)
@@ -158,6 +178,7 @@ void gw_park_begin(struct gw_req *req, enum gw_wait_kind kind,
 
   w->kind = kind;
   w->h = *h;
+  w->wake = GW_WAKE_NONE; /* (a route may wait twice: a condition) */
   w->may_wait = timeout > 0;
   w->deadline = gw_now() + timeout;
 }
@@ -216,9 +237,16 @@ static int p_park(struct gw_req *req) {
     gw_req_suspend(req);
     w->state = P_SUSPENDED;
     P.parked++;
+    if (w->kind == GW_WAIT_HOLD)
+      P.hold_parked++;
     w->group->suspended++;
     if (w->deadline < P.next_deadline)
       P.next_deadline = w->deadline;
+    /* The follower re-checks parked requests every p_tick_every(): a
+     * re-check that resumed every one of them let it sleep longer
+     * meanwhile. */
+    if (P.last_check + p_tick_every() < deadline)
+      deadline = P.last_check + p_tick_every();
     if (P.parked > P.peak)
       P.peak = P.parked;
     rv = P_PARKED;
@@ -277,6 +305,23 @@ uint64_t gw_park_count(void) {
 
 /* ------------------------------------------------------------ follower */
 
+/* Whether a GW_WAIT_HOLD request should try again at a re-check: unless
+ * a lease that has not run out holds what it waits for (its end is
+ * published), a process may hold it, or have died holding it (the word
+ * the kernel marked looks free, and nothing was published). */
+static int p_hold_retry(const atr_info *info) {
+  switch (info->kind) {
+  case ATR_LOCK:
+    return info->count == 0 || !info->lease || info->expires_in <= 0;
+  case ATR_SEMAPHORE:
+    return info->count > 0 || info->leased > 0;
+  case ATR_BARRIER:
+    return info->n_waiting > 0 && !info->broken;
+  default:
+    return 0;
+  }
+}
+
 /* Re-reads g's object by its handle and wakes whom its state can
  * satisfy. op is the event's (0: a re-check). P.mu held; may free g. */
 static void p_group_check(struct gw_wgroup *g, int op) {
@@ -310,6 +355,11 @@ static void p_group_check(struct gw_wgroup *g, int op) {
     case GW_WAIT_PUT:
       if ((info.maxsize == 0 || info.size < info.maxsize) &&
           (info.max_bytes == 0 || info.bytes < info.max_bytes))
+        p_wake(w, GW_WAKE_EVENT);
+      break;
+    case GW_WAIT_HOLD:
+      if (op != 0 || p_hold_retry(&info) ||
+          (w->state == P_SUSPENDED && gw_client_gone(p_req(w))))
         p_wake(w, GW_WAKE_EVENT);
       break;
     default: /* GW_WAIT_ANY: its try function decides */
@@ -419,13 +469,13 @@ static double p_tick(double now) {
     p_for_each_group(p_expire, &e);
     P.next_deadline = e.next;
   }
-  if (P.parked > 0 && now - P.last_check >= P_TICK) {
+  if (P.parked > 0 && now - P.last_check >= p_tick_every()) {
     p_for_each_group(p_recheck, NULL);
     P.last_check = now;
   }
   due = P.next_deadline;
-  if (P.parked > 0 && P.last_check + P_TICK < due)
-    due = P.last_check + P_TICK;
+  if (P.parked > 0 && P.last_check + p_tick_every() < due)
+    due = P.last_check + p_tick_every();
   pthread_mutex_unlock(&P.mu);
   return due;
 }

@@ -7,6 +7,8 @@
  * gw_query_timeout, the one that answers). Each returns 0,
  * or -1 with *why set to the message of a 400 invalid_query.
  */
+#include <string.h>
+
 #include "req.h"
 
 int gw_query_timeout_parse(const char *s, double dflt, double max_wait,
@@ -51,6 +53,70 @@ int gw_query_max_parse(const char *s, size_t *out, const char **why) {
   }
   *out = (size_t)v;
   return 0;
+}
+
+int gw_query_ttl_parse(const char *s, double max_lease, double *out,
+                       const char **why) {
+  double t;
+
+  if (s == NULL || gw_parse_double(s, &t) != 0 || !(t > 0)) {
+    *why = "must be a number of seconds > 0";
+    return -1;
+  }
+  *out = t > max_lease ? max_lease : t;
+  return 0;
+}
+
+int gw_fence_parse(const char *s, char *lock, uint64_t *fence,
+                   const char **why) {
+  const char *eq = s ? strchr(s, '=') : NULL;
+  const char *a, *b;
+  char digits[24];
+  int64_t v;
+  size_t n;
+
+  *why = "Atrium-Fence takes <lock>=<fence>";
+  if (eq == NULL)
+    return -1;
+  for (a = s; *a == ' ' || *a == '\t'; a++)
+    ;
+  for (b = eq; b > a && (b[-1] == ' ' || b[-1] == '\t'); b--)
+    ;
+  n = (size_t)(b - a);
+  if (n == 0 || n > ATR_NAME_MAX || atr_name_check(a, n) != 0)
+    return -1;
+  memcpy(lock, a, n);
+  lock[n] = '\0';
+  for (a = eq + 1; *a == ' ' || *a == '\t'; a++)
+    ;
+  for (b = a + strlen(a); b > a && (b[-1] == ' ' || b[-1] == '\t'); b--)
+    ;
+  n = (size_t)(b - a);
+  if (n == 0 || n >= sizeof(digits) || strspn(a, "0123456789") < n)
+    return -1;
+  memcpy(digits, a, n);
+  digits[n] = '\0';
+  /* Fences are versions: they start at 1 and stay below 2^63. */
+  if (gw_parse_int64(digits, &v) != 0 || v < 1)
+    return -1;
+  *fence = (uint64_t)v;
+  return 0;
+}
+
+int gw_query_ttl(struct gw_req *req, const char *what, int required,
+                 double *out) {
+  const char *s = gw_req_query(req, what);
+  const char *why = NULL;
+
+  *out = 0;
+  if (s == NULL && !required)
+    return GW_NEXT;
+  if (s == NULL)
+    return gw_reply_error(req, 400, "invalid_query",
+                          "%s (seconds > 0) is required", what);
+  if (gw_query_ttl_parse(s, gw_srv->cfg.max_lease, out, &why) != 0)
+    return gw_reply_error(req, 400, "invalid_query", "%s %s", what, why);
+  return GW_NEXT;
 }
 
 int gw_query_timeout(struct gw_req *req, double dflt, double *out) {

@@ -40,9 +40,7 @@ int gw_queue_put(struct gw_req *req) {
   o.max_bytes = vals[1];
   o.max_item = vals[2]; /* 0: the core's default */
   rv = atr_queue_open(gw_srv->store, req->name, ATR_CREATE, &o, &h);
-  if (rv < 0)
-    return gw_reply_core(req, rv);
-  return gw_reply_object(req, rv == ATR_CREATED ? 201 : 200, &h, &gw_repr_all);
+  return gw_reply_open(req, rv, &h);
 }
 
 int gw_queue_get(struct gw_req *req) {

@@ -18,9 +18,21 @@ static void repr_type(gw_buf *b, char type) {
   gw_json_put_string(b, t, 1);
 }
 
+static void repr_u64(gw_buf *b, const char *member, uint64_t v) {
+  gw_buf_str(b, ",\"");
+  gw_buf_str(b, member);
+  gw_buf_str(b, "\":");
+  gw_buf_u64(b, v);
+}
+
 static void repr_version(gw_buf *b, uint64_t version) {
-  gw_buf_str(b, ",\"version\":");
-  gw_buf_u64(b, version);
+  repr_u64(b, "version", version);
+}
+
+static void repr_bool(gw_buf *b, const char *member, int v) {
+  gw_buf_str(b, ",\"");
+  gw_buf_str(b, member);
+  gw_buf_str(b, v ? "\":true" : "\":false");
 }
 
 /* ------------------------------------------------------------------- value */
@@ -116,24 +128,99 @@ static int repr_queue_open(atr_store *s, const char *name, atr_handle *h) {
   return atr_queue_open(s, name, 0, NULL, h);
 }
 
-static int repr_queue_state(gw_buf *b, const atr_handle *h,
-                            const struct gw_repr_opts *o, uint64_t *version) {
+static void repr_queue_members(gw_buf *b, const atr_info *i) {
+  repr_u64(b, "size", i->size);
+  repr_u64(b, "maxsize", i->maxsize);
+  repr_u64(b, "bytes", i->bytes);
+  repr_u64(b, "max_bytes", i->max_bytes);
+  repr_u64(b, "max_item", i->max_item);
+}
+
+/* ------------------------------------------- the synchronisation kinds */
+
+static int repr_lock_open(atr_store *s, const char *name, atr_handle *h) {
+  return atr_lock_open(s, name, 0, 0, h);
+}
+
+static int repr_sem_open(atr_store *s, const char *name, atr_handle *h) {
+  return atr_sem_open(s, name, 0, 0, 0, h);
+}
+
+static int repr_flag_open(atr_store *s, const char *name, atr_handle *h) {
+  return atr_flag_open(s, name, 0, 0, h);
+}
+
+static int repr_barrier_open(atr_store *s, const char *name, atr_handle *h) {
+  return atr_barrier_open(s, name, 0, 0, h);
+}
+
+static int repr_cond_open(atr_store *s, const char *name, atr_handle *h) {
+  return atr_cond_open(s, name, 0, NULL, h);
+}
+
+/* A lock: who holds it, how deep (reentrant), its fence and waiters. */
+static void repr_lock_members(gw_buf *b, const atr_info *i) {
+  int held = i->count > 0;
+
+  repr_bool(b, "reentrant", i->reentrant);
+  repr_bool(b, "held", held);
+  repr_u64(b, "fence", i->fence);
+  repr_u64(b, "waiters", i->waiters);
+  if (held && i->lease)
+    /* A lease past its deadline that nobody has ended yet shows 0. */
+    gw_buf_fmt(b, ",\"holder\":{\"type\":\"lease\",\"expires_in\":%.3f}",
+               i->expires_in > 0 ? i->expires_in : 0.0);
+  else if (held)
+    gw_buf_str(b, ",\"holder\":{\"type\":\"process\"}");
+  if (held && i->reentrant)
+    repr_u64(b, "count", i->count);
+}
+
+static void repr_sem_members(gw_buf *b, const atr_info *i) {
+  repr_u64(b, "value", i->count);
+  if (i->bound)
+    repr_u64(b, "bound", i->bound);
+  else
+    gw_buf_str(b, ",\"bound\":null");
+  repr_u64(b, "waiters", i->waiters);
+}
+
+static void repr_flag_members(gw_buf *b, const atr_info *i) {
+  repr_bool(b, "set", i->set);
+  repr_u64(b, "waiters", i->waiters);
+}
+
+static void repr_barrier_members(gw_buf *b, const atr_info *i) {
+  repr_u64(b, "parties", i->parties);
+  repr_u64(b, "n_waiting", i->n_waiting);
+  repr_bool(b, "broken", i->broken);
+  repr_u64(b, "generation", i->generation);
+}
+
+static void repr_cond_members(gw_buf *b, const atr_info *i) {
+  gw_buf_str(b, ",\"lock\":");
+  gw_json_put_string(b, i->lock, strlen(i->lock));
+  repr_u64(b, "waiters", i->waiters);
+}
+
+/* The members of the kinds whose state is their description, by kind. */
+static void (*const repr_info_members[])(gw_buf *b, const atr_info *i) = {
+    [ATR_QUEUE] = repr_queue_members,     [ATR_LOCK] = repr_lock_members,
+    [ATR_SEMAPHORE] = repr_sem_members,   [ATR_FLAG] = repr_flag_members,
+    [ATR_BARRIER] = repr_barrier_members, [ATR_CONDITION] = repr_cond_members,
+};
+
+/* A queue's or a synchronisation kind's state is its description: one
+ * read by the handle (a queue's counts without its locks). */
+static int repr_info_state(gw_buf *b, const atr_handle *h,
+                           const struct gw_repr_opts *o, uint64_t *version) {
   atr_info info;
   int rv;
 
   (void)o;
   if ((rv = atr_handle_stat(h, &info)) != 0)
     return rv;
-  gw_buf_str(b, ",\"size\":");
-  gw_buf_u64(b, info.size);
-  gw_buf_str(b, ",\"maxsize\":");
-  gw_buf_u64(b, info.maxsize);
-  gw_buf_str(b, ",\"bytes\":");
-  gw_buf_u64(b, info.bytes);
-  gw_buf_str(b, ",\"max_bytes\":");
-  gw_buf_u64(b, info.max_bytes);
-  gw_buf_str(b, ",\"max_item\":");
-  gw_buf_u64(b, info.max_item);
+  repr_info_members[h->kind](b, &info);
   repr_version(b, info.version);
   *version = info.version;
   return 0;
@@ -148,7 +235,12 @@ static const struct repr_kind {
 } repr_kinds[] = {
     [ATR_VALUE] = {repr_value_open, repr_value_state},
     [ATR_ARRAY] = {repr_array_open, repr_array_state},
-    [ATR_QUEUE] = {repr_queue_open, repr_queue_state},
+    [ATR_QUEUE] = {repr_queue_open, repr_info_state},
+    [ATR_LOCK] = {repr_lock_open, repr_info_state},
+    [ATR_SEMAPHORE] = {repr_sem_open, repr_info_state},
+    [ATR_FLAG] = {repr_flag_open, repr_info_state},
+    [ATR_BARRIER] = {repr_barrier_open, repr_info_state},
+    [ATR_CONDITION] = {repr_cond_open, repr_info_state},
 };
 
 static const struct repr_kind *repr_kind(atr_kind kind) {

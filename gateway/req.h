@@ -54,8 +54,9 @@ struct gw_config {
   size_t sse_buffer;    /* bytes queued per SSE stream at most      */
   const char *token_file;
   int insecure;
-  double max_wait; /* seconds, caps every timeout              */
-  size_t max_body; /* bytes                                    */
+  double max_wait;  /* seconds, caps every timeout              */
+  double max_lease; /* seconds, caps every ttl and lease        */
+  size_t max_body;  /* bytes                                    */
   unsigned max_conns;
   unsigned threads;
   unsigned max_depth; /* JSON nesting                             */
@@ -107,6 +108,9 @@ enum gw_wait_kind {
   GW_WAIT_POP,   /* items to take: as many wake as there are items */
   GW_WAIT_PUT,   /* room to put                                    */
   GW_WAIT_WATCH, /* a version past wait.version                    */
+  GW_WAIT_HOLD,  /* a holder to let go (lock, semaphore, barrier):
+                    any change, and a periodic retry while a process
+                    holds it (a process that dies publishes nothing) */
 };
 enum gw_wake {
   GW_WAKE_NONE,
@@ -132,6 +136,33 @@ struct gw_waiter {
   atr_handle h;      /* the incarnation waited on                     */
 };
 
+/* What a request was granted (a lock's lease, a permit, a barrier's
+ * place), kept so that an answer that is not delivered gives it back
+ * (lease.h). kind 0: nothing. */
+enum gw_grant_kind {
+  GW_GRANT_NONE,
+  GW_GRANT_LOCK,       /* count levels of the lease token on h      */
+  GW_GRANT_SEM_LEASE,  /* the leased permit token on h             */
+  GW_GRANT_SEM_PERMIT, /* a plain permit of h                      */
+  GW_GRANT_BARRIER,    /* the place token (a ticket) on h          */
+};
+struct gw_grant {
+  enum gw_grant_kind kind;
+  atr_handle h;
+  uint64_t token;
+  uint64_t count;
+};
+
+/* A condition wait's progress, across its runs (conditions.c). */
+struct gw_cond_wait {
+  int phase;       /* 0 waiting for a notify, 1 re-taking the lock */
+  int notified;    /* a notify came                               */
+  uint64_t ticket; /* its place in the waiters' line              */
+  uint64_t count;  /* the lock's levels to take again             */
+  double ttl;      /* the new lease's                             */
+  atr_handle lock;
+};
+
 struct gw_req {
   struct MHD_Connection *conn;
   const struct gw_route *route;
@@ -153,6 +184,13 @@ struct gw_req {
   double t_start;
   struct gw_waiter wait;
   struct gw_sse *sse; /* an event stream (sse.c); freed on completion */
+  /* Atrium-Fence (GW_R_FENCE routes): the handler runs only while that
+   * lock holds that fence (routes.c). */
+  int fenced;
+  uint64_t fence;
+  char fence_lock[ATR_NAME_MAX + 1];
+  struct gw_grant grant;    /* what the answer hands out (lease.h) */
+  struct gw_cond_wait cond; /* a condition wait's progress         */
 };
 
 /* 1 if origin is one --cors-origin allows (listed, or "*"). */
@@ -251,10 +289,22 @@ int gw_query_timeout_parse(const char *s, double dflt, double max_wait,
 int gw_query_version_parse(const char *s, uint64_t *out, const char **why);
 int gw_query_index_parse(const char *s, int64_t *out, const char **why);
 int gw_query_max_parse(const char *s, size_t *out, const char **why);
+/* ?ttl= / ?lease=: seconds > 0, finite, capped at max_lease. */
+int gw_query_ttl_parse(const char *s, double max_lease, double *out,
+                       const char **why);
+/* An Atrium-Fence header "<lock>=<fence>": a lock name (into
+ * lock[ATR_NAME_MAX + 1]) and a fence (a decimal integer >= 1); white
+ * space around either part is allowed. */
+int gw_fence_parse(const char *s, char *lock, uint64_t *fence,
+                   const char **why);
 
 /* The value of ?timeout= capped by --max-wait; dflt when absent. GW_NEXT,
  * or GW_DONE after answering 400. */
 int gw_query_timeout(struct gw_req *req, double dflt, double *out);
+/* The value of ?<what>= (ttl, lease) capped by --max-lease: GW_NEXT (*out
+ * 0 when absent and not required), or GW_DONE after answering 400. */
+int gw_query_ttl(struct gw_req *req, const char *what, int required,
+                 double *out);
 
 /* The conditional headers of a request. */
 struct gw_cond {
@@ -283,5 +333,15 @@ int gw_body_scalar(struct gw_req *req, const gw_jnode *node, char type,
  * GW_DONE. */
 int gw_body_delta(struct gw_req *req, char type, const char *what,
                   atr_scalar *delta);
+/* The body's boolean member key into *out (left as it is when absent):
+ * GW_NEXT, or GW_DONE after 400 invalid_body. */
+int gw_body_bool(struct gw_req *req, const char *key, int *out);
+/* The body's "token" (16 lowercase hex digits, as the gateway hands them
+ * out): GW_NEXT with *token; without a body or the member, GW_NEXT with
+ * *token 0 unless required (then 400 invalid_body); any other text is a
+ * token that is not held: 409 not_held (GW_DONE). */
+int gw_body_token(struct gw_req *req, int required, uint64_t *token);
+/* Appends "token":"<16 hex digits>" to b. */
+void gw_token_put(gw_buf *b, uint64_t token);
 
 #endif /* ATRIUM_GW_REQ_H */

@@ -6,8 +6,16 @@
  * with Allow), object name on the raw path (400 bad_name), Content-Length
  * (400 when two differ, 413), a %00 in the query (400), content type
  * (415: nothing that changes state takes a CORS-simple type, even without
- * a body), body present and JSON (400). Handlers then only do their own work
- * (routes.h).
+ * a body), body present and JSON (400), the Atrium-Fence header (400).
+ * Handlers then only do their own work (routes.h).
+ *
+ * Fencing: a write route's handler given Atrium-Fence runs whole inside
+ * atr_lock_fenced, so whatever it writes is applied only while that lock
+ * holds that fence, at that instant (no release, expiry or break can come
+ * between the check and the write); else 412 stale_fence and nothing ran.
+ * A handler that parks runs so again on every wake. The handler takes
+ * other objects' locks under the fence lock's record lock, never the
+ * other way round.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -21,6 +29,8 @@
 
 #define BODY (GW_R_BODY | GW_R_PARSE)
 #define NEED (GW_R_BODY | GW_R_PARSE | GW_R_NEED)
+#define NAMED GW_R_NAME
+#define FENCE GW_R_FENCE
 
 static const struct gw_route gw_routes[] = {
     {GW_GET, "/healthz", gw_healthz, GW_R_OPEN, "healthz"},
@@ -32,32 +42,90 @@ static const struct gw_route gw_routes[] = {
     {GW_GET, "/v1/objects", gw_objects_list, 0, "objects_list"},
     {GW_GET, "/v1/store", gw_store_info, 0, "store_info"},
     {GW_GET, "/v1/values", gw_value_list, 0, "values_list"},
-    {GW_PUT, "/v1/values/{name}", gw_value_put, GW_R_NAME | NEED, "value_put"},
-    {GW_GET, "/v1/values/{name}", gw_value_get, GW_R_NAME, "value_get"},
-    {GW_DELETE, "/v1/values/{name}", gw_value_delete, GW_R_NAME,
+    {GW_PUT, "/v1/values/{name}", gw_value_put, NAMED | NEED | FENCE,
+     "value_put"},
+    {GW_GET, "/v1/values/{name}", gw_value_get, NAMED, "value_get"},
+    {GW_DELETE, "/v1/values/{name}", gw_value_delete, NAMED | FENCE,
      "value_delete"},
-    {GW_POST, "/v1/values/{name}/add", gw_value_add, GW_R_NAME | BODY,
+    {GW_POST, "/v1/values/{name}/add", gw_value_add, NAMED | BODY | FENCE,
      "value_add"},
-    {GW_PUT, "/v1/arrays/{name}", gw_array_put, GW_R_NAME | NEED, "array_put"},
-    {GW_GET, "/v1/arrays/{name}", gw_array_get, GW_R_NAME, "array_get"},
-    {GW_PATCH, "/v1/arrays/{name}", gw_array_patch, GW_R_NAME | NEED,
+    {GW_PUT, "/v1/arrays/{name}", gw_array_put, NAMED | NEED | FENCE,
+     "array_put"},
+    {GW_GET, "/v1/arrays/{name}", gw_array_get, NAMED, "array_get"},
+    {GW_PATCH, "/v1/arrays/{name}", gw_array_patch, NAMED | NEED | FENCE,
      "array_patch"},
-    {GW_DELETE, "/v1/arrays/{name}", gw_array_delete, GW_R_NAME,
+    {GW_DELETE, "/v1/arrays/{name}", gw_array_delete, NAMED | FENCE,
      "array_delete"},
-    {GW_POST, "/v1/arrays/{name}/add", gw_array_add, GW_R_NAME | NEED,
+    {GW_POST, "/v1/arrays/{name}/add", gw_array_add, NAMED | NEED | FENCE,
      "array_add"},
-    {GW_PUT, "/v1/queues/{name}", gw_queue_put, GW_R_NAME | BODY, "queue_put"},
-    {GW_GET, "/v1/queues/{name}", gw_queue_get, GW_R_NAME, "queue_get"},
-    {GW_DELETE, "/v1/queues/{name}", gw_queue_delete, GW_R_NAME,
+    {GW_PUT, "/v1/queues/{name}", gw_queue_put, NAMED | BODY | FENCE,
+     "queue_put"},
+    {GW_GET, "/v1/queues/{name}", gw_queue_get, NAMED, "queue_get"},
+    {GW_DELETE, "/v1/queues/{name}", gw_queue_delete, NAMED | FENCE,
      "queue_delete"},
     /* Items are kept as their own text: checked, never parsed to a tree. */
     {GW_POST, "/v1/queues/{name}/items", gw_queue_push,
-     GW_R_NAME | GW_R_BODY | GW_R_NEED, "queue_push"},
-    {GW_DELETE, "/v1/queues/{name}/items", gw_queue_clear, GW_R_NAME,
+     NAMED | GW_R_BODY | GW_R_NEED | FENCE, "queue_push"},
+    {GW_DELETE, "/v1/queues/{name}/items", gw_queue_clear, NAMED | FENCE,
      "queue_clear"},
     {GW_POST, "/v1/queues/{name}/batch", gw_queue_batch,
-     GW_R_NAME | GW_R_BODY | GW_R_NEED, "queue_batch"},
-    {GW_POST, "/v1/queues/{name}/pop", gw_queue_pop, GW_R_NAME, "queue_pop"},
+     NAMED | GW_R_BODY | GW_R_NEED | FENCE, "queue_batch"},
+    {GW_POST, "/v1/queues/{name}/pop", gw_queue_pop, NAMED | FENCE,
+     "queue_pop"},
+    /* The synchronisation kinds. A lock's or condition's own routes take
+     * no fence (they are the lock's business); the others' writes do. */
+    {GW_GET, "/v1/locks", gw_lock_list, 0, "locks_list"},
+    {GW_PUT, "/v1/locks/{name}", gw_lock_put, NAMED | BODY, "lock_put"},
+    {GW_GET, "/v1/locks/{name}", gw_lock_get, NAMED, "lock_get"},
+    {GW_DELETE, "/v1/locks/{name}", gw_lock_delete, NAMED, "lock_delete"},
+    {GW_POST, "/v1/locks/{name}/acquire", gw_lock_acquire, NAMED | BODY,
+     "lock_acquire"},
+    {GW_POST, "/v1/locks/{name}/release", gw_lock_release, NAMED | NEED,
+     "lock_release"},
+    {GW_POST, "/v1/locks/{name}/renew", gw_lock_renew, NAMED | NEED,
+     "lock_renew"},
+    {GW_POST, "/v1/locks/{name}/break", gw_lock_break, NAMED, "lock_break"},
+    {GW_GET, "/v1/semaphores", gw_sem_list, 0, "semaphores_list"},
+    {GW_PUT, "/v1/semaphores/{name}", gw_sem_put, NAMED | BODY,
+     "semaphore_put"},
+    {GW_GET, "/v1/semaphores/{name}", gw_sem_get, NAMED, "semaphore_get"},
+    {GW_DELETE, "/v1/semaphores/{name}", gw_sem_delete, NAMED | FENCE,
+     "semaphore_delete"},
+    {GW_POST, "/v1/semaphores/{name}/acquire", gw_sem_acquire, NAMED,
+     "semaphore_acquire"},
+    {GW_POST, "/v1/semaphores/{name}/release", gw_sem_release,
+     NAMED | BODY | FENCE, "semaphore_release"},
+    {GW_GET, "/v1/flags", gw_flag_list, 0, "flags_list"},
+    {GW_PUT, "/v1/flags/{name}", gw_flag_put, NAMED | BODY, "flag_put"},
+    {GW_GET, "/v1/flags/{name}", gw_flag_get, NAMED, "flag_get"},
+    {GW_DELETE, "/v1/flags/{name}", gw_flag_delete, NAMED | FENCE,
+     "flag_delete"},
+    {GW_POST, "/v1/flags/{name}/set", gw_flag_set, NAMED | FENCE, "flag_set"},
+    {GW_POST, "/v1/flags/{name}/clear", gw_flag_clear, NAMED | FENCE,
+     "flag_clear"},
+    {GW_POST, "/v1/flags/{name}/wait", gw_flag_wait, NAMED, "flag_wait"},
+    {GW_GET, "/v1/barriers", gw_barrier_list, 0, "barriers_list"},
+    {GW_PUT, "/v1/barriers/{name}", gw_barrier_put, NAMED | BODY,
+     "barrier_put"},
+    {GW_GET, "/v1/barriers/{name}", gw_barrier_get, NAMED, "barrier_get"},
+    {GW_DELETE, "/v1/barriers/{name}", gw_barrier_delete, NAMED | FENCE,
+     "barrier_delete"},
+    {GW_POST, "/v1/barriers/{name}/wait", gw_barrier_wait, NAMED,
+     "barrier_wait"},
+    {GW_POST, "/v1/barriers/{name}/abort", gw_barrier_abort, NAMED | FENCE,
+     "barrier_abort"},
+    {GW_POST, "/v1/barriers/{name}/reset", gw_barrier_reset, NAMED | FENCE,
+     "barrier_reset"},
+    {GW_GET, "/v1/conditions", gw_cond_list, 0, "conditions_list"},
+    {GW_PUT, "/v1/conditions/{name}", gw_cond_put, NAMED | BODY,
+     "condition_put"},
+    {GW_GET, "/v1/conditions/{name}", gw_cond_get, NAMED, "condition_get"},
+    {GW_DELETE, "/v1/conditions/{name}", gw_cond_delete, NAMED,
+     "condition_delete"},
+    {GW_POST, "/v1/conditions/{name}/wait", gw_cond_wait, NAMED | NEED,
+     "condition_wait"},
+    {GW_POST, "/v1/conditions/{name}/notify", gw_cond_notify, NAMED | NEED,
+     "condition_notify"},
     /* Open: a browser's EventSource cannot send the token, so the handler
      * takes it or a single-use ticket from the route below. */
     {GW_GET, "/v1/events", gw_sse_stream, GW_R_OPEN, "events"},
@@ -239,6 +307,26 @@ int gw_route_precheck(struct gw_req *req) {
   return GW_NEXT;
 }
 
+static int route_call(void *arg) {
+  struct gw_req *req = arg;
+
+  return req->route->handler(req);
+}
+
+/* The handler inside atr_lock_fenced (see "Fencing" above). */
+static int route_run_fenced(struct gw_req *req) {
+  int rv = atr_lock_fenced(gw_srv->store, req->fence_lock, req->fence,
+                           route_call, req);
+
+  if (rv >= 0)
+    return GW_DONE; /* the handler ran and answered */
+  if (rv == ATR_ESTALE || rv == ATR_ENOENT || rv == ATR_EKIND)
+    return gw_reply_error(req, 412, "stale_fence",
+                          "the lock %s is not held under fence %llu now",
+                          req->fence_lock, (unsigned long long)req->fence);
+  return gw_reply_core(req, rv);
+}
+
 int gw_route_run(struct gw_req *req) {
   const struct gw_route *r = req->route;
 
@@ -263,7 +351,18 @@ int gw_route_run(struct gw_req *req) {
           return gw_reply_json_error(req, rv, "body", why);
       }
     }
+    if (r->flags & GW_R_FENCE) {
+      const char *f = gw_req_header(req, "Atrium-Fence");
+      const char *why = NULL;
+      if (f != NULL) {
+        if (gw_fence_parse(f, req->fence_lock, &req->fence, &why) != 0)
+          return gw_reply_error(req, 400, "invalid_header", "%s", why);
+        req->fenced = 1;
+      }
+    }
   }
   req->runs++;
+  if (req->fenced)
+    return route_run_fenced(req);
   return r->handler(req);
 }

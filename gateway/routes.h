@@ -1,10 +1,11 @@
 /*
  * routes.h - the route table and its handlers.
  *
- * Layer 4: includes req.h (and, in the handlers' files, park.h, repr.h,
- * auth.h, sse.h; see buf.h for the layers). The table (routes.c) names
- * the handlers and the handlers' files include this header: the one loop
- * of the gateway, as Redis's command table and its commands.
+ * Layer 4: includes req.h, repr.h and park.h (and, in the handlers'
+ * files, auth.h, sse.h, lease.h; see buf.h for the layers). The table
+ * (routes.c) names the handlers and the handlers' files include this
+ * header: the one loop of the gateway, as Redis's command table and its
+ * commands.
  *
  * Every handler follows req.h's convention: it returns GW_DONE once the
  * request is answered, parked or to be closed. The checks every route
@@ -31,6 +32,7 @@
 
 #include <stddef.h>
 
+#include "park.h"
 #include "repr.h"
 #include "req.h"
 
@@ -43,6 +45,7 @@ enum {
   GW_R_OPEN = 1 << 2,  /* no token needed (/healthz)                 */
   GW_R_PARSE = 1 << 3, /* parse the body into req->doc before        */
   GW_R_NEED = 1 << 4,  /* the body may not be empty                  */
+  GW_R_FENCE = 1 << 5, /* a write that takes Atrium-Fence (routes.c)  */
 };
 
 struct gw_route {
@@ -109,9 +112,69 @@ int gw_queue_batch(struct gw_req *req);
 int gw_queue_pop(struct gw_req *req);
 int gw_queue_clear(struct gw_req *req);
 int gw_queue_delete(struct gw_req *req);
+/* locks.c */
+int gw_lock_list(struct gw_req *req);
+int gw_lock_put(struct gw_req *req);
+int gw_lock_get(struct gw_req *req);
+int gw_lock_delete(struct gw_req *req);
+int gw_lock_acquire(struct gw_req *req);
+int gw_lock_release(struct gw_req *req);
+int gw_lock_renew(struct gw_req *req);
+int gw_lock_break(struct gw_req *req);
+/* semaphores.c */
+int gw_sem_list(struct gw_req *req);
+int gw_sem_put(struct gw_req *req);
+int gw_sem_get(struct gw_req *req);
+int gw_sem_delete(struct gw_req *req);
+int gw_sem_acquire(struct gw_req *req);
+int gw_sem_release(struct gw_req *req);
+/* flags.c */
+int gw_flag_list(struct gw_req *req);
+int gw_flag_put(struct gw_req *req);
+int gw_flag_get(struct gw_req *req);
+int gw_flag_delete(struct gw_req *req);
+int gw_flag_set(struct gw_req *req);
+int gw_flag_clear(struct gw_req *req);
+int gw_flag_wait(struct gw_req *req);
+/* barriers.c */
+int gw_barrier_list(struct gw_req *req);
+int gw_barrier_put(struct gw_req *req);
+int gw_barrier_get(struct gw_req *req);
+int gw_barrier_delete(struct gw_req *req);
+int gw_barrier_wait(struct gw_req *req);
+int gw_barrier_abort(struct gw_req *req);
+int gw_barrier_reset(struct gw_req *req);
+/* conditions.c */
+int gw_cond_list(struct gw_req *req);
+int gw_cond_put(struct gw_req *req);
+int gw_cond_get(struct gw_req *req);
+int gw_cond_delete(struct gw_req *req);
+int gw_cond_wait(struct gw_req *req);
+int gw_cond_notify(struct gw_req *req);
 /* objects.c: what every kind shares */
 int gw_objects_list(struct gw_req *req);
 int gw_value_list(struct gw_req *req);
+/* {"<what>":[every object of kind, as listings show it]}: 200. */
+int gw_kind_list(struct gw_req *req, atr_kind kind, const char *what);
+/* GET of the object of the request's name, of kind: 200 or the error. */
+int gw_kind_get(struct gw_req *req, atr_kind kind);
+/* Acts on the object of the request's name, of kind (a flag's set, a
+ * barrier's abort, a lock's break), then answers its state. */
+int gw_kind_act(struct gw_req *req, atr_kind kind,
+                int (*act)(const atr_handle *h));
+/*
+ * An acquire of the object of the request's name, of kind: on its first
+ * run reads ?timeout= (default 0: try once) and parks as GW_WAIT_HOLD;
+ * a resumed run whose client left is dropped, granted nothing. Runs
+ * try_op (park.h) until it does not answer ATR_ETIMEDOUT or the time is
+ * up. GW_NEXT with *rv >= 0 (got it: the caller answers), or GW_DONE
+ * (parked, dropped, or answered: 409 timeout, the core error).
+ */
+int gw_acquire_run(struct gw_req *req, atr_kind kind, gw_park_try try_op,
+                   void *arg, int *rv);
+/* An acquire or wait that did not get through by its deadline: 409
+ * timeout, as the contract says (not the error table's 503). */
+int gw_reply_timeout(struct gw_req *req);
 int gw_store_info(struct gw_req *req);
 int gw_healthz(struct gw_req *req);
 int gw_openapi(struct gw_req *req);
@@ -119,6 +182,9 @@ int gw_openapi(struct gw_req *req);
  * version as the ETag), or the core error reading it. */
 int gw_reply_object(struct gw_req *req, unsigned status, const atr_handle *h,
                     const struct gw_repr_opts *o);
+/* Answers the result rv of an _open call with ATR_CREATE: the object h
+ * is open on, 201 if it was created, 200 if it existed; or the error. */
+int gw_reply_open(struct gw_req *req, int rv, const atr_handle *h);
 /* Deletes the object of the request's name if it is of kind: 204. */
 int gw_object_delete(struct gw_req *req, atr_kind kind);
 /* metrics.c */

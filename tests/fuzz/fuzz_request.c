@@ -46,10 +46,11 @@ static struct gw_server fuzz_srv = {.cfg = {.listen_host = "127.0.0.1",
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define FUZZ_DEPTH 64       /* the daemon's default --max-depth      */
-#define FUZZ_ITEM_DEPTH 512 /* what a popped item is checked with    */
-#define FUZZ_MAX_NODES 256  /* nodes converted per input (speed)     */
-#define FUZZ_MAX_WAIT 300.0 /* the daemon's default --max-wait       */
+#define FUZZ_DEPTH 64         /* the daemon's default --max-depth      */
+#define FUZZ_ITEM_DEPTH 512   /* what a popped item is checked with    */
+#define FUZZ_MAX_NODES 256    /* nodes converted per input (speed)     */
+#define FUZZ_MAX_WAIT 300.0   /* the daemon's default --max-wait       */
+#define FUZZ_MAX_LEASE 3600.0 /* the daemon's default --max-lease */
 
 #define FUZZ_CHECK(cond)                                                       \
   do {                                                                         \
@@ -208,6 +209,22 @@ static void fuzz_query_value(const char *s) {
     FUZZ_CHECK(max >= 1 && max <= GW_POP_MAX);
   else
     FUZZ_CHECK(why != NULL);
+  why = NULL;
+  if (gw_query_ttl_parse(s, FUZZ_MAX_LEASE, &t, &why) == 0)
+    FUZZ_CHECK(t > 0 && t <= FUZZ_MAX_LEASE);
+  else
+    FUZZ_CHECK(why != NULL);
+  /* The same text as an Atrium-Fence header. */
+  why = NULL;
+  {
+    char lock[ATR_NAME_MAX + 1];
+    uint64_t fence;
+    if (gw_fence_parse(s, lock, &fence, &why) == 0)
+      FUZZ_CHECK(fence >= 1 && fence <= (uint64_t)INT64_MAX &&
+                 atr_name_check(lock, strlen(lock)) == 0);
+    else
+      FUZZ_CHECK(why != NULL);
+  }
 }
 
 static void fuzz_query(const char *target) {

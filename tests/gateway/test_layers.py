@@ -15,7 +15,7 @@ GATEWAY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "
 HEADERS = {
     "buf.h": 0, "json.h": 0, "repr.h": 0, "snap.h": 0,
     "req.h": 1, "follow.h": 1,
-    "auth.h": 2, "park.h": 2, "pub.h": 2, "sse.h": 2,
+    "auth.h": 2, "park.h": 2, "pub.h": 2, "sse.h": 2, "lease.h": 2,
     "events.h": 3,
     "routes.h": 4,
     "http.h": 5,
@@ -25,7 +25,8 @@ SOURCES = {
     "json_num.c": 0, "json_out.c": 0,
     "body.c": 1, "errors.c": 1, "query.c": 1,
     "values.c": 4, "arrays.c": 4, "queues.c": 4, "objects.c": 4,
-    "metrics.c": 4, "web.c": 4,
+    "metrics.c": 4, "web.c": 4, "locks.c": 4, "semaphores.c": 4,
+    "flags.c": 4, "barriers.c": 4, "conditions.c": 4,
     "main.c": 6,
 }
 INCLUDE = re.compile(r'^#include "([^"]+)"', re.M)

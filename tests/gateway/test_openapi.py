@@ -529,6 +529,106 @@ class OpenApi(unittest.TestCase):
                 self.assertEqual((resp.status, error_code(resp)), (status, code), resp)
                 self.assertEqual(errors, [])
 
+    def test_1b_sync(self):
+        """The synchronisation routes, in order (tokens are the answers'),
+        each answer checked against the spec."""
+        g = self.gw
+        state = {}
+
+        def ex(method, path, body=None, status=200, code=None, headers=None):
+            text = None if body is None else J(body)
+            resp, errors = self.run_exchange(g, method, path, text, headers)
+            with self.subTest(method=method, path=path, body=(text or "")[:50]):
+                self.assertEqual((resp.status, error_code(resp)), (status, code), resp)
+                self.assertEqual(errors, [])
+            return resp.json if resp.body else None
+
+        ex("PUT", "/v1/locks/sl", {}, 201)
+        ex("PUT", "/v1/locks/sl", {"reentrant": True}, 200)
+        ex("PUT", "/v1/locks/slr", {"reentrant": True}, 201)
+        ex("PUT", "/v1/locks/sl", {"reentrant": 1}, 400, "invalid_body")
+        ex("PUT", "/v1/locks/v2", {}, 201)
+        ex("GET", "/v1/locks/sl")
+        ex("GET", "/v1/locks/nolock", None, 404, "not_found")
+        ex("GET", "/v1/locks")
+        ex("POST", "/v1/locks/sl/acquire", None, 400, "invalid_query")
+        ex("POST", "/v1/locks/sl/acquire?ttl=nan", None, 400, "invalid_query")
+        ex("POST", "/v1/locks/sl/acquire?ttl=1&timeout=-1", None, 400, "invalid_query")
+        ex("POST", "/v1/locks/nolock/acquire?ttl=1", None, 404, "not_found")
+        state["g"] = ex("POST", "/v1/locks/sl/acquire?ttl=30&timeout=0")
+        ex("GET", "/v1/locks/sl")
+        ex("POST", "/v1/locks/sl/acquire?ttl=30", None, 409, "timeout")
+        ex("POST", "/v1/locks/sl/acquire?ttl=30", {"token": "x"}, 409, "not_held")
+        tok = state["g"]["token"]
+        fence = {"Atrium-Fence": "sl=%d" % state["g"]["fence"]}
+        ex("POST", "/v1/locks/sl/renew?ttl=60", {"token": tok})
+        ex("POST", "/v1/locks/sl/renew", {"token": tok}, 400, "invalid_query")
+        ex("POST", "/v1/locks/sl/renew?ttl=60", {"token": "0000000000000001"}, 409, "not_held")
+        ex("PUT", "/v1/values/fv", {"type": "q"}, 201, None, fence)
+        ex("PUT", "/v1/values/fv", {"type": "q"}, 412, "stale_fence", {"Atrium-Fence": "sl=1"})
+        ex("PUT", "/v1/values/fv", {"type": "q"}, 400, "invalid_header", {"Atrium-Fence": "sl"})
+        ex("POST", "/v1/values/fv/add", {"delta": 1}, 200, None, fence)
+        ex("POST", "/v1/locks/sl/release", {"token": tok})
+        ex("POST", "/v1/locks/sl/release", {"token": tok}, 409, "not_held")
+        ex("POST", "/v1/locks/sl/release", {}, 400, "invalid_body")
+        g2 = ex("POST", "/v1/locks/slr/acquire?ttl=30")
+        ex("POST", "/v1/locks/slr/acquire?ttl=30", {"token": g2["token"]})
+        ex("GET", "/v1/locks/slr")
+        ex("POST", "/v1/locks/slr/break")
+        ex("POST", "/v1/locks/slr/release", {"token": g2["token"]}, 409, "not_held")
+        ex("DELETE", "/v1/locks/v2", None, 204)
+        # semaphores
+        ex("PUT", "/v1/semaphores/ss", {"value": 1, "bound": 1}, 201)
+        ex("PUT", "/v1/semaphores/ss", None, 200)
+        ex("PUT", "/v1/semaphores/ss2", None, 201)
+        ex("PUT", "/v1/semaphores/ss3", {"value": 2, "bound": 1}, 400, "invalid_body")
+        ex("GET", "/v1/semaphores/ss")
+        ex("GET", "/v1/semaphores")
+        ex("POST", "/v1/semaphores/ss/acquire")
+        ex("POST", "/v1/semaphores/ss/acquire?timeout=0.05", None, 409, "timeout")
+        ex("POST", "/v1/semaphores/ss/release")
+        ex("POST", "/v1/semaphores/ss/release", None, 409, "over_released")
+        sg = ex("POST", "/v1/semaphores/ss/acquire?ttl=30")
+        ex("POST", "/v1/semaphores/ss/release", {"token": sg["token"]})
+        ex("POST", "/v1/semaphores/ss/acquire?ttl=0", None, 400, "invalid_query")
+        ex("DELETE", "/v1/semaphores/ss2", None, 204)
+        # flags
+        ex("PUT", "/v1/flags/sf", {}, 201)
+        ex("PUT", "/v1/flags/sf", {"set": "x"}, 400, "invalid_body")
+        ex("GET", "/v1/flags/sf")
+        ex("GET", "/v1/flags")
+        ex("POST", "/v1/flags/sf/wait?timeout=0.05")
+        ex("POST", "/v1/flags/sf/set")
+        ex("POST", "/v1/flags/sf/wait")
+        ex("POST", "/v1/flags/sf/clear")
+        ex("POST", "/v1/flags/sf/wait?timeout=x", None, 400, "invalid_query")
+        ex("DELETE", "/v1/flags/sf", None, 204)
+        # barriers
+        ex("PUT", "/v1/barriers/sb", {}, 400, "invalid_body")
+        ex("PUT", "/v1/barriers/sb", {"parties": 1}, 201)
+        ex("PUT", "/v1/barriers/sb", {"parties": 1}, 200)
+        ex("GET", "/v1/barriers/sb")
+        ex("GET", "/v1/barriers")
+        ex("POST", "/v1/barriers/sb/wait")
+        ex("POST", "/v1/barriers/sb/abort")
+        ex("POST", "/v1/barriers/sb/wait", None, 409, "broken")
+        ex("POST", "/v1/barriers/sb/reset")
+        ex("DELETE", "/v1/barriers/sb", None, 204)
+        # conditions
+        ex("PUT", "/v1/conditions/sc", {}, 400, "invalid_body")
+        ex("PUT", "/v1/conditions/sc", {"lock": "nolock"}, 404, "not_found")
+        ex("PUT", "/v1/conditions/sc", {"lock": "sl"}, 201)
+        ex("GET", "/v1/conditions/sc")
+        ex("GET", "/v1/conditions")
+        g3 = ex("POST", "/v1/locks/sl/acquire?ttl=30")
+        ex("POST", "/v1/conditions/sc/notify", {"token": g3["token"], "all": True})
+        ex("POST", "/v1/conditions/sc/notify", {"token": "0000000000000001"}, 409, "not_held")
+        w = ex("POST", "/v1/conditions/sc/wait?timeout=0.05", {"token": g3["token"]})
+        ex("POST", "/v1/conditions/sc/wait", {"token": g3["token"]}, 409, "not_held")
+        ex("POST", "/v1/locks/sl/release", {"token": w["token"]})
+        ex("DELETE", "/v1/conditions/sc", None, 204)
+        ex("DELETE", "/v1/locks/sl", None, 204)
+
     def test_2_unauthorized(self):
         """Without the token every route but the open ones is 401, as the
         spec says per operation (security: [] marks the open ones)."""
