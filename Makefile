@@ -179,6 +179,12 @@ check: $(DEPS_STAMP) check-boundaries format-check
 	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN)
 test: check
 tests: $(TEST_BIN)
+# The helper of tests/gateway/test_busy.py (white-box): takes one of the
+# store's internal locks and stops itself holding it.
+HOLD_LOCK := $(BUILD)/tests/hold_lock
+tests: $(HOLD_LOCK)
+$(HOLD_LOCK): $(BUILD)/tests/core/hold_lock.o $(LIB_A)
+	$(CC) $(LDFLAGS) -o $@ $^
 # The helper of tests/events: an nng subscriber, fast libatrium writers.
 EVENTS_TOOL := $(BUILD)/tests/events/ev_tool
 tests: $(EVENTS_TOOL)
@@ -192,6 +198,25 @@ $(SYNC_TOOL): $(BUILD)/tests/gateway/sync_tool.o $(LIB_A)
 $(BUILD)/tests/gateway/%.o: tests/gateway/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PUBLIC_INC) -c $< -o $@
+
+# ---------------------------------------------------------------- soak
+# make soak (not part of make check): SOAK_S seconds (default 600) of local
+# C processes and HTTP clients on one store, with kill -9 of both and
+# SIGSTOP/SIGCONT of the C processes; then every invariant is checked and
+# one table printed (tests/soak/soak.py). Under the sanitizers:
+# make soak SANITIZER=address,undefined.
+SOAK_S ?= 600
+SOAK_WORKER := $(BUILD)/tests/soak/soak_worker
+.PHONY: soak
+soak: $(DEPS_STAMP)
+	@$(MAKE) --no-print-directory all $(SOAK_WORKER)
+	@BUILD=$(BUILD) SOAK_S=$(SOAK_S) python3 tests/soak/soak.py
+$(SOAK_WORKER): $(BUILD)/tests/soak/soak_worker.o $(LIB_A)
+	$(CC) $(LDFLAGS) -o $@ $^
+$(BUILD)/tests/soak/%.o: tests/soak/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PUBLIC_INC) -c $< -o $@
+tests: $(SOAK_WORKER)
 
 # ---------------------------------------------------------------- containers
 # make check-containers (root): the image built from the Dockerfile as it

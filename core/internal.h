@@ -418,9 +418,17 @@ int atr__futex_waitv(_Atomic uint32_t *const *words, const uint32_t *vals,
 uint32_t atr__ec_prepare(_Atomic uint32_t *ec);
 void atr__ec_signal(_Atomic uint32_t *ec, bool force);
 int atr__mutex_init(pthread_mutex_t *m);
-/* Locks m. If its owner died, recover(arg) repairs the data it guards
- * before the lock is marked consistent. 0 or ATR_ESYS. */
+/* Locks m, waiting no longer than the calling thread's patience
+ * (atr_set_lock_patience; for ever by default). If its owner died,
+ * recover(arg) repairs the data it guards before the lock is marked
+ * consistent, whatever the patience. 0, ATR_ELOCKED (a live holder kept
+ * it past the patience: the caller changes nothing and passes it up) or
+ * ATR_ESYS. Every internal mutex is taken through here, never with
+ * pthread_mutex_lock. */
 int atr__mutex_lock(pthread_mutex_t *m, void (*recover)(void *), void *arg);
+/* The same without waiting at all, whatever the thread's patience: for a
+ * describe that reads without the lock when a live process holds it. */
+int atr__mutex_try(pthread_mutex_t *m, void (*recover)(void *), void *arg);
 /* A full barrier on x86: a robust mutex's unlock exchanges its word (to
  * see its waiters), and every locked instruction orders all memory. */
 void atr__mutex_unlock(pthread_mutex_t *m);

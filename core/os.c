@@ -170,8 +170,44 @@ int atr__mutex_init(pthread_mutex_t *m) {
   return rc;
 }
 
-int atr__mutex_lock(pthread_mutex_t *m, void (*recover)(void *), void *arg) {
-  int rc = pthread_mutex_lock(m);
+/* This thread's patience with a store lock's holder (seconds, < 0: for
+ * ever); see atr_set_lock_patience. Per thread, so that one server thread
+ * that must not hang sets it without changing what a library user's
+ * other threads do. */
+static _Thread_local double os_patience = -1.0;
+
+ATR__EXPORT void atr_set_lock_patience(double seconds) {
+  os_patience = seconds != seconds ? -1.0 : seconds; /* NaN: for ever */
+}
+
+/* Takes m within patience p: 0, EOWNERDEAD, or EBUSY / ETIMEDOUT when
+ * the holder keeps it. */
+static int os_lock_patiently(pthread_mutex_t *m, double p) {
+  struct timespec until;
+
+  if (p < 0)
+    return pthread_mutex_lock(m);
+  if (p == 0)
+    return pthread_mutex_trylock(m);
+  if (p > 1e9)
+    p = 1e9;
+  clock_gettime(CLOCK_MONOTONIC, &until);
+  until.tv_sec += (time_t)p;
+  until.tv_nsec += (long)((p - (double)(time_t)p) * 1e9);
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  /* CLOCK_MONOTONIC: a clock step must neither cut nor stretch it. */
+  return pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &until);
+}
+
+/* atr__mutex_lock and atr__mutex_try, with patience p. */
+static int os_mutex_lock(pthread_mutex_t *m, double p, void (*recover)(void *),
+                         void *arg) {
+  int rc = os_lock_patiently(m, p);
+  if (rc == EBUSY || rc == ETIMEDOUT)
+    return ATR_ELOCKED; /* a live holder that does not let go */
   if (rc == EOWNERDEAD) {
     /* The owner died inside its critical section: repair what it
      * guarded first, then declare the lock usable again. */
@@ -181,6 +217,14 @@ int atr__mutex_lock(pthread_mutex_t *m, void (*recover)(void *), void *arg) {
     return 0;
   }
   return rc == 0 ? 0 : ATR_ESYS;
+}
+
+int atr__mutex_lock(pthread_mutex_t *m, void (*recover)(void *), void *arg) {
+  return os_mutex_lock(m, os_patience, recover, arg);
+}
+
+int atr__mutex_try(pthread_mutex_t *m, void (*recover)(void *), void *arg) {
+  return os_mutex_lock(m, 0, recover, arg);
 }
 
 void atr__mutex_unlock(pthread_mutex_t *m) {

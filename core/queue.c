@@ -521,13 +521,15 @@ out_store:
  * ring from its start would: move both ends to the next lap. Holding
  * put_lock; takes the getters' lock too. A WRAP marker goes first, so a
  * getter at the old head follows even if we die between the commits.
- * 0, or ATR_ECORRUPT if the sides do not fit the ring.
+ * 0, ATR_ELOCKED, or ATR_ECORRUPT if the sides do not fit the ring.
  */
 static int q_restart_empty(const atr_handle *h, struct atr__obj *o) {
   struct atr__queue *q = &o->u.q;
-  int rc = 0;
-  if (atr__record_lock(h->store, o) != 0)
-    return 0;
+  int rc;
+  /* A getters' lock that stays held (ATR_ELOCKED) is passed up: looping
+   * back would spin on it. */
+  if ((rc = atr__record_lock(h->store, o)) != 0)
+    return rc;
   struct atr__qside prod = q->prod, cons = q->cons;
   if (!q_sides_ok(q->ring_size, prod, cons, true))
     rc = ATR_ECORRUPT;
@@ -646,7 +648,11 @@ static int q_take(const atr_handle *h, size_t max, double timeout,
     struct atr__queue *q = &o->u.q;
     struct atr__qside cons = q->cons, prod = {0, q->prod_seen};
     uint64_t waiting = prod.items - cons.items;
-    if (waiting == 0) {
+    /* The hint is as old as our last look: with fewer items than asked
+     * for, look at the putters' side again, so that a batch takes every
+     * item committed before it started (up to max), not just those the
+     * hint knew of. A get of one item seldom needs the look. */
+    if (waiting < max) {
       prod = q_side_load(&q->prod);
       q->prod_seen = prod.items;
       waiting = prod.items - cons.items;

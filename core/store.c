@@ -320,24 +320,32 @@ ATR__EXPORT void atr_store_close(atr_store *s) {
   free(s);
 }
 
-ATR__EXPORT int atr_store_stats_get(atr_store *s, atr_store_stats *st) {
-  int rc;
-  if (s == NULL || st == NULL)
-    return ATR_EINVAL;
-  if ((rc = atr__store_lock(s)) != 0)
-    return rc;
-  st->capacity = s->hdr->size;
-  st->used = s->hdr->heap_off + s->hdr->heap_used;
-  st->objects = s->hdr->objects;
-  st->max_objects = s->hdr->max_objects;
-  atr__store_unlock(s);
-  return 0;
-}
-
 static void store_recover(void *arg) {
   atr_store *s = arg;
   atr__object_recover(s);
   atr__feed_push_resync(s);
+}
+
+/* Never waits for the store lock: a describe must answer while a stopped
+ * process holds it (/metrics, /v1/store). It takes the lock if it is free
+ * (or its holder died: then the counts are repaired first, as any locker
+ * would) and else reads without it, each field one aligned load, the set
+ * possibly straddling a create or a delete in progress. */
+ATR__EXPORT int atr_store_stats_get(atr_store *s, atr_store_stats *st) {
+  int rc;
+  if (s == NULL || st == NULL)
+    return ATR_EINVAL;
+  rc = atr__mutex_try(&s->hdr->lock, store_recover, s);
+  if (rc != 0 && rc != ATR_ELOCKED)
+    return rc;
+  st->capacity = s->hdr->size;
+  st->used = __atomic_load_n(&s->hdr->heap_off, __ATOMIC_RELAXED) +
+             __atomic_load_n(&s->hdr->heap_used, __ATOMIC_RELAXED);
+  st->objects = __atomic_load_n(&s->hdr->objects, __ATOMIC_RELAXED);
+  st->max_objects = s->hdr->max_objects;
+  if (rc == 0)
+    atr__store_unlock(s);
+  return 0;
 }
 
 int atr__store_lock(atr_store *s) {

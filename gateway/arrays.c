@@ -88,6 +88,7 @@ int gw_array_put(struct gw_req *req) {
     goto done;
   }
   if (rv == ATR_CREATED) {
+    req->changed = 1; /* the answer's read may meet a lock: never again */
     answer = gw_reply_object(req, 201, &h, &gw_repr_all);
     goto done;
   }
@@ -97,6 +98,7 @@ int gw_array_put(struct gw_req *req) {
       answer = gw_reply_core(req, rv);
       goto done;
     }
+    req->changed = 1;
   } else if (c.if_match == 2) {
     atr_info info;
     if (atr_handle_stat(&h, &info) != 0 || info.version != c.version) {
@@ -162,6 +164,7 @@ int gw_array_patch(struct gw_req *req) {
       answer = gw_reply_core(req, rv);
       goto done;
     }
+    req->changed = 1;
   }
   answer = gw_reply_object(req, 200, &h, &gw_repr_all);
 done:
@@ -192,6 +195,7 @@ int gw_array_add(struct gw_req *req) {
   rv = atr_array_add(&h, index, delta, &v, &ver);
   if (rv != 0)
     return gw_reply_core(req, rv);
+  req->changed = 1;
   return gw_reply_object(req, 200, &h, &gw_repr_all);
 }
 

@@ -70,6 +70,17 @@ int gw_error_check(void) {
 int gw_reply_core(struct gw_req *req, int rv) {
   const struct gw_errmap *e = gw_error_lookup(rv);
 
+  /* A live process keeps the object's lock: not answered yet while the
+   * request may wait (the daemon parks it and runs it again), then 503
+   * busy, to be tried again a second later. */
+  if (rv == ATR_ELOCKED) {
+    if (gw_req_lock_patient(req)) {
+      req->lock_wait = 1;
+      return GW_DONE;
+    }
+    req->retry_after = 1;
+  }
+
   /* Damage is one object's: say which, so an operator can delete it
    * while the rest of the store keeps working. */
   if (rv == ATR_ECORRUPT && req->name[0] != '\0')

@@ -155,6 +155,10 @@ static void *f_loop(void *arg) {
 
   (void)arg;
   prctl(PR_SET_TIMERSLACK, 1000UL); /* naps of tens of microseconds */
+  /* It reads state lock-free; where a read would need a lock (an array
+   * whose writer stopped mid-copy) it must not wait for it: the event
+   * then carries no state. */
+  atr_set_lock_patience(0);
   for (size_t i = 0; i < F.n_subs; i++)
     F.subs[i]->begin(cur->next);
   for (;;) {

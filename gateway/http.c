@@ -88,6 +88,10 @@ static enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn,
   (void)version;
   if (req == NULL)
     return MHD_NO; /* out of memory in http_on_uri */
+  /* No MHD thread ever waits for a store lock: one held by a stopped
+   * process answers ATR_ELOCKED at once, and the request is parked (a
+   * thread-local store; MHD gives no hook when it starts its threads). */
+  atr_set_lock_patience(0);
   req->conn = conn;
   if (req->answered) {
     /* Answered early: drop the rest of the body. */
@@ -111,7 +115,16 @@ static enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn,
     req->phase = PHASE_RUN;
     /* fall through */
   default:
+    /* Resumed for a client that left (or that left meanwhile): nothing
+     * runs, so a pop takes nothing and a put adds nothing. */
+    if (req->runs > 0 && req->wait.wake != GW_WAKE_NONE &&
+        (req->wait.wake == GW_WAKE_GONE || gw_client_gone(req)))
+      return MHD_NO;
     gw_route_run(req);
+    if (req->lock_wait && !req->answered) {
+      req->lock_wait = 0;
+      gw_park_locked(req); /* runs again when the lock may be free */
+    }
     break;
   }
   return req->close ? MHD_NO : MHD_YES;

@@ -75,6 +75,12 @@ static const char gw_usage[] =
     "  --sse-buffer BYTES  queued per event stream before its events are\n"
     "                      dropped for a resync (ATRIUM_SSE_BUFFER, default "
     "1M)\n"
+    "  --sse-memory BYTES  queued on all event streams together; past it the\n"
+    "                      streams with the most queued are dropped for a\n"
+    "                      resync (ATRIUM_SSE_MEMORY, default 32M)\n"
+    "  --busy-wait SECONDS how long a request waits for an object whose lock\n"
+    "                      a live process keeps (stopped, paused) before it\n"
+    "                      answers 503 busy (ATRIUM_BUSY_WAIT, default 1)\n"
     "  --help              this text\n"
     "A non-loopback --listen needs --token-file.\n";
 
@@ -275,6 +281,8 @@ enum {
   OPT_ALLOW_HOST,
   OPT_SSE_HEARTBEAT,
   OPT_SSE_BUFFER,
+  OPT_SSE_MEMORY,
+  OPT_BUSY_WAIT,
   OPT_HELP,
 };
 
@@ -299,6 +307,8 @@ static const struct {
     {OPT_ALLOW_HOST, "ATRIUM_ALLOW_HOST"},
     {OPT_SSE_HEARTBEAT, "ATRIUM_SSE_HEARTBEAT"},
     {OPT_SSE_BUFFER, "ATRIUM_SSE_BUFFER"},
+    {OPT_SSE_MEMORY, "ATRIUM_SSE_MEMORY"},
+    {OPT_BUSY_WAIT, "ATRIUM_BUSY_WAIT"},
 };
 
 /* Applies one setting; arg belongs to argv or the environment. */
@@ -363,6 +373,15 @@ static int apply(struct gw_config *cfg, int opt, char *arg) {
     if (parse_size(arg, &cfg->sse_buffer) != 0 || cfg->sse_buffer < 1024)
       return -1;
     return 0;
+  case OPT_SSE_MEMORY:
+    if (parse_size(arg, &cfg->sse_memory) != 0 || cfg->sse_memory < 4096)
+      return -1;
+    return 0;
+  case OPT_BUSY_WAIT:
+    if (gw_parse_double(arg, &d) != 0 || d < 0 || d > 3600)
+      return -1;
+    cfg->busy_wait = d;
+    return 0;
   default:
     return -1;
   }
@@ -387,6 +406,8 @@ static int configure(struct gw_config *cfg, int argc, char **argv) {
       {"allow-host", required_argument, NULL, OPT_ALLOW_HOST},
       {"sse-heartbeat", required_argument, NULL, OPT_SSE_HEARTBEAT},
       {"sse-buffer", required_argument, NULL, OPT_SSE_BUFFER},
+      {"sse-memory", required_argument, NULL, OPT_SSE_MEMORY},
+      {"busy-wait", required_argument, NULL, OPT_BUSY_WAIT},
       {"help", no_argument, NULL, OPT_HELP},
       {NULL, 0, NULL, 0}};
   int opt;
@@ -401,6 +422,8 @@ static int configure(struct gw_config *cfg, int argc, char **argv) {
   cfg->max_depth = 64;
   cfg->sse_heartbeat = 15;
   cfg->sse_buffer = (size_t)1 << 20;
+  cfg->sse_memory = (size_t)32 << 20;
+  cfg->busy_wait = 1.0;
   n = sysconf(_SC_NPROCESSORS_ONLN);
   cfg->threads = n > 0 ? (unsigned)n : 1;
 

@@ -27,8 +27,26 @@
  * client has left (a suspended connection does not notice), so that a
  * client that left is never granted anything and holds no connection.
  *
+ * Busy locks. MHD's threads never wait for a store lock (patience 0,
+ * http.c): a request whose operation meets one held by a live process
+ * (ATR_ELOCKED: stopped, paused, hung) is parked too, "locked": in its
+ * object's group when it has one (any event of the object retries it),
+ * else in the group of id 0, and the follower's timer retries it after
+ * a gap that grows from P_RETRY_FIRST to P_RETRY_MAX. Past --busy-wait
+ * it answers 503 busy (gw_req_lock_patient). Retries run the try
+ * function again (gw_park_run) or, for a route that does not wait, the
+ * whole handler (gw_park_locked: it changed nothing, see req.h).
+ *
+ * Clients that leave. A suspended connection is not watched by
+ * libmicrohttpd, so every P_GONE_POLL seconds the follower peeks at the
+ * socket of every parked request (a FIN reads as 0 bytes) and resumes
+ * those whose client has gone, to be closed without trying anything
+ * (a pop takes nothing, a put adds nothing); a resumed request checks
+ * once more before it tries.
+ *
  * Lock order: P.mu, then libmicrohttpd's own (suspend/resume take it);
- * the follower's lock only after P.mu is let go (gw_follow_kick).
+ * the follower's lock only after P.mu is let go (gw_follow_kick). No
+ * store lock is ever waited for: the follower reads state lock-free.
  */
 #include <malloc.h>
 #include <pthread.h>
@@ -44,6 +62,9 @@
 #define P_HOLD_TICK 0.05 /* the same while GW_WAIT_HOLD requests do */
 #define P_TRIM_AT 1024   /* parked requests released: give memory back  */
 #define P_NEVER 1e300
+#define P_RETRY_FIRST 0.002 /* first retry of a request that met a lock  */
+#define P_RETRY_MAX 0.05    /* the longest gap between two such retries */
+#define P_GONE_POLL 0.5     /* seconds between peeks at parked sockets  */
 
 enum { P_OFF = 0, P_ARMED, P_SUSPENDED };
 enum { P_PARKED, P_RETRY, P_EXPIRED };
@@ -65,6 +86,7 @@ static struct {
   size_t draining;      /* resumed for shutdown, not yet completed   */
   double next_deadline;
   double last_check; /* the last periodic re-check             */
+  double last_gone;  /* the last peek at parked clients         */
   uint64_t peak;     /* most requests parked since the last trim  */
   double trim_at[2]; /* when to give memory back (0: not)        */
 } P = {.mu = PTHREAD_MUTEX_INITIALIZER,
@@ -148,6 +170,7 @@ static void p_unlink(struct gw_waiter *w) {
   w->prev = w->next = NULL;
   w->group = NULL;
   w->state = P_OFF;
+  w->locked = 0;
   if (g->head == NULL)
     p_group_drop(g);
 }
@@ -258,6 +281,64 @@ static int p_park(struct gw_req *req) {
   return rv;
 }
 
+/* Parks a request whose try met a lock held by a live process: P_PARKED,
+ * P_RETRY (a change came meanwhile) or P_EXPIRED (stopping). */
+static int p_park_locked(struct gw_req *req) {
+  struct gw_waiter *w = &req->wait;
+  struct gw_wgroup *g = NULL;
+  double now = gw_now(), retry_at = 0;
+  int rv;
+
+  pthread_mutex_lock(&P.mu);
+  if (P.stopping) {
+    p_unlink(w);
+    rv = P_EXPIRED;
+  } else if (w->state == P_ARMED && w->woken) {
+    w->woken = 0;
+    rv = P_RETRY;
+  } else if (w->state == P_OFF && (g = p_group(w->h.id)) == NULL &&
+             (g = p_group_new(&w->h)) == NULL) {
+    rv = P_EXPIRED; /* out of memory: answer busy now */
+  } else {
+    if (w->state == P_OFF) {
+      w->used = 1;
+      p_link(g, w);
+    }
+    w->retry_gap = w->retry_gap <= 0                ? P_RETRY_FIRST
+                   : w->retry_gap * 2 > P_RETRY_MAX ? P_RETRY_MAX
+                                                    : w->retry_gap * 2;
+    retry_at = now + w->retry_gap;
+    if (retry_at > w->lock_deadline)
+      retry_at = w->lock_deadline; /* the last try comes at the bound */
+    w->retry_at = retry_at;
+    w->locked = 1;
+    w->woken = 0;
+    w->wake = GW_WAKE_NONE;
+    gw_req_suspend(req);
+    w->state = P_SUSPENDED;
+    P.parked++;
+    w->group->suspended++;
+    if (retry_at < P.next_deadline)
+      P.next_deadline = retry_at;
+    if (P.parked > P.peak)
+      P.peak = P.parked;
+    rv = P_PARKED;
+  }
+  pthread_mutex_unlock(&P.mu);
+  /* (req may be resumed and gone by now: retry_at is a copy.) */
+  if (rv == P_PARKED)
+    gw_follow_kick(retry_at);
+  return rv;
+}
+
+int gw_park_locked(struct gw_req *req) {
+  if (p_park_locked(req) == P_PARKED)
+    return GW_DONE;
+  /* Stopping (or out of memory): busy now. */
+  req->wait.lock_deadline = -1;
+  return gw_reply_core(req, ATR_ELOCKED);
+}
+
 int gw_park_run(struct gw_req *req, gw_park_try try_op, void *arg, int busy,
                 int *rv) {
   struct gw_waiter *w = &req->wait;
@@ -269,6 +350,22 @@ int gw_park_run(struct gw_req *req, gw_park_try try_op, void *arg, int busy,
     if (!final && p_arm(req) != 0)
       final = 1;
     *rv = try_op(req, arg);
+    if (*rv == ATR_ELOCKED) {
+      if (!gw_req_lock_patient(req)) {
+        p_disarm(req);
+        return GW_NEXT; /* the caller answers 503 busy */
+      }
+      p = p_park_locked(req);
+      if (p == P_PARKED)
+        return GW_DONE;
+      if (p == P_RETRY)
+        continue;
+      w->lock_deadline = -1; /* stopping: busy now */
+      p_disarm(req);
+      return GW_NEXT;
+    }
+    w->lock_deadline = 0; /* a later lock gets a bound of its own */
+    w->retry_gap = 0;
     if (*rv != busy || final) {
       p_disarm(req);
       return GW_NEXT;
@@ -329,6 +426,8 @@ static void p_group_check(struct gw_wgroup *g, int op) {
   atr_info info;
   int64_t items;
 
+  if (g->h.id == 0)
+    return; /* requests that met a lock with no object: the timer's */
   if (op == ATR_OP_DELETED || atr_handle_stat(&g->h, &info) != 0) {
     /* Gone: everyone answers 404 from the handle. */
     for (w = g->head; w; w = next) {
@@ -340,6 +439,12 @@ static void p_group_check(struct gw_wgroup *g, int op) {
   items = (int64_t)info.size;
   for (w = g->head; w; w = next) {
     next = w->next;
+    if (w->locked) {
+      /* The lock may be free now; a re-check leaves it to the timer. */
+      if (op != 0)
+        p_wake(w, GW_WAKE_EVENT);
+      continue;
+    }
     switch (w->kind) {
     case GW_WAIT_WATCH:
       if (info.version > w->version)
@@ -386,6 +491,18 @@ static void p_recheck(struct gw_wgroup *g, void *arg) {
     p_group_check(g, 0);
 }
 
+/* Resumes the parked requests of g whose client has gone. */
+static void p_release_gone(struct gw_wgroup *g, void *arg) {
+  struct gw_waiter *w, *next;
+
+  (void)arg;
+  for (w = g->head; w; w = next) {
+    next = w->next; /* p_wake may free g with its last waiter */
+    if (w->state == P_SUSPENDED && gw_client_gone(p_req(w)))
+      p_wake(w, GW_WAKE_GONE);
+  }
+}
+
 static void p_wake_all(struct gw_wgroup *g, void *arg) {
   struct gw_waiter *w, *next;
   enum gw_wake reason = *(enum gw_wake *)arg;
@@ -406,13 +523,16 @@ static void p_expire(struct gw_wgroup *g, void *arg) {
   struct gw_waiter *w, *next;
 
   for (w = g->head; w; w = next) {
+    /* A request parked on a lock is due to try again at retry_at; its
+     * own deadline is judged when it has the lock. */
+    double due = w->locked ? w->retry_at : w->deadline;
     next = w->next;
     if (w->state != P_SUSPENDED)
       continue;
-    if (w->deadline <= e->now)
-      p_wake(w, GW_WAKE_TIMEOUT);
-    else if (w->deadline < e->next)
-      e->next = w->deadline;
+    if (due <= e->now)
+      p_wake(w, w->locked ? GW_WAKE_EVENT : GW_WAKE_TIMEOUT);
+    else if (due < e->next)
+      e->next = due;
   }
 }
 
@@ -472,6 +592,10 @@ static double p_tick(double now) {
   if (P.parked > 0 && now - P.last_check >= p_tick_every()) {
     p_for_each_group(p_recheck, NULL);
     P.last_check = now;
+  }
+  if (P.parked > 0 && now - P.last_gone >= P_GONE_POLL) {
+    p_for_each_group(p_release_gone, NULL);
+    P.last_gone = now;
   }
   due = P.next_deadline;
   if (P.parked > 0 && P.last_check + p_tick_every() < due)

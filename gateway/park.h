@@ -18,7 +18,9 @@
  *   ...answer from rv...   // done, or busy at the deadline
  *
  * A resumed request runs its handler again (req->runs > 1, req->wait as
- * it was), which calls gw_park_run again.
+ * it was), which calls gw_park_run again - unless its client has gone:
+ * the daemon then closes it without running anything (http.c), so a pop
+ * takes nothing and a put adds nothing.
  */
 #ifndef ATRIUM_GW_PARK_H
 #define ATRIUM_GW_PARK_H
@@ -38,12 +40,20 @@ void gw_park_begin(struct gw_req *req, enum gw_wait_kind kind,
 /*
  * Runs try_op until its result is not busy, the request parks, or the
  * deadline passes (or the daemon stops). Returns GW_DONE when parked (the
- * handler returns GW_DONE at once, without answering), else GW_NEXT with
- * *rv the last result of try_op (busy: the time is up). Between two tries
- * the request is on its object's list, so no change is missed.
+ * handler returns GW_DONE at once, without answering), else GW_NEXT
+ * with *rv the last result of try_op (busy: the time is up; ATR_ELOCKED:
+ * the object's lock stayed held past --busy-wait, the caller's
+ * gw_reply_core answers 503 busy). Between two tries the request is on
+ * its object's list, so no change is missed. try_op meeting ATR_ELOCKED
+ * parks the request too and tries again (see park.c).
  */
 int gw_park_run(struct gw_req *req, gw_park_try try_op, void *arg, int busy,
                 int *rv);
+/* Parks a request whose handler met a lock held by a live process and
+ * left it unanswered (req->lock_wait, see gw_reply_core): its handler
+ * runs again on a change of its object or a short timer. GW_DONE (parked,
+ * or answered 503 busy when it cannot park: shutdown). */
+int gw_park_locked(struct gw_req *req);
 /* Called by the completion callback: the request leaves every list. */
 void gw_park_forget(struct gw_req *req);
 /* Parked requests now (metrics). */

@@ -188,8 +188,6 @@ int gw_queue_pop(struct gw_req *req) {
     req->wait.max = max;
     if (queue_begin(req, GW_WAIT_POP) != GW_NEXT)
       return GW_DONE;
-  } else if (gw_client_gone(req)) {
-    return gw_req_drop(req); /* resumed for a client that left: take nothing */
   }
   memset(&items, 0, sizeof(items));
   if (gw_park_run(req, queue_try_pop, &items, ATR_EEMPTY, &rv) == GW_DONE) {

@@ -175,6 +175,19 @@ int gw_client_gone(struct gw_req *req) {
   return 0;
 }
 
+int gw_req_lock_patient(struct gw_req *req) {
+  struct gw_waiter *w = &req->wait;
+  double now;
+
+  if (req->changed || w->wake == GW_WAKE_SHUTDOWN || w->lock_deadline < 0 ||
+      gw_srv->cfg.busy_wait <= 0)
+    return 0;
+  now = gw_now();
+  if (w->lock_deadline == 0)
+    w->lock_deadline = now + gw_srv->cfg.busy_wait;
+  return now < w->lock_deadline;
+}
+
 /* ------------------------------------------------------------------ answers */
 
 int gw_cors_allowed(const char *origin) {
@@ -242,6 +255,11 @@ int gw_reply(struct gw_req *req, unsigned status, char *body, size_t len,
   if (status == 401)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                             "Bearer realm=\"atrium\"");
+  if (status == 503 && req->retry_after > 0) {
+    char secs[16];
+    snprintf(secs, sizeof(secs), "%d", req->retry_after);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, secs);
+  }
   return gw_reply_response(req, status, resp);
 }
 

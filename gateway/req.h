@@ -52,6 +52,9 @@ struct gw_config {
   int events_given;     /* --events or ATRIUM_EVENTS was set        */
   double sse_heartbeat; /* seconds between SSE comment lines        */
   size_t sse_buffer;    /* bytes queued per SSE stream at most      */
+  size_t sse_memory;    /* bytes queued on all SSE streams at most  */
+  double busy_wait;     /* seconds a request waits for an object
+                           lock a live process keeps, then 503 busy */
   const char *token_file;
   int insecure;
   double max_wait;  /* seconds, caps every timeout              */
@@ -117,6 +120,7 @@ enum gw_wake {
   GW_WAKE_EVENT,    /* something changed: try again                     */
   GW_WAKE_TIMEOUT,  /* the deadline passed                              */
   GW_WAKE_SHUTDOWN, /* the daemon is stopping: answer as if timed out   */
+  GW_WAKE_GONE,     /* the client closed its side: answer no one        */
 };
 /* The parking state of a request: park.c's; a handler sets kind,
  * version or max and h through gw_park_begin. */
@@ -134,6 +138,13 @@ struct gw_waiter {
   size_t max;        /* POP: items wanted                             */
   double deadline;   /* monotonic seconds                             */
   atr_handle h;      /* the incarnation waited on                     */
+  /* A request that found an object's lock held by a live process
+   * (ATR_ELOCKED) is parked and tried again (park.c): */
+  int locked;           /* parked for a busy lock, until retry_at    */
+  double retry_at;      /* when it tries again (or an event first)   */
+  double retry_gap;     /* the gap before the next try (grows)       */
+  double lock_deadline; /* gives up with 503 busy then (0: not set
+                           yet; < 0: at once)                        */
 };
 
 /* What a request was granted (a lock's lease, a permit, a barrier's
@@ -191,6 +202,11 @@ struct gw_req {
   char fence_lock[ATR_NAME_MAX + 1];
   struct gw_grant grant;    /* what the answer hands out (lease.h) */
   struct gw_cond_wait cond; /* a condition wait's progress         */
+  int lock_wait;      /* gw_reply_core left an ATR_ELOCKED unanswered:
+                         the daemon parks the request, runs it again  */
+  int changed;        /* the handler changed the store: an ATR_ELOCKED
+                         now is answered, never run again             */
+  int retry_after;    /* the answer says Retry-After: this (seconds)  */
 };
 
 /* 1 if origin is one --cors-origin allows (listed, or "*"). */
@@ -223,8 +239,13 @@ int gw_req_drop(struct gw_req *req);
  * never call resume with a lock a request thread may want first). */
 void gw_req_suspend(struct gw_req *req);
 void gw_req_resume(struct gw_req *req);
-/* 1 if the client of a resumed request has closed its side. */
+/* 1 if the client of a resumed (or suspended) request has closed its
+ * side (a FIN: recv MSG_PEEK gives 0) or the connection broke. */
 int gw_client_gone(struct gw_req *req);
+/* A request met ATR_ELOCKED: 1 if it may wait for the lock (its
+ * --busy-wait bound starts with the first call), 0 once the bound is up
+ * or when it must answer now (shutdown, a change already made). */
+int gw_req_lock_patient(struct gw_req *req);
 
 /* ----------------------------------------------------------------- answers */
 
@@ -242,7 +263,11 @@ int gw_reply_buf(struct gw_req *req, unsigned status, gw_buf *b,
 /* Answers {"error":{"code":code,"message":msg}} with status. */
 int gw_reply_error(struct gw_req *req, unsigned status, const char *code,
                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-/* Answers the HTTP meaning of core error rv (the error table below). */
+/* Answers the HTTP meaning of core error rv (the error table below).
+ * ATR_ELOCKED, while gw_req_lock_patient says the request may wait, is
+ * not answered: req->lock_wait is set and GW_DONE returned, and the
+ * daemon parks the request and runs its handler again (http.c); once
+ * the bound is up it is 503 busy with Retry-After. */
 int gw_reply_core(struct gw_req *req, int rv);
 /* Answers the HTTP meaning of a JSON codec error about what. */
 int gw_reply_json_error(struct gw_req *req, int rv, const char *what,

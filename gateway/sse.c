@@ -20,11 +20,19 @@
  * queued events that MHD has not started are dropped, and once the client
  * has read what is left it gets a resync batch with the current state.
  *
+ * All streams' queues together are bounded too (--sse-memory): a queue
+ * that must grow past it first sheds the streams with the most queued
+ * (the slowest readers): they are dropped as above and their memory is
+ * given back at once. A drained queue larger than EV_KEEP is freed, a
+ * closed stream's too, and once EV_TRIM_AT bytes went back that way the
+ * follower hands them to the system (malloc_trim: glibc keeps them).
+ *
  * Lock order: E.mu, then libmicrohttpd's own (suspend and resume take
  * it). E.mu is never held while the follower reads object state.
  */
 #include <microhttpd.h>
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +50,8 @@
 #define EV_TOPIC_MAX 200     /* bytes of one prefix                      */
 #define EV_BLOCK (16 * 1024) /* most bytes handed to MHD at once        */
 #define EV_NEVER 1e300
+#define EV_KEEP (64 * 1024)          /* a drained queue keeps this much  */
+#define EV_TRIM_AT ((size_t)4 << 20) /* freed bytes before a malloc_trim */
 
 enum ev_state {
   EV_PENDING, /* waits for the follower: snapshot, replay or resync */
@@ -91,6 +101,9 @@ static struct {
   double next_beat;
   int complained;
   double retry_at; /* a batch failed for want of memory: not before */
+  size_t mem;      /* bytes of every stream's queue (their caps)    */
+  size_t freed;    /* of them freed since the last malloc_trim      */
+  uint64_t shed;   /* streams dropped for the total bound           */
   /* The follower's scratch buffers. */
   gw_buf frame, batch_out, frame_out;
 } E = {.mu = PTHREAD_MUTEX_INITIALIZER, .gone = PTHREAD_COND_INITIALIZER};
@@ -135,13 +148,60 @@ static void ev_drop(struct gw_sse *s) {
   ev_wake(s); /* ev_read must see it drained to ask for the resync */
 }
 
+/* Whether freed queues should go back to the system now: EV_TRIM_AT
+ * bytes went, or some and no stream is left. E.mu held. */
+static int ev_trim_due(void) {
+  if (E.freed < EV_TRIM_AT && (E.freed == 0 || E.n_streams > 0))
+    return 0;
+  E.freed = 0;
+  return 1;
+}
+
+/* Gives back s's queue memory beyond what it still holds. E.mu held. */
+static void ev_shrink(struct gw_sse *s) {
+  size_t left = s->len - s->off;
+  char *q = NULL;
+
+  if (left > 0 && (q = malloc(left)) == NULL)
+    return; /* keeps its buffer */
+  if (left > 0)
+    memcpy(q, s->buf + s->off, left);
+  free(s->buf);
+  E.mem -= s->cap;
+  E.freed += s->cap;
+  s->buf = q;
+  s->cap = s->len = left;
+  s->off = 0;
+  E.mem += s->cap;
+}
+
+/* Makes room for need more bytes under --sse-memory by dropping the
+ * streams with the most queued, but keep; 0 when it fits. E.mu held. */
+static int ev_shed(const struct gw_sse *keep, size_t need) {
+  while (E.mem + need > gw_srv->cfg.sse_memory) {
+    struct gw_sse *worst = NULL;
+    for (struct gw_sse *t = E.streams; t; t = t->next)
+      if (t != keep && t->len - t->off > 0 &&
+          (worst == NULL || t->len - t->off > worst->len - worst->off))
+        worst = t;
+    if (worst == NULL)
+      return -1;
+    ev_drop(worst);
+    ev_shrink(worst);
+    E.shed++;
+  }
+  return 0;
+}
+
 /*
  * Queues p[0..n) (whole events) on s. The --sse-buffer bound applies to
  * what is queued already, so one event always fits an empty queue; with
  * force it does not apply at all (a snapshot or resync batch goes whole;
- * it is bounded by the store's objects). Returns 0, or -1 when s
- * overflowed (its queue was dropped and it waits to drain) or memory ran
- * out (the same). Called with E.mu held.
+ * it is bounded by the store's objects). Growing the queue past
+ * --sse-memory sheds the slowest other streams first, and s itself when
+ * that is not enough (but for force). Returns 0, or -1 when s overflowed
+ * (its queue was dropped and it waits to drain) or memory ran out (the
+ * same). Called with E.mu held.
  */
 static int ev_append(struct gw_sse *s, const char *p, size_t n, int force) {
   if (s->state == EV_DROPPED)
@@ -161,11 +221,18 @@ static int ev_append(struct gw_sse *s, const char *p, size_t n, int force) {
     char *q;
     while (cap < s->len + n)
       cap *= 2;
+    if (ev_shed(s, cap - s->cap) != 0 && !force) {
+      ev_drop(s);
+      ev_shrink(s);
+      E.shed++;
+      return -1;
+    }
     q = realloc(s->buf, cap);
     if (q == NULL) {
       ev_drop(s);
       return -1;
     }
+    E.mem += cap - s->cap;
     s->buf = q;
     s->cap = cap;
   }
@@ -210,8 +277,11 @@ static ssize_t ev_read(void *cls, uint64_t pos, char *buf, size_t max) {
                   (k >= 2 ? s->buf[end - 2] == '\n' : s->last_nl);
     s->last_nl = s->buf[end - 1] == '\n';
     s->off = end;
-    if (s->off == s->len)
+    if (s->off == s->len) {
       s->off = s->len = 0;
+      if (s->cap > EV_KEEP)
+        ev_shrink(s); /* a burst is over: its memory goes back */
+    }
     rv = (ssize_t)k;
   } else if (E.stopping) {
     rv = MHD_CONTENT_READER_END_OF_STREAM;
@@ -383,7 +453,7 @@ void gw_sse_serve(void) {
 
 double gw_sse_tick(double now) {
   double due;
-  int pending, beat;
+  int pending, beat, trim;
 
   pthread_mutex_lock(&E.mu);
   pending = E.n_pending > 0 && now >= E.retry_at;
@@ -403,7 +473,10 @@ double gw_sse_tick(double now) {
   due = E.n_streams > 0 ? E.next_beat : EV_NEVER;
   if (E.n_pending > 0)
     due = E.retry_at > now ? E.retry_at : now;
+  trim = ev_trim_due();
   pthread_mutex_unlock(&E.mu);
+  if (trim)
+    malloc_trim(0); /* queues freed: back to the system */
   return due;
 }
 
@@ -523,6 +596,7 @@ int gw_sse_stream(struct gw_req *req) {
 
 void gw_sse_forget(struct gw_req *req) {
   struct gw_sse *s = req->sse;
+  int trim;
 
   if (s == NULL)
     return;
@@ -537,9 +611,14 @@ void gw_sse_forget(struct gw_req *req) {
   if (s->state == EV_PENDING)
     E.n_pending--;
   E.n_streams--;
+  E.mem -= s->cap;
+  E.freed += s->cap;
   pthread_cond_broadcast(&E.gone);
+  trim = ev_trim_due();
   pthread_mutex_unlock(&E.mu);
   ev_stream_free(s);
+  if (trim)
+    malloc_trim(0); /* closed streams' memory: back to the system */
 }
 
 size_t gw_sse_count(void) {

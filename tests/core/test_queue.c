@@ -317,6 +317,30 @@ static void test_get_batch(void **state) {
   atr_items_free(NULL);
 }
 
+/* A batch get takes every item committed before it started, up to max:
+ * not only those the getters' last look at the putters' side counted. */
+static void test_get_batch_stale_hint(void **state) {
+  tu_fixture *f = fixture(state);
+  atr_items got = {0};
+  atr_handle h;
+  qnew(f->store, "q", 0, 0, 0, &h);
+  for (int i = 0; i < 10; i++)
+    tu_ok(atr_queue_put(&h, &i, sizeof i, 0));
+  tu_ok(atr_queue_get_batch(&h, 1, 0, &got));
+  assert_int_equal(got.count, 1);
+  for (int i = 10; i < 20; i++)
+    tu_ok(atr_queue_put(&h, &i, sizeof i, 0));
+  tu_ok(atr_queue_get_batch(&h, 100, 0, &got));
+  assert_int_equal(got.count, 20); /* 1 + the 19 waiting */
+  for (size_t i = 0; i < got.count; i++) {
+    int v;
+    memcpy(&v, got.data + got.off[i], sizeof v);
+    tu_assert_i64(v, (int64_t)i);
+  }
+  tu_assert_u64(qsize(&h), 0);
+  atr_items_free(&got);
+}
+
 static void test_clear(void **state) {
   tu_fixture *f = fixture(state);
   atr_handle h;
@@ -825,6 +849,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_batch_put, tu_setup, tu_teardown),
       cmocka_unit_test_setup_teardown(test_batch_bytes, tu_setup, tu_teardown),
       cmocka_unit_test_setup_teardown(test_get_batch, tu_setup, tu_teardown),
+      cmocka_unit_test_setup_teardown(test_get_batch_stale_hint, tu_setup,
+                                      tu_teardown),
       cmocka_unit_test_setup_teardown(test_clear, tu_setup, tu_teardown),
       cmocka_unit_test_setup_teardown(test_wrap_around, tu_setup, tu_teardown),
       cmocka_unit_test_setup_teardown(test_timeouts, tu_setup, tu_teardown),
