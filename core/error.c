@@ -60,8 +60,9 @@ ATR__EXPORT const char *atr_op_name(atr_op op) {
       [ATR_OP_BROKEN] = "broken",
       [ATR_OP_RESET] = "reset",
       [ATR_OP_NOTIFY] = "notify",
+      [ATR_OP_DELETE] = "delete",
   };
-  if (op < ATR_OP_CREATED || op > ATR_OP_NOTIFY)
+  if (op < ATR_OP_CREATED || op > ATR_OP_DELETE)
     return "unknown";
   return names[op];
 }
