@@ -460,6 +460,9 @@ static void dict_repair(atr_store *s, struct atr__obj *o) {
 
 static bool dict_needs_shrink(const struct dict_view *v,
                               const struct atr__dict *d) {
+  /* An emptied dict goes back to the size it was made with. */
+  if (d->len == 0 && d->arena_size > DICT_SHRINK_MIN / 8)
+    return true;
   if (d->arena_size <= DICT_SHRINK_MIN)
     return false;
   return d->garbage > (d->used - v->ents) / 2 ||
