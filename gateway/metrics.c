@@ -170,6 +170,7 @@ enum {
   M_FLAG_SET,
   M_BARRIER_WAITING,
   M_BARRIER_BROKEN,
+  M_DICT_LEN,
   M_N_SYNC
 };
 
@@ -189,6 +190,7 @@ static const struct {
                            "Arrived at the barrier in this round."},
     [M_BARRIER_BROKEN] = {"atrium_barrier_broken",
                           "1 while the barrier is broken."},
+    [M_DICT_LEN] = {"atrium_dict_len", "Keys in the dict."},
 };
 
 static void m_sample(gw_buf *fam, int f, const char *name, uint64_t v) {
@@ -216,6 +218,9 @@ static int m_sync(const atr_info *i, void *arg) {
   case ATR_BARRIER:
     m_sample(fam, M_BARRIER_WAITING, i->name, i->n_waiting);
     m_sample(fam, M_BARRIER_BROKEN, i->name, i->broken);
+    break;
+  case ATR_DICT:
+    m_sample(fam, M_DICT_LEN, i->name, i->size);
     break;
   default:
     break;
