@@ -139,7 +139,8 @@ static int dict_view(const atr_store *s, const struct atr__dict *d,
  * (damage). */
 static const struct dict_ent *dict_ent(const struct dict_view *v,
                                        uint64_t off) {
-  if (off % 8 != 0 || off < v->ents || v->used - off < sizeof(struct dict_ent))
+  if (off % 8 != 0 || off < v->ents || off > v->used ||
+      v->used - off < sizeof(struct dict_ent))
     return NULL;
   const struct dict_ent *e = (const void *)(v->a + off);
   uint64_t room = v->used - off - sizeof *e;
