@@ -60,6 +60,8 @@ struct dict_arena {
   uint64_t nb;          /* buckets, a power of two */
   uint64_t buckets_off; /* DICT_BUCKETS_OFF        */
   uint64_t entries_off; /* buckets_off + nb * 8    */
+  uint64_t size;        /* the arena's bytes (a describe reads it here:
+                           one field, arena_off, then names it all) */
 };
 
 struct dict_ent {
@@ -120,6 +122,7 @@ static int dict_view(const atr_store *s, const struct atr__dict *d,
   const struct dict_arena *ar = (const void *)(s->base + off);
   uint64_t nb = ar->nb;
   if (memcmp(ar->magic, DICT_MAGIC, 8) != 0 || nb < DICT_MIN_NB ||
+      ar->size != size ||
       (nb & (nb - 1)) != 0 || ar->buckets_off != DICT_BUCKETS_OFF ||
       nb > (size - DICT_BUCKETS_OFF) / 8 ||
       ar->entries_off != DICT_BUCKETS_OFF + nb * 8)
@@ -332,9 +335,10 @@ static void ring_put(uint8_t *ring, uint64_t *head, uint64_t version,
 
 /* Writes a fresh arena of nb buckets at a (got bytes): header, zeroed
  * buckets. The ring is the caller's. */
-static void dict_arena_init(uint8_t *a, uint64_t nb) {
+static void dict_arena_init(uint8_t *a, uint64_t nb, uint64_t size) {
   struct dict_arena *ar = (void *)a;
   memcpy(ar->magic, DICT_MAGIC, 8);
+  ar->size = size;
   ar->nb = nb;
   ar->buckets_off = DICT_BUCKETS_OFF;
   ar->entries_off = DICT_BUCKETS_OFF + nb * 8;
@@ -349,7 +353,7 @@ static int dict_init(atr_store *s, struct atr__obj *o, void *arg) {
   uint64_t off = atr__heap_alloc(s, want, &got);
   if (off == 0)
     return ATR_ENOSPC;
-  dict_arena_init(s->base + off, DICT_MIN_NB);
+  dict_arena_init(s->base + off, DICT_MIN_NB, got);
   memset(s->base + off + DICT_HDR, 0, DICT_RING);
   d->arena_off = off;
   d->arena_size = got;
@@ -380,8 +384,8 @@ static int dict_lock(const atr_handle *h, struct atr__obj **o,
 static void dict_finish_move(struct atr__dict *d) {
   if (atomic_load(&d->mv.valid) == 0)
     return;
-  d->arena_off = d->mv.off;
   d->arena_size = d->mv.size;
+  __atomic_store_n(&d->arena_off, d->mv.off, __ATOMIC_RELEASE);
   d->used = d->mv.used;
   d->tombs = 0;
   d->garbage = 0;
@@ -514,7 +518,7 @@ static int dict_resize(const atr_handle *h, uint64_t need_bytes,
     goto out;
   }
   uint8_t *a = s->base + off;
-  dict_arena_init(a, nb);
+  dict_arena_init(a, nb, got);
   memcpy(a + DICT_HDR, v.a + DICT_HDR, DICT_RING);
   _Atomic uint64_t *bk = (_Atomic uint64_t *)(void *)(a + DICT_BUCKETS_OFF);
   uint64_t at = DICT_BUCKETS_OFF + nb * 8, mask = nb - 1;
@@ -1117,14 +1121,26 @@ static int dict_kill(atr_store *s, struct atr__obj *o, uint64_t *last) {
   return 0;
 }
 
-/* Lock-free, as every describe: the counters as a moment's view. */
+/* Lock-free, as every describe: the counters as a moment's view. The
+ * arena's size is read from its header, so that one field (arena_off,
+ * changed by a move) names both; a move meanwhile is read again. */
 static int dict_info(atr_store *s, struct atr__obj *o, atr_info *info) {
   struct atr__dict *d = &o->u.d;
+  uint64_t off, size = 0;
+  bool ok = false;
   if (__atomic_load_n(&o->dead, __ATOMIC_ACQUIRE))
     return ATR_ENOENT;
-  uint64_t size = __atomic_load_n(&d->arena_size, __ATOMIC_RELAXED);
-  if (!atr__heap_span_ok(s, __atomic_load_n(&d->arena_off, __ATOMIC_RELAXED),
-                         size))
+  for (int tries = 0; tries < 4 && !ok; tries++) {
+    off = __atomic_load_n(&d->arena_off, __ATOMIC_ACQUIRE);
+    if (!atr__heap_span_ok(s, off, DICT_HDR))
+      continue;
+    size = __atomic_load_n(&((struct dict_arena *)(void *)(s->base + off))->size,
+                           __ATOMIC_RELAXED);
+    ok = size >= DICT_BUCKETS_OFF + DICT_MIN_NB * 8 &&
+         atr__heap_span_ok(s, off, size) &&
+         __atomic_load_n(&d->arena_off, __ATOMIC_ACQUIRE) == off;
+  }
+  if (!ok)
     return ATR_ECORRUPT;
   info->version = __atomic_load_n(&o->version, __ATOMIC_ACQUIRE);
   info->size = __atomic_load_n(&d->len, __ATOMIC_RELAXED);
