@@ -312,12 +312,19 @@ int gw_dict_key_get(struct gw_req *req) {
     if (gw_query_timeout(req, gw_srv->cfg.max_wait, &t) != GW_NEXT ||
         dict_open(req, &h) != GW_NEXT)
       return GW_DONE;
-    gw_park_begin(req, GW_WAIT_ANY, &h, wait != NULL ? t : 0);
+    if (wait == NULL) {
+      /* A plain read: no watch to park. */
+      struct iovec k = {req->key, req->key_len};
+      rv = atr_dict_read(&h, &k, 1, &it, NULL);
+      goto answer;
+    }
+    gw_park_begin(req, GW_WAIT_ANY, &h, t);
   }
   if (gw_park_run(req, dict_try_key, &it, 1, &rv) == GW_DONE) {
     atr_dict_items_free(&it);
     return GW_DONE; /* parked */
   }
+answer:
   if (rv < 0)
     answer = gw_reply_core(req, rv);
   else if (it.count == 0)
