@@ -153,6 +153,20 @@ static const struct dict_ent *dict_ent(const struct dict_view *v,
   return e;
 }
 
+/* The entry of the next key from bucket *i on (*i moves past it): 1 with
+ * *e, 0 past the last bucket, ATR_ECORRUPT on a damaged entry. */
+static int dict_next(const struct dict_view *v, uint64_t *i,
+                     const struct dict_ent **e) {
+  for (; *i < v->nb; (*i)++) {
+    uint64_t b = atomic_load_explicit(&v->bk[*i], memory_order_relaxed);
+    if (b == 0 || b == DICT_TOMB)
+      continue;
+    (*i)++;
+    return (*e = dict_ent(v, b)) != NULL ? 1 : ATR_ECORRUPT;
+  }
+  return 0;
+}
+
 ATR__EXPORT int atr_dict_key_check(const char *key, size_t len) {
   const unsigned char *p = (const unsigned char *)key;
   if (key == NULL || len == 0 || len > ATR_DICT_KEY_MAX)
@@ -494,19 +508,13 @@ static int dict_resize(const atr_handle *h, uint64_t need_bytes,
     return rc == ATR_ENOENT ? 0 : rc;
   }
   struct atr__dict *d = &o->u.d;
+  const struct dict_ent *e;
   uint64_t live = 0, keys = 0;
-  for (uint64_t i = 0; i < v.nb; i++) {
-    uint64_t b = atomic_load_explicit(&v.bk[i], memory_order_relaxed);
-    const struct dict_ent *e;
-    if (b == 0 || b == DICT_TOMB)
-      continue;
-    if ((e = dict_ent(&v, b)) == NULL) {
-      rc = ATR_ECORRUPT;
-      goto out;
-    }
+  for (uint64_t i = 0; (rc = dict_next(&v, &i, &e)) == 1; keys++)
     live += dict_ent_size(e->klen, e->vlen);
-    keys++;
-  }
+  if (rc < 0)
+    goto out;
+  rc = 0;
   uint64_t nb = DICT_MIN_NB;
   while (nb < 2 * (keys + need_keys))
     nb *= 2;
@@ -522,11 +530,7 @@ static int dict_resize(const atr_handle *h, uint64_t need_bytes,
   memcpy(a + DICT_HDR, v.a + DICT_HDR, DICT_RING);
   _Atomic uint64_t *bk = (_Atomic uint64_t *)(void *)(a + DICT_BUCKETS_OFF);
   uint64_t at = DICT_BUCKETS_OFF + nb * 8, mask = nb - 1;
-  for (uint64_t i = 0; i < v.nb; i++) {
-    uint64_t b = atomic_load_explicit(&v.bk[i], memory_order_relaxed);
-    if (b == 0 || b == DICT_TOMB)
-      continue;
-    const struct dict_ent *e = dict_ent(&v, b);
+  for (uint64_t i = 0; dict_next(&v, &i, &e) == 1;) {
     uint64_t size = dict_ent_size(e->klen, e->vlen), j = e->hash & mask;
     memcpy(a + at, e, size);
     while (atomic_load_explicit(&bk[j], memory_order_relaxed) != 0)
@@ -979,15 +983,8 @@ ATR__EXPORT int atr_dict_page(const atr_handle *h, const char *after,
     rc = ATR_ENOMEM;
     goto out;
   }
-  for (uint64_t i = 0; i < v.nb; i++) {
-    uint64_t b = atomic_load_explicit(&v.bk[i], memory_order_relaxed);
-    const struct dict_ent *e;
-    if (b == 0 || b == DICT_TOMB)
-      continue;
-    if ((e = dict_ent(&v, b)) == NULL) {
-      rc = ATR_ECORRUPT;
-      goto out;
-    }
+  const struct dict_ent *e;
+  for (uint64_t i = 0; (rc = dict_next(&v, &i, &e)) == 1;) {
     if (after != NULL && dict_key_cmp(e, &a.e) <= 0)
       continue;
     if (n < cap) {
@@ -998,6 +995,9 @@ ATR__EXPORT int atr_dict_page(const atr_handle *h, const char *after,
       heap_down(hp, n, 0);
     }
   }
+  if (rc < 0)
+    goto out;
+  rc = 0;
   qsort(hp, n, sizeof *hp, dict_ent_pcmp);
   size_t take = limit == 0 || n <= limit ? n : limit;
   if (more != NULL)

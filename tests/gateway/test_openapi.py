@@ -529,12 +529,10 @@ class OpenApi(unittest.TestCase):
                 self.assertEqual((resp.status, error_code(resp)), (status, code), resp)
                 self.assertEqual(errors, [])
 
-    def test_1b_sync(self):
-        """The synchronisation routes, in order (tokens are the answers'),
-        each answer checked against the spec."""
-        g = self.gw
-        state = {}
-
+    def exchanger(self, g):
+        """ex(method, path, body, status, code, headers): one exchange with
+        g, its status and error code asserted and its answer checked
+        against the spec; the answer's JSON."""
         def ex(method, path, body=None, status=200, code=None, headers=None):
             text = None if body is None else J(body)
             resp, errors = self.run_exchange(g, method, path, text, headers)
@@ -542,6 +540,15 @@ class OpenApi(unittest.TestCase):
                 self.assertEqual((resp.status, error_code(resp)), (status, code), resp)
                 self.assertEqual(errors, [])
             return resp.json if resp.body else None
+        return ex
+
+    def test_1b_sync(self):
+        """The synchronisation routes, in order (tokens are the answers'),
+        each answer checked against the spec."""
+        g = self.gw
+        state = {}
+
+        ex = self.exchanger(g)
 
         ex("PUT", "/v1/locks/sl", {}, 201)
         ex("PUT", "/v1/locks/sl", {"reentrant": True}, 200)
@@ -633,13 +640,7 @@ class OpenApi(unittest.TestCase):
         """The dict routes, each answer checked against the spec."""
         g = self.gw
 
-        def ex(method, path, body=None, status=200, code=None, headers=None):
-            text = None if body is None else J(body)
-            resp, errors = self.run_exchange(g, method, path, text, headers)
-            with self.subTest(method=method, path=path, body=(text or "")[:50]):
-                self.assertEqual((resp.status, error_code(resp)), (status, code), resp)
-                self.assertEqual(errors, [])
-            return resp.json if resp.body else None
+        ex = self.exchanger(g)
 
         ex("PUT", "/v1/dicts/sd", {}, 201)
         ex("PUT", "/v1/dicts/sd", {"items": {"a": 1, "b/c": [2]}})
