@@ -122,8 +122,8 @@ static int dict_view(const atr_store *s, const struct atr__dict *d,
   const struct dict_arena *ar = (const void *)(s->base + off);
   uint64_t nb = ar->nb;
   if (memcmp(ar->magic, DICT_MAGIC, 8) != 0 || nb < DICT_MIN_NB ||
-      ar->size != size ||
-      (nb & (nb - 1)) != 0 || ar->buckets_off != DICT_BUCKETS_OFF ||
+      ar->size != size || (nb & (nb - 1)) != 0 ||
+      ar->buckets_off != DICT_BUCKETS_OFF ||
       nb > (size - DICT_BUCKETS_OFF) / 8 ||
       ar->entries_off != DICT_BUCKETS_OFF + nb * 8)
     return ATR_ECORRUPT;
@@ -334,8 +334,8 @@ static inline uint64_t ring_rec_size(size_t klen) {
 /* Appends one record at *head (moved past it). */
 static void ring_put(uint8_t *ring, uint64_t *head, uint64_t version,
                      const char *key, size_t klen, int del) {
-  struct dict_ring_rec r = {.version = version, .klen = (uint16_t)klen,
-                            .del = (uint8_t)del};
+  struct dict_ring_rec r = {
+      .version = version, .klen = (uint16_t)klen, .del = (uint8_t)del};
   uint64_t len = ring_rec_size(klen);
   static const char zeros[8];
   ring_write(ring, *head, &r, sizeof r);
@@ -441,8 +441,7 @@ static void dict_commit(struct atr__obj *o, const struct dict_view *v,
     if (!redo && k++ >= stores)
       return;
     if (st[i].pos < v->nb)
-      atomic_store_explicit(&v->bk[st[i].pos], st[i].val,
-                            memory_order_release);
+      atomic_store_explicit(&v->bk[st[i].pos], st[i].val, memory_order_release);
   }
   if (!redo && k++ >= stores)
     return;
@@ -605,8 +604,8 @@ static int dict_check_ops(const atr_dict_op *ops, size_t n,
     need->set_bytes += dict_ent_size(ops[i].key_len, ops[i].value_len);
     need->keys++;
   }
-  need->bytes = need->set_bytes + sizeof(struct dict_log) +
-                n * sizeof(struct dict_store);
+  need->bytes =
+      need->set_bytes + sizeof(struct dict_log) + n * sizeof(struct dict_store);
   return dict_dups(ops, n);
 }
 
@@ -671,8 +670,8 @@ static int dict_update(const atr_handle *h, const atr_dict_op *ops, size_t n,
   uint64_t at = v.used, log_off = v.used + need.set_bytes;
   struct dict_log *l = (void *)(v.a + log_off);
   struct dict_store *st = (void *)(l + 1);
-  struct dict_log next = {0, d->len, d->tombs, 0, d->garbage, d->ring_head,
-                          version};
+  struct dict_log next = {0,          d->len,       d->tombs, 0,
+                          d->garbage, d->ring_head, version};
   for (size_t i = 0; i < n; i++) {
     const atr_dict_op *op = &ops[i];
     const struct dict_ent *e = NULL;
@@ -1134,8 +1133,9 @@ static int dict_info(atr_store *s, struct atr__obj *o, atr_info *info) {
     off = __atomic_load_n(&d->arena_off, __ATOMIC_ACQUIRE);
     if (!atr__heap_span_ok(s, off, DICT_HDR))
       continue;
-    size = __atomic_load_n(&((struct dict_arena *)(void *)(s->base + off))->size,
-                           __ATOMIC_RELAXED);
+    size =
+        __atomic_load_n(&((struct dict_arena *)(void *)(s->base + off))->size,
+                        __ATOMIC_RELAXED);
     ok = size >= DICT_BUCKETS_OFF + DICT_MIN_NB * 8 &&
          atr__heap_span_ok(s, off, size) &&
          __atomic_load_n(&d->arena_off, __ATOMIC_ACQUIRE) == off;

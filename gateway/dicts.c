@@ -218,9 +218,9 @@ int gw_dict_get(struct gw_req *req) {
   if (lim != NULL) {
     int64_t l;
     if (gw_parse_int64(lim, &l) != 0 || l < 1 || l > DICT_PAGE_MAX)
-      return gw_reply_error(req, 400, "invalid_query",
-                            "limit must be an integer 1.." GW_STR(
-                                DICT_PAGE_MAX));
+      return gw_reply_error(
+          req, 400, "invalid_query",
+          "limit must be an integer 1.." GW_STR(DICT_PAGE_MAX));
     limit = (size_t)l;
   }
   if (araw != NULL &&
@@ -230,8 +230,8 @@ int gw_dict_get(struct gw_req *req) {
   if (kraw != NULL && (araw != NULL || lim != NULL))
     return gw_reply_error(req, 400, "invalid_query",
                           "?keys= does not page: no ?after= or ?limit=");
-  if (kraw != NULL && dict_query_keys(req, kraw, klen, &keys, &n, &kbuf) !=
-                          GW_NEXT)
+  if (kraw != NULL &&
+      dict_query_keys(req, kraw, klen, &keys, &n, &kbuf) != GW_NEXT)
     goto out;
   if (dict_open(req, &h) != GW_NEXT)
     goto out;
@@ -297,34 +297,35 @@ static int dict_try_key(struct gw_req *req, void *arg) {
 }
 
 int gw_dict_key_get(struct gw_req *req) {
+  const char *wait = gw_req_query(req, "wait");
   atr_dict_items it = {0};
   int rv, answer;
 
-  if (req->runs == 1) {
-    const char *wait = gw_req_query(req, "wait");
-    const char *why = NULL;
+  if (wait == NULL) {
+    /* A plain read, on every run (one after a busy lock too): no watch
+     * to park. */
+    struct iovec k = {req->key, req->key_len};
     atr_handle h;
-    double t = 0;
-    req->wait.version = 0;
-    if (wait != NULL &&
-        gw_query_version_parse(wait, &req->wait.version, &why) != 0)
-      return gw_reply_error(req, 400, "invalid_query", "%s", why);
-    if (gw_query_timeout(req, gw_srv->cfg.max_wait, &t) != GW_NEXT ||
-        dict_open(req, &h) != GW_NEXT)
+    if (dict_open(req, &h) != GW_NEXT)
       return GW_DONE;
-    if (wait == NULL) {
-      /* A plain read: no watch to park. */
-      struct iovec k = {req->key, req->key_len};
-      rv = atr_dict_read(&h, &k, 1, &it, NULL);
-      goto answer;
+    rv = atr_dict_read(&h, &k, 1, &it, NULL);
+  } else {
+    if (req->runs == 1) {
+      const char *why = NULL;
+      atr_handle h;
+      double t = 0;
+      if (gw_query_version_parse(wait, &req->wait.version, &why) != 0)
+        return gw_reply_error(req, 400, "invalid_query", "%s", why);
+      if (gw_query_timeout(req, gw_srv->cfg.max_wait, &t) != GW_NEXT ||
+          dict_open(req, &h) != GW_NEXT)
+        return GW_DONE;
+      gw_park_begin(req, GW_WAIT_ANY, &h, t);
     }
-    gw_park_begin(req, GW_WAIT_ANY, &h, t);
+    if (gw_park_run(req, dict_try_key, &it, 1, &rv) == GW_DONE) {
+      atr_dict_items_free(&it);
+      return GW_DONE; /* parked */
+    }
   }
-  if (gw_park_run(req, dict_try_key, &it, 1, &rv) == GW_DONE) {
-    atr_dict_items_free(&it);
-    return GW_DONE; /* parked */
-  }
-answer:
   if (rv < 0)
     answer = gw_reply_core(req, rv);
   else if (it.count == 0)

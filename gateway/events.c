@@ -146,8 +146,7 @@ static void ev_event(const atr_event *ev) {
   if (ev->op != ATR_OP_DELETED &&
       gw_repr_open(gw_srv->store, ev->kind, ev->name, ev->id, &h) == 0 &&
       gw_repr_state(&V.state, &h, &gw_repr_list, NULL) == 0 &&
-      ev->kind == ATR_DICT &&
-      (ev->op == ATR_OP_SET || ev->op == ATR_OP_DELETE))
+      ev->kind == ATR_DICT && (ev->op == ATR_OP_SET || ev->op == ATR_OP_DELETE))
     ev_dict_keys(&V.state, &h, ev->op);
   ev_message(topic, tl, ev->seq, ev->kind, ev->name, op, V.state.data,
              V.state.len);

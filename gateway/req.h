@@ -177,8 +177,8 @@ struct gw_cond_wait {
 struct gw_req {
   struct MHD_Connection *conn;
   const struct gw_route *route;
-  char *uri;                   /* the raw request target           */
-  char name[ATR_NAME_MAX + 1]; /* the {name} segment               */
+  char *uri;                      /* the raw request target           */
+  char name[ATR_NAME_MAX + 1];    /* the {name} segment               */
   char key[ATR_DICT_KEY_MAX + 1]; /* a dict's {key} segment, decoded */
   size_t key_len;
   unsigned method;
@@ -204,11 +204,11 @@ struct gw_req {
   char fence_lock[ATR_NAME_MAX + 1];
   struct gw_grant grant;    /* what the answer hands out (lease.h) */
   struct gw_cond_wait cond; /* a condition wait's progress         */
-  int lock_wait;      /* gw_reply_core left an ATR_ELOCKED unanswered:
-                         the daemon parks the request, runs it again  */
-  int changed;        /* the handler changed the store: an ATR_ELOCKED
-                         now is answered, never run again             */
-  int retry_after;    /* the answer says Retry-After: this (seconds)  */
+  int lock_wait;            /* gw_reply_core left an ATR_ELOCKED unanswered:
+                               the daemon parks the request, runs it again  */
+  int changed;              /* the handler changed the store: an ATR_ELOCKED
+                               now is answered, never run again             */
+  int retry_after;          /* the answer says Retry-After: this (seconds)  */
 };
 
 /* 1 if origin is one --cors-origin allows (listed, or "*"). */

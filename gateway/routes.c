@@ -127,8 +127,7 @@ static const struct gw_route gw_routes[] = {
     {GW_POST, "/v1/conditions/{name}/notify", gw_cond_notify, NAMED | NEED,
      "condition_notify"},
     {GW_GET, "/v1/dicts", gw_dict_list, 0, "dicts_list"},
-    {GW_PUT, "/v1/dicts/{name}", gw_dict_put, NAMED | BODY | FENCE,
-     "dict_put"},
+    {GW_PUT, "/v1/dicts/{name}", gw_dict_put, NAMED | BODY | FENCE, "dict_put"},
     {GW_GET, "/v1/dicts/{name}", gw_dict_get, NAMED, "dict_get"},
     {GW_PATCH, "/v1/dicts/{name}", gw_dict_patch, NAMED | NEED | FENCE,
      "dict_patch"},
@@ -236,10 +235,9 @@ int gw_route_match(unsigned method, const char *path, size_t len,
     m->name[name_len] = '\0';
   }
   /* A dict's key: decoded from the raw path (%2F is a slash in it). */
-  if (key != NULL &&
-      (gw_pct_decode(key, key_len, 0, m->key, sizeof(m->key), &m->key_len) !=
-           0 ||
-       atr_dict_key_check(m->key, m->key_len) != 0))
+  if (key != NULL && (gw_pct_decode(key, key_len, 0, m->key, sizeof(m->key),
+                                    &m->key_len) != 0 ||
+                      atr_dict_key_check(m->key, m->key_len) != 0))
     return GW_ROUTE_EKEY;
   return GW_ROUTE_OK;
 }

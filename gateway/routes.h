@@ -58,10 +58,10 @@ struct gw_route {
 
 /* What gw_route_match finds for a method and a raw path. */
 struct gw_match {
-  const struct gw_route *route; /* for the method; NULL: none        */
-  unsigned allow;               /* methods of the path (HEAD if GET) */
-  int open;                     /* a route of the path needs no token */
-  char name[ATR_NAME_MAX + 1];  /* the {name} segment (GW_ROUTE_OK)  */
+  const struct gw_route *route;   /* for the method; NULL: none        */
+  unsigned allow;                 /* methods of the path (HEAD if GET) */
+  int open;                       /* a route of the path needs no token */
+  char name[ATR_NAME_MAX + 1];    /* the {name} segment (GW_ROUTE_OK)  */
   char key[ATR_DICT_KEY_MAX + 1]; /* the {key} segment, decoded      */
   size_t key_len;
 };

@@ -58,7 +58,7 @@ extern "C" {
   X(EBROKEN, "barrier is broken")                                              \
   X(EOVERRELEASE, "released past the semaphore's bound")                       \
   X(ESTALE, "fence no longer holds the lock")                                  \
-  X(ELOCKED, "object is held by a process that does not let go; try again")   \
+  X(ELOCKED, "object is held by a process that does not let go; try again")    \
   X(ENOKEY, "no such key in the dict")                                         \
   X(EKEY, "invalid dict key (1-256 bytes of UTF-8 without NUL)")
 
@@ -732,8 +732,7 @@ int atr_dict_key_check(const char *key, size_t len);
 
 /* Opens the dict called name; with ATR_CREATE a missing one is created
  * empty. Returns ATR_CREATED or 0, as atr_value_open. */
-int atr_dict_open(atr_store *store, const char *name, int flags,
-                  atr_handle *h);
+int atr_dict_open(atr_store *store, const char *name, int flags, atr_handle *h);
 
 /* Keys, values and versions copied out of a dict: item k's key is
  * data[item[k].key_off..+key_len), its value data[value_off..+value_len).

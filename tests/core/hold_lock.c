@@ -5,7 +5,7 @@
  * `docker pause` or a debugger would. The gateway's tests
  * (tests/gateway/test_busy.py) use it; it is no part of the library.
  *
- *   hold_lock STORE array|midcopy|put|get|store NAME
+ *   hold_lock STORE array|midcopy|put|get|dict|store NAME
  *
  * Prints "held" once the lock is held, raises SIGSTOP, and after SIGCONT
  * lets go, prints "released" and exits 0. midcopy holds an array's lock
@@ -29,7 +29,7 @@ int main(int argc, char **argv) {
 
   if (argc != 4) {
     fprintf(stderr,
-            "usage: hold_lock STORE array|midcopy|put|get|store NAME\n");
+            "usage: hold_lock STORE array|midcopy|put|get|dict|store NAME\n");
     return 2;
   }
   atr_store_opts_init(&opts);
@@ -44,8 +44,10 @@ int main(int argc, char **argv) {
   } else {
     int array =
         strcmp(argv[2], "array") == 0 || strcmp(argv[2], "midcopy") == 0;
-    rc = array ? atr_array_open(s, argv[3], 0, 0, 0, NULL, &h)
-               : atr_queue_open(s, argv[3], 0, NULL, &h);
+    int dict = strcmp(argv[2], "dict") == 0;
+    rc = array  ? atr_array_open(s, argv[3], 0, 0, 0, NULL, &h)
+         : dict ? atr_dict_open(s, argv[3], 0, &h)
+                : atr_queue_open(s, argv[3], 0, NULL, &h);
     if (rc != 0) {
       fprintf(stderr, "hold_lock: %s: %s\n", argv[3], atr_strerror(rc));
       return 2;
@@ -54,7 +56,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[2], "put") == 0) {
       m = &o->u.q.put_lock;
       rc = atr__mutex_lock(m, NULL, NULL);
-    } else if (array || strcmp(argv[2], "get") == 0) {
+    } else if (array || dict || strcmp(argv[2], "get") == 0) {
       m = &o->lock;
       rc = atr__record_lock(s, o);
       if (rc == 0 && strcmp(argv[2], "midcopy") == 0) {

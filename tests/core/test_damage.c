@@ -439,8 +439,7 @@ static void expect_dict_entries_corrupt(const char *path, struct objs *o) {
   tu_assert_rc(atr_dict_set(&o->d, "k3", 2, "v", 1, 0, NULL), ATR_ECORRUPT);
   tu_assert_rc(atr_dict_pop(&o->d, "k1", 2, 0, NULL), ATR_ECORRUPT);
   tu_assert_rc(atr_dict_read(&o->d, &k, 1, &it, NULL), ATR_ECORRUPT);
-  tu_assert_rc(atr_dict_page(&o->d, NULL, 0, 0, &it, NULL, NULL),
-               ATR_ECORRUPT);
+  tu_assert_rc(atr_dict_page(&o->d, NULL, 0, 0, &it, NULL, NULL), ATR_ECORRUPT);
   tu_assert_u64(it.count, 0);
   tu_ok(atr_dict_changes(&o->d, 0, &it, NULL, NULL));
   atr_dict_items_free(&it);
@@ -454,8 +453,7 @@ static void expect_dict_corrupt(const char *path, struct objs *o) {
   tu_assert_rc(atr_dict_get(&o->d, "k1", 2, buf, sizeof buf, NULL, NULL),
                ATR_ECORRUPT);
   tu_assert_rc(atr_dict_set(&o->d, "k3", 2, "v", 1, 0, NULL), ATR_ECORRUPT);
-  tu_assert_rc(atr_dict_page(&o->d, NULL, 0, 0, &it, NULL, NULL),
-               ATR_ECORRUPT);
+  tu_assert_rc(atr_dict_page(&o->d, NULL, 0, 0, &it, NULL, NULL), ATR_ECORRUPT);
   tu_assert_rc(atr_dict_changes(&o->d, 0, &it, NULL, NULL), ATR_ECORRUPT);
   tu_assert_u64(it.count, 0);
   atr_dict_items_free(&it);

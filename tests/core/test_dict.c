@@ -29,8 +29,8 @@ static const char *get_str(const atr_handle *h, const char *key,
                            uint64_t *version) {
   static char buf[4096];
   size_t len = 0;
-  int rc = atr_dict_get(h, key, strlen(key), buf, sizeof buf - 1, &len,
-                        version);
+  int rc =
+      atr_dict_get(h, key, strlen(key), buf, sizeof buf - 1, &len, version);
   if (rc == ATR_ENOKEY)
     return "";
   tu_ok(rc);
@@ -100,9 +100,9 @@ static void test_basics(void **state) {
   tu_assert_rc(atr_dict_set(&h, "", 0, "1", 1, 0, NULL), ATR_EKEY);
   tu_assert_rc(atr_dict_set(&h, "a\0b", 3, "1", 1, 0, NULL), ATR_EKEY);
   tu_assert_rc(atr_dict_key_check("\xc3\x28", 2), ATR_EKEY);
-  tu_assert_rc(atr_dict_key_check("\xc0\xaf", 2), ATR_EKEY);  /* overlong */
+  tu_assert_rc(atr_dict_key_check("\xc0\xaf", 2), ATR_EKEY);     /* overlong */
   tu_assert_rc(atr_dict_key_check("\xed\xa0\x80", 3), ATR_EKEY); /* D800 */
-  tu_assert_rc(atr_dict_key_check("\xe2\x82", 2), ATR_EKEY); /* cut short */
+  tu_assert_rc(atr_dict_key_check("\xe2\x82", 2), ATR_EKEY);     /* cut short */
   tu_ok(atr_dict_key_check("caf\xc3\xa9/\xf0\x9f\x98\x80", 10));
 
   tu_case("update: all or none");
@@ -443,9 +443,9 @@ static int kill_writer(void *arg) {
       snprintf(val[i], sizeof val[i], "%llu", (unsigned long long)g);
       ops[i] = op_set(key[i], val[i]);
     }
-    ops[KW_KEYS] = (atr_dict_op){"big", 3, big,
-                                 (size_t)tu_rand_below(&rnd, sizeof big),
-                                 (int)(g & 1), 0};
+    ops[KW_KEYS] = (atr_dict_op){
+        "big",        3, big, (size_t)tu_rand_below(&rnd, sizeof big),
+        (int)(g & 1), 0};
     TU_CHILD_CHECK(atr_dict_update(&h, ops, KW_KEYS + 1, NULL) == 0);
   }
 }

@@ -38,8 +38,8 @@ int main(int argc, char **argv) {
   if (strcmp(argv[1], "set") == 0) {
     if (argc != 6)
       return fprintf(stderr, "usage: dict_tool set PATH DICT KEY VALUE\n"), 1;
-    rv = atr_dict_set(&h, argv[4], strlen(argv[4]), argv[5], strlen(argv[5]),
-                      0, &version);
+    rv = atr_dict_set(&h, argv[4], strlen(argv[4]), argv[5], strlen(argv[5]), 0,
+                      &version);
     if (rv < 0)
       return fail("atr_dict_set", rv);
   } else {

@@ -19,6 +19,8 @@ sys.path.insert(0, os.path.join(gw.ROOT, "tests", "events"))
 import evlib  # noqa: E402
 
 DICT_TOOL = os.path.join(gw.BUILD, "tests", "gateway", "dict_tool")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_busy import Holder  # noqa: E402
 
 
 def q(key):
@@ -28,6 +30,7 @@ def q(key):
 
 
 class DictTest(gw.GatewayCase):
+    gateway_args = ("--busy-wait", "1")
 
     def put_key(self, d, key, value, headers=None):
         return self.gw.request("PUT", "/v1/dicts/%s/keys/%s" % (d, q(key)),
@@ -281,6 +284,29 @@ class DictTest(gw.GatewayCase):
             self.assertLess(len(e.json["keys"]), 200)
         finally:
             sse.close()
+
+    def test_busy_lock(self):
+        """A process stopped holding the dict's lock: its reads and writes
+        answer 503 busy within --busy-wait and change nothing; describing
+        it (a listing) needs no lock; once it goes on, all works."""
+        self.gw.put("/v1/dicts/d.busy", {"items": {"a": 1}})
+        before = self.state("d.busy")
+        holder = Holder(self.gw.store, "dict", "d.busy")
+        try:
+            for method, path, body in (("GET", "/v1/dicts/d.busy/keys/a", None),
+                                       ("PUT", "/v1/dicts/d.busy/keys/a", 2),
+                                       ("PATCH", "/v1/dicts/d.busy", {"delete": ["a"]}),
+                                       ("GET", "/v1/dicts/d.busy", None)):
+                t0 = time.monotonic()
+                r = self.gw.request(method, path, json_body=body)
+                self.assertEqual((r.status, r.error), (503, "busy"), (method, path, r))
+                self.assertLess(time.monotonic() - t0, 5)
+            listed = {o["name"]: o for o in self.gw.get("/v1/dicts").json["dicts"]}
+            self.assertEqual(listed["d.busy"]["len"], 1)
+        finally:
+            holder.resume()
+        self.assertEqual(self.state("d.busy"), before)
+        self.assertEqual(self.put_key("d.busy", "a", 2).status, 200)
 
     def test_metrics(self):
         self.gw.put("/v1/dicts/d.metric", {"items": {"a": 1, "b": 2}})
