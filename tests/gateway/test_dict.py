@@ -30,7 +30,7 @@ def q(key):
 
 
 class DictTest(gw.GatewayCase):
-    gateway_args = ("--busy-wait", "1")
+    gateway_args = ("--busy-wait", "1", "--events", "tcp://127.0.0.1:0")
 
     def put_key(self, d, key, value, headers=None):
         return self.gw.request("PUT", "/v1/dicts/%s/keys/%s" % (d, q(key)),
@@ -307,6 +307,19 @@ class DictTest(gw.GatewayCase):
             holder.resume()
         self.assertEqual(self.state("d.busy"), before)
         self.assertEqual(self.put_key("d.busy", "a", 2).status, 200)
+
+    def test_events_name_the_keys_on_nng(self):
+        self.gw.put("/v1/dicts/d.nng", {})
+        sub = evlib.Sub(evlib.events_url(self.gw), "dict/d.nng/")
+        try:
+            sub.sync(lambda: self.put_key("d.nng", "poke", 1),
+                     lambda e: e.topic == "dict/d.nng/set")
+            self.gw.request("DELETE", "/v1/dicts/d.nng/keys/poke")
+            e = sub.wait(lambda e: e.topic == "dict/d.nng/delete", 5, "delete")
+            self.assertEqual(e.json["keys"], ["poke"])
+            self.assertFalse(e.json["keys_truncated"])
+        finally:
+            sub.close()
 
     def test_metrics(self):
         self.gw.put("/v1/dicts/d.metric", {"items": {"a": 1, "b": 2}})
