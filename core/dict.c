@@ -1,6 +1,7 @@
 /*
  * dict.c - dicts: string keys to byte values, one hash table per dict in
- * one heap block (its arena), changed under the record lock.
+ * one heap block (its arena), changed under the record lock. Its reads
+ * are dict_read.c's; dict.h is what the two share.
  *
  * The arena (offsets from its start; all of it is read from the file and
  * checked before use, dict_view and dict_ent):
@@ -35,86 +36,14 @@
  * across deletes and re-sets and (versions start above the store's
  * version_floor) across a delete and re-create of the dict.
  */
-#include "internal.h"
+#include "dict.h"
 
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define DICT_MAGIC "ATRDICT1"
-#define DICT_HDR 64u
-#define DICT_RING 4096u
-/* A commit writes at most this many ring bytes, past the ring's head
- * and before the commit point: the DICT_RING - DICT_RING_BUDGET bytes
- * before the head are whole even after a commit died half-way. */
-#define DICT_RING_BUDGET 1024u
-#define DICT_RING_TRUST (DICT_RING - DICT_RING_BUDGET)
-#define DICT_BUCKETS_OFF (DICT_HDR + DICT_RING)
-#define DICT_MIN_NB 16u
-#define DICT_TOMB 1u
-/* Arenas above this are shrunk once mostly garbage. */
-#define DICT_SHRINK_MIN (64u << 10)
-
-struct dict_arena {
-  char magic[8];
-  uint64_t nb;          /* buckets, a power of two */
-  uint64_t buckets_off; /* DICT_BUCKETS_OFF        */
-  uint64_t entries_off; /* buckets_off + nb * 8    */
-  uint64_t size;        /* the arena's bytes (a describe reads it here:
-                           one field, arena_off, then names it all) */
-};
-
-struct dict_ent {
-  uint64_t version;
-  uint64_t hash;
-  uint32_t vlen;
-  uint16_t klen;
-  uint16_t pad;
-  /* key, then value, then padding to 8 */
-};
-
-/* The redo log of a commit, at d->log_off; n bucket stores follow it. */
-struct dict_log {
-  uint64_t n;
-  uint64_t len, tombs, used, garbage, ring_head, version;
-};
-struct dict_store {
-  uint64_t pos, val;
-};
-
-struct dict_ring_rec {
-  uint64_t version;
-  uint16_t klen; /* 0: a marker: this commit changed keys not recorded */
-  uint8_t del;
-  uint8_t pad[5];
-  /* key, padding to 8, then the record's length (uint64_t) */
-};
-
-/* A checked view of a dict's committed arena. */
-struct dict_view {
-  uint8_t *a;
-  uint64_t size, nb, ents, used;
-  _Atomic uint64_t *bk;
-};
-
-static inline uint64_t dict_r8(uint64_t n) {
-  return (n + 7) & ~(uint64_t)7;
-}
-
-static inline uint64_t dict_ent_size(uint64_t klen, uint64_t vlen) {
-  return dict_r8(sizeof(struct dict_ent) + klen + vlen);
-}
-
-static inline const char *dict_ent_key(const struct dict_ent *e) {
-  return (const char *)(e + 1);
-}
-
-static inline const char *dict_ent_val(const struct dict_ent *e) {
-  return (const char *)(e + 1) + e->klen;
-}
-
-static int dict_view(const atr_store *s, const struct atr__dict *d,
-                     struct dict_view *v) {
+int atr__dict_view(const atr_store *s, const struct atr__dict *d,
+                   struct dict_view *v) {
   uint64_t off = d->arena_off, size = d->arena_size;
   if (!atr__heap_span_ok(s, off, size) ||
       size < DICT_BUCKETS_OFF + DICT_MIN_NB * 8)
@@ -140,8 +69,7 @@ static int dict_view(const atr_store *s, const struct atr__dict *d,
 
 /* The entry at off if it lies whole in the committed entries, else NULL
  * (damage). */
-static const struct dict_ent *dict_ent(const struct dict_view *v,
-                                       uint64_t off) {
+const struct dict_ent *atr__dict_ent(const struct dict_view *v, uint64_t off) {
   if (off % 8 != 0 || off < v->ents || off > v->used ||
       v->used - off < sizeof(struct dict_ent))
     return NULL;
@@ -155,14 +83,14 @@ static const struct dict_ent *dict_ent(const struct dict_view *v,
 
 /* The entry of the next key from bucket *i on (*i moves past it): 1 with
  * *e, 0 past the last bucket, ATR_ECORRUPT on a damaged entry. */
-static int dict_next(const struct dict_view *v, uint64_t *i,
-                     const struct dict_ent **e) {
+int atr__dict_next(const struct dict_view *v, uint64_t *i,
+                   const struct dict_ent **e) {
   for (; *i < v->nb; (*i)++) {
     uint64_t b = atomic_load_explicit(&v->bk[*i], memory_order_relaxed);
     if (b == 0 || b == DICT_TOMB)
       continue;
     (*i)++;
-    return (*e = dict_ent(v, b)) != NULL ? 1 : ATR_ECORRUPT;
+    return (*e = atr__dict_ent(v, b)) != NULL ? 1 : ATR_ECORRUPT;
   }
   return 0;
 }
@@ -205,57 +133,6 @@ ATR__EXPORT int atr_dict_key_check(const char *key, size_t len) {
   return 0;
 }
 
-/* --------------------------------------------------------------- items */
-
-ATR__EXPORT void atr_dict_items_free(atr_dict_items *items) {
-  if (items == NULL)
-    return;
-  free(items->data);
-  free(items->item);
-  memset(items, 0, sizeof *items);
-}
-
-static int items_add(atr_dict_items *out, const char *key, size_t klen,
-                     const char *val, size_t vlen, uint64_t version, int del) {
-  if (out->count == out->item_cap) {
-    size_t cap = out->item_cap ? out->item_cap * 2 : 16;
-    atr_dict_item *it = realloc(out->item, cap * sizeof *it);
-    if (it == NULL)
-      return ATR_ENOMEM;
-    out->item = it;
-    out->item_cap = cap;
-  }
-  if (out->data_cap - out->data_len < klen + vlen + 1) {
-    size_t cap = out->data_cap ? out->data_cap : 256;
-    while (cap - out->data_len < klen + vlen + 1)
-      cap *= 2;
-    char *data = realloc(out->data, cap);
-    if (data == NULL)
-      return ATR_ENOMEM;
-    out->data = data;
-    out->data_cap = cap;
-  }
-  atr_dict_item *it = &out->item[out->count++];
-  it->key_off = out->data_len;
-  it->key_len = klen;
-  memcpy(out->data + out->data_len, key, klen);
-  out->data_len += klen;
-  it->value_off = out->data_len;
-  it->value_len = vlen;
-  if (vlen > 0)
-    memcpy(out->data + out->data_len, val, vlen);
-  out->data_len += vlen;
-  out->data[out->data_len] = 0; /* a value that is text reads as a string */
-  it->version = version;
-  it->deleted = del;
-  return 0;
-}
-
-static int items_add_ent(atr_dict_items *out, const struct dict_ent *e) {
-  return items_add(out, dict_ent_key(e), e->klen, dict_ent_val(e), e->vlen,
-                   e->version, 0);
-}
-
 /* -------------------------------------------------------------- lookup */
 
 static inline bool dict_taken(const uint8_t *taken, uint64_t i) {
@@ -268,9 +145,9 @@ static inline bool dict_taken(const uint8_t *taken, uint64_t i) {
  * of its probe that no earlier op of the same commit took (`taken`, may
  * be NULL). ATR_ECORRUPT on a damaged entry or a table with no room.
  */
-static int dict_find(const struct dict_view *v, const char *key, size_t klen,
-                     uint64_t hash, const uint8_t *taken, uint64_t *pos,
-                     const struct dict_ent **e) {
+int atr__dict_find(const struct dict_view *v, const char *key, size_t klen,
+                   uint64_t hash, const uint8_t *taken, uint64_t *pos,
+                   const struct dict_ent **e) {
   uint64_t mask = v->nb - 1, i = hash & mask, free_at = UINT64_MAX;
   bool absent = false;
   for (uint64_t n = 0; n < v->nb; n++, i = (i + 1) & mask) {
@@ -288,7 +165,7 @@ static int dict_find(const struct dict_view *v, const char *key, size_t klen,
     }
     if (absent)
       continue; /* looking for a free bucket only */
-    const struct dict_ent *x = dict_ent(v, b);
+    const struct dict_ent *x = atr__dict_ent(v, b);
     if (x == NULL)
       return ATR_ECORRUPT;
     if (x->hash == hash && x->klen == klen &&
@@ -317,7 +194,8 @@ static void ring_write(uint8_t *ring, uint64_t at, const void *src, size_t n) {
   }
 }
 
-static void ring_read(const uint8_t *ring, uint64_t at, void *dst, size_t n) {
+void atr__dict_ring_read(const uint8_t *ring, uint64_t at, void *dst,
+                         size_t n) {
   uint8_t *p = dst;
   for (size_t k = 0; k < n;) {
     uint64_t o = (at + k) % DICT_RING;
@@ -325,10 +203,6 @@ static void ring_read(const uint8_t *ring, uint64_t at, void *dst, size_t n) {
     memcpy(p + k, ring + o, run);
     k += run;
   }
-}
-
-static inline uint64_t ring_rec_size(size_t klen) {
-  return sizeof(struct dict_ring_rec) + dict_r8(klen) + 8;
 }
 
 /* Appends one record at *head (moved past it). */
@@ -381,12 +255,12 @@ ATR__EXPORT int atr_dict_open(atr_store *s, const char *name, int flags,
 }
 
 /* The record lock of a live dict and a view of its arena. */
-static int dict_lock(const atr_handle *h, struct atr__obj **o,
-                     struct dict_view *v) {
+int atr__dict_lock(const atr_handle *h, struct atr__obj **o,
+                   struct dict_view *v) {
   int rc;
   if ((rc = atr__handle_lock(h, ATR_DICT, o)) != 0)
     return rc;
-  if ((rc = dict_view(h->store, &(*o)->u.d, v)) != 0)
+  if ((rc = atr__dict_view(h->store, &(*o)->u.d, v)) != 0)
     atr__mutex_unlock(&(*o)->lock);
   return rc;
 }
@@ -465,7 +339,7 @@ static void dict_repair(atr_store *s, struct atr__obj *o) {
   if (atomic_load(&d->log_valid) != 0) {
     struct dict_log *l;
     /* The log's bucket stores name entries up to its `used`. */
-    if (dict_view(s, d, &v) == 0 && (l = dict_log_of(&v, d)) != NULL &&
+    if (atr__dict_view(s, d, &v) == 0 && (l = dict_log_of(&v, d)) != NULL &&
         l->used >= v.ents && l->used <= v.size && l->used <= d->log_off) {
       dict_commit(o, &v, l, INT_MAX, true);
     }
@@ -502,14 +376,14 @@ static int dict_resize(const atr_handle *h, uint64_t need_bytes,
   int rc;
   if ((rc = atr__store_lock(s)) != 0)
     return rc;
-  if ((rc = dict_lock(h, &o, &v)) != 0) {
+  if ((rc = atr__dict_lock(h, &o, &v)) != 0) {
     atr__store_unlock(s);
     return rc == ATR_ENOENT ? 0 : rc;
   }
   struct atr__dict *d = &o->u.d;
   const struct dict_ent *e;
   uint64_t live = 0, keys = 0;
-  for (uint64_t i = 0; (rc = dict_next(&v, &i, &e)) == 1; keys++)
+  for (uint64_t i = 0; (rc = atr__dict_next(&v, &i, &e)) == 1; keys++)
     live += dict_ent_size(e->klen, e->vlen);
   if (rc < 0)
     goto out;
@@ -529,7 +403,7 @@ static int dict_resize(const atr_handle *h, uint64_t need_bytes,
   memcpy(a + DICT_HDR, v.a + DICT_HDR, DICT_RING);
   _Atomic uint64_t *bk = (_Atomic uint64_t *)(void *)(a + DICT_BUCKETS_OFF);
   uint64_t at = DICT_BUCKETS_OFF + nb * 8, mask = nb - 1;
-  for (uint64_t i = 0; dict_next(&v, &i, &e) == 1;) {
+  for (uint64_t i = 0; atr__dict_next(&v, &i, &e) == 1;) {
     uint64_t size = dict_ent_size(e->klen, e->vlen), j = e->hash & mask;
     memcpy(a + at, e, size);
     while (atomic_load_explicit(&bk[j], memory_order_relaxed) != 0)
@@ -649,7 +523,7 @@ static int dict_update(const atr_handle *h, const atr_dict_op *ops, size_t n,
   if (n > 1 && (chg = calloc(n, 1)) == NULL)
     return ATR_ENOMEM;
   for (int tries = 0;; tries++) {
-    if ((rc = dict_lock(h, &o, &v)) != 0)
+    if ((rc = atr__dict_lock(h, &o, &v)) != 0)
       goto out_free;
     if (dict_has_room(&v, &o->u.d, &need))
       break;
@@ -676,7 +550,7 @@ static int dict_update(const atr_handle *h, const atr_dict_op *ops, size_t n,
     const atr_dict_op *op = &ops[i];
     const struct dict_ent *e = NULL;
     uint64_t pos, hash = atr__hash(op->key, op->key_len);
-    int found = dict_find(&v, op->key, op->key_len, hash, taken, &pos, &e);
+    int found = atr__dict_find(&v, op->key, op->key_len, hash, taken, &pos, &e);
     if (found < 0) {
       rc = found;
       goto out;
@@ -707,7 +581,7 @@ static int dict_update(const atr_handle *h, const atr_dict_op *ops, size_t n,
     if (found)
       next.garbage += dict_ent_size(e->klen, e->vlen);
     if (op->del) {
-      if (old != NULL && (rc = items_add_ent(old, e)) != 0)
+      if (old != NULL && (rc = atr__dict_items_add_ent(old, e)) != 0)
         goto out;
       st[next.n++] = (struct dict_store){pos, DICT_TOMB};
       next.len--;
@@ -833,278 +707,6 @@ ATR__EXPORT int atr_dict_pop(const atr_handle *h, const char *key, size_t klen,
   int rc = dict_update(h, &op, 1, INT_MAX, true, old, &res);
   if (rc == 0)
     dict_after(h, &res);
-  return rc;
-}
-
-/* ----------------------------------------------------------------- reads */
-
-ATR__EXPORT int atr_dict_get(const atr_handle *h, const char *key, size_t klen,
-                             void *buf, size_t cap, size_t *len,
-                             uint64_t *version) {
-  struct atr__obj *o;
-  struct dict_view v;
-  const struct dict_ent *e = NULL;
-  uint64_t pos;
-  int rc;
-  if (h == NULL || (buf == NULL && cap > 0))
-    return ATR_EINVAL;
-  if ((rc = atr_dict_key_check(key, klen)) != 0)
-    return rc;
-  uint64_t hash = atr__hash(key, klen);
-  if ((rc = dict_lock(h, &o, &v)) != 0)
-    return rc;
-  rc = dict_find(&v, key, klen, hash, NULL, &pos, &e);
-  if (rc == 1) {
-    rc = ATR_ENOKEY;
-  } else if (rc == 0) {
-    if (len != NULL)
-      *len = e->vlen;
-    if (version != NULL)
-      *version = e->version;
-    if (e->vlen > cap)
-      rc = ATR_ETOOBIG;
-    else if (e->vlen > 0)
-      memcpy(buf, dict_ent_val(e), e->vlen);
-  }
-  atr__mutex_unlock(&o->lock);
-  return rc;
-}
-
-ATR__EXPORT int atr_dict_read(const atr_handle *h, const struct iovec *keys,
-                              size_t n, atr_dict_items *out,
-                              uint64_t *version) {
-  struct atr__obj *o;
-  struct dict_view v;
-  size_t count, data_len;
-  int rc;
-  if (h == NULL || out == NULL || (keys == NULL && n > 0))
-    return ATR_EINVAL;
-  for (size_t i = 0; i < n; i++)
-    if ((rc = atr_dict_key_check(keys[i].iov_base, keys[i].iov_len)) != 0)
-      return rc;
-  count = out->count;
-  data_len = out->data_len;
-  if ((rc = dict_lock(h, &o, &v)) != 0)
-    return rc;
-  for (size_t i = 0; i < n && rc == 0; i++) {
-    const struct dict_ent *e = NULL;
-    uint64_t pos;
-    const char *k = keys[i].iov_base;
-    rc = dict_find(&v, k, keys[i].iov_len, atr__hash(k, keys[i].iov_len), NULL,
-                   &pos, &e);
-    if (rc == 1)
-      rc = 0;
-    else if (rc == 0)
-      rc = items_add_ent(out, e);
-  }
-  if (version != NULL)
-    *version = o->version;
-  atr__mutex_unlock(&o->lock);
-  if (rc != 0) {
-    out->count = count;
-    out->data_len = data_len;
-  }
-  return rc;
-}
-
-static int dict_key_cmp(const struct dict_ent *a, const struct dict_ent *b) {
-  size_t n = a->klen < b->klen ? a->klen : b->klen;
-  int c = memcmp(dict_ent_key(a), dict_ent_key(b), n);
-  if (c != 0)
-    return c;
-  return a->klen < b->klen ? -1 : a->klen > b->klen;
-}
-
-static int dict_ent_pcmp(const void *x, const void *y) {
-  return dict_key_cmp(*(const struct dict_ent *const *)x,
-                      *(const struct dict_ent *const *)y);
-}
-
-/* The largest-key-on-top heap of a page's candidates. */
-static void heap_down(const struct dict_ent **hp, size_t n, size_t i) {
-  for (;;) {
-    size_t l = 2 * i + 1, r = l + 1, m = i;
-    if (l < n && dict_key_cmp(hp[l], hp[m]) > 0)
-      m = l;
-    if (r < n && dict_key_cmp(hp[r], hp[m]) > 0)
-      m = r;
-    if (m == i)
-      return;
-    const struct dict_ent *t = hp[i];
-    hp[i] = hp[m];
-    hp[m] = t;
-    i = m;
-  }
-}
-
-static void heap_up(const struct dict_ent **hp, size_t i) {
-  while (i > 0) {
-    size_t p = (i - 1) / 2;
-    if (dict_key_cmp(hp[i], hp[p]) <= 0)
-      return;
-    const struct dict_ent *t = hp[i];
-    hp[i] = hp[p];
-    hp[p] = t;
-    i = p;
-  }
-}
-
-ATR__EXPORT int atr_dict_page(const atr_handle *h, const char *after,
-                              size_t after_len, size_t limit,
-                              atr_dict_items *out, int *more,
-                              uint64_t *version) {
-  struct atr__obj *o;
-  struct dict_view v;
-  const struct dict_ent **hp = NULL;
-  size_t count, data_len, n = 0, cap;
-  int rc;
-  if (h == NULL || out == NULL || (after == NULL && after_len > 0) ||
-      after_len > ATR_DICT_KEY_MAX)
-    return ATR_EINVAL;
-  /* A key made of after[0..after_len) and the entry header, for the
-   * comparisons. */
-  union {
-    struct dict_ent e;
-    char room[sizeof(struct dict_ent) + ATR_DICT_KEY_MAX];
-  } a;
-  memset(&a.e, 0, sizeof a.e);
-  a.e.klen = (uint16_t)after_len;
-  if (after_len > 0)
-    memcpy(a.room + sizeof a.e, after, after_len);
-  count = out->count;
-  data_len = out->data_len;
-  if ((rc = dict_lock(h, &o, &v)) != 0)
-    return rc;
-  /* Room for limit + 1 candidates (the one past the page says "more"),
-   * or for every key. */
-  cap = limit == 0 || limit >= v.nb ? v.nb : limit + 1;
-  if ((hp = malloc(cap * sizeof *hp)) == NULL) {
-    rc = ATR_ENOMEM;
-    goto out;
-  }
-  const struct dict_ent *e;
-  for (uint64_t i = 0; (rc = dict_next(&v, &i, &e)) == 1;) {
-    if (after != NULL && dict_key_cmp(e, &a.e) <= 0)
-      continue;
-    if (n < cap) {
-      hp[n] = e;
-      heap_up(hp, n++);
-    } else if (dict_key_cmp(e, hp[0]) < 0) {
-      hp[0] = e;
-      heap_down(hp, n, 0);
-    }
-  }
-  if (rc < 0)
-    goto out;
-  rc = 0;
-  qsort(hp, n, sizeof *hp, dict_ent_pcmp);
-  size_t take = limit == 0 || n <= limit ? n : limit;
-  if (more != NULL)
-    *more = n > take;
-  for (size_t i = 0; i < take && rc == 0; i++)
-    rc = items_add_ent(out, hp[i]);
-  if (version != NULL)
-    *version = o->version;
-out:
-  atr__mutex_unlock(&o->lock);
-  free(hp);
-  if (rc != 0) {
-    out->count = count;
-    out->data_len = data_len;
-  }
-  return rc;
-}
-
-static bool dict_alive(const atr_handle *h, struct atr__obj *o) {
-  return atomic_load_explicit(&o->id, memory_order_acquire) == h->id &&
-         !__atomic_load_n(&o->dead, __ATOMIC_ACQUIRE);
-}
-
-ATR__EXPORT int atr_dict_len(const atr_handle *h, uint64_t *len,
-                             uint64_t *version) {
-  struct atr__obj *o = h != NULL ? atr__obj_of(h) : NULL;
-  if (o == NULL || h->kind != ATR_DICT)
-    return ATR_ENOENT;
-  uint64_t n = __atomic_load_n(&o->u.d.len, __ATOMIC_ACQUIRE);
-  uint64_t ver = __atomic_load_n(&o->version, __ATOMIC_ACQUIRE);
-  if (!dict_alive(h, o))
-    return ATR_ENOENT;
-  if (len != NULL)
-    *len = n;
-  if (version != NULL)
-    *version = ver;
-  return 0;
-}
-
-/* Whether items already names key (a key changed twice since `since`
- * is listed once: its newest change, met first). */
-static bool items_has(const atr_dict_items *it, size_t from, const char *key,
-                      size_t klen) {
-  for (size_t i = from; i < it->count; i++)
-    if (it->item[i].key_len == klen &&
-        memcmp(it->data + it->item[i].key_off, key, klen) == 0)
-      return true;
-  return false;
-}
-
-ATR__EXPORT int atr_dict_changes(const atr_handle *h, uint64_t since,
-                                 atr_dict_items *out, int *truncated,
-                                 uint64_t *version) {
-  struct atr__obj *o;
-  struct dict_view v;
-  size_t count, data_len;
-  int rc, trunc = 0;
-  if (h == NULL || out == NULL)
-    return ATR_EINVAL;
-  count = out->count;
-  data_len = out->data_len;
-  if ((rc = dict_lock(h, &o, &v)) != 0)
-    return rc;
-  const uint8_t *ring = v.a + DICT_HDR;
-  uint64_t head = o->u.d.ring_head, p = head, prev = UINT64_MAX;
-  uint64_t low = head > DICT_RING_TRUST ? head - DICT_RING_TRUST : 0;
-  while (rc == 0) {
-    uint64_t len;
-    struct dict_ring_rec r;
-    char key[ATR_DICT_KEY_MAX];
-    if (p == 0)
-      break; /* the dict's first change: nothing before it */
-    if (p - low < 8) {
-      trunc = 1;
-      break;
-    }
-    ring_read(ring, p - 8, &len, 8);
-    if (len % 8 != 0 || len < ring_rec_size(0) ||
-        len > ring_rec_size(ATR_DICT_KEY_MAX) || len > p - low) {
-      trunc = 1; /* past what the ring keeps */
-      break;
-    }
-    ring_read(ring, p - len, &r, sizeof r);
-    if (r.version <= since)
-      break;
-    if (r.version > prev || ring_rec_size(r.klen) != len) {
-      trunc = 1; /* not a record: damage */
-      break;
-    }
-    prev = r.version;
-    p -= len;
-    if (r.klen == 0) {
-      trunc = 1; /* that commit changed more keys than it recorded */
-      continue;
-    }
-    ring_read(ring, p + sizeof r, key, r.klen);
-    if (!items_has(out, count, key, r.klen))
-      rc = items_add(out, key, r.klen, "", 0, r.version, r.del);
-  }
-  if (version != NULL)
-    *version = o->version;
-  atr__mutex_unlock(&o->lock);
-  if (rc != 0) {
-    out->count = count;
-    out->data_len = data_len;
-  } else if (truncated != NULL) {
-    *truncated = trunc;
-  }
   return rc;
 }
 
