@@ -233,14 +233,16 @@ DEPS_CT_STAMP := build/.deps-containers-ok
 $(DEPS_CT_STAMP): deploy/install-deps.sh
 	@sh deploy/install-deps.sh --containers
 	@mkdir -p $(dir $@) && touch $@
-# The application's C program, linked statically so that it runs in any
-# container; always the plain build (a sanitizer's runtime is not there).
-CT_ADDER := build/tests/containers/adder
+# The application's C programs (the adder; the locker, whose holder and
+# waiter run in containers of their own), linked statically so that they
+# run in any container; always the plain build (a sanitizer's runtime is
+# not there).
+CT_PROGS := build/tests/containers/adder build/tests/containers/locker
 check-containers: $(DEPS_CT_STAMP)
-	@$(MAKE) --no-print-directory BUILD=build SANITIZER= WERROR=-Werror $(CT_ADDER)
+	@$(MAKE) --no-print-directory BUILD=build SANITIZER= WERROR=-Werror $(CT_PROGS)
 	@BUILD=build IMAGE_BUDGET_MB=$(IMAGE_BUDGET_MB) bash tests/containers/check.sh
-tests: $(BUILD)/tests/containers/adder.o
-$(BUILD)/tests/containers/adder: $(BUILD)/tests/containers/adder.o $(LIB_A)
+tests: $(BUILD)/tests/containers/adder.o $(BUILD)/tests/containers/locker.o
+$(BUILD)/tests/containers/adder $(BUILD)/tests/containers/locker: $(BUILD)/tests/containers/%: $(BUILD)/tests/containers/%.o $(LIB_A)
 	$(CC) $(LDFLAGS) -static -o $@ $^
 $(BUILD)/tests/containers/%.o: tests/containers/%.c
 	@mkdir -p $(dir $@)

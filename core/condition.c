@@ -252,11 +252,16 @@ ATR__EXPORT int atr_cond_wait(const atr_handle *h, double timeout,
   /* Settle: the place goes, and says whether a notify reached it (a
    * notify that came with the timeout counts, as in Python). The record
    * may be dead: it lingers for this place. */
-  atr__record_lock(h->store, o);
+  int lrc2 = atr__record_lock(h->store, o);
   bool was = atomic_load(&p->state) == CD_NOTIFIED;
+  /* Unlinked whatever happens (the list is this thread's); without the
+   * record lock (a holder that does not let go, with a patience) the
+   * place stays in the line with a free word: the next sweep frees it. */
   atr__hold_give(&p->hold, self, 0, 0);
-  cd_free(o, p);
-  atr__mutex_unlock(&o->lock);
+  if (lrc2 == 0) {
+    cd_free(o, p);
+    atr__mutex_unlock(&o->lock);
+  }
   if (was && rc == ATR_ETIMEDOUT)
     rc = 0;
   if (notified != NULL)
@@ -286,10 +291,11 @@ ATR__EXPORT int atr_cond_wait_begin(const atr_handle *h, uint64_t token,
   if ((rc = cd_register(h, &o, NULL, deadline, &p)) != 0)
     return rc;
   if ((rc = atr__lock_unlease_all(&lh, token, &depth)) != 0) {
-    atr__record_lock(h->store, o);
-    atr__lease_give(&p->hold, 0, 0);
-    cd_free(o, p);
-    atr__mutex_unlock(&o->lock);
+    if (atr__record_lock(h->store, o) == 0) {
+      atr__lease_give(&p->hold, 0, 0);
+      cd_free(o, p);
+      atr__mutex_unlock(&o->lock);
+    } /* else its lease runs out, and a sweep frees it */
     return rc;
   }
   if (ticket != NULL)

@@ -195,9 +195,10 @@ _Static_assert(offsetof(struct atr__hold, prev) ==
  * holds a process hold; lease bookkeeping is under the record lock. */
 struct atr__lock_state {
   struct atr__hold hold[2];
-  uint64_t count;            /* the holder's depth; 0 while free             */
-  uint64_t fence;            /* the holding acquisition's fence; 0 while free */
-  uint64_t last_fence;       /* the last acquisition's fence                 */
+  uint64_t count;      /* the holder's depth; 0 while free             */
+  uint64_t fence;      /* the holding acquisition's fence; 0 while free */
+  uint64_t last_fence; /* the last acquisition's, or the break or expiry that
+                          spent it */
   _Atomic uint64_t pend_rel; /* coalescing mark of "released"          */
   _Atomic uint32_t waiters;  /* threads waiting now (advisory)         */
   _Atomic uint8_t cur;       /* which hold is the lock's              */

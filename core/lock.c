@@ -190,8 +190,9 @@ static int lk_lease_try(const atr_handle *h, struct atr__obj *o, unsigned c,
  * is still the lock's and the lock alive, then counts and fences it.
  * Returns rc, 1 to try again (it was a broken hold), or ATR_ENOENT.
  */
-static int lk_won_process(const atr_handle *h, struct atr__obj *o, unsigned c,
-                          const struct atr__self *self, int rc) {
+static inline __attribute__((always_inline)) int
+lk_won_process(const atr_handle *h, struct atr__obj *o, unsigned c,
+               const struct atr__self *self, int rc) {
   struct atr__lock_state *l = &o->u.l;
   struct atr__hold *hd = &l->hold[c];
   if (lk_cur(l) != c) {
@@ -474,7 +475,7 @@ static int lk_break_process(struct atr__obj *o, unsigned c) {
     return ATR_ELOCKED;
   l->count = 0;
   l->fence = 0;
-  lk_bump(o);
+  l->last_fence = lk_bump(o);
   atomic_store(&l->cur, (uint8_t)(c ^ 1));
   /* Change the old word after cur (a waiter about to sleep on it then
    * fails its futex wait, or sees cur moved), and wake its sleepers, and
@@ -499,6 +500,9 @@ ATR__EXPORT int atr_lock_break(const atr_handle *h) {
   bool broke = true;
   if ((w & ATR__TID_MASK) == ATR__LEASE_TID) {
     lk_end_lease(h, o, hd, ATR_OP_RELEASED);
+    /* What describes the lock shows the fence grown: the holder's is
+     * spent (the other paths set it with their own bump). */
+    l->last_fence = o->version;
     broke = false; /* published */
   } else if (atr__word_linked(w)) {
     rc = lk_break_process(o, c);
@@ -508,7 +512,7 @@ ATR__EXPORT int atr_lock_break(const atr_handle *h) {
      * free it, so the next taker is not told. */
     l->count = 0;
     l->fence = 0;
-    lk_bump(o);
+    l->last_fence = lk_bump(o);
     atr__lease_give(hd, 0, 1);
   } else {
     broke = false; /* free already */

@@ -123,6 +123,9 @@ static enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn,
     gw_route_run(req);
     if (req->lock_wait && !req->answered) {
       req->lock_wait = 0;
+      /* The run changed nothing (gw_reply_core): the next one is this
+       * one again, with the same req->runs. */
+      req->run_again = 1;
       gw_park_locked(req); /* runs again when the lock may be free */
     }
     break;

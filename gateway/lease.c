@@ -201,6 +201,13 @@ void gw_grant_keep(struct gw_req *req, enum gw_grant_kind kind,
 void gw_grant_undo(struct gw_req *req) {
   struct gw_grant *g = &req->grant;
 
+  if (g->kind == GW_GRANT_NONE)
+    return;
+  /* Giving back cannot be parked (the request is over) and must not be
+   * lost to a moment's contention for the object's lock (a lease would
+   * stay held for its whole ttl): wait for it briefly, as no answer is
+   * waiting on this thread, then go back to never waiting. */
+  atr_set_lock_patience(0.2);
   switch (g->kind) {
   case GW_GRANT_LOCK:
     for (uint64_t i = 0; i < g->count; i++)
@@ -223,5 +230,6 @@ void gw_grant_undo(struct gw_req *req) {
   default:
     break;
   }
+  atr_set_lock_patience(0);
   g->kind = GW_GRANT_NONE;
 }

@@ -20,7 +20,10 @@
  * A resumed request runs its handler again (req->runs > 1, req->wait as
  * it was), which calls gw_park_run again - unless its client has gone:
  * the daemon then closes it without running anything (http.c), so a pop
- * takes nothing and a put adds nothing.
+ * takes nothing and a put adds nothing. A run that met a busy lock and
+ * left the request unanswered (gw_reply_core, ATR_ELOCKED) is not
+ * counted: it runs again with the same req->runs, so a first run's work
+ * (the open, a barrier's arrival) is done on the run that gets through.
  */
 #ifndef ATRIUM_GW_PARK_H
 #define ATRIUM_GW_PARK_H

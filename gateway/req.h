@@ -184,7 +184,9 @@ struct gw_req {
   unsigned method;
   unsigned allow; /* methods of the path (405, CORS)   */
   int phase;      /* http.c's                         */
-  int runs;       /* times the handler ran            */
+  int runs;       /* times the handler ran (a run that met a
+                     busy lock unanswered is not counted: see
+                     run_again)                        */
   int answered;   /* a response is queued             */
   int close;      /* the connection must close        */
   char *body;     /* NUL-terminated past body_len     */
@@ -197,6 +199,15 @@ struct gw_req {
   double t_start;
   struct gw_waiter wait;
   struct gw_sse *sse; /* an event stream (sse.c); freed on completion */
+  int lock_wait;      /* gw_reply_core left an ATR_ELOCKED unanswered:
+                         the daemon parks the request, runs it again  */
+  int run_again;      /* parked for lock_wait: the next run is the
+                         same run again (runs stays), so a waiting
+                         route's first run (runs == 1: open, arrive,
+                         begin) is not skipped                        */
+  int changed;        /* the handler changed the store: an ATR_ELOCKED
+                         now is answered, never run again             */
+  int retry_after;    /* the answer says Retry-After: this (seconds)  */
   /* Atrium-Fence (GW_R_FENCE routes): the handler runs only while that
    * lock holds that fence (routes.c). */
   int fenced;
@@ -204,11 +215,6 @@ struct gw_req {
   char fence_lock[ATR_NAME_MAX + 1];
   struct gw_grant grant;    /* what the answer hands out (lease.h) */
   struct gw_cond_wait cond; /* a condition wait's progress         */
-  int lock_wait;            /* gw_reply_core left an ATR_ELOCKED unanswered:
-                               the daemon parks the request, runs it again  */
-  int changed;              /* the handler changed the store: an ATR_ELOCKED
-                               now is answered, never run again             */
-  int retry_after;          /* the answer says Retry-After: this (seconds)  */
 };
 
 /* 1 if origin is one --cors-origin allows (listed, or "*"). */

@@ -398,7 +398,14 @@ int gw_route_run(struct gw_req *req) {
       }
     }
   }
-  req->runs++;
+  /* A run that met a busy lock and left the request unanswered is run
+   * again as it was (http.c): counting it would make a waiting route
+   * skip its first run's work (the barrier place, the open handle) and
+   * wait on nothing. */
+  if (req->run_again)
+    req->run_again = 0;
+  else
+    req->runs++;
   if (req->fenced)
     return route_run_fenced(req);
   return r->handler(req);

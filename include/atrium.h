@@ -230,7 +230,8 @@ typedef struct atr_info {
   /* the synchronisation kinds (see their sections below) */
   uint64_t waiters;        /* lock, semaphore, flag, condition: waiting now
                               (processes and leases; advisory)               */
-  uint64_t fence;          /* lock: the fence of the last acquisition       */
+  uint64_t fence;          /* lock: the last acquisition's fence, or the
+                              break's or expiry's that spent it           */
   uint64_t count;          /* lock: holds of the holder (reentrant depth; 0:
                               free); semaphore: permits free (its value)     */
   uint64_t bound;          /* semaphore: the bound (0 = none)               */

@@ -15,7 +15,8 @@
 # cache. When it ends, even on a failure or a signal, it removes every
 # container, pod and volume it made and stops its dockerd by its pid.
 #
-# Env: BUILD (where make built the C program, build/tests/containers/adder),
+# Env: BUILD (where make built the C programs, build/tests/containers/adder
+# and locker),
 # IMAGE_BUDGET_MB (the image's size budget, from the Makefile). Each check
 # prints one line; the last line is "N passed, N failed".
 set -u
@@ -25,6 +26,7 @@ BUILD=${BUILD:-build}
 budget=${IMAGE_BUDGET_MB:-90}
 state=${ATRIUM_CT_STATE:-/var/tmp/atrium-containers}
 adder=$top/$BUILD/tests/containers/adder
+locker=$top/$BUILD/tests/containers/locker
 http=$top/tests/containers/http.sh
 image=atrium:latest
 project=atriumct
@@ -67,7 +69,9 @@ give_up() {
 
 [ "$(id -u)" -eq 0 ] || give_up "make check-containers needs root (an engine of its own)"
 [ -n "$base" ] || give_up "no ARG BASE= in the Dockerfile"
-[ -x "$adder" ] || give_up "$adder is missing: run make check-containers"
+for prog in "$adder" "$locker"; do
+  [ -x "$prog" ] || give_up "$prog is missing: run make check-containers"
+done
 for tool in dockerd docker docker-compose podman runc catatonit mmdebstrap; do
   command -v $tool >/dev/null || give_up "$tool is missing: sh deploy/install-deps.sh --containers"
 done
@@ -84,6 +88,10 @@ group_down() {
   docker rm --force ${project}-gapp ${project}-gatriumd >/dev/null 2>&1
   docker volume rm --force $gvol >/dev/null 2>&1
 }
+# The lock's check: its holder's and its waiter's containers.
+locks_down() {
+  docker rm --force ${project}-locka ${project}-lockb >/dev/null 2>&1
+}
 compose() { docker-compose --project-name $project --file deploy/compose.yaml "$@"; }
 podman_own() {
   podman --root "$state/podman/root" --runroot "$state/podman/run" \
@@ -97,6 +105,7 @@ cleanup() {
     umount "$state/podman/volumes" 2>/dev/null
   fi
   if [ -n "$dockerd_pid" ]; then
+    locks_down
     compose down --volumes --timeout 5 >/dev/null 2>&1
     docker rm --force ${project}-other >/dev/null 2>&1
     group_down
@@ -129,6 +138,7 @@ wait_for 60 docker version || {
 }
 # Containers and the store's volume of a run that was killed: its
 # restart policy would even have started atriumd again.
+locks_down
 compose down --volumes --timeout 5 >/dev/null 2>&1
 group_down
 
@@ -289,6 +299,76 @@ refused() {
     grep -qxF "$tool" README.md
 }
 check "another uid (10002) is refused the store with a clear error: $out; $tool" refused
+
+# ------------------------------------------------------------ locks
+# A lock held in one container and awaited in another: each its own PID
+# namespace, where the locker is the first process (pid 1 in both), so
+# the pid in the lock's word names no process the other side can see.
+# What tells B that A died is the kernel's robust list, walked when A's
+# thread exits, whatever its namespace. Both run as atriumd's uid on the
+# compose volume, as the application does.
+lock=crosslock
+# locker_run NAME DOCKER_OPTION MODE...: the locker in a container.
+locker_run() {
+  docker run --name "${project}-$1" "$2" --network none --user 10001:10001 \
+    --volume ${project}_store:/run/atrium --volume "$locker:/locker:ro" \
+    "$base" /locker /run/atrium/store $lock "${@:3}"
+}
+# field KEY LINE: KEY's value in a line the locker printed.
+field() { echo "$2" | sed -n "s/.*\<$1=\([^ ]*\).*/\1/p"; }
+lock_json() { in_app /tmp/http GET /v1/locks/$lock | tail -n +2; }
+# lock_is JSON_FRAGMENT...: the lock's state over HTTP has every fragment.
+lock_is() {
+  local json f
+  json=$(lock_json)
+  for f in "$@"; do [[ $json == *"$f"* ]] || return 1; done
+}
+holder_says() { docker logs ${project}-locka 2>/dev/null | grep -q 'result='; }
+locker_run locka --detach hold >/dev/null &&
+  wait_for 30 holder_says || give_up "container A taking the lock $lock"
+a_line=$(docker logs ${project}-locka 2>&1 | grep 'result=')
+a_pid=$(field pid "$a_line")
+a_fence=$(field fence "$a_line")
+a_host=$(docker inspect --format '{{.State.Pid}}' ${project}-locka)
+json=$(lock_json)
+check "container A (pid $a_pid in its namespace, $a_host on the host) holds $lock, fence $a_fence; HTTP: $json" \
+  lock_is '"held":true' "\"fence\":$a_fence," '"holder":{"type":"process"}'
+# B waits up to 20 s. A's pid is B's own: were the pid what named the
+# holder, B would take the lock as its own or at once.
+locker_run lockb --rm wait 20 >"$log/lockb.out" 2>&1 &
+lockb_job=$!
+wait_for 30 lock_is '"waiters":1'
+b_host=$(docker inspect --format '{{.State.Pid}}' ${project}-lockb 2>/dev/null)
+# Not at once: B is seen waiting, and still is 2 s later.
+b_waits() {
+  lock_is '"waiters":1' && ! wait_for 2 grep -q result= "$log/lockb.out" &&
+    lock_is '"held":true' '"waiters":1'
+}
+check "container B (pid $b_host on the host) waits in atr_lock_acquire while A holds $lock, not returned 2 s later" \
+  b_waits
+killed_at=$(date +%s.%N)
+docker kill ${project}-locka >/dev/null
+wait_for 20 grep -q result= "$log/lockb.out"
+b_line=$(grep 'result=' "$log/lockb.out")
+b_pid=$(field pid "$b_line")
+b_fence=$(field fence "$b_line")
+b_after=$(awk -v end="$(field end "$b_line")" -v kill="$killed_at" \
+  'BEGIN { if (end == "") print "never"; else printf "%.3f", end - kill }')
+abandoned() {
+  [ "$(field result "$b_line")" = ABANDONED ] && [ "$b_after" != never ] &&
+    awk -v t="$b_after" 'BEGIN { exit !(t <= 5) }' &&
+    [ -n "$a_fence" ] && [ -n "$b_fence" ] && [ "$b_fence" -gt "$a_fence" ]
+}
+check "docker kill of A: B's acquire returns $(field result "$b_line") $b_after s later (bound 5 s; it waited $(field waited "$b_line") s), fence $a_fence -> $b_fence" \
+  abandoned
+wait "$lockb_job" # B's timeout bounds it
+lockb_rc=$?
+check "the same pid in both namespaces (A $a_pid, B $b_pid; on the host $a_host and $b_host) confused no one: B released the lock (exit $lockb_rc)" \
+  [ -n "$a_pid" -a "$a_pid" = "$b_pid" -a "$a_host" != "$b_host" -a "$lockb_rc" -eq 0 ]
+json=$(lock_json)
+check "after A's death and B's release, HTTP: $json" \
+  lock_is '"held":false' "\"fence\":$b_fence," '"waiters":0'
+locks_down
 compose down --volumes --timeout 5 >/dev/null 2>&1
 
 # ------------------------------------------------------------ group

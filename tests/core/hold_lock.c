@@ -3,15 +3,17 @@
  * takes one of the store's internal locks as the library does, says so,
  * and stops itself while holding it, as a process paused by SIGSTOP,
  * `docker pause` or a debugger would. The gateway's tests
- * (tests/gateway/test_busy.py) use it; it is no part of the library.
+ * (tests/gateway/test_busy.py, test_sync.py) use it; it is no part of
+ * the library.
  *
- *   hold_lock STORE array|midcopy|put|get|dict|store NAME
+ *   hold_lock STORE array|midcopy|put|get|barrier|dict|store NAME
  *
  * Prints "held" once the lock is held, raises SIGSTOP, and after SIGCONT
  * lets go, prints "released" and exits 0. midcopy holds an array's lock
  * with its sequence odd, as a writer stopped in the middle of copying a
- * slice into place: then even lock-free readers need the lock. Exits 2 on a bad
- * argument or a failed open.
+ * slice into place: then even lock-free readers need the lock. barrier
+ * holds a barrier's record lock (every arrival, poll and leave needs
+ * it). Exits 2 on a bad argument or a failed open.
  */
 #include "internal.h"
 
@@ -29,7 +31,8 @@ int main(int argc, char **argv) {
 
   if (argc != 4) {
     fprintf(stderr,
-            "usage: hold_lock STORE array|midcopy|put|get|dict|store NAME\n");
+            "usage: hold_lock STORE array|midcopy|put|get|barrier|dict|store "
+            "NAME\n");
     return 2;
   }
   atr_store_opts_init(&opts);
@@ -44,10 +47,12 @@ int main(int argc, char **argv) {
   } else {
     int array =
         strcmp(argv[2], "array") == 0 || strcmp(argv[2], "midcopy") == 0;
+    int barrier = strcmp(argv[2], "barrier") == 0;
     int dict = strcmp(argv[2], "dict") == 0;
-    rc = array  ? atr_array_open(s, argv[3], 0, 0, 0, NULL, &h)
-         : dict ? atr_dict_open(s, argv[3], 0, &h)
-                : atr_queue_open(s, argv[3], 0, NULL, &h);
+    rc = array     ? atr_array_open(s, argv[3], 0, 0, 0, NULL, &h)
+         : barrier ? atr_barrier_open(s, argv[3], 0, 0, &h)
+         : dict    ? atr_dict_open(s, argv[3], 0, &h)
+                   : atr_queue_open(s, argv[3], 0, NULL, &h);
     if (rc != 0) {
       fprintf(stderr, "hold_lock: %s: %s\n", argv[3], atr_strerror(rc));
       return 2;
@@ -56,7 +61,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[2], "put") == 0) {
       m = &o->u.q.put_lock;
       rc = atr__mutex_lock(m, NULL, NULL);
-    } else if (array || dict || strcmp(argv[2], "get") == 0) {
+    } else if (array || barrier || dict || strcmp(argv[2], "get") == 0) {
       m = &o->lock;
       rc = atr__record_lock(s, o);
       if (rc == 0 && strcmp(argv[2], "midcopy") == 0) {

@@ -29,17 +29,10 @@ struct report {
   int index, rc, notified, held;
 };
 
-static void on_sigint(int sig) {
-  (void)sig;
-}
-
 /* Takes the lock, waits on the condition, reports, lets go. */
 static int waiter_child(void *arg) {
   struct waiter_arg *a = arg;
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_sigint; /* no SA_RESTART */
-  sigaction(SIGINT, &sa, NULL);
+  tu_catch_sigint();
   atr_store *s = tu_child_open(a->path);
   atr_handle l, c;
   atr_grant g;
@@ -74,6 +67,23 @@ static pid_t start_waiter(tu_fixture *f, struct waiter_arg *a, int index) {
   assert_int_equal(tu_wait_blocked(pid, 10), 0);
   tu_assert_u64(cond_waiters(f->store), before + 1);
   return pid;
+}
+
+/* The lock "l", the condition "c" on it, and the pipes of waiters. */
+static void waiters_begin(tu_fixture *f, atr_handle *l, atr_handle *c,
+                          struct waiter_arg *a, double timeout) {
+  setup_pair(f->store, l, c);
+  *a = (struct waiter_arg){.path = f->path, .timeout = timeout};
+  tu_pipe(a->ready);
+  tu_pipe(a->out);
+}
+
+/* The last waiter ended well, and the line is empty. */
+static void waiters_end(tu_fixture *f, struct waiter_arg *a, pid_t last) {
+  assert_int_equal(tu_wait(last, 10), 0);
+  tu_assert_u64(cond_waiters(f->store), 0);
+  tu_close_pipe(a->ready);
+  tu_close_pipe(a->out);
 }
 
 static struct report read_report(struct waiter_arg *a) {
@@ -143,10 +153,8 @@ static void test_errors_and_timeout(void **state) {
 static void test_notify_oldest_first(void **state) {
   tu_fixture *f = fixture(state);
   atr_handle l, c;
-  setup_pair(f->store, &l, &c);
-  struct waiter_arg a = {.path = f->path, .timeout = 30};
-  tu_pipe(a.ready);
-  tu_pipe(a.out);
+  struct waiter_arg a;
+  waiters_begin(f, &l, &c, &a, 30);
   pid_t pids[3];
   for (int i = 0; i < 3; i++)
     pids[i] = start_waiter(f, &a, i);
@@ -163,21 +171,16 @@ static void test_notify_oldest_first(void **state) {
   }
   tu_assert_u64(notify(&l, &c, UINT64_MAX), 1);
   assert_int_equal(read_report(&a).index, 2);
-  assert_int_equal(tu_wait(pids[2], 10), 0);
-  tu_assert_u64(cond_waiters(f->store), 0);
-  tu_close_pipe(a.ready);
-  tu_close_pipe(a.out);
+  waiters_end(f, &a, pids[2]);
 }
 
 static void test_notify_all(void **state) {
   tu_fixture *f = fixture(state);
   atr_handle l, c;
   atr_cursor cur;
-  setup_pair(f->store, &l, &c);
+  struct waiter_arg a;
+  waiters_begin(f, &l, &c, &a, -1);
   tu_ok(atr_feed_open(f->store, &cur));
-  struct waiter_arg a = {.path = f->path, .timeout = -1};
-  tu_pipe(a.ready);
-  tu_pipe(a.out);
   pid_t pids[4];
   for (int i = 0; i < 4; i++)
     pids[i] = start_waiter(f, &a, i);
@@ -190,24 +193,21 @@ static void test_notify_all(void **state) {
     seen |= 1 << r.index;
   }
   assert_int_equal(seen, 15);
-  for (int i = 0; i < 4; i++)
+  for (int i = 0; i < 3; i++)
     assert_int_equal(tu_wait(pids[i], 10), 0);
+  waiters_end(f, &a, pids[3]);
   atr_event ev;
   int notifies = 0;
   while (atr_feed_next(&cur, &ev, 0) == 0)
     notifies += ev.op == ATR_OP_NOTIFY && strcmp(ev.name, "c") == 0;
   assert_int_equal(notifies, 1);
-  tu_close_pipe(a.ready);
-  tu_close_pipe(a.out);
 }
 
 static void test_killed_waiter_skipped(void **state) {
   tu_fixture *f = fixture(state);
   atr_handle l, c;
-  setup_pair(f->store, &l, &c);
-  struct waiter_arg a = {.path = f->path, .timeout = 30};
-  tu_pipe(a.ready);
-  tu_pipe(a.out);
+  struct waiter_arg a;
+  waiters_begin(f, &l, &c, &a, 30);
   pid_t first = start_waiter(f, &a, 0);
   pid_t second = start_waiter(f, &a, 1);
   assert_int_equal(tu_kill(first), 128 + SIGKILL);
@@ -215,19 +215,14 @@ static void test_killed_waiter_skipped(void **state) {
   struct report r = read_report(&a);
   assert_int_equal(r.index, 1);
   tu_ok(r.rc);
-  assert_int_equal(tu_wait(second, 10), 0);
-  tu_assert_u64(cond_waiters(f->store), 0);
-  tu_close_pipe(a.ready);
-  tu_close_pipe(a.out);
+  waiters_end(f, &a, second);
 }
 
 static void test_sigint_in_wait(void **state) {
   tu_fixture *f = fixture(state);
   atr_handle l, c;
-  setup_pair(f->store, &l, &c);
-  struct waiter_arg a = {.path = f->path, .timeout = -1};
-  tu_pipe(a.ready);
-  tu_pipe(a.out);
+  struct waiter_arg a;
+  waiters_begin(f, &l, &c, &a, -1);
   pid_t pid = start_waiter(f, &a, 0);
   double t0 = tu_now();
   kill(pid, SIGINT);
@@ -236,19 +231,14 @@ static void test_sigint_in_wait(void **state) {
   tu_assert_rc(r.rc, ATR_EINTR);
   assert_int_equal(r.notified, 0);
   assert_int_equal(r.held, 1); /* the lock came back */
-  assert_int_equal(tu_wait(pid, 10), 0);
-  tu_assert_u64(cond_waiters(f->store), 0);
-  tu_close_pipe(a.ready);
-  tu_close_pipe(a.out);
+  waiters_end(f, &a, pid);
 }
 
 static void test_delete_wakes_waiter(void **state) {
   tu_fixture *f = fixture(state);
   atr_handle l, c;
-  setup_pair(f->store, &l, &c);
-  struct waiter_arg a = {.path = f->path, .timeout = -1};
-  tu_pipe(a.ready);
-  tu_pipe(a.out);
+  struct waiter_arg a;
+  waiters_begin(f, &l, &c, &a, -1);
   pid_t pid = start_waiter(f, &a, 0);
   tu_ok(atr_delete(f->store, "c", ATR_CONDITION));
   struct report r = read_report(&a);

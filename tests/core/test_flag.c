@@ -21,24 +21,18 @@ static void flag_new(atr_store *s, const char *name, int set, atr_handle *h) {
                ATR_CREATED);
 }
 
-static atr_info flag_info(const atr_handle *h) {
-  atr_info info;
-  tu_ok(atr_handle_stat(h, &info));
-  return info;
-}
-
 static void test_set_clear(void **state) {
   tu_fixture *f = fixture(state);
   atr_handle h, h2;
   int set = -1;
   flag_new(f->store, "f", 0, &h);
-  atr_info i0 = flag_info(&h);
+  atr_info i0 = tu_info(&h);
   assert_int_equal(i0.kind, ATR_FLAG);
   assert_int_equal(i0.set, 0);
   tu_assert_rc(atr_flag_wait(&h, 0, &set), ATR_ETIMEDOUT);
   assert_int_equal(set, 0);
   tu_ok(atr_flag_set(&h));
-  atr_info i1 = flag_info(&h);
+  atr_info i1 = tu_info(&h);
   assert_int_equal(i1.set, 1);
   assert_true(i1.version > i0.version);
   tu_ok(atr_flag_wait(&h, 0, &set));
@@ -46,18 +40,18 @@ static void test_set_clear(void **state) {
   tu_ok(atr_flag_wait(&h, -1, NULL));
   /* A set flag set again changes nothing, not even its version. */
   tu_ok(atr_flag_set(&h));
-  tu_assert_u64(flag_info(&h).version, i1.version);
+  tu_assert_u64(tu_info(&h).version, i1.version);
   tu_ok(atr_flag_clear(&h));
-  atr_info i2 = flag_info(&h);
+  atr_info i2 = tu_info(&h);
   assert_int_equal(i2.set, 0);
   assert_true(i2.version > i1.version);
   tu_ok(atr_flag_clear(&h));
-  tu_assert_u64(flag_info(&h).version, i2.version);
+  tu_assert_u64(tu_info(&h).version, i2.version);
   /* An existing flag keeps its state; a new one may start set. */
   tu_assert_rc(atr_flag_open(f->store, "f", ATR_CREATE, 1, &h2), 0);
-  assert_int_equal(flag_info(&h2).set, 0);
+  assert_int_equal(tu_info(&h2).set, 0);
   flag_new(f->store, "g", 1, &h2);
-  assert_int_equal(flag_info(&h2).set, 1);
+  assert_int_equal(tu_info(&h2).set, 1);
   tu_assert_rc(atr_flag_open(f->store, "f", ATR_CREATE | ATR_EXCL, 0, &h2),
                ATR_EEXIST);
   tu_assert_rc(atr_flag_open(f->store, "nope", 0, 0, &h2), ATR_ENOENT);
@@ -98,88 +92,47 @@ static void test_timeout(void **state) {
   tu_assert_rc(atr_flag_wait(&h, 0.1, NULL), ATR_ETIMEDOUT);
   double took = tu_now() - t0;
   assert_true(took >= 0.1 && took < 2.0);
-  assert_int_equal(flag_info(&h).waiters, 0);
+  assert_int_equal(tu_info(&h).waiters, 0);
 }
 
 /* ------------------------------------------- waiters in other processes */
 
-struct waiter_arg {
-  const char *path;
-  int ready[2];
-  int report[2]; /* the child writes the time it woke */
-  int expect;    /* what its wait must answer */
-  int on_sigint; /* install a SIGINT handler without SA_RESTART */
-};
-
-static int waiter_child(void *arg) {
-  struct waiter_arg *a = arg;
-  atr_store *s = tu_child_open(a->path);
+/* A waiter: atr_flag_wait on "f" (it says set exactly when it answers
+ * 0). */
+static int flag_waiter(atr_store *s) {
   atr_handle h;
   int set = -1;
-  if (a->on_sigint)
-    tu_catch_sigint();
   TU_CHILD_CHECK(atr_flag_open(s, "f", 0, 0, &h) == 0);
-  tu_child_ready(a->ready[1]);
   int rv = atr_flag_wait(&h, 30, &set);
-  double woke = tu_now();
-  if (rv != a->expect)
-    fprintf(stderr, "waiter got %s\n", atr_errname(rv));
-  TU_CHILD_CHECK(rv == a->expect);
   TU_CHILD_CHECK(set == (rv == 0));
-  TU_CHILD_CHECK(tu_write_full(a->report[1], &woke, sizeof woke) == 0);
-  atr_store_close(s);
-  return 0;
+  return rv;
 }
 
-/* Starts n waiters, each asleep in atr_flag_wait when this returns. */
-static void start_waiters(tu_fixture *f, struct waiter_arg *a, pid_t *pids,
-                          int n, int expect, int sigint) {
-  a->path = f->path;
-  a->expect = expect;
-  a->on_sigint = sigint;
-  tu_pipe(a->ready);
-  tu_pipe(a->report);
-  for (int i = 0; i < n; i++)
-    pids[i] = tu_spawn_ready(waiter_child, a, a->ready[0]);
-  for (int i = 0; i < n; i++)
-    assert_int_equal(tu_wait_blocked(pids[i], 10), 0);
-}
-
-/* Every waiter exits 0 and reports a wake no later than limit seconds
- * after t0. */
-static void end_waiters(struct waiter_arg *a, pid_t *pids, int n, double t0,
-                        double limit) {
-  for (int i = 0; i < n; i++) {
-    double woke;
-    assert_int_equal(tu_read_full(a->report[0], &woke, sizeof woke, 10), 0);
-    if (woke - t0 > limit)
-      print_error("a waiter woke %.1f ms after the change\n",
-                  (woke - t0) * 1e3);
-    assert_true(woke - t0 <= limit);
-  }
-  for (int i = 0; i < n; i++)
-    assert_int_equal(tu_wait(pids[i], 10), 0);
-  tu_close_pipe(a->ready);
-  tu_close_pipe(a->report);
+/* Every waiter answers expect within limit seconds of t0. */
+static void end_waiters(tu_waiters *w, int expect, double t0, double limit) {
+  double took = tu_waiters_end(w, expect, t0);
+  limit = tu_load_bound(limit);
+  if (took > limit)
+    print_error("a waiter woke %.1f ms after the change\n", took * 1e3);
+  assert_true(took <= limit);
 }
 
 static void test_set_wakes_all(void **state) {
   tu_fixture *f = fixture(state);
   atr_handle h;
-  struct waiter_arg a;
-  pid_t pids[WAITERS];
+  tu_waiters w;
   flag_new(f->store, "f", 0, &h);
   for (int round = 0; round < 5; round++) {
     tu_case("round %d", round);
-    start_waiters(f, &a, pids, WAITERS, 0, 0);
-    tu_assert_u64(flag_info(&h).waiters, WAITERS);
+    tu_waiters_start(&w, f->path, WAITERS, flag_waiter, 0);
+    tu_assert_u64(tu_info(&h).waiters, WAITERS);
     double t0 = tu_now();
     /* A clear at once after the set still lets everyone through. */
     tu_ok(atr_flag_set(&h));
     if (round % 2)
       tu_ok(atr_flag_clear(&h));
-    tu_assert_u64(flag_info(&h).waiters, 0);
-    end_waiters(&a, pids, WAITERS, t0, 0.05);
+    tu_assert_u64(tu_info(&h).waiters, 0);
+    end_waiters(&w, 0, t0, 0.05);
     if (round % 2 == 0)
       tu_ok(atr_flag_clear(&h));
   }
@@ -188,28 +141,26 @@ static void test_set_wakes_all(void **state) {
 static void test_sigint(void **state) {
   tu_fixture *f = fixture(state);
   atr_handle h;
-  struct waiter_arg a;
-  pid_t pid;
+  tu_waiters w;
   flag_new(f->store, "f", 0, &h);
-  start_waiters(f, &a, &pid, 1, ATR_EINTR, 1);
+  tu_waiters_start(&w, f->path, 1, flag_waiter, 1);
   double t0 = tu_now();
-  assert_int_equal(kill(pid, SIGINT), 0);
-  end_waiters(&a, &pid, 1, t0, 0.5);
+  assert_int_equal(kill(w.pids[0], SIGINT), 0);
+  end_waiters(&w, ATR_EINTR, t0, 0.5);
   /* Its registration went with it. */
-  tu_assert_u64(flag_info(&h).waiters, 0);
+  tu_assert_u64(tu_info(&h).waiters, 0);
 }
 
 static void delete_wakes(tu_fixture *f, int recreate) {
   atr_handle h;
-  struct waiter_arg a;
-  pid_t pids[2];
+  tu_waiters w;
   flag_new(f->store, "f", 0, &h);
-  start_waiters(f, &a, pids, 2, ATR_ENOENT, 0);
+  tu_waiters_start(&w, f->path, 2, flag_waiter, 0);
   double t0 = tu_now();
   tu_ok(atr_delete(f->store, "f", ATR_FLAG));
   if (recreate)
     flag_new(f->store, "f", 0, &h);
-  end_waiters(&a, pids, 2, t0, 0.5);
+  end_waiters(&w, ATR_ENOENT, t0, 0.5);
   tu_assert_rc(atr_flag_set(&h), recreate ? 0 : ATR_ENOENT);
   tu_assert_rc(atr_flag_wait(&h, 0, NULL), recreate ? 0 : ATR_ENOENT);
 }

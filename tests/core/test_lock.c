@@ -7,6 +7,8 @@
  */
 #include "testutil.h"
 
+#include "internal.h" /* atr__futex_waitv, for its white-box case */
+
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -274,8 +277,16 @@ static void test_holder_killed(void **state) {
    * exit (where the kernel walks its robust list), which a loaded
    * machine may not give it at once; once it is dead, the waiter is
    * back within 10 ms (99 trials in 100: it needs a CPU too), and
-   * nothing ever hangs. */
-  assert_true(late[p99] < 0.010);
+   * nothing ever hangs. On a machine with more runnable tasks than CPUs
+   * (a parallel test run) the scheduler alone can take longer: 100 ms
+   * then, and the median still within 10 ms. */
+  double load = 0, bound = 0.010;
+  if (getloadavg(&load, 1) == 1 && load > (double)sysconf(_SC_NPROCESSORS_ONLN))
+    bound = 0.100;
+  if (bound > 0.010)
+    print_message("load average %.1f: 99%% bound %.0f ms\n", load, bound * 1e3);
+  assert_true(lat[trials / 2] < 0.010);
+  assert_true(late[p99] < bound);
   assert_true(lat[trials - 1] < 2.0);
   free(late);
   free(lat);
@@ -422,24 +433,11 @@ static void test_holder_killed_other_namespace(void **state) {
 
 /* ------------------------------------------------------------- signals */
 
-static void on_sigint(int sig) {
-  (void)sig;
-}
-
-static void install_sigint(void) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_sigint;
-  sa.sa_flags = 0; /* no SA_RESTART */
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-}
-
 /* Blocks in acquire (the parent holds the lock); reports the result and
  * when it came. */
 static int sigint_child(void *arg) {
   struct child_arg *a = arg;
-  install_sigint();
+  tu_catch_sigint();
   atr_store *s = tu_child_open(a->path);
   atr_handle l;
   TU_CHILD_CHECK(atr_lock_open(s, "l", 0, 0, &l) == 0);
@@ -497,6 +495,21 @@ static int lease_waiter_child(void *arg) {
   return 0;
 }
 
+/* What lease_waiter_child reports. */
+struct waiter_report {
+  int rc;
+  uint64_t fence;
+  double t;
+};
+
+static struct waiter_report read_waiter(struct child_arg *a) {
+  struct waiter_report r;
+  assert_int_equal(tu_read_full(a->out[0], &r.rc, sizeof r.rc, 10), 0);
+  assert_int_equal(tu_read_full(a->out[0], &r.fence, sizeof r.fence, 10), 0);
+  assert_int_equal(tu_read_full(a->out[0], &r.t, sizeof r.t, 10), 0);
+  return r;
+}
+
 static int count_op(atr_cursor *c, const char *name, atr_op op) {
   atr_event ev;
   int n = 0, rv;
@@ -524,17 +537,12 @@ static void test_lease_expires_to_waiter(void **state) {
   tu_pipe(a.ready);
   tu_pipe(a.out);
   pid_t pid = tu_spawn_ready(lease_waiter_child, &a, a.ready[0]);
-  int rc;
-  uint64_t fence;
-  double t;
-  assert_int_equal(tu_read_full(a.out[0], &rc, sizeof rc, 10), 0);
-  assert_int_equal(tu_read_full(a.out[0], &fence, sizeof fence, 10), 0);
-  assert_int_equal(tu_read_full(a.out[0], &t, sizeof t, 10), 0);
-  tu_ok(rc);
-  assert_true(fence > g.fence);
+  struct waiter_report r = read_waiter(&a);
+  tu_ok(r.rc);
+  assert_true(r.fence > g.fence);
   /* Taken over at the deadline, not before, and promptly. */
-  assert_true(t - granted >= 0.2);
-  assert_true(t - granted < 0.3);
+  assert_true(r.t - granted >= 0.2);
+  assert_true(r.t - granted < 0.3);
   assert_int_equal(tu_wait(pid, 10), 0);
   tu_close_pipe(a.ready);
   tu_close_pipe(a.out);
@@ -650,13 +658,8 @@ static void test_timeouts_and_delete(void **state) {
   tu_pipe(a.ready);
   tu_pipe(a.out);
   pid_t pid = tu_spawn_ready(lease_waiter_child, &a, a.ready[0]);
-  int rc;
-  uint64_t fence;
-  double t;
-  assert_int_equal(tu_read_full(a.out[0], &rc, sizeof rc, 10), 0);
-  assert_int_equal(tu_read_full(a.out[0], &fence, sizeof fence, 10), 0);
-  assert_int_equal(tu_read_full(a.out[0], &t, sizeof t, 10), 0);
-  tu_assert_rc(rc, ATR_ETIMEDOUT);
+  struct waiter_report r = read_waiter(&a);
+  tu_assert_rc(r.rc, ATR_ETIMEDOUT);
   assert_int_equal(tu_wait(pid, 10), 0);
   /* A negative timeout waits until the lock is deleted: ATR_ENOENT. */
   a.timeout = -1;
@@ -665,11 +668,9 @@ static void test_timeouts_and_delete(void **state) {
   assert_int_equal(lock_info(f->store, "l").waiters, 1);
   t0 = tu_now();
   tu_ok(atr_delete(f->store, "l", ATR_LOCK));
-  assert_int_equal(tu_read_full(a.out[0], &rc, sizeof rc, 10), 0);
-  assert_int_equal(tu_read_full(a.out[0], &fence, sizeof fence, 10), 0);
-  assert_int_equal(tu_read_full(a.out[0], &t, sizeof t, 10), 0);
-  tu_assert_rc(rc, ATR_ENOENT);
-  assert_true(t - t0 < 0.1);
+  r = read_waiter(&a);
+  tu_assert_rc(r.rc, ATR_ENOENT);
+  assert_true(r.t - t0 < 0.1);
   assert_int_equal(tu_wait(pid, 10), 0);
   tu_close_pipe(a.ready);
   tu_close_pipe(a.out);
@@ -706,6 +707,63 @@ static void test_delete_while_held(void **state) {
   tu_assert_u64(made + 1, st.max_objects);
 }
 
+/* ------------------------------------------------------ futex_waitv */
+
+struct waitv_arg {
+  _Atomic uint32_t *words; /* in a shared mapping */
+  int ready[2];
+};
+
+/* Moves the last of many watched words and wakes it. */
+static int waitv_child(void *arg) {
+  struct waitv_arg *a = arg;
+  tu_child_ready(a->ready[1]);
+  atomic_store(&a->words[ATR__WAITV_MAX - 1], 1);
+  atr__futex_wake(&a->words[ATR__WAITV_MAX - 1]);
+  return 0;
+}
+
+/* The waiters of semaphores and barriers sleep on many words at once:
+ * a change of any watched word wakes them, a timeout ends the sleep,
+ * and past the kernel's 128 words the sleep is cut into 20 ms slices. */
+static void test_futex_waitv(void **state) {
+  (void)state;
+  enum { N = ATR__WAITV_MAX + 2 };
+  _Atomic uint32_t *words = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  assert_true(words != MAP_FAILED);
+  _Atomic uint32_t *ptrs[N];
+  uint32_t vals[N];
+  for (int i = 0; i < N; i++) {
+    ptrs[i] = &words[i];
+    vals[i] = 0;
+  }
+  double t0 = tu_now();
+  tu_assert_rc(atr__futex_waitv(ptrs, vals, 3, atr__now_ns() + 20000000),
+               ATR_ETIMEDOUT);
+  assert_true(tu_now() - t0 >= 0.015);
+  vals[1] = 5; /* a word that moved already: look again at once */
+  tu_ok(atr__futex_waitv(ptrs, vals, 3, -1));
+  vals[1] = 0;
+  /* More than 128 words: a slice ends without a timeout. */
+  t0 = tu_now();
+  tu_ok(atr__futex_waitv(ptrs, vals, N, -1));
+  assert_true(tu_now() - t0 < 1.0);
+  /* Another process moves the 128th word: the sleeper wakes. */
+  struct waitv_arg a = {.words = words};
+  tu_pipe(a.ready);
+  pid_t pid = tu_spawn_ready(waitv_child, &a, a.ready[0]);
+  int rc;
+  do
+    rc = atr__futex_waitv(ptrs, vals, ATR__WAITV_MAX,
+                          atr__now_ns() + 5 * ATR__NS);
+  while (rc == 0 && atomic_load(&words[ATR__WAITV_MAX - 1]) == 0);
+  tu_ok(rc);
+  assert_int_equal(tu_wait(pid, 10), 0);
+  tu_close_pipe(a.ready);
+  munmap((void *)words, 4096);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_basics, tu_setup, tu_teardown),
@@ -728,6 +786,7 @@ int main(void) {
                                       tu_teardown),
       cmocka_unit_test_setup_teardown(test_delete_while_held, tu_setup,
                                       tu_teardown),
+      cmocka_unit_test(test_futex_waitv),
       cmocka_unit_test(tu_test_no_leftovers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -685,18 +685,11 @@ struct sig_arg {
   int out[2];
 };
 
-static void q_on_sigint(int sig) {
-  (void)sig;
-}
-
 /* Waits in a get on an empty queue (or a put on a full one) with a
  * SIGINT handler installed without SA_RESTART; reports the result. */
 static int sig_waiter(void *arg) {
   struct sig_arg *a = arg;
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = q_on_sigint;
-  sigaction(SIGINT, &sa, NULL);
+  tu_catch_sigint();
   atr_store *s = tu_child_open(a->path);
   atr_handle h;
   char buf[8];

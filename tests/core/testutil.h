@@ -77,17 +77,17 @@ int tu_wait_blocked(pid_t pid, double timeout);
 /* Kills and reaps every child still registered. */
 void tu_kill_children(void);
 
+/* In a child: catches SIGINT with a handler that does nothing, installed
+ * without SA_RESTART (as Python's is), so that a wait it interrupts
+ * answers ATR_EINTR. */
+void tu_catch_sigint(void);
+
 /* In a child: print where and what failed, then _exit(1). */
 _Noreturn void tu_child_fail(const char *file, int line, const char *what);
 #define TU_CHILD_CHECK(cond)                                                   \
   ((cond) ? (void)0 : tu_child_fail(__FILE__, __LINE__, #cond))
 /* In a child: atr_store_open(path) with defaults, or _exit(1). */
 atr_store *tu_child_open(const char *path);
-
-/* In a child: a SIGINT handler that does nothing, installed without
- * SA_RESTART (as Python's is), so a signal interrupts a wait; or
- * _exit(1)s. */
-void tu_catch_sigint(void);
 
 /* Pipes: tu_pipe asserts; read/write whole buffers (read waits up to
  * timeout seconds; both return 0 or -1). */
@@ -110,18 +110,46 @@ typedef struct tu_report {
   double at;
 } tu_report;
 
+/* Children that wait: each opens the store by path, installs the SIGINT
+ * handler of tu_catch_sigint if asked, says it runs, calls wait(store)
+ * (which opens its object and waits) and reports (tu_report) on the
+ * report pipe. */
+typedef int (*tu_wait_fn)(atr_store *store);
+#define TU_WAITERS_MAX 8
+typedef struct tu_waiters {
+  const char *path;
+  tu_wait_fn wait;
+  int sigint;
+  int n;
+  pid_t pids[TU_WAITERS_MAX];
+  int ready[2], report[2];
+} tu_waiters;
+/* Starts n waiters; returns once every one sleeps in a futex wait. */
+void tu_waiters_start(tu_waiters *w, const char *path, int n, tu_wait_fn wait,
+                      int sigint);
+/* Every waiter reports expect and exits 0; returns the latest report's
+ * time minus t0 (seconds). Closes the pipes. */
+double tu_waiters_end(tu_waiters *w, int expect, double t0);
+/* atr_handle_stat, asserting success. */
+atr_info tu_info(const atr_handle *h);
+
 /* How many kill trials a latency test runs: ATRIUM_TEST_TRIALS, else
  * 500 (100 under the sanitizers, to stay near 20 s). */
 int tu_kill_trials(void);
+/* A bound on how soon a woken waiter runs: seconds, or ten times that
+ * while the load average is above the CPUs (more runnable tasks than
+ * CPUs: the scheduler alone can take longer), as test_lock allows. */
+double tu_load_bound(double seconds);
 /*
  * Judges a kill test's n trials (seconds, sorted here): lat from the
  * kill to the waiters' return, late from the victim's reaping (it had
  * died: the kernel walks its robust list before it is a zombie) to their
  * return, 0 if they came back first. Prints medians, 99th percentiles
- * and maxima; asserts 99 in 100 back within 10 ms of the death and every
- * one within 2 s of the kill (nothing hangs). The kill is asynchronous:
- * on a loaded machine the dying process waits for a CPU to run its exit,
- * which is the scheduler's time, not the library's (as test_lock).
+ * and maxima; asserts the median within 10 ms of the kill, 99 in 100
+ * back within 10 ms of the death (100 ms while the load average is above
+ * the CPUs), and every one within 2 s of the kill (nothing hangs). The kill is
+ * asynchronous: on a loaded machine the dying process waits for a CPU to run
+ * its exit, which is the scheduler's time, not the library's (as test_lock).
  */
 void tu_latency_check(const char *what, double *lat, double *late, int n);
 
