@@ -369,7 +369,7 @@ static bool dict_needs_shrink(const struct dict_view *v,
  * says so), ATR_ENOSPC, ATR_ECORRUPT.
  */
 static int dict_resize(const atr_handle *h, uint64_t need_bytes,
-                       uint64_t need_keys) {
+                       uint64_t need_keys, int stores) {
   atr_store *s = h->store;
   struct atr__obj *o;
   struct dict_view v;
@@ -412,13 +412,22 @@ static int dict_resize(const atr_handle *h, uint64_t need_bytes,
     at += size;
   }
   /* Written aside; one store commits it (a death after it: the repair
-   * finishes it; before it: the heap rebuild takes the block back). */
+   * finishes it; before it: the heap rebuild takes the block back). The
+   * steps after the writes aside: the commit, the move made, the old
+   * block freed; `stores` cuts them short (test_dict), returning with
+   * both locks held. */
   uint64_t old = d->arena_off;
   d->mv.off = off;
   d->mv.size = got;
   d->mv.used = at;
+  if (stores < 1)
+    return 0;
   atomic_store(&d->mv.valid, 1);
+  if (stores < 2)
+    return 0;
   dict_finish_move(d);
+  if (stores < 3)
+    return 0;
   atr__heap_free(s, old);
   d->len = keys;
 out:
@@ -532,7 +541,7 @@ static int dict_update(const atr_handle *h, const atr_dict_op *ops, size_t n,
       rc = ATR_ENOSPC;
       goto out_free;
     }
-    if ((rc = dict_resize(h, need.bytes, need.keys)) != 0)
+    if ((rc = dict_resize(h, need.bytes, need.keys, INT_MAX)) != 0)
       goto out_free;
   }
   struct atr__dict *d = &o->u.d;
@@ -665,7 +674,11 @@ static void dict_after(const atr_handle *h, const struct dict_result *res) {
   if (res->deleted)
     atr__feed_push(h->store, o, h->slot, ATR_OP_DELETE, &o->u.d.pend_del);
   if (res->shrink)
-    (void)dict_resize(h, 0, 0);
+    (void)dict_resize(h, 0, 0, INT_MAX);
+}
+
+int atr__dict_resize_cut(const atr_handle *h, int stores) {
+  return dict_resize(h, 0, 0, stores);
 }
 
 int atr__dict_update_cut(const atr_handle *h, const atr_dict_op *ops, size_t n,

@@ -817,6 +817,12 @@ extern const struct atr__kind_ops atr__dict_ops;
 #define ATR__DICT_STORES(n) ((int)(n) + 3)
 int atr__dict_update_cut(const atr_handle *h, const atr_dict_op *ops, size_t n,
                          uint64_t *version, int stores);
+/* A move of the dict to a new arena sized for what it holds, cut after
+ * `stores` of its steps (the commit, the move made, the old block freed:
+ * ATR__DICT_MOVE_STEPS), returning with the store's and the record's
+ * locks held when it cut one short. */
+#define ATR__DICT_MOVE_STEPS 3
+int atr__dict_resize_cut(const atr_handle *h, int stores);
 
 /* queue.c, for the queue's white-box tests and its own kill: takes the
  * queue's two locks (putters', then the record's), repairing what a dead

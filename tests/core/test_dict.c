@@ -414,6 +414,56 @@ static void test_commit_cut(void **state) {
   }
 }
 
+/* ------------------------------------- a move cut after each step */
+
+static int move_writer(void *arg) {
+  const struct cut_arg *a = arg;
+  atr_store *s = tu_child_open(a->path);
+  atr_handle h;
+  TU_CHILD_CHECK(atr_dict_open(s, "mv", 0, &h) == 0);
+  TU_CHILD_CHECK(atr__dict_resize_cut(&h, a->stores) == 0);
+  return 0; /* _exit holding the store's and the record's locks */
+}
+
+static void test_move_cut(void **state) {
+  tu_fixture *f = *state;
+  atr_store_stats base, st;
+  char key[16], val[16];
+  tu_ok(atr_store_stats_get(f->store, &base));
+  for (int k = 0; k < ATR__DICT_MOVE_STEPS; k++) {
+    atr_handle h;
+    uint64_t len;
+    tu_case("a move to a new arena cut after %d of its steps", k);
+    tu_assert_rc(atr_dict_open(f->store, "mv", ATR_CREATE, &h), ATR_CREATED);
+    for (int i = 0; i < 8; i++) {
+      snprintf(key, sizeof key, "k%d", i);
+      tu_assert_rc(atr_dict_set(&h, key, strlen(key), "x", 1, 0, NULL),
+                   ATR_CREATED);
+    }
+    for (int i = 0; i < 8; i += 2) { /* garbage for the move to drop */
+      snprintf(key, sizeof key, "k%d", i);
+      snprintf(val, sizeof val, "v%d", i);
+      tu_ok(atr_dict_set(&h, key, strlen(key), val, strlen(val), 0, NULL));
+    }
+    struct cut_arg a = {f->path, k};
+    tu_assert_i64(tu_run(move_writer, &a, 10), 0);
+    /* The next callers recover the store (the heap, from the records)
+     * and the dict (a committed move finished): every key as it was. */
+    tu_ok(atr_store_stats_get(f->store, &st));
+    for (int i = 0; i < 8; i++) {
+      snprintf(key, sizeof key, "k%d", i);
+      snprintf(val, sizeof val, "v%d", i);
+      assert_string_equal(get_str(&h, key, NULL), i % 2 ? "x" : val);
+    }
+    tu_ok(atr_dict_len(&h, &len, NULL));
+    tu_assert_u64(len, 8);
+    tu_assert_rc(atr_dict_set(&h, "z", 1, "z", 1, 0, NULL), ATR_CREATED);
+    tu_ok(atr_delete(f->store, "mv", ATR_DICT));
+    tu_ok(atr_store_stats_get(f->store, &st));
+    tu_assert_u64(st.used, base.used); /* no block left behind */
+  }
+}
+
 /* ------------------------------------------------ kill -9 mid-update */
 
 enum { KW_KEYS = 6 };
@@ -515,6 +565,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_multi_all_or_none, tu_setup,
                                       tu_teardown),
       cmocka_unit_test_setup_teardown(test_commit_cut, tu_setup, tu_teardown),
+      cmocka_unit_test_setup_teardown(test_move_cut, tu_setup, tu_teardown),
       cmocka_unit_test_setup_teardown(test_kill_writer, tu_setup, tu_teardown),
       cmocka_unit_test(tu_test_no_leftovers),
   };
