@@ -398,6 +398,15 @@ static int dict_resize(const atr_handle *h, uint64_t need_bytes,
     rc = ATR_ENOSPC;
     goto out;
   }
+  uint64_t cur = d->arena_off;
+  if (off < cur + v.size && cur < off + got) {
+    /* A block over the live arena: the heap's free list is damaged (the
+     * file is input). Nothing is written, and the block stays taken (so
+     * nothing else is put over the arena) until a recovery rebuilds the
+     * heap from the records. */
+    rc = ATR_ECORRUPT;
+    goto out;
+  }
   uint8_t *a = s->base + off;
   dict_arena_init(a, nb, got);
   memcpy(a + DICT_HDR, v.a + DICT_HDR, DICT_RING);
