@@ -45,7 +45,7 @@
 int atr__dict_view(const atr_store *s, const struct atr__dict *d,
                    struct dict_view *v) {
   uint64_t off = d->arena_off, size = d->arena_size;
-  if (!atr__heap_span_ok(s, off, size) ||
+  if (off % 8 != 0 || !atr__heap_span_ok(s, off, size) ||
       size < DICT_BUCKETS_OFF + DICT_MIN_NB * 8)
     return ATR_ECORRUPT;
   const struct dict_arena *ar = (const void *)(s->base + off);
@@ -755,7 +755,7 @@ static int dict_info(atr_store *s, struct atr__obj *o, atr_info *info) {
     return ATR_ENOENT;
   for (int tries = 0; tries < 4 && !ok; tries++) {
     off = __atomic_load_n(&d->arena_off, __ATOMIC_ACQUIRE);
-    if (!atr__heap_span_ok(s, off, DICT_HDR))
+    if (off % 8 != 0 || !atr__heap_span_ok(s, off, DICT_HDR))
       continue;
     size =
         __atomic_load_n(&((struct dict_arena *)(void *)(s->base + off))->size,
