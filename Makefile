@@ -195,6 +195,11 @@ SYNC_TOOL := $(BUILD)/tests/gateway/sync_tool
 tests: $(SYNC_TOOL)
 $(SYNC_TOOL): $(BUILD)/tests/gateway/sync_tool.o $(LIB_A)
 	$(CC) $(LDFLAGS) -o $@ $^
+# The C process of the gateway's dict tests (tests/gateway/test_dict.py).
+DICT_TOOL := $(BUILD)/tests/gateway/dict_tool
+tests: $(DICT_TOOL)
+$(DICT_TOOL): $(BUILD)/tests/gateway/dict_tool.o $(LIB_A)
+	$(CC) $(LDFLAGS) -o $@ $^
 $(BUILD)/tests/gateway/%.o: tests/gateway/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PUBLIC_INC) -c $< -o $@

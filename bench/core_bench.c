@@ -398,6 +398,39 @@ static double core_lock_2p(uint64_t count) {
   return bench_fork2(roles, count);
 }
 
+/* ------------------------------------------------------------ dicts */
+
+/* A set then a get of a small value (8 bytes) under one of 64 short keys,
+ * count times (one count = one set + one get), one process: what
+ * Manager().dict()'s d[k] = v; d[k] costs two round trips for. */
+static double core_dict_setget_1p(uint64_t count) {
+  static const char keys[64][8] = {
+      "k00", "k01", "k02", "k03", "k04", "k05", "k06", "k07", "k08", "k09",
+      "k10", "k11", "k12", "k13", "k14", "k15", "k16", "k17", "k18", "k19",
+      "k20", "k21", "k22", "k23", "k24", "k25", "k26", "k27", "k28", "k29",
+      "k30", "k31", "k32", "k33", "k34", "k35", "k36", "k37", "k38", "k39",
+      "k40", "k41", "k42", "k43", "k44", "k45", "k46", "k47", "k48", "k49",
+      "k50", "k51", "k52", "k53", "k54", "k55", "k56", "k57", "k58", "k59",
+      "k60", "k61", "k62", "k63"};
+  atr_handle h;
+  uint64_t v, got;
+  size_t len;
+  int rv = atr_dict_open(bench_value_store, "bench.dict", ATR_CREATE, &h);
+  if (rv < 0)
+    bench_die("atr_dict_open", rv);
+  double t0 = bench_now();
+  for (uint64_t n = 0; n < count; n++) {
+    const char *k = keys[n % 64];
+    v = n;
+    if ((rv = atr_dict_set(&h, k, 3, &v, sizeof v, 0, NULL)) < 0)
+      bench_die("atr_dict_set", rv);
+    if ((rv = atr_dict_get(&h, k, 3, &got, sizeof got, &len, NULL)) != 0 ||
+        got != n)
+      bench_die("atr_dict_get", rv);
+  }
+  return bench_now() - t0;
+}
+
 /* The peers in C: a process-shared POSIX semaphore (what
  * multiprocessing's SemLock does under its Python layer) and a robust
  * process-shared pthread mutex, in a shared page. */
@@ -525,6 +558,7 @@ static const bench_case bench_cases[] = {
     {"robust_mutex_2p", robust_mutex_2p, 2, "pairs/s", 0},
     {"core_sem_1p", core_sem_1p, 1, "pairs/s", 4},
     {"core_barrier_4p", core_barrier_4p, 1, "rounds/s", 5},
+    {"core_dict_setget_1p", core_dict_setget_1p, 1, "pairs/s", 1},
 };
 
 /* Grows count until a run takes 0.1 s, then scales it to the target. */

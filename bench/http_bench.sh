@@ -336,6 +336,40 @@ wrk_run webdis_get 2 50 GET '' "$webdis/GET/k"
 emit_run webdis_get "$rate" req/s
 counts webdis_get "" 0 $(($(calls get) - r0))
 
+# Dict: set one key (PUT, a small JSON value), then Redis HSET through
+# Webdis; get it, then HGET. Each set is one commit: the dict's version
+# grows by one per set answered.
+api PUT /v1/dicts/dd '{}' >/dev/null
+api PUT /v1/dicts/dd/keys/k '1' >/dev/null
+v0=$(api GET /v1/dicts/dd | field version)
+d0=$(served dict_key_put 200)
+gw_servers
+wrk_run http_dict_set 2 50 PUT '{"n":1}' "$gw/v1/dicts/dd/keys/k"
+emit_run http_dict_set "$rate" req/s
+v1=$(api GET /v1/dicts/dd | field version)
+counts http_dict_set "dd's version grew by" $((v1 - v0)) $(($(served dict_key_put 200) - d0))
+
+rcli hset h k 1 >/dev/null
+r0=$(calls hset)
+webdis_servers
+wrk_run webdis_hset 2 50 GET '' "$webdis/HSET/h/k/1"
+emit_run webdis_hset "$rate" req/s
+counts webdis_hset "" 0 $(($(calls hset) - r0))
+
+d0=$(served dict_key_get 200)
+gw_servers
+wrk_run http_dict_get 2 50 GET '' "$gw/v1/dicts/dd/keys/k"
+emit_run http_dict_get "$rate" req/s
+counts http_dict_get "" 0 $(($(served dict_key_get 200) - d0))
+[ "$(api GET /v1/dicts/dd | field version)" -eq "$v1" ] ||
+  fail http_dict_get "dd changed during the get run"
+
+r0=$(calls hget)
+webdis_servers
+wrk_run webdis_hget 2 50 GET '' "$webdis/HGET/h/k"
+emit_run webdis_hget "$rate" req/s
+counts webdis_hget "" 0 $(($(calls hget) - r0))
+
 # Queue put (one small JSON item per POST), then LPUSH of the same text.
 api PUT /v1/queues/q '{}' >/dev/null
 s0=$(api GET /v1/queues/q | field size)
@@ -586,6 +620,8 @@ sort -u "$tmp/failed" | sed 's/^/failed /' >>"$results"
 awk -f "$here/ratios.awk" "$results" - <<'EOF'
 http_value_add    webdis_incr    >= 2 x
 http_value_get    webdis_get     >= 2 x
+http_dict_set     webdis_hset    >= 1.5 x
+http_dict_get     webdis_hget    >= 1.5 x
 http_queue_put    webdis_lpush   >= 2 x
 http_queue_pop    webdis_rpop    >= 2 x
 http_value_add    nginx_fixed    >= 0.8

@@ -17,6 +17,8 @@ Prints one `name: value unit` line per measurement, like core_bench:
                     process (pairs/s)
   mp_barrier_4p     multiprocessing.Barrier(4), 4 processes each waiting
                     count times (rounds/s)
+  mp_dict_setget_1p multiprocessing.Manager().dict(): d[k] = v then d[k],
+                    small values, 64 keys, 1 process (pairs/s)
 
 Each measurement is sized by a short calibration run to take about
 ATRIUM_BENCH_TIME seconds (default 1.2), runs three times and reports the
@@ -152,6 +154,19 @@ def mp_barrier_4p(count):
     return run_pair([(barrier_rounds, (barrier,))] * 4, count)
 
 
+def mp_dict_setget_1p(count):
+    with mp.Manager() as manager:
+        d = manager.dict()
+        keys = ["k%02d" % i for i in range(64)]
+        t0 = time.perf_counter()
+        for n in range(count):
+            k = keys[n % 64]
+            d[k] = n
+            if d[k] != n:
+                raise AssertionError("Manager().dict() lost a set")
+        return time.perf_counter() - t0
+
+
 # name, function (seconds for count per process), operations per count, unit
 CASES = [
     ("mp_value_add_1p", mp_value_add_1p, 1, "ops/s"),
@@ -162,6 +177,7 @@ CASES = [
     ("mp_lock_2p", mp_lock_2p, 2, "pairs/s"),
     ("mp_sem_1p", mp_sem_1p, 1, "pairs/s"),
     ("mp_barrier_4p", mp_barrier_4p, 1, "rounds/s"),
+    ("mp_dict_setget_1p", mp_dict_setget_1p, 1, "pairs/s"),
 ]
 
 

@@ -52,6 +52,7 @@ core_lock_2p        mp_lock_2p        >= 2 x
 core_lock_2p        robust_mutex_2p   >= 0.5
 core_sem_1p         mp_sem_1p         >= 1 x
 core_barrier_4p     mp_barrier_4p     >= 3 x
+core_dict_setget_1p mp_dict_setget_1p >= 100 x
 EOF
 
 # The gateway over HTTP, beside Webdis+Redis and nginx: its own servers,

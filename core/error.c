@@ -64,8 +64,9 @@ ATR__EXPORT const char *atr_op_name(atr_op op) {
       [ATR_OP_ACKED] = "acked",
       [ATR_OP_NACKED] = "nacked",
       [ATR_OP_DONE] = "done",
+      [ATR_OP_DELETE] = "delete",
   };
-  if (op < ATR_OP_CREATED || op > ATR_OP_DONE)
+  if (op < ATR_OP_CREATED || op > ATR_OP_DELETE)
     return "unknown";
   return names[op];
 }

@@ -273,6 +273,30 @@ struct atr__barrier {
   _Atomic uint64_t pend_pass; /* the coalescing mark of "passed" */
 };
 
+/*
+ * A dict (dict.c): one heap block, its arena (header, key-change ring,
+ * buckets, entries), and the counters below, all changed under the
+ * record lock by a redo log: the log (in the arena) names every bucket
+ * store and the counters' new values; log_valid commits it
+ * (atr__dict_commit). A move to a new arena is written aside in mv and
+ * committed by mv.valid, as a queue's ring move.
+ */
+struct atr__dict {
+  uint64_t arena_off, arena_size; /* the committed arena                */
+  uint64_t used;                  /* arena bytes handed out to entries  */
+  uint64_t len;                   /* keys                               */
+  uint64_t tombs;                 /* buckets of deleted keys            */
+  uint64_t garbage;               /* bytes of replaced or deleted entries */
+  uint64_t ring_head;             /* bytes ever written to the key ring */
+  _Atomic uint64_t log_valid;     /* 1: the log at log_off is committed */
+  uint64_t log_off;
+  _Atomic uint64_t pend_del; /* the coalescing mark of "delete"  */
+  struct {
+    _Atomic uint64_t valid;
+    uint64_t off, size, used;
+  } mv;
+};
+
 /* One object record. The first cache line is all an add touches. */
 struct atr__obj {
   /* line 0 */
@@ -298,6 +322,7 @@ struct atr__obj {
     struct atr__barrier b;
     struct atr__lock_state l;
     struct atr__cond_state c;
+    struct atr__dict d;
   } u;
 };
 _Static_assert(sizeof(struct atr__obj) <= ATR__SLOT_SIZE, "slot too small");
@@ -322,6 +347,9 @@ _Static_assert(offsetof(struct atr__queue, put_lock) >=
 _Static_assert(offsetof(struct atr__queue, put_lock) >=
                    sizeof(struct atr__cond_state),
                "a condition would overwrite a queue lock");
+_Static_assert(offsetof(struct atr__queue, put_lock) >=
+                   sizeof(struct atr__dict),
+               "a dict would overwrite a queue lock");
 
 struct atr__fentry {
   _Atomic uint64_t seq; /* the entry's seq once published; 0 while written */
@@ -793,6 +821,21 @@ extern const struct atr__kind_ops atr__sem_ops;
 extern const struct atr__kind_ops atr__barrier_ops;
 extern const struct atr__kind_ops atr__lock_ops;
 extern const struct atr__kind_ops atr__cond_ops;
+extern const struct atr__kind_ops atr__dict_ops;
+
+/* dict.c, for its white-box tests: a commit is this many stores for a
+ * log of n bucket stores; atr_dict_update with the commit cut after
+ * `stores` of them (INT_MAX: all), returning with the record lock held
+ * when it cut one short (the caller exits: its holder died). */
+#define ATR__DICT_STORES(n) ((int)(n) + 3)
+int atr__dict_update_cut(const atr_handle *h, const atr_dict_op *ops, size_t n,
+                         uint64_t *version, int stores);
+/* A move of the dict to a new arena sized for what it holds, cut after
+ * `stores` of its steps (the commit, the move made, the old block freed:
+ * ATR__DICT_MOVE_STEPS), returning with the store's and the record's
+ * locks held when it cut one short. */
+#define ATR__DICT_MOVE_STEPS 3
+int atr__dict_resize_cut(const atr_handle *h, int stores);
 
 /* queue.c, for the queue's white-box tests and its own kill: takes the
  * queue's two locks (putters', then the record's), repairing what a dead

@@ -34,6 +34,7 @@ static const struct atr__kind_ops *const kinds_table[] = {
     [ATR_QUEUE] = &atr__queue_ops,    [ATR_LOCK] = &atr__lock_ops,
     [ATR_CONDITION] = &atr__cond_ops, [ATR_SEMAPHORE] = &atr__sem_ops,
     [ATR_FLAG] = &atr__flag_ops,      [ATR_BARRIER] = &atr__barrier_ops,
+    [ATR_DICT] = &atr__dict_ops,
 };
 
 #define KINDS_COUNT (sizeof kinds_table / sizeof kinds_table[0])

@@ -43,6 +43,8 @@ static const struct gw_errmap gw_errors[] = {
     [ATR__ESTALE] = {412, "stale_fence"},
     [ATR__ELOCKED] = {503, "busy"},
     [ATR__EDONE] = {409, "too_many_done"},
+    [ATR__ENOKEY] = {404, "no_such_key"},
+    [ATR__EKEY] = {400, "bad_key"},
 };
 
 /* A code added to the core's map needs its row here. */

@@ -9,6 +9,17 @@
  * which keeps it for resumes and queues it on the streams whose topics
  * match.
  *
+ * A dict's "set" and "delete" events also name the keys changed:
+ * "keys":[...] and "keys_truncated". The feed's entries are fixed
+ * records that name the object only; the dict keeps a ring of its recent
+ * key changes (atr_dict_changes), and we keep, per dict and op, the
+ * version up to which we have named them. An event names the keys of
+ * that op changed since (each once; a coalesced run names several); if
+ * the ring no longer reaches back that far, or a commit changed more
+ * keys than it records, "keys_truncated" is true and a reader re-reads
+ * the dict. A dict not seen before (created since the daemon started,
+ * or its entry pushed out of the table) names what its ring holds.
+ *
  * On ATR_EGAP (the follower fell a whole feed ring behind) every object's
  * state is published with op "resync" (seq: the last one before the
  * resync point), and every stream gets a resync batch.
@@ -30,6 +41,75 @@ static struct {
   gw_buf state, msg; /* the follower's scratch buffers */
   int complained;
 } V;
+
+/* Per dict and op, the version up to which keys were named: an open
+ * addressed table by incarnation id (ids never repeat, so an entry of a
+ * deleted dict is only stale; a full table is emptied). */
+#define EV_DICTS 4096
+static struct ev_dict {
+  uint64_t id;
+  uint64_t named[2]; /* set, delete */
+} ev_dicts[EV_DICTS];
+static size_t ev_dicts_used;
+
+static struct ev_dict *ev_dict_of(uint64_t id) {
+  size_t i = (size_t)(id * 0x9e3779b97f4a7c15ull >> 52) % EV_DICTS;
+
+  for (size_t n = 0; n < EV_DICTS; n++, i = (i + 1) % EV_DICTS) {
+    if (ev_dicts[i].id == id)
+      return &ev_dicts[i];
+    if (ev_dicts[i].id == 0)
+      break;
+  }
+  if (ev_dicts_used >= EV_DICTS * 3 / 4) {
+    memset(ev_dicts, 0, sizeof(ev_dicts));
+    ev_dicts_used = 0;
+    i = (size_t)(id * 0x9e3779b97f4a7c15ull >> 52) % EV_DICTS;
+  }
+  while (ev_dicts[i].id != 0)
+    i = (i + 1) % EV_DICTS;
+  ev_dicts[i].id = id;
+  ev_dicts[i].named[0] = ev_dicts[i].named[1] = 0;
+  ev_dicts_used++;
+  return &ev_dicts[i];
+}
+
+/* Appends ,"keys":[...],"keys_truncated":b to a dict's set or delete
+ * event. */
+static void ev_dict_keys(gw_buf *b, const atr_handle *h, atr_op op) {
+  struct ev_dict *d = ev_dict_of(h->id);
+  int del = op == ATR_OP_DELETE, trunc = 0, first = 1;
+  uint64_t *named = &d->named[del], version;
+  atr_dict_items it = {0};
+
+  if (atr_dict_changes(h, *named, &it, &trunc, &version) != 0) {
+    atr_dict_items_free(&it);
+    return;
+  }
+  gw_buf_str(b, ",\"keys\":[");
+  for (size_t k = 0; k < it.count; k++) {
+    if (it.item[k].deleted != del)
+      continue;
+    if (!first)
+      gw_buf_add(b, ",", 1);
+    first = 0;
+    gw_json_put_string(b, it.data + it.item[k].key_off, it.item[k].key_len);
+  }
+  gw_buf_str(b, trunc ? "],\"keys_truncated\":true"
+                      : "],\"keys_truncated\":false");
+  *named = version;
+  atr_dict_items_free(&it);
+}
+
+/* At the start: the dicts that exist are named from their version now. */
+static int ev_dict_seen(const atr_info *info, void *arg) {
+  (void)arg;
+  if (info->kind == ATR_DICT) {
+    struct ev_dict *d = ev_dict_of(info->id);
+    d->named[0] = d->named[1] = info->version;
+  }
+  return 0;
+}
 
 static void ev_complain(const char *what) {
   if (!V.complained)
@@ -64,8 +144,10 @@ static void ev_event(const atr_event *ev) {
   gw_buf_reset(&V.state);
   /* No state if gone meanwhile (or deleted). */
   if (ev->op != ATR_OP_DELETED &&
-      gw_repr_open(gw_srv->store, ev->kind, ev->name, ev->id, &h) == 0)
-    gw_repr_state(&V.state, &h, &gw_repr_list, NULL);
+      gw_repr_open(gw_srv->store, ev->kind, ev->name, ev->id, &h) == 0 &&
+      gw_repr_state(&V.state, &h, &gw_repr_list, NULL) == 0 &&
+      ev->kind == ATR_DICT && (ev->op == ATR_OP_SET || ev->op == ATR_OP_DELETE))
+    ev_dict_keys(&V.state, &h, ev->op);
   ev_message(topic, tl, ev->seq, ev->kind, ev->name, op, V.state.data,
              V.state.len);
   if (V.msg.failed || V.state.failed) {
@@ -102,6 +184,7 @@ static void ev_gap(uint64_t next) {
 }
 
 int gw_events_open(void) {
+  atr_list(gw_srv->store, ev_dict_seen, NULL);
   return gw_sse_open() != 0 || gw_pub_open() != 0 ? -1 : 0;
 }
 

@@ -100,6 +100,10 @@ void gw_json_put_scalar(gw_buf *b, char type, atr_scalar v);
 /* Appends arbitrary bytes as a JSON string: UTF-8 kept, any invalid byte
  * becomes U+FFFD. */
 void gw_json_put_bytes(gw_buf *b, const char *p, size_t len);
+/* Appends a stored item (a queue item, a dict value) p[0..len): as the
+ * JSON it is, or, for bytes a C program stored that are not JSON (or
+ * nest deeper than max_depth), as a string of them. */
+void gw_json_put_item(gw_buf *b, const char *p, size_t len, unsigned max_depth);
 /* Appends s[0..len) (valid UTF-8) as a JSON string, escaped. */
 void gw_json_put_string(gw_buf *b, const char *s, size_t len);
 

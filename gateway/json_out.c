@@ -114,3 +114,13 @@ void gw_json_put_scalar(gw_buf *b, char type, atr_scalar v) {
     return;
   }
 }
+
+void gw_json_put_item(gw_buf *b, const char *p, size_t len,
+                      unsigned max_depth) {
+  size_t s, e;
+
+  if (gw_json_check(p, len, max_depth, &s, &e, NULL, NULL, NULL) == GW_JSON_OK)
+    gw_buf_add(b, p + s, e - s);
+  else
+    gw_json_put_bytes(b, p, len);
+}

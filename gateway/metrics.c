@@ -174,6 +174,7 @@ enum {
   M_QUEUE_UNFINISHED,
   M_QUEUE_DEAD_LETTERED,
   M_QUEUE_DROPPED,
+  M_DICT_LEN,
   M_N_SYNC
 };
 
@@ -203,6 +204,7 @@ static const struct {
     [M_QUEUE_DROPPED] = {"atrium_queue_dropped",
                          "Dead letters dropped (the dead-letter queue was "
                          "missing or full)."},
+    [M_DICT_LEN] = {"atrium_dict_len", "Keys in the dict."},
 };
 
 static void m_sample(gw_buf *fam, int f, const char *name, uint64_t v) {
@@ -236,6 +238,9 @@ static int m_sync(const atr_info *i, void *arg) {
     m_sample(fam, M_QUEUE_UNFINISHED, i->name, i->unfinished);
     m_sample(fam, M_QUEUE_DEAD_LETTERED, i->name, i->dead_lettered);
     m_sample(fam, M_QUEUE_DROPPED, i->name, i->dropped);
+    break;
+  case ATR_DICT:
+    m_sample(fam, M_DICT_LEN, i->name, i->size);
     break;
   default:
     break;

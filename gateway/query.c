@@ -127,3 +127,53 @@ int gw_query_timeout(struct gw_req *req, double dflt, double *out) {
     return gw_reply_error(req, 400, "invalid_query", "%s", why);
   return GW_NEXT;
 }
+
+static int pct_hex(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+int gw_pct_decode(const char *p, size_t n, int plus_space, char *out,
+                  size_t cap, size_t *len) {
+  size_t o = 0;
+
+  for (size_t i = 0; i < n; i++) {
+    char c = p[i];
+    if (c == '%') {
+      int hi, lo;
+      if (n - i < 3 || (hi = pct_hex(p[i + 1])) < 0 ||
+          (lo = pct_hex(p[i + 2])) < 0)
+        return -1;
+      c = (char)(hi << 4 | lo);
+      i += 2;
+    } else if (c == '+' && plus_space) {
+      c = ' ';
+    }
+    if (o == cap)
+      return -1;
+    out[o++] = c;
+  }
+  *len = o;
+  return 0;
+}
+
+const char *gw_query_raw(const char *uri, const char *name, size_t *len) {
+  const char *q = strchr(uri, '?');
+  size_t nl = strlen(name);
+
+  while (q != NULL) {
+    const char *p = q + 1, *end = strchr(p, '&');
+    size_t pl = end ? (size_t)(end - p) : strlen(p);
+    if (pl >= nl && memcmp(p, name, nl) == 0 && (pl == nl || p[nl] == '=')) {
+      *len = pl == nl ? 0 : pl - nl - 1;
+      return pl == nl ? p + nl : p + nl + 1;
+    }
+    q = end;
+  }
+  return NULL;
+}

@@ -168,6 +168,10 @@ static int repr_cond_open(atr_store *s, const char *name, atr_handle *h) {
   return atr_cond_open(s, name, 0, NULL, h);
 }
 
+static int repr_dict_open(atr_store *s, const char *name, atr_handle *h) {
+  return atr_dict_open(s, name, 0, h);
+}
+
 /* A lock: who holds it, how deep (reentrant), its fence and waiters. */
 static void repr_lock_members(gw_buf *b, const atr_info *i) {
   int held = i->count > 0;
@@ -213,11 +217,17 @@ static void repr_cond_members(gw_buf *b, const atr_info *i) {
   repr_u64(b, "waiters", i->waiters);
 }
 
+/* A dict's description: its number of keys (GET adds its items). */
+static void repr_dict_members(gw_buf *b, const atr_info *i) {
+  repr_u64(b, "len", i->size);
+}
+
 /* The members of the kinds whose state is their description, by kind. */
 static void (*const repr_info_members[])(gw_buf *b, const atr_info *i) = {
     [ATR_QUEUE] = repr_queue_members,     [ATR_LOCK] = repr_lock_members,
     [ATR_SEMAPHORE] = repr_sem_members,   [ATR_FLAG] = repr_flag_members,
     [ATR_BARRIER] = repr_barrier_members, [ATR_CONDITION] = repr_cond_members,
+    [ATR_DICT] = repr_dict_members,
 };
 
 static uint64_t (*repr_waiting)(uint64_t id);
@@ -262,6 +272,7 @@ static const struct repr_kind {
     [ATR_FLAG] = {repr_flag_open, repr_info_state},
     [ATR_BARRIER] = {repr_barrier_open, repr_info_state},
     [ATR_CONDITION] = {repr_cond_open, repr_info_state},
+    [ATR_DICT] = {repr_dict_open, repr_info_state},
 };
 
 static const struct repr_kind *repr_kind(atr_kind kind) {

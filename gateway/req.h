@@ -177,8 +177,10 @@ struct gw_cond_wait {
 struct gw_req {
   struct MHD_Connection *conn;
   const struct gw_route *route;
-  char *uri;                   /* the raw request target           */
-  char name[ATR_NAME_MAX + 1]; /* the {name} segment               */
+  char *uri;                      /* the raw request target           */
+  char name[ATR_NAME_MAX + 1];    /* the {name} segment               */
+  char key[ATR_DICT_KEY_MAX + 1]; /* a dict's {key} segment, decoded */
+  size_t key_len;
   unsigned method;
   unsigned allow; /* methods of the path (405, CORS)   */
   int phase;      /* http.c's                         */
@@ -323,6 +325,17 @@ int gw_query_max_parse(const char *s, size_t *out, const char **why);
 /* ?ttl= / ?lease=: seconds > 0, finite, capped at max_lease. */
 int gw_query_ttl_parse(const char *s, double max_lease, double *out,
                        const char **why);
+/* Percent-decodes p[0..n) into out (cap bytes; no NUL added), *len its
+ * length; with plus_space a '+' is a space (a query's form encoding).
+ * 0, or -1 for a bad escape or a result longer than cap. */
+int gw_pct_decode(const char *p, size_t n, int plus_space, char *out,
+                  size_t cap, size_t *len);
+/* The raw (still %-escaped) value of the query parameter name in the
+ * request target uri: a pointer into uri and *len, or NULL if absent. */
+const char *gw_query_raw(const char *uri, const char *name, size_t *len);
+/* What a dict key is, for the bad_key answers. */
+#define GW_KEY_RULE "dict keys are 1-256 bytes of UTF-8 without NUL"
+
 /* An Atrium-Fence header "<lock>=<fence>": a lock name (into
  * lock[ATR_NAME_MAX + 1]) and a fence (a decimal integer >= 1); white
  * space around either part is allowed. */

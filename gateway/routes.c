@@ -135,6 +135,20 @@ static const struct gw_route gw_routes[] = {
      "condition_wait"},
     {GW_POST, "/v1/conditions/{name}/notify", gw_cond_notify, NAMED | NEED,
      "condition_notify"},
+    {GW_GET, "/v1/dicts", gw_dict_list, 0, "dicts_list"},
+    {GW_PUT, "/v1/dicts/{name}", gw_dict_put, NAMED | BODY | FENCE, "dict_put"},
+    {GW_GET, "/v1/dicts/{name}", gw_dict_get, NAMED, "dict_get"},
+    {GW_PATCH, "/v1/dicts/{name}", gw_dict_patch, NAMED | NEED | FENCE,
+     "dict_patch"},
+    {GW_DELETE, "/v1/dicts/{name}", gw_dict_delete, NAMED | FENCE,
+     "dict_delete"},
+    /* A key's value is kept as its own text: checked, never parsed. */
+    {GW_GET, "/v1/dicts/{name}/keys/{key}", gw_dict_key_get, NAMED,
+     "dict_key_get"},
+    {GW_PUT, "/v1/dicts/{name}/keys/{key}", gw_dict_key_put,
+     NAMED | GW_R_BODY | GW_R_NEED | FENCE, "dict_key_put"},
+    {GW_DELETE, "/v1/dicts/{name}/keys/{key}", gw_dict_key_delete,
+     NAMED | FENCE, "dict_key_delete"},
     /* Open: a browser's EventSource cannot send the token, so the handler
      * takes it or a single-use ticket from the route below. */
     {GW_GET, "/v1/events", gw_sse_stream, GW_R_OPEN, "events"},
@@ -157,10 +171,12 @@ size_t gw_route_index(const struct gw_route *r) {
 
 /* Matches path[0..len) against pattern; a "{name}" segment takes any run
  * of characters up to the next '/' (it is checked later, so that a bad
- * name is a 400 and not a 404). A pattern holds one at most. */
+ * name is a 400 and not a 404). A pattern holds one at most, and may end
+ * in a "{key}" segment (a dict's key, still %-escaped: one segment). */
 static int route_match(const char *pattern, const char *path, size_t len,
-                       const char **name, size_t *name_len) {
-  const char *brace, *suffix, *slash;
+                       const char **name, size_t *name_len, const char **key,
+                       size_t *key_len) {
+  const char *brace, *suffix, *slash, *kb;
   size_t plen, slen, end;
 
   if (len < 2 || pattern[1] != path[1]) /* a cheap first test */
@@ -176,21 +192,30 @@ static int route_match(const char *pattern, const char *path, size_t len,
   *name = path + plen;
   *name_len = end - plen;
   suffix = brace + 6; /* after "{name}" */
+  if ((kb = strstr(suffix, "{key}")) != NULL) {
+    slen = (size_t)(kb - suffix);
+    if (len - end < slen || memcmp(path + end, suffix, slen) != 0 ||
+        memchr(path + end + slen, '/', len - end - slen) != NULL)
+      return 0;
+    *key = path + end + slen;
+    *key_len = len - end - slen;
+    return 1;
+  }
   slen = strlen(suffix);
   return len - end == slen && memcmp(path + end, suffix, slen) == 0;
 }
 
 int gw_route_match(unsigned method, const char *path, size_t len,
                    struct gw_match *m) {
-  const char *name = NULL;
-  size_t name_len = 0;
+  const char *name = NULL, *key = NULL;
+  size_t name_len = 0, key_len = 0;
   unsigned want = method == GW_HEAD ? GW_GET : method;
 
   memset(m, 0, sizeof(*m));
   for (size_t i = 0; i < N_ROUTES; i++) {
-    const char *n = NULL;
-    size_t nl = 0;
-    if (!route_match(gw_routes[i].pattern, path, len, &n, &nl))
+    const char *n = NULL, *k = NULL;
+    size_t nl = 0, kl = 0;
+    if (!route_match(gw_routes[i].pattern, path, len, &n, &nl, &k, &kl))
       continue;
     m->allow |= gw_routes[i].method;
     if (gw_routes[i].flags & GW_R_OPEN)
@@ -199,6 +224,8 @@ int gw_route_match(unsigned method, const char *path, size_t len,
       m->route = &gw_routes[i];
       name = n;
       name_len = nl;
+      key = k;
+      key_len = kl;
     }
   }
   if (m->allow & GW_GET)
@@ -216,6 +243,11 @@ int gw_route_match(unsigned method, const char *path, size_t len,
     memcpy(m->name, name, name_len);
     m->name[name_len] = '\0';
   }
+  /* A dict's key: decoded from the raw path (%2F is a slash in it). */
+  if (key != NULL && (gw_pct_decode(key, key_len, 0, m->key, sizeof(m->key),
+                                    &m->key_len) != 0 ||
+                      atr_dict_key_check(m->key, m->key_len) != 0))
+    return GW_ROUTE_EKEY;
   return GW_ROUTE_OK;
 }
 
@@ -271,6 +303,9 @@ int gw_route_find(struct gw_req *req, const char *path, size_t len) {
     return gw_reply_error(
         req, 400, "bad_name",
         "object names need no %%-escapes and may not hold them");
+  case GW_ROUTE_EKEY:
+    req->route = m.route;
+    return gw_reply_error(req, 400, "bad_key", GW_KEY_RULE);
   default:
     req->route = m.route;
     return gw_reply_error(req, 400, "bad_name",
@@ -278,6 +313,8 @@ int gw_route_find(struct gw_req *req, const char *path, size_t len) {
   }
   req->route = m.route;
   memcpy(req->name, m.name, sizeof(req->name));
+  memcpy(req->key, m.key, m.key_len);
+  req->key_len = m.key_len;
   return GW_NEXT;
 }
 

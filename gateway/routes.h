@@ -58,10 +58,12 @@ struct gw_route {
 
 /* What gw_route_match finds for a method and a raw path. */
 struct gw_match {
-  const struct gw_route *route; /* for the method; NULL: none        */
-  unsigned allow;               /* methods of the path (HEAD if GET) */
-  int open;                     /* a route of the path needs no token */
-  char name[ATR_NAME_MAX + 1];  /* the {name} segment (GW_ROUTE_OK)  */
+  const struct gw_route *route;   /* for the method; NULL: none        */
+  unsigned allow;                 /* methods of the path (HEAD if GET) */
+  int open;                       /* a route of the path needs no token */
+  char name[ATR_NAME_MAX + 1];    /* the {name} segment (GW_ROUTE_OK)  */
+  char key[ATR_DICT_KEY_MAX + 1]; /* the {key} segment, decoded      */
+  size_t key_len;
 };
 /* Results of gw_route_match, each an answer of gw_route_find. */
 enum {
@@ -70,6 +72,7 @@ enum {
   GW_ROUTE_EMETHOD = -2, /* the path takes other methods: 405       */
   GW_ROUTE_EESCAPE = -3, /* a %-escape in the name: 400 bad_name    */
   GW_ROUTE_ENAME = -4,   /* not a valid object name: 400 bad_name   */
+  GW_ROUTE_EKEY = -5,    /* not a valid dict key: 400 bad_key       */
 };
 /* Matches method (one gw_method bit; HEAD routes as GET) and the raw
  * request target path[0..len) (before any '?', not unescaped) against
@@ -156,6 +159,15 @@ int gw_cond_get(struct gw_req *req);
 int gw_cond_delete(struct gw_req *req);
 int gw_cond_wait(struct gw_req *req);
 int gw_cond_notify(struct gw_req *req);
+/* dicts.c */
+int gw_dict_list(struct gw_req *req);
+int gw_dict_put(struct gw_req *req);
+int gw_dict_get(struct gw_req *req);
+int gw_dict_patch(struct gw_req *req);
+int gw_dict_delete(struct gw_req *req);
+int gw_dict_key_get(struct gw_req *req);
+int gw_dict_key_put(struct gw_req *req);
+int gw_dict_key_delete(struct gw_req *req);
 /* objects.c: what every kind shares */
 int gw_objects_list(struct gw_req *req);
 int gw_value_list(struct gw_req *req);

@@ -59,7 +59,9 @@ extern "C" {
   X(EOVERRELEASE, "released past the semaphore's bound")                       \
   X(ESTALE, "fence no longer holds the lock")                                  \
   X(ELOCKED, "object is held by a process that does not let go; try again")    \
-  X(EDONE, "done called more often than items were unfinished")
+  X(EDONE, "done called more often than items were unfinished")             \
+  X(ENOKEY, "no such key in the dict")                                         \
+  X(EKEY, "invalid dict key (1-256 bytes of UTF-8 without NUL)")
 
 /* Positions in the table; the public codes below are their negations. */
 enum atr__errpos {
@@ -171,10 +173,11 @@ typedef enum atr_kind {
   ATR_FLAG = 6, /* Python's Event */
   ATR_BARRIER = 7,
   ATR_CONDITION = 8,
+  ATR_DICT = 9,
 } atr_kind;
 
 /* "value", "array", "queue", "lock", "semaphore", "flag", "barrier",
- * "condition" ("any" for ATR_ANY). */
+ * "condition", "dict" ("any" for ATR_ANY). */
 const char *atr_kind_name(atr_kind kind);
 
 /*
@@ -219,9 +222,9 @@ typedef struct atr_info {
   uint64_t version;   /* grows on every change, never repeats for a name */
   uint64_t id;        /* this incarnation of the name, never repeats     */
   uint64_t length;    /* array: elements                                 */
-  uint64_t size;      /* queue: items waiting                            */
+  uint64_t size;      /* queue: items waiting; dict: keys                */
   uint64_t bytes;     /* queue: ring bytes in use (see atr_queue_size);
-                         array: data bytes                              */
+                         array: data bytes; dict: its table's bytes     */
   uint64_t maxsize;   /* queue: item bound (0 = none)                    */
   uint64_t max_bytes; /* queue: byte bound (0 = the store's space)     */
   uint64_t max_item;  /* queue: largest item accepted                  */
@@ -783,6 +786,140 @@ int atr_cond_wait_end(const atr_handle *h, uint64_t ticket);
 int atr_cond_notify(const atr_handle *h, uint64_t token, uint64_t n,
                     uint64_t *woken);
 
+/* ------------------------------------------------------------------ dicts
+ *
+ * Manager().dict() for every process: keys of 1-ATR_DICT_KEY_MAX bytes of
+ * UTF-8 without NUL (ATR_EKEY otherwise) to byte values (the gateway
+ * keeps JSON text), in one hash table in the store's heap that grows and
+ * shrinks as keys come and go (O(1) get, set and delete by key). Every
+ * change (one key or many) is one commit under the dict's lock: a
+ * process killed during it leaves every key old or new, never torn, and
+ * the next caller finishes or forgets it. Each commit takes the next
+ * version of the dict, and every key it sets gets that version as its
+ * own: a key's versions never repeat, across deletes and re-sets, and
+ * across a delete and re-create of the dict (versions start above any
+ * the name had). Reads take the dict's lock too, so a reader sees every
+ * commit whole or not at all.
+ */
+
+#define ATR_DICT_KEY_MAX 256
+/* The largest value (bytes). */
+#define ATR_DICT_VALUE_MAX ((size_t)1 << 26)
+/* An expect of atr_dict_set / atr_dict_op: the key must be absent
+ * (If-None-Match: *). */
+#define ATR_DICT_ABSENT UINT64_MAX
+
+/* 0 if key[0..len) is a valid key, else ATR_EKEY. */
+int atr_dict_key_check(const char *key, size_t len);
+
+/* Opens the dict called name; with ATR_CREATE a missing one is created
+ * empty. Returns ATR_CREATED or 0, as atr_value_open. */
+int atr_dict_open(atr_store *store, const char *name, int flags, atr_handle *h);
+
+/* Keys, values and versions copied out of a dict: item k's key is
+ * data[item[k].key_off..+key_len), its value data[value_off..+value_len).
+ * Zero-initialise; calls append to it and grow its arrays;
+ * atr_dict_items_free frees them (and zeroes it again). */
+typedef struct atr_dict_item {
+  size_t key_off, key_len;
+  size_t value_off, value_len;
+  uint64_t version; /* the key's own version (changes: the change's) */
+  int deleted;      /* atr_dict_changes: the change was a delete     */
+} atr_dict_item;
+typedef struct atr_dict_items {
+  char *data;
+  atr_dict_item *item;
+  size_t count;
+  size_t data_len, data_cap, item_cap; /* private */
+} atr_dict_items;
+void atr_dict_items_free(atr_dict_items *items);
+
+/*
+ * Copies the value of key into buf (cap bytes); *len gets its size and
+ * *version the key's version (either may be NULL). ATR_ENOKEY if absent;
+ * ATR_ETOOBIG if it does not fit cap (*len then gets its size).
+ */
+int atr_dict_get(const atr_handle *h, const char *key, size_t klen, void *buf,
+                 size_t cap, size_t *len, uint64_t *version);
+
+/* Appends to *out the keys of keys[0..n) that are present (absent ones
+ * are skipped), as one consistent reading. *version (may be NULL) gets
+ * the dict's. ATR_EKEY, ATR_ENOMEM (out as it was). */
+int atr_dict_read(const atr_handle *h, const struct iovec *keys, size_t n,
+                  atr_dict_items *out, uint64_t *version);
+
+/*
+ * Sets key to value[0..vlen). expect 0: whatever the key holds; a
+ * version: only if the key has exactly that version now (ATR_EVERSION
+ * otherwise, also if the key is absent); ATR_DICT_ABSENT: only if the key
+ * is absent (ATR_EEXIST otherwise). Returns ATR_CREATED if the key was
+ * new, 0 if it replaced a value; *version (may be NULL) gets the key's new
+ * version. ATR_EKEY, ATR_ETOOBIG (vlen past ATR_DICT_VALUE_MAX), ATR_ENOSPC
+ * (the table cannot grow: the store is full); nothing changes on error.
+ */
+int atr_dict_set(const atr_handle *h, const char *key, size_t klen,
+                 const void *value, size_t vlen, uint64_t expect,
+                 uint64_t *version);
+
+/* Removes key (as dict.pop): appends its value and version to *old (may
+ * be NULL). expect as atr_dict_set (0, or the key's version).
+ * ATR_ENOKEY if absent, ATR_EVERSION, ATR_ENOMEM (nothing removed). */
+int atr_dict_pop(const atr_handle *h, const char *key, size_t klen,
+                 uint64_t expect, atr_dict_items *old);
+
+/* One change of atr_dict_update. */
+typedef struct atr_dict_op {
+  const char *key;
+  size_t key_len;
+  const void *value; /* set: the value (value_len bytes)       */
+  size_t value_len;
+  int del;         /* 1: delete the key (absent: not an error) */
+  uint64_t expect; /* as atr_dict_set's, for this key           */
+} atr_dict_op;
+
+/*
+ * Applies ops[0..n) as one commit: all or none, seen by readers all or
+ * none, even if the process dies. A key named twice is ATR_EINVAL; any
+ * op's error (ATR_EKEY, ATR_ETOOBIG, ATR_EVERSION, ATR_EEXIST,
+ * ATR_ENOSPC) changes nothing. *version (may be NULL) gets the dict's
+ * new version (unchanged when nothing changed: n == 0, or only deletes
+ * of absent keys).
+ */
+int atr_dict_update(const atr_handle *h, const atr_dict_op *ops, size_t n,
+                    uint64_t *version);
+
+/*
+ * A page in key order: appends to *out the first limit keys (with values
+ * and versions) after the key after[0..after_len) (NULL: from the
+ * first), keys compared bytewise as unsigned bytes (a prefix first), as
+ * one consistent reading. *more (may be NULL) is 1 if keys follow the
+ * page. A walk that passes each page's last key as the next one's after
+ * sees every key present during the whole walk exactly once. The order
+ * is made per page (a scan of the table keeping the limit smallest keys
+ * after `after`: O(len log limit)), so nothing extra is kept in the store.
+ * limit 0: every key. *version (may be NULL): the dict's.
+ */
+int atr_dict_page(const atr_handle *h, const char *after, size_t after_len,
+                  size_t limit, atr_dict_items *out, int *more,
+                  uint64_t *version);
+
+/* The number of keys and the dict's version (either may be NULL).
+ * Lock-free. */
+int atr_dict_len(const atr_handle *h, uint64_t *len, uint64_t *version);
+
+/*
+ * The keys changed by the commits after version since (for an event's
+ * reader: the dict keeps a ring of its recent key changes, about 4 KiB),
+ * newest first, each key once (its latest change: item.version is that
+ * change's version, item.deleted says whether it was a delete; no
+ * values). *truncated is 1 if the ring no longer reaches back to since,
+ * or a commit changed more keys than the ring takes (about 40 short
+ * ones): then some keys changed are not listed. *version (may be NULL):
+ * the dict's now.
+ */
+int atr_dict_changes(const atr_handle *h, uint64_t since, atr_dict_items *out,
+                     int *truncated, uint64_t *version);
+
 /* ------------------------------------------------------------ all of them */
 
 /* Ends whatever lease of the object has run out (a lock's lease, leased
@@ -814,12 +951,15 @@ typedef enum atr_op {
   ATR_OP_ACKED,     /* queue */
   ATR_OP_NACKED,    /* queue */
   ATR_OP_DONE,      /* queue: task_done */
+  ATR_OP_DELETE,    /* dict: keys deleted (a dict's "set": keys set) */
 } atr_op;
 
 /* "created", "deleted", "set", "add", "put", "pop", "clear", "acquired",
  * "released", "expired", "abandoned", "wait", "passed", "broken", "reset",
- * "notify", "leased", "acked", "nacked", "done". A flag's set and clear
- * are "set" and "clear"; a queue's lease that ran out is "expired". */
+ * "notify", "leased", "acked", "nacked", "done", "delete". A flag's set
+ * and clear are "set" and "clear"; a queue's lease that ran out is
+ * "expired"; a dict's changes are "set" and "delete" (atr_dict_changes
+ * names the keys). */
 const char *atr_op_name(atr_op op);
 
 /*

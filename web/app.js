@@ -25,11 +25,12 @@ const TYPE_NAMES = {
   '?': 'bool', c: 'char',
 };
 const KIND_PATHS = {
-  value: 'values', array: 'arrays', queue: 'queues',
+  value: 'values', array: 'arrays', queue: 'queues', dict: 'dicts',
   ...Object.fromEntries(Object.entries(SYNC_KINDS).map(([kind, k]) => [kind, k.path])),
 };
 const POLL_SECONDS = 2; // busy synchronisation objects are read again this often
 const POLL_MAX = 64; // and at most this many of them per tick
+const DICT_PAGE = 100; // keys a dict's card shows at a time
 
 const state = {
   token: sessionStorage.getItem(TOKEN_KEY),
@@ -53,6 +54,16 @@ const state = {
 const byId = (id) => document.getElementById(id);
 
 // ------------------------------------------------------------------ JSON
+
+// JSON text of a value parseJSON gave (BigInt as its digits).
+function jsonText(v) {
+  if (typeof v === 'bigint') return v.toString();
+  if (Array.isArray(v)) return `[${v.map(jsonText).join(',')}]`;
+  if (v && typeof v === 'object') {
+    return `{${Object.entries(v).map(([k, x]) => `${JSON.stringify(k)}:${jsonText(x)}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
 
 // JSON.parse, but integers beyond 2^53 stay exact (as BigInt).
 function parseJSON(text) {
@@ -162,6 +173,11 @@ function newModel(name, kind) {
     sync: {}, // the synchronisation kinds' members (see sync.js)
     expiresAt: undefined, // lock held by a lease: when it runs out (seconds)
     expiresWall: undefined, // the same by the clock (ms since 1970), to show
+    len: undefined, // dict: keys
+    items: null, // dict: [key, value] of the page shown, in key order
+    pageAfter: null, // dict: the page starts after this key (null: first)
+    pageBack: [], // dict: the pages before it (their pageAfter)
+    pageNext: null, // dict: the next page's after, when more follow
     hist: [], // [seconds, number]: values and queue depths
     puts: [], // [seconds, items] from events, for rates
     pops: [],
@@ -293,6 +309,20 @@ function apply(info, op) {
       }
     }
   }
+  if (kind === 'dict') {
+    if (info.len !== undefined) {
+      o.changed = o.len !== undefined && Number(info.len) !== o.len;
+      o.len = Number(info.len);
+    }
+    if (info.items && typeof info.items === 'object') {
+      o.items = Object.entries(info.items);
+      o.pageNext = typeof info.next === 'string' ? info.next : null;
+    } else if (!repeat || o.items === null) {
+      // An event names the keys it changed ("keys"); the page shown is
+      // read again (at most every FETCH_INTERVAL_MS), whichever they are.
+      o.needFetch = true;
+    }
+  }
   if (o.type === undefined && (kind === 'value' || kind === 'array')) o.needFetch = true;
   if (version !== undefined && (o.version === undefined || version > o.version)) {
     o.version = version;
@@ -328,7 +358,7 @@ async function fetchObject(o) {
   const asked = now();
   o.fetchAt = asked;
   try {
-    const r = await api('GET', objectPath(o.kind, o.name));
+    const r = await api('GET', objectPath(o.kind, o.name) + pageQuery(o));
     if (state.objects.get(o.name) === o) apply({ ...r.json, kind: o.kind });
   } catch (e) {
     const cur = state.objects.get(o.name);
@@ -340,6 +370,13 @@ async function fetchObject(o) {
       fetchObject(o);
     }
   }
+}
+
+// A dict's page: ?limit= and ?after= (keys %-encoded, as the API takes them).
+function pageQuery(o) {
+  if (o.kind !== 'dict') return '';
+  const after = o.pageAfter === null ? '' : `&after=${encodeURIComponent(o.pageAfter)}`;
+  return `?limit=${DICT_PAGE}${after}`;
 }
 
 // Reads every object through REST: at the start, and after a resync or a
@@ -380,7 +417,8 @@ async function reload() {
     for (const [name, o] of state.objects) {
       if (!seen.has(name) && o.touched < started) removeObject(name);
     }
-    const arrays = [...state.objects.values()].filter((o) => o.kind === 'array');
+    const arrays = [...state.objects.values()]
+      .filter((o) => o.kind === 'array' || o.kind === 'dict');
     await Promise.all(arrays.map((o) => fetchObject(o)));
     refreshStoreInfo();
   })();
@@ -584,6 +622,8 @@ function createView(o) {
     v.hi = el('span');
     card.append(head, v.num, v.meter, rates, tasks, v.spark.svg,
       el('div', { class: 'scale' }, v.lo, v.span, v.hi));
+  } else if (o.kind === 'dict') {
+    createDictView(o, v);
   } else {
     v.badge = el('span', { class: 'badge' });
     const { head, meta } = cardHead(o, v.badge);
@@ -607,6 +647,7 @@ function updateView(o) {
   if (SYNC_KINDS[o.kind]) syncUpdate(o, v, syncCtx);
   else if (o.kind === 'value') updateValueView(o, v);
   else if (o.kind === 'queue') updateQueueView(o, v);
+  else if (o.kind === 'dict') updateDictView(o, v);
   else updateArrayView(o, v);
 }
 
@@ -706,6 +747,136 @@ function updateQueueView(o, v) {
     (o.dropped ? ` (+${formatValue('q', o.dropped)} dropped)` : ''));
   updateRates(o, v);
   drawSpark(o, v);
+}
+
+// A dict: a page of its keys and values (live), paging, and an editor
+// for one key with its version for a compare-and-set.
+function createDictView(o, v) {
+  const { head, meta } = cardHead(o);
+  v.meta = meta;
+  v.rows = el('tbody');
+  const table = el('table', { class: 'dict' },
+    el('thead', {}, el('tr', {}, el('th', { text: 'key' }), el('th', { text: 'value' }))),
+    v.rows);
+  v.first = el('button', { type: 'button', class: 'link', text: 'First' });
+  v.prev = el('button', { type: 'button', class: 'link', text: '‹ Previous' });
+  v.next = el('button', { type: 'button', class: 'link', text: 'Next ›' });
+  v.page = el('span', { class: 'page' });
+  v.first.addEventListener('click', () => dictPage(o, null, []));
+  v.prev.addEventListener('click', () => {
+    const back = o.pageBack.slice(0, -1);
+    dictPage(o, o.pageBack[o.pageBack.length - 1] ?? null, back);
+  });
+  v.next.addEventListener('click', () => {
+    if (o.pageNext !== null) dictPage(o, o.pageNext, [...o.pageBack, o.pageAfter]);
+  });
+  const pager = el('div', { class: 'pager' }, v.first, v.prev, v.page, v.next);
+  v.key = el('input', { name: 'key', autocomplete: 'off', spellcheck: 'false', required: '' });
+  v.value = el('textarea', { name: 'value', rows: 2, spellcheck: 'false' });
+  v.version = el('input', { name: 'version', inputmode: 'numeric', autocomplete: 'off' });
+  v.save = el('button', { type: 'submit', class: 'primary', text: 'Save' });
+  v.del = el('button', { type: 'button', text: 'Delete' });
+  const field = (label, input, hint) => el('label', { class: 'field' }, label, input,
+    hint ? el('span', { class: 'hint', text: hint }) : '');
+  v.editor = el('form', { class: 'editor', novalidate: '' },
+    field('Key', v.key), field('Value (JSON)', v.value),
+    field('Version', v.version, 'set only if the key still has it; empty: any'),
+    el('div', { class: 'row' }, v.save, v.del));
+  v.editor.setAttribute('aria-label', `edit a key of ${o.name}`);
+  v.editor.addEventListener('submit', (e) => {
+    e.preventDefault();
+    dictWrite(o, 'PUT');
+  });
+  v.del.addEventListener('click', () => dictWrite(o, 'DELETE'));
+  v.msg = el('p', { class: 'msg', role: 'status' });
+  v.card.append(head, table, pager, v.editor, v.msg);
+}
+
+function updateDictView(o, v) {
+  setText(v.meta, `${o.len ?? '?'} keys${o.version !== undefined ? ` · v${o.version}` : ''}`);
+  const rows = (o.items || []).map(([key, value]) => {
+    const text = jsonText(value);
+    const edit = el('button', { type: 'button', class: 'link', text: key });
+    edit.title = `edit ${key}`;
+    edit.addEventListener('click', () => dictEdit(o, key));
+    const tr = el('tr', { 'data-key': key }, el('td', {}, edit),
+      el('td', { class: 'val', text: text.length > 200 ? `${text.slice(0, 200)}…` : text }));
+    return tr;
+  });
+  v.rows.replaceChildren(...rows);
+  const start = o.pageBack.length * DICT_PAGE;
+  setText(v.page, o.items && o.items.length
+    ? `${start + 1}–${start + o.items.length} of ${o.len ?? '?'}` : 'no keys');
+  v.next.disabled = o.pageNext === null;
+  v.prev.disabled = v.first.disabled = o.pageAfter === null;
+  if (o.changed) flash(v.meta);
+  o.changed = false;
+}
+
+function dictPage(o, after, back) {
+  o.pageAfter = after;
+  o.pageBack = back;
+  o.fetchAt = 0;
+  fetchObject(o);
+}
+
+// Fills the editor with a key's value and version (its own, as the ETag).
+async function dictEdit(o, key) {
+  const v = o.view;
+  try {
+    const r = await api('GET', `${objectPath('dict', o.name)}/keys/${encodeURIComponent(key)}`);
+    v.key.value = key;
+    v.value.value = jsonText(r.json.value);
+    v.version.value = String(r.json.version);
+  } catch (e) {
+    say(v.msg, describe(e), true);
+  }
+}
+
+async function dictWrite(o, method) {
+  const v = o.view;
+  const key = v.key.value;
+  const version = v.version.value.trim();
+  const headers = {};
+  let body;
+  if (!key) {
+    say(v.msg, 'A key is 1 to 256 bytes of UTF-8', true);
+    return;
+  }
+  if (version !== '') {
+    if (!/^\d+$/.test(version)) {
+      say(v.msg, 'the version is a whole number', true);
+      return;
+    }
+    headers['If-Match'] = `"${version}"`;
+  }
+  if (method === 'PUT') {
+    body = v.value.value.trim();
+    try {
+      parseJSON(body);
+    } catch {
+      say(v.msg, 'the value is not JSON', true);
+      return;
+    }
+  }
+  v.save.disabled = v.del.disabled = true;
+  try {
+    const r = await api(method, `${objectPath('dict', o.name)}/keys/${encodeURIComponent(key)}`,
+      body, headers);
+    if (method === 'PUT') {
+      v.version.value = String(r.json.version);
+      say(v.msg, `Saved “${key}”, version ${r.json.version}.`, false);
+    } else {
+      v.version.value = '';
+      say(v.msg, `Deleted “${key}”.`, false);
+    }
+    fetchObject(o);
+  } catch (e) {
+    say(v.msg, e.status === 412 ? `“${key}” has another version now: ${describe(e)}`
+      : describe(e), true);
+  } finally {
+    v.save.disabled = v.del.disabled = false;
+  }
 }
 
 function updateRates(o, v) {
@@ -968,6 +1139,8 @@ async function create(e) {
       if (!/^\d+$/.test(length) || Number(length) < 1) throw new Error('the length is a whole number, 1 or more');
       body = `{"type":${JSON.stringify(type)},"length":${BigInt(length)}}`;
       headers['If-None-Match'] = '*';
+    } else if (kind === 'dict') {
+      body = '{}';
     } else if (kind === 'queue') {
       const maxsize = form.elements.maxsize.value.trim() || '0';
       if (!/^\d+$/.test(maxsize)) throw new Error('the max size is a whole number, 0 or more');

@@ -6,7 +6,7 @@
  * (tests/gateway/test_busy.py, test_sync.py) use it; it is no part of
  * the library.
  *
- *   hold_lock STORE array|midcopy|put|get|barrier|store NAME
+ *   hold_lock STORE array|midcopy|put|get|barrier|dict|store NAME
  *
  * Prints "held" once the lock is held, raises SIGSTOP, and after SIGCONT
  * lets go, prints "released" and exits 0. midcopy holds an array's lock
@@ -31,7 +31,7 @@ int main(int argc, char **argv) {
 
   if (argc != 4) {
     fprintf(stderr,
-            "usage: hold_lock STORE array|midcopy|put|get|barrier|store "
+            "usage: hold_lock STORE array|midcopy|put|get|barrier|dict|store "
             "NAME\n");
     return 2;
   }
@@ -48,8 +48,10 @@ int main(int argc, char **argv) {
     int array =
         strcmp(argv[2], "array") == 0 || strcmp(argv[2], "midcopy") == 0;
     int barrier = strcmp(argv[2], "barrier") == 0;
+    int dict = strcmp(argv[2], "dict") == 0;
     rc = array     ? atr_array_open(s, argv[3], 0, 0, 0, NULL, &h)
          : barrier ? atr_barrier_open(s, argv[3], 0, 0, &h)
+         : dict    ? atr_dict_open(s, argv[3], 0, &h)
                    : atr_queue_open(s, argv[3], 0, NULL, &h);
     if (rc != 0) {
       fprintf(stderr, "hold_lock: %s: %s\n", argv[3], atr_strerror(rc));
@@ -59,7 +61,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[2], "put") == 0) {
       m = &o->u.q.put_lock;
       rc = atr__mutex_lock(m, NULL, NULL);
-    } else if (array || barrier || strcmp(argv[2], "get") == 0) {
+    } else if (array || barrier || dict || strcmp(argv[2], "get") == 0) {
       m = &o->lock;
       rc = atr__record_lock(s, o);
       if (rc == 0 && strcmp(argv[2], "midcopy") == 0) {

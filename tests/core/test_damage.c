@@ -36,6 +36,7 @@ struct objs {
   atr_handle c;  /* condition "c" bound to "l"                     */
   atr_handle m;  /* semaphore "m", value 2, bound 2                */
   atr_handle b;  /* barrier "b" of 2 parties                       */
+  atr_handle d;  /* dict "d" with keys "k1" and "k2"               */
 };
 
 static void objs_make(struct objs *o) {
@@ -61,6 +62,9 @@ static void objs_make(struct objs *o) {
   tu_assert_rc(atr_cond_open(o->s, "c", ATR_CREATE, "l", &o->c), ATR_CREATED);
   tu_assert_rc(atr_sem_open(o->s, "m", ATR_CREATE, 2, 2, &o->m), ATR_CREATED);
   tu_assert_rc(atr_barrier_open(o->s, "b", ATR_CREATE, 2, &o->b), ATR_CREATED);
+  tu_assert_rc(atr_dict_open(o->s, "d", ATR_CREATE, &o->d), ATR_CREATED);
+  tu_assert_rc(atr_dict_set(&o->d, "k1", 2, "v1", 2, 0, NULL), ATR_CREATED);
+  tu_assert_rc(atr_dict_set(&o->d, "k2", 2, "v2", 2, 0, NULL), ATR_CREATED);
 }
 
 /* Writes n bytes at the store file's offset off, as any writer could. */
@@ -172,14 +176,14 @@ static void expect_name_len(const char *path, struct objs *o) {
   atr_info info;
   int listed = 0;
   tu_ok(atr_list(o->s, count_listed, &listed));
-  tu_assert_i64(listed, 8); /* all but the damaged one */
+  tu_assert_i64(listed, 9); /* all but the damaged one */
   tu_assert_rc(atr_handle_stat(&o->v, &info), ATR_ECORRUPT);
   tu_assert_rc(atr_stat(o->s, "v", &info), ATR_ENOENT); /* not findable */
   /* Recovery walks every record: it passes the damaged one by. */
   tu_assert_i64(tu_run(die_holding_store, (void *)path, 10), 0);
   listed = 0;
   tu_ok(atr_list(o->s, count_listed, &listed));
-  tu_assert_i64(listed, 8);
+  tu_assert_i64(listed, 9);
 }
 
 static void free_slot_out(const char *path, struct objs *o) {
@@ -458,7 +462,74 @@ static void expect_barrier_corrupt(const char *path, struct objs *o) {
   tu_ok(atr_delete(o->s, "b", ATR_BARRIER));
 }
 
+/* A dict's arena is read from the file: its place, its header, its
+ * entries. */
+static void dict_arena_out(const char *path, struct objs *o) {
+  POKE(path, o, rec(&o->d)->u.d.arena_off, (uint64_t)o->s->size - 64);
+}
+static void dict_used_past(const char *path, struct objs *o) {
+  POKE(path, o, rec(&o->d)->u.d.used, rec(&o->d)->u.d.arena_size + 4096);
+}
+static void dict_buckets_huge(const char *path, struct objs *o) {
+  /* The arena header's bucket count (after its 8-byte magic). */
+  uint64_t at = rec(&o->d)->u.d.arena_off + 8;
+  uint64_t nb = (uint64_t)1 << 40;
+  poke_at(path, at, &nb, sizeof nb);
+}
+static void dict_entries_wild(const char *path, struct objs *o) {
+  /* Every bucket of the table (16 at first, after the 64-byte header and
+   * the 4 KiB key ring) names an entry past the arena. */
+  uint64_t at = rec(&o->d)->u.d.arena_off + 64 + 4096, wild[16];
+  for (int i = 0; i < 16; i++)
+    wild[i] = (uint64_t)1 << 50;
+  poke_at(path, at, wild, sizeof wild);
+}
+/* Entries damaged: every call that reads them (the ring of key changes
+ * is apart, and still whole). */
+static void expect_dict_entries_corrupt(const char *path, struct objs *o) {
+  atr_dict_items it = {0};
+  struct iovec k = {"k1", 2};
+  char buf[8];
+  (void)path;
+  tu_assert_rc(atr_dict_get(&o->d, "k1", 2, buf, sizeof buf, NULL, NULL),
+               ATR_ECORRUPT);
+  tu_assert_rc(atr_dict_set(&o->d, "k3", 2, "v", 1, 0, NULL), ATR_ECORRUPT);
+  tu_assert_rc(atr_dict_pop(&o->d, "k1", 2, 0, NULL), ATR_ECORRUPT);
+  tu_assert_rc(atr_dict_read(&o->d, &k, 1, &it, NULL), ATR_ECORRUPT);
+  tu_assert_rc(atr_dict_page(&o->d, NULL, 0, 0, &it, NULL, NULL), ATR_ECORRUPT);
+  tu_assert_u64(it.count, 0);
+  tu_ok(atr_dict_changes(&o->d, 0, &it, NULL, NULL));
+  atr_dict_items_free(&it);
+  tu_ok(atr_delete(o->s, "d", ATR_DICT));
+}
+/* The arena's place or shape damaged: every call. */
+static void expect_dict_corrupt(const char *path, struct objs *o) {
+  atr_dict_items it = {0};
+  char buf[8];
+  (void)path;
+  tu_assert_rc(atr_dict_get(&o->d, "k1", 2, buf, sizeof buf, NULL, NULL),
+               ATR_ECORRUPT);
+  tu_assert_rc(atr_dict_set(&o->d, "k3", 2, "v", 1, 0, NULL), ATR_ECORRUPT);
+  tu_assert_rc(atr_dict_page(&o->d, NULL, 0, 0, &it, NULL, NULL), ATR_ECORRUPT);
+  tu_assert_rc(atr_dict_changes(&o->d, 0, &it, NULL, NULL), ATR_ECORRUPT);
+  tu_assert_u64(it.count, 0);
+  atr_dict_items_free(&it);
+  tu_ok(atr_delete(o->s, "d", ATR_DICT));
+}
+static void expect_dict_stat_corrupt(const char *path, struct objs *o) {
+  atr_info info;
+  tu_assert_rc(atr_stat(o->s, "d", &info), ATR_ECORRUPT);
+  expect_dict_corrupt(path, o);
+}
+
 static const struct record_case record_cases[] = {
+    {"dict arena past the store", dict_arena_out, expect_dict_stat_corrupt,
+     true},
+    {"dict entries past its arena", dict_used_past, expect_dict_corrupt, true},
+    {"dict buckets past its arena", dict_buckets_huge, expect_dict_corrupt,
+     true},
+    {"dict buckets name entries past it", dict_entries_wild,
+     expect_dict_entries_corrupt, true},
     {"semaphore table past the store", sem_table_out, expect_sem_corrupt, true},
     {"semaphore table larger than its block", sem_table_big, expect_sem_corrupt,
      true},

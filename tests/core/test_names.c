@@ -353,7 +353,7 @@ static int count_listed(const atr_info *info, void *arg) {
  * recovery passes it by. */
 static void test_unknown_kind(void **state) {
   tu_fixture *f = fixture(state);
-  static const uint8_t bad[] = {ATR_ANY, ATR_CONDITION + 1, 0xff};
+  static const uint8_t bad[] = {ATR_ANY, ATR_DICT + 1, 0xff};
   atr_handle v, q;
   atr_info info;
   atr_store_stats st;

@@ -116,12 +116,19 @@ static void fuzz_route(const char *target) {
     case GW_ROUTE_OK:
     case GW_ROUTE_EESCAPE:
     case GW_ROUTE_ENAME:
+    case GW_ROUTE_EKEY:
       FUZZ_CHECK(m.route != NULL && m.route->method == want);
       FUZZ_CHECK(m.route == gw_route_at(gw_route_index(m.route)));
       FUZZ_CHECK(m.allow & method);
       if (rv != GW_ROUTE_OK) {
         FUZZ_CHECK(m.route->flags & GW_R_NAME);
         FUZZ_CHECK(rv != GW_ROUTE_EESCAPE || memchr(target, '%', len));
+        FUZZ_CHECK(rv != GW_ROUTE_EKEY || strstr(m.route->pattern, "{key}"));
+        break;
+      }
+      if (strstr(m.route->pattern, "{key}") != NULL) {
+        /* A dict's key, decoded: valid whatever the escapes were. */
+        FUZZ_CHECK(atr_dict_key_check(m.key, m.key_len) == 0);
         break;
       }
       if (m.route->flags & GW_R_NAME) {

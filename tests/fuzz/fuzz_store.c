@@ -210,6 +210,31 @@ static void fuzz_barrier(atr_store *s, const atr_info *info) {
   atr_barrier_abort(&h);
 }
 
+/* A dict: every call, its table made to grow and to shrink. */
+static void fuzz_dict(atr_store *s, const atr_info *info) {
+  atr_dict_items it = {0};
+  atr_handle h;
+  char key[16], buf[64];
+  int more;
+  if (atr_dict_open(s, info->name, 0, &h) != 0)
+    return;
+  atr_dict_get(&h, "k1", 2, buf, sizeof buf, NULL, NULL);
+  atr_dict_page(&h, NULL, 0, 0, &it, &more, NULL);
+  atr_dict_page(&h, "k", 1, 2, &it, &more, NULL);
+  atr_dict_changes(&h, 0, &it, NULL, NULL);
+  atr_dict_items_free(&it);
+  for (int i = 0; i < 40; i++) {
+    int n = snprintf(key, sizeof key, "fz%d", i);
+    atr_dict_set(&h, key, (size_t)n, key, (size_t)n, 0, NULL);
+  }
+  atr_dict_op ops[2] = {{"k1", 2, "x", 1, 0, 0}, {"k2", 2, NULL, 0, 1, 0}};
+  atr_dict_update(&h, ops, 2, NULL);
+  for (int i = 0; i < 40; i++) {
+    int n = snprintf(key, sizeof key, "fz%d", i);
+    atr_dict_pop(&h, key, (size_t)n, 0, NULL);
+  }
+}
+
 /* New objects of every kind; a growing queue made to grow. */
 static void fuzz_create(atr_store *s) {
   static char big[40000];
@@ -268,6 +293,8 @@ static void fuzz_store(atr_store *s) {
       fuzz_flag(s, in);
     else if (in->kind == ATR_BARRIER)
       fuzz_barrier(s, in);
+    else if (in->kind == ATR_DICT)
+      fuzz_dict(s, in);
   }
   if (l.n > 0)
     atr_delete(s, l.info[0].name, ATR_ANY);
@@ -383,6 +410,13 @@ static void seed_every_kind(atr_store *s) {
   atr_flag_open(s, "fl", ATR_CREATE, 1, &h);
   atr_barrier_open(s, "br", ATR_CREATE, 3, &h);
   atr_barrier_arrive(&h, 3600, &ticket);
+  /* A dict with keys set, replaced and deleted. */
+  atr_dict_open(s, "dc", ATR_CREATE, &h);
+  atr_dict_set(&h, "k1", 2, "1", 1, 0, NULL);
+  atr_dict_set(&h, "k2", 2, "[2]", 3, 0, NULL);
+  atr_dict_set(&h, "k1", 2, "11", 2, 0, NULL);
+  atr_dict_set(&h, "k3", 2, "3", 1, 0, NULL);
+  atr_dict_pop(&h, "k3", 2, 0, NULL);
 }
 
 /* A bounded queue whose items wrap past the ring's end. */

@@ -26,7 +26,7 @@ SOURCES = {
     "body.c": 1, "errors.c": 1, "query.c": 1,
     "values.c": 4, "arrays.c": 4, "queues.c": 4, "objects.c": 4,
     "metrics.c": 4, "web.c": 4, "locks.c": 4, "semaphores.c": 4,
-    "flags.c": 4, "barriers.c": 4, "conditions.c": 4,
+    "flags.c": 4, "barriers.c": 4, "conditions.c": 4, "dicts.c": 4,
     "main.c": 6,
 }
 INCLUDE = re.compile(r'^#include "([^"]+)"', re.M)

@@ -473,7 +473,7 @@ def error_code(resp):
 
 
 def probe_path(tpl):
-    return tpl.replace("{name}", "probe")
+    return tpl.replace("{name}", "probe").replace("{key}", "probe")
 
 
 class OpenApi(unittest.TestCase):
@@ -529,12 +529,10 @@ class OpenApi(unittest.TestCase):
                 self.assertEqual((resp.status, error_code(resp)), (status, code), resp)
                 self.assertEqual(errors, [])
 
-    def test_1b_sync(self):
-        """The synchronisation routes, in order (tokens are the answers'),
-        each answer checked against the spec."""
-        g = self.gw
-        state = {}
-
+    def exchanger(self, g):
+        """ex(method, path, body, status, code, headers): one exchange with
+        g, its status and error code asserted and its answer checked
+        against the spec; the answer's JSON."""
         def ex(method, path, body=None, status=200, code=None, headers=None):
             text = None if body is None else J(body)
             resp, errors = self.run_exchange(g, method, path, text, headers)
@@ -542,6 +540,15 @@ class OpenApi(unittest.TestCase):
                 self.assertEqual((resp.status, error_code(resp)), (status, code), resp)
                 self.assertEqual(errors, [])
             return resp.json if resp.body else None
+        return ex
+
+    def test_1b_sync(self):
+        """The synchronisation routes, in order (tokens are the answers'),
+        each answer checked against the spec."""
+        g = self.gw
+        state = {}
+
+        ex = self.exchanger(g)
 
         ex("PUT", "/v1/locks/sl", {}, 201)
         ex("PUT", "/v1/locks/sl", {"reentrant": True}, 200)
@@ -667,6 +674,35 @@ class OpenApi(unittest.TestCase):
         ex("POST", "/v1/queues/nolq/join", None, 404, "not_found")
         ex("DELETE", "/v1/queues/lq", None, 204)
         ex("DELETE", "/v1/queues/lqd", None, 204)
+
+    def test_1c_dicts(self):
+        """The dict routes, each answer checked against the spec."""
+        g = self.gw
+
+        ex = self.exchanger(g)
+
+        ex("PUT", "/v1/dicts/sd", {}, 201)
+        ex("PUT", "/v1/dicts/sd", {"items": {"a": 1, "b/c": [2]}})
+        ex("PUT", "/v1/dicts/sd", {"other": 1}, 400, "invalid_body")
+        ex("GET", "/v1/dicts")
+        ex("GET", "/v1/dicts/sd")
+        ex("GET", "/v1/dicts/sd?keys=a,b%2Fc,zz")
+        ex("GET", "/v1/dicts/sd?after=a&limit=1")
+        ex("GET", "/v1/dicts/sd?limit=0", None, 400, "invalid_query")
+        k = ex("PUT", "/v1/dicts/sd/keys/n%2Fm", 12345678901234567890123, 201)
+        ex("PUT", "/v1/dicts/sd/keys/n%2Fm", 1, 412, "precondition_failed",
+           {"If-Match": '"%d"' % (k["version"] + 100)})
+        ex("PUT", "/v1/dicts/sd/keys/n%2Fm", 1, 200, None,
+           {"If-Match": '"%d"' % k["version"]})
+        ex("PUT", "/v1/dicts/sd/keys/a%00", 1, 400, "bad_key")
+        ex("GET", "/v1/dicts/sd/keys/n%2Fm")
+        ex("GET", "/v1/dicts/sd/keys/n%%2Fm?wait=%d&timeout=0.05" % (k["version"] + 1))
+        ex("GET", "/v1/dicts/sd/keys/zz", None, 404, "no_such_key")
+        ex("PATCH", "/v1/dicts/sd", {"set": {"x": {"y": None}}, "delete": ["a"]})
+        ex("PATCH", "/v1/dicts/sd", {"set": {"x": 1}, "delete": ["x"]}, 400, "invalid_body")
+        ex("DELETE", "/v1/dicts/sd/keys/x")
+        ex("DELETE", "/v1/dicts/sd/keys/x", None, 404, "no_such_key")
+        ex("DELETE", "/v1/dicts/sd", None, 204)
 
     def test_2_unauthorized(self):
         """Without the token every route but the open ones is 401, as the
