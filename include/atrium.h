@@ -59,7 +59,7 @@ extern "C" {
   X(EOVERRELEASE, "released past the semaphore's bound")                       \
   X(ESTALE, "fence no longer holds the lock")                                  \
   X(ELOCKED, "object is held by a process that does not let go; try again")    \
-  X(EDONE, "done called more often than items were unfinished")             \
+  X(EDONE, "done called more often than items were unfinished")                \
   X(ENOKEY, "no such key in the dict")                                         \
   X(EKEY, "invalid dict key (1-256 bytes of UTF-8 without NUL)")
 
