@@ -546,7 +546,12 @@ static int dict_update(const atr_handle *h, const atr_dict_op *ops, size_t n,
     if (dict_has_room(&v, &o->u.d, &need))
       break;
     atr__mutex_unlock(&o->lock);
-    if (tries == 2) {
+    /* A resize that found room makes room for this change, but other
+     * writers may fill it before this one locks again (each takes what
+     * it needs first): try again while resizes succeed, which is
+     * progress for them. A store without room answers ATR_ENOSPC from
+     * the resize; the bound is only against a loop nothing ends. */
+    if (tries == 64) {
       rc = ATR_ENOSPC;
       goto out_free;
     }
