@@ -325,21 +325,21 @@ async function main() {
         assert(r.status === 201, `PUT ${path} answered ${r.status}`);
       };
       await put('/v1/queues/dead', {});
-      await put('/v1/queues/jobs', { max_deliveries: 1, dead_letter: 'dead' });
-      const b = await gw.json('POST', '/v1/queues/jobs/batch', [1, 2, 3]);
+      await put('/v1/queues/leased', { max_deliveries: 1, dead_letter: 'dead' });
+      const b = await gw.json('POST', '/v1/queues/leased/batch', [1, 2, 3]);
       assert(b.status === 201, `batch answered ${b.status}`);
-      const got = await gw.json('POST', '/v1/queues/jobs/pop?lease=60&max=2');
+      const got = await gw.json('POST', '/v1/queues/leased/pop?lease=60&max=2');
       assert(got.status === 200 && got.body.items.length === 2, `pop: ${JSON.stringify(got)}`);
       const tasks = async (want) => page.waitForFunction(([sel, w]) => {
         const b = [...document.querySelectorAll(`${sel} .tasks b`)].map((n) => n.textContent);
         return b.join(' ') === w;
-      }, [card('queue', 'jobs'), want], { timeout: 3000, polling: 'raf' });
+      }, [card('queue', 'leased'), want], { timeout: 3000, polling: 'raf' });
       await tasks('2 3 0');
       // A nack past max_deliveries: the item goes to "dead", done here.
-      const n = await gw.json('POST', '/v1/queues/jobs/nack', { receipts: [got.body.items[0].receipt] });
+      const n = await gw.json('POST', '/v1/queues/leased/nack', { receipts: [got.body.items[0].receipt] });
       assert(n.status === 200 && n.body.applied === 1, `nack: ${JSON.stringify(n)}`);
       await tasks('1 2 1');
-      const a = await gw.json('POST', '/v1/queues/jobs/ack', { receipts: [got.body.items[1].receipt] });
+      const a = await gw.json('POST', '/v1/queues/leased/ack', { receipts: [got.body.items[1].receipt] });
       assert(a.status === 200 && a.body.applied === 1, `ack: ${JSON.stringify(a)}`);
       await tasks('0 1 1');
     });
