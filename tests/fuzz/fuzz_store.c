@@ -9,9 +9,10 @@
  * compute it), and opened as a store; then every call a user
  * could make runs on it: stats, the list, a stat and every get of each
  * listed object, an add and a set of each value, a slice write and an
- * add on each array, a put and a get and a batch get on each queue, a
- * delete, new objects of every kind (a growing queue made to grow), and
- * a read of the change feed those calls wrote.
+ * add on each array, a put and a get and a batch get on each queue,
+ * leased gets settled each way with done and join, a delete, new objects
+ * of every kind (a growing queue made to grow), and a read of the change
+ * feed those calls wrote.
  *
  * Repair paths: a process-shared lock word is state of the threads that
  * hold it, not data; a damaged word that looks held would make any
@@ -24,7 +25,9 @@
  *
  * Seeds: run with FUZZ_STORE_SEEDS=DIR, the target writes real stores
  * there (every kind, a wrapped queue, a grown queue, deleted objects,
- * a lapped change feed, one left by processes killed holding its locks)
+ * a lapped change feed, one left by processes killed holding its locks,
+ * a reliable queue in every state, one left by a process killed holding
+ * leased items)
  * and exits; make fuzz and tests/fuzz/test_fuzz.sh do that first.
  */
 #include "internal.h"
@@ -110,6 +113,35 @@ static void fuzz_array(atr_store *s, const atr_info *info) {
   atr_array_add(&h, -1, one, NULL, NULL);
 }
 
+/* Leased items and task accounting: a detached lease (a process hold
+ * would stay linked in this thread's robust list if a damaged queue
+ * refused its ack), each way of settling it, a receipt that was never
+ * given, done and join that do not wait, and the expiry pass. */
+static void fuzz_leased(const atr_handle *h) {
+  enum { N = 4 };
+  atr_items items = {0};
+  uint64_t receipts[N], unknown[N], left;
+  uint32_t deliveries[N];
+  size_t n_unknown;
+  if (atr_queue_get_leased(h, N, 0.5, ATR_LEASE_DETACHED, 0, &items, receipts,
+                           deliveries) == 0) {
+    size_t k = items.count < N ? items.count : N;
+    atr_queue_touch(h, receipts, k, 30, unknown, &n_unknown);
+    if (k > 0)
+      atr_queue_nack(h, receipts, 1, 0, unknown, &n_unknown);
+    if (k > 1)
+      atr_queue_nack(h, receipts + 1, 1, 0.25, unknown, &n_unknown);
+    if (k > 2)
+      atr_queue_ack(h, receipts + 2, k - 2, unknown, &n_unknown);
+  }
+  atr_items_free(&items);
+  receipts[0] = 0x0123456789abcdefu;
+  atr_queue_ack(h, receipts, 1, unknown, &n_unknown);
+  atr_queue_done(h, 1, &left);
+  atr_queue_join(h, 0, &left);
+  atr_sync_expire(h);
+}
+
 static void fuzz_queue(atr_store *s, const atr_info *info) {
   atr_items items = {0};
   atr_handle h;
@@ -124,6 +156,7 @@ static void fuzz_queue(atr_store *s, const atr_info *info) {
   atr_queue_get_batch(&h, 8, 0, &items);
   atr_items_free(&items);
   atr_queue_get(&h, buf, sizeof buf, &len, 0);
+  fuzz_leased(&h);
 }
 
 static int fuzz_fenced_fn(void *arg) {
@@ -484,23 +517,83 @@ static void seed_die_holding(const char *path) {
     abort();
 }
 
+/* A reliable queue in every state: items leased (one already past its
+ * lease), nacked to wait out a delay, acked, dead-lettered after their
+ * last delivery, left unfinished for join, and waiting. */
+static void seed_leased(atr_store *s) {
+  atr_items items = {0};
+  atr_queue_opts qo;
+  atr_handle h, dl;
+  uint64_t receipts[8];
+  uint32_t deliveries[8];
+  atr_queue_opts_init(&qo);
+  qo.max_bytes = 2048;
+  atr_queue_open(s, "dl", ATR_CREATE, &qo, &dl);
+  qo.max_deliveries = 2;
+  qo.dead_letter = "dl";
+  atr_queue_open(s, "lq", ATR_CREATE, &qo, &h);
+  for (int i = 0; i < 8; i++)
+    atr_queue_put(&h, "job-0123", 5 + (size_t)i % 4, 0);
+  /* Two deliveries of one item that run out: it moves to "dl". */
+  for (int i = 0; i < 2; i++) {
+    atr_queue_get_leased(&h, 1, 0.001, ATR_LEASE_DETACHED, 0, &items, receipts,
+                         deliveries);
+    usleep(3000);
+    atr_sync_expire(&h);
+  }
+  atr_queue_get_leased(&h, 6, 3600, ATR_LEASE_DETACHED, 0, &items, receipts,
+                       deliveries);
+  atr_queue_ack(&h, receipts, 1, NULL, NULL);
+  atr_queue_nack(&h, receipts + 1, 1, 3600, NULL, NULL);
+  atr_queue_touch(&h, receipts + 2, 1, 7200, NULL, NULL);
+  atr_queue_get_leased(&h, 1, 0.001, ATR_LEASE_DETACHED, 0, &items, receipts,
+                       deliveries);
+  atr_queue_done(&h, 1, NULL);
+  atr_items_free(&items);
+  atr_queue_put(&h, "waits", 5, 0);
+  atr_queue_put(&h, "waits too", 9, 0);
+}
+
+/* A child that dies holding leased items of "lq" as a process hold: the
+ * image keeps them linked in its (gone) robust list. */
+static void seed_die_leasing(const char *path) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    atr_items items = {0};
+    uint64_t receipts[2];
+    uint32_t deliveries[2];
+    atr_store *s;
+    atr_handle q;
+    if (atr_store_open(path, NULL, &s) != 0 ||
+        atr_queue_open(s, "lq", 0, NULL, &q) != 0 ||
+        atr_queue_get_leased(&q, 2, 3600, 0, 0, &items, receipts, deliveries) !=
+            0)
+      _exit(1);
+    _exit(0);
+  }
+  int status;
+  if (pid < 0 || waitpid(pid, &status, 0) != pid || status != 0)
+    abort();
+}
+
 static void seed_empty(atr_store *s) {
   (void)s;
 }
 
-/* The seeds: what each holds, and whether a process then dies holding
- * its locks. */
+/* The seeds: what each holds, and how a process then dies in it. */
 static const struct {
   const char *name;
   void (*fill)(atr_store *s);
-  bool die_holding;
+  void (*die)(const char *path); /* a process then dies holding locks */
 } seeds[] = {
-    {"empty", seed_empty, false},
-    {"every-kind", seed_every_kind, false},
-    {"wrapped-queue", seed_wrapped, false},
-    {"grown-queue", seed_grown, false},
-    {"churn-feed", seed_churn, false},
-    {"mid-repair", seed_every_kind, true},
+    {"empty", seed_empty, NULL},
+    {"every-kind", seed_every_kind, NULL},
+    {"wrapped-queue", seed_wrapped, NULL},
+    {"grown-queue", seed_grown, NULL},
+    {"churn-feed", seed_churn, NULL},
+    {"mid-repair", seed_every_kind, seed_die_holding},
+    {"leased-queue", seed_leased, NULL},
+    {"died-leasing", seed_leased, seed_die_leasing},
 };
 
 static void seeds_write(const char *dir) {
@@ -510,8 +603,8 @@ static void seeds_write(const char *dir) {
     atr_store *s = seed_open(path, SEED_SIZE);
     seeds[i].fill(s);
     atr_store_close(s);
-    if (seeds[i].die_holding)
-      seed_die_holding(path);
+    if (seeds[i].die != NULL)
+      seeds[i].die(path);
     seed_keep(path, dir, seeds[i].name);
   }
 }
