@@ -339,6 +339,14 @@ static int cd_poll_fn(struct atr__obj *o, struct cd_place *p) {
 }
 
 ATR__EXPORT int atr_cond_wait_poll(const atr_handle *h, uint64_t ticket) {
+  struct atr__obj *o = cd_of(h);
+  atr_handle lh;
+  int rc;
+  /* A notified place whose lock is gone has nothing to take again. */
+  if (o == NULL)
+    return ATR_ENOENT;
+  if ((rc = cd_lock_handle(h, o, &lh)) != 0)
+    return rc;
   return cd_with_ticket(h, ticket, cd_poll_fn);
 }
 

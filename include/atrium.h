@@ -232,7 +232,8 @@ typedef struct atr_info {
   uint64_t waiters;        /* lock, semaphore, flag, condition: waiting now
                               (processes and leases; advisory)               */
   uint64_t fence;          /* lock: the last acquisition's fence, or the
-                              break's or expiry's that spent it           */
+                              break's that spent it (a lease that runs out
+                              leaves it: the next acquisition's is higher) */
   uint64_t count;          /* lock: holds of the holder (reentrant depth; 0:
                               free); semaphore: permits free (its value)     */
   uint64_t bound;          /* semaphore: the bound (0 = none)               */
@@ -748,7 +749,7 @@ int atr_barrier_reset(const atr_handle *h);
  * when creating: ATR_EINVAL). An existing condition keeps its lock
  * (lock_name may then be NULL). Its line holds 128 waiters: a wait past
  * that answers ATR_ETOOMANY. Once its lock is deleted every call answers
- * ATR_ENOENT. */
+ * ATR_ENOENT, but atr_cond_wait_end, which still leaves the line. */
 int atr_cond_open(atr_store *store, const char *name, int flags,
                   const char *lock_name, atr_handle *h);
 

@@ -294,6 +294,12 @@ static void test_lease_waiters(void **state) {
   tu_sleep(0.02);
   tu_assert_i64(atr_sync_expire(&c), 1);
   tu_assert_u64(cond_waiters(f->store), 0);
+  /* A place whose lock is deleted: its poll says so, its end leaves. */
+  tu_ok(atr_lock_lease(&l, 5, 0, 0, &g));
+  tu_ok(atr_cond_wait_begin(&c, g.token, 5, &ticket, &count));
+  tu_ok(atr_delete(f->store, "l", ATR_LOCK));
+  tu_assert_rc(atr_cond_wait_poll(&c, ticket), ATR_ENOENT);
+  tu_ok(atr_cond_wait_end(&c, ticket));
 }
 
 int main(void) {
