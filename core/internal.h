@@ -202,8 +202,8 @@ _Static_assert(offsetof(struct atr__hold, prev) ==
  * holds a process hold; lease bookkeeping is under the record lock. */
 struct atr__lock_state {
   struct atr__hold hold[2];
-  uint64_t count; /* the holder's depth; read only while held (a process
-                     holder's release leaves it at 1)                  */
+  uint64_t count;      /* the holder's depth; read only while held (a process
+                          holder's release leaves it at 1)                  */
   uint64_t fence;      /* the holding acquisition's fence; 0 while free */
   uint64_t last_fence; /* the last acquisition's, or the break or expiry that
                           spent it */
@@ -649,8 +649,8 @@ atr__hold_take_cut(struct atr__hold *h, const struct atr__self *self,
   return rc;
 }
 static inline __attribute__((always_inline)) int
-atr__hold_take(struct atr__hold *h, const struct atr__self *self,
-               uint32_t bits, uint32_t *seen) {
+atr__hold_take(struct atr__hold *h, const struct atr__self *self, uint32_t bits,
+               uint32_t *seen) {
   return atr__hold_take_cut(h, self, bits, seen, ATR__ALL_STEPS);
 }
 /* Whether self holds h (its TID and nonce). */

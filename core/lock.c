@@ -328,9 +328,8 @@ lk_reenter(const atr_handle *h, struct atr__obj *o, atr_grant *g) {
 
 /* The take's events when they are not covered by the mark already, or
  * the holder died (rc ATR_ABANDONED). Returns rc. */
-static __attribute__((noinline)) int lk_took_events(const atr_handle *h,
-                                                    struct atr__obj *o,
-                                                    int rc) {
+static __attribute__((noinline)) int
+lk_took_events(const atr_handle *h, struct atr__obj *o, int rc) {
   if (rc == ATR_ABANDONED)
     atr__feed_push(h->store, o, h->slot, ATR_OP_ABANDONED, NULL);
   atr__feed_push_fenced(h->store, o, h->slot, ATR_OP_ACQUIRED, &o->pend);
@@ -339,11 +338,9 @@ static __attribute__((noinline)) int lk_took_events(const atr_handle *h,
 
 /* Took hold c, but it is not the lock's any more (a break moved the
  * lock) or the lock is gone: gives it back, then waits or answers. */
-static __attribute__((noinline)) int lk_took_stale(const atr_handle *h,
-                                                   struct atr__obj *o,
-                                                   unsigned c, int rc,
-                                                   double timeout,
-                                                   atr_grant *g) {
+static __attribute__((noinline)) int
+lk_took_stale(const atr_handle *h, struct atr__obj *o, unsigned c, int rc,
+              double timeout, atr_grant *g) {
   rc = lk_won_process(h, o, c, &atr__self_tls, rc);
   if (rc != 1)
     return rc < 0 ? rc : lk_took_events(h, o, rc);
@@ -445,14 +442,13 @@ lk_give_hold(const atr_handle *h, struct atr__obj *o, struct atr__hold *hd,
     return 0;
   lk_bump_holder(o);
   const _Atomic uint64_t *epoch = &h->store->hdr->feed_epoch; /* as lk_take */
-  atr__hold_give_steps(hd, &atr__self_tls, 0, first, 1,
-                       steps - LK_GIVE_HOLD);
+  atr__hold_give_steps(hd, &atr__self_tls, 0, first, 1, steps - LK_GIVE_HOLD);
   if (steps - LK_GIVE_HOLD < ATR__GIVE_DONE)
     return 0;
   uint64_t mark = atomic_load_explicit(&l->pend_rel, memory_order_relaxed);
-  if (__builtin_expect(
-          lk_gone(h, o) || !atr__feed_covered_at(epoch, mark, ATR_OP_RELEASED),
-          0))
+  if (__builtin_expect(lk_gone(h, o) ||
+                           !atr__feed_covered_at(epoch, mark, ATR_OP_RELEASED),
+                       0))
     return lk_gave(h, o);
   return 0;
 }

@@ -381,8 +381,8 @@ static void test_killed_mid_call(void **state) {
  * of its steps (atr__lock_acquire_cut, atr__lock_release_cut: the robust
  * list's pending entry, the CAS, the links, the nonce, the depth, the
  * fence, the events; the fence cleared, the version, the unlink, the
- * nonce, the exchange, the wake), then exits there. Random kills (above) rarely land
- * between two adjacent stores; this puts a death at each. The lock must
+ * nonce, the exchange, the wake), then exits there. Random kills (above) rarely
+ * land between two adjacent stores; this puts a death at each. The lock must
  * then be usable at once, by a waiter that slept through the death or by
  * the next caller, and its answer must tell the truth: ATR_ABANDONED
  * exactly when the dead thread's TID was left in the word (from the CAS
@@ -435,8 +435,8 @@ static int abandoned_events(atr_cursor *cur) {
 
 static void step_case(tu_fixture *f, atr_handle *h, int release, int steps,
                       int with_waiter) {
-  int abandoned = release ? steps < STEP_RELEASE_WORD
-                          : steps >= STEP_ACQUIRE_WORD;
+  int abandoned =
+      release ? steps < STEP_RELEASE_WORD : steps >= STEP_ACQUIRE_WORD;
   struct step_arg a = {.path = f->path, .release = release, .steps = steps};
   tu_case("%s cut after %d steps, %s", release ? "release" : "acquire", steps,
           with_waiter ? "a waiter asleep" : "nobody waiting");
