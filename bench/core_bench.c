@@ -437,6 +437,7 @@ static double core_dict_setget_1p(uint64_t count) {
 static struct bench_sync {
   sem_t sem;
   pthread_mutex_t mutex;
+  _Alignas(64) uint32_t word; /* raw_lock_1p's */
 } * bench_sync;
 
 static void bench_sync_map(void) {
@@ -462,6 +463,39 @@ static double posix_sem_1p(uint64_t count) {
     if (sem_wait(&bench_sync->sem) != 0)
       bench_die("sem_wait", 0);
     sem_post(&bench_sync->sem);
+  }
+  return bench_now() - t0;
+}
+
+/* The floor of any lock whose holder's death the kernel reports (the
+ * word must hold the TID: a CAS takes it; the give must see waiters
+ * atomically: an exchange): those two locked instructions alone on a
+ * word in shared memory, in a function of their own as the library's
+ * are. What core_lock_1p adds to this is the robust list's upkeep and
+ * the lock's own bookkeeping (docs/ARCHITECTURE.md, "Locks"). */
+static __attribute__((noinline)) void bench_cas_xchg(_Atomic uint32_t *w) {
+  uint32_t free_word = 0;
+  if (!atomic_compare_exchange_strong(w, &free_word, 1))
+    bench_die("raw_lock_1p: word taken", 0);
+  atomic_exchange(w, 0);
+}
+
+static double raw_lock_1p(uint64_t count) {
+  _Atomic uint32_t *w = (_Atomic uint32_t *)(void *)&bench_sync->word;
+  double t0 = bench_now();
+  for (uint64_t n = 0; n < count; n++)
+    bench_cas_xchg(w);
+  return bench_now() - t0;
+}
+
+/* glibc's robust process-shared mutex, one process: the same guarantee
+ * as the lock's (the kernel's robust list), without fences or events. */
+static double robust_mutex_1p(uint64_t count) {
+  double t0 = bench_now();
+  for (uint64_t n = 0; n < count; n++) {
+    if (pthread_mutex_lock(&bench_sync->mutex) != 0)
+      bench_die("pthread_mutex_lock", 0);
+    pthread_mutex_unlock(&bench_sync->mutex);
   }
   return bench_now() - t0;
 }
@@ -554,6 +588,8 @@ static const bench_case bench_cases[] = {
     {"core_lqueue_2p", core_lqueue_2p, 1, "items/s", 2},
     {"core_lock_1p", core_lock_1p, 1, "pairs/s", 3},
     {"posix_sem_1p", posix_sem_1p, 1, "pairs/s", 0},
+    {"raw_lock_1p", raw_lock_1p, 1, "pairs/s", 0},
+    {"robust_mutex_1p", robust_mutex_1p, 1, "pairs/s", 0},
     {"core_lock_2p", core_lock_2p, 2, "pairs/s", 3},
     {"robust_mutex_2p", robust_mutex_2p, 2, "pairs/s", 0},
     {"core_sem_1p", core_sem_1p, 1, "pairs/s", 4},

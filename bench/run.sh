@@ -48,6 +48,11 @@ py_queue_tuple_2p    mp_queue_tuple_2p >= 2 x
 py_http_value_add_c1 webdis_incr_c1_py >= 1.2
 core_lock_1p        mp_lock_1p        >= 3 x
 core_lock_1p        posix_sem_1p      >= 0.5
+# the two locked instructions alone against mp.Lock: the ceiling of
+# core_lock_1p/mp_lock_1p for any lock whose dead holder the kernel reports
+# (docs/ARCHITECTURE.md, "What the uncontended pair costs")
+raw_lock_1p         mp_lock_1p        >= 3 x
+core_lock_1p        robust_mutex_1p   >= 0.8
 core_lock_2p        mp_lock_2p        >= 2 x
 core_lock_2p        robust_mutex_2p   >= 0.5
 core_sem_1p         mp_sem_1p         >= 1 x

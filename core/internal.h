@@ -202,7 +202,8 @@ _Static_assert(offsetof(struct atr__hold, prev) ==
  * holds a process hold; lease bookkeeping is under the record lock. */
 struct atr__lock_state {
   struct atr__hold hold[2];
-  uint64_t count;      /* the holder's depth; 0 while free             */
+  uint64_t count;      /* the holder's depth; read only while held (a process
+                          holder's release leaves it at 1)                  */
   uint64_t fence;      /* the holding acquisition's fence; 0 while free */
   uint64_t last_fence; /* the last acquisition's, or the break or expiry that
                           spent it */
@@ -561,6 +562,32 @@ static inline void atr__rb_set_pending(void *head, void *entry) {
 }
 
 /*
+ * The steps of a hold's take and give, in order: a test (test_lock's
+ * per-step deaths) stops a holder after each and kills it. The list's
+ * pending entry covers every step between the word's change and the
+ * list being whole again, so a death at any of them leaves the word
+ * either untouched (free) or marked by the kernel (abandoned), never
+ * held by nobody.
+ */
+enum {
+  ATR__TAKE_PENDING = 1, /* the list's pending entry names h             */
+  ATR__TAKE_WORD,        /* the CAS: the word holds the TID              */
+  ATR__TAKE_BACK,        /* the old first entry's back link names h      */
+  ATR__TAKE_LINKS,       /* h's own links                                */
+  ATR__TAKE_HEAD,        /* the head names h: linked                     */
+  ATR__TAKE_NONCE,       /* the nonce: h is now seen as the thread's      */
+  ATR__TAKE_DONE,        /* pending cleared                              */
+};
+enum {
+  ATR__GIVE_PENDING = 1, /* the list's pending entry names h             */
+  ATR__GIVE_UNLINK,      /* out of the list (both neighbours' links)     */
+  ATR__GIVE_NONCE,       /* the nonce cleared                            */
+  ATR__GIVE_WORD,        /* the exchange: the word is free               */
+  ATR__GIVE_WAKE,        /* a sleeper woken if the word said so          */
+  ATR__GIVE_DONE,        /* pending cleared                              */
+};
+
+/*
  * One try to take h for the calling thread self: the word goes from free
  * (0 or OWNER_DIED) to self->tid | bits (pass ATR__WAITERS after having
  * slept: others may sleep too) and h is linked at the head of the
@@ -569,18 +596,25 @@ static inline void atr__rb_set_pending(void *head, void *entry) {
  * seen by the kernel. Returns 0, ATR_ABANDONED (taken from a holder that
  * died), or 1 (held: *seen is the word). The nonce is written after the
  * word: until then h looks held by another. Lock-free; inline (the
- * uncontended lock's path).
+ * uncontended lock's path). atr__hold_take_cut stops after `steps` of
+ * the ATR__TAKE_ steps once the word is taken (for tests; the rest of
+ * the library passes ATR__ALL_STEPS, which the compiler folds away).
  */
-static inline int atr__hold_take(struct atr__hold *h,
-                                 const struct atr__self *self, uint32_t bits,
-                                 uint32_t *seen) {
+#define ATR__ALL_STEPS 0x7fffffff
+static inline __attribute__((always_inline)) int
+atr__hold_take_cut(struct atr__hold *h, const struct atr__self *self,
+                   uint32_t bits, uint32_t *seen, int steps) {
   struct robust_list_head *rh = self->head;
   uint32_t w = atomic_load_explicit(&h->word, memory_order_relaxed);
   if (!atr__word_free(w)) {
     *seen = w;
     return 1;
   }
+  if (steps < ATR__TAKE_PENDING)
+    return 0;
   atr__rb_set_pending(rh, &h->next);
+  if (steps < ATR__TAKE_WORD)
+    return 0;
   for (;;) {
     uint32_t next = self->tid | bits | (w & ATR__WAITERS);
     if (atomic_compare_exchange_weak(&h->word, &w, next))
@@ -591,17 +625,33 @@ static inline int atr__hold_take(struct atr__hold *h,
       return 1;
     }
   }
-  void *first = atr__rb_clean(rh->list.next);
-  *atr__rb_back(first) = &h->next;
-  h->next = rh->list.next;
+  int rc = (w & ATR__OWNER_DIED) ? ATR_ABANDONED : 0;
+  if (steps < ATR__TAKE_BACK)
+    return rc;
+  void *first = rh->list.next;
+  *atr__rb_back(atr__rb_clean(first)) = &h->next;
+  if (steps < ATR__TAKE_LINKS)
+    return rc;
+  h->next = first;
   h->prev = rh;
   /* The entry is whole before the head names it (the kernel may walk
    * the list at any moment this thread dies). */
   atomic_signal_fence(memory_order_seq_cst);
+  if (steps < ATR__TAKE_HEAD)
+    return rc;
   rh->list.next = (struct robust_list *)&h->next;
+  if (steps < ATR__TAKE_NONCE)
+    return rc;
   __atomic_store_n(&h->nonce, self->nonce, __ATOMIC_RELAXED);
+  if (steps < ATR__TAKE_DONE)
+    return rc;
   atr__rb_set_pending(rh, NULL);
-  return (w & ATR__OWNER_DIED) ? ATR_ABANDONED : 0;
+  return rc;
+}
+static inline __attribute__((always_inline)) int
+atr__hold_take(struct atr__hold *h, const struct atr__self *self, uint32_t bits,
+               uint32_t *seen) {
+  return atr__hold_take_cut(h, self, bits, seen, ATR__ALL_STEPS);
 }
 /* Whether self holds h (its TID and nonce). */
 static inline bool atr__hold_mine(const struct atr__hold *h,
@@ -636,27 +686,65 @@ bool atr__hold_unlink(struct atr__hold *h, const struct atr__self *self);
  * all) if the word had FUTEX_WAITERS. Only the linking thread may call
  * it: the list is that thread's. Inline: the common case is the list's
  * first entry (LIFO); any other is found by atr__hold_unlink's walk.
+ * h's own links are left as they were: nothing reads an unlinked
+ * entry's links (atr__hold_unlink walks from the head). _cut stops after
+ * `steps` of the ATR__GIVE_ steps (tests).
  */
-static inline void atr__hold_give(struct atr__hold *h,
-                                  const struct atr__self *self, uint32_t to,
-                                  int wake_n) {
+/* Whether h is the first entry of self's list (the LIFO case of a
+ * give, which unlinks it without a walk or a call). */
+static inline bool atr__hold_first(const struct atr__hold *h,
+                                   const struct atr__self *self) {
+  const struct robust_list_head *rh = self->head;
+  return atr__rb_clean(rh->list.next) == (const void *)&h->next;
+}
+/* The give's steps, h being self's first entry when first (else found
+ * by atr__hold_unlink's walk). Returns the word's old value, or 0 when
+ * cut before the exchange. The wake comes before pending is cleared (as
+ * glibc's robust unlock does): a thread that dies between the exchange
+ * and the wake still has the entry pending, and the kernel, finding the
+ * word free, wakes a sleeper in its place. */
+static inline __attribute__((always_inline)) uint32_t
+atr__hold_give_steps(struct atr__hold *h, const struct atr__self *self,
+                     uint32_t to, bool first, int wake_n, int steps) {
   struct robust_list_head *rh = self->head;
+  if (steps < ATR__GIVE_PENDING)
+    return 0;
   atr__rb_set_pending(rh, &h->next);
-  if (atr__rb_clean(rh->list.next) == (void *)&h->next) {
+  if (steps < ATR__GIVE_UNLINK)
+    return 0;
+  if (first) {
     void *next = h->next;
     *atr__rb_back(atr__rb_clean(next)) = rh;
     rh->list.next = next;
     atomic_signal_fence(memory_order_seq_cst);
-    h->prev = h->next = NULL;
   } else {
     atr__hold_unlink(h, self);
   }
+  if (steps < ATR__GIVE_NONCE)
+    return 0;
   /* The nonce goes first: a thread of another namespace with the same
    * TID that takes the word next must never look like us meanwhile. */
   __atomic_store_n(&h->nonce, 0, __ATOMIC_RELAXED);
+  if (steps < ATR__GIVE_WORD)
+    return 0;
   uint32_t old = atomic_exchange(&h->word, to);
-  atr__rb_set_pending(rh, NULL);
+  if (steps < ATR__GIVE_WAKE)
+    return old;
   atr__hold_wake(h, old, wake_n);
+  if (steps < ATR__GIVE_DONE)
+    return old;
+  atr__rb_set_pending(rh, NULL);
+  return old;
+}
+static inline __attribute__((always_inline)) void
+atr__hold_give_cut(struct atr__hold *h, const struct atr__self *self,
+                   uint32_t to, int wake_n, int steps) {
+  atr__hold_give_steps(h, self, to, atr__hold_first(h, self), wake_n, steps);
+}
+static inline __attribute__((always_inline)) void
+atr__hold_give(struct atr__hold *h, const struct atr__self *self, uint32_t to,
+               int wake_n) {
+  atr__hold_give_cut(h, self, to, wake_n, ATR__ALL_STEPS);
 }
 /*
  * Takes h for a lease: the word from free to LEASE_TID | bits, then the
@@ -1019,6 +1107,10 @@ int atr__lock_release_all(const atr_handle *lh, uint64_t *count);
  * through signals, and gives it depth count. As atr_lock_acquire but
  * never ATR_EINTR or ATR_ETIMEDOUT. */
 int atr__lock_retake(const atr_handle *lh, uint64_t count, atr_grant *g);
+/* An uncontended acquire / release by the calling thread cut after
+ * `steps` of its steps (lock.c), for tests that kill a holder at each. */
+int atr__lock_acquire_cut(const atr_handle *lh, int steps);
+int atr__lock_release_cut(const atr_handle *lh, int steps);
 /* Ends the lease token holds, every level; *count gets its depth. */
 int atr__lock_unlease_all(const atr_handle *lh, uint64_t token,
                           uint64_t *count);
@@ -1075,10 +1167,13 @@ void atr__feed_publish(atr_store *s, struct atr__obj *o, uint32_t slot,
  * read-modify-write, which already orders the change before the mark's
  * load (x86 and the __sync builtins are full barriers): no extra fence,
  * and inline, for the hot paths. */
-static inline bool atr__feed_covered(atr_store *s, uint64_t mark, atr_op op) {
+static inline bool atr__feed_covered_at(const _Atomic uint64_t *epoch,
+                                        uint64_t mark, atr_op op) {
   return mark != 0 && (mark & 0xff) == (uint64_t)op &&
-         (mark >> 8) >=
-             atomic_load_explicit(&s->hdr->feed_epoch, memory_order_relaxed);
+         (mark >> 8) >= atomic_load_explicit(epoch, memory_order_relaxed);
+}
+static inline bool atr__feed_covered(atr_store *s, uint64_t mark, atr_op op) {
+  return atr__feed_covered_at(&s->hdr->feed_epoch, mark, op);
 }
 
 static inline void atr__feed_push_fenced(atr_store *s, struct atr__obj *o,

@@ -289,71 +289,207 @@ static int lk_acquire(const atr_handle *h, struct atr__obj *o,
   return rc;
 }
 
-ATR__EXPORT int atr_lock_acquire(const atr_handle *h, double timeout,
-                                 atr_grant *g) {
-  struct atr__obj *o = lk_of(h);
-  const struct atr__self *self;
-  uint32_t seen;
-  if (o == NULL)
-    return ATR_ENOENT;
-  if ((self = atr__self()) == NULL)
+/*
+ * The uncontended paths, inline and without a call or a stack frame on
+ * their way (the slow cases are tail calls): an acquire is the hold's
+ * take (ATR__TAKE_ steps), then the depth, the version's bump with the
+ * fence, the events; a release is the fence cleared, the version's
+ * bump, then the hold's give (ATR__GIVE_ steps, after LK_GIVE_HOLD),
+ * then the event. atr__lock_acquire_cut and atr__lock_release_cut stop
+ * after any of those steps (test_lock kills a holder at each); the
+ * public calls pass ATR__ALL_STEPS, which folds every check away.
+ */
+enum { LK_TAKE_COUNT = ATR__TAKE_DONE + 1, LK_TAKE_FENCE, LK_TAKE_EVENTS };
+enum { LK_GIVE_FENCE = 1, LK_GIVE_VERSION, LK_GIVE_HOLD = LK_GIVE_VERSION };
+
+/* The waiting path, and the first acquisition by a thread or of a
+ * reentrant lock the thread does not hold yet. */
+static __attribute__((noinline)) int lk_take_slow(const atr_handle *h,
+                                                  struct atr__obj *o,
+                                                  double timeout,
+                                                  atr_grant *g) {
+  const struct atr__self *self = atr__self();
+  if (self == NULL)
     return ATR_ESYS;
-  struct atr__lock_state *l = &o->u.l;
-  unsigned c = lk_cur(l);
-  struct atr__hold *hd = &l->hold[c];
-  if (l->reentrant && atr__hold_mine(hd, self)) {
-    if (lk_gone(h, o))
-      return ATR_ENOENT;
-    l->count++;
-    lk_grant(g, l->fence, 0, l->count, 0);
-    return 0;
-  }
-  /* The uncontended path, inline: one try, then the waiting loop. */
-  int rc = atr__hold_take(hd, self, 0, &seen);
-  if (rc != 1 && (rc = lk_won_process(h, o, c, self, rc)) != 1) {
-    if (rc < 0)
-      return rc;
-    if (rc == ATR_ABANDONED)
-      atr__feed_push(h->store, o, h->slot, ATR_OP_ABANDONED, NULL);
-    atr__feed_push_fenced(h->store, o, h->slot, ATR_OP_ACQUIRED, &o->pend);
-    lk_grant(g, l->fence, 0, 1, 0);
-    return rc;
-  }
   struct lk_want w = {self, 0, 0, 0, 0};
   return lk_acquire(h, o, &w, timeout, g);
 }
 
-ATR__EXPORT int atr_lock_release(const atr_handle *h) {
-  struct atr__obj *o;
-  const struct atr__self *self;
-  /* Not atr__obj_of: the holder of a deleted lock still unlinks its
-   * hold (the record lingers for it). */
-  if (h == NULL || h->kind != ATR_LOCK || (o = h->rec) == NULL ||
-      o->kind != ATR_LOCK)
+/* A reentrant lock's holder takes it again. */
+static __attribute__((noinline)) int
+lk_reenter(const atr_handle *h, struct atr__obj *o, atr_grant *g) {
+  struct atr__lock_state *l = &o->u.l;
+  if (lk_gone(h, o))
     return ATR_ENOENT;
+  l->count++;
+  lk_grant(g, l->fence, 0, l->count, 0);
+  return 0;
+}
+
+/* The take's events when they are not covered by the mark already, or
+ * the holder died (rc ATR_ABANDONED). Returns rc. */
+static __attribute__((noinline)) int
+lk_took_events(const atr_handle *h, struct atr__obj *o, int rc) {
+  if (rc == ATR_ABANDONED)
+    atr__feed_push(h->store, o, h->slot, ATR_OP_ABANDONED, NULL);
+  atr__feed_push_fenced(h->store, o, h->slot, ATR_OP_ACQUIRED, &o->pend);
+  return rc;
+}
+
+/* Took hold c, but it is not the lock's any more (a break moved the
+ * lock) or the lock is gone: gives it back, then waits or answers. */
+static __attribute__((noinline)) int
+lk_took_stale(const atr_handle *h, struct atr__obj *o, unsigned c, int rc,
+              double timeout, atr_grant *g) {
+  rc = lk_won_process(h, o, c, &atr__self_tls, rc);
+  if (rc != 1)
+    return rc < 0 ? rc : lk_took_events(h, o, rc);
+  return lk_take_slow(h, o, timeout, g);
+}
+
+static inline __attribute__((always_inline)) int
+lk_take(const atr_handle *h, double timeout, atr_grant *g, int steps) {
+  struct atr__obj *o = lk_of(h);
+  if (__builtin_expect(o == NULL, 0))
+    return ATR_ENOENT;
+  const struct atr__self *self = &atr__self_tls;
+  struct atr__lock_state *l = &o->u.l;
+  unsigned c = lk_cur(l);
+  struct atr__hold *hd = &l->hold[c];
+  uint32_t seen;
+  if (__builtin_expect(self->tid == 0, 0))
+    return lk_take_slow(h, o, timeout, g);
+  if (l->reentrant && atr__hold_mine(hd, self))
+    return lk_reenter(h, o, g);
+  /* Where the feed's epoch is, found before the CAS: the loads that
+   * must follow it (a locked instruction holds later loads back) are
+   * then independent, not a chain. */
+  const _Atomic uint64_t *epoch = &h->store->hdr->feed_epoch;
+  int rc = atr__hold_take_cut(hd, self, 0, &seen, steps);
+  if (__builtin_expect(rc == 1, 0))
+    return lk_take_slow(h, o, timeout, g);
+  if (steps < LK_TAKE_COUNT)
+    return rc;
+  if (__builtin_expect(lk_cur(l) != c || lk_gone(h, o), 0))
+    return lk_took_stale(h, o, c, rc, timeout, g);
+  l->count = 1;
+  if (steps < LK_TAKE_FENCE)
+    return rc;
+  uint64_t fence = lk_bump_holder(o);
+  l->fence = l->last_fence = fence;
+  if (steps < LK_TAKE_EVENTS)
+    return rc;
+  if (g != NULL)
+    *g = (atr_grant){fence, 0, 1, 0};
+  uint64_t mark = atomic_load_explicit(&o->pend, memory_order_relaxed);
+  if (__builtin_expect(
+          rc != 0 || !atr__feed_covered_at(epoch, mark, ATR_OP_ACQUIRED), 0))
+    return lk_took_events(h, o, rc);
+  return 0;
+}
+
+ATR__EXPORT int atr_lock_acquire(const atr_handle *h, double timeout,
+                                 atr_grant *g) {
+  return lk_take(h, timeout, g, ATR__ALL_STEPS);
+}
+
+int atr__lock_acquire_cut(const atr_handle *h, int steps) {
+  if (atr__self() == NULL) /* made here: the fast path needs it made */
+    return ATR_ESYS;
+  return lk_take(h, -1, NULL, steps);
+}
+
+/* A release by a thread that does not hold hold[cur]: a thread's first
+ * call, or a hold broken meanwhile (given back here), or not held. */
+static __attribute__((noinline)) int lk_give_other(const atr_handle *h,
+                                                   struct atr__obj *o) {
+  const struct atr__self *self;
   if ((self = atr__self()) == NULL)
     return lk_gone(h, o) ? ATR_ENOENT : ATR_ENOTHELD;
   struct atr__lock_state *l = &o->u.l;
   unsigned c = lk_cur(l);
-  struct atr__hold *hd = &l->hold[c];
-  if (!atr__hold_mine(hd, self)) {
-    struct atr__hold *old = &l->hold[c ^ 1];
-    if (atr__hold_mine(old, self))
-      atr__hold_give(old, self, 0, INT32_MAX); /* broken meanwhile */
-    return lk_gone(h, o) ? ATR_ENOENT : ATR_ENOTHELD;
-  }
+  if (atr__hold_mine(&l->hold[c], self))
+    return atr_lock_release(h); /* the thread's first call: it was made */
+  struct atr__hold *old = &l->hold[c ^ 1];
+  if (atr__hold_mine(old, self))
+    atr__hold_give(old, self, 0, INT32_MAX); /* broken meanwhile */
+  return lk_gone(h, o) ? ATR_ENOENT : ATR_ENOTHELD;
+}
+
+/* What follows a release's give when it is not just the mark's check:
+ * the answer for a deleted lock, the event. */
+static __attribute__((noinline)) int lk_gave(const atr_handle *h,
+                                             struct atr__obj *o) {
+  if (lk_gone(h, o))
+    return ATR_ENOENT;
+  atr__feed_push_fenced(h->store, o, h->slot, ATR_OP_RELEASED,
+                        &o->u.l.pend_rel);
+  return 0;
+}
+
+/* The release once the caller is known to hold hd (count 1): first
+ * says hd is its thread's first list entry (else the give walks). */
+static inline __attribute__((always_inline)) int
+lk_give_hold(const atr_handle *h, struct atr__obj *o, struct atr__hold *hd,
+             bool first, int steps) {
+  struct atr__lock_state *l = &o->u.l;
+  /* count stays 1: it is read only while the lock is held, and every
+   * take sets it. */
+  if (steps < LK_GIVE_FENCE)
+    return 0;
+  l->fence = 0;
+  if (steps < LK_GIVE_VERSION)
+    return 0;
+  lk_bump_holder(o);
+  const _Atomic uint64_t *epoch = &h->store->hdr->feed_epoch; /* as lk_take */
+  atr__hold_give_steps(hd, &atr__self_tls, 0, first, 1, steps - LK_GIVE_HOLD);
+  if (steps - LK_GIVE_HOLD < ATR__GIVE_DONE)
+    return 0;
+  uint64_t mark = atomic_load_explicit(&l->pend_rel, memory_order_relaxed);
+  if (__builtin_expect(lk_gone(h, o) ||
+                           !atr__feed_covered_at(epoch, mark, ATR_OP_RELEASED),
+                       0))
+    return lk_gave(h, o);
+  return 0;
+}
+
+/* A release of a hold that is not its thread's first list entry. */
+static __attribute__((noinline)) int lk_give_walk(const atr_handle *h,
+                                                  struct atr__obj *o,
+                                                  struct atr__hold *hd,
+                                                  int steps) {
+  return lk_give_hold(h, o, hd, false, steps);
+}
+
+static inline __attribute__((always_inline)) int lk_give(const atr_handle *h,
+                                                         int steps) {
+  struct atr__obj *o;
+  /* Not lk_of: the holder of a deleted lock still unlinks its hold (the
+   * record lingers for it). */
+  if (__builtin_expect(h == NULL || h->kind != ATR_LOCK ||
+                           (o = h->rec) == NULL || o->kind != ATR_LOCK,
+                       0))
+    return ATR_ENOENT;
+  const struct atr__self *self = &atr__self_tls;
+  struct atr__lock_state *l = &o->u.l;
+  struct atr__hold *hd = &l->hold[lk_cur(l)];
+  if (__builtin_expect(self->tid == 0 || !atr__hold_mine(hd, self), 0))
+    return lk_give_other(h, o);
   if (l->count > 1) {
     l->count--;
     return 0;
   }
-  l->count = 0;
-  l->fence = 0;
-  lk_bump_holder(o);
-  atr__hold_give(hd, self, 0, 1);
-  if (lk_gone(h, o))
-    return ATR_ENOENT;
-  atr__feed_push_fenced(h->store, o, h->slot, ATR_OP_RELEASED, &l->pend_rel);
-  return 0;
+  if (__builtin_expect(!atr__hold_first(hd, self), 0))
+    return lk_give_walk(h, o, hd, steps);
+  return lk_give_hold(h, o, hd, true, steps);
+}
+
+ATR__EXPORT int atr_lock_release(const atr_handle *h) {
+  return lk_give(h, ATR__ALL_STEPS);
+}
+
+int atr__lock_release_cut(const atr_handle *h, int steps) {
+  return lk_give(h, steps);
 }
 
 ATR__EXPORT int atr_lock_lease(const atr_handle *h, double ttl, double timeout,

@@ -1,7 +1,8 @@
 /*
  * test_lock.c - locks: mutual exclusion between processes (plain and
  * reentrant), a holder killed -9 hundreds of times while another waits
- * (also from another PID namespace), signals during a wait, leases
+ * (also from another PID namespace), a holder dead at each step of a take
+ * and of a give, signals during a wait, leases
  * (expiry with no gateway, renew, unlease, break, fences), timeouts, and
  * a delete that wakes waiters.
  */
@@ -370,6 +371,137 @@ static void test_killed_mid_call(void **state) {
   tu_close_pipe(a.ready);
   print_message("300 kills mid-call: %d left the lock abandoned\n", abandoned);
   assert_true(abandoned > 0);
+}
+
+/* ------------------------------------------ a holder killed at each step */
+
+/*
+ * White-box, as test_commit: a child takes the lock (or takes it whole
+ * and gives it back) with the library's uncontended call cut after each
+ * of its steps (atr__lock_acquire_cut, atr__lock_release_cut: the robust
+ * list's pending entry, the CAS, the links, the nonce, the depth, the
+ * fence, the events; the fence cleared, the version, the unlink, the
+ * nonce, the exchange, the wake), then exits there. Random kills (above) rarely
+ * land between two adjacent stores; this puts a death at each. The lock must
+ * then be usable at once, by a waiter that slept through the death or by
+ * the next caller, and its answer must tell the truth: ATR_ABANDONED
+ * exactly when the dead thread's TID was left in the word (from the CAS
+ * of a take until the exchange of a give), with a fence above the dead
+ * one's and the event "abandoned" published.
+ */
+#define STEP_ACQUIRE_LAST 10 /* lock.c: LK_TAKE_EVENTS                  */
+#define STEP_ACQUIRE_WORD 2  /* internal.h: ATR__TAKE_WORD (the CAS)     */
+#define STEP_RELEASE_LAST 8  /* lock.c: LK_GIVE_HOLD + ATR__GIVE_DONE    */
+#define STEP_RELEASE_WORD 6  /* lock.c: LK_GIVE_HOLD + ATR__GIVE_WORD    */
+
+struct step_arg {
+  const char *path;
+  int release; /* the release is cut (else the acquire)      */
+  int steps;
+  int ready[2]; /* the child says it is at its step           */
+  int go[2];    /* ... and dies there when told               */
+};
+
+static int step_child(void *arg) {
+  struct step_arg *a = arg;
+  atr_store *s = tu_child_open(a->path);
+  atr_handle l;
+  char c = 0;
+  TU_CHILD_CHECK(atr_lock_open(s, "s", 0, 0, &l) == 0);
+  if (a->release) {
+    int rc = atr_lock_acquire(&l, 10, NULL);
+    TU_CHILD_CHECK(rc == 0 || rc == ATR_ABANDONED);
+    /* Nothing taken or given past this: the parent's waiter comes
+     * first, so a give that gets as far as the wake wakes it. */
+    tu_child_ready(a->ready[1]);
+    TU_CHILD_CHECK(tu_read_full(a->go[0], &c, 1, 10) == 0);
+    atr__lock_release_cut(&l, a->steps);
+  } else {
+    atr__lock_acquire_cut(&l, a->steps);
+    tu_child_ready(a->ready[1]);
+    TU_CHILD_CHECK(tu_read_full(a->go[0], &c, 1, 10) == 0);
+  }
+  return 0; /* _exit, cut where it was: its threads are dead */
+}
+
+/* Reads the feed to its end: how many "abandoned" events it had. */
+static int abandoned_events(atr_cursor *cur) {
+  atr_event ev;
+  int n = 0;
+  while (atr_feed_next(cur, &ev, 0) == 0)
+    n += ev.op == ATR_OP_ABANDONED;
+  return n;
+}
+
+static void step_case(tu_fixture *f, atr_handle *h, int release, int steps,
+                      int with_waiter) {
+  int abandoned =
+      release ? steps < STEP_RELEASE_WORD : steps >= STEP_ACQUIRE_WORD;
+  struct step_arg a = {.path = f->path, .release = release, .steps = steps};
+  tu_case("%s cut after %d steps, %s", release ? "release" : "acquire", steps,
+          with_waiter ? "a waiter asleep" : "nobody waiting");
+  tu_pipe(a.ready);
+  tu_pipe(a.go);
+  pid_t pid = tu_spawn_ready(step_child, &a, a.ready[0]);
+  atr_cursor cur;
+  tu_ok(atr_feed_open(f->store, &cur));
+  struct waiter w = {.h = h};
+  pthread_t t;
+  char c = 1;
+  /* A waiter sleeps only where the child left the word taken. */
+  int sleeps = with_waiter && (release || steps >= STEP_ACQUIRE_WORD);
+  if (sleeps) {
+    tu_pipe(w.ready);
+    assert_int_equal(pthread_create(&t, NULL, waiter_thread, &w), 0);
+    assert_int_equal(tu_read_full(w.ready[0], &c, 1, 10), 0);
+    assert_int_equal(tu_wait_blocked(w.tid, 10), 0);
+  }
+  uint64_t dead_fence = lock_info(f->store, "s").fence;
+  double go = tu_now();
+  assert_int_equal(tu_write_full(a.go[1], &c, 1), 0);
+  assert_int_equal(tu_wait(pid, 10), 0);
+  tu_close_pipe(a.ready);
+  tu_close_pipe(a.go);
+  int rc;
+  uint64_t fence;
+  if (sleeps) {
+    assert_int_equal(pthread_join(t, NULL), 0); /* it gave the lock back */
+    tu_close_pipe(w.ready);
+    rc = w.rc;
+    fence = w.g.fence;
+    /* Woken, not back at its timeout (which takes the then free lock
+     * too): a death between the exchange and the wake must leave the
+     * wake to the kernel. Seconds: the machine may be loaded. */
+    assert_true(w.done - go < 2.0);
+  } else {
+    atr_grant g;
+    rc = atr_lock_acquire(h, 0, &g); /* free at once, or abandoned */
+    assert_true(rc == 0 || rc == ATR_ABANDONED);
+    assert_int_equal(lock_info(f->store, "s").count, 1);
+    tu_ok(atr_lock_release(h));
+    fence = g.fence;
+  }
+  tu_assert_rc(rc, abandoned ? ATR_ABANDONED : 0);
+  assert_true(fence > dead_fence);
+  assert_int_equal(abandoned_events(&cur), abandoned);
+  /* And whole again: free, nobody counted, taken and given back. */
+  atr_info info = lock_info(f->store, "s");
+  assert_int_equal(info.count, 0);
+  assert_int_equal(info.waiters, 0);
+  tu_ok(atr_lock_acquire(h, 0, NULL));
+  tu_ok(atr_lock_release(h));
+}
+
+static void test_killed_at_each_step(void **state) {
+  tu_fixture *f = fixture(state);
+  atr_handle h;
+  lock_new(f->store, "s", 0, &h);
+  for (int with_waiter = 0; with_waiter < 2; with_waiter++) {
+    for (int steps = 0; steps <= STEP_ACQUIRE_LAST; steps++)
+      step_case(f, &h, 0, steps, with_waiter);
+    for (int steps = 0; steps <= STEP_RELEASE_LAST; steps++)
+      step_case(f, &h, 1, steps, with_waiter);
+  }
 }
 
 /* In a new PID namespace, as pid 1 of it: takes the lock and waits. */
@@ -774,6 +906,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_holder_killed, tu_setup,
                                       tu_teardown),
       cmocka_unit_test_setup_teardown(test_killed_mid_call, tu_setup,
+                                      tu_teardown),
+      cmocka_unit_test_setup_teardown(test_killed_at_each_step, tu_setup,
                                       tu_teardown),
       cmocka_unit_test_setup_teardown(test_holder_killed_other_namespace,
                                       tu_setup, tu_teardown),
