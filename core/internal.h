@@ -295,6 +295,8 @@ struct atr__dict {
     _Atomic uint64_t valid;
     uint64_t off, size, used;
   } mv;
+  _Atomic uint64_t seq; /* bumped by each commit and move: lock-free
+                           readers validate against it (dict.c) */
 };
 
 /* One object record. The first cache line is all an add touches. */
@@ -1043,6 +1045,9 @@ int atr__open(atr_store *s, const char *name, atr_kind kind, char type,
               atr__init_fn init, void *arg, atr_handle *h);
 /* The record of a live handle, or NULL if its object is gone. */
 struct atr__obj *atr__obj_of(const atr_handle *h);
+/* Under the store lock: frees a record that lingered after its delete
+ * once no thread links one of its holds (object.c). */
+void atr__obj_unlinger(atr_store *s, uint32_t slot);
 /* Locks a record's mutex. If the last owner died, the record's data is
  * repaired first, whatever kind the record holds now (a stale handle may
  * lock a record that was reused for another kind). */

@@ -150,6 +150,38 @@ void atr__lq_after(const atr_handle *h, struct atr__obj *o,
     lq_dead_letters(h);
 }
 
+/* A settle on a deleted queue: the calling thread gives back its holds
+ * among the receipts' places (only it can unlink them from its robust
+ * list), and the last one given back frees the lingering table and
+ * record (atr__obj_unlinger). Under the store lock, which a lingering
+ * record's reuse needs: the slot is still this queue's while our hold
+ * is linked in it. */
+static void lq_let_go_deleted(const atr_handle *h, const uint64_t *receipts,
+                              size_t n) {
+  struct atr__obj *o = h != NULL ? h->rec : NULL;
+  const struct atr__self *self = atr__self();
+  struct atr__ltable *t;
+  if (o == NULL || self == NULL || n == 0 || h->kind != ATR_QUEUE ||
+      atr__store_lock(h->store) != 0)
+    return;
+  if (o->kind == ATR_QUEUE && o->dead == ATR__LINGER &&
+      atomic_load(&o->id) == 0 && (t = atr__lq_table(h->store, o)) != NULL) {
+    bool gave = false;
+    for (size_t k = 0; k < n; k++) {
+      uint32_t i = (uint32_t)(receipts[k] & ATR__LQ_SLOT_MASK);
+      if (receipts[k] != 0 && i < t->cap &&
+          t->slot[i].receipt == receipts[k] &&
+          atr__hold_mine(&t->slot[i].hold, self)) {
+        atr__hold_give(&t->slot[i].hold, self, 0, 0);
+        gave = true;
+      }
+    }
+    if (gave)
+      atr__obj_unlinger(h->store, h->slot);
+  }
+  atr__store_unlock(h->store);
+}
+
 enum lq_settle_op { LQ_ACK, LQ_NACK, LQ_TOUCH };
 
 static int lq_settle(const atr_handle *h, const uint64_t *receipts, size_t n,
@@ -166,8 +198,10 @@ static int lq_settle(const atr_handle *h, const uint64_t *receipts, size_t n,
   if (n_unknown != NULL)
     *n_unknown = 0;
   struct atr__obj *live = atr__obj_of(h);
-  if (live == NULL)
+  if (live == NULL) {
+    lq_let_go_deleted(h, receipts, n);
     return ATR_ENOENT;
+  }
   if (__atomic_load_n(&live->data_off, __ATOMIC_ACQUIRE) == 0) {
     /* Never leased from: every receipt is unknown. */
     if (unknown != NULL && n > 0)
