@@ -146,6 +146,21 @@ void atr__lq_return(struct atr__ltable *t, struct atr__lslot *sl) {
                   : ATR__LQ_READY;
 }
 
+/* A lease that ran out given back, in steps: 1 the hold given back;
+ * 2 the place back (atr__lq_return: its state is the one store that
+ * counts). A death after 1 leaves a LEASED place with a free word, which
+ * the next sweep gives back as its holder's death. The counters are the
+ * sweep's. */
+void atr__lq_expire_commit(struct atr__ltable *t, struct atr__lslot *sl,
+                           int steps) {
+  if (steps < 1)
+    return;
+  atr__lease_give(&sl->hold, 0, 0);
+  if (steps < 2)
+    return;
+  atr__lq_return(t, sl);
+}
+
 /* A free place for an item of len bytes: one whose block fits, else any
  * (*fits false); UINT32_MAX if none is free. */
 static uint32_t lq_free_place(const atr_store *s, const struct atr__ltable *t,
@@ -221,8 +236,7 @@ static int lq_sweep(const atr_store *s, struct atr__ltable *t, int64_t now) {
         n++;
       } else if (now >= sl->hold.deadline_ns) {
         if (lease) {
-          atr__lease_give(&sl->hold, 0, 0);
-          atr__lq_return(t, sl);
+          atr__lq_expire_commit(t, sl, ATR__LQ_EXPIRE_STEPS);
           n++;
         } else {
           bool fits;
