@@ -562,6 +562,37 @@ static void test_deaths_inside_settles(void **state) {
   }
 }
 
+/* ------------------------------ a queue deleted while a thread holds */
+
+static void test_delete_while_held(void **state) {
+  tu_fixture *f = fixture(state);
+  atr_store_stats base, full, deleted, after;
+  atr_handle h;
+  tu_ok(atr_store_stats_get(f->store, &base));
+  qnew(f->store, "q", 0, NULL, &h);
+  put_str(&h, "A");
+  put_str(&h, "B");
+  uint64_t r = lease_one(&h, 60, 0, 0, "A", 1); /* this thread's hold */
+  tu_ok(atr_store_stats_get(f->store, &full));
+
+  tu_case("the delete frees the ring and the items' blocks at once");
+  tu_ok(atr_delete(f->store, "q", ATR_QUEUE));
+  tu_ok(atr_store_stats_get(f->store, &deleted));
+  assert_true(deleted.used < full.used);
+  assert_true(deleted.used > base.used); /* the table: our hold is in it */
+
+  tu_case("the holder's ack gives its hold back, and the table goes");
+  uint64_t unknown[1];
+  size_t nu = 0;
+  tu_assert_rc(atr_queue_ack(&h, &r, 1, unknown, &nu), ATR_ENOENT);
+  tu_ok(atr_store_stats_get(f->store, &after));
+  tu_assert_u64(after.used, base.used);
+  tu_assert_u64(after.objects, base.objects);
+  /* The name is free, the slot reusable. */
+  qnew(f->store, "q", 0, NULL, &h);
+  tu_ok(atr_delete(f->store, "q", ATR_QUEUE));
+}
+
 /* ---------------------------------------------------------------- chaos */
 
 #define CH_PRODUCERS 3
@@ -712,6 +743,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_deaths_inside_commits, tu_setup,
                                       tu_teardown),
       cmocka_unit_test_setup_teardown(test_deaths_inside_settles, tu_setup,
+                                      tu_teardown),
+      cmocka_unit_test_setup_teardown(test_delete_while_held, tu_setup,
                                       tu_teardown),
       cmocka_unit_test_setup_teardown(test_chaos, tu_setup, tu_teardown),
       cmocka_unit_test(tu_test_no_leftovers),
