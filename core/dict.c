@@ -27,9 +27,11 @@
  * (the commit point), the stores are made, log_valid is cleared. A
  * process that dies before the commit point leaves nothing visible (its
  * entries lie past `used`); one that dies after it leaves a log that the
- * next holder of the record lock (dict_repair) makes again, whole. Every
- * reader takes the record lock, so it sees each commit whole or not at
- * all, and its repair first.
+ * next holder of the record lock (dict_repair) makes again, whole.
+ * Readers take no lock (dict_read.c): each commit and move bumps `seq`
+ * before it clears its valid bit, and a reader that saw either bit set,
+ * or seq move, while it read tries again (then takes the lock, which
+ * repairs first).
  *
  * Versions: each commit takes the record's version + 1, and each key it
  * sets gets that version as its own, so a key's versions only grow,
