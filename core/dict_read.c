@@ -218,8 +218,8 @@ ATR__EXPORT int atr_dict_get(const atr_handle *h, const char *key, size_t klen,
     return ATR_EINVAL;
   if ((rc = atr_dict_key_check(key, klen)) != 0)
     return rc;
-  struct dict_get_arg a = {key, klen, atr__hash(key, klen), buf, cap, len,
-                           version};
+  struct dict_get_arg a = {key, klen,   atr__hash(key, klen), buf, cap,
+                           len, version};
   return dict_read_run(h, dict_get_fn, &a, NULL);
 }
 

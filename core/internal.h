@@ -934,8 +934,8 @@ void atr__lq_ack_commit(struct atr__obj *o, struct atr__ltable *t, uint32_t i,
 void atr__lq_nack_commit(struct atr__ltable *t, uint32_t i,
                          const struct atr__self *self, int64_t until_ns,
                          int steps);
-void atr__lq_touch_commit(struct atr__ltable *t, uint32_t i,
-                          int64_t deadline, int steps);
+void atr__lq_touch_commit(struct atr__ltable *t, uint32_t i, int64_t deadline,
+                          int steps);
 void atr__lq_expire_commit(struct atr__ltable *t, struct atr__lslot *sl,
                            int steps);
 int atr__lq_dead_letter_cut(const atr_handle *h, int steps);

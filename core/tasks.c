@@ -116,15 +116,13 @@ void atr__lq_touch_commit(struct atr__ltable *t, uint32_t i, int64_t deadline,
   __atomic_store_n(&t->slot[i].hold.deadline_ns, deadline, __ATOMIC_RELAXED);
 }
 
-/* Dead letters: each DEAD place's item is put (without waiting) into the
- * dead-letter queue, outside every lock of this queue (the put takes
- * that queue's); then the place is freed and the item is done. A death
- * between the put and the free moves it again (MOVING runs out). */
 /*
- * Moves the first DEAD place's item, in steps: 1 the place MOVING (under
- * the getters' lock, which is then let go); 2 the item put into the
- * dead-letter queue (dropped if there is none, or no room); 3 the place
- * FREE and the item done (under the lock again). A death after 1 or 2
+ * Dead letters, one at a time: the first DEAD place's item is put
+ * (without waiting) into the dead-letter queue outside every lock of
+ * this queue (the put takes that queue's). In steps: 1 the place
+ * MOVING (under the getters' lock, which is then let go); 2 the item
+ * put into the dead-letter queue (dropped if there is none, or no
+ * room); 3 the place FREE and the item done (under the lock again). A death after 1 or 2
  * leaves the place MOVING until LQ_MOVE_NS passes, then DEAD: moved
  * again (after 2 the dead-letter queue has it twice). 1 if it moved
  * one, 0 if none was DEAD, or an error.
@@ -167,8 +165,7 @@ static int lq_dead_letter(const atr_handle *h, int steps) {
   bool moved = false;
   atr_handle dh;
   if (steps >= 2 && copy != NULL && name[0] != '\0' &&
-      atr_queue_open(h->store, name, 0, NULL, &dh) == 0 &&
-      dh.kind == ATR_QUEUE)
+      atr_queue_open(h->store, name, 0, NULL, &dh) == 0 && dh.kind == ATR_QUEUE)
     moved = atr_queue_put(&dh, copy, len, 0) == 0;
   free(copy);
   if (steps < 3)
@@ -176,8 +173,8 @@ static int lq_dead_letter(const atr_handle *h, int steps) {
 
   if ((rc = atr__q_lock_get(h, &o)) != 0)
     return rc;
-  if ((t = atr__lq_table(h->store, o)) != NULL &&
-      sl->state == ATR__LQ_MOVING && sl->order == tag) {
+  if ((t = atr__lq_table(h->store, o)) != NULL && sl->state == ATR__LQ_MOVING &&
+      sl->order == tag) {
     sl->state = ATR__LQ_FREE;
     atomic_store(&o->u.q.done, atr__lq_done_after(o, 1));
     atomic_fetch_add(moved ? &t->dead_lettered : &t->dropped, 1);
@@ -230,8 +227,7 @@ static void lq_let_go_deleted(const atr_handle *h, const uint64_t *receipts,
     bool gave = false;
     for (size_t k = 0; k < n; k++) {
       uint32_t i = (uint32_t)(receipts[k] & ATR__LQ_SLOT_MASK);
-      if (receipts[k] != 0 && i < t->cap &&
-          t->slot[i].receipt == receipts[k] &&
+      if (receipts[k] != 0 && i < t->cap && t->slot[i].receipt == receipts[k] &&
           atr__hold_mine(&t->slot[i].hold, self)) {
         atr__hold_give(&t->slot[i].hold, self, 0, 0);
         gave = true;

@@ -428,9 +428,9 @@ static void test_deaths_inside_commits(void **state) {
 /* ------------------------------- deaths inside the other settles */
 
 enum settle_op { S_NACK, S_NACK_DELAY, S_TOUCH, S_EXPIRE, S_DEAD, S_OPS };
-static const char *const settle_name[S_OPS] = {
-    "a nack", "a nack with a delay", "a touch", "a lease's end",
-    "a dead letter's move"};
+static const char *const settle_name[S_OPS] = {"a nack", "a nack with a delay",
+                                               "a touch", "a lease's end",
+                                               "a dead letter's move"};
 static const int settle_steps[S_OPS] = {
     ATR__LQ_NACK_STEPS, ATR__LQ_NACK_STEPS, ATR__LQ_TOUCH_STEPS,
     ATR__LQ_EXPIRE_STEPS, ATR__LQ_DEAD_STEPS};
