@@ -122,10 +122,10 @@ void atr__lq_touch_commit(struct atr__ltable *t, uint32_t i, int64_t deadline,
  * this queue (the put takes that queue's). In steps: 1 the place
  * MOVING (under the getters' lock, which is then let go); 2 the item
  * put into the dead-letter queue (dropped if there is none, or no
- * room); 3 the place FREE and the item done (under the lock again). A death after 1 or 2
- * leaves the place MOVING until LQ_MOVE_NS passes, then DEAD: moved
- * again (after 2 the dead-letter queue has it twice). 1 if it moved
- * one, 0 if none was DEAD, or an error.
+ * room); 3 the place FREE and the item done (under the lock again). A
+ * death after 1 or 2 leaves the place MOVING until LQ_MOVE_NS passes,
+ * then DEAD: moved again (after 2 the dead-letter queue has it twice).
+ * 1 if it moved one, 0 if none was DEAD, or an error.
  */
 static int lq_dead_letter(const atr_handle *h, int steps) {
   struct atr__obj *o;
