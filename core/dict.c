@@ -27,9 +27,11 @@
  * (the commit point), the stores are made, log_valid is cleared. A
  * process that dies before the commit point leaves nothing visible (its
  * entries lie past `used`); one that dies after it leaves a log that the
- * next holder of the record lock (dict_repair) makes again, whole. Every
- * reader takes the record lock, so it sees each commit whole or not at
- * all, and its repair first.
+ * next holder of the record lock (dict_repair) makes again, whole.
+ * Readers take no lock (dict_read.c): each commit and move bumps `seq`
+ * before it clears its valid bit, and a reader that saw either bit set,
+ * or seq move, while it read tries again (then takes the lock, which
+ * repairs first).
  *
  * Versions: each commit takes the record's version + 1, and each key it
  * sets gets that version as its own, so a key's versions only grow,
@@ -67,18 +69,30 @@ int atr__dict_view(const atr_store *s, const struct atr__dict *d,
   return 0;
 }
 
-/* The entry at off if it lies whole in the committed entries, else NULL
- * (damage). */
-const struct dict_ent *atr__dict_ent(const struct dict_view *v, uint64_t off) {
+/* The entry at off if it lies whole in the committed entries, with a
+ * copy of its header read once (a lock-free reader's arena may change
+ * under it: every length it then uses is the copy's, checked here), else
+ * NULL (damage, or for such a reader a change to retry after). */
+const struct dict_ent *atr__dict_ent_hdr(const struct dict_view *v,
+                                         uint64_t off, struct dict_ent *x) {
   if (off % 8 != 0 || off < v->ents || off > v->used ||
       v->used - off < sizeof(struct dict_ent))
     return NULL;
   const struct dict_ent *e = (const void *)(v->a + off);
   uint64_t room = v->used - off - sizeof *e;
-  if (e->klen == 0 || e->klen > ATR_DICT_KEY_MAX || e->klen > room ||
-      e->vlen > room - e->klen)
+  x->version = __atomic_load_n(&e->version, __ATOMIC_RELAXED);
+  x->hash = __atomic_load_n(&e->hash, __ATOMIC_RELAXED);
+  x->vlen = __atomic_load_n(&e->vlen, __ATOMIC_RELAXED);
+  x->klen = __atomic_load_n(&e->klen, __ATOMIC_RELAXED);
+  if (x->klen == 0 || x->klen > ATR_DICT_KEY_MAX || x->klen > room ||
+      x->vlen > room - x->klen)
     return NULL;
   return e;
+}
+
+const struct dict_ent *atr__dict_ent(const struct dict_view *v, uint64_t off) {
+  struct dict_ent x;
+  return atr__dict_ent_hdr(v, off, &x);
 }
 
 /* The entry of the next key from bucket *i on (*i moves past it): 1 with
@@ -165,10 +179,11 @@ int atr__dict_find(const struct dict_view *v, const char *key, size_t klen,
     }
     if (absent)
       continue; /* looking for a free bucket only */
-    const struct dict_ent *x = atr__dict_ent(v, b);
+    struct dict_ent hx;
+    const struct dict_ent *x = atr__dict_ent_hdr(v, b, &hx);
     if (x == NULL)
       return ATR_ECORRUPT;
-    if (x->hash == hash && x->klen == klen &&
+    if (hx.hash == hash && hx.klen == klen &&
         memcmp(dict_ent_key(x), key, klen) == 0) {
       *pos = i;
       *e = x;
@@ -272,12 +287,16 @@ int atr__dict_lock(const atr_handle *h, struct atr__obj **o,
 static void dict_finish_move(struct atr__dict *d) {
   if (atomic_load(&d->mv.valid) == 0)
     return;
+  /* A lock-free reader that reads any store below saw mv.valid = 1 or,
+   * through the fence, the seq bump before its clearing. */
+  atomic_thread_fence(memory_order_release);
   d->arena_size = d->mv.size;
   __atomic_store_n(&d->arena_off, d->mv.off, __ATOMIC_RELEASE);
   d->used = d->mv.used;
   d->tombs = 0;
   d->garbage = 0;
-  atomic_store(&d->mv.valid, 0);
+  atomic_fetch_add_explicit(&d->seq, 1, memory_order_relaxed);
+  atomic_store_explicit(&d->mv.valid, 0, memory_order_release);
 }
 
 /* The log at d->log_off, if it lies whole in the arena. */
@@ -310,6 +329,9 @@ static void dict_commit(struct atr__obj *o, const struct dict_view *v,
     if (k++ >= stores)
       return;
     atomic_store_explicit(&d->log_valid, 1, memory_order_release);
+    /* Orders log_valid = 1 before every store below, for the lock-free
+     * readers (their acquire fence pairs with it). */
+    atomic_thread_fence(memory_order_release);
   }
   for (uint64_t i = 0; i < l->n; i++) {
     if (!redo && k++ >= stores)
@@ -325,6 +347,10 @@ static void dict_commit(struct atr__obj *o, const struct dict_view *v,
   d->garbage = l->garbage;
   d->ring_head = l->ring_head;
   __atomic_store_n(&o->version, l->version, __ATOMIC_RELEASE);
+  /* Not a store of the sequence: the bump readers validate against,
+   * published by the release of log_valid = 0 (a death before it leaves
+   * log_valid set, which no reader gets past). */
+  atomic_fetch_add_explicit(&d->seq, 1, memory_order_relaxed);
   if (!redo && k++ >= stores)
     return;
   atomic_store_explicit(&d->log_valid, 0, memory_order_release);
@@ -343,6 +369,7 @@ static void dict_repair(atr_store *s, struct atr__obj *o) {
         l->used >= v.ents && l->used <= v.size && l->used <= d->log_off) {
       dict_commit(o, &v, l, INT_MAX, true);
     }
+    atomic_fetch_add(&d->seq, 1);
     atomic_store(&d->log_valid, 0);
   }
   dict_finish_move(d);
@@ -604,7 +631,7 @@ static int dict_update(const atr_handle *h, const atr_dict_op *ops, size_t n,
     if (found)
       next.garbage += dict_ent_size(e->klen, e->vlen);
     if (op->del) {
-      if (old != NULL && (rc = atr__dict_items_add_ent(old, e)) != 0)
+      if (old != NULL && (rc = atr__dict_items_add_ent(old, &v, e)) != 0)
         goto out;
       st[next.n++] = (struct dict_store){pos, DICT_TOMB};
       next.len--;

@@ -91,6 +91,8 @@ static inline uint64_t ring_rec_size(size_t klen) {
 int atr__dict_view(const atr_store *s, const struct atr__dict *d,
                    struct dict_view *v);
 const struct dict_ent *atr__dict_ent(const struct dict_view *v, uint64_t off);
+const struct dict_ent *atr__dict_ent_hdr(const struct dict_view *v,
+                                         uint64_t off, struct dict_ent *x);
 int atr__dict_next(const struct dict_view *v, uint64_t *i,
                    const struct dict_ent **e);
 int atr__dict_find(const struct dict_view *v, const char *key, size_t klen,
@@ -108,6 +110,7 @@ void atr__dict_ring_read(const uint8_t *ring, uint64_t at, void *dst, size_t n);
 int atr__dict_items_add(atr_dict_items *out, const char *key, size_t klen,
                         const char *val, size_t vlen, uint64_t version,
                         int del);
-int atr__dict_items_add_ent(atr_dict_items *out, const struct dict_ent *e);
+int atr__dict_items_add_ent(atr_dict_items *out, const struct dict_view *v,
+                            const struct dict_ent *e);
 
 #endif

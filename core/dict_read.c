@@ -1,11 +1,33 @@
 /*
  * dict_read.c - a dict's reads: one key, some keys, a page in key order,
  * its length, and the keys its recent commits changed; and the items
- * they are copied into. Each takes the record lock (dict.h), so it sees
- * every commit whole or not at all.
+ * they are copied into.
+ *
+ * Reads take no lock (dict_read_run): a seqlock over the dict's `seq`,
+ * which every commit and move bumps, with `log_valid` and `mv.valid` as
+ * its "a writer is in the middle" bits. A reader notes seq, checks that
+ * no commit or move is under way, reads, and checks again (after an
+ * acquire fence that pairs with the writers' release fences): if
+ * anything changed it drops what it read and tries again, and after
+ * DICT_READ_TRIES tries takes the record lock (which also repairs what
+ * a dead writer left). So a multi-key update is seen all or none, and a
+ * writer stopped while holding the record lock (outside the few stores
+ * of a commit) stops no reader.
+ *
+ * What a reader may touch: entries are never rewritten while their
+ * arena is the dict's, so what changes under a reader is only a bucket
+ * (a commit: seq moves) or the whole arena (a move: freed to the heap,
+ * which may hand it to another object at once; seq moves before the
+ * free, and a delete sets the record's id to 0 before its free). The
+ * heap never gives memory back to the system, so the old arena stays
+ * mapped; a reader reads only inside the arena it checked
+ * (atr__dict_view) and uses only lengths it read once and checked
+ * (atr__dict_ent_hdr), so garbage costs it a retry, never a read
+ * outside the arena.
  */
 #include "dict.h"
 
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,188 +78,302 @@ int atr__dict_items_add(atr_dict_items *out, const char *key, size_t klen,
   return 0;
 }
 
-int atr__dict_items_add_ent(atr_dict_items *out, const struct dict_ent *e) {
-  return atr__dict_items_add(out, dict_ent_key(e), e->klen, dict_ent_val(e),
-                             e->vlen, e->version, 0);
+/* The lengths are a copy of e's header checked against v: a lock-free
+ * reader's entry may change under it, never the bounds of its copy. */
+int atr__dict_items_add_ent(atr_dict_items *out, const struct dict_view *v,
+                            const struct dict_ent *e) {
+  struct dict_ent x;
+  if (atr__dict_ent_hdr(v, (uint64_t)((const uint8_t *)e - v->a), &x) == NULL)
+    return ATR_ECORRUPT;
+  const char *key = (const char *)(e + 1);
+  return atr__dict_items_add(out, key, x.klen, key + x.klen, x.vlen, x.version,
+                             0);
 }
 
 /* ----------------------------------------------------------------- reads */
 
+/* Lock-free tries before a reader takes the record lock. A commit's
+ * stores take well under a microsecond; a writer stopped inside them
+ * (or dead there, leaving its log) is what the lock path is for. */
+#define DICT_READ_TRIES 16
+
+/* A read's body, on a view of the arena: lock-free (its result is used
+ * only if dict_read_valid says so after it) or under the record lock. */
+typedef int (*dict_read_fn)(const struct dict_view *v, struct atr__obj *o,
+                            void *arg);
+
+/* A lock-free read's start: 0 with o, a view and the sequence to check
+ * at its end; 1 if a commit or move is under way (or the view looks
+ * damaged: the lock path says which); ATR_ENOENT. */
+static int dict_read_begin(const atr_handle *h, struct atr__obj **o,
+                           struct dict_view *v, uint64_t *seq) {
+  struct atr__obj *x = atr__obj_of(h);
+  if (x == NULL || h->kind != ATR_DICT)
+    return ATR_ENOENT;
+  struct atr__dict *d = &x->u.d;
+  *seq = atomic_load_explicit(&d->seq, memory_order_acquire);
+  if (atomic_load_explicit(&d->log_valid, memory_order_acquire) != 0 ||
+      atomic_load_explicit(&d->mv.valid, memory_order_acquire) != 0)
+    return 1;
+  if (__atomic_load_n(&x->dead, __ATOMIC_ACQUIRE) != 0)
+    return ATR_ENOENT;
+  if (atr__dict_view(h->store, d, v) != 0)
+    return 1;
+  *o = x;
+  return 0;
+}
+
+/* Whether nothing a lock-free read read changed while it read: no
+ * commit or move began or ended (seq, the two valid bits) and the
+ * record is still the handle's (a delete clears the id before it frees
+ * the arena). */
+static bool dict_read_valid(const atr_handle *h, struct atr__obj *o,
+                            uint64_t seq) {
+  struct atr__dict *d = &o->u.d;
+  atomic_thread_fence(memory_order_acquire);
+  return atomic_load_explicit(&d->log_valid, memory_order_acquire) == 0 &&
+         atomic_load_explicit(&d->mv.valid, memory_order_acquire) == 0 &&
+         atomic_load_explicit(&d->seq, memory_order_relaxed) == seq &&
+         atomic_load_explicit(&o->id, memory_order_relaxed) == h->id;
+}
+
+/* Runs fn lock-free, or under the record lock after DICT_READ_TRIES
+ * tries. out (may be NULL) is put back as it was after a try that does
+ * not count and on an error. */
+static int dict_read_run(const atr_handle *h, dict_read_fn fn, void *arg,
+                         atr_dict_items *out) {
+  size_t count = out ? out->count : 0, data_len = out ? out->data_len : 0;
+  struct atr__obj *o;
+  struct dict_view v;
+  uint64_t seq;
+  int rc;
+  for (int tries = 0; tries < DICT_READ_TRIES; tries++) {
+    if (tries >= DICT_READ_TRIES / 2)
+      sched_yield(); /* a writer in its commit, on this core perhaps */
+    if ((rc = dict_read_begin(h, &o, &v, &seq)) < 0)
+      return rc;
+    if (rc == 1)
+      continue;
+    rc = fn(&v, o, arg);
+    if (dict_read_valid(h, o, seq) && rc != ATR_ENOMEM)
+      goto done;
+    if (out != NULL) {
+      out->count = count;
+      out->data_len = data_len;
+    }
+    if (rc == ATR_ENOMEM)
+      return rc;
+  }
+  if ((rc = atr__dict_lock(h, &o, &v)) != 0)
+    return rc;
+  rc = fn(&v, o, arg);
+  atr__mutex_unlock(&o->lock);
+done:
+  if (rc != 0 && out != NULL) {
+    out->count = count;
+    out->data_len = data_len;
+  }
+  return rc;
+}
+
+struct dict_get_arg {
+  const char *key;
+  size_t klen;
+  uint64_t hash;
+  void *buf;
+  size_t cap, *len;
+  uint64_t *version;
+};
+
+static int dict_get_fn(const struct dict_view *v, struct atr__obj *o,
+                       void *arg) {
+  struct dict_get_arg *a = arg;
+  const struct dict_ent *e = NULL;
+  struct dict_ent x;
+  uint64_t pos;
+  (void)o;
+  int rc = atr__dict_find(v, a->key, a->klen, a->hash, NULL, &pos, &e);
+  if (rc == 1)
+    return ATR_ENOKEY;
+  if (rc < 0)
+    return rc;
+  if (atr__dict_ent_hdr(v, (uint64_t)((const uint8_t *)e - v->a), &x) == NULL)
+    return ATR_ECORRUPT;
+  if (a->len != NULL)
+    *a->len = x.vlen;
+  if (a->version != NULL)
+    *a->version = x.version;
+  if (x.vlen > a->cap)
+    return ATR_ETOOBIG;
+  if (x.vlen > 0)
+    memcpy(a->buf, (const char *)(e + 1) + x.klen, x.vlen);
+  return 0;
+}
+
 ATR__EXPORT int atr_dict_get(const atr_handle *h, const char *key, size_t klen,
                              void *buf, size_t cap, size_t *len,
                              uint64_t *version) {
-  struct atr__obj *o;
-  struct dict_view v;
-  const struct dict_ent *e = NULL;
-  uint64_t pos;
   int rc;
   if (h == NULL || (buf == NULL && cap > 0))
     return ATR_EINVAL;
   if ((rc = atr_dict_key_check(key, klen)) != 0)
     return rc;
-  uint64_t hash = atr__hash(key, klen);
-  if ((rc = atr__dict_lock(h, &o, &v)) != 0)
-    return rc;
-  rc = atr__dict_find(&v, key, klen, hash, NULL, &pos, &e);
-  if (rc == 1) {
-    rc = ATR_ENOKEY;
-  } else if (rc == 0) {
-    if (len != NULL)
-      *len = e->vlen;
-    if (version != NULL)
-      *version = e->version;
-    if (e->vlen > cap)
-      rc = ATR_ETOOBIG;
-    else if (e->vlen > 0)
-      memcpy(buf, dict_ent_val(e), e->vlen);
+  struct dict_get_arg a = {key, klen,   atr__hash(key, klen), buf, cap,
+                           len, version};
+  return dict_read_run(h, dict_get_fn, &a, NULL);
+}
+
+struct dict_keys_arg {
+  const struct iovec *keys;
+  size_t n;
+  atr_dict_items *out;
+  uint64_t *version;
+};
+
+static int dict_keys_fn(const struct dict_view *v, struct atr__obj *o,
+                        void *arg) {
+  struct dict_keys_arg *a = arg;
+  int rc = 0;
+  for (size_t i = 0; i < a->n && rc == 0; i++) {
+    const struct dict_ent *e = NULL;
+    uint64_t pos;
+    const char *k = a->keys[i].iov_base;
+    size_t kl = a->keys[i].iov_len;
+    rc = atr__dict_find(v, k, kl, atr__hash(k, kl), NULL, &pos, &e);
+    if (rc == 1)
+      rc = 0;
+    else if (rc == 0)
+      rc = atr__dict_items_add_ent(a->out, v, e);
   }
-  atr__mutex_unlock(&o->lock);
+  if (a->version != NULL)
+    *a->version = __atomic_load_n(&o->version, __ATOMIC_ACQUIRE);
   return rc;
 }
 
 ATR__EXPORT int atr_dict_read(const atr_handle *h, const struct iovec *keys,
                               size_t n, atr_dict_items *out,
                               uint64_t *version) {
-  struct atr__obj *o;
-  struct dict_view v;
-  size_t count, data_len;
   int rc;
   if (h == NULL || out == NULL || (keys == NULL && n > 0))
     return ATR_EINVAL;
   for (size_t i = 0; i < n; i++)
     if ((rc = atr_dict_key_check(keys[i].iov_base, keys[i].iov_len)) != 0)
       return rc;
-  count = out->count;
-  data_len = out->data_len;
-  if ((rc = atr__dict_lock(h, &o, &v)) != 0)
-    return rc;
-  for (size_t i = 0; i < n && rc == 0; i++) {
-    const struct dict_ent *e = NULL;
-    uint64_t pos;
-    const char *k = keys[i].iov_base;
-    rc = atr__dict_find(&v, k, keys[i].iov_len, atr__hash(k, keys[i].iov_len),
-                        NULL, &pos, &e);
-    if (rc == 1)
-      rc = 0;
-    else if (rc == 0)
-      rc = atr__dict_items_add_ent(out, e);
-  }
-  if (version != NULL)
-    *version = o->version;
-  atr__mutex_unlock(&o->lock);
-  if (rc != 0) {
-    out->count = count;
-    out->data_len = data_len;
-  }
-  return rc;
+  struct dict_keys_arg a = {keys, n, out, version};
+  return dict_read_run(h, dict_keys_fn, &a, out);
 }
 
-static int dict_key_cmp(const struct dict_ent *a, const struct dict_ent *b) {
+/* A page's candidate: its entry and the key length read once (the
+ * comparisons read no length from the arena, which may change under a
+ * lock-free reader). */
+struct dict_cand {
+  const char *key;
+  uint16_t klen;
+  const struct dict_ent *e;
+};
+
+static int dict_key_cmp(const struct dict_cand *a, const struct dict_cand *b) {
   size_t n = a->klen < b->klen ? a->klen : b->klen;
-  int c = memcmp(dict_ent_key(a), dict_ent_key(b), n);
+  int c = memcmp(a->key, b->key, n);
   if (c != 0)
     return c;
   return a->klen < b->klen ? -1 : a->klen > b->klen;
 }
 
-static int dict_ent_pcmp(const void *x, const void *y) {
-  return dict_key_cmp(*(const struct dict_ent *const *)x,
-                      *(const struct dict_ent *const *)y);
+static int dict_cand_cmp(const void *x, const void *y) {
+  return dict_key_cmp(x, y);
 }
 
 /* The largest-key-on-top heap of a page's candidates. */
-static void heap_down(const struct dict_ent **hp, size_t n, size_t i) {
+static void heap_down(struct dict_cand *hp, size_t n, size_t i) {
   for (;;) {
     size_t l = 2 * i + 1, r = l + 1, m = i;
-    if (l < n && dict_key_cmp(hp[l], hp[m]) > 0)
+    if (l < n && dict_key_cmp(&hp[l], &hp[m]) > 0)
       m = l;
-    if (r < n && dict_key_cmp(hp[r], hp[m]) > 0)
+    if (r < n && dict_key_cmp(&hp[r], &hp[m]) > 0)
       m = r;
     if (m == i)
       return;
-    const struct dict_ent *t = hp[i];
+    struct dict_cand t = hp[i];
     hp[i] = hp[m];
     hp[m] = t;
     i = m;
   }
 }
 
-static void heap_up(const struct dict_ent **hp, size_t i) {
+static void heap_up(struct dict_cand *hp, size_t i) {
   while (i > 0) {
     size_t p = (i - 1) / 2;
-    if (dict_key_cmp(hp[i], hp[p]) <= 0)
+    if (dict_key_cmp(&hp[i], &hp[p]) <= 0)
       return;
-    const struct dict_ent *t = hp[i];
+    struct dict_cand t = hp[i];
     hp[i] = hp[p];
     hp[p] = t;
     i = p;
   }
 }
 
+struct dict_page_arg {
+  const char *after;
+  size_t after_len, limit;
+  atr_dict_items *out;
+  int *more;
+  uint64_t *version;
+};
+
+static int dict_page_fn(const struct dict_view *v, struct atr__obj *o,
+                        void *arg) {
+  struct dict_page_arg *a = arg;
+  struct dict_cand *hp, c, after = {a->after, (uint16_t)a->after_len, NULL};
+  size_t n = 0;
+  /* Room for limit + 1 candidates (the one past the page says "more"),
+   * or for every key. */
+  size_t cap = a->limit == 0 || a->limit >= v->nb ? v->nb : a->limit + 1;
+  const struct dict_ent *e;
+  int rc;
+  if ((hp = malloc(cap * sizeof *hp)) == NULL)
+    return ATR_ENOMEM;
+  for (uint64_t i = 0; (rc = atr__dict_next(v, &i, &e)) == 1;) {
+    struct dict_ent x;
+    if (atr__dict_ent_hdr(v, (uint64_t)((const uint8_t *)e - v->a), &x) ==
+        NULL) {
+      rc = ATR_ECORRUPT;
+      break;
+    }
+    c = (struct dict_cand){dict_ent_key(e), x.klen, e};
+    if (a->after != NULL && dict_key_cmp(&c, &after) <= 0)
+      continue;
+    if (n < cap) {
+      hp[n] = c;
+      heap_up(hp, n++);
+    } else if (dict_key_cmp(&c, &hp[0]) < 0) {
+      hp[0] = c;
+      heap_down(hp, n, 0);
+    }
+  }
+  if (rc == 0) {
+    qsort(hp, n, sizeof *hp, dict_cand_cmp);
+    size_t take = a->limit == 0 || n <= a->limit ? n : a->limit;
+    if (a->more != NULL)
+      *a->more = n > take;
+    for (size_t i = 0; i < take && rc == 0; i++)
+      rc = atr__dict_items_add_ent(a->out, v, hp[i].e);
+    if (a->version != NULL)
+      *a->version = __atomic_load_n(&o->version, __ATOMIC_ACQUIRE);
+  }
+  free(hp);
+  return rc;
+}
+
 ATR__EXPORT int atr_dict_page(const atr_handle *h, const char *after,
                               size_t after_len, size_t limit,
                               atr_dict_items *out, int *more,
                               uint64_t *version) {
-  struct atr__obj *o;
-  struct dict_view v;
-  const struct dict_ent **hp = NULL;
-  size_t count, data_len, n = 0, cap;
-  int rc;
   if (h == NULL || out == NULL || (after == NULL && after_len > 0) ||
       after_len > ATR_DICT_KEY_MAX)
     return ATR_EINVAL;
-  /* A key made of after[0..after_len) and the entry header, for the
-   * comparisons. */
-  union {
-    struct dict_ent e;
-    char room[sizeof(struct dict_ent) + ATR_DICT_KEY_MAX];
-  } a;
-  memset(&a.e, 0, sizeof a.e);
-  a.e.klen = (uint16_t)after_len;
-  if (after_len > 0)
-    memcpy(a.room + sizeof a.e, after, after_len);
-  count = out->count;
-  data_len = out->data_len;
-  if ((rc = atr__dict_lock(h, &o, &v)) != 0)
-    return rc;
-  /* Room for limit + 1 candidates (the one past the page says "more"),
-   * or for every key. */
-  cap = limit == 0 || limit >= v.nb ? v.nb : limit + 1;
-  if ((hp = malloc(cap * sizeof *hp)) == NULL) {
-    rc = ATR_ENOMEM;
-    goto out;
-  }
-  const struct dict_ent *e;
-  for (uint64_t i = 0; (rc = atr__dict_next(&v, &i, &e)) == 1;) {
-    if (after != NULL && dict_key_cmp(e, &a.e) <= 0)
-      continue;
-    if (n < cap) {
-      hp[n] = e;
-      heap_up(hp, n++);
-    } else if (dict_key_cmp(e, hp[0]) < 0) {
-      hp[0] = e;
-      heap_down(hp, n, 0);
-    }
-  }
-  if (rc < 0)
-    goto out;
-  rc = 0;
-  qsort(hp, n, sizeof *hp, dict_ent_pcmp);
-  size_t take = limit == 0 || n <= limit ? n : limit;
-  if (more != NULL)
-    *more = n > take;
-  for (size_t i = 0; i < take && rc == 0; i++)
-    rc = atr__dict_items_add_ent(out, hp[i]);
-  if (version != NULL)
-    *version = o->version;
-out:
-  atr__mutex_unlock(&o->lock);
-  free(hp);
-  if (rc != 0) {
-    out->count = count;
-    out->data_len = data_len;
-  }
-  return rc;
+  struct dict_page_arg a = {after, after_len, limit, out, more, version};
+  return dict_read_run(h, dict_page_fn, &a, out);
 }
 
 static bool dict_alive(const atr_handle *h, struct atr__obj *o) {
@@ -272,21 +408,22 @@ static bool items_has(const atr_dict_items *it, size_t from, const char *key,
   return false;
 }
 
-ATR__EXPORT int atr_dict_changes(const atr_handle *h, uint64_t since,
-                                 atr_dict_items *out, int *truncated,
-                                 uint64_t *version) {
-  struct atr__obj *o;
-  struct dict_view v;
-  size_t count, data_len;
-  int rc, trunc = 0;
-  if (h == NULL || out == NULL)
-    return ATR_EINVAL;
-  count = out->count;
-  data_len = out->data_len;
-  if ((rc = atr__dict_lock(h, &o, &v)) != 0)
-    return rc;
-  const uint8_t *ring = v.a + DICT_HDR;
-  uint64_t head = o->u.d.ring_head, p = head, prev = UINT64_MAX;
+struct dict_changes_arg {
+  uint64_t since;
+  atr_dict_items *out;
+  int *truncated;
+  uint64_t *version;
+};
+
+static int dict_changes_fn(const struct dict_view *v, struct atr__obj *o,
+                           void *arg) {
+  struct dict_changes_arg *a = arg;
+  atr_dict_items *out = a->out;
+  size_t count = out->count;
+  int rc = 0, trunc = 0;
+  const uint8_t *ring = v->a + DICT_HDR;
+  uint64_t head = __atomic_load_n(&o->u.d.ring_head, __ATOMIC_RELAXED);
+  uint64_t p = head, prev = UINT64_MAX;
   uint64_t low = head > DICT_RING_TRUST ? head - DICT_RING_TRUST : 0;
   while (rc == 0) {
     uint64_t len;
@@ -305,7 +442,7 @@ ATR__EXPORT int atr_dict_changes(const atr_handle *h, uint64_t since,
       break;
     }
     atr__dict_ring_read(ring, p - len, &r, sizeof r);
-    if (r.version <= since)
+    if (r.version <= a->since)
       break;
     if (r.version > prev || ring_rec_size(r.klen) != len) {
       trunc = 1; /* not a record: damage */
@@ -321,14 +458,18 @@ ATR__EXPORT int atr_dict_changes(const atr_handle *h, uint64_t since,
     if (!items_has(out, count, key, r.klen))
       rc = atr__dict_items_add(out, key, r.klen, "", 0, r.version, r.del);
   }
-  if (version != NULL)
-    *version = o->version;
-  atr__mutex_unlock(&o->lock);
-  if (rc != 0) {
-    out->count = count;
-    out->data_len = data_len;
-  } else if (truncated != NULL) {
-    *truncated = trunc;
-  }
+  if (a->version != NULL)
+    *a->version = __atomic_load_n(&o->version, __ATOMIC_ACQUIRE);
+  if (rc == 0 && a->truncated != NULL)
+    *a->truncated = trunc;
   return rc;
+}
+
+ATR__EXPORT int atr_dict_changes(const atr_handle *h, uint64_t since,
+                                 atr_dict_items *out, int *truncated,
+                                 uint64_t *version) {
+  if (h == NULL || out == NULL)
+    return ATR_EINVAL;
+  struct dict_changes_arg a = {since, out, truncated, version};
+  return dict_read_run(h, dict_changes_fn, &a, out);
 }

@@ -296,6 +296,8 @@ struct atr__dict {
     _Atomic uint64_t valid;
     uint64_t off, size, used;
   } mv;
+  _Atomic uint64_t seq; /* bumped by each commit and move: lock-free
+                           readers validate against it (dict.c) */
 };
 
 /* One object record. The first cache line is all an add touches. */
@@ -1006,6 +1008,25 @@ void atr__lq_take_commit(const atr_store *s, struct atr__obj *o,
                          int64_t deadline, int steps);
 void atr__lq_ack_commit(struct atr__obj *o, struct atr__ltable *t, uint32_t i,
                         const struct atr__self *self, int steps);
+/* The other settles and returns, as steps too (tasks.c and lease.c say
+ * which), so test_lqueue cuts each after every step: a nack (until_ns 0:
+ * back at once, else DELAYED until then), a touch (the new deadline), a
+ * lease that ran out given back (the sweep's), and the move of a DEAD
+ * place's item to the dead-letter queue (atr__lq_dead_letter_cut: the
+ * first DEAD place; 1 if it moved one, 0 if none was DEAD, or an error;
+ * a cut one returns with whatever lock it holds held). */
+#define ATR__LQ_NACK_STEPS 3
+#define ATR__LQ_TOUCH_STEPS 1
+#define ATR__LQ_EXPIRE_STEPS 2
+#define ATR__LQ_DEAD_STEPS 3
+void atr__lq_nack_commit(struct atr__ltable *t, uint32_t i,
+                         const struct atr__self *self, int64_t until_ns,
+                         int steps);
+void atr__lq_touch_commit(struct atr__ltable *t, uint32_t i, int64_t deadline,
+                          int steps);
+void atr__lq_expire_commit(struct atr__ltable *t, struct atr__lslot *sl,
+                           int steps);
+int atr__lq_dead_letter_cut(const atr_handle *h, int steps);
 /* lease.c and tasks.c share: */
 #define ATR__LQ_SLOT_MASK 0xffffu /* a receipt's place index */
 enum { ATR__LQ_OP_LEASE = 1, ATR__LQ_OP_ACK, ATR__LQ_OP_MOVE };
@@ -1135,6 +1156,9 @@ int atr__open(atr_store *s, const char *name, atr_kind kind, char type,
               atr__init_fn init, void *arg, atr_handle *h);
 /* The record of a live handle, or NULL if its object is gone. */
 struct atr__obj *atr__obj_of(const atr_handle *h);
+/* Under the store lock: frees a record that lingered after its delete
+ * once no thread links one of its holds (object.c). */
+void atr__obj_unlinger(atr_store *s, uint32_t slot);
 /* Locks a record's mutex. If the last owner died, the record's data is
  * repaired first, whatever kind the record holds now (a stale handle may
  * lock a record that was reused for another kind). */

@@ -22,8 +22,12 @@
  * A process hold past its deadline while its thread lives cannot be
  * taken from that thread's list: its item moves to a free place and the
  * old place stays ORPHAN until the thread settles its receipt (answered
- * unknown) or dies. A deleted queue keeps its table while any of its
- * words names a thread (q_lingers), as robust.c's rule asks.
+ * unknown) or dies. A deleted queue keeps its table (not its ring or its
+ * items' blocks, freed at once) while any of its words names a thread
+ * (q_lingers), as robust.c's rule asks: that thread's settle of its
+ * receipt (ATR_ENOENT) gives its hold back, and the last one frees the
+ * table and the record (tasks.c); a thread that dies instead leaves them
+ * to the next sweep of lingering records or recovery.
  *
  * Everything here changes under the getters' lock (the record's lock).
  * A change of more than one field is written aside in the table's log
@@ -142,6 +146,21 @@ void atr__lq_return(struct atr__ltable *t, struct atr__lslot *sl) {
                   : ATR__LQ_READY;
 }
 
+/* A lease that ran out given back, in steps: 1 the hold given back;
+ * 2 the place back (atr__lq_return: its state is the one store that
+ * counts). A death after 1 leaves a LEASED place with a free word, which
+ * the next sweep gives back as its holder's death. The counters are the
+ * sweep's. */
+void atr__lq_expire_commit(struct atr__ltable *t, struct atr__lslot *sl,
+                           int steps) {
+  if (steps < 1)
+    return;
+  atr__lease_give(&sl->hold, 0, 0);
+  if (steps < 2)
+    return;
+  atr__lq_return(t, sl);
+}
+
 /* A free place for an item of len bytes: one whose block fits, else any
  * (*fits false); UINT32_MAX if none is free. */
 static uint32_t lq_free_place(const atr_store *s, const struct atr__ltable *t,
@@ -217,8 +236,7 @@ static int lq_sweep(const atr_store *s, struct atr__ltable *t, int64_t now) {
         n++;
       } else if (now >= sl->hold.deadline_ns) {
         if (lease) {
-          atr__lease_give(&sl->hold, 0, 0);
-          atr__lq_return(t, sl);
+          atr__lq_expire_commit(t, sl, ATR__LQ_EXPIRE_STEPS);
           n++;
         } else {
           bool fits;
@@ -700,11 +718,20 @@ bool atr__lq_free(atr_store *s, struct atr__obj *o) {
   struct atr__ltable *t = atr__lq_table(s, o);
   if (t == NULL)
     return true;
+  /* The items' blocks go back at once, also when the table lingers: no
+   * settle of a deleted queue reads an item. Each is unnamed first, so
+   * a death in between leaves it to the recovery's heap rebuild. */
+  for (uint32_t i = 0; i < t->cap; i++) {
+    struct atr__lslot *sl = &t->slot[i];
+    uint64_t blk = sl->blk_off;
+    bool ok = lq_blk_ok(s, sl);
+    sl->blk_off = 0;
+    sl->blk_size = 0;
+    if (blk != 0 && ok)
+      atr__heap_free(s, blk);
+  }
   if (atr__holds_linked(&t->slot[0].hold, sizeof(struct atr__lslot), t->cap))
     return false; /* lingers: its holds stay where their threads link them */
-  for (uint32_t i = 0; i < t->cap; i++)
-    if (t->slot[i].blk_off != 0 && lq_blk_ok(s, &t->slot[i]))
-      atr__heap_free(s, t->slot[i].blk_off);
   uint64_t off = o->data_off;
   __atomic_store_n(&o->data_off, 0, __ATOMIC_RELEASE);
   atr__heap_free(s, off);

@@ -15,6 +15,8 @@
 
 static void obj_rebuild_heap(atr_store *s);
 static void obj_sweep(atr_store *s);
+static size_t obj_spans(const atr_store *s, const struct atr__obj *o,
+                        struct atr__span *live, size_t n_max);
 
 /* The length of a valid name, or an error: 0 or ATR_ENAME. */
 static int obj_name_len(const char *name, size_t *len) {
@@ -209,20 +211,35 @@ static void obj_release(atr_store *s, uint32_t slot, struct atr__obj *o) {
     atr__heap_free(s, off);
 }
 
+/* Under the store lock: frees the record at slot, its data and its
+ * other blocks (a queue's lease table: the kind's `spans`) if it
+ * lingered after a delete and no longer does (its holds were given back
+ * by their threads, or those died). If the list of blocks cannot be
+ * allocated, they stay taken until the next recovery rebuilds the heap. */
+void atr__obj_unlinger(atr_store *s, uint32_t slot) {
+  struct atr__obj *o = atr__slot(s, slot);
+  if (slot >= s->hdr->max_objects || o->dead != ATR__LINGER ||
+      atomic_load(&o->id) != 0 || obj_lingers(s, o))
+    return;
+  uint64_t size, off = obj_data(o, &size);
+  size_t n = obj_spans(s, o, NULL, 0);
+  struct atr__span *more = n > 0 ? calloc(n, sizeof *more) : NULL;
+  n = more != NULL ? obj_spans(s, o, more, n) : 0;
+  o->dead = 1;
+  obj_free_slot(s, slot, o);
+  if (off != 0)
+    atr__heap_free(s, off);
+  for (size_t i = 0; i < n; i++)
+    atr__heap_free(s, more[i].off);
+  free(more);
+}
+
 /* Under the store lock: frees the lingering records whose holds are no
  * longer linked. Called when no free record is left (a scan of every
  * record: rare). */
 static void obj_sweep(atr_store *s) {
-  for (uint32_t i = 0; i < s->hdr->max_objects; i++) {
-    struct atr__obj *o = atr__slot(s, i);
-    if (o->dead != ATR__LINGER || atomic_load(&o->id) != 0 || obj_lingers(s, o))
-      continue;
-    uint64_t size, off = obj_data(o, &size);
-    o->dead = 1;
-    obj_free_slot(s, i, o);
-    if (off != 0)
-      atr__heap_free(s, off);
-  }
+  for (uint32_t i = 0; i < s->hdr->max_objects; i++)
+    atr__obj_unlinger(s, i);
 }
 
 ATR__EXPORT int atr_delete(atr_store *s, const char *name, atr_kind kind) {

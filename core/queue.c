@@ -966,7 +966,16 @@ static int q_kill(atr_store *s, struct atr__obj *o, uint64_t *last) {
     return rc;
   o->dead = 1;
   *last = q_version(q);
-  atr__lq_free(s, o);
+  if (!atr__lq_free(s, o) && atomic_load(&q->move.valid) == 0 &&
+      q->ring_off != 0) {
+    /* Its lease table lingers for a thread's hold; the ring need not:
+     * it goes now (unnamed first, so the lingering record's data is
+     * nothing, as a recovery's heap rebuild would then find). */
+    uint64_t ring = q->ring_off;
+    q->ring_off = 0;
+    q->ring_size = 0;
+    atr__heap_free(s, ring);
+  }
   q_unlock_both(o);
   /* Waiters wake, find the record dead and answer ATR_ENOENT. */
   atr__ec_signal(&q->ec_put, true);

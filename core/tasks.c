@@ -79,64 +79,122 @@ void atr__lq_ack_commit(struct atr__obj *o, struct atr__ltable *t, uint32_t i,
   atomic_store(&t->log.valid, 0);
 }
 
-/* Dead letters: each DEAD place's item is put (without waiting) into the
- * dead-letter queue, outside every lock of this queue (the put takes
- * that queue's); then the place is freed and the item is done. A death
- * between the put and the free moves it again (MOVING runs out). */
-static void lq_dead_letters(const atr_handle *h) {
-  for (int rounds = 0; rounds < 64; rounds++) {
-    struct atr__obj *o;
-    struct atr__ltable *t;
-    if (atr__q_lock_get(h, &o) != 0)
-      return;
-    if ((t = atr__lq_table(h->store, o)) == NULL ||
-        atomic_load(&t->dead) == 0) {
-      atr__mutex_unlock(&o->lock);
-      return;
-    }
-    uint32_t i = 0;
-    while (i < t->cap && t->slot[i].state != ATR__LQ_DEAD)
-      i++;
-    if (i == t->cap) {
-      atr__mutex_unlock(&o->lock);
-      return;
-    }
-    struct atr__lslot *sl = &t->slot[i];
-    const uint8_t *item = atr__lq_item(h->store, sl);
-    uint32_t len = sl->len;
-    uint64_t tag = sl->order;
-    char name[ATR_NAME_MAX + 1];
-    memcpy(name, t->dead_letter, ATR_NAME_MAX);
-    name[ATR_NAME_MAX] = '\0';
-    void *copy = item != NULL ? malloc(len > 0 ? len : 1) : NULL;
-    if (copy != NULL)
-      memcpy(copy, item, len);
-    sl->state = ATR__LQ_MOVING;
-    sl->until_ns = atr__now_ns() + LQ_MOVE_NS;
-    atr__mutex_unlock(&o->lock);
+/*
+ * The nack of the LEASED place i (the caller may settle it: lq_mine), in
+ * steps: 1 the hold given back; 2 the receipt spent (and, with a delay,
+ * its end noted); 3 the place DELAYED until until_ns, or back
+ * (atr__lq_return: READY, or DEAD past max_deliveries). A death after 1
+ * or 2 leaves a LEASED place with a free word: the next sweep gives it
+ * back at once (its delay, if any, is lost: the item is not). The
+ * counters are the caller's, or the repair's recount.
+ */
+void atr__lq_nack_commit(struct atr__ltable *t, uint32_t i,
+                         const struct atr__self *self, int64_t until_ns,
+                         int steps) {
+  struct atr__lslot *sl = &t->slot[i];
+  if (steps < 1)
+    return;
+  lq_unhold(sl, self);
+  if (steps < 2)
+    return;
+  sl->receipt = 0;
+  if (until_ns > 0)
+    sl->until_ns = until_ns;
+  if (steps < 3)
+    return;
+  if (until_ns > 0)
+    sl->state = ATR__LQ_DELAYED;
+  else
+    atr__lq_return(t, sl);
+}
 
-    bool moved = false;
-    atr_handle dh;
-    if (copy != NULL && name[0] != '\0' &&
-        atr_queue_open(h->store, name, 0, NULL, &dh) == 0 &&
-        dh.kind == ATR_QUEUE)
-      moved = atr_queue_put(&dh, copy, len, 0) == 0;
-    free(copy);
+/* A touch: one store, the hold's new deadline (its one step). */
+void atr__lq_touch_commit(struct atr__ltable *t, uint32_t i, int64_t deadline,
+                          int steps) {
+  if (steps < 1)
+    return;
+  __atomic_store_n(&t->slot[i].hold.deadline_ns, deadline, __ATOMIC_RELAXED);
+}
 
-    if (atr__q_lock_get(h, &o) != 0)
-      return;
-    if ((t = atr__lq_table(h->store, o)) != NULL &&
-        sl->state == ATR__LQ_MOVING && sl->order == tag) {
-      sl->state = ATR__LQ_FREE;
-      atomic_store(&o->u.q.done, atr__lq_done_after(o, 1));
-      atomic_fetch_add(moved ? &t->dead_lettered : &t->dropped, 1);
-      atomic_fetch_sub(&t->dead, 1);
-      atr__q_bump(o);
-      atr__lq_done_wake(o);
-    }
+/*
+ * Dead letters, one at a time: the first DEAD place's item is put
+ * (without waiting) into the dead-letter queue outside every lock of
+ * this queue (the put takes that queue's). In steps: 1 the place
+ * MOVING (under the getters' lock, which is then let go); 2 the item
+ * put into the dead-letter queue (dropped if there is none, or no
+ * room); 3 the place FREE and the item done (under the lock again). A
+ * death after 1 or 2 leaves the place MOVING until LQ_MOVE_NS passes,
+ * then DEAD: moved again (after 2 the dead-letter queue has it twice).
+ * 1 if it moved one, 0 if none was DEAD, or an error.
+ */
+static int lq_dead_letter(const atr_handle *h, int steps) {
+  struct atr__obj *o;
+  struct atr__ltable *t;
+  int rc;
+  if ((rc = atr__q_lock_get(h, &o)) != 0)
+    return rc;
+  if ((t = atr__lq_table(h->store, o)) == NULL || atomic_load(&t->dead) == 0) {
     atr__mutex_unlock(&o->lock);
-    atr__feed_push(h->store, o, h->slot, ATR_OP_DONE, NULL);
+    return 0;
   }
+  uint32_t i = 0;
+  while (i < t->cap && t->slot[i].state != ATR__LQ_DEAD)
+    i++;
+  if (i == t->cap) {
+    atr__mutex_unlock(&o->lock);
+    return 0;
+  }
+  struct atr__lslot *sl = &t->slot[i];
+  const uint8_t *item = atr__lq_item(h->store, sl);
+  uint32_t len = sl->len;
+  uint64_t tag = sl->order;
+  char name[ATR_NAME_MAX + 1];
+  memcpy(name, t->dead_letter, ATR_NAME_MAX);
+  name[ATR_NAME_MAX] = '\0';
+  void *copy = item != NULL ? malloc(len > 0 ? len : 1) : NULL;
+  if (copy != NULL)
+    memcpy(copy, item, len);
+  if (steps < 1) {
+    free(copy);
+    return 1;
+  }
+  sl->state = ATR__LQ_MOVING;
+  sl->until_ns = atr__now_ns() + LQ_MOVE_NS;
+  atr__mutex_unlock(&o->lock);
+
+  bool moved = false;
+  atr_handle dh;
+  if (steps >= 2 && copy != NULL && name[0] != '\0' &&
+      atr_queue_open(h->store, name, 0, NULL, &dh) == 0 && dh.kind == ATR_QUEUE)
+    moved = atr_queue_put(&dh, copy, len, 0) == 0;
+  free(copy);
+  if (steps < 3)
+    return 1;
+
+  if ((rc = atr__q_lock_get(h, &o)) != 0)
+    return rc;
+  if ((t = atr__lq_table(h->store, o)) != NULL && sl->state == ATR__LQ_MOVING &&
+      sl->order == tag) {
+    sl->state = ATR__LQ_FREE;
+    atomic_store(&o->u.q.done, atr__lq_done_after(o, 1));
+    atomic_fetch_add(moved ? &t->dead_lettered : &t->dropped, 1);
+    atomic_fetch_sub(&t->dead, 1);
+    atr__q_bump(o);
+    atr__lq_done_wake(o);
+  }
+  atr__mutex_unlock(&o->lock);
+  atr__feed_push(h->store, o, h->slot, ATR_OP_DONE, NULL);
+  return 1;
+}
+
+int atr__lq_dead_letter_cut(const atr_handle *h, int steps) {
+  return lq_dead_letter(h, steps);
+}
+
+static void lq_dead_letters(const atr_handle *h) {
+  for (int rounds = 0; rounds < 64; rounds++)
+    if (lq_dead_letter(h, ATR__LQ_DEAD_STEPS) != 1)
+      return;
 }
 
 /* After a step that may have made dead letters or given items back. */
@@ -148,6 +206,37 @@ void atr__lq_after(const atr_handle *h, struct atr__obj *o,
   }
   if (atomic_load(&t->dead) > 0)
     lq_dead_letters(h);
+}
+
+/* A settle on a deleted queue: the calling thread gives back its holds
+ * among the receipts' places (only it can unlink them from its robust
+ * list), and the last one given back frees the lingering table and
+ * record (atr__obj_unlinger). Under the store lock, which a lingering
+ * record's reuse needs: the slot is still this queue's while our hold
+ * is linked in it. */
+static void lq_let_go_deleted(const atr_handle *h, const uint64_t *receipts,
+                              size_t n) {
+  struct atr__obj *o = h != NULL ? h->rec : NULL;
+  const struct atr__self *self = atr__self();
+  struct atr__ltable *t;
+  if (o == NULL || self == NULL || n == 0 || h->kind != ATR_QUEUE ||
+      atr__store_lock(h->store) != 0)
+    return;
+  if (o->kind == ATR_QUEUE && o->dead == ATR__LINGER &&
+      atomic_load(&o->id) == 0 && (t = atr__lq_table(h->store, o)) != NULL) {
+    bool gave = false;
+    for (size_t k = 0; k < n; k++) {
+      uint32_t i = (uint32_t)(receipts[k] & ATR__LQ_SLOT_MASK);
+      if (receipts[k] != 0 && i < t->cap && t->slot[i].receipt == receipts[k] &&
+          atr__hold_mine(&t->slot[i].hold, self)) {
+        atr__hold_give(&t->slot[i].hold, self, 0, 0);
+        gave = true;
+      }
+    }
+    if (gave)
+      atr__obj_unlinger(h->store, h->slot);
+  }
+  atr__store_unlock(h->store);
 }
 
 enum lq_settle_op { LQ_ACK, LQ_NACK, LQ_TOUCH };
@@ -166,8 +255,10 @@ static int lq_settle(const atr_handle *h, const uint64_t *receipts, size_t n,
   if (n_unknown != NULL)
     *n_unknown = 0;
   struct atr__obj *live = atr__obj_of(h);
-  if (live == NULL)
+  if (live == NULL) {
+    lq_let_go_deleted(h, receipts, n);
     return ATR_ENOENT;
+  }
   if (__atomic_load_n(&live->data_off, __ATOMIC_ACQUIRE) == 0) {
     /* Never leased from: every receipt is unknown. */
     if (unknown != NULL && n > 0)
@@ -207,22 +298,19 @@ static int lq_settle(const atr_handle *h, const uint64_t *receipts, size_t n,
       atomic_fetch_sub(&t->leased, 1);
       break;
     case LQ_NACK:
-      lq_unhold(sl, self);
+      atr__lq_nack_commit(t, i, self, secs_ns > 0 ? now + secs_ns : 0,
+                          ATR__LQ_NACK_STEPS);
       if (secs_ns > 0) {
-        sl->receipt = 0;
-        sl->until_ns = now + secs_ns;
-        sl->state = ATR__LQ_DELAYED;
         if (sl->until_ns < t->sweep_ns)
           t->sweep_ns = sl->until_ns;
       } else {
-        atr__lq_return(t, sl);
         atomic_fetch_sub(&t->leased, 1);
         atomic_fetch_add(sl->state == ATR__LQ_READY ? &t->ready : &t->dead, 1);
         back++;
       }
       break;
     case LQ_TOUCH:
-      __atomic_store_n(&sl->hold.deadline_ns, now + secs_ns, __ATOMIC_RELAXED);
+      atr__lq_touch_commit(t, i, now + secs_ns, ATR__LQ_TOUCH_STEPS);
       linked = false;
       break;
     }

@@ -190,18 +190,6 @@ static int queue_try_pop(struct gw_req *req, void *arg) {
   return atr_queue_get_batch(&req->wait.h, req->wait.max, 0, &qt->items);
 }
 
-/* One popped item as the JSON it came as (or, if a C program put bytes
- * that are not JSON, a string of them). */
-static void queue_item_json(gw_buf *b, const atr_items *items, size_t k) {
-  const char *p = items->data + items->off[k];
-  size_t n = items->len[k], s, e;
-  if (gw_json_check(p, n, QUEUE_ITEM_DEPTH, &s, &e, NULL, NULL, NULL) ==
-      GW_JSON_OK)
-    gw_buf_add(b, p + s, e - s);
-  else
-    gw_json_put_bytes(b, p, n);
-}
-
 /* {"items":[...]}: each item as the JSON it came as (or, if a C program
  * put bytes that are not JSON, a string of them). */
 static void queue_items_json(gw_buf *b, const struct queue_take *qt) {
@@ -214,7 +202,8 @@ static void queue_items_json(gw_buf *b, const struct queue_take *qt) {
       gw_hex16_put(b, qt->receipts[k]);
       gw_buf_str(b, ",\"item\":");
     }
-    queue_item_json(b, &qt->items, k);
+    gw_json_put_item(b, qt->items.data + qt->items.off[k], qt->items.len[k],
+                     QUEUE_ITEM_DEPTH);
     if (qt->lease > 0)
       gw_buf_fmt(b, ",\"deliveries\":%u}", (unsigned)qt->deliveries[k]);
   }

@@ -1,7 +1,8 @@
 /*
  * test_dict.c - dicts: keys, per-key versions and compare-and-set,
  * multi-key updates all or none (also for concurrent readers), pages in
- * key order, the ring of key changes, growth and shrinking, and a writer
+ * key order, the ring of key changes, growth and shrinking, reads that
+ * a writer stopped holding the record lock does not stop, and a writer
  * dying at each store of a commit and at random (kill -9).
  */
 #include "testutil.h"
@@ -367,6 +368,68 @@ static void test_multi_all_or_none(void **state) {
   assert_true(v1 > v0);
 }
 
+/* ----------------------- a writer stopped holding the record lock */
+
+struct stop_arg {
+  const char *path;
+  int ready[2];
+};
+
+/* Begins an update that stops before its commit point, holding the
+ * record lock, and stops itself there (SIGSTOP) until killed. */
+static int stop_writer(void *arg) {
+  struct stop_arg *a = arg;
+  atr_store *s = tu_child_open(a->path);
+  atr_handle h;
+  atr_dict_op op = {"a", 1, "never", 5, 0, 0};
+  TU_CHILD_CHECK(atr_dict_open(s, "st", 0, &h) == 0);
+  TU_CHILD_CHECK(atr__dict_update_cut(&h, &op, 1, NULL, 0) == 0);
+  tu_child_ready(a->ready[1]);
+  raise(SIGSTOP);
+  return 0;
+}
+
+static void test_stopped_writer(void **state) {
+  tu_fixture *f = *state;
+  atr_handle h;
+  struct stop_arg a = {.path = f->path};
+  atr_dict_op init[2] = {op_set("a", "old-a"), op_set("b", "old-b")};
+  uint64_t ver0, ver;
+  tu_assert_rc(atr_dict_open(f->store, "st", ATR_CREATE, &h), ATR_CREATED);
+  tu_ok(atr_dict_update(&h, init, 2, &ver0));
+  tu_pipe(a.ready);
+  pid_t pid = tu_spawn_ready(stop_writer, &a, a.ready[0]);
+
+  tu_case("a writer holds the record lock: writes wait, reads do not");
+  atr_set_lock_patience(0.05);
+  tu_assert_rc(atr_dict_set(&h, "c", 1, "c", 1, 0, NULL), ATR_ELOCKED);
+  assert_string_equal(get_str(&h, "a", &ver), "old-a");
+  tu_assert_u64(ver, ver0);
+  struct iovec keys[2] = {{"a", 1}, {"b", 1}};
+  atr_dict_items it = {0};
+  int more = 1;
+  tu_ok(atr_dict_read(&h, keys, 2, &it, &ver));
+  tu_assert_u64(it.count, 2);
+  tu_assert_u64(ver, ver0);
+  atr_dict_items_free(&it);
+  tu_ok(atr_dict_page(&h, NULL, 0, 10, &it, &more, &ver));
+  tu_assert_u64(it.count, 2);
+  tu_assert_i64(more, 0);
+  atr_dict_items_free(&it);
+  tu_ok(atr_dict_changes(&h, ver0 - 1, &it, NULL, &ver));
+  tu_assert_u64(it.count, 2);
+  atr_dict_items_free(&it);
+  /* (The lock path would have answered ATR_ELOCKED after 50 ms.) */
+  atr_set_lock_patience(-1);
+
+  tu_case("its death gives the lock back, nothing committed");
+  tu_assert_i64(tu_kill(pid), KILLED);
+  tu_close_pipe(a.ready);
+  tu_assert_rc(atr_dict_set(&h, "c", 1, "c", 1, 0, NULL), ATR_CREATED);
+  assert_string_equal(get_str(&h, "a", NULL), "old-a");
+  tu_ok(atr_delete(f->store, "st", ATR_DICT));
+}
+
 /* ------------------------------------ a commit cut after each store */
 
 struct cut_arg {
@@ -563,6 +626,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_cas_increments, tu_setup,
                                       tu_teardown),
       cmocka_unit_test_setup_teardown(test_multi_all_or_none, tu_setup,
+                                      tu_teardown),
+      cmocka_unit_test_setup_teardown(test_stopped_writer, tu_setup,
                                       tu_teardown),
       cmocka_unit_test_setup_teardown(test_commit_cut, tu_setup, tu_teardown),
       cmocka_unit_test_setup_teardown(test_move_cut, tu_setup, tu_teardown),
