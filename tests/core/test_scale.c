@@ -29,7 +29,7 @@ static atr_store *scale_store(tu_fixture *f, unsigned n) {
   atr_store_opts o;
   atr_store_opts_init(&o);
   o.max_objects = n + 64;
-  o.size = (size_t)n * 640 + ((size_t)8 << 20);
+  o.size = (size_t)n * 768 + ((size_t)8 << 20);
   assert_true(atr_store_fits(o.size) >= o.max_objects);
   return tu_store_open(f, f->path, &o);
 }
