@@ -22,7 +22,14 @@ uint64_t atr__hash(const char *name, size_t len) {
   uint64_t x = 1469598103934665603ull;
   for (size_t i = 0; i < len; i++)
     x = (x ^ (uint8_t)name[i]) * 1099511628211ull;
-  return x ^ (x >> 29);
+  /* FNV-1a leaves its high bits poorly mixed for names that differ in
+   * their last bytes (obj-1, obj-2, ...), and the index's homes come
+   * from the high half: a full finaliser (MurmurHash3's fmix64). */
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ull;
+  return x ^ (x >> 33);
 }
 
 /* Where the probe for hash starts: from the half an entry keeps. */
