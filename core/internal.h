@@ -389,8 +389,8 @@ struct atr__header {
   uint64_t version_floor; /* above every version a deleted object had */
   uint64_t objects;
   uint64_t heap_used;
-  uint64_t heap_free; /* first free heap block, 0 = none */
-  uint32_t free_slot; /* first free record, slot + 1      */
+  uint64_t heap_free;                     /* first free heap block, 0 = none */
+  uint32_t free_slot;                     /* first free record, slot + 1      */
   uint32_t order_head[ATR__ORDER_LEVELS]; /* the name order's first links */
   /* the change feed, each on its own line */
   _Alignas(64) _Atomic uint64_t feed_head; /* next seq to hand out */
@@ -415,8 +415,7 @@ static inline struct atr__obj *atr__slot(const atr_store *s, uint32_t slot) {
                              (uint64_t)slot * ATR__SLOT_SIZE);
 }
 
-static inline struct atr__onode *atr__onode(const atr_store *s,
-                                            uint32_t slot) {
+static inline struct atr__onode *atr__onode(const atr_store *s, uint32_t slot) {
   return (struct atr__onode *)(s->base + s->hdr->order_off +
                                (uint64_t)slot * ATR__ORDER_NODE_SIZE);
 }

@@ -197,8 +197,8 @@ static ssize_t list_ordered(atr_store *s, const struct list_query *q,
   for (;;) {
     if (atr__store_lock_for(s, LIST_LOCK_WAIT) != 0)
       return -1;
-    int w = atr__order_walk(s, from_len > 0 ? from : NULL, from_len,
-                            LIST_STEPS, list_take, &g);
+    int w = atr__order_walk(s, from_len > 0 ? from : NULL, from_len, LIST_STEPS,
+                            list_take, &g);
     atr__store_unlock(s);
     if (w == ATR__WALK_DAMAGED || g.damaged)
       return -1;

@@ -38,8 +38,7 @@ static uint32_t *ord_link(atr_store *s, uint32_t pos, unsigned lv) {
 
 /* Bytewise order of record slot's name against name[0..len); the
  * node's key decides most steps without reading the record. */
-static int ord_cmp(atr_store *s, uint32_t slot, const char *name,
-                   size_t len) {
+static int ord_cmp(atr_store *s, uint32_t slot, const char *name, size_t len) {
   struct atr__onode *n = atr__onode(s, slot);
   char key[8] = {0};
   memcpy(key, name, len < 8 ? len : 8);

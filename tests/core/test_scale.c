@@ -69,8 +69,7 @@ static int walk_one(const atr_info *info, void *arg) {
     char name[32];
     snprintf(name, sizeof name, "churn-%u", w->churned % 32);
     atr_delete(w->churn, name, ATR_ANY);
-    snprintf(name, sizeof name, "obj-%07u-x%u", w->churned % 5000,
-             w->churned);
+    snprintf(name, sizeof name, "obj-%07u-x%u", w->churned % 5000, w->churned);
     if (atr_value_open(w->churn, name, 'q', ATR_CREATE, NULL, &h) < 0 ||
         atr_delete(w->churn, name, ATR_ANY) != 0)
       w->bad_order += 1000000;
@@ -123,9 +122,9 @@ static void test_many_objects(void **state) {
                    ATR_CREATED);
       flags++;
     } else {
-      tu_assert_rc(atr_value_open(s, name, 'q', ATR_CREATE | ATR_EXCL, NULL,
-                                  &h),
-                   ATR_CREATED);
+      tu_assert_rc(
+          atr_value_open(s, name, 'q', ATR_CREATE | ATR_EXCL, NULL, &h),
+          ATR_CREATED);
     }
   }
   print_message("created %u objects in %.3f s\n", n, tu_now() - t);
@@ -225,8 +224,7 @@ static void test_many_objects(void **state) {
       tombs = 0;
       for (uint32_t i = 0; i <= s->index_mask; i++)
         tombs += atomic_load(&s->index[i]) == 1;
-      print_message("%u tombstones after deleting %u of %u\n", tombs,
-                    n / 2, n);
+      print_message("%u tombstones after deleting %u of %u\n", tombs, n / 2, n);
       assert_true(tombs < n / 8);
     }
   }
@@ -263,16 +261,16 @@ static void test_page_edges(void **state) {
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
     tu_assert_rc(atr_value_open(s, names[i], 'i', ATR_CREATE, NULL, &h),
                  ATR_CREATED);
-  tu_assert_rc(atr_list_page(NULL, NULL, 0, NULL, 1, stop_at_two, &calls,
-                             &more),
-               ATR_EINVAL);
+  tu_assert_rc(
+      atr_list_page(NULL, NULL, 0, NULL, 1, stop_at_two, &calls, &more),
+      ATR_EINVAL);
   tu_assert_rc(atr_list_page(s, NULL, 0, NULL, 0, stop_at_two, &calls, &more),
                ATR_EINVAL);
   tu_assert_rc(atr_list_page(s, NULL, 0, NULL, 1, NULL, NULL, &more),
                ATR_EINVAL);
-  tu_assert_rc(atr_list_page(s, NULL, (atr_kind)99, NULL, 1, stop_at_two,
-                             &calls, &more),
-               ATR_EINVAL);
+  tu_assert_rc(
+      atr_list_page(s, NULL, (atr_kind)99, NULL, 1, stop_at_two, &calls, &more),
+      ATR_EINVAL);
   tu_assert_u64(calls, 0);
   /* fn's non-zero value stops the page and is returned. */
   tu_assert_rc(atr_list_page(s, NULL, 0, NULL, 5, stop_at_two, &calls, NULL),
@@ -294,8 +292,9 @@ static void test_page_edges(void **state) {
   tu_ok(atr_list_page(s, NULL, ATR_ANY, "b-0~", 10, walk_one, &w, &more));
   tu_assert_u64(w.count, 4); /* ab, b, then b-1, c */
   tu_assert_u64(more, 0);
-  tu_ok(atr_list_page(s, "cccccccccccccccccccccccccccccccccccccccccccccccccc"
-                         "cccccccccccccccccccccccccccccc",
+  tu_ok(atr_list_page(s,
+                      "cccccccccccccccccccccccccccccccccccccccccccccccccc"
+                      "cccccccccccccccccccccccccccccc",
                       ATR_ANY, NULL, 10, walk_one, &w, &more));
   tu_assert_u64(w.count, 4);
   tu_assert_u64(w.bad_order, 0);
