@@ -48,7 +48,7 @@
 #define ATR__ALIGN 64u
 /* The name order (order.c): a skip list of at most this many levels,
  * one node per record. */
-#define ATR__ORDER_LEVELS 12u
+#define ATR__ORDER_LEVELS 11u
 #define ATR__ORDER_NODE_SIZE 64u
 
 /* A version with this bit set belongs to a value that is being deleted. */
@@ -365,12 +365,14 @@ struct atr__fentry {
 _Static_assert(sizeof(struct atr__fentry) <= ATR__FEED_ENTRY_SIZE, "entry");
 
 /* A record's node in the name order: its links (slot + 1, 0 = the end)
- * and the first bytes of its name, zero-padded, so that most steps
- * compare without reading the record. Under the store lock. */
+ * and the first 16 bytes of its name, zero-padded, with its length, so
+ * that most steps compare without reading the record (names often
+ * share a longer prefix than 8 bytes: customer-00042). Under the store
+ * lock. */
 struct atr__onode {
   uint32_t next[ATR__ORDER_LEVELS];
-  uint8_t level, pad[3];
-  char key[8];
+  uint8_t level, len, pad[2];
+  char key[16];
 };
 _Static_assert(sizeof(struct atr__onode) <= ATR__ORDER_NODE_SIZE, "onode");
 

@@ -37,18 +37,33 @@ static uint32_t *ord_link(atr_store *s, uint32_t pos, unsigned lv) {
 }
 
 /* Bytewise order of record slot's name against name[0..len); the
- * node's key decides most steps without reading the record. */
+ * node's key decides most steps without reading the record: names are
+ * free of NUL bytes, so two names of at most 16 bytes whose zero-padded
+ * keys are equal are the same name. */
 static int ord_cmp(atr_store *s, uint32_t slot, const char *name, size_t len) {
   struct atr__onode *n = atr__onode(s, slot);
-  char key[8] = {0};
-  memcpy(key, name, len < 8 ? len : 8);
-  int c = memcmp(n->key, key, 8);
+  char key[sizeof n->key] = {0};
+  memcpy(key, name, len < sizeof key ? len : sizeof key);
+  int c = memcmp(n->key, key, sizeof key);
   if (c != 0)
     return c;
+  if (n->len <= sizeof key && len <= sizeof key)
+    return n->len < len ? -1 : n->len > len;
   struct atr__obj *o = atr__slot(s, slot);
   size_t olen = o->name_len > ATR_NAME_MAX ? ATR_NAME_MAX : o->name_len;
   c = memcmp(o->name, name, olen < len ? olen : len);
   return c != 0 ? c : olen < len ? -1 : olen > len;
+}
+
+/* Fills slot's node from its record: key, length, level. */
+static void ord_node_fill(atr_store *s, uint32_t slot) {
+  struct atr__obj *o = atr__slot(s, slot);
+  struct atr__onode *n = atr__onode(s, slot);
+  size_t len = o->name_len > ATR_NAME_MAX ? ATR_NAME_MAX : o->name_len;
+  memset(n, 0, sizeof *n);
+  memcpy(n->key, o->name, len < sizeof n->key ? len : sizeof n->key);
+  n->len = (uint8_t)len;
+  n->level = (uint8_t)ord_level(o->hash);
 }
 
 /* Fills preds[lv] with the last position at each level whose name is
@@ -80,9 +95,7 @@ void atr__order_insert(atr_store *s, uint32_t slot) {
   uint32_t preds[ATR__ORDER_LEVELS];
   size_t len = o->name_len > ATR_NAME_MAX ? ATR_NAME_MAX : o->name_len;
 
-  memset(n, 0, sizeof *n);
-  memcpy(n->key, o->name, len < 8 ? len : 8);
-  n->level = (uint8_t)ord_level(o->hash);
+  ord_node_fill(s, slot);
   if (!ord_find(s, o->name, len, preds)) {
     atr__order_rebuild(s); /* takes this record in, being live */
     return;
@@ -130,13 +143,9 @@ void atr__order_rebuild(atr_store *s) {
     abort(); /* recovery cannot proceed without it; never leave it half */
   for (uint32_t i = 0; i < h->max_objects; i++) {
     struct atr__obj *o = atr__slot(s, i);
-    struct atr__onode *nd = atr__onode(s, i);
     if (atomic_load(&o->id) == 0 || o->dead)
       continue;
-    size_t len = o->name_len > ATR_NAME_MAX ? ATR_NAME_MAX : o->name_len;
-    memset(nd, 0, sizeof *nd);
-    memcpy(nd->key, o->name, len < 8 ? len : 8);
-    nd->level = (uint8_t)ord_level(o->hash);
+    ord_node_fill(s, i);
     live[n++] = i;
   }
   ord_sort_store = s;

@@ -299,6 +299,27 @@ static void test_page_edges(void **state) {
   tu_assert_u64(w.count, 4);
   tu_assert_u64(w.bad_order, 0);
   free(w.seen);
+
+  /* Names alike beyond the 16 bytes a node keeps, and around 16 bytes
+   * long: in bytewise order, by pages of one. */
+  const char *alike[] = {"abcdefghijklmnop",        "abcdefghijklmnopq",
+                         "abcdefghijklmnoo",        "abcdefghijklmnopa",
+                         "customer-000000000001",   "customer-00000000001",
+                         "customer-000000000001.x", "customer-0000000000010",
+                         "abcdefghijklmnop-",       "abcdefghijklmno"};
+  size_t n_alike = sizeof alike / sizeof alike[0];
+  for (size_t i = 0; i < n_alike; i++)
+    tu_assert_rc(atr_value_open(s, alike[i], 'i', ATR_CREATE, NULL, &h),
+                 ATR_CREATED);
+  walk_init(&w, 1);
+  walk_pages(s, NULL, ATR_ANY, 1, &w);
+  tu_assert_u64(w.count, n_alike + 6);
+  tu_assert_u64(w.bad_order, 0);
+  w.count = 0;
+  walk_pages(s, "abcdefghijklmnop", ATR_ANY, 2, &w);
+  tu_assert_u64(w.count, 4); /* ...op, ...op-, ...opa, ...opq */
+  tu_assert_u64(w.bad_order, 0);
+  free(w.seen);
 }
 
 static int die_holding_store(void *arg) {
