@@ -36,23 +36,46 @@ static uint32_t *ord_link(atr_store *s, uint32_t pos, unsigned lv) {
                      : &atr__onode(s, pos - 1)->next[lv];
 }
 
-/* Bytewise order of record slot's name against name[0..len); the
- * node's key decides most steps without reading the record: names are
- * free of NUL bytes, so two names of at most 16 bytes whose zero-padded
- * keys are equal are the same name. */
-static int ord_cmp(atr_store *s, uint32_t slot, const char *name, size_t len) {
+/* A name being looked for: itself, and its first 16 bytes zero-padded
+ * as two big-endian words, so that a step compares two integers. */
+struct ord_key {
+  const char *name;
+  size_t len;
+  uint64_t hi, lo;
+};
+
+static uint64_t ord_word(const char *bytes) {
+  uint64_t w;
+  memcpy(&w, bytes, sizeof w);
+  return __builtin_bswap64(w);
+}
+
+static void ord_key_init(struct ord_key *k, const char *name, size_t len) {
+  char padded[16] = {0};
+  memcpy(padded, name, len < sizeof padded ? len : sizeof padded);
+  k->name = name;
+  k->len = len;
+  k->hi = ord_word(padded);
+  k->lo = ord_word(padded + 8);
+}
+
+/* Bytewise order of record slot's name against k's; the node's key
+ * decides most steps without reading the record: names are free of NUL
+ * bytes, so two names of at most 16 bytes whose zero-padded keys are
+ * equal are the same name. */
+static int ord_cmp(atr_store *s, uint32_t slot, const struct ord_key *k) {
   struct atr__onode *n = atr__onode(s, slot);
-  char key[sizeof n->key] = {0};
-  memcpy(key, name, len < sizeof key ? len : sizeof key);
-  int c = memcmp(n->key, key, sizeof key);
-  if (c != 0)
-    return c;
-  if (n->len <= sizeof key && len <= sizeof key)
-    return n->len < len ? -1 : n->len > len;
+  uint64_t hi = ord_word(n->key), lo = ord_word(n->key + 8);
+  if (hi != k->hi)
+    return hi < k->hi ? -1 : 1;
+  if (lo != k->lo)
+    return lo < k->lo ? -1 : 1;
+  if (n->len <= sizeof n->key && k->len <= sizeof n->key)
+    return n->len < k->len ? -1 : n->len > k->len;
   struct atr__obj *o = atr__slot(s, slot);
   size_t olen = o->name_len > ATR_NAME_MAX ? ATR_NAME_MAX : o->name_len;
-  c = memcmp(o->name, name, olen < len ? olen : len);
-  return c != 0 ? c : olen < len ? -1 : olen > len;
+  int c = memcmp(o->name, k->name, olen < k->len ? olen : k->len);
+  return c != 0 ? c : olen < k->len ? -1 : olen > k->len;
 }
 
 /* Fills slot's node from its record: key, length, level. */
@@ -73,6 +96,8 @@ static bool ord_find(atr_store *s, const char *name, size_t len,
                      uint32_t preds[ATR__ORDER_LEVELS]) {
   uint32_t pos = HEAD, max = s->hdr->max_objects;
   uint64_t steps = 0;
+  struct ord_key k;
+  ord_key_init(&k, name, len);
   for (unsigned lv = ATR__ORDER_LEVELS; lv-- > 0;) {
     for (;;) {
       uint32_t next = *ord_link(s, pos, lv);
@@ -80,7 +105,7 @@ static bool ord_find(atr_store *s, const char *name, size_t len,
         break;
       if (next > max || ++steps > (uint64_t)max * ATR__ORDER_LEVELS)
         return false;
-      if (ord_cmp(s, next - 1, name, len) >= 0)
+      if (ord_cmp(s, next - 1, &k) >= 0)
         break;
       pos = next;
     }
@@ -130,8 +155,10 @@ static atr_store *ord_sort_store; /* qsort has no argument; under the
 static int ord_slot_cmp(const void *x, const void *y) {
   uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
   struct atr__obj *ob = atr__slot(ord_sort_store, b);
-  size_t len = ob->name_len > ATR_NAME_MAX ? ATR_NAME_MAX : ob->name_len;
-  return ord_cmp(ord_sort_store, a, ob->name, len);
+  struct ord_key k;
+  ord_key_init(&k, ob->name,
+               ob->name_len > ATR_NAME_MAX ? ATR_NAME_MAX : ob->name_len);
+  return ord_cmp(ord_sort_store, a, &k);
 }
 
 void atr__order_rebuild(atr_store *s) {
