@@ -180,7 +180,7 @@ check: $(DEPS_STAMP) check-boundaries format-check
 test: check
 # make check-scale: tests/core/test_scale.c at 1,000,000 objects (make
 # check runs it at 20,000): created, listed by pages, deleted, reopened.
-# About 12 s of CPU (1.5 min of wall time on a loaded 2-core machine).
+# About 13 s of CPU (3 min of wall time on a 2-core machine at load 30).
 check-scale: WERROR := -Werror
 check-scale:
 	@$(MAKE) --no-print-directory WERROR=-Werror $(BUILD)/tests/test_scale
