@@ -94,8 +94,8 @@ typedef struct atr_store atr_store;
 
 typedef struct atr_store_opts {
   size_t size;           /* bytes of the store file (default 16 MiB)       */
-  uint32_t max_objects;  /* 0 (default): one per 4 KiB of size, 16..4096 */
-  uint32_t feed_entries; /* change feed slots; 0 (default): the same     */
+  uint32_t max_objects;  /* 0 (default): one per 4 KiB of size, >= 16  */
+  uint32_t feed_entries; /* change feed slots (>= 16); 0: max_objects  */
   unsigned mode;         /* file mode when created (default 0600)          */
   int open_only;         /* 1: fail with ATR_ENOENT rather than create     */
   double init_timeout;   /* seconds to wait for another creator (default 5) */
@@ -112,8 +112,12 @@ void atr_store_opts_init(atr_store_opts *opts);
 /*
  * Opens the store at path, creating it if missing (unless opts->open_only).
  * opts may be NULL for the defaults; size, max_objects and feed_entries
- * matter only when creating. Exactly one of several racing creators
- * initialises the file; the others wait up to init_timeout for it. The
+ * matter only when creating: each object costs 688 to 704 bytes of
+ * tables (its record, 512; its feed entry, 96; its node in the name
+ * order, 64; two or up to four index entries, 16 to 32), and counts
+ * whose tables do not fit size with 64 KiB to spare are
+ * ATR_EINVAL (atr_store_fits says how many do). Exactly one of several racing
+ * creators initialises the file; the others wait up to init_timeout for it. The
  * whole size is reserved up front: a full tmpfs fails here with
  * ATR_ENOSPC (and the file is removed), never later. A file that is not
  * a store (ATR_ENOTSTORE) or of another layout (ATR_ELAYOUT) is left
@@ -137,6 +141,11 @@ void atr_store_opts_init(atr_store_opts *opts);
  */
 int atr_store_open(const char *path, const atr_store_opts *opts,
                    atr_store **out);
+
+/* The most objects a new store of size bytes can be made for (its feed
+ * left at the default, as many entries), 0 if none: for a clear error
+ * before atr_store_open refuses a count with ATR_EINVAL. */
+uint32_t atr_store_fits(size_t size);
 
 /* Unmaps and frees store (NULL is fine). Handles on it become invalid. */
 void atr_store_close(atr_store *store);
@@ -268,6 +277,27 @@ int atr_stat(atr_store *store, const char *name, atr_info *info);
  */
 int atr_list(atr_store *store, int (*fn)(const atr_info *info, void *arg),
              void *arg);
+
+/*
+ * Lists objects in bytewise name order: those whose names start with
+ * prefix (NULL or "": all), of kind `kind` (0: any), after the name
+ * `after` (NULL: from the first), at most `limit` (> 0), calling fn
+ * for each as atr_list does. *more is set to 1 when objects that match
+ * follow the last one given, else 0. Returns 0 or ATR_EINVAL.
+ *
+ * No lock is held while fn runs (fn may call any function of this API);
+ * fn returning non-zero stops the page, and that value is returned. A
+ * walk that passes each page's last name as `after` sees every object
+ * present throughout the walk exactly once; objects created or deleted
+ * during it may or may not be seen. prefix and after are compared as
+ * bytes and need not be valid names. ATR_EINVAL: store or fn NULL, limit
+ * 0, or kind not a kind. more may be NULL. ATR_ENOMEM if the page's
+ * room (limit entries, at most the object limit) cannot be allocated.
+ */
+int atr_list_page(atr_store *store, const char *prefix, atr_kind kind,
+                  const char *after, size_t limit,
+                  int (*fn)(const atr_info *info, void *arg), void *arg,
+                  int *more);
 
 /*
  * Deletes the object called name if it is of kind (ATR_ANY: any kind;
