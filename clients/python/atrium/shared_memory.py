@@ -22,6 +22,7 @@ object is garbage, since other processes may still use it by name.
 """
 import atexit
 import errno
+import functools
 import multiprocessing.shared_memory as _std
 import os
 import threading
@@ -112,8 +113,9 @@ class SharedMemory:
         return self._size
 
     def close(self):
-        """Releases this object's view (BufferError while something, a
-        numpy array say, still exports it); the block stays."""
+        """Releases this object's view; the block stays. (Views made from
+        buf, a numpy array say, stay usable: the store's memory is mapped
+        while the store is open, until unlink().)"""
         if self._buf is not None:
             self._buf.release()
             self._buf = None
@@ -149,19 +151,31 @@ def _attach(url, token, name):
     return SharedMemory(name, store=_store_for(url, token))
 
 
-def _ours(fn):
+def _ours(fn, store):
     """fn (a function of the standard library's shared_memory module) with
-    our SharedMemory in its globals: the same code, made on our blocks."""
-    g = dict(vars(_std), SharedMemory=SharedMemory)
+    SharedMemory in its globals ours, on store: the same code, made on our
+    blocks."""
+    g = dict(vars(_std), SharedMemory=functools.partial(SharedMemory, store=store))
     f = types.FunctionType(fn.__code__, g, fn.__name__, fn.__defaults__,
                            fn.__closure__)
     f.__kwdefaults__ = fn.__kwdefaults__
-    f.__qualname__ = fn.__qualname__
     return f
 
 
 class ShareableList(_std.ShareableList):
     """As multiprocessing.shared_memory.ShareableList (the standard
-    library's own code and format), on a SharedMemory of the default
-    store."""
-    __init__ = _ours(_std.ShareableList.__init__)
+    library's own code and format) on our SharedMemory, plus store= (default:
+    default_store()); it pickles with its store."""
+
+    def __init__(self, sequence=None, *, name=None, store=None):
+        from . import default_store
+        self._store = store or default_store()
+        _ours(_std.ShareableList.__init__, self._store)(self, sequence, name=name)
+
+    def __reduce__(self):
+        return (_shareable, (self._store.url, self._store.token, self.shm.name))
+
+
+def _shareable(url, token, name):
+    from . import _store_for
+    return ShareableList(name=name, store=_store_for(url, token))
