@@ -205,6 +205,40 @@ static int fast_acquire_args(PyObject *const *args, Py_ssize_t nargs,
 /* One try of a core wait, made without the GIL. */
 typedef int (*fast_try_fn)(void *obj, double timeout);
 
+/* Tries before the first sleep of a wait, and pauses between them. */
+#ifndef FAST_SPIN
+#define FAST_SPIN 64
+#endif
+#define FAST_SPIN_PAUSES 8
+
+static inline void fast_pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+/*
+ * Before a wait sleeps (without the GIL): up to FAST_SPIN tries that do
+ * not wait, a few pauses apart, a few microseconds in all. A holder that
+ * runs on another CPU (a short critical section, v.value += 1 under
+ * get_lock()) has usually let go by then, and the lock changes hands
+ * with no futex sleep and wake, two system calls and a context switch
+ * that would each cost more than the whole spin (as glibc's adaptive
+ * mutexes do; the core itself never spins: this is the client's choice
+ * for Python's short critical sections). Returns the last try's code.
+ */
+static int fast_spin(fast_try_fn try_fn, void *obj) {
+  int rc = ATR_ETIMEDOUT;
+  for (int i = 0; i < FAST_SPIN && rc == ATR_ETIMEDOUT; i++) {
+    for (int k = 0; k < FAST_SPIN_PAUSES; k++)
+      fast_pause();
+    rc = try_fn(obj, 0.0);
+  }
+  return rc;
+}
+
 /*
  * Waits by calling try_fn(obj, t) with the GIL released, in slices of
  * FAST_SLICE, until it returns something other than ATR_ETIMEDOUT before
@@ -214,6 +248,16 @@ typedef int (*fast_try_fn)(void *obj, double timeout);
  */
 static int fast_wait(fast_try_fn try_fn, void *obj, int timed, double timeout) {
   double deadline = timed ? fast_now() + (timeout > 0 ? timeout : 0) : 0;
+  int rc;
+  /* The spin releases the GIL too: the holder may be a thread of this
+   * process that needs it to let go. */
+  Py_BEGIN_ALLOW_THREADS
+  rc = fast_spin(try_fn, obj);
+  Py_END_ALLOW_THREADS
+  if (rc != ATR_ETIMEDOUT)
+    return rc;
+  if (PyErr_CheckSignals() < 0) /* one that came during the spin */
+    return INT32_MIN;
   for (;;) {
     double t = FAST_SLICE;
     if (timed) {
@@ -223,7 +267,6 @@ static int fast_wait(fast_try_fn try_fn, void *obj, int timed, double timeout) {
       if (left < t)
         t = left;
     }
-    int rc;
     Py_BEGIN_ALLOW_THREADS
     rc = try_fn(obj, t);
     Py_END_ALLOW_THREADS
