@@ -147,31 +147,31 @@ static double fast_now(void) {
 
 /*
  * An acquire's arguments, (block=True, timeout=None), as multiprocessing's
- * SemLock.acquire takes them. *wait is 0 for a try (block false, or a
- * timeout <= 0), *timed 1 with *timeout in seconds when a timeout was
- * given. 0, or -1 with TypeError set.
+ * SemLock.acquire takes them: binds *block and *timeout (NULL: not given).
+ * 0, or -1 with TypeError set.
  */
 static int fast_acquire_args(PyObject *const *args, Py_ssize_t nargs,
-                             PyObject *kwnames, int *wait, int *timed,
-                             double *timeout) {
-  PyObject *block = NULL, *to = NULL;
+                             PyObject *kwnames, PyObject **block,
+                             PyObject **timeout) {
   Py_ssize_t nkw = kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0;
   if (nargs > 2) {
     PyErr_Format(PyExc_TypeError,
-                 "acquire() takes at most 2 arguments (%zd given)", nargs);
+                 "acquire() takes from 0 to 2 positional arguments but %zd "
+                 "were given",
+                 nargs);
     return -1;
   }
   if (nargs > 0)
-    block = args[0];
+    *block = args[0];
   if (nargs > 1)
-    to = args[1];
+    *timeout = args[1];
   for (Py_ssize_t i = 0; i < nkw; i++) {
     PyObject *key = PyTuple_GET_ITEM(kwnames, i);
     PyObject **slot = NULL;
     if (PyUnicode_CompareWithASCIIString(key, "block") == 0)
-      slot = &block;
+      slot = block;
     else if (PyUnicode_CompareWithASCIIString(key, "timeout") == 0)
-      slot = &to;
+      slot = timeout;
     if (slot == NULL || *slot != NULL) {
       PyErr_Format(PyExc_TypeError,
                    slot == NULL
@@ -182,22 +182,29 @@ static int fast_acquire_args(PyObject *const *args, Py_ssize_t nargs,
     }
     *slot = args[nargs + i];
   }
+  return 0;
+}
+
+/*
+ * Whether an acquire whose first try failed waits (*wait), until when
+ * (*timed, *timeout in seconds): only then are block and timeout looked
+ * at, as the ctypes path does (a free lock is taken whatever they are).
+ * It waits if block is true and timeout is None or > 0. 0, or -1 with
+ * an exception set.
+ */
+static int fast_acquire_how(PyObject *block, PyObject *to, int *wait,
+                            int *timed, double *timeout) {
   *wait = 1;
-  if (block != NULL) {
-    int b = PyObject_IsTrue(block);
-    if (b < 0)
-      return -1;
-    *wait = b;
-  }
   *timed = 0;
+  if (block != NULL && (*wait = PyObject_IsTrue(block)) <= 0)
+    return *wait;
   if (to != NULL && to != Py_None) {
     double t = PyFloat_AsDouble(to);
     if (t == -1.0 && PyErr_Occurred())
       return -1;
     *timed = 1;
     *timeout = t;
-    if (!(t > 0))
-      *wait = 0;
+    *wait = t > 0;
   }
   return 0;
 }
@@ -327,15 +334,20 @@ static PyObject *fast_lock_result(fast_lock *self, int rc) {
 static PyObject *fast_lock_acquire(PyObject *op, PyObject *const *args,
                                    Py_ssize_t nargs, PyObject *kwnames) {
   fast_lock *self = (fast_lock *)op;
-  int wait = 1, timed = 0;
+  PyObject *block = NULL, *to = NULL;
+  int wait, timed;
   double timeout = 0;
   if ((nargs != 0 || kwnames != NULL) &&
-      fast_acquire_args(args, nargs, kwnames, &wait, &timed, &timeout) < 0)
+      fast_acquire_args(args, nargs, kwnames, &block, &to) < 0)
     return NULL;
   /* The first try keeps the GIL: uncontended it never waits. */
   int rc = F.lock_acquire(self->h, 0.0, self->g);
-  if (rc == ATR_ETIMEDOUT && wait)
-    rc = fast_wait(fast_lock_try, self, timed, timeout);
+  if (rc == ATR_ETIMEDOUT) {
+    if (fast_acquire_how(block, to, &wait, &timed, &timeout) < 0)
+      return NULL;
+    if (wait)
+      rc = fast_wait(fast_lock_try, self, timed, timeout);
+  }
   return fast_lock_result(self, rc);
 }
 
@@ -457,14 +469,19 @@ static int fast_sem_try(void *obj, double timeout) {
 static PyObject *fast_sem_acquire(PyObject *op, PyObject *const *args,
                                   Py_ssize_t nargs, PyObject *kwnames) {
   fast_sem *self = (fast_sem *)op;
-  int wait = 1, timed = 0;
+  PyObject *block = NULL, *to = NULL;
+  int wait, timed;
   double timeout = 0;
   if ((nargs != 0 || kwnames != NULL) &&
-      fast_acquire_args(args, nargs, kwnames, &wait, &timed, &timeout) < 0)
+      fast_acquire_args(args, nargs, kwnames, &block, &to) < 0)
     return NULL;
   int rc = F.sem_acquire(self->h, 0.0, NULL);
-  if (rc == ATR_ETIMEDOUT && wait)
-    rc = fast_wait(fast_sem_try, self, timed, timeout);
+  if (rc == ATR_ETIMEDOUT) {
+    if (fast_acquire_how(block, to, &wait, &timed, &timeout) < 0)
+      return NULL;
+    if (wait)
+      rc = fast_wait(fast_sem_try, self, timed, timeout);
+  }
   /* A permit a dead holder gave back is as good as any (no warning: a
    * semaphore guards a count, not a state). */
   if (rc == 0 || rc == ATR_ABANDONED)

@@ -27,6 +27,7 @@ GIL.
 import ctypes
 import threading
 import time
+from operator import index
 from ctypes import byref, c_double, c_int, c_uint64
 
 from . import _local
@@ -228,7 +229,7 @@ class LocalSemaphore(_SyncObject):
             raise _local.error(rc)
 
         def release(n=1):
-            rc = rel(href, n, None)
+            rc = rel(href, index(n), None)  # (TypeError, as the C path)
             if rc:
                 if rc == EOVER:
                     raise over_released(_local.error(rc))
