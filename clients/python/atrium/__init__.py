@@ -21,9 +21,10 @@ import os
 import secrets
 import threading
 import weakref
+from operator import attrgetter
 from queue import Empty, Full
 
-from . import _codec, shared_memory
+from . import _codec, _local, shared_memory
 from ._errors import AtriumError
 
 __all__ = ["AtriumError", "Store", "connect", "default_store", "Value",
@@ -285,6 +286,39 @@ def _make(cls, store, name, init, *args):
     return obj
 
 
+class _ValueFace:
+    """A value as multiprocessing users see it (bool for '?', bytes for
+    'c'), over a transport's get and set of the core's numbers: the face
+    of the values whose transport has none of its own (the extension's
+    Value is the local one's)."""
+    __slots__ = ("_get", "_set", "_type")
+
+    def __init__(self, b):
+        conv = _from_core(b.type)
+        self._get = b.get if conv is None else (lambda: conv(b.get()))
+        self._set, self._type = b.set, b.type
+
+    @property
+    def value(self):
+        return self._get()
+
+    @value.setter
+    def value(self, v):
+        self._set(_to_core(self._type, v))
+
+
+def _set_value(self, v):
+    self._v.value = v
+
+
+# .value of the value classes: through the instance's face (`_v`), with
+# the extension in C (one attribute look-up, no Python frame: v.value += 1
+# under a lock is that and the lock's two C calls), else in Python.
+_EXT = _local.ext()
+_VALUE = (_EXT.ValueAttr("_v") if _EXT is not None else
+          property(attrgetter("_v.value"), _set_value))
+
+
 class SharedValue(_Shared):
     """A value in the store: RawValue's result (Value's without a lock).
     .value reads and writes it; add(delta) adds atomically in the store and
@@ -297,9 +331,8 @@ class SharedValue(_Shared):
         b = store._impl.kinds["value"](store._impl, name, typecode, init, mode)
         self._b = b
         self._type = b.type
-        conv = _from_core(b.type)
-        self._get = b.get if conv is None else (lambda: conv(b.get()))
-        self._b_set = b.set
+        face = getattr(b, "face", None)
+        self._v = face if face is not None else _ValueFace(b)
         # The hot path, bound straight to the transport's closure (which
         # raises the standard exceptions itself).
         self.add = b.add
@@ -311,13 +344,7 @@ class SharedValue(_Shared):
     def _type_(self):
         return self._type
 
-    @property
-    def value(self):
-        return self._get()
-
-    @value.setter
-    def value(self, v):
-        self._b_set(_to_core(self._type, v))
+    value = _VALUE
 
     def add(self, delta=1):
         """Adds delta in one atomic step in the store; the new value.

@@ -22,8 +22,17 @@ that may wait releases the GIL (the declared CDLL functions).
 A call that may wait runs in slices of SLICE seconds, so Ctrl-C (any
 signal whose handler raises) interrupts it within a slice: Python runs
 signal handlers only between foreign calls.
+
+Faster still: atrium._fast, a C extension (clients/python/atrium/_fast.c)
+bound to the same library, does values (.value, add), locks and
+semaphores in C, with no ctypes call at all. It is found by ext() (beside
+the library in a build, else in the package); without it, or with
+ATRIUM_NO_FAST=1 in the environment, everything goes through ctypes as
+above.
 """
 import ctypes
+import importlib.machinery
+import importlib.util
 import os
 import struct
 import threading
@@ -215,10 +224,49 @@ def _candidates():
                 "libatrium.so.1"]
 
 
+_ext = False  # not looked for yet
+
+
+def _load_ext(path):
+    loader = importlib.machinery.ExtensionFileLoader("atrium._fast", path)
+    spec = importlib.util.spec_from_file_location("atrium._fast", path,
+                                                  loader=loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
+
+
+def ext():
+    """atrium._fast (the hot paths in C), or None: with ATRIUM_NO_FAST set
+    (and not "0"), or when it was not built. The one of the build whose
+    libatrium lib() loads (BUILD/python/, beside BUILD/libatrium.so: a
+    sanitizer build's for a sanitizer build's library), else the
+    package's own (installed by make install)."""
+    global _ext
+    if _ext is not False:
+        return _ext
+    found = None
+    if os.environ.get("ATRIUM_NO_FAST", "") in ("", "0"):
+        for path in _candidates():
+            if os.sep in path and os.path.exists(path):
+                here = os.path.join(os.path.dirname(path), "python", "_fast" +
+                                    importlib.machinery.EXTENSION_SUFFIXES[0])
+                if os.path.exists(here):
+                    found = _load_ext(here)
+                break
+        if found is None:
+            try:
+                from . import _fast as found
+            except ImportError:
+                found = None
+    _ext = found
+    return found
+
+
 def lib():
     """libatrium, loaded and declared once per process: from ATRIUM_LIB,
     else the checkout's build/libatrium.so, else the installed one."""
-    global _lib, _fast
+    global _lib, _fast, _ext
     if _lib is not None:
         return _lib
     with _lib_lock:
@@ -248,6 +296,13 @@ def lib():
             # The same library again (dlopen counts it once): its own
             # function objects, undeclared, that keep the GIL.
             _fast = ctypes.PyDLL(loaded._name)
+            x = ext()
+            if x is not None:
+                from ._errors import AbandonedWarning
+                try:
+                    x.bind(loaded._handle, AbandonedWarning)
+                except ImportError:  # an older library: ctypes then
+                    _ext = None
             _lib = loaded
     return _lib
 
@@ -339,6 +394,7 @@ class Store:
         self.token = None
         self.lib = L = lib()
         self.fast = _fast
+        self.ext = _ext  # atrium._fast, bound to L, or None
         ptr = c_void_p()
         rc = L.atr_store_open(os.fsencode(path), None, byref(ptr))
         if rc < 0:
@@ -395,7 +451,9 @@ class _Object:
 
 class LocalValue(_Object):
     """A value: get, set, add, with ints and floats as the core holds them
-    (conversions to bool and bytes are the caller's)."""
+    (conversions to bool and bytes are the caller's); `face`, with the
+    extension, is the value as multiprocessing users see it (None
+    without)."""
 
     def __init__(self, store, name, type_code, init, mode):
         super().__init__(store, name, type_code)
@@ -435,12 +493,12 @@ class LocalValue(_Object):
                 if rc < 0:
                     raise error(rc)
 
-            def add(d=1):
+            def add(delta=1):
                 try:
                     out, ref = tls.out
                 except AttributeError:
                     out, ref = _thread_word()
-                rc = fadd(href, c_uint64(_unpack_q(_pack_d(d))[0]), ref, None)
+                rc = fadd(href, c_uint64(_unpack_q(_pack_d(delta))[0]), ref, None)
                 if rc < 0:
                     raise error(rc)
                 return out.f
@@ -452,10 +510,10 @@ class LocalValue(_Object):
                 if rc < 0:
                     raise error(rc)
 
-            def add(d=1):
-                w = _DELTAS.get(d) if type(d) is int else None
+            def add(delta=1):
+                w = _DELTAS.get(delta) if type(delta) is int else None
                 if w is None:
-                    w = _delta_word(d)
+                    w = _delta_word(delta)
                 try:
                     out, ref = tls.out
                 except AttributeError:
@@ -465,6 +523,13 @@ class LocalValue(_Object):
                     raise error(rc)
                 return read(out)
         self.get, self.set, self.add = get, set_, add
+        # With the extension, the value as the user sees it (`face.value`,
+        # multiprocessing's conversions included) and add, in C.
+        self.face = None
+        if store.ext is not None:
+            self.face = store.ext.Value(ctypes.addressof(self.handle), self.handle,
+                                        self.type, error)
+            self.add = self.face.add
 
 
 class LocalArray(_Object):
