@@ -334,9 +334,9 @@ class _Queues:
             time.sleep(1.0)
             back.ack()  # ran out meanwhile
         # renew=True: held while this process lives, past several leases.
-        kept = q.get_leased(timeout=20, lease=0.6)
+        kept = q.get_leased(timeout=20, lease=1.5)
         with self.assertRaises(queue.Empty):
-            q.get_leased(timeout=2.0)
+            q.get_leased(timeout=4.0)  # past two leases
         kept.ack()
         self.assertEqual(q.qsize(), 0)
 
@@ -354,7 +354,7 @@ class _Queues:
     def test_kill9_holder_of_lock_and_items(self):
         """A process holding a lock and leased items dies by SIGKILL: the
         others go on (locally at once, remotely once its leases ran out)."""
-        lease = 1.0
+        lease = 2.0  # (renewed every 0.67 s while the holder lives)
         trials = 10 if LONG else 2
         ctx = multiprocessing.get_context("fork")
         for trial in range(trials):
