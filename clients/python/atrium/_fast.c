@@ -132,6 +132,16 @@ static void *fast_address(PyObject *addr, const char *what) {
   return p;
 }
 
+/* Whether an object was initialised (made with __new__ alone it has no
+ * handle, and libatrium may not even be bound): 0, or -1 with
+ * RuntimeError set. */
+static int fast_check_ready(const void *h) {
+  if (h != NULL)
+    return 0;
+  PyErr_SetString(PyExc_RuntimeError, "atrium._fast: object not initialised");
+  return -1;
+}
+
 static int fast_check_bound(void) {
   if (fast_bound)
     return 0;
@@ -337,6 +347,8 @@ static PyObject *fast_lock_acquire(PyObject *op, PyObject *const *args,
   PyObject *block = NULL, *to = NULL;
   int wait, timed;
   double timeout = 0;
+  if (fast_check_ready(self->h) < 0)
+    return NULL;
   if ((nargs != 0 || kwnames != NULL) &&
       fast_acquire_args(args, nargs, kwnames, &block, &to) < 0)
     return NULL;
@@ -354,6 +366,8 @@ static PyObject *fast_lock_acquire(PyObject *op, PyObject *const *args,
 static PyObject *fast_lock_enter(PyObject *op, PyObject *unused) {
   fast_lock *self = (fast_lock *)op;
   (void)unused;
+  if (fast_check_ready(self->h) < 0)
+    return NULL;
   int rc = F.lock_acquire(self->h, 0.0, self->g);
   if (rc == ATR_ETIMEDOUT)
     rc = fast_wait(fast_lock_try, self, 0, 0);
@@ -368,6 +382,8 @@ static PyObject *fast_lock_release(PyObject *op, PyObject *const *args,
   fast_lock *self = (fast_lock *)op;
   (void)args;
   (void)nargs;
+  if (fast_check_ready(self->h) < 0)
+    return NULL;
   int rc = F.lock_release(self->h);
   if (rc != 0)
     return fast_raise(self->fail, rc);
@@ -472,6 +488,8 @@ static PyObject *fast_sem_acquire(PyObject *op, PyObject *const *args,
   PyObject *block = NULL, *to = NULL;
   int wait, timed;
   double timeout = 0;
+  if (fast_check_ready(self->h) < 0)
+    return NULL;
   if ((nargs != 0 || kwnames != NULL) &&
       fast_acquire_args(args, nargs, kwnames, &block, &to) < 0)
     return NULL;
@@ -497,6 +515,8 @@ static PyObject *fast_sem_release(PyObject *op, PyObject *const *args,
                                   Py_ssize_t nargs) {
   fast_sem *self = (fast_sem *)op;
   unsigned long long n = 1;
+  if (fast_check_ready(self->h) < 0)
+    return NULL;
   if (nargs > 1) {
     PyErr_Format(PyExc_TypeError,
                  "release() takes at most 1 argument (%zd given)", nargs);
@@ -686,6 +706,8 @@ static PyObject *fast_value_get(PyObject *op, PyObject *unused) {
   fast_value *self = (fast_value *)op;
   atr_scalar v;
   (void)unused;
+  if (fast_check_ready(self->h) < 0)
+    return NULL;
   int rc = F.value_get(self->h, &v, NULL);
   if (rc < 0)
     return fast_raise(self->fail, rc);
@@ -694,6 +716,8 @@ static PyObject *fast_value_get(PyObject *op, PyObject *unused) {
 
 static int fast_value_store(fast_value *self, PyObject *value) {
   atr_scalar v;
+  if (fast_check_ready(self->h) < 0)
+    return -1;
   if (value == NULL) {
     PyErr_SetString(PyExc_AttributeError, "a value cannot be deleted");
     return -1;
@@ -719,6 +743,8 @@ static PyObject *fast_value_add(PyObject *op, PyObject *const *args,
   fast_value *self = (fast_value *)op;
   PyObject *delta = NULL;
   atr_scalar d, out;
+  if (fast_check_ready(self->h) < 0)
+    return NULL;
   if (nargs > 1 || (kwnames != NULL && (PyTuple_GET_SIZE(kwnames) != 1 ||
                                         nargs != 0 ||
                                         PyUnicode_CompareWithASCIIString(
@@ -872,6 +898,8 @@ static PyObject *fast_attr_get(PyObject *op, PyObject *obj, PyObject *type) {
     Py_INCREF(op);
     return op;
   }
+  if (fast_check_ready(self->name) < 0)
+    return NULL;
   PyObject *inner = PyObject_GetAttr(obj, self->name);
   if (inner == NULL)
     return NULL;
@@ -884,6 +912,8 @@ static PyObject *fast_attr_get(PyObject *op, PyObject *obj, PyObject *type) {
 
 static int fast_attr_set(PyObject *op, PyObject *obj, PyObject *value) {
   fast_attr *self = (fast_attr *)op;
+  if (fast_check_ready(self->name) < 0)
+    return -1;
   PyObject *inner = PyObject_GetAttr(obj, self->name);
   if (inner == NULL)
     return -1;
