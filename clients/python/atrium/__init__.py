@@ -2,8 +2,9 @@
 
     import atrium as multiprocessing
 
-Value, Array, RawValue, RawArray, Queue, SimpleQueue, Lock, RLock,
-Semaphore, BoundedSemaphore, Event, Condition and Barrier live in an atrium
+Value, Array, RawValue, RawArray, Queue, SimpleQueue, JoinableQueue,
+Lock, RLock, Semaphore, BoundedSemaphore, Event, Condition, Barrier,
+Manager().dict() (Dict) and shared_memory.SharedMemory live in an atrium
 store, where C programs (libatrium), HTTP clients (atriumd) and the
 dashboard see them too. Everything else (Process, Pool, current_process,
 get_context, ...) is the standard library's multiprocessing, unchanged.
@@ -24,12 +25,12 @@ from operator import attrgetter
 from queue import Empty, Full
 
 from . import _codec, _local, shared_memory
-from ._errors import AtriumError, missing_kind
+from ._errors import AtriumError
 
 __all__ = ["AtriumError", "Store", "connect", "default_store", "Value",
            "Array", "RawValue", "RawArray", "Queue", "SimpleQueue",
            "JoinableQueue", "Lock", "RLock", "Semaphore", "BoundedSemaphore",
-           "Event", "Condition", "Barrier", "Manager"]
+           "Event", "Condition", "Barrier", "Manager", "Dict"]
 
 DEFAULT_STORE = "/dev/shm/atrium"
 
@@ -59,7 +60,8 @@ class Store:
 
     def delete(self, name, kind):
         """Deletes the object called name of kind ("value", "array",
-        "queue", "lock", "semaphore", "flag", "barrier", "condition"):
+        "queue", "lock", "semaphore", "flag", "barrier", "condition",
+        "dict"):
         AtriumError if it is not there."""
         self._impl.delete(name, kind)
 
@@ -81,6 +83,15 @@ class Store:
 
     def SimpleQueue(self, *, name=None):
         return SimpleQueue(name=name, store=self)
+
+    def JoinableQueue(self, maxsize=0, *, name=None):
+        return JoinableQueue(maxsize, name=name, store=self)
+
+    def Dict(self, *args, name=None, **kwargs):
+        return Dict(*args, name=name, store=self, **kwargs)
+
+    def Manager(self):
+        return Manager(store=self)
 
     def Lock(self, *, name=None):
         return Lock(name=name, store=self)
@@ -566,20 +577,27 @@ class Queue(_Shared):
     timeout (queue.Full, queue.Empty), put_nowait, get_nowait, qsize,
     empty, full. An item is in the store when put returns (there is no
     feeder thread): close() only forbids this process further use, and
-    join_thread() and cancel_join_thread() have nothing to wait for."""
+    join_thread() and cancel_join_thread() have nothing to wait for.
+    Plus leased gets (get_leased, see atrium._leased) and, for a new
+    queue, max_deliveries= and dead_letter= (the name of the queue that
+    gets an item handed out that often)."""
     _kind = "queue"
 
-    def __init__(self, maxsize=0, *, name=None, store=None):
+    def __init__(self, maxsize=0, *, name=None, store=None, max_deliveries=0,
+                 dead_letter=None):
         store = store or default_store()
         self._attach(store, name or _generated_name(),
-                     ("any" if name else "new", None), maxsize)
+                     ("any" if name else "new", None), maxsize, max_deliveries,
+                     dead_letter)
         if not name:
             _own(self, store, self._name, self._kind)
 
-    def _attach(self, store, name, create, maxsize=0):
+    def _attach(self, store, name, create, maxsize=0, max_deliveries=0,
+                dead_letter=None):
         mode = create[0] if create else "open"
         self._store, self._name = store, name
-        self._b = store._impl.kinds["queue"](store._impl, name, max(maxsize, 0), mode)
+        self._b = store._impl.kinds["queue"](store._impl, name, max(maxsize, 0), mode,
+                                             max_deliveries, dead_letter)
         self._maxsize = self._b.maxsize
         self._closed = False
         self._bput, self._bget = self._b.put, self._b.get
@@ -601,6 +619,23 @@ class Queue(_Shared):
         if item is _codec.EMPTY:
             raise Empty
         return item
+
+    def get_leased(self, block=True, timeout=None, *, lease=None, renew=True):
+        """An atrium extension: the oldest item under a lease, as a Leased
+        (.item, .deliveries, .ack(), .nack(delay), .touch(lease); `with`
+        acks, or nacks on an exception): hidden from other consumers until
+        settled, given back if this process dies (at once locally, `lease`
+        seconds later remotely; renew=False: `lease` seconds after it was
+        taken, whatever happens). lease: seconds (default: connect()'s
+        lease_ttl, $ATRIUM_LEASE_TTL, 30). queue.Empty as get()."""
+        from ._leased import get_leased
+        return get_leased(self, 1, block, timeout, lease, renew)[0]
+
+    def get_leased_many(self, max, block=True, timeout=None, *, lease=None,
+                        renew=True):
+        """As get_leased, up to max items at once (a list, at least one)."""
+        from ._leased import get_leased
+        return get_leased(self, max, block, timeout, lease, renew)
 
     def put_nowait(self, obj):
         return self.put(obj, False)
@@ -646,25 +681,28 @@ class SimpleQueue(Queue):
         return Queue.get(self)
 
 
-# --------------------------------------- kinds that are not in the core yet
+class JoinableQueue(Queue):
+    """As multiprocessing.JoinableQueue: a Queue whose task_done() and
+    join() are the store's task accounting (every process of the store
+    counts: an item put is unfinished until someone calls task_done() for
+    it, or acks it when it was taken with get_leased)."""
 
-def _later(kind, issue):
-    def factory(*args, **kwargs):
-        raise missing_kind(kind, issue)
-    factory.__name__ = kind
-    factory.__doc__ = ("Not yet: atrium has no %s objects until issue %s; "
-                       "raises AtriumError ENOKIND." % (kind, issue))
-    return factory
+    def task_done(self):
+        """ValueError if called more often than items were put."""
+        self._b.done(1)
 
-
-JoinableQueue = _later("JoinableQueue (queue task accounting)", 11)
-Manager = _later("dict (Manager)", 11)
+    def join(self, timeout=None):
+        """Waits until every item put is done. An atrium extension:
+        timeout= (seconds); True once done, False at the timeout."""
+        return self._b.join(timeout)
 
 # --------------------------------------------- synchronisation objects
 
 from ._sync import (Barrier, BoundedSemaphore, Condition, Event,  # noqa: E402
                     Lock, RLock, Semaphore)
 from ._errors import AbandonedWarning  # noqa: E402
+from ._dict import Dict  # noqa: E402
+from ._managers import Manager  # noqa: E402
 
 # ------------------------------------- the rest: the standard library's own
 
