@@ -35,8 +35,8 @@ static int incr(const atr_handle *h, const char *key, long n) {
   for (long i = 0; i < n;) {
     size_t len = 0;
     uint64_t version = 0, expect;
-    int rv = atr_dict_get(h, key, strlen(key), buf, sizeof(buf) - 1, &len,
-                          &version);
+    int rv =
+        atr_dict_get(h, key, strlen(key), buf, sizeof(buf) - 1, &len, &version);
     if (rv == ATR_ENOKEY) {
       v = 0;
       expect = ATR_DICT_ABSENT;
@@ -67,7 +67,7 @@ int main(int argc, char **argv) {
   int rv;
 
   if (argc < 5 || (strcmp(argv[1], "set") != 0 && strcmp(argv[1], "update") &&
-                    strcmp(argv[1], "incr")))
+                   strcmp(argv[1], "incr")))
     return fprintf(stderr, "usage: dict_tool set|update|incr PATH DICT ...\n"),
            1;
   if ((rv = atr_store_open(argv[2], NULL, &s)) != 0)
