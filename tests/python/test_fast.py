@@ -8,12 +8,10 @@ cannot be served at once sleeps rather than spins."""
 import importlib.machinery
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
 import threading
-import time
 import unittest
 
 import pyc
@@ -39,16 +37,7 @@ def run_python(code_or_path, no_fast, store, *args, **kw):
                           stderr=subprocess.PIPE, text=True, timeout=120, **kw)
 
 
-class Paths(unittest.TestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        cls.path = gw.fresh_store()
-        cls.store = atrium.connect(cls.path)
-
-    @classmethod
-    def tearDownClass(cls):
-        gw.remove(cls.path)
+class Paths(pyc.LocalMixin, unittest.TestCase):
 
     def test_the_build_s_extension_is_used(self):
         """make builds the extension; the package loads it from beside the
@@ -110,35 +99,11 @@ class Paths(unittest.TestCase):
                 name = "fast.held.%d" % no_fast
                 lock = atrium.Lock(name=name, store=self.store)
                 self.assertTrue(lock.acquire())
-                code = textwrap.dedent("""
-                    import sys, atrium
-                    lock = atrium.Lock(name=%r)
-                    print("waiting", flush=True)
-                    try:
-                        lock.acquire()
-                    except KeyboardInterrupt:
-                        print("interrupted", flush=True)
-                        sys.exit(3)
-                    """ % name)
-                env = dict(os.environ, ATRIUM_STORE=self.path)
+                env = dict(os.environ)
                 env.pop("ATRIUM_NO_FAST", None)
                 if no_fast:
                     env["ATRIUM_NO_FAST"] = "1"
-                p = subprocess.Popen([sys.executable, "-c", code], env=env,
-                                     stdout=subprocess.PIPE, text=True)
-                try:
-                    self.assertEqual(p.stdout.readline().strip(), "waiting")
-                    time.sleep(0.5)  # into the futex wait, past the spin
-                    t = time.monotonic()
-                    p.send_signal(signal.SIGINT)
-                    out, _ = p.communicate(timeout=60)
-                    took = time.monotonic() - t
-                finally:
-                    if p.poll() is None:
-                        p.kill()
-                        p.wait()
-                self.assertEqual((p.returncode, out.strip()), (3, "interrupted"))
-                self.assertLess(took, 0.5)
+                pyc.ctrl_c_in_acquire(self, self.path, name, env)
                 lock.release()
                 self.store.delete(name, "lock")
 

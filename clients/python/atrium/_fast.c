@@ -132,6 +132,16 @@ static void *fast_address(PyObject *addr, const char *what) {
   return p;
 }
 
+/* Whether an object was initialised (made with __new__ alone it has no
+ * handle, and libatrium may not even be bound): 0, or -1 with
+ * RuntimeError set. */
+static int fast_check_ready(const void *h) {
+  if (h != NULL)
+    return 0;
+  PyErr_SetString(PyExc_RuntimeError, "atrium._fast: object not initialised");
+  return -1;
+}
+
 static int fast_check_bound(void) {
   if (fast_bound)
     return 0;
@@ -287,16 +297,97 @@ static int fast_wait(fast_try_fn try_fn, void *obj, int timed, double timeout) {
   }
 }
 
+/*
+ * An acquire (of a lock or a semaphore, by try_fn): its arguments, the
+ * first try (with the GIL: uncontended it never waits), then the wait
+ * its block and timeout ask for. Returns the last code, or INT32_MIN
+ * with an exception set.
+ */
+static inline __attribute__((always_inline)) int
+fast_acquire(const atr_handle *h, fast_try_fn try_fn, void *obj,
+             PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+  PyObject *block = NULL, *to = NULL;
+  int wait, timed;
+  double timeout = 0;
+  if (fast_check_ready(h) < 0 ||
+      ((nargs != 0 || kwnames != NULL) &&
+       fast_acquire_args(args, nargs, kwnames, &block, &to) < 0))
+    return INT32_MIN;
+  int rc = try_fn(obj, 0.0);
+  if (rc == ATR_ETIMEDOUT) {
+    if (fast_acquire_how(block, to, &wait, &timed, &timeout) < 0)
+      return INT32_MIN;
+    if (wait)
+      rc = fast_wait(try_fn, obj, timed, timeout);
+  }
+  return rc;
+}
+
+/* ------------------------------------------------------- what all share */
+
+/* The head of every object here (a semaphore is nothing more): */
+#define FAST_OBJ_HEAD                                                          \
+  PyObject_HEAD                                                                \
+  const atr_handle *h; /* the object's handle, in keep's memory     */        \
+  PyObject *keep;      /* what h (and a lock's g) point into: ctypes */        \
+  PyObject *fail;      /* fail(rc) -> the exception to raise         */        \
+  PyObject *name;      /* a lock's name, for its warning; else NULL  */
+
+typedef struct {
+  FAST_OBJ_HEAD
+} fast_obj;
+
+/* Sets the head of o from the constructor's arguments (haddr: the
+ * handle's address, an int); 0, or -1 with an exception set. */
+static int fast_obj_init(fast_obj *o, PyObject *haddr, PyObject *keep,
+                         PyObject *fail, PyObject *name) {
+  const atr_handle *h = fast_address(haddr, "handle");
+  if (h == NULL)
+    return -1;
+  o->h = h;
+  Py_INCREF(keep);
+  Py_XSETREF(o->keep, keep);
+  Py_INCREF(fail);
+  Py_XSETREF(o->fail, fail);
+  Py_XINCREF(name);
+  Py_XSETREF(o->name, name);
+  return 0;
+}
+
+static int fast_obj_traverse(PyObject *op, visitproc visit, void *arg) {
+  fast_obj *self = (fast_obj *)op;
+  Py_VISIT(self->keep);
+  Py_VISIT(self->fail);
+  Py_VISIT(self->name);
+  return 0;
+}
+
+static int fast_obj_clear(PyObject *op) {
+  fast_obj *self = (fast_obj *)op;
+  Py_CLEAR(self->keep);
+  Py_CLEAR(self->fail);
+  Py_CLEAR(self->name);
+  return 0;
+}
+
+static void fast_obj_dealloc(PyObject *op) {
+  PyObject_GC_UnTrack(op);
+  fast_obj_clear(op);
+  Py_TYPE(op)->tp_free(op);
+}
+
+/* The type slots every object here has. */
+#define FAST_OBJ_SLOTS                                                         \
+  .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,                         \
+  .tp_new = PyType_GenericNew, .tp_dealloc = fast_obj_dealloc,                 \
+  .tp_traverse = fast_obj_traverse, .tp_clear = fast_obj_clear
+
 /* ------------------------------------------------------------------- locks */
 
 typedef struct {
-  PyObject_HEAD
-  const atr_handle *h;
-  atr_grant *g;     /* the lock's grant (its fence), in keep's memory */
-  PyObject *keep;   /* what h and g point into (ctypes objects)      */
-  PyObject *name;   /* for the abandoned warning                     */
-  PyObject *fail;   /* fail(rc) -> the exception to raise            */
-  char abandoned;   /* the latest acquisition found its holder dead  */
+  FAST_OBJ_HEAD
+  atr_grant *g;   /* the lock's grant (its fence), in keep's memory */
+  char abandoned; /* the latest acquisition found its holder dead  */
 } fast_lock;
 
 static int fast_lock_try(void *obj, double timeout) {
@@ -334,30 +425,15 @@ static PyObject *fast_lock_result(fast_lock *self, int rc) {
 static PyObject *fast_lock_acquire(PyObject *op, PyObject *const *args,
                                    Py_ssize_t nargs, PyObject *kwnames) {
   fast_lock *self = (fast_lock *)op;
-  PyObject *block = NULL, *to = NULL;
-  int wait, timed;
-  double timeout = 0;
-  if ((nargs != 0 || kwnames != NULL) &&
-      fast_acquire_args(args, nargs, kwnames, &block, &to) < 0)
-    return NULL;
-  /* The first try keeps the GIL: uncontended it never waits. */
-  int rc = F.lock_acquire(self->h, 0.0, self->g);
-  if (rc == ATR_ETIMEDOUT) {
-    if (fast_acquire_how(block, to, &wait, &timed, &timeout) < 0)
-      return NULL;
-    if (wait)
-      rc = fast_wait(fast_lock_try, self, timed, timeout);
-  }
-  return fast_lock_result(self, rc);
+  return fast_lock_result(self, fast_acquire(self->h, fast_lock_try, self,
+                                             args, nargs, kwnames));
 }
 
 static PyObject *fast_lock_enter(PyObject *op, PyObject *unused) {
   fast_lock *self = (fast_lock *)op;
   (void)unused;
-  int rc = F.lock_acquire(self->h, 0.0, self->g);
-  if (rc == ATR_ETIMEDOUT)
-    rc = fast_wait(fast_lock_try, self, 0, 0);
-  return fast_lock_result(self, rc);
+  return fast_lock_result(
+      self, fast_acquire(self->h, fast_lock_try, self, NULL, 0, NULL));
 }
 
 /* release(), and __exit__(type, value, traceback): any arguments are
@@ -368,6 +444,8 @@ static PyObject *fast_lock_release(PyObject *op, PyObject *const *args,
   fast_lock *self = (fast_lock *)op;
   (void)args;
   (void)nargs;
+  if (fast_check_ready(self->h) < 0)
+    return NULL;
   int rc = F.lock_release(self->h);
   if (rc != 0)
     return fast_raise(self->fail, rc);
@@ -382,42 +460,12 @@ static int fast_lock_init(PyObject *op, PyObject *args, PyObject *kw) {
       !PyArg_ParseTupleAndKeywords(args, kw, "OOOUO:Lock", kwlist, &haddr,
                                    &gaddr, &keep, &name, &fail))
     return -1;
-  const atr_handle *h = fast_address(haddr, "handle");
-  atr_grant *g = h != NULL ? fast_address(gaddr, "grant") : NULL;
-  if (g == NULL)
+  atr_grant *g = fast_address(gaddr, "grant");
+  if (g == NULL || fast_obj_init((fast_obj *)self, haddr, keep, fail, name) < 0)
     return -1;
-  self->h = h;
   self->g = g;
-  Py_INCREF(keep);
-  Py_XSETREF(self->keep, keep);
-  Py_INCREF(name);
-  Py_XSETREF(self->name, name);
-  Py_INCREF(fail);
-  Py_XSETREF(self->fail, fail);
   self->abandoned = 0;
   return 0;
-}
-
-static int fast_lock_traverse(PyObject *op, visitproc visit, void *arg) {
-  fast_lock *self = (fast_lock *)op;
-  Py_VISIT(self->keep);
-  Py_VISIT(self->name);
-  Py_VISIT(self->fail);
-  return 0;
-}
-
-static int fast_lock_clear(PyObject *op) {
-  fast_lock *self = (fast_lock *)op;
-  Py_CLEAR(self->keep);
-  Py_CLEAR(self->name);
-  Py_CLEAR(self->fail);
-  return 0;
-}
-
-static void fast_lock_dealloc(PyObject *op) {
-  PyObject_GC_UnTrack(op);
-  fast_lock_clear(op);
-  Py_TYPE(op)->tp_free(op);
 }
 
 static PyMethodDef fast_lock_methods[] = {
@@ -440,27 +488,18 @@ static PyMemberDef fast_lock_members[] = {
 static PyTypeObject fast_lock_type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "atrium._fast.Lock",
     .tp_basicsize = sizeof(fast_lock),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    FAST_OBJ_SLOTS,
     .tp_doc = "Lock(handle, grant, keep, name, fail): a lock of libatrium "
               "(handle and grant: addresses of an atr_handle and an "
               "atr_grant inside keep).",
-    .tp_new = PyType_GenericNew,
     .tp_init = fast_lock_init,
-    .tp_dealloc = fast_lock_dealloc,
-    .tp_traverse = fast_lock_traverse,
-    .tp_clear = fast_lock_clear,
     .tp_methods = fast_lock_methods,
     .tp_members = fast_lock_members,
 };
 
 /* -------------------------------------------------------------- semaphores */
 
-typedef struct {
-  PyObject_HEAD
-  const atr_handle *h;
-  PyObject *keep;
-  PyObject *fail;
-} fast_sem;
+typedef fast_obj fast_sem;
 
 static int fast_sem_try(void *obj, double timeout) {
   return F.sem_acquire(((fast_sem *)obj)->h, timeout, NULL);
@@ -469,19 +508,7 @@ static int fast_sem_try(void *obj, double timeout) {
 static PyObject *fast_sem_acquire(PyObject *op, PyObject *const *args,
                                   Py_ssize_t nargs, PyObject *kwnames) {
   fast_sem *self = (fast_sem *)op;
-  PyObject *block = NULL, *to = NULL;
-  int wait, timed;
-  double timeout = 0;
-  if ((nargs != 0 || kwnames != NULL) &&
-      fast_acquire_args(args, nargs, kwnames, &block, &to) < 0)
-    return NULL;
-  int rc = F.sem_acquire(self->h, 0.0, NULL);
-  if (rc == ATR_ETIMEDOUT) {
-    if (fast_acquire_how(block, to, &wait, &timed, &timeout) < 0)
-      return NULL;
-    if (wait)
-      rc = fast_wait(fast_sem_try, self, timed, timeout);
-  }
+  int rc = fast_acquire(self->h, fast_sem_try, self, args, nargs, kwnames);
   /* A permit a dead holder gave back is as good as any (no warning: a
    * semaphore guards a count, not a state). */
   if (rc == 0 || rc == ATR_ABANDONED)
@@ -497,6 +524,8 @@ static PyObject *fast_sem_release(PyObject *op, PyObject *const *args,
                                   Py_ssize_t nargs) {
   fast_sem *self = (fast_sem *)op;
   unsigned long long n = 1;
+  if (fast_check_ready(self->h) < 0)
+    return NULL;
   if (nargs > 1) {
     PyErr_Format(PyExc_TypeError,
                  "release() takes at most 1 argument (%zd given)", nargs);
@@ -521,35 +550,7 @@ static int fast_sem_init(PyObject *op, PyObject *args, PyObject *kw) {
       !PyArg_ParseTupleAndKeywords(args, kw, "OOO:Semaphore", kwlist, &haddr,
                                    &keep, &fail))
     return -1;
-  const atr_handle *h = fast_address(haddr, "handle");
-  if (h == NULL)
-    return -1;
-  self->h = h;
-  Py_INCREF(keep);
-  Py_XSETREF(self->keep, keep);
-  Py_INCREF(fail);
-  Py_XSETREF(self->fail, fail);
-  return 0;
-}
-
-static int fast_sem_traverse(PyObject *op, visitproc visit, void *arg) {
-  fast_sem *self = (fast_sem *)op;
-  Py_VISIT(self->keep);
-  Py_VISIT(self->fail);
-  return 0;
-}
-
-static int fast_sem_clear(PyObject *op) {
-  fast_sem *self = (fast_sem *)op;
-  Py_CLEAR(self->keep);
-  Py_CLEAR(self->fail);
-  return 0;
-}
-
-static void fast_sem_dealloc(PyObject *op) {
-  PyObject_GC_UnTrack(op);
-  fast_sem_clear(op);
-  Py_TYPE(op)->tp_free(op);
+  return fast_obj_init(self, haddr, keep, fail, NULL);
 }
 
 static PyMethodDef fast_sem_methods[] = {
@@ -563,25 +564,18 @@ static PyMethodDef fast_sem_methods[] = {
 static PyTypeObject fast_sem_type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "atrium._fast.Semaphore",
     .tp_basicsize = sizeof(fast_sem),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    FAST_OBJ_SLOTS,
     .tp_doc = "Semaphore(handle, keep, fail): a semaphore of libatrium.",
-    .tp_new = PyType_GenericNew,
     .tp_init = fast_sem_init,
-    .tp_dealloc = fast_sem_dealloc,
-    .tp_traverse = fast_sem_traverse,
-    .tp_clear = fast_sem_clear,
     .tp_methods = fast_sem_methods,
 };
 
 /* ------------------------------------------------------------------ values */
 
 typedef struct {
-  PyObject_HEAD
-  const atr_handle *h;
-  PyObject *keep;
-  PyObject *fail;
-  char type;   /* the type code                 */
-  int tclass;  /* atr_type_class(type)           */
+  FAST_OBJ_HEAD
+  char type;  /* the type code         */
+  int tclass; /* atr_type_class(type)  */
 } fast_value;
 
 static PyTypeObject fast_value_type;
@@ -686,6 +680,8 @@ static PyObject *fast_value_get(PyObject *op, PyObject *unused) {
   fast_value *self = (fast_value *)op;
   atr_scalar v;
   (void)unused;
+  if (fast_check_ready(self->h) < 0)
+    return NULL;
   int rc = F.value_get(self->h, &v, NULL);
   if (rc < 0)
     return fast_raise(self->fail, rc);
@@ -694,6 +690,8 @@ static PyObject *fast_value_get(PyObject *op, PyObject *unused) {
 
 static int fast_value_store(fast_value *self, PyObject *value) {
   atr_scalar v;
+  if (fast_check_ready(self->h) < 0)
+    return -1;
   if (value == NULL) {
     PyErr_SetString(PyExc_AttributeError, "a value cannot be deleted");
     return -1;
@@ -719,6 +717,8 @@ static PyObject *fast_value_add(PyObject *op, PyObject *const *args,
   fast_value *self = (fast_value *)op;
   PyObject *delta = NULL;
   atr_scalar d, out;
+  if (fast_check_ready(self->h) < 0)
+    return NULL;
   if (nargs > 1 || (kwnames != NULL && (PyTuple_GET_SIZE(kwnames) != 1 ||
                                         nargs != 0 ||
                                         PyUnicode_CompareWithASCIIString(
@@ -789,37 +789,11 @@ static int fast_value_init(PyObject *op, PyObject *args, PyObject *kw) {
     PyErr_Format(PyExc_ValueError, "Value: %c is not a type code", type);
     return -1;
   }
-  const atr_handle *h = fast_address(haddr, "handle");
-  if (h == NULL)
+  if (fast_obj_init((fast_obj *)self, haddr, keep, fail, NULL) < 0)
     return -1;
-  self->h = h;
   self->type = (char)type;
   self->tclass = tclass;
-  Py_INCREF(keep);
-  Py_XSETREF(self->keep, keep);
-  Py_INCREF(fail);
-  Py_XSETREF(self->fail, fail);
   return 0;
-}
-
-static int fast_value_traverse(PyObject *op, visitproc visit, void *arg) {
-  fast_value *self = (fast_value *)op;
-  Py_VISIT(self->keep);
-  Py_VISIT(self->fail);
-  return 0;
-}
-
-static int fast_value_clear(PyObject *op) {
-  fast_value *self = (fast_value *)op;
-  Py_CLEAR(self->keep);
-  Py_CLEAR(self->fail);
-  return 0;
-}
-
-static void fast_value_dealloc(PyObject *op) {
-  PyObject_GC_UnTrack(op);
-  fast_value_clear(op);
-  Py_TYPE(op)->tp_free(op);
 }
 
 static PyMethodDef fast_value_methods[] = {
@@ -838,13 +812,9 @@ static PyGetSetDef fast_value_getset[] = {
 static PyTypeObject fast_value_type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "atrium._fast.Value",
     .tp_basicsize = sizeof(fast_value),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    FAST_OBJ_SLOTS,
     .tp_doc = "Value(handle, keep, type, fail): a value of libatrium.",
-    .tp_new = PyType_GenericNew,
     .tp_init = fast_value_init,
-    .tp_dealloc = fast_value_dealloc,
-    .tp_traverse = fast_value_traverse,
-    .tp_clear = fast_value_clear,
     .tp_methods = fast_value_methods,
     .tp_getset = fast_value_getset,
 };
@@ -872,6 +842,8 @@ static PyObject *fast_attr_get(PyObject *op, PyObject *obj, PyObject *type) {
     Py_INCREF(op);
     return op;
   }
+  if (fast_check_ready(self->name) < 0)
+    return NULL;
   PyObject *inner = PyObject_GetAttr(obj, self->name);
   if (inner == NULL)
     return NULL;
@@ -884,6 +856,8 @@ static PyObject *fast_attr_get(PyObject *op, PyObject *obj, PyObject *type) {
 
 static int fast_attr_set(PyObject *op, PyObject *obj, PyObject *value) {
   fast_attr *self = (fast_attr *)op;
+  if (fast_check_ready(self->name) < 0)
+    return -1;
   PyObject *inner = PyObject_GetAttr(obj, self->name);
   if (inner == NULL)
     return -1;
