@@ -353,7 +353,30 @@ uninstall:
 # Debian's python3 under PREFIX; _installed.py tells the package where
 # libatrium.so.1 went. From the checkout: PYTHONPATH=clients/python.
 PY_SRC  := $(filter-out %/_installed.py,$(wildcard clients/python/atrium/*.py))
-PYVER   := $(shell python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+PYTHON  ?= python3
+PYVER   := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+# atrium._fast, the local transport's hot paths in C (CPython's C API),
+# built against the headers of the python3 that will import it (Debian's
+# python3-dev) and against include/atrium.h only: it calls the libatrium
+# the package loaded (see the top of _fast.c). In the checkout the package
+# finds it beside that library, in $(BUILD)/python/ (a sanitizer build's
+# beside the sanitizer build's library); installed, in the package.
+PY_INC  := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null)
+PY_EXT  := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))' 2>/dev/null)
+PY_FAST := $(BUILD)/python/_fast$(PY_EXT)
+.PHONY: python-ext
+python-ext: $(PY_FAST)
+# (A tree without the client, as the image's build copies it, builds the
+# rest.)
+ifneq ($(wildcard clients/python/atrium/_fast.c),)
+all: python-ext
+endif
+$(BUILD)/python/_fast.o: clients/python/atrium/_fast.c
+	@mkdir -p $(dir $@)
+	@test -f "$(PY_INC)/Python.h" || { echo "python-ext: no Python.h in '$(PY_INC)': install python3-dev (sh deploy/install-deps.sh)" >&2; exit 1; }
+	$(CC) $(CFLAGS) -I$(PY_INC) $(PUBLIC_INC) -c $< -o $@
+$(PY_FAST): $(BUILD)/python/_fast.o
+	$(CC) -shared $(LDFLAGS) -o $@ $^
 ifeq ($(PREFIX),/usr)
 PYDIR   ?= $(PREFIX)/lib/python3/dist-packages
 else
@@ -361,9 +384,10 @@ PYDIR   ?= $(PREFIX)/lib/python$(PYVER)/dist-packages
 endif
 .PHONY: install-python uninstall-python
 install: install-python
-install-python:
+install-python: $(PY_FAST)
 	install -d $(DESTDIR)$(PYDIR)/atrium
 	install -m 644 $(PY_SRC) $(DESTDIR)$(PYDIR)/atrium/
+	install -m 755 $(PY_FAST) $(DESTDIR)$(PYDIR)/atrium/
 	printf 'LIBDIR = "%s"\n' '$(LIBDIR)' > $(DESTDIR)$(PYDIR)/atrium/_installed.py
 uninstall: uninstall-python
 uninstall-python:

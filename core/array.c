@@ -172,6 +172,23 @@ ATR__EXPORT void atr_slice(int64_t start, int64_t stop, uint64_t length,
   *hi = (uint64_t)stop;
 }
 
+/* The data in place (see atrium.h for what using it means): the block
+ * never moves while the array lives, so no lock is needed to hand it out. */
+ATR__EXPORT int atr_array_data(const atr_handle *h, void **data,
+                               size_t *bytes) {
+  struct atr__obj *o = arr_of(h);
+  if (o == NULL || data == NULL)
+    return o == NULL ? ATR_ENOENT : ATR_EINVAL;
+  if (!arr_ok(h->store, o))
+    return ATR_ECORRUPT;
+  if (atomic_load(&o->id) != h->id || o->dead)
+    return ATR_ENOENT;
+  *data = arr_data_of(h->store, o);
+  if (bytes != NULL)
+    *bytes = (size_t)(o->u.a.length * o->u.a.esize);
+  return 0;
+}
+
 /* Copies [lo, hi) out; returns the array's version for that copy. */
 static uint64_t arr_copy_out(atr_store *s, struct atr__obj *o, char type,
                              uint64_t lo, uint64_t hi, atr_scalar *out) {

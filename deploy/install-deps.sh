@@ -20,10 +20,12 @@ set -eu
 # chromium for the dashboard's browser test, clang-format for the style,
 # systemd for systemd-analyze (it checks the unit; nothing starts it),
 # Python's own test suite (its multiprocessing tests run against the
-# Python client, tests/python/test_cpython.py).
+# Python client, tests/python/test_cpython.py), python3-dev for Python.h
+# (the client's C extension, clients/python/atrium/_fast.c).
 BASE_PKGS="build-essential pkg-config libcmocka-dev libmicrohttpd-dev
-libcjson-dev libnng-dev nng-utils curl python3 clang libclang-rt-14-dev
-clang-format prometheus chromium systemd libpython3.11-testsuite"
+libcjson-dev libnng-dev nng-utils curl python3 python3-dev clang
+libclang-rt-14-dev clang-format prometheus chromium systemd
+libpython3.11-testsuite"
 # Node.js runs the OpenAPI linter and the browser test (npm packages, pinned
 # by their package-lock.json). A machine that has node already keeps it.
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||

@@ -421,6 +421,26 @@ int atr_array_set(const atr_handle *h, int64_t start, const atr_scalar *values,
 int atr_array_add(const atr_handle *h, int64_t index, atr_scalar delta,
                   atr_scalar *value, uint64_t *version);
 
+/*
+ * The array's elements in place: *data gets the address of element 0 in
+ * this process's mapping of the store and *bytes (may be NULL) the data's
+ * size (length times the element size; elements are native, of
+ * atr_type_size each, aligned to 8 bytes at the start). This is
+ * SharedMemory's zero-copy buffer, and it bypasses everything above:
+ * - Concurrency: a store through the pointer is a plain memory store. It
+ *   takes no lock, bumps no version, publishes no event and is not crash
+ *   safe; atr_array_get may see it half done, and it may tear a
+ *   concurrent atr_array_set (which is all old or all new only among the
+ *   calls above). Processes sharing the pointer order their own stores
+ *   (a lock, a barrier, C11 atomics on aligned elements).
+ * - Lifetime: the pointer stays valid while the store is open in this
+ *   process (a store's mapping never moves) and the array lives. Deleting
+ *   the array frees its memory, which the store may give to a later
+ *   object: stop using the pointer before anyone deletes the array.
+ * ATR_ENOENT (deleted), ATR_ECORRUPT, ATR_EINVAL (data NULL).
+ */
+int atr_array_data(const atr_handle *h, void **data, size_t *bytes);
+
 /* ----------------------------------------------------------------- queues */
 
 typedef struct atr_queue_opts {

@@ -418,6 +418,69 @@ static void test_large_array(void **state) {
     tu_assert_i64(out[i].i, -i);
 }
 
+/* A child writes through its own mapping's data pointer of "shm". */
+static int data_child(void *arg) {
+  atr_store *s = tu_child_open(arg);
+  atr_handle h;
+  void *data = NULL;
+  size_t bytes = 0;
+  TU_CHILD_CHECK(atr_array_open(s, "shm", 0, 0, 0, NULL, &h) == 0);
+  TU_CHILD_CHECK(atr_array_data(&h, &data, &bytes) == 0 && bytes == 4096);
+  for (size_t i = 0; i < bytes; i++)
+    ((unsigned char *)data)[i] = (unsigned char)(i * 7 + 1);
+  atr_store_close(s);
+  return 0;
+}
+
+/* atr_array_data: the elements in place, for every type; stores through
+ * it are what atr_array_get reads (and the other way), in any process;
+ * a deleted array, a wrong handle and a NULL data are refused. */
+static void test_data(void **state) {
+  tu_fixture *f = fixture(state);
+  static const char types[] = "bBhHiIlLqQfd?c";
+  atr_handle h;
+  void *data = NULL;
+  size_t bytes = 0;
+
+  for (const char *t = types; *t; t++) {
+    char name[3] = {'t', *t == '?' ? 'z' : *t, '\0'};
+    tu_case("type %c", *t);
+    tu_assert_rc(atr_array_open(f->store, name, *t, 3, ATR_CREATE, NULL, &h),
+                 ATR_CREATED);
+    tu_ok(atr_array_data(&h, &data, &bytes));
+    tu_assert_u64(bytes, 3 * atr_type_size(*t));
+    assert_true((uintptr_t)data % 8 == 0);
+  }
+  tu_assert_rc(atr_array_open(f->store, "shm", 'B', 4096, ATR_CREATE, NULL, &h),
+               ATR_CREATED);
+  tu_ok(atr_array_data(&h, &data, NULL));
+  unsigned char *p = data;
+  p[0] = 200;
+  p[4095] = 9;
+  atr_scalar out[4096];
+  uint64_t n;
+  tu_ok(atr_array_get(&h, 0, INT64_MAX, out, 4096, &n, NULL));
+  tu_assert_u64(out[0].u, 200);
+  tu_assert_u64(out[4095].u, 9);
+  atr_scalar v = {.u = 77};
+  tu_ok(atr_array_set(&h, 10, &v, 1, 0, NULL));
+  assert_int_equal(p[10], 77);
+  /* Another process's mapping (another address, likely) of the same bytes. */
+  assert_int_equal(tu_run(data_child, (void *)f->path, 30), 0);
+  for (size_t i = 0; i < 4096; i++)
+    assert_int_equal(p[i], (unsigned char)(i * 7 + 1));
+  tu_ok(atr_array_get(&h, 0, INT64_MAX, out, 4096, &n, NULL));
+  tu_assert_u64(out[4095].u, (unsigned char)(4095 * 7 + 1));
+
+  atr_handle v_h;
+  tu_assert_rc(atr_value_open(f->store, "v", 'q', ATR_CREATE, NULL, &v_h),
+               ATR_CREATED);
+  tu_assert_rc(atr_array_data(&v_h, &data, &bytes), ATR_ENOENT);
+  tu_assert_rc(atr_array_data(&h, NULL, &bytes), ATR_EINVAL);
+  tu_ok(atr_delete(f->store, "shm", ATR_ARRAY));
+  tu_assert_rc(atr_array_data(&h, &data, &bytes), ATR_ENOENT);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_slice_table),
@@ -430,6 +493,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_expect_version, tu_setup,
                                       tu_teardown),
       cmocka_unit_test_setup_teardown(test_large_array, tu_setup, tu_teardown),
+      cmocka_unit_test_setup_teardown(test_data, tu_setup, tu_teardown),
       cmocka_unit_test(tu_test_no_leftovers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,6 +9,11 @@
  *   dict_tool update PATH DICT N
  *       sets the keys k0..k<N-1> to "1" in one commit; prints "set
  *       VERSION".
+ *   dict_tool incr PATH DICT KEY N
+ *       N times: reads KEY (a JSON integer; absent: 0) and sets it to
+ *       one more by compare-and-set on its version, again on a conflict;
+ *       prints "done VALUE" (the last value it wrote). The Python
+ *       client's cross-language test (tests/python/test_containers_py.py).
  *
  * Exit status 0, or 1 with a message on stderr.
  */
@@ -23,18 +28,59 @@ static int fail(const char *what, int rv) {
   return 1;
 }
 
+/* incr: n compare-and-set increments of key (see the usage above). */
+static int incr(const atr_handle *h, const char *key, long n) {
+  char buf[32], out[32];
+  long long v = 0;
+  for (long i = 0; i < n;) {
+    size_t len = 0;
+    uint64_t version = 0, expect;
+    int rv =
+        atr_dict_get(h, key, strlen(key), buf, sizeof(buf) - 1, &len, &version);
+    if (rv == ATR_ENOKEY) {
+      v = 0;
+      expect = ATR_DICT_ABSENT;
+    } else if (rv != 0) {
+      return fail("atr_dict_get", rv);
+    } else {
+      buf[len] = '\0';
+      v = strtoll(buf, NULL, 10);
+      expect = version;
+    }
+    int k = snprintf(out, sizeof(out), "%lld", v + 1);
+    rv = atr_dict_set(h, key, strlen(key), out, (size_t)k, expect, NULL);
+    if (rv == ATR_EVERSION || rv == ATR_EEXIST)
+      continue; /* another writer came first: read again */
+    if (rv < 0)
+      return fail("atr_dict_set", rv);
+    i++;
+    v++;
+  }
+  printf("done %lld\n", v);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   atr_store *s;
   atr_handle h;
   uint64_t version;
   int rv;
 
-  if (argc < 5 || (strcmp(argv[1], "set") != 0 && strcmp(argv[1], "update")))
-    return fprintf(stderr, "usage: dict_tool set|update PATH DICT ...\n"), 1;
+  if (argc < 5 || (strcmp(argv[1], "set") != 0 && strcmp(argv[1], "update") &&
+                   strcmp(argv[1], "incr")))
+    return fprintf(stderr, "usage: dict_tool set|update|incr PATH DICT ...\n"),
+           1;
   if ((rv = atr_store_open(argv[2], NULL, &s)) != 0)
     return fail("atr_store_open", rv);
   if ((rv = atr_dict_open(s, argv[3], ATR_CREATE, &h)) < 0)
     return fail("atr_dict_open", rv);
+  if (strcmp(argv[1], "incr") == 0) {
+    if (argc != 6)
+      return fprintf(stderr, "usage: dict_tool incr PATH DICT KEY N\n"), 1;
+    rv = incr(&h, argv[4], atol(argv[5]));
+    atr_store_close(s);
+    return rv;
+  }
   if (strcmp(argv[1], "set") == 0) {
     if (argc != 6)
       return fprintf(stderr, "usage: dict_tool set PATH DICT KEY VALUE\n"), 1;

@@ -80,6 +80,42 @@ def objects(store_path):
     return {line.split()[0] for line in lines[heads[0] + 1:]} if heads else set()
 
 
+def ctrl_c_in_acquire(test, store_url, name, env=None):
+    """Runs a child that blocks in the acquire of the lock called name
+    (which the caller holds) on store_url, sends it SIGINT once it
+    waits, and asserts that KeyboardInterrupt ended the wait at once
+    (within 0.5 s, not at the end of a slice). env: the child's
+    environment (default: this one)."""
+    import signal
+    import textwrap
+    import time
+    code = textwrap.dedent("""
+        import sys, time, atrium
+        lock = atrium.Lock(name=%r, store=atrium.connect(%r))
+        print("waiting", flush=True)
+        try:
+            lock.acquire()
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+            sys.exit(3)
+        """ % (name, store_url))
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                         text=True, env=env)
+    try:
+        test.assertEqual(p.stdout.readline().strip(), "waiting")
+        time.sleep(0.5)  # into the wait
+        t = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        out, _ = p.communicate(timeout=60)
+        took = time.monotonic() - t
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    test.assertEqual((p.returncode, out.strip()), (3, "interrupted"))
+    test.assertLess(took, 0.5)  # at once, not at the end of a slice
+
+
 class LocalMixin:
     """The local transport, on a store of the class's own."""
     transport = "local"

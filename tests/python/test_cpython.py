@@ -8,15 +8,20 @@ class runs under fork and spawn, on the local and the remote transport.
 Nothing of CPython's code is copied: the module is imported from the
 installed test suite.
 
-Run: _TestValue, _TestArray, _TestQueue, _TestLock, _TestSemaphore,
-_TestCondition, _TestEvent, _TestBarrier (the manager dict classes follow
-with issue 11). Every test that cannot apply is skipped below with its
-reason, and the closing lines give the counts.
+Run: _TestValue, _TestArray, _TestQueue (JoinableQueue's task_done and
+join included), _TestLock, _TestSemaphore, _TestCondition, _TestEvent,
+_TestBarrier, the manager's _TestContainers (dict, Namespace) and
+TestSyncManagerTypes (every type a manager makes, passed to a child).
+Every test that cannot apply is skipped below with its reason, and the
+closing lines give the counts.
 
 The mixin is a ProcessesMixin whose factories are atrium's, so that the
 tests that check multiprocessing's own behaviour for processes run too
-(_TestCondition.test_wait_result sends SIGINT into a Condition.wait).
+(_TestCondition.test_wait_result sends SIGINT into a Condition.wait); the
+manager classes get a ManagerMixin's properties bound to atrium.Manager()
+(and TestSyncManagerTypes its manager_class).
 """
+import operator
 import os
 import sys
 import unittest
@@ -40,9 +45,9 @@ import multiprocessing  # noqa: E402
 
 STDLIB = "exercises the standard library's own multiprocessing.Queue, not " \
          "the mixin's factory"
+NO_LIST = "uses Manager().list(): the core has no list kind (atrium's " \
+          "list() raises AtriumError ENOKIND)"
 SKIPS = {
-    ("_TestQueue", "test_task_done"):
-        "JoinableQueue needs queue task accounting (issue 11)",
     ("_TestQueue", "test_no_import_lock_contention"): STDLIB,
     ("_TestQueue", "test_timeout"): STDLIB,
     ("_TestQueue", "test_closed_queue_put_get_exceptions"): STDLIB +
@@ -55,9 +60,32 @@ SKIPS = {
     ("_TestQueue", "test_queue_feeder_on_queue_feeder_error"):
         "multiprocessing's feeder thread internals (a subclass of "
         "multiprocessing.queues.Queue and its _on_queue_feeder_error hook)",
+    ("_TestContainers", "test_list"): NO_LIST,
+    ("_TestContainers", "test_list_iter"): NO_LIST,
+    ("_TestContainers", "test_list_proxy_in_list"): NO_LIST,
+    ("_TestContainers", "test_dict_proxy_nested"): NO_LIST + " (its dict "
+        "part runs in tests/python/test_containers_py.py)",
+    ("_TestContainers", "test_nested_queue"): NO_LIST + " (a queue in a "
+        "dict runs in tests/python/test_containers_py.py)",
+    ("TestSyncManagerTypes", "test_list"): NO_LIST,
+    ("TestSyncManagerTypes", "test_lock"):
+        "a manager's Lock is a threading.Lock in the manager process that "
+        "anyone may release; atrium's is held by the thread that took it (a "
+        "child that exits holding it gives it back, abandoned, and the "
+        "parent's release raises ValueError, not RuntimeError)",
+    ("TestSyncManagerTypes", "test_pool"):
+        "a manager's Pool is a proxy to a pool in the manager process, "
+        "passed to the child; atrium's Manager().Pool is the standard "
+        "library's Pool, which cannot be pickled",
 }
 CLASSES = ("_TestValue", "_TestArray", "_TestQueue", "_TestLock",
-           "_TestSemaphore", "_TestCondition", "_TestEvent", "_TestBarrier")
+           "_TestSemaphore", "_TestCondition", "_TestEvent", "_TestBarrier",
+           "_TestContainers", "TestSyncManagerTypes")
+MANAGER_CLASSES = ("_TestContainers",)
+# A child process per test: under spawn only (the stricter, everything
+# pickled), fork too when ATRIUM_CHECK_LONG=1.
+LONG_ONLY_FORK = ("TestSyncManagerTypes",)
+LONG = os.environ.get("ATRIUM_CHECK_LONG") == "1"
 METHODS = ("fork", "spawn")
 
 
@@ -93,6 +121,28 @@ class AtriumMixin(cpython.ProcessesMixin):
         super().tearDownClass()
 
 
+class AtriumManagerMixin(AtriumMixin):
+    """A ManagerMixin's factories, bound to an atrium.Manager() of the
+    class's store."""
+    TYPE = "manager"
+    for _f in ("Queue", "JoinableQueue", "Lock", "RLock", "Semaphore",
+               "BoundedSemaphore", "Condition", "Event", "Barrier", "Value",
+               "Array", "list", "dict", "Namespace"):
+        locals()[_f] = property(operator.attrgetter("manager." + _f))
+    del _f
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.manager = atrium.Manager()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.manager.shutdown()
+        cls.manager = None
+        super().tearDownClass()
+
+
 def _skip(reason):
     @unittest.skip(reason)
     def skipped(self):
@@ -105,24 +155,30 @@ def _skip(reason):
 for _transport in (pyc.LocalMixin, pyc.RemoteMixin):
     for _method in METHODS:
         for _base_name in CLASSES:
+            if _base_name in LONG_ONLY_FORK and _method == "fork" and not LONG:
+                continue
             _base = getattr(cpython, _base_name)
             _name = "%s_%s%s" % (_transport.transport.capitalize(),
                                  _method.capitalize(), _base_name)
             _body = {"start_method": _method}
+            _mixin = AtriumManagerMixin if _base_name in MANAGER_CLASSES \
+                else AtriumMixin
+            if _base_name == "TestSyncManagerTypes":
+                _body["manager_class"] = atrium._managers.SyncManager
             for (_cls, _test), _reason in SKIPS.items():
                 if _cls == _base_name:
                     _body[_test] = _skip(_reason)
 
-            def _setup(cls, transport=_transport):
+            def _setup(cls, transport=_transport, mixin=_mixin):
                 transport.setUpClass.__func__(cls)
-                AtriumMixin.setUpClass.__func__(cls)
+                mixin.setUpClass.__func__(cls)
 
-            def _teardown(cls, transport=_transport):
-                AtriumMixin.tearDownClass.__func__(cls)
+            def _teardown(cls, transport=_transport, mixin=_mixin):
+                mixin.tearDownClass.__func__(cls)
                 transport.tearDownClass.__func__(cls)
             _body["setUpClass"] = classmethod(_setup)
             _body["tearDownClass"] = classmethod(_teardown)
-            _case = type(_name, (_base, _transport, AtriumMixin, unittest.TestCase),
+            _case = type(_name, (_base, _transport, _mixin, unittest.TestCase),
                          _body)
             _case.__module__ = __name__
             _case.__qualname__ = _name

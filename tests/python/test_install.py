@@ -28,15 +28,17 @@ class Install(unittest.TestCase):
             env = dict(os.environ, PYTHONPATH=pydir, ATRIUM_STORE=store,
                        # The library where make install put it, under DESTDIR.
                        ATRIUM_LIB="%s%s/lib/libatrium.so.1" % (dest, prefix))
+            # The extension installed in the package is the one it uses.
             code = ("import atrium; v = atrium.Value('q', 41, name='inst'); v.add(1); "
-                    "print(atrium.__file__, v.value)")
+                    "print(atrium.__file__, v.value, atrium._local.ext().__file__)")
             try:
                 out = subprocess.run([sys.executable, "-c", code], env=env, cwd=dest,
                                      stdout=subprocess.PIPE, text=True, timeout=60)
                 self.assertEqual(out.returncode, 0)
-                path, value = out.stdout.split()
+                path, value, ext = out.stdout.split()
                 self.assertTrue(path.startswith(pydir), path)
                 self.assertEqual(value, "42")
+                self.assertEqual(os.path.dirname(ext), os.path.join(pydir, "atrium"))
                 self.assertEqual(pyc.cli(store, "get", "inst"), "42")
             finally:
                 gw.remove(store)

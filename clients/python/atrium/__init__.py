@@ -2,8 +2,9 @@
 
     import atrium as multiprocessing
 
-Value, Array, RawValue, RawArray, Queue, SimpleQueue, Lock, RLock,
-Semaphore, BoundedSemaphore, Event, Condition and Barrier live in an atrium
+Value, Array, RawValue, RawArray, Queue, SimpleQueue, JoinableQueue,
+Lock, RLock, Semaphore, BoundedSemaphore, Event, Condition, Barrier,
+Manager().dict() (Dict) and shared_memory.SharedMemory live in an atrium
 store, where C programs (libatrium), HTTP clients (atriumd) and the
 dashboard see them too. Everything else (Process, Pool, current_process,
 get_context, ...) is the standard library's multiprocessing, unchanged.
@@ -20,15 +21,16 @@ import os
 import secrets
 import threading
 import weakref
+from operator import attrgetter
 from queue import Empty, Full
 
-from . import _codec, shared_memory
-from ._errors import AtriumError, missing_kind
+from . import _codec, _local, shared_memory
+from ._errors import AtriumError
 
 __all__ = ["AtriumError", "Store", "connect", "default_store", "Value",
            "Array", "RawValue", "RawArray", "Queue", "SimpleQueue",
            "JoinableQueue", "Lock", "RLock", "Semaphore", "BoundedSemaphore",
-           "Event", "Condition", "Barrier", "Manager"]
+           "Event", "Condition", "Barrier", "Manager", "Dict"]
 
 DEFAULT_STORE = "/dev/shm/atrium"
 
@@ -58,7 +60,8 @@ class Store:
 
     def delete(self, name, kind):
         """Deletes the object called name of kind ("value", "array",
-        "queue", "lock", "semaphore", "flag", "barrier", "condition"):
+        "queue", "lock", "semaphore", "flag", "barrier", "condition",
+        "dict"):
         AtriumError if it is not there."""
         self._impl.delete(name, kind)
 
@@ -80,6 +83,15 @@ class Store:
 
     def SimpleQueue(self, *, name=None):
         return SimpleQueue(name=name, store=self)
+
+    def JoinableQueue(self, maxsize=0, *, name=None):
+        return JoinableQueue(maxsize, name=name, store=self)
+
+    def Dict(self, *args, name=None, **kwargs):
+        return Dict(*args, name=name, store=self, **kwargs)
+
+    def Manager(self):
+        return Manager(store=self)
 
     def Lock(self, *, name=None):
         return Lock(name=name, store=self)
@@ -274,6 +286,39 @@ def _make(cls, store, name, init, *args):
     return obj
 
 
+class _ValueFace:
+    """A value as multiprocessing users see it (bool for '?', bytes for
+    'c'), over a transport's get and set of the core's numbers: the face
+    of the values whose transport has none of its own (the extension's
+    Value is the local one's)."""
+    __slots__ = ("_get", "_set", "_type")
+
+    def __init__(self, b):
+        conv = _from_core(b.type)
+        self._get = b.get if conv is None else (lambda: conv(b.get()))
+        self._set, self._type = b.set, b.type
+
+    @property
+    def value(self):
+        return self._get()
+
+    @value.setter
+    def value(self, v):
+        self._set(_to_core(self._type, v))
+
+
+def _set_value(self, v):
+    self._v.value = v
+
+
+# .value of the value classes: through the instance's face (`_v`), with
+# the extension in C (one attribute look-up, no Python frame: v.value += 1
+# under a lock is that and the lock's two C calls), else in Python.
+_EXT = _local.ext()
+_VALUE = (_EXT.ValueAttr("_v") if _EXT is not None else
+          property(attrgetter("_v.value"), _set_value))
+
+
 class SharedValue(_Shared):
     """A value in the store: RawValue's result (Value's without a lock).
     .value reads and writes it; add(delta) adds atomically in the store and
@@ -286,9 +331,8 @@ class SharedValue(_Shared):
         b = store._impl.kinds["value"](store._impl, name, typecode, init, mode)
         self._b = b
         self._type = b.type
-        conv = _from_core(b.type)
-        self._get = b.get if conv is None else (lambda: conv(b.get()))
-        self._b_set = b.set
+        face = getattr(b, "face", None)
+        self._v = face if face is not None else _ValueFace(b)
         # The hot path, bound straight to the transport's closure (which
         # raises the standard exceptions itself).
         self.add = b.add
@@ -300,13 +344,7 @@ class SharedValue(_Shared):
     def _type_(self):
         return self._type
 
-    @property
-    def value(self):
-        return self._get()
-
-    @value.setter
-    def value(self, v):
-        self._b_set(_to_core(self._type, v))
+    value = _VALUE
 
     def add(self, delta=1):
         """Adds delta in one atomic step in the store; the new value.
@@ -539,20 +577,27 @@ class Queue(_Shared):
     timeout (queue.Full, queue.Empty), put_nowait, get_nowait, qsize,
     empty, full. An item is in the store when put returns (there is no
     feeder thread): close() only forbids this process further use, and
-    join_thread() and cancel_join_thread() have nothing to wait for."""
+    join_thread() and cancel_join_thread() have nothing to wait for.
+    Plus leased gets (get_leased, see atrium._leased) and, for a new
+    queue, max_deliveries= and dead_letter= (the name of the queue that
+    gets an item handed out that often)."""
     _kind = "queue"
 
-    def __init__(self, maxsize=0, *, name=None, store=None):
+    def __init__(self, maxsize=0, *, name=None, store=None, max_deliveries=0,
+                 dead_letter=None):
         store = store or default_store()
         self._attach(store, name or _generated_name(),
-                     ("any" if name else "new", None), maxsize)
+                     ("any" if name else "new", None), maxsize, max_deliveries,
+                     dead_letter)
         if not name:
             _own(self, store, self._name, self._kind)
 
-    def _attach(self, store, name, create, maxsize=0):
+    def _attach(self, store, name, create, maxsize=0, max_deliveries=0,
+                dead_letter=None):
         mode = create[0] if create else "open"
         self._store, self._name = store, name
-        self._b = store._impl.kinds["queue"](store._impl, name, max(maxsize, 0), mode)
+        self._b = store._impl.kinds["queue"](store._impl, name, max(maxsize, 0), mode,
+                                             max_deliveries, dead_letter)
         self._maxsize = self._b.maxsize
         self._closed = False
         self._bput, self._bget = self._b.put, self._b.get
@@ -574,6 +619,23 @@ class Queue(_Shared):
         if item is _codec.EMPTY:
             raise Empty
         return item
+
+    def get_leased(self, block=True, timeout=None, *, lease=None, renew=True):
+        """An atrium extension: the oldest item under a lease, as a Leased
+        (.item, .deliveries, .ack(), .nack(delay), .touch(lease); `with`
+        acks, or nacks on an exception): hidden from other consumers until
+        settled, given back if this process dies (at once locally, `lease`
+        seconds later remotely; renew=False: `lease` seconds after it was
+        taken, whatever happens). lease: seconds (default: connect()'s
+        lease_ttl, $ATRIUM_LEASE_TTL, 30). queue.Empty as get()."""
+        from ._leased import get_leased
+        return get_leased(self, 1, block, timeout, lease, renew)[0]
+
+    def get_leased_many(self, max, block=True, timeout=None, *, lease=None,
+                        renew=True):
+        """As get_leased, up to max items at once (a list, at least one)."""
+        from ._leased import get_leased
+        return get_leased(self, max, block, timeout, lease, renew)
 
     def put_nowait(self, obj):
         return self.put(obj, False)
@@ -619,25 +681,28 @@ class SimpleQueue(Queue):
         return Queue.get(self)
 
 
-# --------------------------------------- kinds that are not in the core yet
+class JoinableQueue(Queue):
+    """As multiprocessing.JoinableQueue: a Queue whose task_done() and
+    join() are the store's task accounting (every process of the store
+    counts: an item put is unfinished until someone calls task_done() for
+    it, or acks it when it was taken with get_leased)."""
 
-def _later(kind, issue):
-    def factory(*args, **kwargs):
-        raise missing_kind(kind, issue)
-    factory.__name__ = kind
-    factory.__doc__ = ("Not yet: atrium has no %s objects until issue %s; "
-                       "raises AtriumError ENOKIND." % (kind, issue))
-    return factory
+    def task_done(self):
+        """ValueError if called more often than items were put."""
+        self._b.done(1)
 
-
-JoinableQueue = _later("JoinableQueue (queue task accounting)", 11)
-Manager = _later("dict (Manager)", 11)
+    def join(self, timeout=None):
+        """Waits until every item put is done. An atrium extension:
+        timeout= (seconds); True once done, False at the timeout."""
+        return self._b.join(timeout)
 
 # --------------------------------------------- synchronisation objects
 
 from ._sync import (Barrier, BoundedSemaphore, Condition, Event,  # noqa: E402
                     Lock, RLock, Semaphore)
 from ._errors import AbandonedWarning  # noqa: E402
+from ._dict import Dict  # noqa: E402
+from ._managers import Manager  # noqa: E402
 
 # ------------------------------------- the rest: the standard library's own
 

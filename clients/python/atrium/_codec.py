@@ -1,4 +1,4 @@
-"""Queue items (and, later, dict values) as JSON text.
+"""Queue items and dict values as JSON text.
 
 What you put is what you get, equal and of the same type. Items that are
 plain JSON (None, bool, int, finite float, str, lists, dicts with str keys)
@@ -36,8 +36,10 @@ except (AttributeError, TypeError, ValueError):
     pass
 
 
-# What a queue's get returns when nothing came (None is an item).
+# What a queue's get returns when nothing came (None is an item), and
+# what a dict's transport returns for a key that is not there.
 EMPTY = object()
+MISSING = object()
 
 
 class _NotPlain(Exception):

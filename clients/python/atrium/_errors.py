@@ -37,9 +37,15 @@ ERRORS = {
     "EOVERRELEASE": (409, "over_released"),
     "ESTALE": (412, "stale_fence"),
     "ELOCKED": (503, "busy"),
+    "EDONE": (409, "too_many_done"),
+    "ENOKEY": (404, "no_such_key"),
+    "EKEY": (400, "bad_key"),
     # Not core codes: what this client says when the store or gateway it
     # talks to lacks a kind of object (locks before issue 10, ...).
     "ENOKIND": (501, "no_such_kind"),
+    # An object that only the local transport can give (SharedMemory's
+    # buffer is the store's memory).
+    "ENOTLOCAL": (501, "needs_local_transport"),
 }
 # The other way, for answers from atriumd: the first core name of a code.
 _BY_HTTP = {}

@@ -22,8 +22,17 @@ that may wait releases the GIL (the declared CDLL functions).
 A call that may wait runs in slices of SLICE seconds, so Ctrl-C (any
 signal whose handler raises) interrupts it within a slice: Python runs
 signal handlers only between foreign calls.
+
+Faster still: atrium._fast, a C extension (clients/python/atrium/_fast.c)
+bound to the same library, does values (.value, add), locks and
+semaphores in C, with no ctypes call at all. It is found by ext() (beside
+the library in a build, else in the package); without it, or with
+ATRIUM_NO_FAST=1 in the environment, everything goes through ctypes as
+above.
 """
 import ctypes
+import importlib.machinery
+import importlib.util
 import os
 import struct
 import threading
@@ -136,6 +145,67 @@ _SYNC_PROTOS = {
     "atr_cond_notify": (c_int, [_h, c_uint64, c_uint64, _u64p]),
 }
 
+
+class Items(Structure):
+    """atr_items: what a batch or leased get appends to."""
+    _fields_ = [("data", c_void_p), ("off", POINTER(c_size_t)),
+                ("len", POINTER(c_size_t)), ("count", c_size_t),
+                ("data_cap", c_size_t), ("item_cap", c_size_t)]
+
+
+class DictItem(Structure):
+    _fields_ = [("key_off", c_size_t), ("key_len", c_size_t),
+                ("value_off", c_size_t), ("value_len", c_size_t),
+                ("version", c_uint64), ("deleted", c_int)]
+
+
+class DictItems(Structure):
+    """atr_dict_items: keys, values and versions copied out of a dict."""
+    _fields_ = [("data", c_void_p), ("item", POINTER(DictItem)),
+                ("count", c_size_t), ("data_len", c_size_t),
+                ("data_cap", c_size_t), ("item_cap", c_size_t)]
+
+
+class DictOp(Structure):
+    _fields_ = [("key", c_char_p), ("key_len", c_size_t), ("value", c_char_p),
+                ("value_len", c_size_t), ("del_", c_int), ("expect", c_uint64)]
+
+
+class IoVec(Structure):
+    _fields_ = [("base", c_char_p), ("len", c_size_t)]
+
+
+_DITEMSP = POINTER(DictItems)
+# Queue task accounting and leased items, dicts, an array's data in
+# place: declared when the library has them (else their users raise
+# ENOKIND, see _need).
+_ITEMSP = POINTER(Items)
+_MORE_PROTOS = {
+    "atr_items_free": (None, [_ITEMSP]),
+    "atr_queue_get_leased": (c_int, [_h, c_size_t, c_double, c_int, c_double,
+                                     _ITEMSP, _u64p, POINTER(c_uint32)]),
+    "atr_queue_ack": (c_int, [_h, _u64p, c_size_t, _u64p, POINTER(c_size_t)]),
+    "atr_queue_nack": (c_int, [_h, _u64p, c_size_t, c_double, _u64p,
+                               POINTER(c_size_t)]),
+    "atr_queue_touch": (c_int, [_h, _u64p, c_size_t, c_double, _u64p,
+                                POINTER(c_size_t)]),
+    "atr_queue_done": (c_int, [_h, c_uint64, _u64p]),
+    "atr_queue_join": (c_int, [_h, c_double, _u64p]),
+    "atr_array_data": (c_int, [_h, POINTER(c_void_p), POINTER(c_size_t)]),
+    "atr_dict_open": (c_int, [c_void_p, c_char_p, c_int, _h]),
+    "atr_dict_items_free": (None, [_DITEMSP]),
+    "atr_dict_get": (c_int, [_h, c_char_p, c_size_t, c_void_p, c_size_t,
+                             POINTER(c_size_t), _u64p]),
+    "atr_dict_read": (c_int, [_h, POINTER(IoVec), c_size_t, _DITEMSP, _u64p]),
+    "atr_dict_set": (c_int, [_h, c_char_p, c_size_t, c_char_p, c_size_t,
+                             c_uint64, _u64p]),
+    "atr_dict_pop": (c_int, [_h, c_char_p, c_size_t, c_uint64, _DITEMSP]),
+    "atr_dict_update": (c_int, [_h, POINTER(DictOp), c_size_t, _u64p]),
+    "atr_dict_page": (c_int, [_h, c_char_p, c_size_t, c_size_t, _DITEMSP,
+                              POINTER(c_int), _u64p]),
+    "atr_dict_len": (c_int, [_h, _u64p, _u64p]),
+}
+
 _lib = None
 _fast = None
 _lib_lock = threading.Lock()
@@ -154,10 +224,49 @@ def _candidates():
                 "libatrium.so.1"]
 
 
+_ext = False  # not looked for yet
+
+
+def _load_ext(path):
+    loader = importlib.machinery.ExtensionFileLoader("atrium._fast", path)
+    spec = importlib.util.spec_from_file_location("atrium._fast", path,
+                                                  loader=loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
+
+
+def ext():
+    """atrium._fast (the hot paths in C), or None: with ATRIUM_NO_FAST set
+    (and not "0"), or when it was not built. The one of the build whose
+    libatrium lib() loads (BUILD/python/, beside BUILD/libatrium.so: a
+    sanitizer build's for a sanitizer build's library), else the
+    package's own (installed by make install)."""
+    global _ext
+    if _ext is not False:
+        return _ext
+    found = None
+    if os.environ.get("ATRIUM_NO_FAST", "") in ("", "0"):
+        for path in _candidates():
+            if os.sep in path and os.path.exists(path):
+                here = os.path.join(os.path.dirname(path), "python", "_fast" +
+                                    importlib.machinery.EXTENSION_SUFFIXES[0])
+                if os.path.exists(here):
+                    found = _load_ext(here)
+                break
+        if found is None:
+            try:
+                from . import _fast as found
+            except ImportError:
+                found = None
+    _ext = found
+    return found
+
+
 def lib():
     """libatrium, loaded and declared once per process: from ATRIUM_LIB,
     else the checkout's build/libatrium.so, else the installed one."""
-    global _lib, _fast
+    global _lib, _fast, _ext
     if _lib is not None:
         return _lib
     with _lib_lock:
@@ -178,7 +287,8 @@ def lib():
                 fn = getattr(loaded, name)
                 fn.restype = res
                 fn.argtypes = args
-            for name, (res, args) in _SYNC_PROTOS.items():
+            for name, (res, args) in list(_SYNC_PROTOS.items()) + \
+                    list(_MORE_PROTOS.items()):
                 fn = getattr(loaded, name, None)
                 if fn is not None:
                     fn.restype = res
@@ -186,6 +296,13 @@ def lib():
             # The same library again (dlopen counts it once): its own
             # function objects, undeclared, that keep the GIL.
             _fast = ctypes.PyDLL(loaded._name)
+            x = ext()
+            if x is not None:
+                from ._errors import AbandonedWarning
+                try:
+                    x.bind(loaded._handle, AbandonedWarning)
+                except ImportError:  # an older library: ctypes then
+                    _ext = None
             _lib = loaded
     return _lib
 
@@ -277,6 +394,7 @@ class Store:
         self.token = None
         self.lib = L = lib()
         self.fast = _fast
+        self.ext = _ext  # atrium._fast, bound to L, or None
         ptr = c_void_p()
         rc = L.atr_store_open(os.fsencode(path), None, byref(ptr))
         if rc < 0:
@@ -301,7 +419,7 @@ class Store:
 
 _FLAGS = {"new": CREATE | EXCL, "any": CREATE, "open": 0}
 _KINDS = {"value": VALUE, "array": ARRAY, "queue": QUEUE, "lock": 4,
-          "semaphore": 5, "flag": 6, "barrier": 7, "condition": 8}
+          "semaphore": 5, "flag": 6, "barrier": 7, "condition": 8, "dict": 9}
 
 
 class _Object:
@@ -333,7 +451,9 @@ class _Object:
 
 class LocalValue(_Object):
     """A value: get, set, add, with ints and floats as the core holds them
-    (conversions to bool and bytes are the caller's)."""
+    (conversions to bool and bytes are the caller's); `face`, with the
+    extension, is the value as multiprocessing users see it (None
+    without)."""
 
     def __init__(self, store, name, type_code, init, mode):
         super().__init__(store, name, type_code)
@@ -373,12 +493,12 @@ class LocalValue(_Object):
                 if rc < 0:
                     raise error(rc)
 
-            def add(d=1):
+            def add(delta=1):
                 try:
                     out, ref = tls.out
                 except AttributeError:
                     out, ref = _thread_word()
-                rc = fadd(href, c_uint64(_unpack_q(_pack_d(d))[0]), ref, None)
+                rc = fadd(href, c_uint64(_unpack_q(_pack_d(delta))[0]), ref, None)
                 if rc < 0:
                     raise error(rc)
                 return out.f
@@ -390,10 +510,10 @@ class LocalValue(_Object):
                 if rc < 0:
                     raise error(rc)
 
-            def add(d=1):
-                w = _DELTAS.get(d) if type(d) is int else None
+            def add(delta=1):
+                w = _DELTAS.get(delta) if type(delta) is int else None
                 if w is None:
-                    w = _delta_word(d)
+                    w = _delta_word(delta)
                 try:
                     out, ref = tls.out
                 except AttributeError:
@@ -403,6 +523,13 @@ class LocalValue(_Object):
                     raise error(rc)
                 return read(out)
         self.get, self.set, self.add = get, set_, add
+        # With the extension, the value as the user sees it (`face.value`,
+        # multiprocessing's conversions included) and add, in C.
+        self.face = None
+        if store.ext is not None:
+            self.face = store.ext.Value(ctypes.addressof(self.handle), self.handle,
+                                        self.type, error)
+            self.add = self.face.add
 
 
 class LocalArray(_Object):
@@ -467,8 +594,36 @@ def _thread_buf(size):
     return _tls.qbuf
 
 
+def need(store, fn, what):
+    """The declared function fn of libatrium, or ENOKIND when this
+    library lacks it (an older build)."""
+    f = getattr(store.lib, fn, None)
+    if f is None or f.argtypes is None:
+        raise AtriumError("ENOKIND", "this libatrium (%s) has no %s: an older "
+                          "build?" % (store.lib._name, what))
+    return f
+
+
+def sliced(call, timeout, again):
+    """Runs call(t) (a core call taking a timeout) in slices of SLICE
+    seconds, so that signal handlers run in between, until it returns a
+    code not in again, or timeout (None: for ever) passed. That code, or
+    None at the timeout. The first call is made whatever the timeout (with
+    t = 0 for 0)."""
+    deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
+    while True:
+        t = SLICE if deadline is None else \
+            min(SLICE, max(deadline - time.monotonic(), 0.0))
+        rc = call(t)
+        if rc not in again:
+            return rc
+        if deadline is not None and time.monotonic() >= deadline:
+            return None
+
+
 class LocalQueue(_Object):
-    def __init__(self, store, name, maxsize, mode):
+    def __init__(self, store, name, maxsize, mode, max_deliveries=0,
+                 dead_letter=None):
         super().__init__(store, name, None)
         L = store.lib
         opts = QueueOpts()
@@ -477,6 +632,8 @@ class LocalQueue(_Object):
         # As multiprocessing: no bound on the bytes, only on the count.
         opts.max_bytes = 0
         opts.max_item = 0
+        opts.max_deliveries = max_deliveries
+        opts.dead_letter = dead_letter.encode() if dead_letter else None
         rc = L.atr_queue_open(store.ptr, name.encode(), _FLAGS[mode], byref(opts),
                               self.href)
         if rc < 0:
@@ -528,6 +685,71 @@ class LocalQueue(_Object):
         if rc < 0:
             raise error(rc)
         return n.value
+
+    # Task accounting (JoinableQueue) and leased items.
+
+    def done(self, n=1):
+        """Marks n items done; the unfinished left. ValueError past zero,
+        as task_done()."""
+        left = c_uint64()
+        rc = need(self.store, "atr_queue_done", "queue task accounting")(
+            self.href, n, byref(left))
+        if rc == self.store.codes["EDONE"]:
+            raise ValueError("task_done() called too many times") from error(rc)
+        if rc < 0:
+            raise error(rc)
+        return left.value
+
+    def join(self, timeout):
+        """True once no item is unfinished; False at the timeout."""
+        fn = need(self.store, "atr_queue_join", "queue task accounting")
+        href, codes = self.href, self.store.codes
+        rc = sliced(lambda t: fn(href, t, None), timeout,
+                    (codes["ETIMEDOUT"], codes["EINTR"]))
+        if rc is None:
+            return False
+        if rc < 0:
+            raise error(rc)
+        return True
+
+    def get_leased(self, max_, lease, timeout):
+        """Up to max_ items under a lease of `lease` seconds held by this
+        thread (given back at once if it dies): [(item, receipt,
+        deliveries)], [] after timeout."""
+        fn = need(self.store, "atr_queue_get_leased", "leased queue items")
+        items = Items()
+        receipts = (c_uint64 * max_)()
+        deliveries = (c_uint32 * max_)()
+        href, codes = self.href, self.store.codes
+        rc = sliced(lambda t: fn(href, max_, lease, 0, t, byref(items), receipts,
+                                 deliveries),
+                    timeout, (codes["EEMPTY"], codes["EINTR"]))
+        try:
+            if rc is None:
+                return []
+            if rc < 0:
+                raise error(rc)
+            return [(decode(string_at(items.data + items.off[k], items.len[k])),
+                     receipts[k], deliveries[k]) for k in range(items.count)]
+        finally:
+            self.store.lib.atr_items_free(byref(items))
+
+    def settle(self, op, receipts, arg=None):
+        """ack, nack (arg: the delay) or touch (arg: the new lease) of
+        receipts; the set of those that were not acted on (unknown,
+        spent, run out, or another thread's)."""
+        fn = need(self.store, "atr_queue_" + op, "leased queue items")
+        n = len(receipts)
+        given = (c_uint64 * n)(*receipts)
+        unknown = (c_uint64 * n)()
+        nu = c_size_t()
+        if op == "ack":
+            rc = fn(self.href, given, n, unknown, byref(nu))
+        else:
+            rc = fn(self.href, given, n, arg, unknown, byref(nu))
+        if rc < 0:
+            raise error(rc)
+        return set(unknown[:nu.value])
 
 
 # The kinds of object of this transport, as atrium's objects open them:

@@ -16,7 +16,10 @@ SLICE seconds at most; barrier and condition waits cannot be cut so (a
 barrier's timeout breaks it, and a condition wait ends in its lock) and
 rely on ATR_EINTR alone.
 
-The uncontended lock path is one PyDLL call (keeping the GIL, no argtypes
+With the extension (atrium._fast, see _local's header) a lock's and a
+semaphore's acquire and release are C methods of its objects, with the
+same codes, exceptions, waits and signal handling as below. Without it,
+the uncontended lock path is one PyDLL call (keeping the GIL, no argtypes
 to convert: see _local's header), the first try of every acquire too;
 only a wait goes through the declared CDLL function, which releases the
 GIL.
@@ -24,6 +27,7 @@ GIL.
 import ctypes
 import threading
 import time
+from operator import index
 from ctypes import byref, c_double, c_int, c_uint64
 
 from . import _local
@@ -107,31 +111,43 @@ class LocalLock(_SyncObject):
         self._opened(lopen(store.ptr, name.encode(), _local._FLAGS[mode],
                            1 if reentrant else 0, self.href))
         self.reentrant = bool(self.info().reentrant)
-        self.abandoned = False
         href = self.href
         grant = self.grant = _local.Grant()
+        ENOTHELD = self.codes["ENOTHELD"]
+        reentrant_ = self.reentrant
+        if store.ext is not None:
+            # acquire, release, `with` and `abandoned` in C.
+            def fail(rc):
+                err = _local.error(rc)
+                return not_held(reentrant_, err) if rc == ENOTHELD else err
+            self.c = store.ext.Lock(ctypes.addressof(self.handle),
+                                    ctypes.addressof(grant), (self.handle, grant),
+                                    name, fail)
+            self.acquire, self.release = self.c.acquire, self.c.release
+            return
+        self.c = None
+        self._abandoned = False
         gref = byref(grant)
         now = store.fast.atr_lock_acquire
         slow = store.lib.atr_lock_acquire
         release_now = store.fast.atr_lock_release
-        ENOTHELD, ETIMEDOUT = self.codes["ENOTHELD"], self.codes["ETIMEDOUT"]
-        reentrant_ = self.reentrant
+        ETIMEDOUT = self.codes["ETIMEDOUT"]
         impl = self
 
         def acquire(block=True, timeout=None):
             rc = now(href, _NOWAIT, gref)
             if rc == 0:
-                if impl.abandoned:
-                    impl.abandoned = False
+                if impl._abandoned:
+                    impl._abandoned = False
                 return True
             if rc == ETIMEDOUT and block and (timeout is None or timeout > 0):
                 rc = wait_call(lambda t: slow(href, t, gref), timeout,
                                impl.codes, True)
             if rc == 0:
-                impl.abandoned = False
+                impl._abandoned = False
                 return True
             if rc == ABANDONED:
-                impl.abandoned = True
+                impl._abandoned = True
                 abandoned_warning(name)
                 return True
             if rc == ETIMEDOUT:
@@ -148,6 +164,18 @@ class LocalLock(_SyncObject):
                 raise _local.error(rc)
 
         self.acquire, self.release = acquire, release
+
+    @property
+    def abandoned(self):
+        """The latest acquisition took the lock from a holder that died."""
+        return self.c.abandoned if self.c is not None else self._abandoned
+
+    @abandoned.setter
+    def abandoned(self, value):
+        if self.c is not None:
+            self.c.abandoned = bool(value)
+        else:
+            self._abandoned = bool(value)
 
     def fence(self):
         """The fence of the calling thread's acquisition (valid while it
@@ -177,9 +205,16 @@ class LocalSemaphore(_SyncObject):
                            value, bound, self.href))
         self.bound = self.info().bound
         href = self.href
+        EOVER = self.codes["EOVERRELEASE"]
+        if store.ext is not None:
+            def fail(rc):
+                err = _local.error(rc)
+                return over_released(err) if rc == EOVER else err
+            c = store.ext.Semaphore(ctypes.addressof(self.handle), self.handle, fail)
+            self.acquire, self.release = c.acquire, c.release
+            return
         now, slow = store.fast.atr_sem_acquire, store.lib.atr_sem_acquire
         ETIMEDOUT = self.codes["ETIMEDOUT"]
-        EOVER = self.codes["EOVERRELEASE"]
         codes = self.codes
         rel = store.lib.atr_sem_release
 
@@ -194,7 +229,7 @@ class LocalSemaphore(_SyncObject):
             raise _local.error(rc)
 
         def release(n=1):
-            rc = rel(href, n, None)
+            rc = rel(href, index(n), None)  # (TypeError, as the C path)
             if rc:
                 if rc == EOVER:
                     raise over_released(_local.error(rc))

@@ -234,11 +234,16 @@ class RemoteArray:
 
 
 class RemoteQueue:
-    def __init__(self, store, name, maxsize, mode):
+    def __init__(self, store, name, maxsize, mode, max_deliveries=0,
+                 dead_letter=None):
         self.store, self.name = store, name
         self.path = "/v1/queues/" + name
-        state, self.created = store.create(self.path, {"maxsize": maxsize},
-                                           {}, mode)
+        body = {"maxsize": maxsize}
+        if max_deliveries:
+            body["max_deliveries"] = max_deliveries
+        if dead_letter:
+            body["dead_letter"] = dead_letter
+        state, self.created = store.create(self.path, body, {}, mode)
         self.life = _Life()
         self.maxsize = state.get("maxsize") or 0
         self.items_path = self.path + "/items"
@@ -252,7 +257,8 @@ class RemoteQueue:
         deadline = None if timeout is None else time.monotonic() + timeout
         left = 0.0
         while True:
-            url = path if left <= 0 else "%s?timeout=%.3f" % (path, left)
+            url = path if left <= 0 else "%s%stimeout=%.3f" % (
+                path, "&" if "?" in path else "?", left)
             status, data = request("POST", url, body)
             if not busy(status, data):
                 return status, data
@@ -282,6 +288,58 @@ class RemoteQueue:
 
     def size(self):
         return self.store.call("GET", self.path)["size"]
+
+    # Task accounting (JoinableQueue) and leased items.
+
+    def done(self, n=1):
+        """Marks n items done; the unfinished left. ValueError past zero,
+        as task_done()."""
+        status, data = self.store.request("POST", self.path + "/done",
+                                          _dumps({"n": n}).encode())
+        if status == 409 and b'"too_many_done"' in data:
+            raise ValueError("task_done() called too many times") \
+                from self.store.error(status, data)
+        if status != 200:
+            raise self.store.error(status, data)
+        return json.loads(data)["unfinished"]
+
+    def join(self, timeout):
+        """True once no item is unfinished; False at the timeout. Polls of
+        at most SLICE seconds (the gateway caps each at --max-wait)."""
+        deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
+        while True:
+            left = SLICE if deadline is None else \
+                min(SLICE, max(deadline - time.monotonic(), 0.0))
+            answer = self.store.call("POST", "%s/join?timeout=%.3f" % (self.path, left))
+            if answer["unfinished"] == 0:
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+
+    def get_leased(self, max_, lease, timeout):
+        """Up to max_ items under a lease of `lease` seconds (the gateway's
+        detached leases: only their deadline ends them): [(item, receipt,
+        deliveries)], [] after timeout."""
+        status, answer = self._waiting(
+            "%s?lease=%g&max=%d" % (self.pop_path, lease, max_), None, timeout,
+            _empty)
+        if status is None:
+            return []
+        if status != 200:
+            raise self.store.error(status, answer)
+        return [(x["item"], x["receipt"], x["deliveries"])
+                for x in _loads_items(answer.decode("utf-8"))["items"]]
+
+    def settle(self, op, receipts, arg=None):
+        """ack, nack (arg: the delay) or touch (arg: the new lease) of
+        receipts; the set of those that were not acted on (unknown, spent
+        or run out)."""
+        query = {"ack": "", "nack": "?delay=%g", "touch": "?lease=%g"}[op]
+        if arg is not None:
+            query %= arg
+        answer = self.store.call("POST", "%s/%s%s" % (self.path, op, query),
+                                 {"receipts": list(receipts)})
+        return set(answer["unknown"])
 
 
 def _full(status, data):

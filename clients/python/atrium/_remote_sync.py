@@ -83,9 +83,29 @@ class _Hold:
         self.fence = answer.get("fence")
         self.ttl = answer.get("ttl") or self.ttl
 
+    def renew(self, token, ttl):
+        """One renewal: the answer's status (200: renewed)."""
+        status, _ = self.store.request("POST", "%s/renew?ttl=%g" % (self.path, ttl),
+                                       json.dumps({"token": token}).encode())
+        return status
+
+
+class ItemHold:
+    """A leased queue item's lease (see _leased), renewed as lock leases
+    are: touched at a third of its lease while the process lives."""
+    __slots__ = ("queue", "token", "ttl", "due", "lost")
+
+    def __init__(self, queue, receipt, ttl):
+        self.queue, self.token, self.ttl = queue, receipt, ttl
+        self.lost = False
+
+    def renew(self, token, ttl):
+        return 409 if self.queue.settle("touch", [token], ttl) else 200
+
 
 class _Renewer:
-    """The thread that renews this process's leases."""
+    """The thread that renews this process's leases: locks' (_Hold) and
+    leased queue items' (ItemHold), each through its renew()."""
 
     def __init__(self):
         self.cond = threading.Condition(threading.Lock())
@@ -118,11 +138,9 @@ class _Renewer:
                 token, ttl = hold.token, hold.ttl
                 hold.due = now + ttl / 3  # (no second renewal meanwhile)
             try:
-                status, data = hold.store.request(
-                    "POST", "%s/renew?ttl=%g" % (hold.path, ttl),
-                    json.dumps({"token": token}).encode())
+                status = hold.renew(token, ttl)
             except Exception:  # the gateway is away: try again soon
-                status, data = None, None
+                status = None
             with self.cond:
                 if hold not in self.holds or hold.token != token:
                     continue  # released, or a condition wait took it meanwhile
@@ -147,6 +165,11 @@ def _forked():
 
 
 os.register_at_fork(after_in_child=_forked)
+
+
+def renewer():
+    """This process's renewer (a forked child gets its own)."""
+    return _renewer
 
 
 class RemoteLock:
