@@ -81,6 +81,14 @@ static const char gw_usage[] =
     "  --busy-wait SECONDS how long a request waits for an object whose lock\n"
     "                      a live process keeps (stopped, paused) before it\n"
     "                      answers 503 busy (ATRIUM_BUSY_WAIT, default 1)\n"
+    "  --metrics-objects MODE  whose gauges /metrics gives: auto (default:\n"
+    "                      every object's while the store holds at most\n"
+    "                      --metrics-max, else those of --metrics-prefixes),\n"
+    "                      all, or prefixes (ATRIUM_METRICS_OBJECTS)\n"
+    "  --metrics-max N     auto's bound (ATRIUM_METRICS_MAX, default 10000)\n"
+    "  --metrics-prefixes LIST  name prefixes, comma separated, whose\n"
+    "                      objects' gauges a large store's /metrics gives\n"
+    "                      (ATRIUM_METRICS_PREFIXES; default none)\n"
     "  --help              this text\n"
     "A non-loopback --listen needs --token-file.\n";
 
@@ -208,6 +216,33 @@ static int parse_list(char *text, const char **list, size_t *n, int brackets) {
   return 0;
 }
 
+/* --metrics-prefixes: name prefixes, comma separated (a later setting
+ * replaces an earlier one). One that another covers is dropped, so no
+ * object is walked, or its gauges given, twice. */
+static int parse_prefixes(char *text, struct gw_config *cfg) {
+  const char *list[GW_MAX_PREFIXES];
+  size_t n = 0;
+
+  if (parse_list(text, list, &n, 0) != 0)
+    return -1;
+  cfg->n_metrics_prefixes = 0;
+  for (size_t i = 0; i < n; i++) {
+    size_t len = strlen(list[i]), j;
+    if (len > ATR_NAME_MAX || atr_name_check(list[i], len) != 0)
+      return -1;
+    for (j = 0; j < n; j++) {
+      size_t lj = strlen(list[j]);
+      /* covered by a shorter one, or by an equal one listed first */
+      if (j != i && lj <= len && memcmp(list[j], list[i], lj) == 0 &&
+          (lj < len || j < i))
+        break;
+    }
+    if (j == n)
+      cfg->metrics_prefixes[cfg->n_metrics_prefixes++] = list[i];
+  }
+  return 0;
+}
+
 static int host_is_loopback(const char *host) {
   struct addrinfo hints, *res = NULL, *ai;
   int all = 1;
@@ -283,6 +318,9 @@ enum {
   OPT_SSE_BUFFER,
   OPT_SSE_MEMORY,
   OPT_BUSY_WAIT,
+  OPT_METRICS_OBJECTS,
+  OPT_METRICS_MAX,
+  OPT_METRICS_PREFIXES,
   OPT_HELP,
 };
 
@@ -309,6 +347,9 @@ static const struct {
     {OPT_SSE_BUFFER, "ATRIUM_SSE_BUFFER"},
     {OPT_SSE_MEMORY, "ATRIUM_SSE_MEMORY"},
     {OPT_BUSY_WAIT, "ATRIUM_BUSY_WAIT"},
+    {OPT_METRICS_OBJECTS, "ATRIUM_METRICS_OBJECTS"},
+    {OPT_METRICS_MAX, "ATRIUM_METRICS_MAX"},
+    {OPT_METRICS_PREFIXES, "ATRIUM_METRICS_PREFIXES"},
 };
 
 /* Applies one setting; arg belongs to argv or the environment. */
@@ -382,6 +423,25 @@ static int apply(struct gw_config *cfg, int opt, char *arg) {
       return -1;
     cfg->busy_wait = d;
     return 0;
+  case OPT_METRICS_OBJECTS:
+    if (strcmp(arg, "auto") == 0)
+      cfg->metrics_objects = GW_METRICS_AUTO;
+    else if (strcmp(arg, "all") == 0)
+      cfg->metrics_objects = GW_METRICS_ALL;
+    else if (strcmp(arg, "prefixes") == 0)
+      cfg->metrics_objects = GW_METRICS_PREFIXES;
+    else
+      return -1;
+    return 0;
+  case OPT_METRICS_MAX: {
+    int64_t v;
+    if (gw_parse_int64(arg, &v) != 0 || v < 0)
+      return -1;
+    cfg->metrics_max = (uint64_t)v;
+    return 0;
+  }
+  case OPT_METRICS_PREFIXES:
+    return parse_prefixes(arg, cfg);
   default:
     return -1;
   }
@@ -408,6 +468,9 @@ static int configure(struct gw_config *cfg, int argc, char **argv) {
       {"sse-buffer", required_argument, NULL, OPT_SSE_BUFFER},
       {"sse-memory", required_argument, NULL, OPT_SSE_MEMORY},
       {"busy-wait", required_argument, NULL, OPT_BUSY_WAIT},
+      {"metrics-objects", required_argument, NULL, OPT_METRICS_OBJECTS},
+      {"metrics-max", required_argument, NULL, OPT_METRICS_MAX},
+      {"metrics-prefixes", required_argument, NULL, OPT_METRICS_PREFIXES},
       {"help", no_argument, NULL, OPT_HELP},
       {NULL, 0, NULL, 0}};
   int opt;
@@ -424,6 +487,8 @@ static int configure(struct gw_config *cfg, int argc, char **argv) {
   cfg->sse_buffer = (size_t)1 << 20;
   cfg->sse_memory = (size_t)32 << 20;
   cfg->busy_wait = 1.0;
+  cfg->metrics_objects = GW_METRICS_AUTO;
+  cfg->metrics_max = 10000;
   n = sysconf(_SC_NPROCESSORS_ONLN);
   cfg->threads = n > 0 ? (unsigned)n : 1;
 
