@@ -36,12 +36,6 @@
 #include "repr.h"
 #include "req.h"
 
-/* TEMPORARY until the core's declaration is merged (page_shim.c). */
-int atr_list_page(atr_store *store, const char *prefix, atr_kind kind,
-                  const char *after, size_t limit,
-                  int (*fn)(const atr_info *info, void *arg), void *arg,
-                  int *more);
-
 typedef int (*gw_handler)(struct gw_req *req);
 
 /* Route flags: the checks routes.c runs before the handler. */
