@@ -730,6 +730,10 @@ bool atr__heap_damaged(atr_store *s);
  * (in any order; sorted here). */
 void atr__heap_rebuild(atr_store *s, struct atr__span *live, size_t n);
 
+/* object.c: fills info from slot's record if it is still incarnation
+ * id (no lock): 0, ATR_ENOENT (gone meanwhile) or ATR_ECORRUPT. */
+int atr__obj_info(atr_store *s, uint32_t slot, uint64_t id, atr_info *info);
+
 /* index.c: the name index, a leaf: hash, probe, insert, remove. */
 uint64_t atr__hash(const char *name, size_t len);
 /* Probes for name (hash = atr__hash of it): its index position, and

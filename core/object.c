@@ -272,7 +272,7 @@ out:
  * away meanwhile, ATR_ECORRUPT if the record is damaged (no known kind,
  * a name length past ATR_NAME_MAX, a kind's state that does not fit the
  * store). */
-static int obj_info(atr_store *s, uint32_t slot, uint64_t id, atr_info *info) {
+int atr__obj_info(atr_store *s, uint32_t slot, uint64_t id, atr_info *info) {
   struct atr__obj *o = atr__slot(s, slot);
   const struct atr__kind_ops *ops = atr__kind_ops_of(o->kind);
   size_t len = o->name_len;
@@ -301,7 +301,7 @@ ATR__EXPORT int atr_stat(atr_store *s, const char *name, atr_info *info) {
   for (int tries = 0; tries < 8; tries++) {
     if ((rc = atr__lookup(s, name, len, &slot, &id)) != 0)
       return rc;
-    if ((rc = obj_info(s, slot, id, info)) != ATR_ENOENT)
+    if ((rc = atr__obj_info(s, slot, id, info)) != ATR_ENOENT)
       return rc;
   }
   return rc;
@@ -312,7 +312,7 @@ ATR__EXPORT int atr_handle_stat(const atr_handle *h, atr_info *info) {
     return ATR_EINVAL;
   if (atr__obj_of(h) == NULL)
     return ATR_ENOENT;
-  return obj_info(h->store, h->slot, h->id, info);
+  return atr__obj_info(h->store, h->slot, h->id, info);
 }
 
 ATR__EXPORT int
@@ -325,7 +325,7 @@ atr_list(atr_store *s, int (*fn)(const atr_info *info, void *arg), void *arg) {
     uint64_t id = atomic_load_explicit(&o->id, memory_order_acquire);
     if (id == 0 || o->dead)
       continue;
-    if (obj_info(s, i, id, &info) != 0)
+    if (atr__obj_info(s, i, id, &info) != 0)
       continue;
     int rc = fn(&info, arg);
     if (rc != 0)

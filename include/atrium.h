@@ -94,7 +94,7 @@ typedef struct atr_store atr_store;
 
 typedef struct atr_store_opts {
   size_t size;           /* bytes of the store file (default 16 MiB)       */
-  uint32_t max_objects;  /* 0 (default): one per 4 KiB of size, 16..4096 */
+  uint32_t max_objects;  /* 0 (default): one per 4 KiB of size, >= 16  */
   uint32_t feed_entries; /* change feed slots; 0 (default): the same     */
   unsigned mode;         /* file mode when created (default 0600)          */
   int open_only;         /* 1: fail with ATR_ENOENT rather than create     */
@@ -267,6 +267,27 @@ int atr_stat(atr_store *store, const char *name, atr_info *info);
  */
 int atr_list(atr_store *store, int (*fn)(const atr_info *info, void *arg),
              void *arg);
+
+/*
+ * Lists objects in bytewise name order: those whose names start with
+ * prefix (NULL or "": all), of kind `kind` (0: any), after the name
+ * `after` (NULL: from the first), at most `limit` (> 0), calling fn
+ * for each as atr_list does. *more is set to 1 when objects that match
+ * follow the last one given, else 0. Returns 0 or ATR_EINVAL.
+ *
+ * No lock is held while fn runs (fn may call any function of this API);
+ * fn returning non-zero stops the page, and that value is returned. A
+ * walk that passes each page's last name as `after` sees every object
+ * present throughout the walk exactly once; objects created or deleted
+ * during it may or may not be seen. prefix and after are compared as
+ * bytes and need not be valid names. ATR_EINVAL: store or fn NULL, limit
+ * 0, or kind not a kind. more may be NULL. ATR_ENOMEM if the page's
+ * room (limit entries, at most the object limit) cannot be allocated.
+ */
+int atr_list_page(atr_store *store, const char *prefix, atr_kind kind,
+                  const char *after, size_t limit,
+                  int (*fn)(const atr_info *info, void *arg), void *arg,
+                  int *more);
 
 /*
  * Deletes the object called name if it is of kind (ATR_ANY: any kind;
