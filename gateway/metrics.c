@@ -257,8 +257,8 @@ static int m_object(const atr_info *i, void *arg) {
   return 0;
 }
 
-/* The objects of one prefix, a page at a time (each page costs what it
- * holds: the scrape never walks the whole store for a few objects). */
+/* The objects of one prefix, a page at a time: the core reads names
+ * only, and only the matching objects are described and printed. */
 static void m_walk_prefix(struct m_walk *w, const char *prefix) {
   int more = 1;
 
