@@ -164,7 +164,7 @@ static void ev_gap(uint64_t next) {
   uint64_t seq = next - 1;
 
   gw_sse_gap(seq);
-  if (gw_snap_read(gw_srv->store, &b) != 0) {
+  if (gw_snap_read(gw_srv->store, NULL, &b) != 0) {
     ev_complain("out of memory reading the objects for a resync");
     return;
   }
