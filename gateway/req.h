@@ -158,6 +158,7 @@ struct gw_waiter {
   double retry_gap;     /* the gap before the next try (grows)       */
   double lock_deadline; /* gives up with 503 busy then (0: not set
                            yet; < 0: at once)                        */
+  size_t heap_at;       /* park.c's timer heap: its place + 1 (0: out) */
 };
 
 /* What a request was granted (a lock's lease, a permit, a barrier's
