@@ -38,15 +38,23 @@ uint64_t atr__store_header_check(const struct atr__header *h) {
   return x;
 }
 
+/* The format's own bounds on the counts: an index entry keeps slot + 2
+ * in 32 bits and the index (two entries per object, a power of two)
+ * counts its slots in 32 bits. What a store can really hold is less:
+ * the tables must fit its size (store_layout). */
+#define MAX_OBJECTS (1u << 30)
+#define MAX_FEED (1u << 30)
+
 /* The fixed part of a header (magic, layout and the tables' offsets)
  * for a store of size bytes with these counts: how creation lays it out
  * and what an opener derives again to check a header it reads. 0 or
- * ATR_EINVAL if the tables do not fit. */
+ * ATR_EINVAL if the tables do not fit. Every product is taken in 64 bits
+ * from counts bounded above, so no header can make one wrap. */
 static int store_layout(uint64_t size, uint32_t max_objects,
                         uint32_t feed_entries, struct atr__header *h) {
   uint32_t slots = 16;
-  if (max_objects == 0 || max_objects > (1u << 24) || feed_entries < 16 ||
-      feed_entries > (1u << 24) || size > ((uint64_t)1 << 47))
+  if (max_objects == 0 || max_objects > MAX_OBJECTS || feed_entries < 16 ||
+      feed_entries > MAX_FEED || size > ((uint64_t)1 << 47))
     return ATR_EINVAL;
   while (slots < 2 * max_objects)
     slots *= 2;
@@ -67,19 +75,38 @@ static int store_layout(uint64_t size, uint32_t max_objects,
   return 0;
 }
 
+/* The default count of objects (and of feed entries) for a store of
+ * size bytes: one per 4 KiB, at least 16, no more than the format
+ * allows. */
+static uint32_t store_per_size(uint64_t size) {
+  uint64_t n = size / 4096;
+  return n < 16 ? 16 : n > MAX_OBJECTS ? MAX_OBJECTS : (uint32_t)n;
+}
+
 /* Lays out the tables for opts; 0 or ATR_EINVAL if they do not fit. */
 static int store_plan(const atr_store_opts *o, struct atr__header *h) {
-  /* By default one object and one feed entry per 4 KiB, 16 to 4096. */
-  uint64_t per_size = o->size / 4096 < 16     ? 16
-                      : o->size / 4096 > 4096 ? 4096
-                                              : o->size / 4096;
-  uint32_t max_objects = o->max_objects ? o->max_objects : (uint32_t)per_size;
-  uint32_t feed_entries =
-      o->feed_entries ? o->feed_entries : (uint32_t)per_size;
+  uint32_t max_objects =
+      o->max_objects ? o->max_objects : store_per_size(o->size);
+  /* The feed holds as many events as there can be objects: a reader
+   * that falls further behind re-reads them all (a resync) anyway. */
+  uint32_t feed_entries = o->feed_entries ? o->feed_entries : max_objects;
   int rc = store_layout(o->size, max_objects, feed_entries, h);
   if (rc == 0)
     h->check = atr__store_header_check(h);
   return rc;
+}
+
+ATR__EXPORT uint32_t atr_store_fits(size_t size) {
+  struct atr__header h;
+  uint32_t lo = 0, hi = MAX_OBJECTS; /* lo fits (or is 0), hi + 1 not */
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo + 1) / 2;
+    if (store_layout(size, mid, mid < 16 ? 16 : mid, &h) == 0)
+      lo = mid;
+    else
+      hi = mid - 1;
+  }
+  return lo;
 }
 
 /* Whether the fixed part of h is what its counts and size lay out: the

@@ -42,6 +42,8 @@ static const char gw_usage[] =
     ")\n"
     "  --store-size SIZE   size when creating it, e.g. 64M "
     "(ATRIUM_STORE_SIZE)\n"
+    "  --max-objects N     object limit when creating it (ATRIUM_MAX_OBJECTS,\n"
+    "                      default one per 4 KiB of the size)\n"
     "  --store-mode MODE   its file mode when creating it: 0600 (default),\n"
     "                      0660 to share it with the group "
     "(ATRIUM_STORE_MODE)\n"
@@ -302,6 +304,7 @@ enum {
   OPT_STORE = 256,
   OPT_STORE_SIZE,
   OPT_STORE_MODE,
+  OPT_MAX_OBJECTS,
   OPT_LISTEN,
   OPT_EVENTS,
   OPT_TOKEN_FILE,
@@ -331,6 +334,7 @@ static const struct {
     {OPT_STORE, "ATRIUM_STORE"},
     {OPT_STORE_SIZE, "ATRIUM_STORE_SIZE"},
     {OPT_STORE_MODE, "ATRIUM_STORE_MODE"},
+    {OPT_MAX_OBJECTS, "ATRIUM_MAX_OBJECTS"},
     {OPT_LISTEN, "ATRIUM_LISTEN"},
     {OPT_EVENTS, "ATRIUM_EVENTS"},
     {OPT_TOKEN_FILE, "ATRIUM_TOKEN_FILE"},
@@ -366,6 +370,8 @@ static int apply(struct gw_config *cfg, int opt, char *arg) {
     return parse_size(arg, &cfg->store_size);
   case OPT_STORE_MODE:
     return parse_mode(arg, &cfg->store_mode);
+  case OPT_MAX_OBJECTS: /* what fits the size is checked at the open */
+    return parse_uint(arg, 1, 1u << 30, &cfg->max_objects);
   case OPT_LISTEN:
     return parse_listen(arg, cfg);
   case OPT_EVENTS:
@@ -452,6 +458,7 @@ static int configure(struct gw_config *cfg, int argc, char **argv) {
       {"store", required_argument, NULL, OPT_STORE},
       {"store-size", required_argument, NULL, OPT_STORE_SIZE},
       {"store-mode", required_argument, NULL, OPT_STORE_MODE},
+      {"max-objects", required_argument, NULL, OPT_MAX_OBJECTS},
       {"listen", required_argument, NULL, OPT_LISTEN},
       {"events", required_argument, NULL, OPT_EVENTS},
       {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
@@ -625,7 +632,17 @@ int main(int argc, char **argv) {
     so.size = cfg->store_size;
   if (cfg->store_mode)
     so.mode = cfg->store_mode;
+  so.max_objects = cfg->max_objects;
   rv = atr_store_open(cfg->store_path, &so, &srv.store);
+  if (rv == ATR_EINVAL && cfg->max_objects > atr_store_fits(so.size)) {
+    fprintf(stderr,
+            "atriumd: cannot create store %s: --max-objects %u does not fit "
+            "a store of %zu bytes (it holds at most %u; each object takes "
+            "about 624 bytes of tables: raise --store-size)\n",
+            cfg->store_path, cfg->max_objects, so.size,
+            (unsigned)atr_store_fits(so.size));
+    goto done;
+  }
   if (rv != 0) {
     fprintf(stderr, "atriumd: cannot open store %s: %s\n", cfg->store_path,
             atr_strerror(rv));

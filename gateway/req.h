@@ -54,6 +54,7 @@ struct gw_config {
   const char *store_path;
   size_t store_size;     /* 0: the core's default                    */
   unsigned store_mode;   /* 0: the core's default (0600)             */
+  unsigned max_objects;  /* 0: the core's default (one per 4 KiB)    */
   char listen_host[256]; /* as given, without brackets               */
   unsigned listen_port;
   const char *events_url;

@@ -95,7 +95,7 @@ typedef struct atr_store atr_store;
 typedef struct atr_store_opts {
   size_t size;           /* bytes of the store file (default 16 MiB)       */
   uint32_t max_objects;  /* 0 (default): one per 4 KiB of size, >= 16  */
-  uint32_t feed_entries; /* change feed slots; 0 (default): the same     */
+  uint32_t feed_entries; /* change feed slots (>= 16); 0: max_objects  */
   unsigned mode;         /* file mode when created (default 0600)          */
   int open_only;         /* 1: fail with ATR_ENOENT rather than create     */
   double init_timeout;   /* seconds to wait for another creator (default 5) */
@@ -112,7 +112,10 @@ void atr_store_opts_init(atr_store_opts *opts);
 /*
  * Opens the store at path, creating it if missing (unless opts->open_only).
  * opts may be NULL for the defaults; size, max_objects and feed_entries
- * matter only when creating. Exactly one of several racing creators
+ * matter only when creating: each object costs about 624 bytes of tables
+ * (its record, 512; two index entries, 16; its feed entry, 96), and
+ * counts whose tables do not fit size with 64 KiB to spare are
+ * ATR_EINVAL (atr_store_fits says how many do). Exactly one of several racing creators
  * initialises the file; the others wait up to init_timeout for it. The
  * whole size is reserved up front: a full tmpfs fails here with
  * ATR_ENOSPC (and the file is removed), never later. A file that is not
@@ -137,6 +140,11 @@ void atr_store_opts_init(atr_store_opts *opts);
  */
 int atr_store_open(const char *path, const atr_store_opts *opts,
                    atr_store **out);
+
+/* The most objects a new store of size bytes can be made for (its feed
+ * left at the default, as many entries), 0 if none: for a clear error
+ * before atr_store_open refuses a count with ATR_EINVAL. */
+uint32_t atr_store_fits(size_t size);
 
 /* Unmaps and frees store (NULL is fine). Handles on it become invalid. */
 void atr_store_close(atr_store *store);
