@@ -314,6 +314,8 @@ $(BUILD)/bench/events_bench: $(BUILD)/bench/events_bench.o $(LIB_A)
 	$(CC) $(LDFLAGS) -o $@ $^ -lnng
 $(BUILD)/bench/core_bench: $(BUILD)/bench/core_bench.o $(LIB_A)
 	$(CC) $(LDFLAGS) -o $@ $^
+$(BUILD)/bench/growth_fill: $(BUILD)/bench/growth_fill.o $(LIB_A)
+	$(CC) $(LDFLAGS) -o $@ $^
 $(BUILD)/bench/%.o: bench/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PUBLIC_INC) -c $< -o $@

@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,43 @@ static const char gw_usage[] =
     "                      (ATRIUM_METRICS_PREFIXES; default none)\n"
     "  --help              this text\n"
     "A non-loopback --listen needs --token-file.\n";
+
+/* ------------------------------------------------------- the start walk */
+
+/* What outlives the gateway is found by one walk of the store: leases
+ * whose deadlines it must watch, dicts whose keys it names. At a million
+ * objects the walk takes seconds (its first touch of every record), so
+ * it runs beside the daemon, which serves from the start: a lease that
+ * ran out meanwhile ends when the walk reaches it (or whoever looks). */
+static struct {
+  pthread_t thread;
+  int running;
+  atomic_int stop;
+} gw_walk;
+
+static int gw_walk_one(const atr_info *info, void *arg) {
+  (void)arg;
+  if (atomic_load_explicit(&gw_walk.stop, memory_order_relaxed))
+    return 1;
+  gw_lease_seen(gw_srv->store, info);
+  gw_events_seen(info);
+  return 0;
+}
+
+static void *gw_walk_run(void *arg) {
+  (void)arg;
+  atr_set_lock_patience(0); /* (it reads lock-free; never waits) */
+  atr_list(gw_srv->store, gw_walk_one, NULL);
+  return NULL;
+}
+
+static void gw_walk_stop(void) {
+  if (!gw_walk.running)
+    return;
+  atomic_store(&gw_walk.stop, 1);
+  pthread_join(gw_walk.thread, NULL);
+  gw_walk.running = 0;
+}
 
 /* ------------------------------------------------------------ parsing */
 
@@ -658,8 +696,6 @@ int main(int argc, char **argv) {
     goto done;
   /* States count the HTTP waiters parked here beside the store's. */
   gw_repr_set_waiting(gw_park_waiting);
-  /* Leases outlive the gateway: their deadlines are noted again. */
-  gw_lease_scan(srv.store);
   if (gw_follow_start(srv.store, gw_subs,
                       sizeof(gw_subs) / sizeof(gw_subs[0])) != 0) {
     fprintf(stderr, "atriumd: cannot start the change-feed follower\n");
@@ -675,6 +711,10 @@ int main(int argc, char **argv) {
           gw_pub_url());
   gw_pub_warn();
   fflush(stderr);
+  /* Leases and dicts outlive the gateway (see "the start walk"). */
+  gw_walk.running = pthread_create(&gw_walk.thread, NULL, gw_walk_run, NULL) == 0;
+  if (!gw_walk.running)
+    gw_walk_run(NULL);
 
   do {
     if (sigwait(&sigs, &sig) != 0)
@@ -684,6 +724,7 @@ int main(int argc, char **argv) {
   /* Stop taking connections, answer every waiting request as if its time
    * had come, let those answers go out, then stop. */
   gw_http_refuse();
+  gw_walk_stop();
   gw_sse_shutdown(1.0);
   gw_park_shutdown(2.0);
   gw_follow_stop();
@@ -691,6 +732,7 @@ int main(int argc, char **argv) {
   listen_fd = -1; /* MHD closed it */
   status = 0;
 done:
+  gw_walk_stop();
   gw_park_shutdown(0);
   gw_follow_stop();
   gw_sse_shutdown(0);
