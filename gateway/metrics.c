@@ -2,7 +2,9 @@
  * metrics.c - /metrics in Prometheus text format: requests by route and
  * status, a latency histogram per route, store usage, parked requests,
  * every value as a gauge labelled by its name, and the state of every
- * lock, semaphore, flag and barrier as gauges labelled the same way.
+ * lock, semaphore, flag, barrier, queue and dict as gauges labelled the
+ * same way - every object's while the store holds at most --metrics-max,
+ * else those of --metrics-prefixes (m_objects).
  *
  * Counters are relaxed atomics in one table allocated at start: counting
  * a request takes no lock.
