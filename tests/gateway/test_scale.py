@@ -273,6 +273,56 @@ class Metrics(gw.GatewayCase):
             g.stop()
 
 
+class StreamsByObject(gw.GatewayCase):
+    """SSE streams whose topics name one object each get that object's
+    snapshot and events only; broad ones (a kind, a name prefix, none)
+    get every match; two topics of one stream matching one event give it
+    once."""
+
+    def test_matching(self):
+        import sys
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                        "..", "events"))
+        import evlib
+        g = self.gw
+        n = 40
+        for i in range(n):
+            self.assertEqual(g.put("/v1/values/s%02d" % i, {"type": "i"}).status, 201)
+        self.assertEqual(g.put("/v1/queues/s05", {}).status, 409)  # (a value)
+        self.assertEqual(g.put("/v1/queues/q", {}).status, 201)
+        one = [evlib.SSE(g, "/v1/events?topics=value/s%02d/" % i) for i in range(n)]
+        twice = evlib.SSE(g, "/v1/events?topics=value/s07/,value/s07/add,queue/q/")
+        broad = evlib.SSE(g, "/v1/events?topics=value/s0")
+        ops = evlib.SSE(g, "/v1/events?topics=value/s09/add")
+        everything = evlib.SSE(g, "/v1/events")
+        for i, st in enumerate(one):
+            ev = st.wait(lambda e: not e.comment and e.op == "snapshot")
+            self.assertEqual(ev.name, "s%02d" % i)
+        twice.wait(lambda e: not e.comment and e.op == "snapshot" and e.name == "q")
+        broad.wait(lambda e: not e.comment and e.name == "s09")
+        everything.wait(lambda e: not e.comment and e.name == "s39")
+        for i in (7, 9, 7):
+            self.assertEqual(g.post("/v1/values/s%02d/add" % i).status, 200)
+        last = g.get("/v1/values/s07").json["version"]
+        for st in (one[7], twice, broad, everything):
+            st.wait(lambda e: not e.comment and e.name == "s07" and e.op == "add" and
+                    e.json["version"] == last)
+        ops.wait(lambda e: not e.comment and e.name == "s09" and e.op == "add")
+        for st in one + [twice, broad, ops, everything]:
+            st.poll(0.2)
+        seqs = [e.seq for e in twice.data_events() if e.op == "add"]
+        self.assertEqual(len(seqs), len(set(seqs)), "an event given twice")
+        for i, st in enumerate(one):
+            names = {e.name for e in st.data_events()}
+            self.assertEqual(names, {"s%02d" % i}, i)
+        self.assertEqual({e.name for e in broad.data_events()},
+                         {"s%02d" % i for i in range(10)})
+        # A topic of one op takes no snapshot, and only that op.
+        self.assertEqual({(e.name, e.op) for e in ops.data_events()}, {("s09", "add")})
+        for st in one + [twice, broad, ops, everything]:
+            st.close()
+
+
 class ManyParked(gw.GatewayCase):
     """Pops parked on many queues: a put wakes exactly its queue's."""
     N = 10000 if LONG else 1000
