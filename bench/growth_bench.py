@@ -27,6 +27,7 @@ Stores live under /dev/shm (the large one is 4 GiB: it needs the RAM) and
 are removed at the end.
   ATRIUM_GROWTH_OBJECTS (1000000) ATRIUM_GROWTH_PARKED (10000)
   ATRIUM_GROWTH_SUBS (1000) ATRIUM_HTTP_BENCH_TIME (5 s per wrk run)
+  ATRIUM_GROWTH_ROWS (add,wake,sse,fanout: which rows run)
 """
 import http.client
 import json
@@ -237,32 +238,44 @@ def wake(d, conn, queue, runs=300):
 
 
 def parked_wakes():
-    path = store_path("parked")
-    # A queue takes 64 KiB of the store; scrapes stay cheap either way.
-    # (and the tables: some 624 bytes per 4 KiB of store)
-    d = Daemon(path, "--store-size", "%d" % ((PARKED + 64) * 80 * 1024 + (128 << 20)),
-               "--metrics-objects", "prefixes")
-    conn = d.conn()
-    for q in ["w"] + ["o%05d" % i for i in range(PARKED)]:
-        status, _ = d.req("PUT", "/v1/queues/" + q, {}, conn=conn)
-        if status != 201:
-            fail("PUT queue %s: %d" % (q, status))
-    none = wake(d, conn, "w")
-    socks = [raw(d.port, "POST", "/v1/queues/o%05d/pop?timeout=600" % i)
+    """Two daemons, one with PARKED pops parked on other queues, one with
+    none; their wakes are measured in turns (the machine is shared), and
+    each keeps its best round."""
+    daemons = {}
+    for k in ("0", "10k"):
+        path = store_path("parked" + k)
+        # A queue takes 64 KiB of the store (its ring), and the tables some
+        # 624 bytes per 4 KiB; scrapes stay cheap either way.
+        d = Daemon(path, "--store-size", "%d" % ((PARKED + 64) * 80 * 1024 + (128 << 20)),
+                   "--metrics-objects", "prefixes")
+        conn = d.conn()
+        for q in ["w"] + (["o%05d" % i for i in range(PARKED)] if k != "0" else []):
+            status, _ = d.req("PUT", "/v1/queues/" + q, {}, conn=conn)
+            if status != 201:
+                fail("PUT queue %s: %d" % (q, status))
+        daemons[k] = (d, conn)
+    d = daemons["10k"][0]
+    socks = [raw(d.port, "POST", "/v1/queues/o%05d/pop?timeout=900" % i)
              for i in range(PARKED)]
     deadline = time.monotonic() + 120
     while d.metric("atrium_parked_requests") != PARKED:
         if time.monotonic() > deadline:
             fail("the pops did not all park")
         time.sleep(0.1)
-    many = wake(d, conn, "w")
-    emit("growth_wake_0", "%.0f" % (1 / none), "wakes/s (%.0f us each)" % (none * 1e6))
-    emit("growth_wake_10k", "%.0f" % (1 / many),
-         "wakes/s (%.0f us each, %d parked on other queues)" % (many * 1e6, PARKED))
+    best = {"0": 1.0, "10k": 1.0}
+    for _ in range(5):
+        for k, (dk, conn) in daemons.items():
+            best[k] = min(best[k], wake(dk, conn, "w", 60))
+    emit("growth_wake_0", "%.0f" % (1 / best["0"]), "wakes/s (%.0f us each)" % (best["0"] * 1e6))
+    emit("growth_wake_10k", "%.0f" % (1 / best["10k"]),
+         "wakes/s (%.0f us each, %d parked on other queues)" % (best["10k"] * 1e6, PARKED))
+    if d.metric("atrium_parked_requests") != PARKED:
+        fail("a pop parked on another queue was answered")
     for s in socks:
         s.close()
-    conn.close()
-    d.stop()
+    for dk, conn in daemons.values():
+        conn.close()
+        dk.stop()
 
 
 class Streams:
@@ -301,8 +314,10 @@ class Streams:
                 self.dechunk(s)
                 *lines, self.bufs[s] = self.bufs[s].split(b"\n")
                 for line in lines:
+                    # (kept as text: parsing a million events in Python
+                    # would make the reader the bottleneck)
                     if line.startswith(b"data: "):
-                        self.events[s].append(json.loads(line[6:]))
+                        self.events[s].append(line[6:])
 
     def dechunk(self, s):
         """The stream's body from its chunked encoding, into bufs[s]."""
@@ -360,22 +375,25 @@ def sse_other_objects():
     emit_add("growth_http_add_sse_1k", best["1k"], " (%d streams on other objects)" % SUBS)
 
 
+SEQ = re.compile(rb'"seq":(\d+)')
+
+
 def fanout():
     path = store_path("fanout")
     fill(path, 64 << 20, 1, "f")
     d = Daemon(path, "--sse-memory", "512M", "--sse-buffer", "4M")
-    adds = 5000
     conn = d.conn()
 
-    def run_adds():
+    def run_adds(adds):
         c0 = d.cpu()
         for _ in range(adds):
             status, body = d.req("POST", "/v1/values/f0000000/add", conn=conn)
             if status != 200:
                 fail("add answered %d" % status)
         return d.cpu() - c0, json.loads(body)["value"]
-    base, _ = run_adds()
-    print("# adds alone: %.1f us of the gateway's CPU each" % (base / adds * 1e6))
+    base, _ = run_adds(5000)
+    base /= 5000
+    print("# adds alone: %.1f us of the gateway's CPU each" % (base * 1e6))
     for n in (1, 10, 100, 1000):
         if n > SUBS:
             break
@@ -385,19 +403,22 @@ def fanout():
             if time.monotonic() > deadline:
                 fail("fan-out %d: no snapshot" % n)
             time.sleep(0.05)
-        cpu, last = run_adds()
+        # Deliveries (events x streams) bounded: a Python reader keeps up.
+        adds = max(500, 5000 // n)
+        cpu, last = run_adds(adds)
         deadline = time.monotonic() + 120
-        while any(st.events[s][-1].get("value") != last for s in st.socks):
+        while any(json.loads(st.events[s][-1]).get("value") != last for s in st.socks):
             if time.monotonic() > deadline:
                 fail("fan-out %d: a stream never got the last value" % n)
             time.sleep(0.05)
         cpu_all = cpu + 0.0
-        seqs = [[e["seq"] for e in st.events[s] if e["op"] != "snapshot"] for s in st.socks]
+        seqs = [[SEQ.search(e).group(1) for e in st.events[s] if b'"op":"snapshot"' not in e]
+                for s in st.socks]
         if any(x != seqs[0] for x in seqs):
             fail("fan-out %d: the streams got different events" % n)
         events = len(seqs[0])
         st.close()
-        per_sub = (cpu_all - base) / events / n * 1e6 if events else 0
+        per_sub = (cpu_all - base * adds) / events / n * 1e6 if events else 0
         emit("growth_fanout_%d" % n, "%.2f" % per_sub,
              "us of CPU per event per subscriber (%d events, each to all %d; %.1f us per event)"
              % (events, n, cpu_all / events * 1e6))
@@ -411,10 +432,11 @@ def main():
             fail("%s not built (make bench builds it)" % tool)
     try:
         print("# growth (issue 15): the gateway as the store and the waiters grow")
-        add_and_restart()
-        parked_wakes()
-        sse_other_objects()
-        fanout()
+        rows = os.environ.get("ATRIUM_GROWTH_ROWS", "add,wake,sse,fanout").split(",")
+        for row, fn in (("add", add_and_restart), ("wake", parked_wakes),
+                        ("sse", sse_other_objects), ("fanout", fanout)):
+            if row in rows:
+                fn()
     finally:
         for path in STORES:
             try:
