@@ -3,11 +3,14 @@
  * memory. Prints one `name: value unit` line per measurement.
  *
  *   core_bench [NAME...]     run only the named measurements
+ *                            (growth_times: the growth section's times)
  *
  * Each measurement is sized (by a short calibration run) to take about
  * ATRIUM_BENCH_TIME seconds (default 1.2), runs three times, and reports
  * the best. Stores live under /dev/shm with unique names and are removed
  * afterwards. Nothing here asserts a time: the numbers are for people.
+ * The growth rows (the same work among few objects and among many) are
+ * timed in CPU time, the others in wall time.
  */
 #include "atrium.h"
 
@@ -54,9 +57,14 @@ static void bench_on_signal(int sig) {
   raise(sig);
 }
 
+/* Wall time, but for the growth rows: their ratios compare one process's
+ * costs, which the CPU time it used measures even on a shared machine
+ * (wall time there says as much about the neighbours' load). */
+static clockid_t bench_clock = CLOCK_MONOTONIC;
+
 static double bench_now(void) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(bench_clock, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
@@ -431,6 +439,132 @@ static double core_dict_setget_1p(uint64_t count) {
   return bench_now() - t0;
 }
 
+/* ------------------------------------------------------------ growth */
+
+/* The same work in a store holding few objects and in one holding many
+ * (ATRIUM_BENCH_GROW, default 1,000,000): the costs must stay flat with
+ * the count. Both stores are made for the many, so their tables (the
+ * feed's ring, the index) are the same size: what differs is only what
+ * is in them. */
+#define BENCH_FEW 10u
+static unsigned bench_grow_n = 1000000u;
+
+/* A fresh store made for bench_grow_n objects besides the benchmark's
+ * own, holding n values (g-0000000, ...). */
+static atr_store *bench_store_grown(unsigned n) {
+  atr_store_opts opts;
+  atr_store *store;
+  atr_handle h;
+  char name[32];
+  int rv;
+
+  atr_store_opts_init(&opts);
+  opts.max_objects = bench_grow_n + 1024;
+  opts.size = (size_t)opts.max_objects * 768 + ((size_t)16 << 20);
+  snprintf(bench_store_path, sizeof bench_store_path,
+           "/dev/shm/atrium-bench-%ld-grown", (long)getpid());
+  unlink(bench_store_path);
+  if ((rv = atr_store_open(bench_store_path, &opts, &store)) < 0)
+    bench_die(bench_store_path, rv);
+  for (unsigned i = 0; i < n; i++) {
+    snprintf(name, sizeof name, "g-%07u", i);
+    if ((rv = atr_value_open(store, name, 'q', ATR_CREATE, NULL, &h)) < 0)
+      bench_die("atr_value_open", rv);
+  }
+  return store;
+}
+
+/* A create then a delete of a value, each under a name never used
+ * before (as new keys come and go): count pairs. */
+static double core_create_delete(uint64_t count) {
+  static uint64_t serial;
+  atr_handle h;
+  char name[32];
+  int rv;
+  double t0 = bench_now();
+  for (uint64_t n = 0; n < count; n++) {
+    snprintf(name, sizeof name, "cd-%llu", (unsigned long long)serial++);
+    if ((rv = atr_value_open(bench_value_store, name, 'q', ATR_CREATE, NULL,
+                             &h)) != ATR_CREATED)
+      bench_die("atr_value_open", rv);
+    if ((rv = atr_delete(bench_value_store, name, ATR_ANY)) != 0)
+      bench_die("atr_delete", rv);
+  }
+  return bench_now() - t0;
+}
+
+/* One count: a walk of every object by pages of limit. */
+static int bench_page_one(const atr_info *info, void *arg) {
+  snprintf(arg, ATR_NAME_MAX + 1, "%s", info->name);
+  return 0;
+}
+
+static double bench_walk(size_t limit, uint64_t count) {
+  char last[ATR_NAME_MAX + 1];
+  int more, rv;
+  double t0 = bench_now();
+  for (uint64_t n = 0; n < count; n++) {
+    more = 1;
+    for (int first = 1; more; first = 0)
+      if ((rv = atr_list_page(bench_value_store, NULL, ATR_ANY,
+                              first ? NULL : last, limit, bench_page_one, last,
+                              &more)) != 0)
+        bench_die("atr_list_page", rv);
+  }
+  return bench_now() - t0;
+}
+
+static double core_walk_pages_1000(uint64_t count) {
+  return bench_walk(1000, count);
+}
+
+static double core_walk_pages_100(uint64_t count) {
+  return bench_walk(100, count);
+}
+
+/* The growth rows besides the rated ones: a reopen of the store (what a
+ * restart of atriumd costs the core) and a walk of every object by
+ * pages, at bench_grow_n objects, printed once (seconds, not rates). */
+static void bench_growth_times(void) {
+  atr_store_opts opts;
+  atr_store *store = bench_store_grown(bench_grow_n), *again;
+  double t0, best = 1e9;
+  char last_seen[ATR_NAME_MAX + 1];
+  int rv;
+
+  atr_store_close(store);
+  atr_store_opts_init(&opts);
+  opts.open_only = 1;
+  for (int rep = 0; rep < BENCH_REPEATS; rep++) {
+    t0 = bench_now();
+    if ((rv = atr_store_open(bench_store_path, &opts, &again)) < 0)
+      bench_die("atr_store_open", rv);
+    double t = bench_now() - t0;
+    best = t < best ? t : best;
+    atr_store_close(again);
+  }
+  printf("core_open_at_grown: %.0f us\n", best * 1e6);
+  if ((rv = atr_store_open(bench_store_path, &opts, &bench_value_store)) < 0)
+    bench_die("atr_store_open", rv);
+  /* In CPU time (see bench_clock); the first walk after an open also
+   * maps the tables' pages in. atr_list of every object: what one page
+   * costs when it must scan (the store lock held by a stopped process),
+   * and what the gateway's scans at its start cost. */
+  bench_clock = CLOCK_PROCESS_CPUTIME_ID;
+  printf("core_walk_1000_cold_at_grown: %.0f ms\n",
+         core_walk_pages_1000(1) * 1e3);
+  printf("core_walk_1000_at_grown: %.0f ms\n", core_walk_pages_1000(1) * 1e3);
+  printf("core_walk_100_at_grown: %.0f ms\n", core_walk_pages_100(1) * 1e3);
+  t0 = bench_now();
+  if ((rv = atr_list(bench_value_store, bench_page_one, last_seen)) != 0)
+    bench_die("atr_list", rv);
+  printf("core_list_all_at_grown: %.0f ms\n", (bench_now() - t0) * 1e3);
+  bench_clock = CLOCK_MONOTONIC;
+  fflush(stdout);
+  bench_store_free(bench_value_store);
+  bench_value_store = NULL;
+}
+
 /* The peers in C: a process-shared POSIX semaphore (what
  * multiprocessing's SemLock does under its Python layer) and a robust
  * process-shared pthread mutex, in a shared page. */
@@ -541,7 +675,9 @@ typedef struct bench_case {
   double ops_per_count;         /* operations counted per unit of count */
   const char *unit;
   int store; /* 1: needs a store with the value; 2: with the queue;
-                3: with the lock; 4: the semaphore; 5: the barrier */
+                3: with the lock; 4: the semaphore; 5: the barrier;
+                6: with the value among BENCH_FEW others; 7: among
+                bench_grow_n others */
 } bench_case;
 
 static const bench_case bench_cases[] = {
@@ -559,6 +695,10 @@ static const bench_case bench_cases[] = {
     {"core_sem_1p", core_sem_1p, 1, "pairs/s", 4},
     {"core_barrier_4p", core_barrier_4p, 1, "rounds/s", 5},
     {"core_dict_setget_1p", core_dict_setget_1p, 1, "pairs/s", 1},
+    {"core_add_at_few", core_value_add_1p, 1, "ops/s", 6},
+    {"core_add_at_grown", core_value_add_1p, 1, "ops/s", 7},
+    {"core_create_delete_at_few", core_create_delete, 1, "pairs/s", 6},
+    {"core_create_delete_at_grown", core_create_delete, 1, "pairs/s", 7},
 };
 
 /* Grows count until a run takes 0.1 s, then scales it to the target. */
@@ -580,7 +720,11 @@ static void bench_measure(const bench_case *c) {
   double best = 0;
   uint64_t count;
 
-  if (c->store) {
+  if (c->store >= 6) {
+    store = bench_store_grown(c->store == 7 ? bench_grow_n : BENCH_FEW);
+    atr_handle h;
+    bench_value_open(store, &h);
+  } else if (c->store) {
     store = bench_store_new();
     if (c->store == 1) {
       atr_handle h;
@@ -602,11 +746,13 @@ static void bench_measure(const bench_case *c) {
     }
   }
   bench_value_store = store;
+  bench_clock = c->store >= 6 ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC;
   count = bench_calibrate(c);
   for (int rep = 0; rep < BENCH_REPEATS; rep++) {
     double rate = c->ops_per_count * (double)count / c->fn(count);
     best = rate > best ? rate : best;
   }
+  bench_clock = CLOCK_MONOTONIC;
   if (store)
     bench_store_free(store);
   printf("%s: %.0f %s\n", c->name, best, c->unit);
@@ -618,8 +764,11 @@ int main(int argc, char **argv) {
   size_t k;
   int found = 0;
 
+  const char *grow = getenv("ATRIUM_BENCH_GROW");
   if (target && atof(target) > 0)
     bench_target_s = atof(target);
+  if (grow && atoi(grow) > 0)
+    bench_grow_n = (unsigned)atoi(grow);
   signal(SIGINT, bench_on_signal);
   signal(SIGTERM, bench_on_signal);
   bench_raw_map();
@@ -633,6 +782,12 @@ int main(int argc, char **argv) {
       found++;
     }
   }
+  for (int a = 1; a < argc || argc < 2; a++)
+    if (argc < 2 || !strcmp(argv[a], "growth_times")) {
+      bench_growth_times();
+      found++;
+      break;
+    }
   if (!found) {
     fprintf(stderr, "core_bench: no such measurement\n");
     return 2;

@@ -5,6 +5,7 @@
 # HTTP benchmarks (bench/http_bench.sh). Informational only: a number below
 # its target is reported, never a failure.
 #   ATRIUM_BENCH_TIME=SECONDS   time per repetition (default 1.2)
+#   ATRIUM_BENCH_GROW=N         objects of the growth section (1000000)
 set -eu
 
 build=${1:-build}
@@ -30,7 +31,10 @@ run() {
     exit 1
   fi
 }
-run "libatrium" "$bench"
+run "libatrium" "$bench" raw_atomic_add_1p core_value_add_1p \
+  raw_atomic_add_2p core_value_add_2p core_queue_2p core_queue_batch_2p \
+  core_lqueue_2p core_lock_1p posix_sem_1p core_lock_2p robust_mutex_2p \
+  core_sem_1p core_barrier_4p core_dict_setget_1p
 run "Python multiprocessing" python3 "$here/mp_bench.py"
 run "Python client (clients/python)" python3 "$here/py_bench.py" "$build"
 
@@ -53,6 +57,17 @@ core_lock_2p        robust_mutex_2p   >= 0.5
 core_sem_1p         mp_sem_1p         >= 1 x
 core_barrier_4p     mp_barrier_4p     >= 3 x
 core_dict_setget_1p mp_dict_setget_1p >= 100 x
+EOF
+
+# Growth: the same work among 10 objects and among 1,000,000
+# (ATRIUM_BENCH_GROW), and what a restart and a walk by pages cost there.
+run "growth (core)" "$bench" core_add_at_few core_add_at_grown \
+  core_create_delete_at_few core_create_delete_at_grown growth_times
+echo "# growth ratios (targets are goals, not tests)"
+awk -f "$here/ratios.awk" "$results" - <<'EOF'
+core_add_at_grown           core_add_at_few           >= 0.9
+core_create_delete_at_grown core_create_delete_at_few >= 0.8
+limit core_open_at_grown <= 1000 1000 ms
 EOF
 
 # The gateway over HTTP, beside Webdis+Redis and nginx: its own servers,

@@ -40,12 +40,16 @@
 #define ATR__EXPORT __attribute__((visibility("default")))
 
 #define ATR__MAGIC "ATRIUMST"
-#define ATR__LAYOUT 2u
+#define ATR__LAYOUT 3u
 #define ATR__READY 0x52454459u /* "REDY" */
 #define ATR__HEADER_SIZE 4096u
 #define ATR__SLOT_SIZE 512u
 #define ATR__FEED_ENTRY_SIZE 96u
 #define ATR__ALIGN 64u
+/* The name order (order.c): a skip list of at most this many levels,
+ * one node per record. */
+#define ATR__ORDER_LEVELS 11u
+#define ATR__ORDER_NODE_SIZE 64u
 
 /* A version with this bit set belongs to a value that is being deleted. */
 #define ATR__DEAD (UINT64_C(1) << 63)
@@ -360,6 +364,18 @@ struct atr__fentry {
 };
 _Static_assert(sizeof(struct atr__fentry) <= ATR__FEED_ENTRY_SIZE, "entry");
 
+/* A record's node in the name order: its links (slot + 1, 0 = the end)
+ * and the first 16 bytes of its name, zero-padded, with its length, so
+ * that most steps compare without reading the record (names often
+ * share a longer prefix than 8 bytes: customer-00042). Under the store
+ * lock. */
+struct atr__onode {
+  uint32_t next[ATR__ORDER_LEVELS];
+  uint8_t level, len, pad[2];
+  char key[16];
+};
+_Static_assert(sizeof(struct atr__onode) <= ATR__ORDER_NODE_SIZE, "onode");
+
 struct atr__header {
   /* fixed at creation, covered by check */
   char magic[8];
@@ -367,7 +383,7 @@ struct atr__header {
   _Atomic uint32_t ready;
   uint64_t size;
   uint32_t max_objects, index_slots, feed_entries, pad0;
-  uint64_t index_off, slots_off, feed_off, heap_off;
+  uint64_t index_off, slots_off, feed_off, order_off, heap_off;
   uint64_t check;
   /* under the store lock */
   _Alignas(64) pthread_mutex_t lock;
@@ -375,8 +391,9 @@ struct atr__header {
   uint64_t version_floor; /* above every version a deleted object had */
   uint64_t objects;
   uint64_t heap_used;
-  uint64_t heap_free; /* first free heap block, 0 = none */
-  uint32_t free_slot; /* first free record, slot + 1      */
+  uint64_t heap_free;                     /* first free heap block, 0 = none */
+  uint32_t free_slot;                     /* first free record, slot + 1      */
+  uint32_t order_head[ATR__ORDER_LEVELS]; /* the name order's first links */
   /* the change feed, each on its own line */
   _Alignas(64) _Atomic uint64_t feed_head; /* next seq to hand out */
   _Alignas(64) _Atomic uint32_t feed_ec;
@@ -398,6 +415,11 @@ struct atr_store {
 static inline struct atr__obj *atr__slot(const atr_store *s, uint32_t slot) {
   return (struct atr__obj *)(s->base + s->hdr->slots_off +
                              (uint64_t)slot * ATR__SLOT_SIZE);
+}
+
+static inline struct atr__onode *atr__onode(const atr_store *s, uint32_t slot) {
+  return (struct atr__onode *)(s->base + s->hdr->order_off +
+                               (uint64_t)slot * ATR__ORDER_NODE_SIZE);
 }
 
 static inline struct atr__fentry *atr__fentry(const atr_store *s,
@@ -462,6 +484,9 @@ int atr__mutex_init(pthread_mutex_t *m);
  * ATR_ESYS. Every internal mutex is taken through here, never with
  * pthread_mutex_lock. */
 int atr__mutex_lock(pthread_mutex_t *m, void (*recover)(void *), void *arg);
+/* The same waiting no longer than seconds, whatever the patience. */
+int atr__mutex_lock_for(pthread_mutex_t *m, double seconds,
+                        void (*recover)(void *), void *arg);
 /* The same without waiting at all, whatever the thread's patience: for a
  * describe that reads without the lock when a live process holds it. */
 int atr__mutex_try(pthread_mutex_t *m, void (*recover)(void *), void *arg);
@@ -703,6 +728,8 @@ void atr__elem_store(char type, void *p, atr_scalar v);
  * counts). */
 uint64_t atr__store_header_check(const struct atr__header *h);
 int atr__store_lock(atr_store *s);
+/* The same waiting at most seconds, whatever the thread's patience. */
+int atr__store_lock_for(atr_store *s, double seconds);
 void atr__store_unlock(atr_store *s);
 
 /* A used heap block: its data offset and usable size. */
@@ -733,6 +760,34 @@ void atr__heap_rebuild(atr_store *s, struct atr__span *live, size_t n);
 /* object.c: fills info from slot's record if it is still incarnation
  * id (no lock): 0, ATR_ENOENT (gone meanwhile) or ATR_ECORRUPT. */
 int atr__obj_info(atr_store *s, uint32_t slot, uint64_t id, atr_info *info);
+
+/* order.c: every live record in bytewise name order, for pages. It is
+ * derived state, changed under the store lock beside the name index and
+ * made again from the records by atr__order_rebuild when a holder of
+ * the store lock died (or a walk meets damage). */
+/* Under the store lock: links slot's record (its name and hash set). */
+void atr__order_insert(atr_store *s, uint32_t slot);
+/* Under the store lock: unlinks slot's record (its name still set).
+ * false if the order was found damaged: rebuild it once the record is
+ * freed. */
+bool atr__order_remove(atr_store *s, uint32_t slot);
+/* Under the store lock: makes the order again from the live records. */
+void atr__order_rebuild(atr_store *s);
+/* Under the store lock: calls fn for records in name order from the
+ * first whose name is >= from[0..from_len) (from NULL: the first), at
+ * most max_steps of them, while fn returns 0. Returns ATR__WALK_END,
+ * ATR__WALK_STOPPED (fn returned non-zero), ATR__WALK_BUDGET (max_steps
+ * ran out), or ATR__WALK_DAMAGED (a link out of range or out of order:
+ * the caller falls back to a scan). */
+enum {
+  ATR__WALK_END,
+  ATR__WALK_STOPPED,
+  ATR__WALK_BUDGET,
+  ATR__WALK_DAMAGED,
+};
+int atr__order_walk(atr_store *s, const char *from, size_t from_len,
+                    size_t max_steps, int (*fn)(uint32_t slot, void *arg),
+                    void *arg);
 
 /* index.c: the name index, a leaf: hash, probe, insert, remove. */
 uint64_t atr__hash(const char *name, size_t len);

@@ -3,12 +3,17 @@
  *
  * The candidates of a page (matching names after `after`, at most
  * limit + 1 of them: the one past the page says "more") are gathered
- * with no lock held, then described one by one with atr__obj_info.
+ * from the name order (order.c) under the store lock, then described one
+ * by one with no lock held (atr__obj_info). Should the lock not come
+ * (a stopped holder) or the order be damaged, they are gathered by a
+ * scan of every record instead, keeping the smallest names: slower
+ * (O(records) a page) but needing no lock.
  */
 #include "internal.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 /* A name seen in a record, and which incarnation it belonged to. */
 struct list_cand {
@@ -129,11 +134,86 @@ static size_t list_scan(atr_store *s, const struct list_query *q,
   return n;
 }
 
+/* A page gathered from the name order, under the store lock. */
+struct list_gather {
+  atr_store *s;
+  const struct list_query *q;
+  struct list_cand *hp, last;
+  size_t n, cap;
+  bool have_last, damaged;
+};
+
+/* atr__order_walk's fn: takes slot's record if it belongs to the page;
+ * non-zero once the page is full or past the prefix's names. */
+static int list_take(uint32_t slot, void *arg) {
+  struct list_gather *g = arg;
+  const struct list_query *q = g->q;
+  struct list_cand c;
+  unsigned kind;
+  if (!list_read_rec(g->s, slot, &c, &kind))
+    return 0;
+  if (g->have_last) {
+    int order = list_cand_cmp(&c, &g->last);
+    if (order == 0)
+      return 0; /* where the last lock hold stopped */
+    if (order < 0) {
+      g->damaged = true; /* names must grow along the order */
+      return 1;
+    }
+  }
+  g->last = c;
+  g->have_last = true;
+  if (q->after != NULL &&
+      list_cmp_bytes(c.name, c.len, q->after, q->after_len) <= 0)
+    return 0;
+  if (c.len < q->prefix_len || memcmp(c.name, q->prefix, q->prefix_len) != 0)
+    return list_cmp_bytes(c.name, c.len, q->prefix, q->prefix_len) > 0;
+  if (q->kind != ATR_ANY && kind != (unsigned)q->kind)
+    return 0;
+  g->hp[g->n++] = c;
+  return g->n == g->cap;
+}
+
+/* Records per hold of the store lock: creates and deletes wait at most
+ * this many steps behind a page (a kind filter may skip many). */
+#define LIST_STEPS 4096
+/* How long a page waits for the store lock before it scans instead: a
+ * create holds it for microseconds; a stopped holder never lets go. */
+#define LIST_LOCK_WAIT 0.02
+
+/* The cap smallest wanted names, sorted, from the name order: O(log n +
+ * what the page skips and takes). -1 if the lock could not be had or
+ * the order is damaged (the caller scans). */
+static ssize_t list_ordered(atr_store *s, const struct list_query *q,
+                            struct list_cand *hp, size_t cap) {
+  struct list_gather g = {s, q, hp, {0}, 0, cap, false, false};
+  const char *from = q->prefix;
+  size_t from_len = q->prefix_len;
+  if (q->after != NULL &&
+      list_cmp_bytes(q->after, q->after_len, q->prefix, q->prefix_len) >= 0) {
+    from = q->after;
+    from_len = q->after_len;
+  }
+  for (;;) {
+    if (atr__store_lock_for(s, LIST_LOCK_WAIT) != 0)
+      return -1;
+    int w = atr__order_walk(s, from_len > 0 ? from : NULL, from_len, LIST_STEPS,
+                            list_take, &g);
+    atr__store_unlock(s);
+    if (w == ATR__WALK_DAMAGED || g.damaged)
+      return -1;
+    if (w != ATR__WALK_BUDGET)
+      return (ssize_t)g.n;
+    from = g.last.name; /* go on from there in the next hold */
+    from_len = g.last.len;
+  }
+}
+
 ATR__EXPORT int atr_list_page(atr_store *s, const char *prefix, atr_kind kind,
                               const char *after, size_t limit,
                               int (*fn)(const atr_info *info, void *arg),
                               void *arg, int *more) {
-  struct list_query q = {prefix, after, 0, 0, kind};
+  struct list_query q = {prefix != NULL ? prefix : "", after, 0, 0, kind};
   struct list_cand *hp;
   atr_info info;
   size_t cap, n;
@@ -142,7 +222,7 @@ ATR__EXPORT int atr_list_page(atr_store *s, const char *prefix, atr_kind kind,
   if (s == NULL || fn == NULL || limit == 0 ||
       (kind != ATR_ANY && atr__kind_ops_of((unsigned)kind) == NULL))
     return ATR_EINVAL;
-  q.prefix_len = prefix != NULL ? strlen(prefix) : 0;
+  q.prefix_len = strlen(q.prefix);
   q.after_len = after != NULL ? strlen(after) : 0;
   if (more != NULL)
     *more = 0;
@@ -158,7 +238,8 @@ ATR__EXPORT int atr_list_page(atr_store *s, const char *prefix, atr_kind kind,
   char after_buf[ATR_NAME_MAX];
   for (;;) {
     size_t i;
-    n = list_scan(s, &q, hp, cap);
+    ssize_t got = list_ordered(s, &q, hp, cap);
+    n = got >= 0 ? (size_t)got : list_scan(s, &q, hp, cap);
     for (i = 0; i < n && given < limit; i++) {
       if (atr__obj_info(s, hp[i].slot, hp[i].id, &info) != 0)
         continue; /* deleted meanwhile, or damaged: as atr_list */

@@ -158,6 +158,7 @@ int atr__open(atr_store *s, const char *name, atr_kind kind, char type,
   id = hd->next_id++;
   atomic_store_explicit(&o->id, id, memory_order_release);
   atr__index_insert(s, (uint32_t)pos, slot, hash);
+  atr__order_insert(s, slot);
   hd->objects++;
   obj_fill_handle(s, slot, id, h);
   /* Under the store lock, so a name's created and deleted events keep
@@ -261,8 +262,11 @@ ATR__EXPORT int atr_delete(atr_store *s, const char *name, atr_kind kind) {
   if (last > s->hdr->version_floor)
     s->hdr->version_floor = last;
   atr__index_remove(s, (uint32_t)pos);
+  bool ordered = atr__order_remove(s, slot);
   atr__feed_push(s, o, slot, ATR_OP_DELETED, NULL);
   obj_release(s, slot, o);
+  if (!ordered)
+    atr__order_rebuild(s); /* damage met: made again without o */
 out:
   atr__store_unlock(s);
   return rc;
@@ -405,4 +409,5 @@ void atr__object_recover(atr_store *s) {
   atr__index_recover(s);
   obj_recover_records(s);
   obj_rebuild_heap(s);
+  atr__order_rebuild(s);
 }

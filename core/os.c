@@ -223,6 +223,11 @@ int atr__mutex_lock(pthread_mutex_t *m, void (*recover)(void *), void *arg) {
   return os_mutex_lock(m, os_patience, recover, arg);
 }
 
+int atr__mutex_lock_for(pthread_mutex_t *m, double seconds,
+                        void (*recover)(void *), void *arg) {
+  return os_mutex_lock(m, seconds, recover, arg);
+}
+
 int atr__mutex_try(pthread_mutex_t *m, void (*recover)(void *), void *arg) {
   return os_mutex_lock(m, 0, recover, arg);
 }

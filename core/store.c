@@ -68,8 +68,10 @@ static int store_layout(uint64_t size, uint32_t max_objects,
   h->index_off = ATR__HEADER_SIZE;
   h->slots_off = atr__round_up(h->index_off + 8ull * slots, ATR__ALIGN);
   h->feed_off = h->slots_off + (uint64_t)ATR__SLOT_SIZE * max_objects;
+  h->order_off = atr__round_up(
+      h->feed_off + (uint64_t)ATR__FEED_ENTRY_SIZE * feed_entries, ATR__ALIGN);
   h->heap_off = atr__round_up(
-      h->feed_off + (uint64_t)ATR__FEED_ENTRY_SIZE * feed_entries, 4096);
+      h->order_off + (uint64_t)ATR__ORDER_NODE_SIZE * max_objects, 4096);
   if (size < h->heap_off + MIN_HEAP)
     return ATR_EINVAL;
   return 0;
@@ -117,7 +119,8 @@ static bool store_layout_matches(const struct atr__header *h) {
   return store_layout(h->size, h->max_objects, h->feed_entries, &want) == 0 &&
          h->pad0 == 0 && h->index_slots == want.index_slots &&
          h->index_off == want.index_off && h->slots_off == want.slots_off &&
-         h->feed_off == want.feed_off && h->heap_off == want.heap_off;
+         h->feed_off == want.feed_off && h->order_off == want.order_off &&
+         h->heap_off == want.heap_off;
 }
 
 static void store_attach(atr_store *s, uint8_t *base, size_t size) {
@@ -377,6 +380,10 @@ ATR__EXPORT int atr_store_stats_get(atr_store *s, atr_store_stats *st) {
 
 int atr__store_lock(atr_store *s) {
   return atr__mutex_lock(&s->hdr->lock, store_recover, s);
+}
+
+int atr__store_lock_for(atr_store *s, double seconds) {
+  return atr__mutex_lock_for(&s->hdr->lock, seconds, store_recover, s);
 }
 
 void atr__store_unlock(atr_store *s) {

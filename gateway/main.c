@@ -676,7 +676,7 @@ int main(int argc, char **argv) {
     fprintf(stderr,
             "atriumd: cannot create store %s: --max-objects %u does not fit "
             "a store of %zu bytes (it holds at most %u; each object takes "
-            "about 624 bytes of tables: raise --store-size)\n",
+            "about 700 bytes of tables: raise --store-size)\n",
             cfg->store_path, cfg->max_objects, so.size,
             (unsigned)atr_store_fits(so.size));
     goto done;

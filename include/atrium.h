@@ -112,11 +112,12 @@ void atr_store_opts_init(atr_store_opts *opts);
 /*
  * Opens the store at path, creating it if missing (unless opts->open_only).
  * opts may be NULL for the defaults; size, max_objects and feed_entries
- * matter only when creating: each object costs about 624 bytes of tables
- * (its record, 512; two index entries, 16; its feed entry, 96), and
- * counts whose tables do not fit size with 64 KiB to spare are
- * ATR_EINVAL (atr_store_fits says how many do). Exactly one of several racing creators
- * initialises the file; the others wait up to init_timeout for it. The
+ * matter only when creating: each object costs 688 to 704 bytes of
+ * tables (its record, 512; its feed entry, 96; its node in the name
+ * order, 64; two or up to four index entries, 16 to 32), and counts
+ * whose tables do not fit size with 64 KiB to spare are
+ * ATR_EINVAL (atr_store_fits says how many do). Exactly one of several racing
+ * creators initialises the file; the others wait up to init_timeout for it. The
  * whole size is reserved up front: a full tmpfs fails here with
  * ATR_ENOSPC (and the file is removed), never later. A file that is not
  * a store (ATR_ENOTSTORE) or of another layout (ATR_ELAYOUT) is left

@@ -591,6 +591,15 @@ static void hdr_feed_entries_0(const char *path) {
 static void hdr_max_objects_huge(const char *path) {
   HEADER_POKE(path, max_objects, 1u << 30);
 }
+static void hdr_max_objects_all_ones(const char *path) {
+  HEADER_POKE(path, max_objects, UINT32_MAX);
+}
+/* One object more than the store's size holds: the tables would end
+ * past the mapping by less than a record. */
+static void hdr_max_objects_past_fit(const char *path) {
+  HEADER_POKE(path, max_objects, atr_store_fits(4u << 20) + 1);
+  HEADER_POKE(path, feed_entries, atr_store_fits(4u << 20) + 1);
+}
 static void hdr_index_slots_huge(const char *path) {
   HEADER_POKE(path, index_slots, 1u << 30);
 }
@@ -607,6 +616,8 @@ static const struct {
 } header_cases[] = {
     {"feed_entries 0", hdr_feed_entries_0},
     {"max_objects 2^30", hdr_max_objects_huge},
+    {"max_objects 2^32 - 1", hdr_max_objects_all_ones},
+    {"max_objects one past what fits", hdr_max_objects_past_fit},
     {"index_slots 2^30", hdr_index_slots_huge},
     {"heap_off inside the tables", hdr_heap_off_moved},
     {"feed_off past the store", hdr_feed_off_past},

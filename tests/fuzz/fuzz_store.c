@@ -264,6 +264,23 @@ static void fuzz_feed(atr_cursor *c) {
   }
 }
 
+static int fuzz_page_one(const atr_info *info, void *arg) {
+  snprintf(arg, ATR_NAME_MAX + 1, "%s", info->name);
+  return 0;
+}
+
+/* Walks by pages of 3 (the name order's links are read from the file),
+ * then one page by prefix and kind; bounded, should a walk not end. */
+static void fuzz_pages(atr_store *s) {
+  char last[ATR_NAME_MAX + 1] = "";
+  int more = 1;
+  for (int page = 0; more && page < 64; page++)
+    if (atr_list_page(s, NULL, ATR_ANY, page ? last : NULL, 3, fuzz_page_one,
+                      last, &more) != 0)
+      break;
+  atr_list_page(s, "fz", ATR_VALUE, NULL, 5, fuzz_page_one, last, &more);
+}
+
 static void fuzz_store(atr_store *s) {
   struct fuzz_list l = {.n = 0};
   atr_store_stats st;
@@ -296,9 +313,11 @@ static void fuzz_store(atr_store *s) {
     else if (in->kind == ATR_DICT)
       fuzz_dict(s, in);
   }
+  fuzz_pages(s);
   if (l.n > 0)
     atr_delete(s, l.info[0].name, ATR_ANY);
   fuzz_create(s);
+  fuzz_pages(s);
   fuzz_feed(&c);
   atr_store_stats_get(s, &st);
 }
