@@ -279,9 +279,11 @@ static void m_walk_prefix(struct m_walk *w, const char *prefix) {
  * --metrics-max objects (or always, with --metrics-objects all); past it
  * (or with --metrics-objects prefixes) those whose names start with one
  * of --metrics-prefixes, so a scrape of a store of a million objects
- * costs what those hold. Either way the walk reads descriptions
- * lock-free (atr_list, atr_list_page, atr_value_get): a scrape never
- * takes an object's lock, so it never blocks a writer.
+ * costs what those hold. Either way the walk takes no object's lock
+ * (atr_list, atr_list_page, atr_value_get read descriptions lock-free),
+ * so no add, set, put or pop ever waits for a scrape; a page of
+ * atr_list_page holds the store lock a bounded number of steps at a
+ * time, which a create or delete may wait for.
  */
 static void m_objects(gw_buf *b, uint64_t objects) {
   const struct gw_config *cfg = &gw_srv->cfg;

@@ -66,8 +66,8 @@ static int obj_page_one(const atr_info *info, void *arg) {
 /* {"<what>":[a page of the objects of kind (ATR_ANY: all) in name order,
  * as ?prefix=, ?after= and ?limit= say], "next" when more follow}. The
  * answer holds at most ?limit= objects, whatever the store's size (the
- * core's atr_list_page reads the names of the records, lock-free, and
- * describes only the page's); an object deleted meanwhile is left out,
+ * core's atr_list_page walks its name order and describes only the
+ * page's objects); an object deleted meanwhile is left out,
  * and "next" is still the last name the core gave, so a walk goes on
  * past it. */
 static int obj_list_answer(struct gw_req *req, atr_kind kind,
