@@ -116,8 +116,7 @@ void gw_lease_seen(atr_store *store, const atr_info *info) {
   atr_handle h;
 
   if (info->kind == ATR_QUEUE && info->leased > 0 && info->expires_in >= 0) {
-    if (atr_queue_open(store, info->name, 0, NULL, &h) < 0 ||
-        h.id != info->id)
+    if (atr_queue_open(store, info->name, 0, NULL, &h) < 0 || h.id != info->id)
       return; /* gone meanwhile */
     gw_lease_note_min(&h, info->expires_in);
     return;

@@ -712,7 +712,8 @@ int main(int argc, char **argv) {
   gw_pub_warn();
   fflush(stderr);
   /* Leases and dicts outlive the gateway (see "the start walk"). */
-  gw_walk.running = pthread_create(&gw_walk.thread, NULL, gw_walk_run, NULL) == 0;
+  gw_walk.running =
+      pthread_create(&gw_walk.thread, NULL, gw_walk_run, NULL) == 0;
   if (!gw_walk.running)
     gw_walk_run(NULL);
 

@@ -198,8 +198,7 @@ static void m_value(gw_buf *fam, const atr_info *info) {
       h.id != info->id || atr_value_get(&h, &v, &ver) != 0)
     return; /* deleted meanwhile */
   /* Names hold no character that needs escaping in a label. */
-  gw_buf_fmt(fam, "atrium_value{name=\"%s\",type=\"%c\"} ", info->name,
-             h.type);
+  gw_buf_fmt(fam, "atrium_value{name=\"%s\",type=\"%c\"} ", info->name, h.type);
   /* Prometheus reads a float64: a float's exact value is its double
    * (0.1f is 0.10000000149011612, which "0.1" would not be). */
   if (atr_type_class(h.type) == ATR_TFLOAT)
@@ -288,9 +287,9 @@ static void m_walk_prefix(struct m_walk *w, const char *prefix) {
 static void m_objects(gw_buf *b, uint64_t objects) {
   const struct gw_config *cfg = &gw_srv->cfg;
   struct m_walk w;
-  int all = cfg->metrics_objects == GW_METRICS_ALL ||
-            (cfg->metrics_objects == GW_METRICS_AUTO &&
-             objects <= cfg->metrics_max);
+  int all =
+      cfg->metrics_objects == GW_METRICS_ALL ||
+      (cfg->metrics_objects == GW_METRICS_AUTO && objects <= cfg->metrics_max);
 
   memset(&w, 0, sizeof(w));
   for (int f = 0; f < M_N_SYNC; f++)

@@ -67,10 +67,10 @@
 #include "park.h"
 
 #define P_BUCKETS_MIN 1024 /* the group table's first size (grows)  */
-#define P_SWEEP 256         /* groups re-checked or peeked per tick */
-#define P_TICK 0.1       /* seconds between re-checks while requests wait */
-#define P_HOLD_TICK 0.05 /* the same while GW_WAIT_HOLD requests do */
-#define P_TRIM_AT 1024   /* parked requests released: give memory back  */
+#define P_SWEEP 256        /* groups re-checked or peeked per tick */
+#define P_TICK 0.1         /* seconds between re-checks while requests wait */
+#define P_HOLD_TICK 0.05   /* the same while GW_WAIT_HOLD requests do */
+#define P_TRIM_AT 1024     /* parked requests released: give memory back  */
 #define P_NEVER 1e300
 #define P_RETRY_FIRST 0.002 /* first retry of a request that met a lock  */
 #define P_RETRY_MAX 0.05    /* the longest gap between two such retries */
@@ -82,7 +82,7 @@ enum { P_PARKED, P_RETRY, P_EXPIRED };
 struct gw_wgroup {
   struct gw_wgroup *hnext;
   struct gw_wgroup *aprev, *anext; /* P.all */
-  atr_handle h; /* the object: its first waiter's handle */
+  atr_handle h;                    /* the object: its first waiter's handle */
   struct gw_waiter *head, *tail;
   size_t suspended; /* requests of this group now suspended */
   size_t waiting;   /* of them, those not parked on a busy lock */
@@ -93,9 +93,9 @@ static struct {
   pthread_cond_t drained;
   struct gw_wgroup **buckets; /* n_buckets, a power of two */
   size_t n_buckets, n_groups;
-  struct gw_wgroup *all;           /* every group                     */
-  struct gw_wgroup *sweep, *gone;  /* where the next sweeps start     */
-  struct gw_waiter **heap;         /* suspended requests by due time */
+  struct gw_wgroup *all;          /* every group                     */
+  struct gw_wgroup *sweep, *gone; /* where the next sweeps start     */
+  struct gw_waiter **heap;        /* suspended requests by due time */
   size_t heap_n, heap_cap;
   int stopping;         /* no more parking; answer everyone          */
   uint64_t parked;      /* suspended requests                        */

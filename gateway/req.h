@@ -76,9 +76,9 @@ struct gw_config {
   size_t n_origins;
   const char *allow_hosts[GW_MAX_ORIGINS]; /* --allow-host, no brackets */
   size_t n_allow_hosts;
-  char *token; /* owned; NULL: no auth                     */
-  int metrics_objects;   /* GW_METRICS_*                              */
-  uint64_t metrics_max;  /* auto: every object's gauges up to this    */
+  char *token;          /* owned; NULL: no auth                     */
+  int metrics_objects;  /* GW_METRICS_*                              */
+  uint64_t metrics_max; /* auto: every object's gauges up to this    */
   const char *metrics_prefixes[GW_MAX_PREFIXES]; /* none a prefix of
                                                     another          */
   size_t n_metrics_prefixes;
