@@ -316,10 +316,14 @@ bench: $(DEPS_BENCH_STAMP)
 	@sh bench/run.sh $(BUILD)
 	@$(MAKE) --no-print-directory $(BUILD)/bench/events_bench
 	@sh bench/events_bench.sh $(BUILD)
+	@$(MAKE) --no-print-directory $(BUILD)/bench/growth_fill
+	@python3 bench/growth_bench.py $(BUILD)
 # Events: from a local put to nng and SSE subscribers, beside bare nng.
 $(BUILD)/bench/events_bench: $(BUILD)/bench/events_bench.o $(LIB_A)
 	$(CC) $(LDFLAGS) -o $@ $^ -lnng
 $(BUILD)/bench/core_bench: $(BUILD)/bench/core_bench.o $(LIB_A)
+	$(CC) $(LDFLAGS) -o $@ $^
+$(BUILD)/bench/growth_fill: $(BUILD)/bench/growth_fill.o $(LIB_A)
 	$(CC) $(LDFLAGS) -o $@ $^
 $(BUILD)/bench/%.o: bench/%.c
 	@mkdir -p $(dir $@)

@@ -28,6 +28,8 @@
  * the SSE ring is marked discontinuous instead, so an older Last-Event-ID
  * gets a resync.
  */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -101,14 +103,45 @@ static void ev_dict_keys(gw_buf *b, const atr_handle *h, atr_op op) {
   atr_dict_items_free(&it);
 }
 
-/* At the start: the dicts that exist are named from their version now. */
-static int ev_dict_seen(const atr_info *info, void *arg) {
-  (void)arg;
-  if (info->kind == ATR_DICT) {
-    struct ev_dict *d = ev_dict_of(info->id);
-    d->named[0] = d->named[1] = info->version;
+/* At the start the dicts that exist are named from their version then.
+ * The walk that finds them runs beside the follower (main.c), so they
+ * wait here, at most what the table holds, until the follower takes
+ * them in; a dict the follower has met meanwhile keeps what it named. */
+static struct {
+  pthread_mutex_t mu;
+  struct ev_seen {
+    uint64_t id, version;
+  } v[EV_DICTS / 2];
+  size_t n;
+  atomic_int any;
+} ev_seen = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+void gw_events_seen(const atr_info *info) {
+  if (info->kind != ATR_DICT)
+    return;
+  pthread_mutex_lock(&ev_seen.mu);
+  if (ev_seen.n < sizeof(ev_seen.v) / sizeof(ev_seen.v[0])) {
+    ev_seen.v[ev_seen.n].id = info->id;
+    ev_seen.v[ev_seen.n++].version = info->version;
+    atomic_store(&ev_seen.any, 1);
   }
-  return 0;
+  pthread_mutex_unlock(&ev_seen.mu);
+}
+
+/* The follower takes in the dicts the walk found. */
+static void ev_seen_take(void) {
+  if (!atomic_load_explicit(&ev_seen.any, memory_order_relaxed))
+    return;
+  pthread_mutex_lock(&ev_seen.mu);
+  for (size_t i = 0; i < ev_seen.n; i++) {
+    size_t used = ev_dicts_used;
+    struct ev_dict *d = ev_dict_of(ev_seen.v[i].id);
+    if (ev_dicts_used != used) /* new to the table */
+      d->named[0] = d->named[1] = ev_seen.v[i].version;
+  }
+  ev_seen.n = 0;
+  atomic_store(&ev_seen.any, 0);
+  pthread_mutex_unlock(&ev_seen.mu);
 }
 
 static void ev_complain(const char *what) {
@@ -138,6 +171,7 @@ static void ev_event(const atr_event *ev) {
   atr_handle h;
   size_t tl;
 
+  ev_seen_take();
   if (!gw_pub_interest() && gw_sse_skip(ev->seq))
     return; /* nobody takes it: not even formatted */
   tl = gw_event_topic(topic, ev->kind, ev->name, op);
@@ -164,7 +198,7 @@ static void ev_gap(uint64_t next) {
   uint64_t seq = next - 1;
 
   gw_sse_gap(seq);
-  if (gw_snap_read(gw_srv->store, &b) != 0) {
+  if (gw_snap_read(gw_srv->store, NULL, &b) != 0) {
     ev_complain("out of memory reading the objects for a resync");
     return;
   }
@@ -184,7 +218,6 @@ static void ev_gap(uint64_t next) {
 }
 
 int gw_events_open(void) {
-  atr_list(gw_srv->store, ev_dict_seen, NULL);
   return gw_sse_open() != 0 || gw_pub_open() != 0 ? -1 : 0;
 }
 

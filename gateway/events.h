@@ -15,6 +15,10 @@
 int gw_events_open(void);
 void gw_events_close(void);
 
+/* At start, for every object: a dict's keys are named from its version
+ * now (events.c). Thread-safe; the follower takes them in. */
+void gw_events_seen(const atr_info *info);
+
 /* The follower's subscriber for events. */
 extern const struct gw_follow_sub gw_events_sub;
 

@@ -112,33 +112,20 @@ uint64_t gw_lease_count(void) {
   return n;
 }
 
-struct l_scan {
-  atr_store *store;
-};
-
-static int l_scan_one(const atr_info *info, void *arg) {
-  struct l_scan *s = arg;
+void gw_lease_seen(atr_store *store, const atr_info *info) {
   atr_handle h;
 
   if (info->kind == ATR_QUEUE && info->leased > 0 && info->expires_in >= 0) {
-    if (atr_queue_open(s->store, info->name, 0, NULL, &h) < 0 ||
-        h.id != info->id)
-      return 0; /* gone meanwhile */
+    if (atr_queue_open(store, info->name, 0, NULL, &h) < 0 || h.id != info->id)
+      return; /* gone meanwhile */
     gw_lease_note_min(&h, info->expires_in);
-    return 0;
+    return;
   }
   if (info->kind != ATR_LOCK || !info->lease || info->count == 0)
-    return 0;
-  if (atr_lock_open(s->store, info->name, 0, 0, &h) < 0 || h.id != info->id)
-    return 0; /* gone meanwhile */
+    return;
+  if (atr_lock_open(store, info->name, 0, 0, &h) < 0 || h.id != info->id)
+    return; /* gone meanwhile */
   gw_lease_note(&h, 0, info->expires_in > 0 ? info->expires_in : 0);
-  return 0;
-}
-
-void gw_lease_scan(atr_store *store) {
-  struct l_scan s = {store};
-
-  atr_list(store, l_scan_one, &s);
 }
 
 /* After its deadline: a lock still leased was renewed or re-entered

@@ -34,9 +34,10 @@ void gw_lease_note(const atr_handle *h, uint64_t token, double ttl);
 void gw_lease_note_min(const atr_handle *h, double ttl);
 /* Forgets the lease token of h (given back). */
 void gw_lease_forget(const atr_handle *h, uint64_t token);
-/* Notes the leases of every lock and queue of store (at start: they
- * outlive the gateway). */
-void gw_lease_scan(atr_store *store);
+/* Notes the leases of the object info describes, if it is a leased lock
+ * or a queue with leased items (at start, for every object: they outlive
+ * the gateway). Thread-safe. */
+void gw_lease_seen(atr_store *store, const atr_info *info);
 /* Deadlines noted now (metrics). */
 uint64_t gw_lease_count(void);
 

@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,8 +84,53 @@ static const char gw_usage[] =
     "  --busy-wait SECONDS how long a request waits for an object whose lock\n"
     "                      a live process keeps (stopped, paused) before it\n"
     "                      answers 503 busy (ATRIUM_BUSY_WAIT, default 1)\n"
+    "  --metrics-objects MODE  whose gauges /metrics gives: auto (default:\n"
+    "                      every object's while the store holds at most\n"
+    "                      --metrics-max, else those of --metrics-prefixes),\n"
+    "                      all, or prefixes (ATRIUM_METRICS_OBJECTS)\n"
+    "  --metrics-max N     auto's bound (ATRIUM_METRICS_MAX, default 10000)\n"
+    "  --metrics-prefixes LIST  name prefixes, comma separated, whose\n"
+    "                      objects' gauges a large store's /metrics gives\n"
+    "                      (ATRIUM_METRICS_PREFIXES; default none)\n"
     "  --help              this text\n"
     "A non-loopback --listen needs --token-file.\n";
+
+/* ------------------------------------------------------- the start walk */
+
+/* What outlives the gateway is found by one walk of the store: leases
+ * whose deadlines it must watch, dicts whose keys it names. At a million
+ * objects the walk takes seconds (its first touch of every record), so
+ * it runs beside the daemon, which serves from the start: a lease that
+ * ran out meanwhile ends when the walk reaches it (or whoever looks). */
+static struct {
+  pthread_t thread;
+  int running;
+  atomic_int stop;
+} gw_walk;
+
+static int gw_walk_one(const atr_info *info, void *arg) {
+  (void)arg;
+  if (atomic_load_explicit(&gw_walk.stop, memory_order_relaxed))
+    return 1;
+  gw_lease_seen(gw_srv->store, info);
+  gw_events_seen(info);
+  return 0;
+}
+
+static void *gw_walk_run(void *arg) {
+  (void)arg;
+  atr_set_lock_patience(0); /* (it reads lock-free; never waits) */
+  atr_list(gw_srv->store, gw_walk_one, NULL);
+  return NULL;
+}
+
+static void gw_walk_stop(void) {
+  if (!gw_walk.running)
+    return;
+  atomic_store(&gw_walk.stop, 1);
+  pthread_join(gw_walk.thread, NULL);
+  gw_walk.running = 0;
+}
 
 /* ------------------------------------------------------------ parsing */
 
@@ -210,6 +256,33 @@ static int parse_list(char *text, const char **list, size_t *n, int brackets) {
   return 0;
 }
 
+/* --metrics-prefixes: name prefixes, comma separated (a later setting
+ * replaces an earlier one). One that another covers is dropped, so no
+ * object is walked, or its gauges given, twice. */
+static int parse_prefixes(char *text, struct gw_config *cfg) {
+  const char *list[GW_MAX_PREFIXES];
+  size_t n = 0;
+
+  if (parse_list(text, list, &n, 0) != 0)
+    return -1;
+  cfg->n_metrics_prefixes = 0;
+  for (size_t i = 0; i < n; i++) {
+    size_t len = strlen(list[i]), j;
+    if (len > ATR_NAME_MAX || atr_name_check(list[i], len) != 0)
+      return -1;
+    for (j = 0; j < n; j++) {
+      size_t lj = strlen(list[j]);
+      /* covered by a shorter one, or by an equal one listed first */
+      if (j != i && lj <= len && memcmp(list[j], list[i], lj) == 0 &&
+          (lj < len || j < i))
+        break;
+    }
+    if (j == n)
+      cfg->metrics_prefixes[cfg->n_metrics_prefixes++] = list[i];
+  }
+  return 0;
+}
+
 static int host_is_loopback(const char *host) {
   struct addrinfo hints, *res = NULL, *ai;
   int all = 1;
@@ -286,6 +359,9 @@ enum {
   OPT_SSE_BUFFER,
   OPT_SSE_MEMORY,
   OPT_BUSY_WAIT,
+  OPT_METRICS_OBJECTS,
+  OPT_METRICS_MAX,
+  OPT_METRICS_PREFIXES,
   OPT_HELP,
 };
 
@@ -313,6 +389,9 @@ static const struct {
     {OPT_SSE_BUFFER, "ATRIUM_SSE_BUFFER"},
     {OPT_SSE_MEMORY, "ATRIUM_SSE_MEMORY"},
     {OPT_BUSY_WAIT, "ATRIUM_BUSY_WAIT"},
+    {OPT_METRICS_OBJECTS, "ATRIUM_METRICS_OBJECTS"},
+    {OPT_METRICS_MAX, "ATRIUM_METRICS_MAX"},
+    {OPT_METRICS_PREFIXES, "ATRIUM_METRICS_PREFIXES"},
 };
 
 /* Applies one setting; arg belongs to argv or the environment. */
@@ -388,6 +467,25 @@ static int apply(struct gw_config *cfg, int opt, char *arg) {
       return -1;
     cfg->busy_wait = d;
     return 0;
+  case OPT_METRICS_OBJECTS:
+    if (strcmp(arg, "auto") == 0)
+      cfg->metrics_objects = GW_METRICS_AUTO;
+    else if (strcmp(arg, "all") == 0)
+      cfg->metrics_objects = GW_METRICS_ALL;
+    else if (strcmp(arg, "prefixes") == 0)
+      cfg->metrics_objects = GW_METRICS_PREFIXES;
+    else
+      return -1;
+    return 0;
+  case OPT_METRICS_MAX: {
+    int64_t v;
+    if (gw_parse_int64(arg, &v) != 0 || v < 0)
+      return -1;
+    cfg->metrics_max = (uint64_t)v;
+    return 0;
+  }
+  case OPT_METRICS_PREFIXES:
+    return parse_prefixes(arg, cfg);
   default:
     return -1;
   }
@@ -415,6 +513,9 @@ static int configure(struct gw_config *cfg, int argc, char **argv) {
       {"sse-buffer", required_argument, NULL, OPT_SSE_BUFFER},
       {"sse-memory", required_argument, NULL, OPT_SSE_MEMORY},
       {"busy-wait", required_argument, NULL, OPT_BUSY_WAIT},
+      {"metrics-objects", required_argument, NULL, OPT_METRICS_OBJECTS},
+      {"metrics-max", required_argument, NULL, OPT_METRICS_MAX},
+      {"metrics-prefixes", required_argument, NULL, OPT_METRICS_PREFIXES},
       {"help", no_argument, NULL, OPT_HELP},
       {NULL, 0, NULL, 0}};
   int opt;
@@ -431,6 +532,8 @@ static int configure(struct gw_config *cfg, int argc, char **argv) {
   cfg->sse_buffer = (size_t)1 << 20;
   cfg->sse_memory = (size_t)32 << 20;
   cfg->busy_wait = 1.0;
+  cfg->metrics_objects = GW_METRICS_AUTO;
+  cfg->metrics_max = 10000;
   n = sysconf(_SC_NPROCESSORS_ONLN);
   cfg->threads = n > 0 ? (unsigned)n : 1;
 
@@ -593,8 +696,6 @@ int main(int argc, char **argv) {
     goto done;
   /* States count the HTTP waiters parked here beside the store's. */
   gw_repr_set_waiting(gw_park_waiting);
-  /* Leases outlive the gateway: their deadlines are noted again. */
-  gw_lease_scan(srv.store);
   if (gw_follow_start(srv.store, gw_subs,
                       sizeof(gw_subs) / sizeof(gw_subs[0])) != 0) {
     fprintf(stderr, "atriumd: cannot start the change-feed follower\n");
@@ -610,6 +711,11 @@ int main(int argc, char **argv) {
           gw_pub_url());
   gw_pub_warn();
   fflush(stderr);
+  /* Leases and dicts outlive the gateway (see "the start walk"). */
+  gw_walk.running =
+      pthread_create(&gw_walk.thread, NULL, gw_walk_run, NULL) == 0;
+  if (!gw_walk.running)
+    gw_walk_run(NULL);
 
   do {
     if (sigwait(&sigs, &sig) != 0)
@@ -619,6 +725,7 @@ int main(int argc, char **argv) {
   /* Stop taking connections, answer every waiting request as if its time
    * had come, let those answers go out, then stop. */
   gw_http_refuse();
+  gw_walk_stop();
   gw_sse_shutdown(1.0);
   gw_park_shutdown(2.0);
   gw_follow_stop();
@@ -626,6 +733,7 @@ int main(int argc, char **argv) {
   listen_fd = -1; /* MHD closed it */
   status = 0;
 done:
+  gw_walk_stop();
   gw_park_shutdown(0);
   gw_follow_stop();
   gw_sse_shutdown(0);

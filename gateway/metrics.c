@@ -2,7 +2,9 @@
  * metrics.c - /metrics in Prometheus text format: requests by route and
  * status, a latency histogram per route, store usage, parked requests,
  * every value as a gauge labelled by its name, and the state of every
- * lock, semaphore, flag and barrier as gauges labelled the same way.
+ * lock, semaphore, flag, barrier, queue and dict as gauges labelled the
+ * same way - every object's while the store holds at most --metrics-max,
+ * else those of --metrics-prefixes (m_objects).
  *
  * Counters are relaxed atomics in one table allocated at start: counting
  * a request takes no lock.
@@ -127,40 +129,11 @@ static void m_requests(gw_buf *b) {
   }
 }
 
-struct m_values {
-  gw_buf *b;
-};
-
-static int m_value(const atr_info *info, void *arg) {
-  struct m_values *mv = arg;
-  atr_handle h;
-  atr_scalar v;
-  uint64_t ver;
-
-  if (info->kind != ATR_VALUE)
-    return 0;
-  if (atr_value_open(gw_srv->store, info->name, 0, 0, NULL, &h) < 0 ||
-      atr_value_get(&h, &v, &ver) != 0)
-    return 0; /* deleted meanwhile */
-  /* Names hold no character that needs escaping in a label. */
-  gw_buf_fmt(mv->b, "atrium_value{name=\"%s\",type=\"%c\"} ", info->name,
-             h.type);
-  /* Prometheus reads a float64: a float's exact value is its double
-   * (0.1f is 0.10000000149011612, which "0.1" would not be). */
-  if (atr_type_class(h.type) == ATR_TFLOAT)
-    gw_json_put_scalar(mv->b, 'd', v);
-  else if (h.type == '?')
-    gw_buf_str(mv->b, v.i ? "1" : "0");
-  else
-    gw_json_put_scalar(mv->b, h.type == 'c' ? 'Q' : h.type, v);
-  gw_buf_add(mv->b, "\n", 1);
-  return 0;
-}
-
 /* The synchronisation kinds' gauges: one family per member shown, each
  * gathered in its own buffer during one walk of the store (a family's
  * samples must come together). */
 enum {
+  M_VALUE,
   M_LOCK_HELD,
   M_LOCK_FENCE,
   M_LOCK_WAITERS,
@@ -181,6 +154,9 @@ enum {
 static const struct {
   const char *name, *help;
 } m_sync_families[M_N_SYNC] = {
+    [M_VALUE] = {"atrium_value", "Every value in the store (or those of "
+                                 "--metrics-prefixes: see "
+                                 "atrium_metrics_objects_all)."},
     [M_LOCK_HELD] = {"atrium_lock_held", "1 while the lock is held."},
     [M_LOCK_FENCE] = {"atrium_lock_fence",
                       "The fence of the lock's last acquisition."},
@@ -212,10 +188,44 @@ static void m_sample(gw_buf *fam, int f, const char *name, uint64_t v) {
              (unsigned long long)v);
 }
 
-static int m_sync(const atr_info *i, void *arg) {
-  gw_buf *fam = arg;
+/* A value's sample: "atrium_value{name,type} <value>". */
+static void m_value(gw_buf *fam, const atr_info *info) {
+  atr_handle h;
+  atr_scalar v;
+  uint64_t ver;
 
+  if (atr_value_open(gw_srv->store, info->name, 0, 0, NULL, &h) < 0 ||
+      h.id != info->id || atr_value_get(&h, &v, &ver) != 0)
+    return; /* deleted meanwhile */
+  /* Names hold no character that needs escaping in a label. */
+  gw_buf_fmt(fam, "atrium_value{name=\"%s\",type=\"%c\"} ", info->name, h.type);
+  /* Prometheus reads a float64: a float's exact value is its double
+   * (0.1f is 0.10000000149011612, which "0.1" would not be). */
+  if (atr_type_class(h.type) == ATR_TFLOAT)
+    gw_json_put_scalar(fam, 'd', v);
+  else if (h.type == '?')
+    gw_buf_str(fam, v.i ? "1" : "0");
+  else
+    gw_json_put_scalar(fam, h.type == 'c' ? 'Q' : h.type, v);
+  gw_buf_add(fam, "\n", 1);
+}
+
+struct m_walk {
+  gw_buf fam[M_N_SYNC];
+  uint64_t exported;
+  char last[ATR_NAME_MAX + 1]; /* the last name of a page */
+};
+
+static int m_object(const atr_info *i, void *arg) {
+  struct m_walk *w = arg;
+  gw_buf *fam = w->fam;
+
+  memcpy(w->last, i->name, sizeof(w->last));
+  w->exported++;
   switch (i->kind) {
+  case ATR_VALUE:
+    m_value(&fam[M_VALUE], i);
+    break;
   case ATR_LOCK:
     m_sample(fam, M_LOCK_HELD, i->name, i->count > 0);
     m_sample(fam, M_LOCK_FENCE, i->name, i->fence);
@@ -248,38 +258,87 @@ static int m_sync(const atr_info *i, void *arg) {
   return 0;
 }
 
-static void m_sync_all(gw_buf *b) {
-  gw_buf fam[M_N_SYNC];
+/* The objects of one prefix, a page at a time: the core reads names
+ * only, and only the matching objects are described and printed. */
+static void m_walk_prefix(struct m_walk *w, const char *prefix) {
+  int more = 1;
 
+  w->last[0] = '\0';
+  while (more) {
+    more = 0;
+    if (atr_list_page(gw_srv->store, prefix, ATR_ANY,
+                      w->last[0] ? w->last : NULL, GW_LIST_MAX, m_object, w,
+                      &more) != 0)
+      return;
+  }
+}
+
+/*
+ * The per-object gauges. Every object's while the store holds at most
+ * --metrics-max objects (or always, with --metrics-objects all); past it
+ * (or with --metrics-objects prefixes) those whose names start with one
+ * of --metrics-prefixes, so a scrape of a store of a million objects
+ * costs what those hold. Either way the walk takes no object's lock
+ * (atr_list, atr_list_page, atr_value_get read descriptions lock-free),
+ * so no add, set, put or pop ever waits for a scrape; a page of
+ * atr_list_page holds the store lock a bounded number of steps at a
+ * time, which a create or delete may wait for.
+ */
+static void m_objects(gw_buf *b, uint64_t objects) {
+  const struct gw_config *cfg = &gw_srv->cfg;
+  struct m_walk w;
+  int all =
+      cfg->metrics_objects == GW_METRICS_ALL ||
+      (cfg->metrics_objects == GW_METRICS_AUTO && objects <= cfg->metrics_max);
+
+  memset(&w, 0, sizeof(w));
   for (int f = 0; f < M_N_SYNC; f++)
-    gw_buf_init(&fam[f]);
-  atr_list(gw_srv->store, m_sync, fam);
+    gw_buf_init(&w.fam[f]);
+  if (all)
+    atr_list(gw_srv->store, m_object, &w);
+  else
+    for (size_t i = 0; i < cfg->n_metrics_prefixes; i++)
+      m_walk_prefix(&w, cfg->metrics_prefixes[i]);
+  gw_buf_fmt(b,
+             "# HELP atrium_metrics_objects_all 1 when this scrape has "
+             "every object's gauges; 0 when only those whose names start "
+             "with one of --metrics-prefixes (more than --metrics-max "
+             "objects, or --metrics-objects prefixes).\n"
+             "# TYPE atrium_metrics_objects_all gauge\n"
+             "atrium_metrics_objects_all %d\n",
+             all);
   for (int f = 0; f < M_N_SYNC; f++) {
     gw_buf_fmt(b, "# HELP %s %s\n# TYPE %s gauge\n", m_sync_families[f].name,
                m_sync_families[f].help, m_sync_families[f].name);
-    if (fam[f].failed)
+    if (w.fam[f].failed)
       b->failed = 1;
     else
-      gw_buf_add(b, fam[f].data, fam[f].len);
-    gw_buf_fini(&fam[f]);
+      gw_buf_add(b, w.fam[f].data, w.fam[f].len);
+    gw_buf_fini(&w.fam[f]);
   }
   gw_buf_fmt(b,
+             "# HELP atrium_metrics_objects_exported Objects whose gauges "
+             "this scrape holds.\n"
+             "# TYPE atrium_metrics_objects_exported gauge\n"
+             "atrium_metrics_objects_exported %llu\n"
              "# HELP atrium_leases Lease deadlines the gateway watches.\n"
              "# TYPE atrium_leases gauge\n"
              "atrium_leases %llu\n",
+             (unsigned long long)w.exported,
              (unsigned long long)gw_lease_count());
 }
 
 int gw_metrics(struct gw_req *req) {
   atr_store_stats st;
-  struct m_values mv;
+  uint64_t objects = UINT64_MAX;
   gw_buf b;
   char *body;
   size_t len;
 
   gw_buf_init(&b);
   m_requests(&b);
-  if (atr_store_stats_get(gw_srv->store, &st) == 0)
+  if (atr_store_stats_get(gw_srv->store, &st) == 0) {
+    objects = st.objects;
     gw_buf_fmt(&b,
                "# HELP atrium_store_capacity_bytes Size of the store file.\n"
                "# TYPE atrium_store_capacity_bytes gauge\n"
@@ -296,17 +355,14 @@ int gw_metrics(struct gw_req *req) {
                (unsigned long long)st.capacity, (unsigned long long)st.used,
                (unsigned long long)st.objects,
                (unsigned long long)st.max_objects);
+  }
   gw_buf_fmt(&b,
              "# HELP atrium_parked_requests Requests waiting without a "
              "thread.\n"
              "# TYPE atrium_parked_requests gauge\n"
              "atrium_parked_requests %llu\n",
              (unsigned long long)gw_park_count());
-  gw_buf_str(&b, "# HELP atrium_value Every value in the store.\n"
-                 "# TYPE atrium_value gauge\n");
-  mv.b = &b;
-  atr_list(gw_srv->store, m_value, &mv);
-  m_sync_all(&b);
+  m_objects(&b, objects);
   if (b.failed) {
     gw_buf_fini(&b);
     return gw_reply_core(req, ATR_ENOMEM);

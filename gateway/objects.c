@@ -38,77 +38,68 @@ int gw_object_delete(struct gw_req *req, atr_kind kind) {
 
 /* --------------------------------------------------------------- listings */
 
-struct obj_list {
-  atr_info *items;
-  size_t n, cap;
-  atr_kind only;
+/* A page in the making: each object the core gives is answered as
+ * listings show it, straight into the body. */
+struct obj_page {
+  gw_buf *b;
+  int first;
+  char last[ATR_NAME_MAX + 1]; /* the last name the core gave */
 };
 
-static int obj_collect(const atr_info *info, void *arg) {
-  struct obj_list *l = arg;
+static int obj_page_one(const atr_info *info, void *arg) {
+  struct obj_page *p = arg;
+  size_t mark = p->b->len;
+  atr_handle h;
 
-  if (l->only != ATR_ANY && info->kind != l->only)
+  memcpy(p->last, info->name, sizeof(p->last));
+  if (!p->first)
+    gw_buf_add(p->b, ",", 1);
+  if (gw_repr_open(gw_srv->store, info->kind, info->name, info->id, &h) != 0 ||
+      gw_repr_object(p->b, info->name, &h, &gw_repr_list, NULL) != 0) {
+    p->b->len = mark; /* deleted meanwhile */
     return 0;
-  if (l->n == l->cap) {
-    size_t cap = l->cap ? l->cap * 2 : 64;
-    atr_info *p = realloc(l->items, cap * sizeof(*p));
-    if (p == NULL)
-      return ATR_ENOMEM;
-    l->items = p;
-    l->cap = cap;
   }
-  l->items[l->n++] = *info;
-  return 0;
+  p->first = 0;
+  return p->b->failed ? ATR_ENOMEM : 0;
 }
 
-static int obj_by_name(const void *a, const void *b) {
-  return strcmp(((const atr_info *)a)->name, ((const atr_info *)b)->name);
-}
-
-/* Every object of kind (ATR_ANY: all), sorted by name. */
-static int obj_list(atr_kind kind, struct obj_list *l) {
-  int rv;
-
-  memset(l, 0, sizeof(*l));
-  l->only = kind;
-  rv = atr_list(gw_srv->store, obj_collect, l);
-  if (rv != 0) {
-    free(l->items);
-    l->items = NULL;
-    return rv;
-  }
-  if (l->n > 1)
-    qsort(l->items, l->n, sizeof(*l->items), obj_by_name);
-  return 0;
-}
-
-/* {"<what>":[every object of kind (ATR_ANY: all) as listings show it]};
- * an object deleted meanwhile is left out. */
+/* {"<what>":[a page of the objects of kind (ATR_ANY: all) in name order,
+ * as ?prefix=, ?after= and ?limit= say], "next" when more follow}. The
+ * answer holds at most ?limit= objects, whatever the store's size (the
+ * core's atr_list_page walks its name order and describes only the
+ * page's objects); an object deleted meanwhile is left out,
+ * and "next" is still the last name the core gave, so a walk goes on
+ * past it. */
 static int obj_list_answer(struct gw_req *req, atr_kind kind,
                            const char *what) {
-  struct obj_list l;
+  struct gw_page page;
+  struct obj_page p;
+  const char *why = NULL;
   gw_buf b;
-  int rv, first = 1;
+  int rv, more = 0;
 
-  if ((rv = obj_list(kind, &l)) != 0)
-    return gw_reply_core(req, rv);
+  if (gw_query_page_parse(gw_req_query(req, "prefix"),
+                          gw_req_query(req, "after"),
+                          gw_req_query(req, "limit"), &page, &why) != 0)
+    return gw_reply_error(req, 400, "invalid_query", "%s", why);
   gw_buf_init(&b);
   gw_buf_fmt(&b, "{\"%s\":[", what);
-  for (size_t i = 0; i < l.n; i++) {
-    const atr_info *o = &l.items[i];
-    atr_handle h;
-    size_t mark = b.len;
-    if (!first)
-      gw_buf_add(&b, ",", 1);
-    if (gw_repr_open(gw_srv->store, o->kind, o->name, o->id, &h) != 0 ||
-        gw_repr_object(&b, o->name, &h, &gw_repr_list, NULL) != 0) {
-      b.len = mark; /* deleted meanwhile */
-      continue;
-    }
-    first = 0;
+  memset(&p, 0, sizeof(p));
+  p.b = &b;
+  p.first = 1;
+  rv = atr_list_page(gw_srv->store, page.prefix, kind,
+                     page.has_after ? page.after : NULL, page.limit,
+                     obj_page_one, &p, &more);
+  if (rv != 0) {
+    gw_buf_fini(&b);
+    return gw_reply_core(req, rv);
   }
-  gw_buf_str(&b, "]}");
-  free(l.items);
+  gw_buf_add(&b, "]", 1);
+  if (more && p.last[0] != '\0') {
+    gw_buf_str(&b, ",\"next\":");
+    gw_json_put_string(&b, p.last, strlen(p.last));
+  }
+  gw_buf_add(&b, "}", 1);
   return gw_reply_buf(req, 200, &b, 0);
 }
 

@@ -44,6 +44,15 @@
  * (a pop takes nothing, a put adds nothing); a resumed request checks
  * once more before it tries.
  *
+ * Many parked requests. Groups are found in a hash table that grows
+ * with them; every suspended request is in one timer heap by its due
+ * time (its deadline, or its retry when it met a lock), so a deadline
+ * costs O(log n) and no walk. The periodic re-check and the peeks at
+ * parked sockets go round the groups P_SWEEP at a time, so a tick costs
+ * the same with ten thousand groups as with two hundred (each group is
+ * then looked at less often: the re-check is a second net, and a
+ * client that left is let go within a few seconds).
+ *
  * Lock order: P.mu, then libmicrohttpd's own (suspend/resume take it);
  * the follower's lock only after P.mu is let go (gw_follow_kick). No
  * store lock is ever waited for: the follower reads state lock-free.
@@ -57,10 +66,11 @@
 
 #include "park.h"
 
-#define P_BUCKETS 1024
-#define P_TICK 0.1       /* seconds between re-checks while requests wait */
-#define P_HOLD_TICK 0.05 /* the same while GW_WAIT_HOLD requests do */
-#define P_TRIM_AT 1024   /* parked requests released: give memory back  */
+#define P_BUCKETS_MIN 1024 /* the group table's first size (grows)  */
+#define P_SWEEP 256        /* groups re-checked or peeked per tick */
+#define P_TICK 0.1         /* seconds between re-checks while requests wait */
+#define P_HOLD_TICK 0.05   /* the same while GW_WAIT_HOLD requests do */
+#define P_TRIM_AT 1024     /* parked requests released: give memory back  */
 #define P_NEVER 1e300
 #define P_RETRY_FIRST 0.002 /* first retry of a request that met a lock  */
 #define P_RETRY_MAX 0.05    /* the longest gap between two such retries */
@@ -71,15 +81,22 @@ enum { P_PARKED, P_RETRY, P_EXPIRED };
 
 struct gw_wgroup {
   struct gw_wgroup *hnext;
-  atr_handle h; /* the object: its first waiter's handle */
+  struct gw_wgroup *aprev, *anext; /* P.all */
+  atr_handle h;                    /* the object: its first waiter's handle */
   struct gw_waiter *head, *tail;
   size_t suspended; /* requests of this group now suspended */
+  size_t waiting;   /* of them, those not parked on a busy lock */
 };
 
 static struct {
   pthread_mutex_t mu;
   pthread_cond_t drained;
-  struct gw_wgroup *buckets[P_BUCKETS];
+  struct gw_wgroup **buckets; /* n_buckets, a power of two */
+  size_t n_buckets, n_groups;
+  struct gw_wgroup *all;          /* every group                     */
+  struct gw_wgroup *sweep, *gone; /* where the next sweeps start     */
+  struct gw_waiter **heap;        /* suspended requests by due time */
+  size_t heap_n, heap_cap;
   int stopping;         /* no more parking; answer everyone          */
   uint64_t parked;      /* suspended requests                        */
   uint64_t hold_parked; /* of which GW_WAIT_HOLD                 */
@@ -102,38 +119,153 @@ static struct gw_req *p_req(struct gw_waiter *w) {
   return (struct gw_req *)((char *)w - offsetof(struct gw_req, wait));
 }
 
-static struct gw_wgroup **p_slot(uint64_t id) {
-  return &P.buckets[(id * 0x9E3779B97F4A7C15ull) >> 54];
+static size_t p_bucket(uint64_t id, size_t n) {
+  return (size_t)((id * 0x9E3779B97F4A7C15ull) >> 32) & (n - 1);
 }
 
 static struct gw_wgroup *p_group(uint64_t id) {
-  struct gw_wgroup *g;
+  struct gw_wgroup *g = NULL;
 
-  for (g = *p_slot(id); g; g = g->hnext)
-    if (g->h.id == id)
-      return g;
-  return NULL;
+  if (P.n_buckets > 0)
+    for (g = P.buckets[p_bucket(id, P.n_buckets)]; g; g = g->hnext)
+      if (g->h.id == id)
+        return g;
+  return g;
+}
+
+/* Doubles the table (or makes it); 0, or -1 out of memory. P.mu held. */
+static int p_buckets_grow(void) {
+  size_t n = P.n_buckets ? P.n_buckets * 2 : P_BUCKETS_MIN;
+  struct gw_wgroup **t = calloc(n, sizeof(*t));
+
+  if (t == NULL)
+    return -1;
+  for (struct gw_wgroup *g = P.all; g; g = g->anext) {
+    size_t b = p_bucket(g->h.id, n);
+    g->hnext = t[b];
+    t[b] = g;
+  }
+  free(P.buckets);
+  P.buckets = t;
+  P.n_buckets = n;
+  return 0;
 }
 
 static struct gw_wgroup *p_group_new(const atr_handle *h) {
-  struct gw_wgroup **slot = p_slot(h->id), *g;
+  struct gw_wgroup *g;
+  size_t b;
 
+  if (P.n_groups >= P.n_buckets * 2 && p_buckets_grow() != 0 &&
+      P.n_buckets == 0)
+    return NULL; /* (a full table only makes chains longer) */
   g = calloc(1, sizeof(*g));
   if (g == NULL)
     return NULL;
   g->h = *h;
-  g->hnext = *slot;
-  *slot = g;
+  b = p_bucket(h->id, P.n_buckets);
+  g->hnext = P.buckets[b];
+  P.buckets[b] = g;
+  g->anext = P.all;
+  if (P.all)
+    P.all->aprev = g;
+  P.all = g;
+  P.n_groups++;
   return g;
 }
 
 static void p_group_drop(struct gw_wgroup *g) {
-  struct gw_wgroup **p = p_slot(g->h.id);
+  struct gw_wgroup **p = &P.buckets[p_bucket(g->h.id, P.n_buckets)];
 
   while (*p != g)
     p = &(*p)->hnext;
   *p = g->hnext;
+  if (g->aprev)
+    g->aprev->anext = g->anext;
+  else
+    P.all = g->anext;
+  if (g->anext)
+    g->anext->aprev = g->aprev;
+  if (P.sweep == g)
+    P.sweep = g->anext;
+  if (P.gone == g)
+    P.gone = g->anext;
+  P.n_groups--;
   free(g);
+}
+
+/* ------------------------------------------------------------ timers */
+
+/* When a suspended request is due: its retry when it met a lock, else
+ * its deadline. */
+static double p_due(const struct gw_waiter *w) {
+  return w->locked ? w->retry_at : w->deadline;
+}
+
+static void p_heap_set(size_t i, struct gw_waiter *w) {
+  P.heap[i] = w;
+  w->heap_at = i + 1;
+}
+
+static void p_heap_up(size_t i) {
+  struct gw_waiter *w = P.heap[i];
+
+  while (i > 0 && p_due(P.heap[(i - 1) / 2]) > p_due(w)) {
+    p_heap_set(i, P.heap[(i - 1) / 2]);
+    i = (i - 1) / 2;
+  }
+  p_heap_set(i, w);
+}
+
+static void p_heap_down(size_t i) {
+  struct gw_waiter *w = P.heap[i];
+
+  for (;;) {
+    size_t c = 2 * i + 1;
+    if (c >= P.heap_n)
+      break;
+    if (c + 1 < P.heap_n && p_due(P.heap[c + 1]) < p_due(P.heap[c]))
+      c++;
+    if (p_due(P.heap[c]) >= p_due(w))
+      break;
+    p_heap_set(i, P.heap[c]);
+    i = c;
+  }
+  p_heap_set(i, w);
+}
+
+/* Adds a request about to be suspended: 0, or -1 out of memory. */
+static int p_heap_push(struct gw_waiter *w) {
+  if (P.heap_n == P.heap_cap) {
+    size_t cap = P.heap_cap ? P.heap_cap * 2 : 256;
+    struct gw_waiter **h = realloc(P.heap, cap * sizeof(*h));
+    if (h == NULL)
+      return -1;
+    P.heap = h;
+    P.heap_cap = cap;
+  }
+  p_heap_set(P.heap_n++, w);
+  p_heap_up(P.heap_n - 1);
+  return 0;
+}
+
+static void p_heap_del(struct gw_waiter *w) {
+  size_t i = w->heap_at - 1;
+  struct gw_waiter *last;
+
+  if (w->heap_at == 0)
+    return;
+  w->heap_at = 0;
+  last = P.heap[--P.heap_n];
+  if (i == P.heap_n)
+    return;
+  p_heap_set(i, last);
+  p_heap_up(i);
+  p_heap_down(last->heap_at - 1);
+}
+
+/* The earliest due of the suspended requests. P.mu held. */
+static double p_next_due(void) {
+  return P.heap_n > 0 ? p_due(P.heap[0]) : P_NEVER;
 }
 
 static void p_link(struct gw_wgroup *g, struct gw_waiter *w) {
@@ -158,6 +290,9 @@ static void p_unlink(struct gw_waiter *w) {
     if (w->kind == GW_WAIT_HOLD)
       P.hold_parked--;
     g->suspended--;
+    if (!w->locked)
+      g->waiting--;
+    p_heap_del(w);
   }
   if (w->prev)
     w->prev->next = w->next;
@@ -256,6 +391,9 @@ static int p_park(struct gw_req *req) {
   } else if (w->woken) {
     w->woken = 0;
     rv = P_RETRY;
+  } else if (p_heap_push(w) != 0) {
+    p_unlink(w); /* out of memory: no timer, so no wait */
+    rv = P_EXPIRED;
   } else {
     gw_req_suspend(req);
     w->state = P_SUSPENDED;
@@ -263,8 +401,8 @@ static int p_park(struct gw_req *req) {
     if (w->kind == GW_WAIT_HOLD)
       P.hold_parked++;
     w->group->suspended++;
-    if (w->deadline < P.next_deadline)
-      P.next_deadline = w->deadline;
+    w->group->waiting++;
+    P.next_deadline = p_next_due();
     /* The follower re-checks parked requests every p_tick_every(): a
      * re-check that resumed every one of them let it sleep longer
      * meanwhile. */
@@ -314,15 +452,19 @@ static int p_park_locked(struct gw_req *req) {
     w->locked = 1;
     w->woken = 0;
     w->wake = GW_WAKE_NONE;
-    gw_req_suspend(req);
-    w->state = P_SUSPENDED;
-    P.parked++;
-    w->group->suspended++;
-    if (retry_at < P.next_deadline)
-      P.next_deadline = retry_at;
-    if (P.parked > P.peak)
-      P.peak = P.parked;
-    rv = P_PARKED;
+    if (p_heap_push(w) != 0) {
+      p_unlink(w); /* out of memory: busy now */
+      rv = P_EXPIRED;
+    } else {
+      gw_req_suspend(req);
+      w->state = P_SUSPENDED;
+      P.parked++;
+      w->group->suspended++;
+      P.next_deadline = p_next_due();
+      if (P.parked > P.peak)
+        P.peak = P.parked;
+      rv = P_PARKED;
+    }
   }
   pthread_mutex_unlock(&P.mu);
   /* (req may be resumed and gone by now: retry_at is a copy.) */
@@ -396,9 +538,8 @@ uint64_t gw_park_waiting(uint64_t id) {
 
   pthread_mutex_lock(&P.mu);
   struct gw_wgroup *g = p_group(id);
-  for (struct gw_waiter *w = g ? g->head : NULL; w; w = w->next)
-    if (w->state == P_SUSPENDED && !w->locked)
-      n++;
+  if (g != NULL)
+    n = g->waiting;
   pthread_mutex_unlock(&P.mu);
   return n;
 }
@@ -488,12 +629,22 @@ static void p_group_check(struct gw_wgroup *g, int op) {
 
 static void p_for_each_group(void (*fn)(struct gw_wgroup *g, void *arg),
                              void *arg) {
-  for (size_t b = 0; b < P_BUCKETS; b++) {
-    struct gw_wgroup *g = P.buckets[b], *next;
-    for (; g; g = next) {
-      next = g->hnext; /* fn may free g */
-      fn(g, arg);
-    }
+  for (struct gw_wgroup *g = P.all, *next; g; g = next) {
+    next = g->anext; /* fn may free g (and only g) */
+    fn(g, arg);
+  }
+}
+
+/* Runs fn on the next P_SWEEP groups from *cur round the list (each at
+ * most once), leaving *cur where the next sweep starts. */
+static void p_sweep(struct gw_wgroup **cur,
+                    void (*fn)(struct gw_wgroup *g, void *arg), void *arg) {
+  size_t n = P.n_groups < P_SWEEP ? P.n_groups : P_SWEEP;
+
+  for (size_t i = 0; i < n && P.all != NULL; i++) {
+    struct gw_wgroup *g = *cur ? *cur : P.all;
+    *cur = g->anext; /* before fn, which may free g */
+    fn(g, arg);
   }
 }
 
@@ -525,26 +676,16 @@ static void p_wake_all(struct gw_wgroup *g, void *arg) {
   }
 }
 
-struct p_expiry {
-  double now;
-  double next;
-};
-
-static void p_expire(struct gw_wgroup *g, void *arg) {
-  struct p_expiry *e = arg;
-  struct gw_waiter *w, *next;
-
-  for (w = g->head; w; w = next) {
+/* Wakes the suspended requests that are due by now: from the heap's
+ * top, so the cost is theirs alone. P.mu held. */
+static void p_expire(double now) {
+  while (P.heap_n > 0 && p_due(P.heap[0]) <= now) {
+    struct gw_waiter *w = P.heap[0];
     /* A request parked on a lock is due to try again at retry_at; its
      * own deadline is judged when it has the lock. */
-    double due = w->locked ? w->retry_at : w->deadline;
-    next = w->next;
-    if (w->state != P_SUSPENDED)
-      continue;
-    if (due <= e->now)
-      p_wake(w, w->locked ? GW_WAKE_EVENT : GW_WAKE_TIMEOUT);
-    else if (due < e->next)
-      e->next = due;
+    p_wake(w, w->locked ? GW_WAKE_EVENT : GW_WAKE_TIMEOUT); /* leaves it */
+    if (w->heap_at != 0)
+      p_heap_del(w); /* (only suspended requests are in it) */
   }
 }
 
@@ -596,19 +737,17 @@ static double p_tick(double now) {
   double due;
 
   pthread_mutex_lock(&P.mu);
-  if (now >= P.next_deadline) {
-    struct p_expiry e = {now, P_NEVER};
-    p_for_each_group(p_expire, &e);
-    P.next_deadline = e.next;
-  }
+  if (now >= P.next_deadline)
+    p_expire(now);
   if (P.parked > 0 && now - P.last_check >= p_tick_every()) {
-    p_for_each_group(p_recheck, NULL);
+    p_sweep(&P.sweep, p_recheck, NULL);
     P.last_check = now;
   }
   if (P.parked > 0 && now - P.last_gone >= P_GONE_POLL) {
-    p_for_each_group(p_release_gone, NULL);
+    p_sweep(&P.gone, p_release_gone, NULL);
     P.last_gone = now;
   }
+  P.next_deadline = p_next_due();
   due = P.next_deadline;
   if (P.parked > 0 && P.last_check + p_tick_every() < due)
     due = P.last_check + p_tick_every();

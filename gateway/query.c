@@ -55,6 +55,42 @@ int gw_query_max_parse(const char *s, size_t *out, const char **why) {
   return 0;
 }
 
+int gw_query_page_parse(const char *prefix, const char *after,
+                        const char *limit, struct gw_page *page,
+                        const char **why) {
+  size_t n;
+  int64_t v;
+
+  memset(page, 0, sizeof(*page));
+  page->limit = GW_LIST_DEFAULT;
+  if (prefix != NULL && (n = strlen(prefix)) > 0) {
+    /* A prefix of a name is a name, but for being empty. */
+    if (n > ATR_NAME_MAX || atr_name_check(prefix, n) != 0) {
+      *why = "prefix must be at most " GW_STR(
+          ATR_NAME_MAX) " bytes of A-Z a-z 0-9 _ . -";
+      return -1;
+    }
+    memcpy(page->prefix, prefix, n + 1);
+  }
+  if (after != NULL) {
+    n = strlen(after);
+    if (n == 0 || n > ATR_NAME_MAX || atr_name_check(after, n) != 0) {
+      *why = "after must be an object name (the \"next\" of a page)";
+      return -1;
+    }
+    memcpy(page->after, after, n + 1);
+    page->has_after = 1;
+  }
+  if (limit != NULL) {
+    if (gw_parse_int64(limit, &v) != 0 || v < 1 || v > GW_LIST_MAX) {
+      *why = "limit must be an integer from 1 to " GW_STR(GW_LIST_MAX);
+      return -1;
+    }
+    page->limit = (size_t)v;
+  }
+  return 0;
+}
+
 int gw_query_ttl_parse(const char *s, double max_lease, double *out,
                        const char **why) {
   double t;

@@ -41,6 +41,14 @@ enum { GW_NEXT = 0, GW_DONE = 1 };
 /* ----------------------------------------------------------------- config */
 
 #define GW_MAX_ORIGINS 16
+#define GW_MAX_PREFIXES GW_MAX_ORIGINS
+
+/* --metrics-objects: whose gauges /metrics gives (metrics.c). */
+enum {
+  GW_METRICS_AUTO,     /* every object's up to metrics_max, else prefixes */
+  GW_METRICS_ALL,      /* every object's, however many                    */
+  GW_METRICS_PREFIXES, /* those of metrics_prefixes only                  */
+};
 
 struct gw_config {
   const char *store_path;
@@ -68,7 +76,12 @@ struct gw_config {
   size_t n_origins;
   const char *allow_hosts[GW_MAX_ORIGINS]; /* --allow-host, no brackets */
   size_t n_allow_hosts;
-  char *token; /* owned; NULL: no auth                     */
+  char *token;          /* owned; NULL: no auth                     */
+  int metrics_objects;  /* GW_METRICS_*                              */
+  uint64_t metrics_max; /* auto: every object's gauges up to this    */
+  const char *metrics_prefixes[GW_MAX_PREFIXES]; /* none a prefix of
+                                                    another          */
+  size_t n_metrics_prefixes;
 };
 
 struct gw_server {
@@ -146,6 +159,7 @@ struct gw_waiter {
   double retry_gap;     /* the gap before the next try (grows)       */
   double lock_deadline; /* gives up with 503 busy then (0: not set
                            yet; < 0: at once)                        */
+  size_t heap_at;       /* park.c's timer heap: its place + 1 (0: out) */
 };
 
 /* What a request was granted (a lock's lease, a permit, a barrier's
@@ -326,6 +340,22 @@ int gw_query_max_parse(const char *s, size_t *out, const char **why);
 /* ?ttl= / ?lease=: seconds > 0, finite, capped at max_lease. */
 int gw_query_ttl_parse(const char *s, double max_lease, double *out,
                        const char **why);
+/* A page of a listing (GET /v1/objects and the per-kind lists):
+ * ?prefix= (0-64 bytes of name characters; empty: every name),
+ * ?after= (a name: the page starts after it in bytewise order) and
+ * ?limit= (1..GW_LIST_MAX, default GW_LIST_DEFAULT). Any of them may be
+ * NULL (absent). */
+#define GW_LIST_DEFAULT 1000
+#define GW_LIST_MAX 10000
+struct gw_page {
+  char prefix[ATR_NAME_MAX + 1];
+  char after[ATR_NAME_MAX + 1];
+  int has_after;
+  size_t limit;
+};
+int gw_query_page_parse(const char *prefix, const char *after,
+                        const char *limit, struct gw_page *page,
+                        const char **why);
 /* Percent-decodes p[0..n) into out (cap bytes; no NUL added), *len its
  * length; with plus_space a '+' is a space (a query's form encoding).
  * 0, or -1 for a bad escape or a result longer than cap. */

@@ -28,8 +28,39 @@ void gw_event_json(gw_buf *b, uint64_t seq, atr_kind kind, const char *name,
   gw_buf_add(b, "}", 1);
 }
 
-static int snap_collect(const atr_info *info, void *arg) {
-  struct gw_snap *s = arg;
+int gw_topic_is_exact(const char *topic, size_t len) {
+  const char *slash = memchr(topic, '/', len);
+
+  return slash != NULL &&
+         memchr(slash + 1, '/', len - (size_t)(slash + 1 - topic)) != NULL;
+}
+
+/* Whether the object's topic with want's op starts with one of want's. */
+static int snap_wanted(const struct gw_snap_want *want, atr_kind kind,
+                       const char *name) {
+  char topic[GW_TOPIC_MAX];
+  size_t tl;
+
+  if (want == NULL || want->n == 0)
+    return 1;
+  tl = gw_event_topic(topic, kind, name, want->op ? want->op : "");
+  for (size_t i = 0; i < want->n; i++) {
+    size_t n = want->topic_len[i];
+    /* Any op: "<kind>/<name>/" and the topic agree as far as both go. */
+    if (want->op == NULL && n > tl)
+      n = tl;
+    if (n <= tl && memcmp(want->topic[i], topic, n) == 0)
+      return 1;
+  }
+  return 0;
+}
+
+struct snap_walk {
+  struct gw_snap *s;
+  const struct gw_snap_want *want;
+};
+
+static int snap_add(struct gw_snap *s, const atr_info *info) {
   struct gw_snap_obj *o;
 
   if (s->n == s->cap) {
@@ -48,6 +79,38 @@ static int snap_collect(const atr_info *info, void *arg) {
   return 0;
 }
 
+static int snap_collect(const atr_info *info, void *arg) {
+  struct snap_walk *w = arg;
+
+  if (!snap_wanted(w->want, info->kind, info->name))
+    return 0;
+  return snap_add(w->s, info);
+}
+
+/* The objects of topics that each name one: a lookup per topic. */
+static int snap_lookup(atr_store *store, const struct gw_snap_want *want,
+                       struct gw_snap *s) {
+  for (size_t i = 0; i < want->n; i++) {
+    const char *t = want->topic[i];
+    const char *name = (const char *)memchr(t, '/', want->topic_len[i]) + 1;
+    const char *end =
+        memchr(name, '/', want->topic_len[i] - (size_t)(name - t));
+    char buf[ATR_NAME_MAX + 1];
+    atr_info info;
+    int rv;
+    if (end == NULL || end - name == 0 || end - name > ATR_NAME_MAX)
+      continue; /* no object has such a name */
+    memcpy(buf, name, (size_t)(end - name));
+    buf[end - name] = '\0';
+    if (atr_stat(store, buf, &info) != 0 ||
+        !snap_wanted(want, info.kind, info.name))
+      continue;
+    if ((rv = snap_add(s, &info)) != 0)
+      return rv;
+  }
+  return 0;
+}
+
 static int snap_by_name(const void *a, const void *b) {
   return strcmp(((const struct gw_snap_obj *)a)->name,
                 ((const struct gw_snap_obj *)b)->name);
@@ -59,15 +122,25 @@ void gw_snap_free(struct gw_snap *s) {
   memset(s, 0, sizeof(*s));
 }
 
-int gw_snap_read(atr_store *store, struct gw_snap *s) {
-  int rv;
+int gw_snap_read(atr_store *store, const struct gw_snap_want *want,
+                 struct gw_snap *s) {
+  struct snap_walk w = {s, want};
+  int rv, exact = want != NULL && want->n > 0;
+  size_t n = 0;
 
   memset(s, 0, sizeof(*s));
   gw_buf_init(&s->states);
-  if ((rv = atr_list(store, snap_collect, s)) != 0)
+  for (size_t i = 0; exact && i < want->n; i++)
+    exact = gw_topic_is_exact(want->topic[i], want->topic_len[i]);
+  rv = exact ? snap_lookup(store, want, s) : atr_list(store, snap_collect, &w);
+  if (rv != 0)
     goto fail;
   if (s->n > 1)
     qsort(s->objs, s->n, sizeof(*s->objs), snap_by_name);
+  for (size_t i = 0; i < s->n; i++) /* topics may name one object twice */
+    if (n == 0 || strcmp(s->objs[n - 1].name, s->objs[i].name) != 0)
+      s->objs[n++] = s->objs[i];
+  s->n = n;
   for (size_t i = 0; i < s->n; i++) {
     struct gw_snap_obj *o = &s->objs[i];
     atr_handle h;

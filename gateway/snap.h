@@ -39,9 +39,25 @@ struct gw_snap {
   gw_buf states;
 };
 
-/* Reads every object's state now (gw_repr_list), sorted by name. 0 or a
- * core error (s empty then). Takes no lock of the gateway. */
-int gw_snap_read(atr_store *store, struct gw_snap *s);
+/* Which objects a snapshot holds: those whose event topic
+ * "<kind>/<name>/<op>" starts with one of topic[0..n) (n 0: every
+ * object). */
+struct gw_snap_want {
+  const char *const *topic;
+  const size_t *topic_len;
+  size_t n;
+  const char *op; /* "snapshot", "resync"; NULL: any op (a topic
+                     naming an op of an object names the object) */
+};
+/* Whether a topic names one object: "<kind>/<name>/" and maybe more. */
+int gw_topic_is_exact(const char *topic, size_t len);
+/* Reads the state now (gw_repr_list) of the objects want names (NULL:
+ * every object), sorted by name, each once. Topics that each name one
+ * object cost a lookup each, whatever the store's size; any other topic
+ * costs one walk of the store. 0 or a core error (s empty then). Takes
+ * no lock of the gateway. */
+int gw_snap_read(atr_store *store, const struct gw_snap_want *want,
+                 struct gw_snap *s);
 /* The event of object i with seq and op, into out (emptied first). */
 void gw_snap_event(gw_buf *out, const struct gw_snap *s, size_t i, uint64_t seq,
                    const char *op);

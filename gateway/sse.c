@@ -27,6 +27,14 @@
  * closed stream's too, and once EV_TRIM_AT bytes went back that way the
  * follower hands them to the system (malloc_trim: glibc keeps them).
  *
+ * Matching. A topic that names one object ("<kind>/<name>/", maybe an
+ * op after it) is kept in a hash table by that object's part (E.index);
+ * a stream with any other topic (none: all; "value/"; "queue/jo") is on
+ * E.broad. An event is matched against the streams of its object's
+ * bucket and the broad ones only, so a thousand streams on other
+ * objects cost an event nothing, and a stream's snapshot names its
+ * objects by lookup, not by a walk of the store (snap.h).
+ *
  * Lock order: E.mu, then libmicrohttpd's own (suspend and resume take
  * it). E.mu is never held while the follower reads object state.
  */
@@ -78,6 +86,21 @@ struct gw_sse {
   size_t n_topics; /* 0: every topic                              */
   char *buf;       /* queued bytes: buf[off..len)                 */
   size_t off, len, cap;
+  /* Who the follower matches it against (see "Matching" above). */
+  int broad;                    /* on E.broad, not in E.index          */
+  struct gw_sse *bprev, *bnext; /* E.broad                             */
+  struct ev_ref *refs;          /* one per topic, in E.index          */
+  uint64_t mark;                /* the last publish that queued on it  */
+  unsigned round;               /* the serve round reading its batch  */
+};
+
+/* A topic of a stream that names one object, in E.index under the hash
+ * of its "<kind>/<name>/". */
+struct ev_ref {
+  struct ev_ref *next;
+  struct gw_sse *s;
+  uint64_t hash;
+  size_t t; /* its index in s->topic */
 };
 
 /* A recent event: its nng message "<topic> <json>". */
@@ -106,6 +129,12 @@ static struct {
   uint64_t shed;   /* streams dropped for the total bound           */
   /* The follower's scratch buffers. */
   gw_buf frame, batch_out, frame_out;
+  /* Matching: exact topics by hash, and the streams that are not. */
+  struct ev_ref **index;
+  size_t index_cap, index_n;
+  struct gw_sse *broad;
+  uint64_t publishes; /* gw_sse_publish calls: a stream's mark */
+  unsigned round;     /* gw_sse_serve rounds                   */
 } E = {.mu = PTHREAD_MUTEX_INITIALIZER, .gone = PTHREAD_COND_INITIALIZER};
 
 static int ev_match(const struct gw_sse *s, const char *topic, size_t len) {
@@ -116,6 +145,95 @@ static int ev_match(const struct gw_sse *s, const char *topic, size_t len) {
         memcmp(s->topic[i], topic, s->topic_len[i]) == 0)
       return 1;
   return 0;
+}
+
+/* ----------------------------------------------------------- matching */
+
+/* The length of a topic's "<kind>/<name>/" part (exact topics, and the
+ * topics of events, have one). */
+static size_t ev_key_len(const char *topic, size_t len) {
+  const char *a = memchr(topic, '/', len);
+  const char *b = a ? memchr(a + 1, '/', len - (size_t)(a + 1 - topic)) : NULL;
+
+  return b ? (size_t)(b + 1 - topic) : len;
+}
+
+static uint64_t ev_hash(const char *p, size_t n) {
+  uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ (unsigned char)p[i]) * 0x100000001b3ull;
+  return h;
+}
+
+/* Doubles E.index (or makes it): 0, or -1 out of memory. E.mu held. */
+static int ev_index_grow(void) {
+  size_t cap = E.index_cap ? E.index_cap * 2 : 256;
+  struct ev_ref **t = calloc(cap, sizeof(*t));
+
+  if (t == NULL)
+    return -1;
+  for (size_t b = 0; b < E.index_cap; b++)
+    for (struct ev_ref *r = E.index[b], *next; r; r = next) {
+      next = r->next;
+      r->next = t[r->hash & (cap - 1)];
+      t[r->hash & (cap - 1)] = r;
+    }
+  free(E.index);
+  E.index = t;
+  E.index_cap = cap;
+  return 0;
+}
+
+/* Files a new stream for matching. E.mu held. */
+static void ev_match_add(struct gw_sse *s) {
+  s->broad = s->n_topics == 0;
+  for (size_t t = 0; t < s->n_topics && !s->broad; t++)
+    s->broad = !gw_topic_is_exact(s->topic[t], s->topic_len[t]);
+  if (!s->broad && (E.index_n + s->n_topics > E.index_cap * 2 &&
+                    ev_index_grow() != 0 && E.index_cap == 0))
+    s->broad = 1;
+  if (!s->broad && (s->refs = calloc(s->n_topics, sizeof(*s->refs))) == NULL)
+    s->broad = 1; /* (matched by a scan: slower, never wrong) */
+  if (s->broad) {
+    s->bnext = E.broad;
+    if (E.broad)
+      E.broad->bprev = s;
+    E.broad = s;
+    return;
+  }
+  for (size_t t = 0; t < s->n_topics; t++) {
+    struct ev_ref *r = &s->refs[t];
+    r->s = s;
+    r->t = t;
+    r->hash = ev_hash(s->topic[t], ev_key_len(s->topic[t], s->topic_len[t]));
+    r->next = E.index[r->hash & (E.index_cap - 1)];
+    E.index[r->hash & (E.index_cap - 1)] = r;
+    E.index_n++;
+  }
+}
+
+/* Takes a stream out of matching. E.mu held. */
+static void ev_match_del(struct gw_sse *s) {
+  if (s->broad) {
+    if (s->bprev)
+      s->bprev->bnext = s->bnext;
+    else if (E.broad == s)
+      E.broad = s->bnext;
+    if (s->bnext)
+      s->bnext->bprev = s->bprev;
+    s->bprev = s->bnext = NULL;
+    return;
+  }
+  for (size_t t = 0; s->refs != NULL && t < s->n_topics; t++) {
+    struct ev_ref **p = &E.index[s->refs[t].hash & (E.index_cap - 1)];
+    while (*p != NULL && *p != &s->refs[t])
+      p = &(*p)->next;
+    if (*p != NULL) {
+      *p = s->refs[t].next;
+      E.index_n--;
+    }
+  }
 }
 
 /* -------------------------------------------------------------- streams */
@@ -412,20 +530,93 @@ static size_t ev_serve_replays(void) {
   return need;
 }
 
-/* Gives every pending stream what it waits for. Takes E.mu. */
+/* The exact topics of the pending streams, copied (a stream may go
+ * while they are read). */
+struct ev_wanted {
+  char *text;
+  const char **topic;
+  size_t *len;
+  size_t n;
+};
+
+/* Marks the pending streams of this round and copies the exact topics of
+ * those that are not broad; sets *broad when one is. 0 or -1 (memory).
+ * E.mu held. */
+static int ev_round(unsigned round, struct ev_wanted *w, int *broad) {
+  size_t n = 0, bytes = 0, off = 0;
+
+  memset(w, 0, sizeof(*w));
+  *broad = 0;
+  for (struct gw_sse *s = E.streams; s; s = s->next) {
+    if (s->state != EV_PENDING)
+      continue;
+    s->round = round;
+    if (s->broad) {
+      *broad = 1;
+      continue;
+    }
+    for (size_t t = 0; t < s->n_topics; t++)
+      bytes += s->topic_len[t];
+    n += s->n_topics;
+  }
+  if (n == 0)
+    return 0;
+  w->text = malloc(bytes ? bytes : 1);
+  w->topic = malloc(n * sizeof(*w->topic));
+  w->len = malloc(n * sizeof(*w->len));
+  if (w->text == NULL || w->topic == NULL || w->len == NULL)
+    return -1;
+  for (struct gw_sse *s = E.streams; s; s = s->next) {
+    if (s->state != EV_PENDING || s->broad)
+      continue;
+    for (size_t t = 0; t < s->n_topics; t++) {
+      memcpy(w->text + off, s->topic[t], s->topic_len[t]);
+      w->topic[w->n] = w->text + off;
+      w->len[w->n++] = s->topic_len[t];
+      off += s->topic_len[t];
+    }
+  }
+  return 0;
+}
+
+static void ev_wanted_free(struct ev_wanted *w) {
+  free(w->text);
+  free(w->topic);
+  free(w->len);
+}
+
+/* Gives every pending stream what it waits for. Takes E.mu. Streams
+ * whose topics each name one object get the state of those objects,
+ * read by lookup; the others share one read of every object. */
 void gw_sse_serve(void) {
-  struct gw_snap b;
-  size_t need;
+  struct gw_snap all, some;
+  struct ev_wanted w;
+  unsigned round;
+  int broad, failed = 0, left = 0;
 
   pthread_mutex_lock(&E.mu);
-  need = ev_serve_replays();
-  pthread_mutex_unlock(&E.mu);
-  if (need == 0)
+  if (ev_serve_replays() == 0) {
+    pthread_mutex_unlock(&E.mu);
     return;
+  }
+  round = ++E.round;
+  failed = ev_round(round, &w, &broad) != 0;
+  pthread_mutex_unlock(&E.mu);
+  memset(&all, 0, sizeof(all));
+  memset(&some, 0, sizeof(some));
   /* The state is read without E.mu; the follower publishes nothing
    * meanwhile, so E.last_seq still names the feed position it matches. */
-  if (gw_snap_read(gw_srv->store, &b) != 0) {
+  if (!failed && broad && gw_snap_read(gw_srv->store, NULL, &all) != 0)
+    failed = 1;
+  if (!failed && w.n > 0) {
+    struct gw_snap_want want = {w.topic, w.len, w.n, NULL};
+    failed = gw_snap_read(gw_srv->store, &want, &some) != 0;
+  }
+  ev_wanted_free(&w);
+  if (failed) {
     ev_complain("out of memory reading the objects for a snapshot");
+    gw_snap_free(&all);
+    gw_snap_free(&some);
     pthread_mutex_lock(&E.mu);
     E.retry_at = gw_now() + 0.1; /* they stay pending: tried again */
     pthread_mutex_unlock(&E.mu);
@@ -436,6 +627,10 @@ void gw_sse_serve(void) {
   for (struct gw_sse *s = E.streams; s; s = s->next) {
     if (s->state != EV_PENDING)
       continue;
+    if (s->round != round) {
+      left = 1; /* came meanwhile: the next round reads for it */
+      continue;
+    }
     s->state = EV_LIVE;
     E.n_pending--;
     /* Events followed between its request and now: a topic that takes
@@ -444,11 +639,14 @@ void gw_sse_serve(void) {
       s->last_id = s->accept_seq;
       ev_replay(s);
     }
-    ev_batch_send(s, &b, E.last_seq,
+    ev_batch_send(s, s->broad ? &all : &some, E.last_seq,
                   s->start == EV_SNAPSHOT ? "snapshot" : "resync");
   }
+  if (left)
+    E.retry_at = 0;
   pthread_mutex_unlock(&E.mu);
-  gw_snap_free(&b);
+  gw_snap_free(&all);
+  gw_snap_free(&some);
 }
 
 double gw_sse_tick(double now) {
@@ -512,6 +710,7 @@ static void ev_stream_free(struct gw_sse *s) {
   if (s == NULL)
     return;
   free(s->topics_text);
+  free(s->refs);
   free(s->buf);
   free(s);
 }
@@ -578,6 +777,7 @@ int gw_sse_stream(struct gw_req *req) {
   if (E.streams)
     E.streams->prev = s;
   E.streams = s;
+  ev_match_add(s);
   if (E.n_streams++ == 0)
     E.next_beat = gw_now() + gw_srv->cfg.sse_heartbeat;
   E.n_pending++;
@@ -608,6 +808,7 @@ void gw_sse_forget(struct gw_req *req) {
     E.streams = s->next;
   if (s->next)
     s->next->prev = s->prev;
+  ev_match_del(s);
   if (s->state == EV_PENDING)
     E.n_pending--;
   E.n_streams--;
@@ -648,6 +849,9 @@ void gw_sse_close(void) {
     ev_ring_clear();
   free(E.ring);
   E.ring = NULL;
+  free(E.index);
+  E.index = NULL;
+  E.index_cap = E.index_n = 0;
   pthread_mutex_unlock(&E.mu);
   gw_buf_fini(&E.frame);
   gw_buf_fini(&E.batch_out);
@@ -709,7 +913,22 @@ void gw_sse_publish(uint64_t seq, const char *msg, size_t len,
   pthread_mutex_lock(&E.mu);
   ev_ring_push(seq, msg, len, topic_len);
   E.last_seq = seq;
-  for (struct gw_sse *s = E.streams; s; s = s->next)
+  E.publishes++;
+  if (E.index_n > 0) {
+    uint64_t h = ev_hash(msg, ev_key_len(msg, topic_len));
+    for (struct ev_ref *r = E.index[h & (E.index_cap - 1)]; r; r = r->next) {
+      struct gw_sse *s = r->s;
+      if (r->hash != h || s->mark == E.publishes ||
+          s->topic_len[r->t] > topic_len ||
+          memcmp(s->topic[r->t], msg, s->topic_len[r->t]) != 0)
+        continue;
+      s->mark = E.publishes; /* (two of its topics may match) */
+      if (s->state == EV_LIVE &&
+          (s->start != EV_SNAPSHOT || seq > s->accept_seq))
+        ev_append(s, f->data, f->len, 0);
+    }
+  }
+  for (struct gw_sse *s = E.broad; s; s = s->bnext)
     if (s->state == EV_LIVE && ev_match(s, msg, topic_len) &&
         (s->start != EV_SNAPSHOT || seq > s->accept_seq))
       ev_append(s, f->data, f->len, 0);

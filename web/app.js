@@ -31,6 +31,11 @@ const KIND_PATHS = {
 const POLL_SECONDS = 2; // busy synchronisation objects are read again this often
 const POLL_MAX = 64; // and at most this many of them per tick
 const DICT_PAGE = 100; // keys a dict's card shows at a time
+// Objects a page shows: a store of a million is read a page at a time, in
+// name order, as GET /v1/objects gives them (?prefix=, ?after=, "next").
+const PAGE = 200;
+const PREFIX_RE = /^[A-Za-z0-9_.-]{0,64}$/; // what a name's start may hold
+const FILTER_DELAY_MS = 250;
 
 const state = {
   token: sessionStorage.getItem(TOKEN_KEY),
@@ -48,7 +53,12 @@ const state = {
   frame: 0,
   started: false,
   storeTimer: 0,
-  filter: '',
+  filter: '', // the name prefix of the objects shown
+  filterTimer: 0,
+  // The page shown: names after `after` (null: from the first), up to
+  // `next` when more follow (null: to the end); `back` the afters of the
+  // pages before it.
+  page: { after: null, next: null, back: [] },
 };
 
 const byId = (id) => document.getElementById(id);
@@ -396,30 +406,29 @@ async function reload() {
   }
   state.reloading = (async () => {
     const started = now();
-    const [objects, values] = await Promise.all([
-      api('GET', '/v1/objects'), api('GET', '/v1/values')]);
-    const valueOf = new Map(values.json.values.map((v) => [v.name, v]));
+    const query = new URLSearchParams({ limit: String(PAGE) });
+    if (state.filter) query.set('prefix', state.filter);
+    if (state.page.after !== null) query.set('after', state.page.after);
+    const r = await api('GET', `/v1/objects?${query}`);
+    state.page.next = typeof r.json.next === 'string' ? r.json.next : null;
     const seen = new Set();
-    for (const info of objects.json.objects) {
+    for (const info of r.json.objects) {
       seen.add(info.name);
-      if (info.kind === 'value' && valueOf.has(info.name)) {
-        apply({ ...info, ...valueOf.get(info.name), kind: 'value' });
-      } else {
-        apply(info);
-      }
-    }
-    for (const info of values.json.values) {
-      if (!seen.has(info.name)) {
-        seen.add(info.name);
-        apply({ ...info, kind: 'value' });
-      }
+      apply(info);
     }
     for (const [name, o] of state.objects) {
-      if (!seen.has(name) && o.touched < started) removeObject(name);
+      if (seen.has(name) || o.touched >= started) continue;
+      if (onPage(name)) {
+        removeObject(name); // deleted
+      } else {
+        state.objects.delete(name); // on another page now: not deleted
+        dropView(o);
+      }
     }
     const arrays = [...state.objects.values()]
       .filter((o) => o.kind === 'array' || o.kind === 'dict');
     await Promise.all(arrays.map((o) => fetchObject(o)));
+    showPager();
     refreshStoreInfo();
   })();
   try {
@@ -523,7 +532,62 @@ function onEvent(message) {
   if (ev.op === 'resync') scheduleReload(0);
   // An event without state is about an object gone by the time it was
   // read: its deletion (or the next incarnation) comes next.
-  if (ev.op === 'deleted' || ev.version !== undefined) apply(ev, ev.op);
+  if (ev.op !== 'deleted' && ev.version === undefined) return;
+  // Every event comes, but only the page's objects are drawn: one made
+  // elsewhere counts in the header only.
+  if (typeof ev.name === 'string' && !state.objects.has(ev.name) &&
+      (!onPage(ev.name) || !roomFor(ev.name))) {
+    if (ev.op === 'created' || ev.op === 'deleted') scheduleStoreInfo();
+    return;
+  }
+  apply(ev, ev.op);
+}
+
+// A page holds PAGE objects at most: a new one that sorts before the
+// last pushes that one to the next page; one after it goes there itself.
+function roomFor(name) {
+  if (state.objects.size < PAGE) return true;
+  const names = [...state.objects.keys()].sort(); // (byte order: names are ASCII)
+  const last = names[names.length - 1];
+  if (name > last) {
+    state.page.next = last;
+    showPager();
+    return false;
+  }
+  const o = state.objects.get(last);
+  state.objects.delete(last);
+  dropView(o);
+  const before = names[names.length - 2];
+  state.page.next = before !== undefined && before > name ? before : name;
+  showPager();
+  return true;
+}
+
+// Whether a name belongs to the page shown (a new object may).
+function onPage(name) {
+  if (!name.startsWith(state.filter)) return false;
+  if (state.page.after !== null && name <= state.page.after) return false;
+  return state.page.next === null || name <= state.page.next;
+}
+
+// Shows the page after `after` (null: the first); back: the afters of
+// the pages before it. The objects shown go (they are not deleted).
+function goPage(after, back) {
+  state.page = { after, next: null, back };
+  for (const o of state.objects.values()) dropView(o);
+  state.objects.clear();
+  updateCounts();
+  showPager();
+  scheduleReload(0);
+}
+
+function showPager() {
+  const p = state.page;
+  byId('page-prev').disabled = p.after === null;
+  byId('page-next').disabled = p.next === null;
+  byId('pager').hidden = p.after === null && p.next === null;
+  setText(byId('page-info'), `page ${p.back.length + 1}` +
+    (p.next === null ? '' : ` · ${PAGE} a page`));
 }
 
 // ---------------------------------------------------------------- views
@@ -899,8 +963,11 @@ function updateArrayView(o, v) {
 // element's own width (so nothing is stretched).
 function drawSpark(o, v) {
   const s = v.spark;
-  const w = Math.max(60, Math.round(s.svg.clientWidth || 260));
-  const h = Math.max(20, Math.round(s.svg.clientHeight || 46));
+  // Its size is read by tick(), for every card at once: a read here, after
+  // the last card's write, would lay the page out again for every card (a
+  // page of 200 new cards stalled for seconds).
+  const w = Math.max(60, s.w || 260);
+  const h = Math.max(20, s.h || 46);
   s.svg.setAttribute('viewBox', `0 0 ${w} ${h}`);
   const t = now();
   // The time axis grows with what we have seen, up to HISTORY_SECONDS.
@@ -1026,9 +1093,13 @@ function updateCounts() {
     setText(count, cards.length === shown ? String(cards.length) : `${shown} of ${cards.length}`);
     const empty = byId(`${KIND_PATHS[kind]}-empty`);
     empty.hidden = shown > 0;
-    setText(empty, cards.length ? 'None matches the filter.' : `No ${KIND_PATHS[kind]} yet.`);
-    // The synchronisation kinds take no room on a page that has none.
-    if (SYNC_KINDS[kind]) grid(kind).closest('section').hidden = cards.length === 0;
+    setText(empty, cards.length || state.filter || state.page.after !== null
+      ? 'None matches the filter.' : `No ${KIND_PATHS[kind]} yet.`);
+    // The synchronisation kinds take no room on a page that has none
+    // (unless filtered: the section says none matches).
+    if (SYNC_KINDS[kind]) {
+      grid(kind).closest('section').hidden = cards.length === 0 && !state.filter;
+    }
   }
   listLockNames();
 }
@@ -1044,7 +1115,7 @@ function listLockNames() {
 }
 
 function matchesFilter(name) {
-  return !state.filter || name.toLowerCase().includes(state.filter);
+  return name.startsWith(state.filter);
 }
 
 function describe(e) {
@@ -1261,10 +1332,23 @@ async function start() {
   openStream();
 }
 
+// Reads the size of every sparkline not measured yet: reads only, so the
+// page is laid out once for all of them.
+function measureSparks() {
+  for (const o of state.objects.values()) {
+    const s = o.view && o.view.spark;
+    if (s && !s.w) {
+      s.w = Math.round(s.svg.clientWidth);
+      s.h = Math.round(s.svg.clientHeight);
+    }
+  }
+}
+
 function tick() {
   if (document.hidden) return;
   const t = now();
   let polls = 0;
+  measureSparks();
   for (const o of state.objects.values()) {
     if (!o.view) continue;
     if (o.kind === 'value' && o.type !== 'c') drawSpark(o, o.view);
@@ -1310,18 +1394,35 @@ function init() {
     start();
   });
   byId('forget').addEventListener('click', forgetToken);
+  // The filter is a name prefix the gateway applies: a store of a
+  // million objects is never drawn whole.
   byId('filter').addEventListener('input', (e) => {
-    state.filter = e.target.value.trim().toLowerCase();
-    for (const o of state.objects.values()) {
-      if (o.view) o.view.card.hidden = !matchesFilter(o.name);
-    }
-    updateCounts();
+    const prefix = e.target.value.trim();
+    const bad = !PREFIX_RE.test(prefix);
+    setText(byId('filter-msg'), bad ? 'Names hold only A-Z a-z 0-9 _ . - (at most 64).' : '');
+    clearTimeout(state.filterTimer);
+    if (bad || prefix === state.filter) return;
+    state.filterTimer = setTimeout(() => {
+      state.filter = prefix;
+      goPage(null, []);
+    }, FILTER_DELAY_MS);
+  });
+  byId('page-next').addEventListener('click', () => {
+    if (state.page.next !== null) goPage(state.page.next, [...state.page.back, state.page.after]);
+  });
+  byId('page-prev').addEventListener('click', () => {
+    const back = state.page.back.slice();
+    const after = back.pop();
+    goPage(after === undefined ? null : after, back);
   });
   document.addEventListener('visibilitychange', () => {
     if (!document.hidden) for (const o of state.objects.values()) markDirty(o);
   });
   window.addEventListener('resize', () => {
-    for (const o of state.objects.values()) markDirty(o);
+    for (const o of state.objects.values()) {
+      if (o.view && o.view.spark) o.view.spark.w = 0; // measured again
+      markDirty(o);
+    }
   });
   setInterval(tick, 1000);
   start();

@@ -221,6 +221,29 @@ static void fuzz_query_value(const char *s) {
     FUZZ_CHECK(t > 0 && t <= FUZZ_MAX_LEASE);
   else
     FUZZ_CHECK(why != NULL);
+  /* As a listing's ?prefix=, ?after= and ?limit=. */
+  {
+    struct gw_page page;
+    why = NULL;
+    if (gw_query_page_parse(s, NULL, NULL, &page, &why) == 0)
+      FUZZ_CHECK(strlen(page.prefix) <= ATR_NAME_MAX && !page.has_after &&
+                 page.limit == GW_LIST_DEFAULT &&
+                 (page.prefix[0] == '\0' ||
+                  atr_name_check(page.prefix, strlen(page.prefix)) == 0));
+    else
+      FUZZ_CHECK(why != NULL);
+    why = NULL;
+    if (gw_query_page_parse(NULL, s, NULL, &page, &why) == 0)
+      FUZZ_CHECK(page.has_after &&
+                 atr_name_check(page.after, strlen(page.after)) == 0);
+    else
+      FUZZ_CHECK(why != NULL);
+    why = NULL;
+    if (gw_query_page_parse(NULL, NULL, s, &page, &why) == 0)
+      FUZZ_CHECK(page.limit >= 1 && page.limit <= GW_LIST_MAX);
+    else
+      FUZZ_CHECK(why != NULL);
+  }
   /* The same text as an Atrium-Fence header. */
   why = NULL;
   {

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import unittest
+import urllib.parse
 import uuid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -192,10 +193,19 @@ class Gateway:
     def post(self, path, obj=None, **kw):
         return self.request("POST", path, json_body=obj, **kw)
 
-    def objects(self):
-        r = self.get("/v1/objects")
-        assert r.status == 200, r
-        return r.json["objects"]
+    def objects(self, path="/v1/objects", what="objects", **query):
+        """Every object of a listing, following "next" page by page."""
+        out, after = [], None
+        while True:
+            q = dict(query)
+            if after is not None:
+                q["after"] = after
+            r = self.get(path + ("?" + urllib.parse.urlencode(q) if q else ""))
+            assert r.status == 200, r
+            out += r.json[what]
+            if "next" not in r.json:
+                return out
+            after = r.json["next"]
 
     def metric(self, name):
         r = self.get("/metrics")

@@ -56,7 +56,7 @@ class ApiTest(gw.GatewayCase):
         self.assertEqual(r.json, {"name": "life", "kind": "value", "type": "i",
                                   "value": -8, "version": r.json["version"]})
         self.assertEqual(r.header("ETag"), '"%d"' % r.json["version"])
-        names = [v["name"] for v in self.gw.get("/v1/values").json["values"]]
+        names = [v["name"] for v in self.gw.objects("/v1/values", "values")]
         self.assertIn("life", names)
         r = self.gw.request("DELETE", "/v1/values/life")
         self.assertEqual((r.status, r.body), (204, b""))
@@ -314,7 +314,7 @@ class ApiTest(gw.GatewayCase):
         g.put("/v1/queues/shape.q", {"maxsize": 9, "max_item": 100})
         g.post("/v1/queues/shape.q/items", {"job": 1})
         listed = {o["name"]: o for o in g.objects()}
-        values = {o["name"]: o for o in g.get("/v1/values").json["values"]}
+        values = {o["name"]: o for o in g.objects("/v1/values", "values")}
         for kind, name, members in (
                 ("values", "shape.v", {"name", "kind", "type", "value", "version"}),
                 ("arrays", "shape.a",

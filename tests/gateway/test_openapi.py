@@ -343,6 +343,11 @@ CASES = [
     ("POST", "/v1/values/v/add", J({"delta": 1}), TEXT, 415, "unsupported_media_type"),
     ("POST", "/v1/values/v/add", BIG, {}, 413, "body_too_large"),
     ("GET", "/v1/values", None, {}, 200, None),
+    ("GET", "/v1/values?limit=1", None, {}, 200, None),
+    ("GET", "/v1/values?prefix=v&after=b&limit=2", None, {}, 200, None),
+    ("GET", "/v1/values?limit=0", None, {}, 400, "invalid_query"),
+    ("GET", "/v1/objects?limit=1", None, {}, 200, None),
+    ("GET", "/v1/objects?prefix=a%2Fb", None, {}, 400, "invalid_query"),
     # arrays
     ("PUT", "/v1/arrays/a", J({"type": "h", "length": 4}), {}, 201, None),
     ("PUT", "/v1/arrays/a", J({"type": "h", "length": 4}), {}, 200, None),
