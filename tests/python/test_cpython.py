@@ -8,6 +8,10 @@ class runs under fork and spawn, on the local and the remote transport.
 Nothing of CPython's code is copied: the module is imported from the
 installed test suite.
 
+make check runs the local transport's classes, make check-long
+(ATRIUM_CHECK_LONG=1) the remote transport's too (tests/python/test_client.py
+runs the client's own tests on both in make check).
+
 Run: _TestValue, _TestArray, _TestQueue, _TestLock, _TestSemaphore,
 _TestCondition, _TestEvent, _TestBarrier (the manager dict classes follow
 with issue 11). Every test that cannot apply is skipped below with its
@@ -102,7 +106,8 @@ def _skip(reason):
 
 # The classes, at module level under fixed names: a spawned child imports
 # this file again and must find the class its target method belongs to.
-for _transport in (pyc.LocalMixin, pyc.RemoteMixin):
+TRANSPORTS = (pyc.LocalMixin,) + ((pyc.RemoteMixin,) if pyc.gw.long_run() else ())
+for _transport in TRANSPORTS:
     for _method in METHODS:
         for _base_name in CLASSES:
             _base = getattr(cpython, _base_name)
@@ -133,7 +138,7 @@ del _case  # (or the loader would find the last class twice)
 def main():
     loader = unittest.defaultTestLoader
     suite = loader.loadTestsFromModule(sys.modules[__name__])
-    result = unittest.TextTestRunner(stream=sys.stdout, verbosity=2).run(suite)
+    result = pyc.gw.run(suite)
     bad = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
     skipped = len(result.skipped)
     ran = result.testsRun - skipped
