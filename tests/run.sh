@@ -53,6 +53,10 @@ run() {
 }
 
 export BUILD
+case ${ATRIUM_CHECK_LONG:-0} in
+0 | '') echo "== short loops (ATRIUM_CHECK_LONG=1, make check-long: full length)" ;;
+*) echo "== ATRIUM_CHECK_LONG=$ATRIUM_CHECK_LONG: every loop at full length" ;;
+esac
 for bin in "$@"; do
 	run cmocka "$bin"
 done
