@@ -4,7 +4,7 @@
 #   make check         install what is missing, build with -Werror, run every test
 #                      (loops at their short length: about two minutes)
 #   make check-long    the same, every loop at full length (ATRIUM_CHECK_LONG=1:
-#                      500-kill trials, CPython's tests on both transports)
+#                      500-kill trials, CPython's tests under spawn too)
 #   make check SANITIZER=address,undefined   make check under ASan and UBSan
 #   make bench         benchmarks beside their peers
 #   make fuzz          both fuzz targets (request, store images) 5 minutes each

@@ -8,9 +8,11 @@ class runs under fork and spawn, on the local and the remote transport.
 Nothing of CPython's code is copied: the module is imported from the
 installed test suite.
 
-make check runs the local transport's classes, make check-long
-(ATRIUM_CHECK_LONG=1) the remote transport's too (tests/python/test_client.py
-runs the client's own tests on both in make check).
+make check runs the classes under fork, make check-long
+(ATRIUM_CHECK_LONG=1) under spawn too: a spawned child starts a new
+interpreter that imports CPython's test module again, which is most of
+this file's time (tests/python/test_client.py starts the client's own
+processes with spawn in make check).
 
 Run: _TestValue, _TestArray, _TestQueue, _TestLock, _TestSemaphore,
 _TestCondition, _TestEvent, _TestBarrier (the manager dict classes follow
@@ -62,7 +64,7 @@ SKIPS = {
 }
 CLASSES = ("_TestValue", "_TestArray", "_TestQueue", "_TestLock",
            "_TestSemaphore", "_TestCondition", "_TestEvent", "_TestBarrier")
-METHODS = ("fork", "spawn")
+METHODS = ("fork", "spawn") if pyc.gw.long_run() else ("fork",)
 
 
 class AtriumMixin(cpython.ProcessesMixin):
@@ -106,8 +108,7 @@ def _skip(reason):
 
 # The classes, at module level under fixed names: a spawned child imports
 # this file again and must find the class its target method belongs to.
-TRANSPORTS = (pyc.LocalMixin,) + ((pyc.RemoteMixin,) if pyc.gw.long_run() else ())
-for _transport in TRANSPORTS:
+for _transport in (pyc.LocalMixin, pyc.RemoteMixin):
     for _method in METHODS:
         for _base_name in CLASSES:
             _base = getattr(cpython, _base_name)
