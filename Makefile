@@ -2,7 +2,10 @@
 #   make               library (static and shared), tools, gateway
 #   make run           install what is missing, build, start on the default store
 #   make check         install what is missing, build with -Werror, run every test
-#   make check SANITIZER=address,undefined   the same under ASan and UBSan
+#                      (loops at their short length: about 2.5 minutes)
+#   make check-long    the same, every loop at full length (ATRIUM_CHECK_LONG=1:
+#                      500-kill trials, CPython's tests under spawn too)
+#   make check SANITIZER=address,undefined   make check under ASan and UBSan
 #   make bench         benchmarks beside their peers
 #   make fuzz          both fuzz targets (request, store images) 5 minutes each
 #                      (FUZZ_TIME=seconds, FUZZ_TARGET=request|store)
@@ -48,7 +51,7 @@ LDFLAGS += $(SANFLAGS) -pthread
 WERROR  ?=
 CFLAGS  += $(WERROR)
 
-.PHONY: all lib run check test bench fuzz fuzz-build install uninstall clean format format-check deps check-containers check-scale
+.PHONY: all lib run check test bench fuzz fuzz-build install uninstall clean format format-check deps check-containers check-scale check-long
 all: lib tools
 
 # ---------------------------------------------------------------- deps
@@ -177,6 +180,12 @@ check: WERROR := -Werror
 check: $(DEPS_STAMP) check-boundaries format-check
 	@$(MAKE) --no-print-directory WERROR=-Werror all tests
 	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN)
+# The same build and the same tests, each at full length: a test reads
+# ATRIUM_CHECK_LONG (tu_long() in C, gw.long_run() in Python) and runs its
+# short version without it. The whole list, not the long tests alone, so
+# that a new test with a long form needs no list of its own here.
+check-long:
+	@ATRIUM_CHECK_LONG=1 $(MAKE) --no-print-directory check
 test: check
 # make check-scale: tests/core/test_scale.c at 1,000,000 objects (make
 # check runs it at 20,000): created, listed by pages, deleted, reopened.

@@ -2,7 +2,8 @@
  * test_barrier.c - barriers: opening and describing one, 4 processes
  * passing many rounds with exact indices and generations, abort and
  * reset, a timeout and a signal that break it, a waiter killed with
- * SIGKILL (500 trials: the others told within 10 ms), lease places
+ * SIGKILL (500 trials in make check-long, 100 in make check: the others
+ * told within 10 ms), lease places
  * (arrive, poll, leave, a deadline that breaks it with no gateway), a
  * delete that wakes waiters, and the events.
  */

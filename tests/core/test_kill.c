@@ -1,9 +1,10 @@
 /*
  * test_kill.c - a process killed (-9) at a random moment, hundreds of
- * times, in the middle of adds, slice writes, queue puts and gets (plain
- * and leased, with acks, nacks and touches), or
- * while it waits: no half-done change is ever visible, counts stay
- * exact, and the locks and waits it held still work for everyone else.
+ * times (make check-long; a sixth of that in make check), in the middle
+ * of adds, slice writes, queue puts and gets (plain and leased, with
+ * acks, nacks and touches), or while it waits: no half-done change is
+ * ever visible, counts stay exact, and the locks and waits it held still
+ * work for everyone else.
  */
 #include "testutil.h"
 
@@ -19,7 +20,12 @@ static atr_scalar si(int64_t i) {
   return (atr_scalar){.i = i};
 }
 
-enum { TRIALS = 600, KILLED = 128 + SIGKILL };
+enum { KILLED = 128 + SIGKILL };
+
+/* Kill trials per test: 600 in the long run, 100 in make check. */
+static int kill_trials(void) {
+  return tu_scaled(100, 600);
+}
 
 struct writer_arg {
   const char *path;
@@ -78,7 +84,8 @@ static void test_kill_adder(void **state) {
   struct writer_arg a = {.path = f->path};
   tu_pipe(a.ready);
   uint64_t rnd = tu_seed();
-  for (int trial = 0; trial < TRIALS; trial++) {
+  int trials = kill_trials();
+  for (int trial = 0; trial < trials; trial++) {
     tu_case("trial %d", trial);
     run_and_kill(add_writer, &a, &rnd);
     atr_scalar v;
@@ -180,7 +187,8 @@ static void test_kill_slice_writer(void **state) {
   pid_t reader = tu_spawn_ready(slice_reader, &r, r.ready[0]);
   uint64_t rnd = tu_seed();
   double slowest = 0;
-  for (int trial = 0; trial < TRIALS; trial++) {
+  int trials = kill_trials();
+  for (int trial = 0; trial < trials; trial++) {
     tu_case("trial %d", trial);
     run_and_kill(slice_writer, &a, &rnd);
     assert_all_equal(&h, NULL);
@@ -357,13 +365,13 @@ static void kill_queue_writers(tu_fixture *f, uint64_t max_bytes, int puts,
 }
 
 static void test_kill_queue_writer(void **state) {
-  kill_queue_writers(fixture(state), 32768, 6, 0, TRIALS);
+  kill_queue_writers(fixture(state), 32768, 6, 0, kill_trials());
 }
 
 /* The same with leased gets, acks, nacks and touches: items are whole,
  * and the dead writer's leased ones come back. */
 static void test_kill_leased_queue(void **state) {
-  kill_queue_writers(fixture(state), 32768, 5, 1, TRIALS / 2);
+  kill_queue_writers(fixture(state), 32768, 5, 1, kill_trials() / 2);
 }
 
 /* A queue without a byte bound grows (store lock, new ring, copy, free
@@ -372,7 +380,7 @@ static void test_kill_growing_queue(void **state) {
   tu_fixture *f = fixture(state);
   atr_store_stats base, st;
   tu_ok(atr_store_stats_get(f->store, &base));
-  kill_queue_writers(f, 0, 9, 0, TRIALS / 2);
+  kill_queue_writers(f, 0, 9, 0, kill_trials() / 2);
   tu_ok(atr_delete(f->store, "q", ATR_QUEUE));
   tu_ok(atr_store_stats_get(f->store, &st));
   tu_assert_u64(st.objects, base.objects);

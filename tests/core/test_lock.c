@@ -1,8 +1,9 @@
 /*
  * test_lock.c - locks: mutual exclusion between processes (plain and
  * reentrant), a holder killed -9 hundreds of times while another waits
- * (also from another PID namespace), a holder dead at each step of a take
- * and of a give, signals during a wait, leases
+ * (500 in make check-long, 100 in make check; also from another PID
+ * namespace), a holder dead at each step of a take and of a give,
+ * signals during a wait, leases
  * (expiry with no gateway, renew, unlease, break, fences), timeouts, and
  * a delete that wakes waiters.
  */
@@ -232,12 +233,6 @@ static double kill_trial(atr_handle *h, pid_t holder, uint64_t fence, int ours,
   return w.done - t0;
 }
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define KILL_TRIALS 200
-#else
-#define KILL_TRIALS 500
-#endif
-
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return x < y ? -1 : x > y;
@@ -247,10 +242,7 @@ static void test_holder_killed(void **state) {
   tu_fixture *f = fixture(state);
   atr_handle h;
   lock_new(f->store, "k", 0, &h);
-  /* Fewer under the sanitizers, whose forks and exits are slow, to stay
-   * well under 20 s; ATRIUM_TEST_TRIALS says how many. */
-  const char *env = getenv("ATRIUM_TEST_TRIALS");
-  int trials = env != NULL ? atoi(env) : KILL_TRIALS;
+  int trials = tu_kill_trials();
   double *lat = calloc((size_t)trials, sizeof *lat);
   double *late = calloc((size_t)trials, sizeof *late);
   assert_non_null(lat);
@@ -353,8 +345,9 @@ static void test_killed_mid_call(void **state) {
   lock_new(f->store, "k", 0, &h);
   lock_new(f->store, "r", 1, &r);
   struct child_arg a = {.path = f->path};
+  int kills = tu_scaled(60, 300);
   tu_pipe(a.ready);
-  for (int i = 0; i < 300; i++) {
+  for (int i = 0; i < kills; i++) {
     pid_t pid = tu_spawn_ready(churn_child, &a, a.ready[0]);
     tu_sleep((double)tu_rand_below(&rnd, 2001) * 1e-6);
     assert_int_equal(tu_kill(pid), 128 + SIGKILL);
@@ -369,7 +362,8 @@ static void test_killed_mid_call(void **state) {
     tu_ok(atr_lock_release(&h));
   }
   tu_close_pipe(a.ready);
-  print_message("300 kills mid-call: %d left the lock abandoned\n", abandoned);
+  print_message("%d kills mid-call: %d left the lock abandoned\n", kills,
+                abandoned);
   assert_true(abandoned > 0);
 }
 

@@ -4,7 +4,8 @@
  * nothing changed), timeouts, a signal during a wait, a delete that wakes
  * waiters, leased permits (table full, given back, given back at their
  * deadline with no gateway, given back at once when their holder is
- * killed: 500 trials) and the events.
+ * killed: 500 trials in make check-long, 100 in make check) and the
+ * events.
  */
 #include "testutil.h"
 

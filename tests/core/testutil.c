@@ -493,6 +493,15 @@ void tu_counter_new(atr_store *store, const char *name, atr_handle *h) {
                ATR_CREATED);
 }
 
+int tu_long(void) {
+  const char *env = getenv("ATRIUM_CHECK_LONG");
+  return env != NULL && *env != 0 && strcmp(env, "0") != 0;
+}
+
+int tu_scaled(int short_count, int full_count) {
+  return tu_long() ? full_count : short_count;
+}
+
 int tu_kill_trials(void) {
   const char *env = getenv("ATRIUM_TEST_TRIALS");
   if (env != NULL && atoi(env) > 0)
@@ -500,7 +509,7 @@ int tu_kill_trials(void) {
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
   return 100;
 #else
-  return 500;
+  return tu_scaled(100, 500);
 #endif
 }
 

@@ -133,8 +133,15 @@ double tu_waiters_end(tu_waiters *w, int expect, double t0);
 /* atr_handle_stat, asserting success. */
 atr_info tu_info(const atr_handle *h);
 
-/* How many kill trials a latency test runs: ATRIUM_TEST_TRIALS, else
- * 500 (100 under the sanitizers, to stay near 20 s). */
+/* Whether this is the long run: ATRIUM_CHECK_LONG=1 in the environment
+ * (make check-long), where loops run their full length. */
+int tu_long(void);
+/* A loop's count: full in the long run, else short (make check's, still
+ * enough to fail on a real bug). */
+int tu_scaled(int short_count, int full_count);
+/* How many kill trials a latency test runs: ATRIUM_TEST_TRIALS, else 500
+ * in the long run (100 under the sanitizers, whose forks and exits are
+ * slow) and 100 in make check. */
 int tu_kill_trials(void);
 /* A bound on how soon a woken waiter runs: seconds, or ten times that
  * while the load average is above the CPUs (more runnable tasks than

@@ -264,9 +264,45 @@ class GatewayCase(unittest.TestCase):
         cls.gw.stop()
 
 
+def long_run():
+    """Whether this is the long run (make check-long sets
+    ATRIUM_CHECK_LONG=1): loops and counts at their full length."""
+    return os.environ.get("ATRIUM_CHECK_LONG", "") not in ("", "0")
+
+
+def scaled(short, full):
+    """A count or duration: short in make check, full in make check-long."""
+    return full if long_run() else short
+
+
+class TimedResult(unittest.TextTestResult):
+    """Keeps each test's time, for the slowest ones run() prints."""
+
+    def startTest(self, test):
+        self.t0 = time.monotonic()
+        super().startTest(test)
+
+    def stopTest(self, test):
+        super().stopTest(test)
+        self.times = getattr(self, "times", [])
+        self.times.append((time.monotonic() - self.t0, test.id()))
+
+
+def run(suite):
+    """Runs suite verbosely, then names its tests over a second, slowest
+    first (a test's share of make check's time)."""
+    runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=2,
+                                     resultclass=TimedResult)
+    result = runner.run(suite)
+    for secs, name in sorted(getattr(result, "times", []), reverse=True)[:5]:
+        if secs >= 1:
+            print("%6.1f s  %s" % (secs, name))
+    return result
+
+
 def main():
     suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules["__main__"])
-    result = unittest.TextTestRunner(stream=sys.stdout, verbosity=2).run(suite)
+    result = run(suite)
     # Count tests, not subtests: a test with failing subtests fails once.
     bad = {str(t).split(" (")[0] + str(type(t)) for t, _ in result.failures + result.errors}
     bad |= {str(t) for t in result.unexpectedSuccesses}

@@ -8,6 +8,12 @@ class runs under fork and spawn, on the local and the remote transport.
 Nothing of CPython's code is copied: the module is imported from the
 installed test suite.
 
+make check runs each class under one start method, make check-long
+(ATRIUM_CHECK_LONG=1) under both: a spawned child starts a new
+interpreter that imports CPython's test module again, which is most of
+this file's time (tests/python/test_client.py starts the client's own
+processes with spawn in make check).
+
 Run: _TestValue, _TestArray, _TestQueue (JoinableQueue's task_done and
 join included), _TestLock, _TestSemaphore, _TestCondition, _TestEvent,
 _TestBarrier, the manager's _TestContainers (dict, Namespace) and
@@ -82,10 +88,11 @@ CLASSES = ("_TestValue", "_TestArray", "_TestQueue", "_TestLock",
            "_TestSemaphore", "_TestCondition", "_TestEvent", "_TestBarrier",
            "_TestContainers", "TestSyncManagerTypes")
 MANAGER_CLASSES = ("_TestContainers",)
-# A child process per test: under spawn only (the stricter, everything
-# pickled), fork too when ATRIUM_CHECK_LONG=1.
-LONG_ONLY_FORK = ("TestSyncManagerTypes",)
-LONG = os.environ.get("ATRIUM_CHECK_LONG") == "1"
+# make check: every class under fork, but these under spawn (a child
+# process per test, everything pickled: the stricter); make check-long:
+# every class under both.
+SPAWN_FIRST = ("TestSyncManagerTypes",)
+LONG = pyc.gw.long_run()
 METHODS = ("fork", "spawn")
 
 
@@ -155,7 +162,7 @@ def _skip(reason):
 for _transport in (pyc.LocalMixin, pyc.RemoteMixin):
     for _method in METHODS:
         for _base_name in CLASSES:
-            if _base_name in LONG_ONLY_FORK and _method == "fork" and not LONG:
+            if not LONG and (_method == "spawn") != (_base_name in SPAWN_FIRST):
                 continue
             _base = getattr(cpython, _base_name)
             _name = "%s_%s%s" % (_transport.transport.capitalize(),
@@ -189,7 +196,7 @@ del _case  # (or the loader would find the last class twice)
 def main():
     loader = unittest.defaultTestLoader
     suite = loader.loadTestsFromModule(sys.modules[__name__])
-    result = unittest.TextTestRunner(stream=sys.stdout, verbosity=2).run(suite)
+    result = pyc.gw.run(suite)
     bad = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
     skipped = len(result.skipped)
     ran = result.testsRun - skipped
