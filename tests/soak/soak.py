@@ -19,11 +19,18 @@ The invariants, at the end:
 - atriumd's memory back near where it started, a clean SIGTERM at the end,
   no sanitizer report from any process.
 Exits 1 if one fails.
+
+The C putters are paced (SOAK_PUT_RATE puts a second each, default 2000)
+and the driver keeps no item as a string: items are "PREFIX-n", so per
+prefix a bytearray of take counts indexed by n (the Takes class) is all an
+hour needs, about a byte per item put. Getter logs are read line by line,
+HTTP pops counted as they come. The table shows the driver's own peak RSS.
 """
 import http.client
 import json
 import os
 import random
+import resource
 import shutil
 import signal
 import socket
@@ -52,7 +59,66 @@ stats = {k: 0 for k in (
     "sse_reconnects", "stalled_streams", "abandoned", "c_kills", "c_stops",
     "gw_kills", "conn_errors", "conn_refused")}
 unexpected = []
-http_put_acked, http_put_unknown, http_popped = set(), set(), []
+
+
+class Takes:
+    """How many times each item "PREFIX-n" was taken: per prefix a
+    bytearray indexed by n (counts stop at 255, still "twice"). It grows as
+    items come, by doubling; an item that fits nowhere (unknown prefix, n
+    far beyond what was seen, not a string) is kept whole in `stray`, as
+    such items are rare and all of them are found out by the checks."""
+
+    def __init__(self):
+        self.counts = {}
+        self.stray = {}
+        self.total = 0
+
+    def expect(self, prefix):
+        self.counts.setdefault(prefix, bytearray(1024))
+
+    def take(self, item):
+        self.total += 1
+        arr = None
+        if isinstance(item, str) and "-" in item:
+            prefix, _, digits = item.rpartition("-")
+            arr = self.counts.get(prefix)
+        if arr is not None and digits.isdigit() and digits.isascii():
+            n = int(digits)
+            if n >= len(arr) and n < 2 * len(arr) + (1 << 20):
+                arr.extend(bytes(max(n + 1, 2 * len(arr)) - len(arr)))
+            if n < len(arr):
+                if arr[n] < 255:
+                    arr[n] += 1
+                return
+        key = json.dumps(item)
+        self.stray[key] = self.stray.get(key, 0) + 1
+
+    def get(self, prefix):
+        return self.counts.get(prefix, bytearray())
+
+    def settle(self, prefix, size):
+        """The prefix's array made `size` long (all its n that may have been
+        put), with the stray items of that prefix under `size` folded in."""
+        arr = self.counts.setdefault(prefix, bytearray())
+        if len(arr) < size:
+            arr.extend(bytes(size - len(arr)))
+        for key in list(self.stray):
+            item = json.loads(key)
+            if not isinstance(item, str):
+                continue
+            pre, _, digits = item.rpartition("-")
+            if pre == prefix and digits.isdigit() and digits.isascii() and int(digits) < size:
+                arr[int(digits)] = min(255, arr[int(digits)] + self.stray.pop(key))
+        return arr
+
+
+TWICE = bytes(max(c - 1, 0) for c in range(256))  # takes beyond the first
+takes = Takes()
+# What the HTTP putter's n-th put came to, index n (0 unused).
+H_NONE, H_ACKED, H_UNKNOWN = 0, 1, 2  # not put (refused, not sent) / 201 / no answer
+HTTP_PREFIX = "h1"
+http_put_status = bytearray(1)
+takes.expect(HTTP_PREFIX)
 
 
 def count(key, n=1):
@@ -121,6 +187,9 @@ class Worker:
         if self.role == "put":
             args.append(prefix)
         self.files.append((path, prefix))
+        if self.role == "put":
+            with lock:
+                takes.expect(prefix)
         self.err = open(path + ".err", "wb")
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self.err)
 
@@ -210,18 +279,18 @@ def http_adder(d):
         judge(st, body, (200,), "add")
 
 
-def http_putter(d, t):
+def http_putter(d):
     n = 0
     while not stop.is_set():
         n += 1
-        item = "h%d-%d" % (t, n)
+        item = "%s-%d" % (HTTP_PREFIX, n)
         st, body = request(d, "POST", "/v1/queues/q/items", item)
         with lock:
+            http_put_status.append(H_ACKED if st == 201 else H_UNKNOWN if st is None
+                                   else H_NONE)
             if st == 201:
-                http_put_acked.add(item)
                 stats["http_puts"] += 1
             elif st is None:
-                http_put_unknown.add(item)
                 stats["http_puts_unknown"] += 1
             elif st == 409:
                 stats["http_puts_full"] += 1
@@ -235,7 +304,8 @@ def http_popper(d):
         st, body = request(d, "POST", "/v1/queues/q/pop?max=8&timeout=1")
         if st == 200:
             with lock:
-                http_popped.extend(body["items"])
+                for item in body["items"]:
+                    takes.take(item)
                 stats["http_pops"] += 1
                 stats["http_popped"] += len(body["items"])
         elif st is None:
@@ -360,7 +430,7 @@ def run(tmp, store, state):
     workers += [Worker(tmp, store, "slice", "arr", 6)]
     state["workers"] = workers
     threads = [threading.Thread(target=f, args=a, daemon=True) for f, a in (
-        (http_adder, (d,)), (http_putter, (d, 1)), (http_popper, (d,)),
+        (http_adder, (d,)), (http_putter, (d,)), (http_popper, (d,)),
         (http_slicer, (d,)), (http_longpoll, (d,)), (sse_reader, (d, False)),
         (sse_reader, (d, True)), (abandoner, (d,)))]  # the abandoner last
     for t in threads:
@@ -415,12 +485,12 @@ def run(tmp, store, state):
     aq = request(d, "GET", "/v1/queues/aq")[1]["size"]
     for w in workers:
         w.finish()
-    drained = []
     while True:
         st, body = request(d, "POST", "/v1/queues/q/pop?max=10000")
         if st != 200:
             break
-        drained += body["items"]
+        for item in body["items"]:
+            takes.take(item)
 
     # ------------------------------------------------------------ checks
     results = []
@@ -440,17 +510,15 @@ def run(tmp, store, state):
           "value %d, acked %d, answers lost <= %d"
           % (hv, stats["http_adds"], stats["http_adds_unknown"]))
 
-    acked = set(http_put_acked)
-    maybe = set(http_put_unknown)
-    for w in workers:
-        if w.role != "put":
-            continue
-        for path, prefix in w.files:
-            n = w.ledger(path)[0]
-            acked |= {'%s-%d' % (prefix, i) for i in range(1, n + 1)}
-            maybe.add("%s-%d" % (prefix, n + 1))  # put, then killed
-    taken = list(http_popped) + list(drained)
+    # Every n that may have been put gets its place, then the getter logs
+    # (most of the items) are counted, a line at a time.
+    c_puts = [(w.ledger(path)[0], prefix) for w in workers if w.role == "put"
+              for path, prefix in w.files]
+    for n, prefix in c_puts:
+        takes.settle(prefix, n + 2)  # n + 1: put, then killed before the ledger
+    takes.settle(HTTP_PREFIX, len(http_put_status))
     getter_kills = 0
+    log_bytes = 0
     for w in workers:
         if w.role != "get":
             continue
@@ -458,19 +526,40 @@ def run(tmp, store, state):
         for path, _ in w.files:
             try:
                 with open(path, "rb") as f:
-                    taken += [json.loads(line) for line in f.read().splitlines() if line]
+                    for line in f:
+                        line = line.rstrip(b"\n")
+                        try:
+                            takes.take(json.loads(line))
+                        except ValueError:  # a torn line: counted as from nowhere
+                            takes.take(line.decode("utf-8", "replace"))
+                    log_bytes += f.tell()
             except FileNotFoundError:
                 pass
-    seen = set(taken)
-    twice = len(taken) - len(seen)
-    missing = acked - seen
-    extra = seen - acked - maybe
+    acked = missing = extra = 0
+    for n, prefix in c_puts:  # acked: 1..n; n + 1 maybe; 0 and beyond: nowhere
+        arr = takes.get(prefix)
+        acked += n
+        missing += arr[1:n + 1].count(0)
+        extra += (arr[0] != 0) + len(arr) - (n + 2) - arr[n + 2:].count(0)
+    arr = takes.get(HTTP_PREFIX)
+    acked += http_put_status.count(H_ACKED)
+    for status, c in zip(http_put_status, arr):
+        if status == H_ACKED and c == 0:
+            missing += 1
+        elif status == H_NONE and c != 0:
+            extra += 1
+    # Never put, and beyond the status list: nowhere.
+    extra += len(arr) - len(http_put_status) - arr[len(http_put_status):].count(0)
+    twice = sum(sum(a.translate(TWICE)) for a in takes.counts.values())
+    twice += sum(c - 1 for c in takes.stray.values())
+    extra += len(takes.stray)  # what settle left: no putter's
     may_lose = getter_kills * 16 + stats["http_pops_unknown"] * 8
-    check("no item taken twice", twice == 0, "%d items taken, %d twice" % (len(taken), twice))
-    check("acknowledged puts taken", len(missing) <= may_lose,
+    check("no item taken twice", twice == 0, "%d items taken, %d twice" % (takes.total, twice))
+    check("acknowledged puts taken", missing <= may_lose,
           "%d acked, %d missing, killed getters / lost pops may explain %d"
-          % (len(acked), len(missing), may_lose))
-    check("no item from nowhere", not extra, "%d unexplained" % len(extra))
+          % (acked, missing, may_lose))
+    check("no item from nowhere", not extra, "%d unexplained %s"
+          % (extra, list(takes.stray)[:3]))
     check("abandoned pops took nothing", aq == 5,
           "%d abandoned, %s requests parked when 5 items were put there; %d stayed"
           % (stats["abandoned"], parked_then, aq))
@@ -520,7 +609,11 @@ def run(tmp, store, state):
         print("| %s | %d |" % (k, stats[k]))
     print("| C adds acked | %d |" % c_acked)
     print("| C slice writes | %d |" % c_slices)
-    print("| items taken (C getters, HTTP pops, drain) | %d |" % len(taken))
+    print("| items taken (C getters, HTTP pops, drain) | %d |" % takes.total)
+    print("| getter logs read (MiB) | %.1f |" % (log_bytes / MIB))
+    # ru_maxrss is in KiB on Linux: the driver's own high-water mark.
+    print("| soak.py peak RSS (MiB) | %.1f |"
+          % (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
     print("\n| invariant | holds | found |\n|---|---|---|")
     for name, ok, detail in results:
         print("| %s | %s | %s |" % (name, "yes" if ok else "**NO**", detail))

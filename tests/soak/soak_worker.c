@@ -7,7 +7,10 @@
  *
  *   soak_worker STORE add VALUE LEDGER          adds 1; [0] acked adds
  *   soak_worker STORE put QUEUE LEDGER PREFIX   puts "PREFIX-<n>", n from
- *                                               1; [0] the last acked n
+ *                                               1; [0] the last acked n;
+ *                                               SOAK_PUT_RATE puts a second
+ *                                               at most (default 2000, 0:
+ *                                               no limit)
  *   soak_worker STORE get QUEUE LOG             takes up to 16 at a time;
  *                                               a line per item, written
  *                                               after the get returned
@@ -24,11 +27,42 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "atrium.h"
 
 #define SLICE_LEN 64
+#define SW_PUT_RATE 2000.0
+
+static double sw_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Sleeps until *next, then moves it one period on. A putter that fell
+ * behind (SIGSTOPped, or a full queue) starts over from now rather than
+ * catching up in a burst. */
+static void sw_pace(double *next, double period) {
+  double now = sw_now();
+  if (now < *next) {
+    double d = *next - now;
+    struct timespec ts = {(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};
+    nanosleep(&ts, NULL); /* EINTR: SIGTERM, the loop sees sw_stop */
+  } else if (now > *next + 0.1) {
+    *next = now;
+  }
+  *next += period;
+}
+
+/* SOAK_PUT_RATE (puts a second per putter), SW_PUT_RATE if unset; 0 or
+ * less: no pace (period 0). */
+static double sw_put_period(void) {
+  const char *env = getenv("SOAK_PUT_RATE");
+  double rate = env && *env ? strtod(env, NULL) : SW_PUT_RATE;
+  return rate > 0 ? 1.0 / rate : 0;
+}
 
 static volatile sig_atomic_t sw_stop;
 
@@ -70,11 +104,14 @@ static int sw_put(atr_store *s, const char *name, volatile uint64_t *ledger,
                   const char *prefix) {
   atr_handle h;
   char item[128];
+  double period = sw_put_period(), next = sw_now();
   int rc = atr_queue_open(s, name, 0, NULL, &h);
   if (rc != 0)
     return sw_fail(name, rc);
   while (!sw_stop) {
     uint64_t n = ledger[0] + 1;
+    if (period > 0)
+      sw_pace(&next, period);
     int len = snprintf(item, sizeof item, "\"%s-%llu\"", prefix,
                        (unsigned long long)n);
     rc = atr_queue_put(&h, item, (size_t)len, 0.5);
