@@ -225,7 +225,10 @@ $(BUILD)/tests/gateway/%.o: tests/gateway/%.c
 # C processes and HTTP clients on one store, with kill -9 of both and
 # SIGSTOP/SIGCONT of the C processes; then every invariant is checked and
 # one table printed (tests/soak/soak.py). Under the sanitizers:
-# make soak SANITIZER=address,undefined.
+# make soak SANITIZER=address,undefined. Each C putter puts at most
+# SOAK_PUT_RATE items a second (default 2000; 0: no limit), so that an
+# hour's accounting stays small (a bytearray per putter, not a string per
+# item).
 SOAK_S ?= 600
 SOAK_WORKER := $(BUILD)/tests/soak/soak_worker
 .PHONY: soak
