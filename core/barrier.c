@@ -287,8 +287,16 @@ ATR__EXPORT int atr_barrier_wait(const atr_handle *h, double timeout,
     atr__mutex_unlock(&o->lock);
     if (rc != ATR_EFULL)
       break;
-    /* Every place is held by leavers of past rounds: a moment. */
-    atr__futex_wait(&o->u.b.seq, val, 0.001);
+    /* Every place is held by leavers of past rounds (a stopped one may
+     * hold it long; in a damaged store, anything may): a moment, but
+     * never past the caller's timeout. */
+    int64_t left = deadline < 0 ? 1000000 : deadline - atr__now_ns();
+    if (left <= 0)
+      return ATR_ETIMEDOUT;
+    if (atr__futex_wait(&o->u.b.seq, val,
+                        (double)(left < 1000000 ? left : 1000000) / 1e9) ==
+        ATR_EINTR)
+      return ATR_EINTR;
   }
   if (rc != 0)
     return rc;

@@ -365,6 +365,18 @@ static void test_lease_places(void **state) {
   tu_sleep(0.06);
   tu_assert_i64(atr_sync_expire(&h), 1);
   assert_int_equal(tu_info(&h).broken, 1);
+  /* Every place held by leavers that have not looked yet: a wait gives
+   * up at its timeout (it used to wait until a place came free, here an
+   * hour; the store fuzzer found it). */
+  tu_ok(atr_delete(f->store, "b", ATR_BARRIER));
+  bar_new(f->store, "b", 1, &h);
+  tu_ok(atr_barrier_arrive(&h, 3600, &t1));
+  tu_ok(atr_barrier_arrive(&h, 3600, &t2));
+  tu_assert_rc(atr_barrier_wait(&h, 0, NULL, NULL), ATR_ETIMEDOUT);
+  tu_assert_rc(atr_barrier_wait(&h, 0.05, NULL, NULL), ATR_ETIMEDOUT);
+  tu_ok(atr_barrier_poll(&h, t1, NULL, NULL));
+  tu_ok(atr_barrier_wait(&h, 5, NULL, NULL)); /* a place came free */
+  tu_ok(atr_barrier_poll(&h, t2, NULL, NULL));
 }
 
 /* ------------------------------------------------------------ events */
