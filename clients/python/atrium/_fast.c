@@ -382,6 +382,18 @@ static void fast_obj_dealloc(PyObject *op) {
   .tp_new = PyType_GenericNew, .tp_dealloc = fast_obj_dealloc,                 \
   .tp_traverse = fast_obj_traverse, .tp_clear = fast_obj_clear
 
+/* The end of an acquire whose last code is rc (ATR_ABANDONED is the
+ * caller's): Py_True, Py_False or NULL. */
+static PyObject *fast_acquire_end(fast_obj *o, int rc) {
+  if (rc == 0)
+    Py_RETURN_TRUE;
+  if (rc == ATR_ETIMEDOUT)
+    Py_RETURN_FALSE;
+  if (rc == INT32_MIN)
+    return NULL;
+  return fast_raise(o->fail, rc);
+}
+
 /* ------------------------------------------------------------------- locks */
 
 typedef struct {
@@ -398,10 +410,8 @@ static int fast_lock_try(void *obj, double timeout) {
 /* The end of an acquire, from its last core code: Py_True, Py_False or
  * NULL. */
 static PyObject *fast_lock_result(fast_lock *self, int rc) {
-  if (rc == 0) {
+  if (rc == 0)
     self->abandoned = 0;
-    Py_RETURN_TRUE;
-  }
   if (rc == ATR_ABANDONED) {
     self->abandoned = 1;
     /* stacklevel 1 from C: the Python line that called acquire, as the
@@ -415,11 +425,7 @@ static PyObject *fast_lock_result(fast_lock *self, int rc) {
       return NULL;
     Py_RETURN_TRUE;
   }
-  if (rc == ATR_ETIMEDOUT)
-    Py_RETURN_FALSE;
-  if (rc == INT32_MIN)
-    return NULL;
-  return fast_raise(self->fail, rc);
+  return fast_acquire_end((fast_obj *)self, rc);
 }
 
 static PyObject *fast_lock_acquire(PyObject *op, PyObject *const *args,
@@ -511,13 +517,7 @@ static PyObject *fast_sem_acquire(PyObject *op, PyObject *const *args,
   int rc = fast_acquire(self->h, fast_sem_try, self, args, nargs, kwnames);
   /* A permit a dead holder gave back is as good as any (no warning: a
    * semaphore guards a count, not a state). */
-  if (rc == 0 || rc == ATR_ABANDONED)
-    Py_RETURN_TRUE;
-  if (rc == ATR_ETIMEDOUT)
-    Py_RETURN_FALSE;
-  if (rc == INT32_MIN)
-    return NULL;
-  return fast_raise(self->fail, rc);
+  return fast_acquire_end(self, rc == ATR_ABANDONED ? 0 : rc);
 }
 
 static PyObject *fast_sem_release(PyObject *op, PyObject *const *args,
