@@ -176,9 +176,16 @@ $(BUILD)/tests/core/%.o: tests/core/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CORE_INC) -Itests/core -c $< -o $@
 
+# The build runs its jobs on every CPU (unless make was given a -j), the
+# source checks and the fuzz targets' build (tests/fuzz/test_fuzz.sh then
+# finds them made) among them; tests/run.sh runs the tests in as many
+# lanes (ATRIUM_TEST_JOBS=1: one at a time).
+NPROC := $(shell nproc 2>/dev/null || echo 1)
+CHECK_J = $(if $(filter -j%,$(MAKEFLAGS)),,-j$(NPROC))
 check: WERROR := -Werror
-check: $(DEPS_STAMP) check-boundaries format-check
-	@$(MAKE) --no-print-directory WERROR=-Werror all tests
+check: $(DEPS_STAMP)
+	@$(MAKE) --no-print-directory $(CHECK_J) WERROR=-Werror \
+	  check-boundaries format-check all tests fuzz-build
 	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN)
 # The same build and the same tests, each at full length: a test reads
 # ATRIUM_CHECK_LONG (tu_long() in C, gw.long_run() in Python) and runs its

@@ -6,6 +6,9 @@
  * told within 10 ms), lease places
  * (arrive, poll, leave, a deadline that breaks it with no gateway), a
  * delete that wakes waiters, and the events.
+ *
+ * tests/run.sh: alone (the kill trials time how soon the others are told:
+ * another test's load beside them would be timed too).
  */
 #include "testutil.h"
 

@@ -6,6 +6,9 @@
  * signals during a wait, leases
  * (expiry with no gateway, renew, unlease, break, fences), timeouts, and
  * a delete that wakes waiters.
+ *
+ * tests/run.sh: alone (the kill trials time how soon the waiter is back:
+ * another test's load beside them would be timed too).
  */
 #include "testutil.h"
 

@@ -6,6 +6,9 @@
  * deadline with no gateway, given back at once when their holder is
  * killed: 500 trials in make check-long, 100 in make check) and the
  * events.
+ *
+ * tests/run.sh: alone (the kill trials time how soon the waiter gets the
+ * permit: another test's load beside them would be timed too).
  */
 #include "testutil.h"
 
