@@ -4,9 +4,10 @@
 # tests/fuzz/corpus) and the store-image target (tests/fuzz/fuzz_store.c,
 # whose seeds are real stores it writes itself with FUZZ_STORE_SEEDS).
 # Builds them if needed (make fuzz-build, clang with libFuzzer, ASan and
-# UBSan), then runs each FUZZ_SECONDS (default 10; 20 in make check-long,
-# ATRIUM_CHECK_LONG=1) on a scratch copy of
-# its seeds. A run fails on any crash, sanitizer report, timeout or failed
+# UBSan; make check has built them already, beside its other builds),
+# then runs each FUZZ_SECONDS (default 5; 20 in make check-long,
+# ATRIUM_CHECK_LONG=1) on a scratch copy of its seeds: every seed runs
+# (a run that did not get through them fails), then mutations of them. A run fails on any crash, sanitizer report, timeout or failed
 # check; the input that did it is kept in the fuzz build folder (crash-*,
 # timeout-*) and shown. make fuzz runs the same targets for five minutes.
 # Prints one closing line: "N passed, M failed"; exits 1 if one failed.
@@ -14,7 +15,7 @@ set -u
 
 here=$(dirname "$0")
 root=$(cd "$here/../.." && pwd)
-case ${ATRIUM_CHECK_LONG:-0} in 0 | '') full=10 ;; *) full=20 ;; esac
+case ${ATRIUM_CHECK_LONG:-0} in 0 | '') full=5 ;; *) full=20 ;; esac
 seconds=${FUZZ_SECONDS:-$full}
 fuzz_build=${FUZZ_BUILD:-build/fuzz} # as the Makefile's FUZZ_BUILD
 case $fuzz_build in /*) dir=$fuzz_build ;; *) dir=$root/$fuzz_build ;; esac
