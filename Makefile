@@ -377,15 +377,19 @@ uninstall:
 # libatrium.so.1 went. From the checkout: PYTHONPATH=clients/python.
 PY_SRC  := $(filter-out %/_installed.py,$(wildcard clients/python/atrium/*.py))
 PYTHON  ?= python3
-PYVER   := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+# Its version, include folder and extension suffix from one run of it (a
+# make reads them every time: tenths of a second per start, seconds on a
+# busy machine, and make check runs make several times).
+PY_CONF := $(shell $(PYTHON) -c 'import sys, sysconfig; print("%d.%d" % sys.version_info[:2], sysconfig.get_paths()["include"], sysconfig.get_config_var("EXT_SUFFIX"))' 2>/dev/null)
+PYVER   := $(word 1,$(PY_CONF))
 # atrium._fast, the local transport's hot paths in C (CPython's C API),
 # built against the headers of the python3 that will import it (Debian's
 # python3-dev) and against include/atrium.h only: it calls the libatrium
 # the package loaded (see the top of _fast.c). In the checkout the package
 # finds it beside that library, in $(BUILD)/python/ (a sanitizer build's
 # beside the sanitizer build's library); installed, in the package.
-PY_INC  := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null)
-PY_EXT  := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))' 2>/dev/null)
+PY_INC  := $(word 2,$(PY_CONF))
+PY_EXT  := $(word 3,$(PY_CONF))
 PY_FAST := $(BUILD)/python/_fast$(PY_EXT)
 .PHONY: python-ext
 python-ext: $(PY_FAST)

@@ -5,6 +5,7 @@
 # ends with one line "N passed, N failed"; exits non-zero if anything
 # failed, crashed or timed out.
 #   BUILD=build sh tests/run.sh build/tests/test_*
+#   ATRIUM_TESTS="test_lock test_api.py" BUILD=build sh tests/run.sh build/tests/test_*
 #
 # Tests run in ATRIUM_TEST_JOBS lanes at once (default: the CPUs, nproc;
 # 1: one at a time, in the order above). Every test has its own store
@@ -94,18 +95,26 @@ run() {
 	show "$out.all"
 }
 
-# The tests, one a line: "KIND ALONE COMMAND" (ALONE is 1 or 0).
+# The tests, one a line: "KIND ALONE COMMAND" (ALONE is 1 or 0); with
+# ATRIUM_TESTS (file names: "test_lock test_api.py"), those only.
 alone() {
 	grep -qs 'tests/run\.sh: alone' "$1" && echo 1 || echo 0
 }
+picked() {
+	[ -z "${ATRIUM_TESTS:-}" ] && return 0
+	case " $ATRIUM_TESTS " in *" ${1##*/} "*) return 0 ;; esac
+	return 1
+}
 for bin in "$@"; do
-	echo "cmocka $(alone "$tests_dir/core/${bin##*/}.c") $bin"
+	picked "$bin" && echo "cmocka $(alone "$tests_dir/core/${bin##*/}.c") $bin"
 done >"$work/all"
 for script in "$tests_dir"/*/test_*.py; do
-	[ -e "$script" ] && echo "script $(alone "$script") python3 $script"
+	[ -e "$script" ] && picked "$script" &&
+		echo "script $(alone "$script") python3 $script"
 done >>"$work/all"
 for script in "$tests_dir"/*/test_*.sh; do
-	[ -e "$script" ] && echo "script $(alone "$script") sh $script"
+	[ -e "$script" ] && picked "$script" &&
+		echo "script $(alone "$script") sh $script"
 done >>"$work/all"
 
 # The order: the slowest of the last run first (a test it did not have,
@@ -167,8 +176,15 @@ lane alone
 echo "== time per test (s), slowest first; $(since "$start") s in all"
 awk '{ print $3, $4 }' "$work/results" | sort -rn >"$work/times"
 awk '{ printf "%7.1f  %s\n", $1, $2 }' "$work/times"
-# For the next run's order (a test failed or not, its time counts).
-[ ! -d "${BUILD:-build}" ] || cp "$work/times" "$last" 2>/dev/null
+# For the next run's order (a test failed or not, its time counts; the
+# last run's times of tests this one left out are kept).
+if [ -d "${BUILD:-build}" ]; then
+	{
+		cat "$work/times"
+		[ ! -f "$last" ] ||
+			awk 'NR == FNR { ran[$2] = 1; next } !($2 in ran)' "$work/times" "$last"
+	} >"$work/times.new" && cp "$work/times.new" "$last"
+fi
 passed=$(awk '{ s += $1 } END { print s + 0 }' "$work/results")
 failed=$(awk '{ s += $2 } END { print s + 0 }' "$work/results")
 ran=$(wc -l <"$work/results")
