@@ -2,7 +2,8 @@
 #   make               library (static and shared), tools, gateway
 #   make run           install what is missing, build, start on the default store
 #   make check         install what is missing, build with -Werror, run every test
-#                      (loops at their short length: about 2.5 minutes)
+#                      (loops at their short length, tests in nproc lanes:
+#                      about 3 minutes)
 #   make check-long    the same, every loop at full length (ATRIUM_CHECK_LONG=1:
 #                      500-kill trials, CPython's tests under spawn too)
 #   make check SANITIZER=address,undefined   make check under ASan and UBSan
