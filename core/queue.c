@@ -240,27 +240,68 @@ void atr__queue_unlock_both(struct atr__obj *o) {
   q_unlock_both(o);
 }
 
+/* A pause in a busy wait: lets the core's other thread run and costs
+ * the waiter little power. */
+static inline void q_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+/*
+ * Before it sleeps, a waiter watches the other side for up to Q_SPIN_NS
+ * (less if its deadline is nearer). A busy other side moves within a
+ * microsecond or so, and a sleep costs more than the watch: the other
+ * side's next commit then makes a FUTEX_WAKE system call (about 1.3 us
+ * of CPU on the benchmarks' VM, where a put is 45 ns), and the sleeper
+ * a wake-up. Looks at the other side's line are spaced by pauses, so the
+ * watch takes that line from its writer at most every ~150 ns.
+ */
+#define Q_SPIN_NS 10000
+#define Q_SPIN_PAUSES 8
+
+static bool q_spin(const struct atr__qside *other, struct atr__qside seen,
+                   double left) {
+  int64_t budget = Q_SPIN_NS;
+  if (left >= 0 && left * 1e9 < (double)budget)
+    budget = (int64_t)(left * 1e9);
+  int64_t end = atr__now_ns() + budget;
+  for (unsigned n = 1;; n++) {
+    for (int k = 0; k < Q_SPIN_PAUSES; k++)
+      q_relax();
+    if (!q_side_equal(q_side_load(other), seen))
+      return true;
+    if (n % 8 == 0 && atr__now_ns() >= end)
+      return false;
+  }
+}
+
 /*
  * Called holding lock after the other side showed no room (or no item)
- * as `seen`: sleeps on ec until it moves or the deadline passes, and
- * releases lock. The waiter bit is set before the other side is looked
- * at again, and the other side commits before it looks at the bit, so
- * one of the two always sees the other. 0 to look again, ATR_ETIMEDOUT
- * when time is up, ATR_EINTR when a signal handler ran during the sleep
- * (the caller gives up: Ctrl-C must stop a program blocked here).
+ * as `seen`: releases lock, watches the other side a moment (q_spin),
+ * then sleeps on ec until it moves or the deadline passes. The waiter
+ * bit is set before the other side is looked at again, and the other
+ * side commits before it looks at the bit (its unlock, a locked
+ * instruction, keeps the two in order), so one of the two always sees
+ * the other; our own lock plays no part in it. 0 to look again,
+ * ATR_ETIMEDOUT when time is up, ATR_EINTR when a signal handler ran
+ * during the sleep (the caller gives up: Ctrl-C must stop a program
+ * blocked here).
  */
 static int q_wait_side(pthread_mutex_t *lock, _Atomic uint32_t *ec,
                        const struct atr__qside *other, struct atr__qside seen,
                        double deadline) {
   double left = atr__remaining(deadline);
-  if (left == 0) {
-    atr__mutex_unlock(lock);
-    return ATR_ETIMEDOUT;
-  }
-  uint32_t val = atr__ec_prepare(ec);
-  bool moved = !q_side_equal(q_side_load(other), seen);
   atr__mutex_unlock(lock);
-  if (!moved && atr__futex_wait(ec, val, left) == ATR_EINTR)
+  if (left == 0)
+    return ATR_ETIMEDOUT;
+  if (q_spin(other, seen, left) || (left = atr__remaining(deadline)) == 0)
+    return 0; /* look again (and time out there) */
+  uint32_t val = atr__ec_prepare(ec);
+  if (q_side_equal(q_side_load(other), seen) &&
+      atr__futex_wait(ec, val, left) == ATR_EINTR)
     return ATR_EINTR;
   return 0;
 }
