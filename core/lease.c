@@ -55,6 +55,7 @@
 #define LQ_CAP_DEFAULT 1024u
 #define LQ_CAP_MAX 65536u
 #define LQ_BLK_MIN 256u
+#define LQ_BLK_AHEAD 16u /* places given a block at once (see below) */
 /* While threads hold items, sweeps for dead ones are due this often. */
 #define LQ_LOOK_NS (10 * INT64_C(1000000))
 
@@ -728,8 +729,11 @@ ATR__EXPORT int atr_queue_get_leased(const atr_handle *h, size_t max,
         atr__store_unlock(h->store);
         return rc;
       }
-      /* Blocks for this item's place and for the rest of the batch. */
-      size_t want = max - lo.k;
+      /* Blocks for this item's place and for the rest of the batch, and
+       * for a few places more: a getter that keeps its items (gets one
+       * at a time, acks later) then takes the store lock once per
+       * LQ_BLK_AHEAD items, not for each. */
+      size_t want = max - lo.k > LQ_BLK_AHEAD ? max - lo.k : LQ_BLK_AHEAD;
       for (uint32_t i = grow;
            want > 0 && i < t->cap && atr__lq_table(h->store, o) == t; i++) {
         struct atr__lslot *sl = &t->slot[i];
