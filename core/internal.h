@@ -1198,8 +1198,17 @@ int atr__items_append(void *arg, const uint8_t *item, uint32_t len);
 void atr__q_bump(struct atr__obj *o);
 /* The queue's items put ever (the putters' count). */
 uint64_t atr__q_puts(const struct atr__obj *o);
-/* Waits as a getter on an empty queue (releases the record lock). */
-int atr__q_wait_items(const atr_handle *h, struct atr__obj *o, double deadline);
+/* What a waiter's look depended on besides the other side's count (see
+ * queue.c's q_wait_side), taken before the look. */
+struct atr__q_watch {
+  uint64_t gets;
+  uint32_t ec;
+};
+struct atr__q_watch atr__q_watch_items(const struct atr__obj *o);
+/* Waits as a getter on an empty queue (releases the record lock): w was
+ * taken (holding it) before the look that found no item. */
+int atr__q_wait_items(const atr_handle *h, struct atr__obj *o,
+                      const struct atr__q_watch *w, double deadline);
 
 /* lock.c, for conditions: the lock lh (a handle made from the
  * condition's binding) and its holder. */

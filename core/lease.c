@@ -658,6 +658,7 @@ ATR__EXPORT int atr_queue_get_leased(const atr_handle *h, size_t max,
     int returned;
     if ((rc = atr__lq_lock(h, &o, &t)) != 0)
       return rc;
+    struct atr__q_watch w = atr__q_watch_items(o); /* before the look */
     /* One look at the (coarse) clock serves the whole call. */
     int64_t now = atr__lq_now();
     returned = lq_sweep_due(h->store, o, t, now);
@@ -768,7 +769,7 @@ ATR__EXPORT int atr_queue_get_leased(const atr_handle *h, size_t max,
       atr__lq_after(h, o, t, returned);
       continue;
     }
-    if ((rc = atr__q_wait_items(h, o, deadline)) != 0)
+    if ((rc = atr__q_wait_items(h, o, &w, deadline)) != 0)
       return rc == ATR_EINTR ? rc : ATR_EEMPTY;
   }
 }
