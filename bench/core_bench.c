@@ -799,8 +799,7 @@ static void bench_measure(const bench_case *c) {
   bench_value_store = store;
   bench_clock = c->store >= 6 ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC;
   count = bench_fixed_count != 0 ? bench_fixed_count : bench_calibrate(c);
-  for (int rep = 0; rep < (bench_fixed_count != 0 ? 1 : BENCH_REPEATS);
-       rep++) {
+  for (int rep = 0; rep < (bench_fixed_count != 0 ? 1 : BENCH_REPEATS); rep++) {
     double rate = c->ops_per_count * (double)count / c->fn(count);
     best = rate > best ? rate : best;
   }

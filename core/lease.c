@@ -196,8 +196,8 @@ void atr__lq_expire_commit(struct atr__ltable *t, struct atr__lslot *sl,
 /* Whether a place may take an item: FREE, and no hold on its word. */
 static bool lq_place_free(const struct atr__lslot *sl) {
   return sl->state == ATR__LQ_FREE &&
-         atr__word_free(atomic_load_explicit(&sl->hold.word,
-                                             memory_order_relaxed));
+         atr__word_free(
+             atomic_load_explicit(&sl->hold.word, memory_order_relaxed));
 }
 
 /*

@@ -259,7 +259,7 @@ static inline void q_relax(void) {
 #define Q_SPIN_PAUSES 8
 
 static struct atr__q_watch q_watch(const struct atr__queue *q,
-                            const _Atomic uint32_t *ec) {
+                                   const _Atomic uint32_t *ec) {
   struct atr__q_watch w;
   w.ec = atomic_load(ec) & ~ATR__EC_WAITERS;
   w.gets = __atomic_load_n(&q->gets, __ATOMIC_ACQUIRE);
@@ -716,8 +716,8 @@ ATR__EXPORT int atr_queue_put_batch(const atr_handle *h,
         return rc;
       continue;
     }
-    if ((rc = q_wait_side(&q->put_lock, q, &q->ec_get, &q->cons, cons.items,
-                          w, deadline)) != 0)
+    if ((rc = q_wait_side(&q->put_lock, q, &q->ec_get, &q->cons, cons.items, w,
+                          deadline)) != 0)
       return rc == ATR_EINTR ? rc : ATR_EFULL;
   }
 }
@@ -829,8 +829,8 @@ int atr__q_wait_items(const atr_handle *h, struct atr__obj *o,
   }
   /* The look found the putters' count at prod_seen (it reads the
    * putters' side into it whenever it runs out). */
-  int rc = q_wait_side(&o->lock, q, &q->ec_put, &q->prod, q->prod_seen, *w,
-                       until);
+  int rc =
+      q_wait_side(&o->lock, q, &q->ec_put, &q->prod, q->prod_seen, *w, until);
   return rc == ATR_ETIMEDOUT && until != deadline ? 0 : rc;
 }
 

@@ -318,15 +318,13 @@ static int hold_many_and_die(void *arg) {
   TU_CHILD_CHECK(atr_queue_open(s, "q", 0, NULL, &h) == 0);
   for (int i = 0; i < MANY_HELD; i++) {
     it.count = 0;
-    TU_CHILD_CHECK(atr_queue_get_leased(&h, 1, 600, 0, 0, &it, &r[i], &d) ==
-                   0);
+    TU_CHILD_CHECK(atr_queue_get_leased(&h, 1, 600, 0, 0, &it, &r[i], &d) == 0);
   }
   for (int i = 0; i < MANY_HELD; i++) {
     uint64_t unknown[1];
     size_t nu = 1;
     if (many_acked(i))
-      TU_CHILD_CHECK(atr_queue_ack(&h, &r[i], 1, unknown, &nu) == 0 &&
-                     nu == 0);
+      TU_CHILD_CHECK(atr_queue_ack(&h, &r[i], 1, unknown, &nu) == 0 && nu == 0);
   }
   tu_child_ready(ready[1]);
   pause();
