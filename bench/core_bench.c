@@ -5,6 +5,10 @@
  *   core_bench [NAME...]     run only the named measurements
  *                            (growth_times: the growth section's times)
  *
+ * ATRIUM_BENCH_COUNT=N runs each measurement once with count N, with no
+ * calibration: a fixed amount of work, for `perf stat`, `strace -c` and
+ * per-item costs on a machine too busy for its wall times to mean much.
+ *
  * Each measurement is sized (by a short calibration run) to take about
  * ATRIUM_BENCH_TIME seconds (default 1.2), runs three times, and reports
  * the best. Stores live under /dev/shm with unique names and are removed
@@ -24,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,6 +46,12 @@
 /* The store of the running measurement, removed on exit and on a signal. */
 static char bench_store_path[96];
 static double bench_target_s = 1.2;
+static uint64_t bench_fixed_count; /* ATRIUM_BENCH_COUNT; 0: calibrate */
+/* The CPU seconds (user + system) each child of the last bench_fork
+ * used, and how many there were: with a fixed count, the cost per item
+ * of each role, which the neighbours' load does not change much. */
+static double bench_cpu[8];
+static int bench_children;
 
 static void bench_die(const char *what, int code) {
   fprintf(stderr, "core_bench: %s: %s\n", what,
@@ -141,6 +152,7 @@ static double bench_fork(const bench_role *roles, int n, uint64_t count) {
 
   if (n > 8 || pipe(ready) < 0 || pipe(start) < 0)
     bench_die("pipe", 0);
+  bench_children = n;
   for (k = 0; k < n; k++) {
     if ((pids[k] = fork()) < 0)
       bench_die("fork", 0);
@@ -167,8 +179,11 @@ static double bench_fork(const bench_role *roles, int n, uint64_t count) {
     bench_die("write", 0);
   for (k = 0; k < n; k++) {
     int status;
-    if (waitpid(pids[k], &status, 0) < 0)
-      bench_die("waitpid", 0);
+    struct rusage ru;
+    if (wait4(pids[k], &status, 0, &ru) < 0)
+      bench_die("wait4", 0);
+    bench_cpu[k] = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                   (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
       errno = ECHILD;
       bench_die("a child process failed", 0);
@@ -783,8 +798,8 @@ static void bench_measure(const bench_case *c) {
   }
   bench_value_store = store;
   bench_clock = c->store >= 6 ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC;
-  count = bench_calibrate(c);
-  for (int rep = 0; rep < BENCH_REPEATS; rep++) {
+  count = bench_fixed_count != 0 ? bench_fixed_count : bench_calibrate(c);
+  for (int rep = 0; rep < (bench_fixed_count != 0 ? 1 : BENCH_REPEATS); rep++) {
     double rate = c->ops_per_count * (double)count / c->fn(count);
     best = rate > best ? rate : best;
   }
@@ -792,6 +807,13 @@ static void bench_measure(const bench_case *c) {
   if (store)
     bench_store_free(store);
   printf("%s: %.0f %s\n", c->name, best, c->unit);
+  if (bench_fixed_count != 0 && bench_children > 0) {
+    printf("%s_cpu_ns:", c->name);
+    for (int k = 0; k < bench_children; k++)
+      printf(" %.0f", bench_cpu[k] * 1e9 / (double)count);
+    printf(" per count, child by child (user + system)\n");
+  }
+  bench_children = 0;
   fflush(stdout);
 }
 
@@ -801,6 +823,9 @@ int main(int argc, char **argv) {
   int found = 0;
 
   const char *grow = getenv("ATRIUM_BENCH_GROW");
+  const char *fixed = getenv("ATRIUM_BENCH_COUNT");
+  if (fixed && strtoull(fixed, NULL, 10) > 0)
+    bench_fixed_count = strtoull(fixed, NULL, 10);
   if (target && atof(target) > 0)
     bench_target_s = atof(target);
   if (grow && atoi(grow) > 0)

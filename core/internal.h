@@ -1026,7 +1026,8 @@ struct atr__lslot {
   uint32_t len;      /* the item's bytes                             */
   uint32_t state;
   uint32_t deliveries;
-  uint32_t pad;
+  uint32_t free_next; /* the free places' list: the next one + 1 (a
+                         hint, see struct atr__ltable's free_head) */
 };
 /* A change of more than one field, written aside first (lease.c). */
 struct atr__lq_log {
@@ -1050,7 +1051,11 @@ struct atr__ltable {
   _Atomic uint32_t leased; /* places LEASED or DELAYED (derived)      */
   _Atomic uint32_t dead;   /* places DEAD or MOVING (derived)         */
   _Atomic uint32_t linked; /* LEASED places held by a thread (derived) */
-  uint32_t pad2;
+  /* The FREE places as a list (the first one + 1; 0: none known), so a
+   * take finds one without a scan. A hint, checked at each use and made
+   * again from the places' states when it fails (lease.c): it is not
+   * part of any commit. Older libraries left it 0 (none known). */
+  uint32_t free_head;
   int64_t sweep_ns; /* the next sweep is due then (hint)       */
   _Atomic uint64_t pend_lease, pend_ack; /* coalescing marks */
   struct atr__lq_log log;
@@ -1089,6 +1094,27 @@ int atr__lq_dead_letter_cut(const atr_handle *h, int steps);
 /* lease.c and tasks.c share: */
 #define ATR__LQ_SLOT_MASK 0xffffu /* a receipt's place index */
 enum { ATR__LQ_OP_LEASE = 1, ATR__LQ_OP_ACK, ATR__LQ_OP_MOVE };
+/* A counter of the table changed (under the getters' lock, its only
+ * writer): a load and a store, no locked instruction; readers without
+ * the lock see the old count or the new. */
+static inline void atr__lq_count(_Atomic uint32_t *c, int32_t d) {
+  atomic_store_explicit(
+      c, atomic_load_explicit(c, memory_order_relaxed) + (uint32_t)d,
+      memory_order_relaxed);
+}
+/* The clock of leased items: CLOCK_MONOTONIC_COARSE (a read of the
+ * vDSO's page, ~4 ns, where CLOCK_MONOTONIC costs ~27 ns on a VM's
+ * kvm-clock: a take and an ack each read it once). It runs at most one
+ * tick behind CLOCK_MONOTONIC, so every end made from it is pushed one
+ * tick later (atr__lq_end): a lease, a nack's delay and a touch end no
+ * sooner than asked by either clock, at most a tick later. */
+int64_t atr__lq_now(void);
+int64_t atr__lq_end(int64_t now, int64_t secs_ns);
+/* The free places' list (under the getters' lock): place i became FREE;
+ * the list made again from the places' states (after a repair, or when
+ * the hint failed). */
+void atr__lq_free_push(struct atr__ltable *t, uint32_t i);
+void atr__lq_free_rebuild(struct atr__ltable *t);
 /* The getters' lock of h's queue (*o) and its table (*t): 0 with the
  * lock held, or an error (ATR_ECORRUPT for a damaged table) without. */
 int atr__lq_lock(const atr_handle *h, struct atr__obj **o,
@@ -1172,8 +1198,17 @@ int atr__items_append(void *arg, const uint8_t *item, uint32_t len);
 void atr__q_bump(struct atr__obj *o);
 /* The queue's items put ever (the putters' count). */
 uint64_t atr__q_puts(const struct atr__obj *o);
-/* Waits as a getter on an empty queue (releases the record lock). */
-int atr__q_wait_items(const atr_handle *h, struct atr__obj *o, double deadline);
+/* What a waiter's look depended on besides the other side's count (see
+ * queue.c's q_wait_side), taken before the look. */
+struct atr__q_watch {
+  uint64_t gets;
+  uint32_t ec;
+};
+struct atr__q_watch atr__q_watch_items(const struct atr__obj *o);
+/* Waits as a getter on an empty queue (releases the record lock): w was
+ * taken (holding it) before the look that found no item. */
+int atr__q_wait_items(const atr_handle *h, struct atr__obj *o,
+                      const struct atr__q_watch *w, double deadline);
 
 /* lock.c, for conditions: the lock lh (a handle made from the
  * condition's binding) and its holder. */

@@ -47,6 +47,7 @@
 #include "internal.h"
 
 #include <math.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -54,6 +55,7 @@
 #define LQ_CAP_DEFAULT 1024u
 #define LQ_CAP_MAX 65536u
 #define LQ_BLK_MIN 256u
+#define LQ_BLK_AHEAD 16u /* places given a block at once (see below) */
 /* While threads hold items, sweeps for dead ones are due this often. */
 #define LQ_LOOK_NS (10 * INT64_C(1000000))
 
@@ -126,13 +128,43 @@ int atr__lq_ensure(const atr_handle *h) {
   return rc;
 }
 
+/* The coarse clock's tick (its resolution), once: 0 until known. */
+static _Atomic int64_t lq_tick_ns;
+
+int64_t atr__lq_now(void) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0)
+    return atr__now_ns(); /* no coarse clock: the fine one */
+  return (int64_t)ts.tv_sec * ATR__NS + ts.tv_nsec;
+}
+
+int64_t atr__lq_end(int64_t now, int64_t secs_ns) {
+  int64_t tick = atomic_load_explicit(&lq_tick_ns, memory_order_relaxed);
+  if (tick == 0) {
+    struct timespec res;
+    tick = clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0
+               ? (int64_t)res.tv_sec * ATR__NS + res.tv_nsec
+               : 1;
+    if (tick <= 0 || tick > ATR__NS / 10)
+      tick = ATR__NS / 10; /* no tick is that long: a safe bound */
+    atomic_store_explicit(&lq_tick_ns, tick, memory_order_relaxed);
+  }
+  return now + secs_ns + tick;
+}
+
 static bool lq_blk_ok(const atr_store *s, const struct atr__lslot *sl) {
   return sl->blk_off == 0 || atr__heap_span_ok(s, sl->blk_off, sl->blk_size);
 }
 
-/* done grows by n, never past the items put. */
+/* done grows by n, never past the items put. The getters' last look at
+ * the putters' count (prod_seen, under the lock we hold) is at most the
+ * count, and mostly enough: the putters' line, which a busy putter
+ * writes at each put, is read only when it is not. */
 uint64_t atr__lq_done_after(const struct atr__obj *o, uint64_t n) {
-  uint64_t d = atomic_load(&o->u.q.done), puts = atr__q_puts(o);
+  uint64_t d = atomic_load_explicit(&o->u.q.done, memory_order_relaxed);
+  if (d + n >= d && d + n <= o->u.q.prod_seen)
+    return d + n;
+  uint64_t puts = atr__q_puts(o);
   return d + n < puts ? d + n : puts > d ? puts : d;
 }
 
@@ -161,15 +193,64 @@ void atr__lq_expire_commit(struct atr__ltable *t, struct atr__lslot *sl,
   atr__lq_return(t, sl);
 }
 
+/* Whether a place may take an item: FREE, and no hold on its word. */
+static bool lq_place_free(const struct atr__lslot *sl) {
+  return sl->state == ATR__LQ_FREE &&
+         atr__word_free(
+             atomic_load_explicit(&sl->hold.word, memory_order_relaxed));
+}
+
+/*
+ * The free places' list (free_head, free_next) lets a take find a place
+ * without a scan, and a place freed last is taken first (its block is
+ * warm). It is a hint: pushed where a place becomes FREE on the hot
+ * paths, popped by a take, and made again from the places' states when
+ * its head is not a free place (a death half-way, a repair, damage, a
+ * place taken by a scan) or it ran out. A FREE place missing from it
+ * is found by the scan that follows.
+ */
+void atr__lq_free_rebuild(struct atr__ltable *t) {
+  uint32_t head = 0;
+  for (uint32_t i = t->cap; i-- > 0;)
+    if (lq_place_free(&t->slot[i])) {
+      t->slot[i].free_next = head;
+      head = i + 1;
+    }
+  t->free_head = head;
+}
+
+void atr__lq_free_push(struct atr__ltable *t, uint32_t i) {
+  t->slot[i].free_next = t->free_head;
+  t->free_head = i + 1;
+}
+
+/* Place i was taken (it is no longer FREE): off the list, in O(1) when it
+ * was its head (what lq_free_place offers first). */
+static void lq_free_taken(struct atr__ltable *t, uint32_t i) {
+  uint32_t next = t->slot[i].free_next;
+  if (t->free_head == i + 1 && next <= t->cap && next != i + 1)
+    t->free_head = next;
+  else
+    atr__lq_free_rebuild(t);
+}
+
 /* A free place for an item of len bytes: one whose block fits, else any
- * (*fits false); UINT32_MAX if none is free. */
+ * (*fits false); UINT32_MAX if none is free. The list's head first; a
+ * scan of the table only when it does not do. */
 static uint32_t lq_free_place(const atr_store *s, const struct atr__ltable *t,
                               uint32_t len, bool *fits) {
-  uint32_t any = UINT32_MAX;
+  uint32_t any = UINT32_MAX, head = t->free_head;
+  if (head != 0 && head <= t->cap) {
+    const struct atr__lslot *sl = &t->slot[head - 1];
+    if (lq_place_free(sl) && sl->blk_off != 0 && sl->blk_size >= len &&
+        lq_blk_ok(s, sl)) {
+      *fits = true;
+      return head - 1;
+    }
+  }
   for (uint32_t i = 0; i < t->cap; i++) {
     const struct atr__lslot *sl = &t->slot[i];
-    if (sl->state != ATR__LQ_FREE ||
-        !atr__word_free(atomic_load(&sl->hold.word)))
+    if (!lq_place_free(sl))
       continue;
     if (sl->blk_off != 0 && sl->blk_size >= len && lq_blk_ok(s, sl)) {
       *fits = true;
@@ -243,6 +324,7 @@ static int lq_sweep(const atr_store *s, struct atr__ltable *t, int64_t now) {
           uint32_t j = lq_free_place(s, t, 0, &fits);
           if (j != UINT32_MAX) {
             lq_move(t, i, j);
+            lq_free_taken(t, j);
             n++;
           } else if (now + LQ_LOOK_NS < next) {
             next = now + LQ_LOOK_NS;
@@ -268,6 +350,7 @@ static int lq_sweep(const atr_store *s, struct atr__ltable *t, int64_t now) {
         atomic_store(&sl->hold.word, 0);
         sl->receipt = 0;
         sl->state = ATR__LQ_FREE;
+        atr__lq_free_push(t, i);
       }
       break;
     default:
@@ -302,13 +385,12 @@ static int lq_sweep(const atr_store *s, struct atr__ltable *t, int64_t now) {
   return n;
 }
 
-/* A sweep if one is due (holding the getters' lock); a change counts in
- * the queue's version. */
+/* A sweep if one is due by now (holding the getters' lock); a change
+ * counts in the queue's version. */
 static int lq_sweep_due(const atr_store *s, struct atr__obj *o,
-                        struct atr__ltable *t) {
+                        struct atr__ltable *t, int64_t now) {
   if (atomic_load(&t->leased) == 0 && atomic_load(&t->linked) == 0)
     return 0;
-  int64_t now = atr__now_ns();
   int n = now >= t->sweep_ns ? lq_sweep(s, t, now) : 0;
   if (n > 0)
     atr__q_bump(o);
@@ -366,13 +448,15 @@ void atr__lq_repair(atr_store *s, struct atr__obj *o) {
     }
   }
   lq_sweep(s, t, atr__now_ns());
+  atr__lq_free_rebuild(t);
 }
 
 uint32_t atr__lq_ready(const atr_handle *h, struct atr__obj *o) {
   struct atr__ltable *t = atr__lq_table(h->store, o);
   if (t == NULL)
     return 0;
-  lq_sweep_due(h->store, o, t);
+  if (atomic_load(&t->leased) > 0 || atomic_load(&t->linked) > 0)
+    lq_sweep_due(h->store, o, t, atr__lq_now());
   return atomic_load(&t->ready);
 }
 
@@ -410,7 +494,8 @@ int atr__lq_take_ready(const atr_handle *h, struct atr__obj *o,
   if ((rc = sink(arg, item, sl->len)) != 0)
     return rc;
   sl->state = ATR__LQ_FREE; /* one store: the item is taken */
-  atomic_fetch_sub(&t->ready, 1);
+  atr__lq_count(&t->ready, -1);
+  atr__lq_free_push(t, i);
   return 1;
 }
 
@@ -480,8 +565,8 @@ static int lq_out_add(struct lq_out *out, const uint8_t *item, uint32_t len,
 /* A new lease's sweep is due at its deadline, or soon for a thread's
  * hold (its death publishes nothing). */
 static void lq_due(struct atr__ltable *t, const struct atr__self *self,
-                   int64_t deadline) {
-  int64_t due = self != NULL ? atr__now_ns() + LQ_LOOK_NS : deadline;
+                   int64_t deadline, int64_t now) {
+  int64_t due = self != NULL ? now + LQ_LOOK_NS : deadline;
   if (due < t->sweep_ns)
     t->sweep_ns = due;
 }
@@ -489,7 +574,8 @@ static void lq_due(struct atr__ltable *t, const struct atr__self *self,
 /* Leases the READY place i (its item in its block) to the caller. */
 static int lq_lease_place(struct atr__ltable *t, uint32_t i,
                           const struct atr__self *self, int64_t deadline,
-                          struct lq_out *out, const uint8_t *item) {
+                          int64_t now, struct lq_out *out,
+                          const uint8_t *item) {
   struct atr__lslot *sl = &t->slot[i];
   uint64_t receipt = lq_receipt(sl, i);
   int rc;
@@ -499,7 +585,7 @@ static int lq_lease_place(struct atr__ltable *t, uint32_t i,
   sl->receipt = receipt;
   sl->deliveries++;
   lq_hold(sl, self, receipt, deadline);
-  lq_due(t, self, deadline);
+  lq_due(t, self, deadline, now);
   return 0;
 }
 
@@ -535,16 +621,16 @@ void atr__lq_take_commit(const atr_store *s, struct atr__obj *o,
   t->log.slot = i;
   t->log.slot2 = 0;
   t->log.cons_after = o->u.q.cons.items + 1;
-  atomic_store(&t->log.valid, 1);
+  atomic_store_explicit(&t->log.valid, 1, memory_order_release);
   if (steps < 4)
     return;
   atr__q_take_commit(o, next, 1, steps - 3 < 4 ? steps - 3 : 4);
   if (steps < 8)
     return;
-  sl->state = ATR__LQ_LEASED;
+  __atomic_store_n(&sl->state, ATR__LQ_LEASED, __ATOMIC_RELEASE);
   if (steps < 9)
     return;
-  atomic_store(&t->log.valid, 0);
+  atomic_store_explicit(&t->log.valid, 0, memory_order_release);
 }
 
 ATR__EXPORT int atr_queue_get_leased(const atr_handle *h, size_t max,
@@ -572,8 +658,11 @@ ATR__EXPORT int atr_queue_get_leased(const atr_handle *h, size_t max,
     int returned;
     if ((rc = atr__lq_lock(h, &o, &t)) != 0)
       return rc;
-    returned = lq_sweep_due(h->store, o, t);
-    int64_t until = atr__now_ns() + (int64_t)(lease * 1e9);
+    struct atr__q_watch w = atr__q_watch_items(o); /* before the look */
+    /* One look at the (coarse) clock serves the whole call. */
+    int64_t now = atr__lq_now();
+    returned = lq_sweep_due(h->store, o, t, now);
+    int64_t until = atr__lq_end(now, (int64_t)(lease * 1e9));
     while (lo.k < max) {
       uint32_t i = lq_first_ready(t);
       if (i != UINT32_MAX) { /* back at the head: first */
@@ -582,14 +671,14 @@ ATR__EXPORT int atr_queue_get_leased(const atr_handle *h, size_t max,
           rc = ATR_ECORRUPT;
           break;
         }
-        if ((rc = lq_lease_place(t, i, self, until, &lo, item)) != 0)
+        if ((rc = lq_lease_place(t, i, self, until, now, &lo, item)) != 0)
           break;
         t->slot[i].state = ATR__LQ_LEASED;
         atr__q_bump(o);
-        atomic_fetch_sub(&t->ready, 1);
-        atomic_fetch_add(&t->leased, 1);
+        atr__lq_count(&t->ready, -1);
+        atr__lq_count(&t->leased, 1);
         if (self != NULL)
-          atomic_fetch_add(&t->linked, 1);
+          atr__lq_count(&t->linked, 1);
         continue;
       }
       const uint8_t *at;
@@ -613,10 +702,11 @@ ATR__EXPORT int atr_queue_get_leased(const atr_handle *h, size_t max,
         break;
       atr__lq_take_commit(h->store, o, t, i, at, len, next, self, receipt,
                           until, ATR__LQ_TAKE_STEPS);
-      lq_due(t, self, until);
-      atomic_fetch_add(&t->leased, 1);
+      lq_free_taken(t, i);
+      lq_due(t, self, until, now);
+      atr__lq_count(&t->leased, 1);
       if (self != NULL)
-        atomic_fetch_add(&t->linked, 1);
+        atr__lq_count(&t->linked, 1);
     }
     if (lo.k > 0 && (rc != 0 || grow == UINT32_MAX)) {
       atr__mutex_unlock(&o->lock);
@@ -640,8 +730,11 @@ ATR__EXPORT int atr_queue_get_leased(const atr_handle *h, size_t max,
         atr__store_unlock(h->store);
         return rc;
       }
-      /* Blocks for this item's place and for the rest of the batch. */
-      size_t want = max - lo.k;
+      /* Blocks for this item's place and for the rest of the batch, and
+       * for a few places more: a getter that keeps its items (gets one
+       * at a time, acks later) then takes the store lock once per
+       * LQ_BLK_AHEAD items, not for each. */
+      size_t want = max - lo.k > LQ_BLK_AHEAD ? max - lo.k : LQ_BLK_AHEAD;
       for (uint32_t i = grow;
            want > 0 && i < t->cap && atr__lq_table(h->store, o) == t; i++) {
         struct atr__lslot *sl = &t->slot[i];
@@ -676,7 +769,7 @@ ATR__EXPORT int atr_queue_get_leased(const atr_handle *h, size_t max,
       atr__lq_after(h, o, t, returned);
       continue;
     }
-    if ((rc = atr__q_wait_items(h, o, deadline)) != 0)
+    if ((rc = atr__q_wait_items(h, o, &w, deadline)) != 0)
       return rc == ATR_EINTR ? rc : ATR_EEMPTY;
   }
 }
@@ -703,6 +796,7 @@ uint64_t atr__lq_clear_ready(const atr_store *s, struct atr__obj *o) {
   for (uint32_t i = 0; i < t->cap; i++)
     if (t->slot[i].state == ATR__LQ_READY) {
       t->slot[i].state = ATR__LQ_FREE; /* one store each */
+      atr__lq_free_push(t, i);
       n++;
     }
   atomic_store(&t->ready, 0);

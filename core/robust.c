@@ -113,6 +113,22 @@ uint64_t atr__nonce(void) {
 bool atr__hold_unlink(struct atr__hold *h, const struct atr__self *self) {
   struct robust_list_head *rh = self->head;
   void *me = &h->next, *pred = &rh->list.next;
+  /* The back link first, as glibc's DEQUEUE uses it: when the entry it
+   * names (the head, or an entry) links to h, h is linked right after
+   * it, and it comes off in O(1) (a thread that keeps many holds gives
+   * back its oldest first: a leased queue's acks in the order of their
+   * gets). An entry given back as its list's first keeps stale links,
+   * which fail the test and are walked. */
+  void *back = h->prev;
+  if (back != NULL && ((uintptr_t)back & (sizeof(void *) - 1)) == 0 &&
+      atr__rb_clean(*(void **)back) == me) {
+    void *next = h->next;
+    *atr__rb_back(atr__rb_clean(next)) = back;
+    *(void **)back = next;
+    atomic_signal_fence(memory_order_seq_cst);
+    h->prev = h->next = NULL;
+    return true;
+  }
   void *e = atr__rb_clean(rh->list.next);
   /* Walk from the head rather than trust h's back link: the store is
    * input, and an entry not in this list must not be unlinked. */

@@ -63,20 +63,20 @@ void atr__lq_ack_commit(struct atr__obj *o, struct atr__ltable *t, uint32_t i,
   t->log.slot = i;
   t->log.slot2 = 0;
   t->log.done_after = atr__lq_done_after(o, 1);
-  atomic_store(&t->log.valid, 1);
+  atomic_store_explicit(&t->log.valid, 1, memory_order_release);
   if (steps < 2)
     return;
   lq_unhold(sl, self);
   if (steps < 3)
     return;
   sl->receipt = 0;
-  sl->state = ATR__LQ_FREE;
+  __atomic_store_n(&sl->state, ATR__LQ_FREE, __ATOMIC_RELEASE);
   if (steps < 4)
     return;
-  atomic_store(&o->u.q.done, t->log.done_after);
+  atomic_store_explicit(&o->u.q.done, t->log.done_after, memory_order_release);
   if (steps < 5)
     return;
-  atomic_store(&t->log.valid, 0);
+  atomic_store_explicit(&t->log.valid, 0, memory_order_release);
 }
 
 /*
@@ -176,9 +176,10 @@ static int lq_dead_letter(const atr_handle *h, int steps) {
   if ((t = atr__lq_table(h->store, o)) != NULL && sl->state == ATR__LQ_MOVING &&
       sl->order == tag) {
     sl->state = ATR__LQ_FREE;
+    atr__lq_free_push(t, i);
     atomic_store(&o->u.q.done, atr__lq_done_after(o, 1));
     atomic_fetch_add(moved ? &t->dead_lettered : &t->dropped, 1);
-    atomic_fetch_sub(&t->dead, 1);
+    atr__lq_count(&t->dead, -1);
     atr__q_bump(o);
     atr__lq_done_wake(o);
   }
@@ -270,7 +271,7 @@ static int lq_settle(const atr_handle *h, const uint64_t *receipts, size_t n,
   const struct atr__self *self = atr__self();
   if ((rc = atr__lq_lock(h, &o, &t)) != 0)
     return rc;
-  int64_t now = atr__now_ns(), secs_ns = (int64_t)(secs * 1e9);
+  int64_t now = atr__lq_now(), secs_ns = (int64_t)(secs * 1e9);
   for (size_t k = 0; k < n; k++) {
     uint64_t r = receipts[k];
     uint32_t i = (uint32_t)(r & ATR__LQ_SLOT_MASK);
@@ -281,7 +282,8 @@ static int lq_settle(const atr_handle *h, const uint64_t *receipts, size_t n,
       atr__hold_give(&sl->hold, self, 0, 0);
       sl->receipt = 0;
       sl->state = ATR__LQ_FREE;
-      atomic_fetch_sub(&t->linked, 1);
+      atr__lq_free_push(t, i);
+      atr__lq_count(&t->linked, -1);
       sl = NULL;
     }
     if (sl == NULL || r == 0 || !lq_mine(sl, r, self, now)) {
@@ -295,27 +297,30 @@ static int lq_settle(const atr_handle *h, const uint64_t *receipts, size_t n,
     switch (op) {
     case LQ_ACK:
       atr__lq_ack_commit(o, t, i, self, ATR__LQ_ACK_STEPS);
-      atomic_fetch_sub(&t->leased, 1);
+      atr__lq_free_push(t, i);
+      atr__lq_count(&t->leased, -1);
       break;
     case LQ_NACK:
-      atr__lq_nack_commit(t, i, self, secs_ns > 0 ? now + secs_ns : 0,
+      atr__lq_nack_commit(t, i, self,
+                          secs_ns > 0 ? atr__lq_end(now, secs_ns) : 0,
                           ATR__LQ_NACK_STEPS);
       if (secs_ns > 0) {
         if (sl->until_ns < t->sweep_ns)
           t->sweep_ns = sl->until_ns;
       } else {
-        atomic_fetch_sub(&t->leased, 1);
-        atomic_fetch_add(sl->state == ATR__LQ_READY ? &t->ready : &t->dead, 1);
+        atr__lq_count(&t->leased, -1);
+        atr__lq_count(sl->state == ATR__LQ_READY ? &t->ready : &t->dead, 1);
         back++;
       }
       break;
     case LQ_TOUCH:
-      atr__lq_touch_commit(t, i, now + secs_ns, ATR__LQ_TOUCH_STEPS);
+      atr__lq_touch_commit(t, i, atr__lq_end(now, secs_ns),
+                           ATR__LQ_TOUCH_STEPS);
       linked = false;
       break;
     }
     if (linked)
-      atomic_fetch_sub(&t->linked, 1);
+      atr__lq_count(&t->linked, -1);
   }
   if (applied > 0 && op != LQ_TOUCH)
     atr__q_bump(o);

@@ -298,6 +298,75 @@ static void test_death_gives_back(void **state) {
   tu_close_pipe(ready);
 }
 
+/* A thread holding many items that acks them out of the order it took
+ * them (oldest first, then some from the middle, then its newest) and
+ * dies: its robust list, unlinked at every ack by the entries' back
+ * links, must still lead the kernel to every hold it kept, so exactly
+ * the items it did not ack come back. */
+#define MANY_HELD 200
+static bool many_acked(int i) {
+  return i < 50 || (i % 3 == 0) || i == MANY_HELD - 1;
+}
+
+static int hold_many_and_die(void *arg) {
+  int *ready = arg;
+  atr_store *s = tu_child_open(g_path);
+  atr_handle h;
+  atr_items it = {0};
+  static uint64_t r[MANY_HELD];
+  uint32_t d;
+  TU_CHILD_CHECK(atr_queue_open(s, "q", 0, NULL, &h) == 0);
+  for (int i = 0; i < MANY_HELD; i++) {
+    it.count = 0;
+    TU_CHILD_CHECK(atr_queue_get_leased(&h, 1, 600, 0, 0, &it, &r[i], &d) == 0);
+  }
+  for (int i = 0; i < MANY_HELD; i++) {
+    uint64_t unknown[1];
+    size_t nu = 1;
+    if (many_acked(i))
+      TU_CHILD_CHECK(atr_queue_ack(&h, &r[i], 1, unknown, &nu) == 0 && nu == 0);
+  }
+  tu_child_ready(ready[1]);
+  pause();
+  return 0;
+}
+
+static void test_many_held_die(void **state) {
+  tu_fixture *f = fixture(state);
+  atr_handle h;
+  atr_items it = {0};
+  int ready[2], kept = 0;
+  bool seen[MANY_HELD] = {false};
+  g_path = f->path;
+  qnew(f->store, "q", 0, NULL, &h);
+  for (int i = 0; i < MANY_HELD; i++) {
+    char item[16];
+    snprintf(item, sizeof item, "i%03d", i);
+    put_str(&h, item);
+    kept += !many_acked(i);
+  }
+  tu_pipe(ready);
+  pid_t pid = tu_spawn_ready(hold_many_and_die, ready, ready[0]);
+  expect_counts(&h, 0, (uint64_t)kept, (uint64_t)kept);
+  tu_kill(pid);
+  for (int n = 0; n < kept; n++) {
+    uint64_t r;
+    uint32_t d;
+    int i;
+    it.count = 0;
+    tu_ok(atr_queue_get_leased(&h, 1, 60, 0, 2, &it, &r, &d));
+    tu_assert_u64(it.len[0], 4);
+    assert_int_equal(sscanf(it.data + it.off[0], "i%3d", &i), 1);
+    assert_true(i >= 0 && i < MANY_HELD && !many_acked(i) && !seen[i]);
+    seen[i] = true;
+    tu_assert_u64(d, 2);
+    ack_one(&h, r);
+  }
+  expect_counts(&h, 0, 0, 0);
+  atr_items_free(&it);
+  tu_close_pipe(ready);
+}
+
 /* A joiner returns once the last item is acked by another process. */
 static int ack_later(void *arg) {
   (void)arg;
@@ -738,6 +807,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_nack_delay, tu_setup, tu_teardown),
       cmocka_unit_test_setup_teardown(test_dead_letter, tu_setup, tu_teardown),
       cmocka_unit_test_setup_teardown(test_death_gives_back, tu_setup,
+                                      tu_teardown),
+      cmocka_unit_test_setup_teardown(test_many_held_die, tu_setup,
                                       tu_teardown),
       cmocka_unit_test_setup_teardown(test_join, tu_setup, tu_teardown),
       cmocka_unit_test_setup_teardown(test_deaths_inside_commits, tu_setup,
