@@ -155,8 +155,20 @@ void gw_req_suspend(struct gw_req *req) {
   MHD_suspend_connection(req->conn);
 }
 
+static void (*req_resumed)(struct MHD_Connection *conn);
+
+void gw_req_on_resume(void (*fn)(struct MHD_Connection *conn)) {
+  req_resumed = fn;
+}
+
+void gw_conn_resume(struct MHD_Connection *conn) {
+  MHD_resume_connection(conn);
+  if (req_resumed != NULL)
+    req_resumed(conn);
+}
+
 void gw_req_resume(struct gw_req *req) {
-  MHD_resume_connection(req->conn);
+  gw_conn_resume(req->conn);
 }
 
 int gw_client_gone(struct gw_req *req) {

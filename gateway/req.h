@@ -262,6 +262,11 @@ int gw_req_drop(struct gw_req *req);
  * never call resume with a lock a request thread may want first). */
 void gw_req_suspend(struct gw_req *req);
 void gw_req_resume(struct gw_req *req);
+/* Resumes a suspended connection (a request's or a stream's) and tells
+ * whoever drives its daemon (gw_req_on_resume: http.c's loops drive MHD
+ * in its external mode, where a resume wakes nothing by itself). */
+void gw_conn_resume(struct MHD_Connection *conn);
+void gw_req_on_resume(void (*fn)(struct MHD_Connection *conn));
 /* 1 if the client of a resumed (or suspended) request has closed its
  * side (a FIN: recv MSG_PEEK gives 0) or the connection broke. */
 int gw_client_gone(struct gw_req *req);
