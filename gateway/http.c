@@ -245,7 +245,25 @@ static struct {
   int listen_fd;
   int stop_fd;            /* an eventfd, readable once stopping */
   _Atomic unsigned conns; /* open connections, every daemon's */
-} H = {.listen_fd = -1, .stop_fd = -1};
+  /* At the connection limit no loop watches the listen socket: new
+   * clients wait in its backlog until a connection closes (as MHD's own
+   * limit does), rather than being refused. */
+  pthread_mutex_t listen_mu;
+  int listen_paused;
+} H = {.listen_fd = -1,
+       .stop_fd = -1,
+       .listen_mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* Watches the listen socket in every loop (events EPOLLIN), or in none
+ * (0). H.listen_mu held. */
+static void http_listen_watch(uint32_t events) {
+  for (size_t k = 0; k < H.n_loops; k++) {
+    struct epoll_event ev = {.events = events, .data.u64 = HTTP_TAG_LISTEN};
+    if (H.loops[k].n > 0)
+      epoll_ctl(H.loops[k].ep, EPOLL_CTL_MOD, H.listen_fd, &ev);
+  }
+  H.listen_paused = events == 0;
+}
 
 static void http_on_connection(void *cls, struct MHD_Connection *conn,
                                void **socket_context,
@@ -253,10 +271,16 @@ static void http_on_connection(void *cls, struct MHD_Connection *conn,
   (void)cls;
   (void)conn;
   (void)socket_context;
-  if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
     atomic_fetch_add(&H.conns, 1);
-  else
-    atomic_fetch_sub(&H.conns, 1);
+    return;
+  }
+  if (atomic_fetch_sub(&H.conns, 1) <= gw_srv->cfg.max_conns) {
+    pthread_mutex_lock(&H.listen_mu);
+    if (H.listen_paused && atomic_load(&H.conns) < gw_srv->cfg.max_conns)
+      http_listen_watch(EPOLLIN);
+    pthread_mutex_unlock(&H.listen_mu);
+  }
 }
 
 /* Runs daemon i once; notes it pending when MHD says it has work left
@@ -281,12 +305,18 @@ static void http_accept(struct http_loop *l) {
   size_t i;
   int fd;
 
+  if (atomic_load(&H.conns) >= gw_srv->cfg.max_conns) {
+    pthread_mutex_lock(&H.listen_mu);
+    if (atomic_load(&H.conns) >= gw_srv->cfg.max_conns)
+      http_listen_watch(0);
+    pthread_mutex_unlock(&H.listen_mu);
+    return;
+  }
   fd = accept4(H.listen_fd, (struct sockaddr *)&addr, &len,
                SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (fd < 0)
     return; /* another loop took it, or the client left */
-  if (atomic_load_explicit(&http_refusing, memory_order_relaxed) ||
-      atomic_load(&H.conns) >= gw_srv->cfg.max_conns) {
+  if (atomic_load_explicit(&http_refusing, memory_order_relaxed)) {
     close(fd);
     return;
   }

@@ -171,15 +171,21 @@ void gw_req_resume(struct gw_req *req) {
   gw_conn_resume(req->conn);
 }
 
-int gw_client_gone(struct gw_req *req) {
+int gw_req_socket(struct gw_req *req) {
   const union MHD_ConnectionInfo *info;
+
+  info = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+  return info != NULL ? info->connect_fd : -1;
+}
+
+int gw_client_gone(struct gw_req *req) {
+  int fd = gw_req_socket(req);
   char c;
   ssize_t n;
 
-  info = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-  if (info == NULL)
+  if (fd < 0)
     return 0;
-  n = recv(info->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
   if (n == 0)
     return 1;
   if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
