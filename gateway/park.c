@@ -93,6 +93,13 @@ struct gw_wgroup {
   struct gw_waiter *head, *tail;
   size_t suspended; /* requests of this group now suspended */
   size_t waiting;   /* of them, those not parked on a busy lock */
+  /* Set by a check that found only watches (GW_WAIT_WATCH, no busy
+   * lock): none can be satisfied while the version stays seen_version,
+   * so a re-check that finds it unchanged looks at no waiter (with
+   * 10,000 watches on one value, the 10 Hz re-check walked them all).
+   * A waiter of another sort joining clears it. */
+  int only_watches;
+  uint64_t seen_version;
 };
 
 static struct {
@@ -305,6 +312,10 @@ static void p_unwatch(struct gw_waiter *w) {
 }
 
 static void p_link(struct gw_wgroup *g, struct gw_waiter *w) {
+  /* (A watch that joins needs no check: it tried after it joined, so a
+   * version past its own would have answered it.) */
+  if (w->kind != GW_WAIT_WATCH || w->locked)
+    g->only_watches = 0;
   w->group = g;
   w->next = NULL;
   w->prev = g->tail;
@@ -483,6 +494,7 @@ static int p_park_locked(struct gw_req *req) {
     w->retry_gap = w->retry_gap <= 0                ? P_RETRY_FIRST
                    : w->retry_gap * 2 > P_RETRY_MAX ? P_RETRY_MAX
                                                     : w->retry_gap * 2;
+    w->group->only_watches = 0; /* (it is a waiter on a busy lock now) */
     retry_at = now + w->retry_gap;
     if (retry_at > w->lock_deadline)
       retry_at = w->lock_deadline; /* the last try comes at the bound */
@@ -628,6 +640,13 @@ static void p_group_check(struct gw_wgroup *g, int op) {
     }
     return;
   }
+  if (op == 0 && g->only_watches && info.version == g->seen_version)
+    return;
+  g->only_watches = 1;
+  for (w = g->head; w && g->only_watches; w = w->next)
+    if (w->kind != GW_WAIT_WATCH || w->locked)
+      g->only_watches = 0;
+  g->seen_version = info.version; /* (set now: the walk may free g) */
   items = (int64_t)info.size;
   for (w = g->head; w; w = next) {
     next = w->next;
