@@ -1,6 +1,6 @@
 /*
- * http.c - the libmicrohttpd daemon (http.h): its callbacks carry a
- * request through the route table.
+ * http.c - the libmicrohttpd daemons and the loops that drive them
+ * (http.h): their callbacks carry a request through the route table.
  *
  * A request's life: MHD gives us its raw request target first (the URI
  * log callback, before MHD unescapes it): that callback allocates the
@@ -207,20 +207,20 @@ http_log(void *cls, const char *fmt, va_list ap) {
  */
 #define HTTP_CONNS_PER_DAEMON 64 /* connections per daemon at the limit */
 #define HTTP_DAEMONS_MAX 4096    /* (a bound on descriptors)           */
-#define HTTP_SWEEP 1.0   /* seconds between runs of every daemon: timeouts */
-#define HTTP_EVENTS 64   /* epoll events per wait                          */
-#define HTTP_TAG_STOP 0  /* the epoll tags: the stop descriptor,           */
-#define HTTP_TAG_LISTEN 1 /* the listen socket, the loop's wake descriptor */
-#define HTTP_TAG_WAKE 2   /* then daemon i as HTTP_TAG_DAEMON + i          */
-#define HTTP_TAG_DAEMON 3
+#define HTTP_SWEEP 1.0    /* seconds between runs of every daemon: timeouts */
+#define HTTP_EVENTS 64    /* epoll events per wait                          */
+#define HTTP_TAG_STOP 0   /* epoll tags: the stop eventfd */
+#define HTTP_TAG_LISTEN 1 /* the listen socket */
+#define HTTP_TAG_WAKE 2   /* the loop's wake eventfd */
+#define HTTP_TAG_DAEMON 3 /* daemon i's epoll set: HTTP_TAG_DAEMON + i */
 
 struct http_loop {
   pthread_t thread;
   int running;
-  int ep;              /* epoll: stop, listen, its daemons' epoll sets */
-  size_t first, n;     /* its daemons: H.d[first, first + n) */
-  size_t next;         /* the daemon the next connection goes to */
-  size_t *pending;     /* daemons to run again at once (n of room) */
+  int ep;          /* epoll: stop, listen, its daemons' epoll sets */
+  size_t first, n; /* its daemons: H.d[first, first + n) */
+  size_t next;     /* the daemon the next connection goes to */
+  size_t *pending; /* daemons to run again at once (n of room) */
   size_t n_pending;
   /* Resumes from other threads: the daemons to run (n of room, each
    * once), and an eventfd written when the list stops being empty. */
@@ -236,8 +236,8 @@ struct http_daemon_at {
 
 static struct {
   struct MHD_Daemon **d;
-  unsigned char *is_pending; /* per daemon: in its loop's pending list */
-  unsigned char *is_woken;   /* per daemon: in its loop's woken list */
+  unsigned char *is_pending;      /* per daemon: in its loop's pending list */
+  unsigned char *is_woken;        /* per daemon: in its loop's woken list */
   struct http_daemon_at *by_addr; /* every daemon, by address */
   size_t n_d;
   struct http_loop *loops;
@@ -250,9 +250,7 @@ static struct {
    * limit does), rather than being refused. */
   pthread_mutex_t listen_mu;
   int listen_paused;
-} H = {.listen_fd = -1,
-       .stop_fd = -1,
-       .listen_mu = PTHREAD_MUTEX_INITIALIZER};
+} H = {.listen_fd = -1, .stop_fd = -1, .listen_mu = PTHREAD_MUTEX_INITIALIZER};
 
 /* Watches the listen socket in every loop (events EPOLLIN), or in none
  * (0). H.listen_mu held. */
@@ -289,8 +287,7 @@ static void http_run(struct http_loop *l, size_t i) {
   MHD_UNSIGNED_LONG_LONG ms;
 
   MHD_run(H.d[i]);
-  if (!H.is_pending[i] && MHD_get_timeout(H.d[i], &ms) == MHD_YES &&
-      ms == 0) {
+  if (!H.is_pending[i] && MHD_get_timeout(H.d[i], &ms) == MHD_YES && ms == 0) {
     H.is_pending[i] = 1;
     l->pending[l->n_pending++] = i;
   }
@@ -323,8 +320,7 @@ static void http_accept(struct http_loop *l) {
   i = l->first + l->next;
   l->next = (l->next + 1) % l->n;
   /* MHD owns (and closes) the socket from here, refused or not. */
-  if (MHD_add_connection(H.d[i], fd, (struct sockaddr *)&addr, len) ==
-      MHD_YES)
+  if (MHD_add_connection(H.d[i], fd, (struct sockaddr *)&addr, len) == MHD_YES)
     http_run(l, i); /* it may have its request already */
 }
 
@@ -397,10 +393,9 @@ static void *http_loop_run(void *arg) {
 
   for (;;) {
     double now = gw_now();
-    int timeout = l->n_pending > 0 ? 0
-                  : now >= next_sweep
-                      ? 0
-                      : (int)((next_sweep - now) * 1000) + 1;
+    int timeout = l->n_pending > 0    ? 0
+                  : now >= next_sweep ? 0
+                                      : (int)((next_sweep - now) * 1000) + 1;
     int n = epoll_wait(l->ep, ev, HTTP_EVENTS, timeout);
 
     for (int k = 0; k < n; k++) {
@@ -519,8 +514,8 @@ int gw_http_start(int listen_fd) {
   qsort(H.by_addr, H.n_d, sizeof(*H.by_addr), http_daemon_cmp);
   gw_req_on_resume(http_resumed);
   for (size_t k = 0; k < H.n_loops; k++) {
-    H.loops[k].running = pthread_create(&H.loops[k].thread, NULL,
-                                        http_loop_run, &H.loops[k]) == 0;
+    H.loops[k].running = pthread_create(&H.loops[k].thread, NULL, http_loop_run,
+                                        &H.loops[k]) == 0;
     if (!H.loops[k].running)
       return -1;
   }

@@ -109,9 +109,9 @@ static struct {
   size_t n_buckets, n_groups;
   struct gw_wgroup *all;          /* every group                     */
   struct gw_wgroup *sweep, *gone; /* where the next sweeps start     */
-  int gone_ep;          /* parked sockets, for EPOLLRDHUP (-1: none)  */
-  uint64_t unwatched;   /* parked requests not in it (peeked instead) */
-  struct gw_waiter **heap;        /* suspended requests by due time */
+  int gone_ep;             /* parked sockets, for EPOLLRDHUP (-1: none)  */
+  uint64_t unwatched;      /* parked requests not in it (peeked instead) */
+  struct gw_waiter **heap; /* suspended requests by due time */
   size_t heap_n, heap_cap;
   int stopping;         /* no more parking; answer everyone          */
   uint64_t parked;      /* suspended requests                        */
