@@ -205,8 +205,8 @@ http_log(void *cls, const char *fmt, va_list ap) {
  * its own daemon's few, and an idle daemon costs nothing. The loops also
  * accept: a new connection goes to the accepting loop's daemons in turn.
  */
-#define HTTP_CONNS_PER_DAEMON 64 /* connections per daemon at the limit */
-#define HTTP_DAEMONS_MAX 4096    /* (a bound on descriptors)           */
+#define HTTP_CONNS_PER_DAEMON 128 /* connections per daemon at the limit */
+#define HTTP_DAEMONS_MAX 4096     /* (a bound on descriptors)           */
 #define HTTP_SWEEP 1.0    /* seconds between runs of every daemon: timeouts */
 #define HTTP_EVENTS 64    /* epoll events per wait                          */
 #define HTTP_TAG_STOP 0   /* epoll tags: the stop eventfd */

@@ -586,8 +586,8 @@ static void raise_nofile(struct gw_config *cfg) {
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
     rl.rlim_cur = 1024;
   room = rl.rlim_cur > 128 ? rl.rlim_cur - 64 : 64;
-  /* (each HTTP daemon takes two descriptors per 64 connections: http.c) */
-  room -= room / 33;
+  /* (and one for each HTTP daemon, one per 128 connections: http.c) */
+  room -= room / 129;
   if (cfg->max_conns == 0)
     cfg->max_conns = room > 65536 ? 65536 : (unsigned)room;
   else if (cfg->max_conns > room)
