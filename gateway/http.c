@@ -331,18 +331,14 @@ static int http_daemon_cmp(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-/* A connection was resumed (by the follower, a stream's writer, any
- * thread): its daemon's loop runs that daemon next. */
-static void http_resumed(struct MHD_Connection *conn) {
-  const union MHD_ConnectionInfo *info;
+/* A connection of daemon was resumed (by the follower, a stream's
+ * writer, any thread): the daemon's loop runs it next. */
+static void http_resumed(struct MHD_Daemon *daemon) {
   struct http_daemon_at key, *at;
   struct http_loop *l;
   int first;
 
-  info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
-  if (info == NULL)
-    return;
-  key.d = info->daemon;
+  key.d = daemon;
   at = bsearch(&key, H.by_addr, H.n_d, sizeof(*at), http_daemon_cmp);
   if (at == NULL)
     return;

@@ -155,16 +155,22 @@ void gw_req_suspend(struct gw_req *req) {
   MHD_suspend_connection(req->conn);
 }
 
-static void (*req_resumed)(struct MHD_Connection *conn);
+static void (*req_resumed)(struct MHD_Daemon *daemon);
 
-void gw_req_on_resume(void (*fn)(struct MHD_Connection *conn)) {
+void gw_req_on_resume(void (*fn)(struct MHD_Daemon *daemon)) {
   req_resumed = fn;
 }
 
 void gw_conn_resume(struct MHD_Connection *conn) {
+  /* The daemon is read first: once resumed, the connection may be run,
+   * answered and freed by its loop before this call returns. */
+  const union MHD_ConnectionInfo *info =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
+  struct MHD_Daemon *daemon = info != NULL ? info->daemon : NULL;
+
   MHD_resume_connection(conn);
-  if (req_resumed != NULL)
-    req_resumed(conn);
+  if (req_resumed != NULL && daemon != NULL)
+    req_resumed(daemon);
 }
 
 void gw_req_resume(struct gw_req *req) {

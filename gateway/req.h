@@ -268,7 +268,7 @@ void gw_req_resume(struct gw_req *req);
  * whoever drives its daemon (gw_req_on_resume: http.c's loops drive MHD
  * in its external mode, where a resume wakes nothing by itself). */
 void gw_conn_resume(struct MHD_Connection *conn);
-void gw_req_on_resume(void (*fn)(struct MHD_Connection *conn));
+void gw_req_on_resume(void (*fn)(struct MHD_Daemon *daemon));
 /* 1 if the client of a resumed (or suspended) request has closed its
  * side (a FIN: recv MSG_PEEK gives 0) or the connection broke. */
 int gw_client_gone(struct gw_req *req);
