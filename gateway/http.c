@@ -203,10 +203,11 @@ http_log(void *cls, const char *fmt, va_list ap) {
  * connection limit), and each of --threads loops drives its share of them
  * from one epoll set over their epoll descriptors: a resume walks only
  * its own daemon's few, and an idle daemon costs nothing. The loops also
- * accept: a new connection goes to the accepting loop's daemons in turn.
+ * accept: a new connection goes to one of the accepting loop's daemons.
  */
 #define HTTP_CONNS_PER_DAEMON 128 /* connections per daemon at the limit */
-#define HTTP_DAEMONS_MAX 4096     /* (a bound on descriptors)           */
+#define HTTP_FILL 16 /* a new connection's daemon: the next with fewer */
+#define HTTP_DAEMONS_MAX 4096 /* (a bound on descriptors)           */
 #define HTTP_SWEEP 1.0    /* seconds between runs of every daemon: timeouts */
 #define HTTP_EVENTS 64    /* epoll events per wait                          */
 #define HTTP_TAG_STOP 0   /* epoll tags: the stop eventfd */
@@ -219,7 +220,7 @@ struct http_loop {
   int running;
   int ep;          /* epoll: stop, listen, its daemons' epoll sets */
   size_t first, n; /* its daemons: H.d[first, first + n) */
-  size_t next;     /* the daemon the next connection goes to */
+  size_t next;     /* where the search for a new connection's daemon starts */
   size_t *pending; /* daemons to run again at once (n of room) */
   size_t n_pending;
   /* Resumes from other threads: the daemons to run (n of room, each
@@ -236,6 +237,7 @@ struct http_daemon_at {
 
 static struct {
   struct MHD_Daemon **d;
+  unsigned *conns_of;             /* per daemon: its connections (its loop's) */
   unsigned char *is_pending;      /* per daemon: in its loop's pending list */
   unsigned char *is_woken;        /* per daemon: in its loop's woken list */
   struct http_daemon_at *by_addr; /* every daemon, by address */
@@ -263,16 +265,21 @@ static void http_listen_watch(uint32_t events) {
   H.listen_paused = events == 0;
 }
 
+/* cls: the daemon's count in H.conns_of (only its loop runs it, and
+ * after the loops stop, gw_http_stop). */
 static void http_on_connection(void *cls, struct MHD_Connection *conn,
                                void **socket_context,
                                enum MHD_ConnectionNotificationCode toe) {
-  (void)cls;
+  unsigned *conns_of = cls;
+
   (void)conn;
   (void)socket_context;
   if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    (*conns_of)++;
     atomic_fetch_add(&H.conns, 1);
     return;
   }
+  (*conns_of)--;
   if (atomic_fetch_sub(&H.conns, 1) <= gw_srv->cfg.max_conns) {
     pthread_mutex_lock(&H.listen_mu);
     if (H.listen_paused && atomic_load(&H.conns) < gw_srv->cfg.max_conns)
@@ -317,8 +324,19 @@ static void http_accept(struct http_loop *l) {
     close(fd);
     return;
   }
+  /* The next daemon with fewer than HTTP_FILL connections (the one after
+   * the cursor if all have that many): a few connections per daemon
+   * keep a resume's walk short, and busy connections that share a daemon
+   * share its turns (one epoll_wait of MHD's serves them all: one
+   * connection per daemon cost a system call per request more). */
+  for (size_t k = 0; k < l->n; k++) {
+    if (H.conns_of[l->first + l->next] < HTTP_FILL)
+      break;
+    l->next = (l->next + 1) % l->n;
+  }
   i = l->first + l->next;
-  l->next = (l->next + 1) % l->n;
+  if (H.conns_of[i] >= HTTP_FILL)
+    l->next = (l->next + 1) % l->n;
   /* MHD owns (and closes) the socket from here, refused or not. */
   if (MHD_add_connection(H.d[i], fd, (struct sockaddr *)&addr, len) == MHD_YES)
     http_run(l, i); /* it may have its request already */
@@ -440,7 +458,7 @@ static size_t http_daemons(unsigned threads, unsigned max_conns) {
   return (n + threads - 1) / threads * threads;
 }
 
-static struct MHD_Daemon *http_daemon_new(void) {
+static struct MHD_Daemon *http_daemon_new(unsigned *conns_of) {
   const struct gw_config *cfg = &gw_srv->cfg;
   unsigned idle = (unsigned)cfg->max_wait + 60;
 
@@ -458,7 +476,8 @@ static struct MHD_Daemon *http_daemon_new(void) {
       MHD_OPTION_PER_IP_CONNECTION_LIMIT, 0u, MHD_OPTION_CONNECTION_TIMEOUT,
       idle, MHD_OPTION_URI_LOG_CALLBACK, http_on_uri, NULL,
       MHD_OPTION_NOTIFY_COMPLETED, http_on_done, NULL,
-      MHD_OPTION_NOTIFY_CONNECTION, http_on_connection, NULL, MHD_OPTION_END);
+      MHD_OPTION_NOTIFY_CONNECTION, http_on_connection, conns_of,
+      MHD_OPTION_END);
 }
 
 int gw_http_start(int listen_fd) {
@@ -470,18 +489,20 @@ int gw_http_start(int listen_fd) {
   H.n_loops = threads;
   per_loop = H.n_d / H.n_loops;
   H.d = calloc(H.n_d, sizeof(*H.d));
+  H.conns_of = calloc(H.n_d, sizeof(*H.conns_of));
   H.is_pending = calloc(H.n_d, 1);
   H.is_woken = calloc(H.n_d, 1);
   H.by_addr = calloc(H.n_d, sizeof(*H.by_addr));
   H.loops = calloc(H.n_loops, sizeof(*H.loops));
   H.stop_fd = eventfd(0, EFD_CLOEXEC);
-  if (H.d == NULL || H.is_pending == NULL || H.is_woken == NULL ||
-      H.by_addr == NULL || H.loops == NULL || H.stop_fd < 0)
+  if (H.d == NULL || H.conns_of == NULL || H.is_pending == NULL ||
+      H.is_woken == NULL || H.by_addr == NULL || H.loops == NULL ||
+      H.stop_fd < 0)
     return -1;
   for (size_t i = 0; i < H.n_d; i++) {
     const union MHD_DaemonInfo *info;
     struct http_loop *l = &H.loops[i / per_loop];
-    if ((H.d[i] = http_daemon_new()) == NULL)
+    if ((H.d[i] = http_daemon_new(&H.conns_of[i])) == NULL)
       return -1;
     if (l->n == 0) {
       pthread_mutex_init(&l->mu, NULL);
@@ -550,11 +571,13 @@ void gw_http_stop(void) {
   if (H.stop_fd >= 0)
     close(H.stop_fd);
   free(H.d);
+  free(H.conns_of);
   free(H.is_pending);
   free(H.is_woken);
   free(H.by_addr);
   free(H.loops);
   H.d = NULL;
+  H.conns_of = NULL;
   H.is_pending = H.is_woken = NULL;
   H.by_addr = NULL;
   H.loops = NULL;
