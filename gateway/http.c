@@ -223,6 +223,7 @@ struct http_loop {
   size_t next;     /* where the search for a new connection's daemon starts */
   size_t *pending; /* daemons to run again at once (n of room) */
   size_t n_pending;
+  double next_sweep; /* when every daemon runs (timeouts) */
   /* Resumes from other threads: the daemons to run (n of room, each
    * once), and an eventfd written when the list stops being empty. */
   pthread_mutex_t mu;
@@ -294,9 +295,14 @@ static void http_run(struct http_loop *l, size_t i) {
   MHD_UNSIGNED_LONG_LONG ms;
 
   MHD_run(H.d[i]);
-  if (!H.is_pending[i] && MHD_get_timeout(H.d[i], &ms) == MHD_YES && ms == 0) {
+  if (MHD_get_timeout(H.d[i], &ms) != MHD_YES)
+    return;
+  if (ms == 0 && !H.is_pending[i]) {
     H.is_pending[i] = 1;
     l->pending[l->n_pending++] = i;
+  } else if (ms > 0 && gw_now() + (double)ms / 1000 < l->next_sweep) {
+    /* MHD wants a turn sooner than the sweep: the sweep comes sooner. */
+    l->next_sweep = gw_now() + (double)ms / 1000;
   }
 }
 
@@ -403,13 +409,13 @@ static void http_run_woken(struct http_loop *l) {
 static void *http_loop_run(void *arg) {
   struct http_loop *l = arg;
   struct epoll_event ev[HTTP_EVENTS];
-  double next_sweep = gw_now() + HTTP_SWEEP;
 
   for (;;) {
     double now = gw_now();
-    int timeout = l->n_pending > 0    ? 0
-                  : now >= next_sweep ? 0
-                                      : (int)((next_sweep - now) * 1000) + 1;
+    int timeout = l->n_pending > 0 ? 0
+                  : now >= l->next_sweep
+                      ? 0
+                      : (int)((l->next_sweep - now) * 1000) + 1;
     int n = epoll_wait(l->ep, ev, HTTP_EVENTS, timeout);
 
     for (int k = 0; k < n; k++) {
@@ -432,8 +438,8 @@ static void *http_loop_run(void *arg) {
     }
     /* Idle timeouts (--max-wait + 60 s): a second late at most. */
     now = gw_now();
-    if (now >= next_sweep) {
-      next_sweep = now + HTTP_SWEEP;
+    if (now >= l->next_sweep) {
+      l->next_sweep = now + HTTP_SWEEP;
       for (size_t i = l->first; i < l->first + l->n; i++)
         http_run(l, i);
     }
