@@ -206,7 +206,7 @@ http_log(void *cls, const char *fmt, va_list ap) {
  * accept: a new connection goes to one of the accepting loop's daemons.
  */
 #define HTTP_CONNS_PER_DAEMON 128 /* connections per daemon at the limit */
-#define HTTP_FILL 16 /* a new connection's daemon: the next with fewer */
+#define HTTP_FILL 128 /* a new connection's daemon: the next with fewer */
 #define HTTP_DAEMONS_MAX 4096 /* (a bound on descriptors)           */
 #define HTTP_SWEEP 1.0    /* seconds between runs of every daemon: timeouts */
 #define HTTP_EVENTS 64    /* epoll events per wait                          */
@@ -331,10 +331,10 @@ static void http_accept(struct http_loop *l) {
     return;
   }
   /* The next daemon with fewer than HTTP_FILL connections (the one after
-   * the cursor if all have that many): a few connections per daemon
-   * keep a resume's walk short, and busy connections that share a daemon
-   * share its turns (one epoll_wait of MHD's serves them all: one
-   * connection per daemon cost a system call per request more). */
+   * the cursor if all have that many): daemons fill one after another,
+   * so busy connections share a daemon and its turns (one epoll_wait of
+   * MHD's serves them all; spread one or a few per daemon, each request
+   * cost a system call more), and a resume walks at most 128. */
   for (size_t k = 0; k < l->n; k++) {
     if (H.conns_of[l->first + l->next] < HTTP_FILL)
       break;
