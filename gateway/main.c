@@ -586,6 +586,8 @@ static void raise_nofile(struct gw_config *cfg) {
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
     rl.rlim_cur = 1024;
   room = rl.rlim_cur > 128 ? rl.rlim_cur - 64 : 64;
+  /* (and one for each HTTP daemon, one per 128 connections: http.c) */
+  room -= room / 129;
   if (cfg->max_conns == 0)
     cfg->max_conns = room > 65536 ? 65536 : (unsigned)room;
   else if (cfg->max_conns > room)
@@ -730,7 +732,6 @@ int main(int argc, char **argv) {
   gw_park_shutdown(2.0);
   gw_follow_stop();
   gw_http_stop();
-  listen_fd = -1; /* MHD closed it */
   status = 0;
 done:
   gw_walk_stop();

@@ -155,19 +155,43 @@ void gw_req_suspend(struct gw_req *req) {
   MHD_suspend_connection(req->conn);
 }
 
+static void (*req_resumed)(struct MHD_Daemon *daemon);
+
+void gw_req_on_resume(void (*fn)(struct MHD_Daemon *daemon)) {
+  req_resumed = fn;
+}
+
+void gw_conn_resume(struct MHD_Connection *conn) {
+  /* The daemon is read first: once resumed, the connection may be run,
+   * answered and freed by its loop before this call returns. */
+  const union MHD_ConnectionInfo *info =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
+  struct MHD_Daemon *daemon = info != NULL ? info->daemon : NULL;
+
+  MHD_resume_connection(conn);
+  if (req_resumed != NULL && daemon != NULL)
+    req_resumed(daemon);
+}
+
 void gw_req_resume(struct gw_req *req) {
-  MHD_resume_connection(req->conn);
+  gw_conn_resume(req->conn);
+}
+
+int gw_req_socket(struct gw_req *req) {
+  const union MHD_ConnectionInfo *info;
+
+  info = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+  return info != NULL ? info->connect_fd : -1;
 }
 
 int gw_client_gone(struct gw_req *req) {
-  const union MHD_ConnectionInfo *info;
+  int fd = gw_req_socket(req);
   char c;
   ssize_t n;
 
-  info = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-  if (info == NULL)
+  if (fd < 0)
     return 0;
-  n = recv(info->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
   if (n == 0)
     return 1;
   if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)

@@ -160,6 +160,8 @@ struct gw_waiter {
   double lock_deadline; /* gives up with 503 busy then (0: not set
                            yet; < 0: at once)                        */
   size_t heap_at;       /* park.c's timer heap: its place + 1 (0: out) */
+  int sock;             /* park.c: its socket + 1 while watched for a
+                           client that leaves (0: not watched)        */
 };
 
 /* What a request was granted (a lock's lease, a permit, a barrier's
@@ -262,9 +264,16 @@ int gw_req_drop(struct gw_req *req);
  * never call resume with a lock a request thread may want first). */
 void gw_req_suspend(struct gw_req *req);
 void gw_req_resume(struct gw_req *req);
+/* Resumes a suspended connection (a request's or a stream's) and tells
+ * whoever drives its daemon (gw_req_on_resume: http.c's loops drive MHD
+ * in its external mode, where a resume wakes nothing by itself). */
+void gw_conn_resume(struct MHD_Connection *conn);
+void gw_req_on_resume(void (*fn)(struct MHD_Daemon *daemon));
 /* 1 if the client of a resumed (or suspended) request has closed its
  * side (a FIN: recv MSG_PEEK gives 0) or the connection broke. */
 int gw_client_gone(struct gw_req *req);
+/* The request's socket, or -1. */
+int gw_req_socket(struct gw_req *req);
 /* A request met ATR_ELOCKED: 1 if it may wait for the lock (its
  * --busy-wait bound starts with the first call), 0 once the bound is up
  * or when it must answer now (shutdown, a change already made). */

@@ -242,7 +242,7 @@ static void ev_match_del(struct gw_sse *s) {
 static void ev_wake(struct gw_sse *s) {
   if (s->suspended) {
     s->suspended = 0;
-    MHD_resume_connection(s->conn);
+    gw_conn_resume(s->conn);
   }
 }
 
