@@ -1125,7 +1125,8 @@ uint64_t atr__lq_done_after(const struct atr__obj *o, uint64_t n);
  * or DEAD past max_deliveries. */
 void atr__lq_return(struct atr__ltable *t, struct atr__lslot *sl);
 /* The item's bytes in a place's block, or NULL (damage). */
-const uint8_t *atr__lq_item(const atr_store *s, const struct atr__lslot *sl);
+const uint8_t *atr__lq_item(const atr_store *s, const struct atr__ltable *t,
+                            const struct atr__lslot *sl);
 /* After a step that may have made dead letters or given items back
  * (returned of them): wakes getters, publishes, moves dead letters. */
 void atr__lq_after(const atr_handle *h, struct atr__obj *o,

@@ -152,8 +152,19 @@ int64_t atr__lq_end(int64_t now, int64_t secs_ns) {
   return now + secs_ns + tick;
 }
 
-static bool lq_blk_ok(const atr_store *s, const struct atr__lslot *sl) {
-  return sl->blk_off == 0 || atr__heap_span_ok(s, sl->blk_off, sl->blk_size);
+/* Whether a place's block is whole in the heap and clear of its own
+ * table: a damaged store may name the table itself as an item's block,
+ * and a take's copy into it would then rewrite the table's cap under the
+ * loops that trust it (found by the store fuzzer). */
+static bool lq_blk_ok(const atr_store *s, const struct atr__ltable *t,
+                      const struct atr__lslot *sl) {
+  if (sl->blk_off == 0)
+    return true;
+  if (!atr__heap_span_ok(s, sl->blk_off, sl->blk_size))
+    return false;
+  uint64_t t_off = (uint64_t)((const uint8_t *)t - s->base);
+  return sl->blk_off + sl->blk_size <= t_off ||
+         sl->blk_off >= t_off + lq_bytes(t->cap);
 }
 
 /* done grows by n, never past the items put. The getters' last look at
@@ -243,7 +254,7 @@ static uint32_t lq_free_place(const atr_store *s, const struct atr__ltable *t,
   if (head != 0 && head <= t->cap) {
     const struct atr__lslot *sl = &t->slot[head - 1];
     if (lq_place_free(sl) && sl->blk_off != 0 && sl->blk_size >= len &&
-        lq_blk_ok(s, sl)) {
+        lq_blk_ok(s, t, sl)) {
       *fits = true;
       return head - 1;
     }
@@ -252,7 +263,7 @@ static uint32_t lq_free_place(const atr_store *s, const struct atr__ltable *t,
     const struct atr__lslot *sl = &t->slot[i];
     if (!lq_place_free(sl))
       continue;
-    if (sl->blk_off != 0 && sl->blk_size >= len && lq_blk_ok(s, sl)) {
+    if (sl->blk_off != 0 && sl->blk_size >= len && lq_blk_ok(s, t, sl)) {
       *fits = true;
       return i;
     }
@@ -441,7 +452,7 @@ void atr__lq_repair(atr_store *s, struct atr__obj *o) {
       else if (atr__word_free(w))
         atomic_store(&sl->hold.word, 0);
     }
-    if (!lq_blk_ok(s, sl)) {
+    if (!lq_blk_ok(s, t, sl)) {
       sl->blk_off = sl->blk_size = 0;
       if (sl->state != ATR__LQ_FREE && sl->state != ATR__LQ_ORPHAN)
         sl->state = ATR__LQ_FREE; /* damage: its item is lost */
@@ -472,8 +483,9 @@ static uint32_t lq_first_ready(const struct atr__ltable *t) {
   return best;
 }
 
-const uint8_t *atr__lq_item(const atr_store *s, const struct atr__lslot *sl) {
-  if (sl->blk_off == 0 || sl->len > sl->blk_size || !lq_blk_ok(s, sl))
+const uint8_t *atr__lq_item(const atr_store *s, const struct atr__ltable *t,
+                            const struct atr__lslot *sl) {
+  if (sl->blk_off == 0 || sl->len > sl->blk_size || !lq_blk_ok(s, t, sl))
     return NULL;
   return s->base + sl->blk_off;
 }
@@ -488,7 +500,7 @@ int atr__lq_take_ready(const atr_handle *h, struct atr__obj *o,
   if (i == UINT32_MAX)
     return 0;
   struct atr__lslot *sl = &t->slot[i];
-  const uint8_t *item = atr__lq_item(h->store, sl);
+  const uint8_t *item = atr__lq_item(h->store, t, sl);
   if (item == NULL)
     return ATR_ECORRUPT;
   if ((rc = sink(arg, item, sl->len)) != 0)
@@ -666,7 +678,7 @@ ATR__EXPORT int atr_queue_get_leased(const atr_handle *h, size_t max,
     while (lo.k < max) {
       uint32_t i = lq_first_ready(t);
       if (i != UINT32_MAX) { /* back at the head: first */
-        const uint8_t *item = atr__lq_item(h->store, &t->slot[i]);
+        const uint8_t *item = atr__lq_item(h->store, t, &t->slot[i]);
         if (item == NULL) {
           rc = ATR_ECORRUPT;
           break;
@@ -818,7 +830,7 @@ bool atr__lq_free(atr_store *s, struct atr__obj *o) {
   for (uint32_t i = 0; i < t->cap; i++) {
     struct atr__lslot *sl = &t->slot[i];
     uint64_t blk = sl->blk_off;
-    bool ok = lq_blk_ok(s, sl);
+    bool ok = lq_blk_ok(s, t, sl);
     sl->blk_off = 0;
     sl->blk_size = 0;
     if (blk != 0 && ok)
@@ -844,7 +856,7 @@ size_t atr__lq_spans(const atr_store *s, const struct atr__obj *o,
   if (n < n_max)
     live[n++] = (struct atr__span){o->data_off, o->data_size};
   for (uint32_t i = 0; i < t->cap && n < n_max; i++)
-    if (t->slot[i].blk_off != 0 && lq_blk_ok(s, &t->slot[i]))
+    if (t->slot[i].blk_off != 0 && lq_blk_ok(s, t, &t->slot[i]))
       live[n++] = (struct atr__span){t->slot[i].blk_off, t->slot[i].blk_size};
   return n;
 }

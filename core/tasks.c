@@ -145,7 +145,7 @@ static int lq_dead_letter(const atr_handle *h, int steps) {
     return 0;
   }
   struct atr__lslot *sl = &t->slot[i];
-  const uint8_t *item = atr__lq_item(h->store, sl);
+  const uint8_t *item = atr__lq_item(h->store, t, sl);
   uint32_t len = sl->len;
   uint64_t tag = sl->order;
   char name[ATR_NAME_MAX + 1];

@@ -2,7 +2,8 @@
 # tests/fuzz/test_fuzz.sh - a short run of both fuzz targets in make check:
 # the request target (tests/fuzz/fuzz_request.c, seeds in
 # tests/fuzz/corpus) and the store-image target (tests/fuzz/fuzz_store.c,
-# whose seeds are real stores it writes itself with FUZZ_STORE_SEEDS).
+# whose seeds are real stores it writes itself with FUZZ_STORE_SEEDS, and
+# the stores it once crashed on, in tests/fuzz/store_corpus).
 # Builds them if needed (make fuzz-build, clang with libFuzzer, ASan and
 # UBSan; make check has built them already, beside its other builds),
 # then runs each FUZZ_SECONDS (default 5; 20 in make check-long,
@@ -86,6 +87,8 @@ if ! FUZZ_STORE_SEEDS="$work/store" "$dir/fuzz_store" >"$work/seeds.log" 2>&1; t
 	tail -n 30 "$work/seeds.log" >&2
 	failed=$((failed + 1))
 else
+	# Stores the fuzzer once crashed on, kept beside the written seeds.
+	cp "$root"/tests/fuzz/store_corpus/* "$work/store/"
 	run store 6
 fi
 finish
