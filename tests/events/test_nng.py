@@ -158,7 +158,11 @@ class Gaps(unittest.TestCase):
             s.resume()
             last = s.wait(named("s.anchor"), timeout=60)
             self.assertEqual(last.json["value"], 42)
-            seqs = [e.seq for e in s.events]
+            # Changes carry each their own seq. If the burst also outran
+            # the store's feed, the follower publishes every object's state
+            # as "resync" events, which carry the seq before the resync
+            # point (DESIGN): those may repeat it, and are left out here.
+            seqs = [e.seq for e in s.events if e.op != "resync"]
             self.assertEqual(seqs, sorted(set(seqs)))
             jumps = [b - a for a, b in zip(seqs, seqs[1:]) if b - a > 1]
             self.assertTrue(jumps, "no gap seen in %d events" % len(seqs))
